@@ -1,0 +1,1 @@
+//! AAC (owned by the codec work; being written).

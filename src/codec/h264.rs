@@ -1,0 +1,1 @@
+//! H.264 (owned by the codec work; being written).

@@ -1,0 +1,1 @@
+//! FLV (being written).

@@ -1,0 +1,27 @@
+//! River: a Unix-pipe live-streaming toolkit.
+//!
+//! The library holds every parser, muxer and protocol state machine; the binaries in `src/bin/`
+//! wire it to stdin/stdout. Nothing in the library prints: problems travel as values
+//! ([`error::Diag`]) and the binaries log them.
+//!
+//! Map:
+//! - [`media`]: the shared unit, [`media::Frame`] with 90 kHz timestamps, and track configuration.
+//! - [`timeline`]: the one timestamp stage every tool uses (unwrap, re-stamp jumps, stay monotonic).
+//! - [`codec`]: H.264 (Annex B / AVCC, access units, parameter sets, avcC, timestamps for raw
+//!   streams) and AAC (ADTS, AudioSpecificConfig).
+//! - [`format`]: containers without I/O: FLV (tags, AMF0 metadata) and MPEG-TS (mux and demux).
+//! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
+//! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
+//! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
+//! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
+//!   shared `main` wrapper and exit codes.
+
+pub mod app;
+pub mod cli;
+pub mod codec;
+pub mod error;
+pub mod format;
+pub mod media;
+pub mod pipeline;
+pub mod stdio;
+pub mod timeline;

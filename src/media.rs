@@ -1,0 +1,87 @@
+//! The shared unit every river tool passes around: a [`Frame`] of one track, with timestamps in
+//! 90 kHz, plus the per-track configuration needed to describe it to a container.
+//!
+//! Conventions:
+//! - Video frames are whole H.264 access units in AVCC form: each NAL unit prefixed by its length as
+//!   a 4-byte big-endian integer. Parameter sets may or may not be present in the frame; the track's
+//!   [`VideoConfig`] always has them.
+//! - Audio frames are single raw AAC frames (no ADTS header); the track's [`AudioConfig`] holds the
+//!   AudioSpecificConfig.
+//! - Timestamps are `i64` in [`CLOCK_HZ`] units. Demuxers emit them as the container stores them
+//!   (possibly wrapped at 2^33 for TS, or at 2^32 ms for FLV); the [`crate::timeline`] stage unwraps
+//!   and repairs them before any muxer sees them.
+
+use bytes::Bytes;
+
+/// The clock every timestamp in river is expressed in: MPEG's 90 kHz.
+pub const CLOCK_HZ: i64 = 90_000;
+
+/// Which track a frame belongs to. River carries at most one video (H.264) and one audio (AAC) track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+/// One video access unit or one audio frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub track: Track,
+    /// Decode timestamp in 90 kHz units.
+    pub dts: i64,
+    /// Presentation timestamp in 90 kHz units (equal to `dts` for audio and for streams without
+    /// reordering).
+    pub pts: i64,
+    /// Video: the access unit holds an IDR picture (a clean join point). Audio: always true.
+    pub keyframe: bool,
+    /// Video: AVCC NAL units with 4-byte lengths. Audio: one raw AAC frame.
+    pub data: Bytes,
+}
+
+/// H.264 track configuration: the parameter sets, and what was parsed out of the first SPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoConfig {
+    /// Sequence parameter set NAL units (header byte included, no start code, no length prefix).
+    pub sps: Vec<Bytes>,
+    /// Picture parameter set NAL units (header byte included, no start code, no length prefix).
+    pub pps: Vec<Bytes>,
+    /// Coded picture size after cropping, in pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate from the SPS VUI timing info, as (numerator, denominator) frames per second.
+    pub frame_rate: Option<(u32, u32)>,
+}
+
+/// AAC track configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioConfig {
+    /// The AudioSpecificConfig bytes (ISO 14496-3 1.6.2.1), as FLV and MP4 carry them.
+    pub asc: Bytes,
+    /// Audio object type (2 = AAC LC).
+    pub object_type: u8,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+impl AudioConfig {
+    /// Duration of one AAC frame (1024 samples) in 90 kHz units, rounded down.
+    pub fn frame_duration(&self) -> i64 {
+        if self.sample_rate == 0 {
+            return 0;
+        }
+        1024 * CLOCK_HZ / self.sample_rate as i64
+    }
+}
+
+/// What a demuxer produces, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The tracks the container announces (FLV header flags, TS PMT). Sent before any frame when the
+    /// container says so; absent for formats that announce nothing (raw Annex B).
+    Tracks { video: bool, audio: bool },
+    /// The video track's configuration, sent before the first video frame and again when it changes.
+    Video(VideoConfig),
+    /// The audio track's configuration, sent before the first audio frame and again when it changes.
+    Audio(AudioConfig),
+    Frame(Frame),
+}
