@@ -1,1 +1,1 @@
-//! (being written)
+//! Per-tool glue: each tool's `run(args)`.

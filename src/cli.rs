@@ -1,1 +1,174 @@
-//! (being written)
+//! One clap definition per tool. The binaries parse them; the docs test renders man pages and shell
+//! completions from them, so the two cannot drift.
+
+use clap::{CommandFactory, Parser, ValueEnum};
+
+use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
+
+/// Input container formats river's stdin readers understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it
+    Flv,
+    /// MPEG-TS (H.264 + AAC in ADTS), 188-byte packets
+    Ts,
+    /// Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it
+    H264,
+}
+
+/// A frame rate: `30`, `29.97` or `30000/1001`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRate {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl std::str::FromStr for FrameRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid frame rate {s:?}: expected N, N.NN or N/D, for example 30 or 30000/1001");
+        let (num, den) = if let Some((n, d)) = s.split_once('/') {
+            (n.trim().parse::<u32>().map_err(|_| bad())?, d.trim().parse::<u32>().map_err(|_| bad())?)
+        } else if let Some((i, f)) = s.split_once('.') {
+            if f.is_empty() || f.len() > 3 || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            let scale = 10u32.pow(f.len() as u32);
+            let i: u32 = i.parse().map_err(|_| bad())?;
+            let f: u32 = f.parse().map_err(|_| bad())?;
+            let num = i.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or_else(bad)?;
+            // 29.97 and 59.94 mean the NTSC rates exactly.
+            match (num, scale) {
+                (2997, 100) => (30000, 1001),
+                (5994, 100) => (60000, 1001),
+                (23976, 1000) => (24000, 1001),
+                _ => (num, scale),
+            }
+        } else {
+            (s.trim().parse::<u32>().map_err(|_| bad())?, 1)
+        };
+        if num == 0 || den == 0 || num / den > 1000 {
+            return Err(format!("frame rate {s:?} out of range (0 < fps <= 1000)"));
+        }
+        Ok(FrameRate { num, den })
+    }
+}
+
+const MUX_TS_LONG: &str = "\
+Reads H.264 (+AAC) from stdin and writes MPEG-TS to stdout, one access unit at a time as it arrives.
+
+The input format is detected from the first bytes: FLV by its signature, MPEG-TS by sync bytes 188 \
+apart, anything else as an H.264 Annex B byte stream. --input-format overrides the detection.
+
+FLV input keeps its timestamps. Annex B has none: the frame rate comes from the SPS (VUI timing) or \
+--fps, and presentation times follow picture order, so B-frames come out right. SPS/PPS are repeated \
+before every keyframe and PAT/PMT before every keyframe, so any keyframe is a clean join point. \
+Timestamps pass through river's timeline stage: wraps are unwrapped and jumps re-stamped so the \
+output is monotonic.
+
+Examples:
+  ffmpeg -re -i in.mp4 -c copy -f flv - | river-mux-ts | ffplay -
+  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-ts --fps 30 > out.ts";
+
+const MUX_FLV_LONG: &str = "\
+Reads H.264 (+AAC) from stdin and writes FLV to stdout, one tag at a time as it arrives.
+
+The input format is detected from the first bytes: FLV by its signature (re-normalised), MPEG-TS by \
+sync bytes 188 apart, anything else as an H.264 Annex B byte stream. --input-format overrides the \
+detection.
+
+The output starts with the FLV header, onMetaData (width, height, frame rate, codecs), then the AVC \
+and AAC sequence headers, then the media tags with composition times. Timestamps pass through \
+river's timeline stage, so they are monotonic and start near zero.
+
+Examples:
+  ffmpeg -i in.mp4 -c copy -f mpegts - | river-mux-flv > out.flv
+  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-flv | ffplay -";
+
+/// Options shared by the muxers.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MuxInput {
+    /// Input format; detected from the first bytes when not given
+    #[arg(long, short = 'f', value_enum, value_name = "FORMAT")]
+    pub input_format: Option<InputFormat>,
+    /// Frame rate for H.264 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<FrameRate>,
+    /// Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub max_gap: f64,
+}
+
+/// river-mux-ts: H.264 (+AAC) in, MPEG-TS out.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "river-mux-ts",
+    version,
+    about = "H.264 (+AAC) from FLV, MPEG-TS or Annex B on stdin to MPEG-TS on stdout",
+    long_about = MUX_TS_LONG,
+    after_long_help = EXIT_STATUS_HELP
+)]
+pub struct MuxTs {
+    #[command(flatten)]
+    pub input: MuxInput,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// river-mux-flv: H.264 (+AAC) in, FLV out.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "river-mux-flv",
+    version,
+    about = "H.264 (+AAC) from Annex B, MPEG-TS or FLV on stdin to FLV on stdout",
+    long_about = MUX_FLV_LONG,
+    after_long_help = EXIT_STATUS_HELP
+)]
+pub struct MuxFlv {
+    #[command(flatten)]
+    pub input: MuxInput,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ToolArgs for MuxTs {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
+}
+impl ToolArgs for MuxFlv {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
+}
+
+/// Every tool's clap command, for docs and completions.
+pub fn commands() -> Vec<clap::Command> {
+    vec![MuxTs::command(), MuxFlv::command()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rates() {
+        let f = |s: &str| s.parse::<FrameRate>().map(|r| (r.num, r.den));
+        assert_eq!(f("30"), Ok((30, 1)));
+        assert_eq!(f("30000/1001"), Ok((30000, 1001)));
+        assert_eq!(f("29.97"), Ok((30000, 1001)));
+        assert_eq!(f("12.5"), Ok((125, 10)));
+        assert!(f("0").is_err());
+        assert!(f("abc").is_err());
+        assert!(f("30/0").is_err());
+        assert!(f("1.").is_err());
+        assert!(f("99999").is_err());
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        for c in commands() {
+            c.debug_assert();
+        }
+    }
+}
