@@ -25,6 +25,20 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// Exit statuses with their meaning, for the man pages.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (exit::OK, "done: end of input, the downstream reader closed the pipe, or stopped by SIGTERM or SIGHUP after finishing the unit in hand"),
+    (exit::ERROR, "runtime error: input that cannot be continued, or an I/O failure"),
+    (exit::USAGE, "usage error: a bad option, or binary output to a terminal"),
+    (exit::INTERRUPTED, "stopped by SIGINT, after finishing the unit in hand and flushing"),
+];
+
+/// Environment variables every tool reads, for the man pages.
+pub const ENVIRONMENT: &[(&str, &str)] = &[(
+    "RUST_LOG",
+    "log filter for stderr (error, warn, info, debug, trace, or per-module directives); overrides -v and -q",
+)];
+
 /// The text every tool appends to its long help, and so to its man page.
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
