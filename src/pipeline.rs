@@ -1,1 +1,930 @@
-//! (being written)
+//! From bytes of any supported container to [`MediaEvent`]s and back, as push stages.
+//!
+//! - [`detect`] tells FLV, MPEG-TS and H.264 Annex B apart from the first bytes.
+//! - [`Demux`] turns input bytes into clean media events: it bridges the container parsers of
+//!   [`crate::format`] to the codec layer of [`crate::codec`], runs every frame through the
+//!   [`Timeline`], and holds the stream back (bounded) until each announced track has its
+//!   configuration and the video can start on a keyframe.
+//! - [`TsOut`] and [`FlvOut`] turn media events into MPEG-TS or FLV bytes.
+//!
+//! Nothing here does I/O; the binaries move the bytes.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cli::InputFormat;
+use crate::codec::{aac, h264};
+use crate::error::Diag;
+use crate::format::{flv, ts};
+use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::timeline::{Timeline, TimelineConfig, WRAP_FLV, WRAP_TS};
+
+/// How many bytes detection may look at before it settles for Annex B.
+const DETECT_LIMIT: usize = 188 * 3 + 4;
+
+/// Detects the container from the first bytes. `None` means: not enough bytes yet to tell.
+/// `at_eof` settles for the best guess on a short input.
+pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
+    if prefix.len() >= 3 && &prefix[..3] == b"FLV" {
+        return Some(InputFormat::Flv);
+    }
+    if prefix.len() < 3 && !at_eof && b"FLV".starts_with(prefix) {
+        return None;
+    }
+    // TS: a sync byte followed by sync bytes 188 and 376 later, within the first packet's worth.
+    if prefix.len() >= 188 * 2 + 1 {
+        for start in 0..188.min(prefix.len() - 376) {
+            if prefix[start] == 0x47 && prefix[start + 188] == 0x47 && prefix[start + 376] == 0x47 {
+                return Some(InputFormat::Ts);
+            }
+        }
+        return Some(InputFormat::H264);
+    }
+    if prefix.first() == Some(&0x47) && !at_eof {
+        return None; // could be TS: wait for more
+    }
+    if starts_like_annexb(prefix) {
+        return Some(InputFormat::H264);
+    }
+    if at_eof || prefix.len() >= DETECT_LIMIT {
+        Some(InputFormat::H264)
+    } else {
+        None
+    }
+}
+
+fn starts_like_annexb(p: &[u8]) -> bool {
+    p.starts_with(&[0, 0, 1]) || p.starts_with(&[0, 0, 0, 1])
+}
+
+/// The input side: bytes in, clean media events out.
+pub struct Demux {
+    forced: Option<InputFormat>,
+    fps: Option<(u32, u32)>,
+    max_gap: i64,
+    pending: Vec<u8>,
+    inner: Option<Inner>,
+    timeline: Timeline,
+    gate: Gate,
+    /// Bytes pushed so far (offsets of diagnostics that are not the parsers' own).
+    consumed: u64,
+    scratch: Vec<MediaEvent>,
+}
+
+enum Inner {
+    Flv(FlvInput),
+    Ts(TsInput),
+    H264(h264::AnnexBReader),
+}
+
+impl Demux {
+    /// `forced` skips detection; `fps` is the Annex B frame-rate override; `max_gap` is the timeline's
+    /// forward-jump threshold in seconds.
+    pub fn new(forced: Option<InputFormat>, fps: Option<(u32, u32)>, max_gap: f64) -> Self {
+        let max_gap = (max_gap.max(0.0) * CLOCK_HZ as f64) as i64;
+        Demux {
+            forced,
+            fps,
+            max_gap,
+            pending: Vec::new(),
+            inner: None,
+            timeline: Timeline::new(TimelineConfig::new(None)),
+            gate: Gate::default(),
+            consumed: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The detected (or forced) input format, once known.
+    pub fn format(&self) -> Option<InputFormat> {
+        self.inner.as_ref().map(|i| match i {
+            Inner::Flv(_) => InputFormat::Flv,
+            Inner::Ts(_) => InputFormat::Ts,
+            Inner::H264(_) => InputFormat::H264,
+        })
+    }
+
+    /// The timeline's repair counters.
+    pub fn repairs(&self) -> crate::timeline::Repairs {
+        self.timeline.repairs()
+    }
+
+    fn start(&mut self, fmt: InputFormat) {
+        let wrap = match fmt {
+            InputFormat::Flv => Some(WRAP_FLV),
+            InputFormat::Ts => Some(WRAP_TS),
+            InputFormat::H264 => None,
+        };
+        let mut cfg = TimelineConfig::new(wrap);
+        cfg.max_gap = self.max_gap;
+        self.timeline = Timeline::new(cfg);
+        self.inner = Some(match fmt {
+            InputFormat::Flv => Inner::Flv(FlvInput::default()),
+            InputFormat::Ts => Inner::Ts(TsInput::default()),
+            InputFormat::H264 => {
+                self.gate.announce(true, false);
+                Inner::H264(h264::AnnexBReader::new(self.fps))
+            }
+        });
+    }
+
+    /// Pushes input bytes. Clean events are appended to `out`, problems to `diags`. An `Err` means
+    /// the input cannot be continued.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        self.consumed += data.len() as u64;
+        if self.inner.is_none() {
+            self.pending.extend_from_slice(data);
+            let fmt = match self.forced {
+                Some(f) => f,
+                None => match detect(&self.pending, false) {
+                    Some(f) => f,
+                    None => return Ok(()),
+                },
+            };
+            self.start(fmt);
+            let buf = std::mem::take(&mut self.pending);
+            return self.feed(&buf, out, diags, false);
+        }
+        self.feed(data, out, diags, false)
+    }
+
+    /// Ends the input: flushes whatever the parsers and the gate still hold.
+    pub fn finish(&mut self, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        if self.inner.is_none() {
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            let fmt = self
+                .forced
+                .or_else(|| detect(&self.pending, true))
+                .unwrap_or(InputFormat::H264);
+            self.start(fmt);
+            let buf = std::mem::take(&mut self.pending);
+            self.feed(&buf, out, diags, false)?;
+        }
+        self.feed(&[], out, diags, true)
+    }
+
+    fn feed(&mut self, data: &[u8], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>, eof: bool) -> Result<(), Diag> {
+        let mut evs = std::mem::take(&mut self.scratch);
+        evs.clear();
+        let res = match self.inner.as_mut() {
+            Some(Inner::Flv(f)) => f.push(data, eof, &mut evs, diags),
+            Some(Inner::Ts(t)) => t.push(data, eof, &mut evs, diags),
+            Some(Inner::H264(r)) => {
+                if eof {
+                    r.finish(&mut evs, diags);
+                } else {
+                    r.push(data, &mut evs, diags);
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        for ev in evs.drain(..) {
+            match ev {
+                MediaEvent::Frame(mut f) => {
+                    if let Some(j) = self.timeline.process(&mut f) {
+                        diags.push(Diag::new(
+                            self.consumed,
+                            format!(
+                                "{:?} timestamps jumped by {:.3} s; re-stamped to continue the timeline",
+                                j.track,
+                                j.step as f64 / CLOCK_HZ as f64
+                            ),
+                        ));
+                    }
+                    self.gate.push(MediaEvent::Frame(f), out, diags, self.consumed);
+                }
+                other => self.gate.push(other, out, diags, self.consumed),
+            }
+        }
+        if eof {
+            self.gate.flush(out, diags, self.consumed);
+        }
+        self.scratch = evs;
+        res
+    }
+}
+
+/// Holds the start of a stream back until every announced track has its configuration and a video
+/// keyframe has arrived, so muxers can write complete headers and the output starts decodable.
+/// Bounded: after [`Gate::MAX_WAIT`] of media, or [`Gate::MAX_BYTES`], it gives up waiting for a
+/// missing track and lets the stream through without it.
+#[derive(Default)]
+struct Gate {
+    announced: Option<(bool, bool)>,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    held: Vec<MediaEvent>,
+    held_bytes: usize,
+    open: bool,
+    waiting_for_keyframe: bool,
+    dropped_video: u64,
+    dropped_unconfigured: [u64; 2],
+    /// Subtracted from every timestamp that leaves the gate: the earliest DTS held at release, so
+    /// output starts at zero.
+    origin: i64,
+}
+
+impl Gate {
+    const MAX_WAIT: i64 = 3 * CLOCK_HZ;
+    const MAX_BYTES: usize = 32 << 20;
+
+    fn announce(&mut self, video: bool, audio: bool) {
+        self.announced = Some((video, audio));
+    }
+
+    fn push(&mut self, ev: MediaEvent, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>, at: u64) {
+        match &ev {
+            MediaEvent::Tracks { video, audio } => {
+                self.announce(*video, *audio);
+                if !self.open {
+                    return;
+                }
+            }
+            MediaEvent::Video(c) => self.video = Some(c.clone()),
+            MediaEvent::Audio(c) => self.audio = Some(c.clone()),
+            MediaEvent::Frame(f) => {
+                let configured = match f.track {
+                    Track::Video => self.video.is_some(),
+                    Track::Audio => self.audio.is_some(),
+                };
+                if !configured {
+                    let n = &mut self.dropped_unconfigured[(f.track == Track::Audio) as usize];
+                    if *n == 0 {
+                        diags.push(Diag::new(
+                            at,
+                            format!("{:?} frames before the track's configuration (SPS/PPS or AudioSpecificConfig) are dropped", f.track),
+                        ));
+                    }
+                    *n += 1;
+                    return;
+                }
+            }
+        }
+        if self.open {
+            out.push(self.rebase(ev));
+            return;
+        }
+        if let MediaEvent::Frame(f) = &ev {
+            if f.track == Track::Video && !f.keyframe && !self.held.iter().any(is_video_keyframe) {
+                if self.dropped_video == 0 {
+                    diags.push(Diag::new(at, "video before the first keyframe is dropped"));
+                }
+                self.dropped_video += 1;
+                return;
+            }
+            self.held_bytes += f.data.len();
+        }
+        self.held.push(ev);
+        if self.ready() {
+            self.release(out);
+        } else if self.overdue() {
+            let (v, a) = self.announced.unwrap_or((true, true));
+            let missing = match (v && self.video.is_none(), a && self.audio.is_none()) {
+                (true, true) => "video and audio",
+                (true, false) => "video",
+                _ => "audio",
+            };
+            diags.push(Diag::new(
+                at,
+                format!("no {missing} configuration after {} s of input; continuing without it", Self::MAX_WAIT / CLOCK_HZ),
+            ));
+            self.release(out);
+        }
+    }
+
+    fn rebase(&self, ev: MediaEvent) -> MediaEvent {
+        match ev {
+            MediaEvent::Frame(mut f) => {
+                f.dts -= self.origin;
+                f.pts -= self.origin;
+                MediaEvent::Frame(f)
+            }
+            other => other,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let (want_v, want_a) = match self.announced {
+            Some(a) => a,
+            None => return false,
+        };
+        let v_ok = !want_v || (self.video.is_some() && self.held.iter().any(is_video_keyframe));
+        let a_ok = !want_a || self.audio.is_some();
+        v_ok && a_ok && self.held.iter().any(|e| matches!(e, MediaEvent::Frame(_)))
+    }
+
+    fn overdue(&self) -> bool {
+        if self.held_bytes > Self::MAX_BYTES {
+            return true;
+        }
+        let mut lo = [i64::MAX; 2];
+        let mut hi = [i64::MIN; 2];
+        for e in &self.held {
+            if let MediaEvent::Frame(f) = e {
+                let i = (f.track == Track::Audio) as usize;
+                lo[i] = lo[i].min(f.dts);
+                hi[i] = hi[i].max(f.dts);
+            }
+        }
+        (0..2).any(|i| hi[i] != i64::MIN && hi[i] - lo[i] > Self::MAX_WAIT)
+    }
+
+    fn release(&mut self, out: &mut Vec<MediaEvent>) {
+        self.open = true;
+        let (want_v, want_a) = self.announced.unwrap_or((true, true));
+        out.push(MediaEvent::Tracks {
+            video: want_v && self.video.is_some(),
+            audio: want_a && self.audio.is_some(),
+        });
+        // Configurations first, then the held frames (without video frames that precede the first
+        // keyframe, which could not be decoded).
+        if let Some(v) = &self.video {
+            out.push(MediaEvent::Video(v.clone()));
+        }
+        if let Some(a) = &self.audio {
+            out.push(MediaEvent::Audio(a.clone()));
+        }
+        let mut seen_key = false;
+        let held: Vec<MediaEvent> = std::mem::take(&mut self.held)
+            .into_iter()
+            .filter(|e| match e {
+                MediaEvent::Frame(f) if f.track == Track::Video => {
+                    seen_key |= f.keyframe;
+                    seen_key
+                }
+                MediaEvent::Frame(_) => true,
+                _ => false,
+            })
+            .collect();
+        self.origin = held
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Frame(f) => Some(f.dts),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0);
+        for e in held {
+            out.push(self.rebase(e));
+        }
+        self.held_bytes = 0;
+        self.waiting_for_keyframe = false;
+    }
+
+    fn flush(&mut self, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>, at: u64) {
+        if !self.open && !self.held.is_empty() {
+            if !self.ready() {
+                diags.push(Diag::new(at, "input ended before every announced track was configured; writing what there is"));
+            }
+            self.release(out);
+        }
+    }
+}
+
+fn is_video_keyframe(e: &MediaEvent) -> bool {
+    matches!(e, MediaEvent::Frame(f) if f.track == Track::Video && f.keyframe)
+}
+
+/// FLV bytes → media events.
+#[derive(Default)]
+struct FlvInput {
+    reader: flv::FlvReader,
+    events: Vec<flv::FlvEvent>,
+    length_size: u8,
+    video_cfg: Option<VideoConfig>,
+    audio_cfg: Option<AudioConfig>,
+    warned_video_codec: bool,
+    warned_audio_codec: bool,
+}
+
+impl FlvInput {
+    fn push(&mut self, data: &[u8], eof: bool, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        let mut evs = std::mem::take(&mut self.events);
+        if eof {
+            self.reader.finish(&mut evs);
+        } else {
+            self.reader.push(data, &mut evs);
+        }
+        let mut res = Ok(());
+        for ev in evs.drain(..) {
+            if let Err(e) = self.event(ev, out, diags) {
+                res = Err(e);
+                break;
+            }
+        }
+        self.events = evs;
+        res
+    }
+
+    fn event(&mut self, ev: flv::FlvEvent, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        match ev {
+            flv::FlvEvent::Header { audio, video, .. } => out.push(MediaEvent::Tracks { video, audio }),
+            flv::FlvEvent::Warning(d) => diags.push(d),
+            flv::FlvEvent::Tag(tag) => match tag.kind {
+                flv::TagKind::Video => self.video_tag(&tag, out, diags)?,
+                flv::TagKind::Audio => self.audio_tag(&tag, out, diags),
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+
+    fn video_tag(&mut self, tag: &flv::Tag, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        let vt = match flv::VideoTag::parse(&tag.body) {
+            Ok(v) => v,
+            Err(e) => {
+                diags.push(Diag::new(tag.offset, format!("bad FLV video tag: {e}; tag skipped")));
+                return Ok(());
+            }
+        };
+        match vt.packet {
+            flv::VideoPacket::AvcSequenceHeader(rec) => match h264::parse_avcc(&rec)
+                .and_then(|a| Ok((a.length_size, h264::video_config(a.sps, a.pps)?)))
+            {
+                Ok((ls, cfg)) => {
+                    self.length_size = ls;
+                    if self.video_cfg.as_ref() != Some(&cfg) {
+                        self.video_cfg = Some(cfg.clone());
+                        out.push(MediaEvent::Video(cfg));
+                    }
+                }
+                Err(e) => diags.push(Diag::new(tag.offset, format!("bad AVC sequence header: {e}; ignored"))),
+            },
+            flv::VideoPacket::AvcNalu { cts, data } => {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                let data = match self.length_size {
+                    4 | 0 => data,
+                    n => match h264::avcc_relength(&data, n) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            diags.push(Diag::new(tag.offset, format!("bad AVC NAL lengths: {e}; frame skipped")));
+                            return Ok(());
+                        }
+                    },
+                };
+                let dts = tag.timestamp as i64 * 90;
+                out.push(MediaEvent::Frame(Frame {
+                    track: Track::Video,
+                    dts,
+                    pts: dts + cts as i64 * 90,
+                    keyframe: vt.keyframe,
+                    data,
+                }));
+            }
+            flv::VideoPacket::AvcEndOfSequence => {}
+            flv::VideoPacket::Other(codec) => {
+                if !self.warned_video_codec {
+                    self.warned_video_codec = true;
+                    return Err(Diag::new(
+                        tag.offset,
+                        format!("unsupported video codec {codec} in FLV; river carries H.264 only"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn audio_tag(&mut self, tag: &flv::Tag, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        let at = match flv::AudioTag::parse(&tag.body) {
+            Ok(a) => a,
+            Err(e) => {
+                diags.push(Diag::new(tag.offset, format!("bad FLV audio tag: {e}; tag skipped")));
+                return;
+            }
+        };
+        match at.packet {
+            flv::AudioPacket::AacSequenceHeader(asc) => match aac::parse_asc(&asc) {
+                Ok(cfg) => {
+                    if self.audio_cfg.as_ref() != Some(&cfg) {
+                        self.audio_cfg = Some(cfg.clone());
+                        out.push(MediaEvent::Audio(cfg));
+                    }
+                }
+                Err(e) => diags.push(Diag::new(tag.offset, format!("bad AAC sequence header: {e}; ignored"))),
+            },
+            flv::AudioPacket::AacRaw(data) => {
+                let ts = tag.timestamp as i64 * 90;
+                out.push(MediaEvent::Frame(Frame {
+                    track: Track::Audio,
+                    dts: ts,
+                    pts: ts,
+                    keyframe: true,
+                    data,
+                }));
+            }
+            flv::AudioPacket::Other(format) => {
+                if !self.warned_audio_codec {
+                    self.warned_audio_codec = true;
+                    diags.push(Diag::new(
+                        tag.offset,
+                        format!("unsupported audio format {format} in FLV; audio dropped (river carries AAC only)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// MPEG-TS bytes → media events.
+#[derive(Default)]
+struct TsInput {
+    demux: ts::TsDemuxer,
+    events: Vec<ts::TsEvent>,
+    video_pid: Option<u16>,
+    audio_pid: Option<u16>,
+    sps: Vec<Bytes>,
+    pps: Vec<Bytes>,
+    video_cfg: Option<VideoConfig>,
+    adts: aac::AdtsReader,
+    adts_frames: Vec<aac::AdtsFrame>,
+    audio_cfg: Option<AudioConfig>,
+    /// Next audio timestamp when a PES carries no PTS, and the sample count since the last PTS.
+    audio_base: Option<i64>,
+    audio_samples: i64,
+    last_video_dts: Option<i64>,
+    warned_streams: bool,
+}
+
+impl TsInput {
+    fn push(&mut self, data: &[u8], eof: bool, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+        let mut evs = std::mem::take(&mut self.events);
+        if eof {
+            self.demux.finish(&mut evs);
+        } else {
+            self.demux.push(data, &mut evs);
+        }
+        for ev in evs.drain(..) {
+            match ev {
+                ts::TsEvent::Program { streams, .. } => self.program(&streams, out, diags),
+                ts::TsEvent::Pes(p) => {
+                    if Some(p.pid) == self.video_pid {
+                        self.video_pes(p, out, diags);
+                    } else if Some(p.pid) == self.audio_pid {
+                        self.audio_pes(p, out, diags);
+                    }
+                }
+                ts::TsEvent::Warning(d) => diags.push(d),
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+        self.events = evs;
+        Ok(())
+    }
+
+    fn program(&mut self, streams: &[ts::StreamInfo], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        self.video_pid = streams.iter().find(|s| s.stream_type == ts::STREAM_TYPE_H264).map(|s| s.pid);
+        self.audio_pid = streams.iter().find(|s| s.stream_type == ts::STREAM_TYPE_AAC_ADTS).map(|s| s.pid);
+        let others: Vec<String> = streams
+            .iter()
+            .filter(|s| Some(s.pid) != self.video_pid && Some(s.pid) != self.audio_pid)
+            .map(|s| format!("pid {} type 0x{:02x}", s.pid, s.stream_type))
+            .collect();
+        if !others.is_empty() && !self.warned_streams {
+            self.warned_streams = true;
+            diags.push(Diag::new(
+                0,
+                format!("ignoring MPEG-TS streams river does not carry (H.264 and AAC only): {}", others.join(", ")),
+            ));
+        }
+        out.push(MediaEvent::Tracks {
+            video: self.video_pid.is_some(),
+            audio: self.audio_pid.is_some(),
+        });
+    }
+
+    fn video_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        let mut au = BytesMut::with_capacity(p.data.len() + 16);
+        let mut keyframe = false;
+        let mut new_sps = Vec::new();
+        let mut new_pps = Vec::new();
+        for nal in h264::annexb_nals(&p.data) {
+            let t = h264::nal_type(nal);
+            match t {
+                9 => continue,
+                7 => new_sps.push(p.data.slice_ref(nal)),
+                8 => new_pps.push(p.data.slice_ref(nal)),
+                5 => keyframe = true,
+                _ => {}
+            }
+            au.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            au.extend_from_slice(nal);
+        }
+        if !new_sps.is_empty() || !new_pps.is_empty() {
+            if !new_sps.is_empty() {
+                self.sps = new_sps;
+            }
+            if !new_pps.is_empty() {
+                self.pps = new_pps;
+            }
+            if !self.sps.is_empty() && !self.pps.is_empty() {
+                let changed = self
+                    .video_cfg
+                    .as_ref()
+                    .is_none_or(|c| c.sps != self.sps || c.pps != self.pps);
+                if changed {
+                    match h264::video_config(self.sps.clone(), self.pps.clone()) {
+                        Ok(cfg) => {
+                            self.video_cfg = Some(cfg.clone());
+                            out.push(MediaEvent::Video(cfg));
+                        }
+                        Err(e) => diags.push(Diag::new(p.offset, format!("bad SPS in MPEG-TS video: {e}"))),
+                    }
+                }
+            }
+        }
+        if au.is_empty() {
+            return;
+        }
+        let (pts, dts) = match (p.pts, p.dts) {
+            (Some(pts), dts) => (pts as i64, dts.unwrap_or(pts) as i64),
+            (None, _) => match self.last_video_dts {
+                Some(d) => (d, d),
+                None => {
+                    diags.push(Diag::new(p.offset, "video PES without PTS; skipped"));
+                    return;
+                }
+            },
+        };
+        self.last_video_dts = Some(dts);
+        out.push(MediaEvent::Frame(Frame {
+            track: Track::Video,
+            dts,
+            pts,
+            keyframe,
+            data: au.freeze(),
+        }));
+    }
+
+    fn audio_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        if let Some(pts) = p.pts {
+            self.audio_base = Some(pts as i64);
+            self.audio_samples = 0;
+        }
+        let mut frames = std::mem::take(&mut self.adts_frames);
+        self.adts.push(&p.data, &mut frames, diags);
+        for f in frames.drain(..) {
+            let Some(base) = self.audio_base else {
+                continue;
+            };
+            let sr = f.config.sample_rate.max(1) as i64;
+            let ts = base + self.audio_samples * CLOCK_HZ / sr;
+            self.audio_samples += 1024;
+            if self.audio_cfg.as_ref() != Some(&f.config) {
+                self.audio_cfg = Some(f.config.clone());
+                out.push(MediaEvent::Audio(f.config.clone()));
+            }
+            out.push(MediaEvent::Frame(Frame {
+                track: Track::Audio,
+                dts: ts,
+                pts: ts,
+                keyframe: true,
+                data: f.payload,
+            }));
+        }
+        self.adts_frames = frames;
+    }
+}
+
+/// Where output timestamps start, in 90 kHz (the [`Demux`] starts them at zero): ffmpeg's MPEG-TS
+/// muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
+const TS_START: i64 = 126_000;
+
+/// Media events → MPEG-TS bytes.
+pub struct TsOut {
+    mux: Option<ts::TsMuxer>,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    scratch: Vec<u8>,
+    streams: (bool, bool),
+}
+
+impl Default for TsOut {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TsOut {
+    pub fn new() -> Self {
+        TsOut {
+            mux: None,
+            video: None,
+            audio: None,
+            scratch: Vec::with_capacity(1 << 16),
+            streams: (false, false),
+        }
+    }
+
+    fn mux_streams(&self) -> Vec<ts::MuxStream> {
+        let mut s = Vec::new();
+        if self.video.is_some() {
+            s.push(ts::MuxStream {
+                pid: ts::PID_VIDEO,
+                stream_type: ts::STREAM_TYPE_H264,
+                stream_id: 0xE0,
+            });
+        }
+        if self.audio.is_some() {
+            s.push(ts::MuxStream {
+                pid: ts::PID_AUDIO,
+                stream_type: ts::STREAM_TYPE_AAC_ADTS,
+                stream_id: 0xC0,
+            });
+        }
+        s
+    }
+
+    fn ensure_streams(&mut self) {
+        let want = (self.video.is_some(), self.audio.is_some());
+        let pcr = if want.0 { ts::PID_VIDEO } else { ts::PID_AUDIO };
+        match &mut self.mux {
+            None => {
+                self.mux = Some(ts::TsMuxer::new(self.mux_streams(), pcr));
+            }
+            Some(m) if self.streams != want => {
+                let s = self.mux_streams();
+                m.set_streams(s, pcr);
+            }
+            _ => {}
+        }
+        self.streams = want;
+    }
+
+    fn stamp(t: i64) -> u64 {
+        (t + TS_START).max(0) as u64
+    }
+
+    /// Writes one event. Frames of a track without a configuration are skipped (the [`Demux`] gate
+    /// never sends such frames).
+    pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
+        match ev {
+            MediaEvent::Tracks { .. } => {}
+            MediaEvent::Video(c) => self.video = Some(c.clone()),
+            MediaEvent::Audio(c) => self.audio = Some(c.clone()),
+            MediaEvent::Frame(f) => {
+                self.ensure_streams();
+                let (dts, pts) = (Self::stamp(f.dts), Self::stamp(f.pts));
+                self.scratch.clear();
+                match f.track {
+                    Track::Video => {
+                        let Some(cfg) = &self.video else { return Ok(()) };
+                        h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch);
+                        let mux = self.mux.as_mut().expect("streams ensured");
+                        mux.write_pes(ts::PID_VIDEO, pts, Some(dts), f.keyframe, &self.scratch, out);
+                    }
+                    Track::Audio => {
+                        let Some(cfg) = &self.audio else { return Ok(()) };
+                        aac::write_adts_header(cfg, f.data.len(), &mut self.scratch)?;
+                        self.scratch.extend_from_slice(&f.data);
+                        let mux = self.mux.as_mut().expect("streams ensured");
+                        mux.write_pes(ts::PID_AUDIO, pts, None, true, &self.scratch, out);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Media events → FLV bytes.
+pub struct FlvOut {
+    started: bool,
+    tracks: (bool, bool),
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    last_ts: u32,
+    body: Vec<u8>,
+}
+
+impl Default for FlvOut {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 90 kHz → milliseconds, rounding half away from zero as ffmpeg's rescaling does.
+fn to_ms(t: i64) -> i64 {
+    if t >= 0 {
+        (t + 45) / 90
+    } else {
+        -((-t + 45) / 90)
+    }
+}
+
+impl FlvOut {
+    pub fn new() -> Self {
+        FlvOut {
+            started: false,
+            tracks: (false, false),
+            video: None,
+            audio: None,
+            last_ts: 0,
+            body: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    /// FLV timestamps are 32-bit milliseconds; they wrap after 49.7 days, as every FLV writer's do.
+    fn ms(t: i64) -> u32 {
+        to_ms(t).max(0) as u32
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        self.started = true;
+        let video = self.tracks.0 || self.video.is_some();
+        let audio = self.tracks.1 || self.audio.is_some();
+        flv::write_header(audio, video, out);
+        let meta = self.metadata();
+        flv::write_tag(flv::TagKind::Script, 0, &meta, out);
+        if let Some(v) = self.video.clone() {
+            self.write_video_config(&v, 0, out);
+        }
+        if let Some(a) = self.audio.clone() {
+            self.write_audio_config(&a, 0, out);
+        }
+    }
+
+    fn metadata(&self) -> Vec<u8> {
+        use amf::amf0::Value;
+        let num = |v: f64| Value::Number(v);
+        let mut props: Vec<(&str, Value)> = vec![("duration", num(0.0))];
+        if let Some(v) = &self.video {
+            props.push(("width", num(v.width as f64)));
+            props.push(("height", num(v.height as f64)));
+            if let Some((n, d)) = v.frame_rate {
+                props.push(("framerate", num(n as f64 / d as f64)));
+            }
+            props.push(("videocodecid", num(7.0)));
+        }
+        if let Some(a) = &self.audio {
+            props.push(("audiosamplerate", num(a.sample_rate as f64)));
+            props.push(("audiosamplesize", num(16.0)));
+            props.push(("stereo", Value::Boolean(a.channels >= 2)));
+            props.push(("audiocodecid", num(10.0)));
+        }
+        props.push(("encoder", Value::String(concat!("river ", env!("CARGO_PKG_VERSION")).to_string())));
+        flv::metadata_body(&props)
+    }
+
+    fn write_video_config(&mut self, v: &VideoConfig, ts: u32, out: &mut Vec<u8>) {
+        let rec = h264::write_avcc(v);
+        self.body.clear();
+        flv::avc_video_body(true, flv::AvcPacketType::SequenceHeader, 0, &rec, &mut self.body);
+        flv::write_tag(flv::TagKind::Video, ts, &self.body, out);
+    }
+
+    fn write_audio_config(&mut self, a: &AudioConfig, ts: u32, out: &mut Vec<u8>) {
+        self.body.clear();
+        flv::aac_audio_body(flv::AacPacketType::SequenceHeader, &a.asc, &mut self.body);
+        flv::write_tag(flv::TagKind::Audio, ts, &self.body, out);
+    }
+
+    /// Writes one event.
+    pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
+        match ev {
+            MediaEvent::Tracks { video, audio } => self.tracks = (*video, *audio),
+            MediaEvent::Video(c) => {
+                let changed = self.video.as_ref() != Some(c);
+                self.video = Some(c.clone());
+                if self.started && changed {
+                    let ts = self.last_ts;
+                    self.write_video_config(c, ts, out);
+                }
+            }
+            MediaEvent::Audio(c) => {
+                let changed = self.audio.as_ref() != Some(c);
+                self.audio = Some(c.clone());
+                if self.started && changed {
+                    let ts = self.last_ts;
+                    self.write_audio_config(c, ts, out);
+                }
+            }
+            MediaEvent::Frame(f) => {
+                if !self.started {
+                    self.start(out);
+                }
+                let dts = Self::ms(f.dts);
+                let pts = Self::ms(f.pts);
+                self.last_ts = dts;
+                self.body.clear();
+                match f.track {
+                    Track::Video => {
+                        let cts = (pts as i64 - dts as i64) as i32;
+                        flv::avc_video_body(f.keyframe, flv::AvcPacketType::Nalu, cts, &f.data, &mut self.body);
+                        flv::write_tag(flv::TagKind::Video, dts, &self.body, out);
+                    }
+                    Track::Audio => {
+                        flv::aac_audio_body(flv::AacPacketType::Raw, &f.data, &mut self.body);
+                        flv::write_tag(flv::TagKind::Audio, dts, &self.body, out);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
