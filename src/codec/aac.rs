@@ -1,1 +1,1 @@
-//! AAC (owned by the codec work; being written).
+//! AAC (being written).
