@@ -678,6 +678,30 @@ mod tests {
     }
 
     #[test]
+    fn random_mutations_chunk_invariant() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200 {
+            let mut input = STEREO.to_vec();
+            for _ in 0..(rnd() % 10) {
+                let i = (rnd() as usize) % input.len();
+                input[i] = rnd() as u8;
+            }
+            let whole = read(&[&input]);
+            let cut = (rnd() as usize) % input.len();
+            let (a, b) = input.split_at(cut);
+            assert_eq!(read(&[a, b]), whole, "cut {cut}");
+            let sevens: Vec<&[u8]> = input.chunks(7).collect();
+            assert_eq!(read(&sevens), whole);
+        }
+    }
+
+    #[test]
     fn pure_garbage_bounded() {
         let mut r = AdtsReader::new();
         let (mut out, mut w) = (Vec::new(), Vec::new());

@@ -19,6 +19,10 @@ use crate::media::{Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 /// with a warning.
 pub const MAX_AU_SIZE: usize = 32 * 1024 * 1024;
 
+/// Bytes of a slice NAL unit unescaped to parse its header (the longest headers, with weight tables
+/// for 32 references, stay well below this).
+const SLICE_HEADER_PREFIX: usize = 4096;
+
 /// Frame rate used when neither the caller nor the SPS gives one.
 const DEFAULT_FPS: (u32, u32) = (25, 1);
 
@@ -321,6 +325,8 @@ pub struct AnnexBReader {
     ctx: Context,
     sps_raw: Vec<Option<Bytes>>,
     pps_raw: Vec<Option<Bytes>>,
+    /// A parameter set changed since `config` was built.
+    ps_changed: bool,
     config: Option<VideoConfig>,
     started: bool,
     warned_waiting: bool,
@@ -343,6 +349,7 @@ impl AnnexBReader {
             ctx: Context::new(),
             sps_raw: vec![None; 32],
             pps_raw: vec![None; 256],
+            ps_changed: true,
             config: None,
             started: false,
             warned_waiting: false,
@@ -421,7 +428,10 @@ impl AnnexBReader {
             Ok(sps) => {
                 let id = usize::from(sps.id().id());
                 if let Some(slot) = self.sps_raw.get_mut(id) {
-                    *slot = Some(nal.data.clone());
+                    if slot.as_ref() != Some(&nal.data) {
+                        *slot = Some(nal.data.clone());
+                        self.ps_changed = true;
+                    }
                 }
                 self.ctx.put_seq_param_set(sps);
             }
@@ -440,7 +450,10 @@ impl AnnexBReader {
             Ok(pps) => {
                 let id = usize::from(pps.pic_parameter_set_id.id());
                 if let Some(slot) = self.pps_raw.get_mut(id) {
-                    *slot = Some(nal.data.clone());
+                    if slot.as_ref() != Some(&nal.data) {
+                        *slot = Some(nal.data.clone());
+                        self.ps_changed = true;
+                    }
                 }
                 self.ctx.put_pic_param_set(pps);
             }
@@ -452,7 +465,11 @@ impl AnnexBReader {
     fn slice(&self, nal: &Nal) -> Result<(SliceInfo, SeqParameterSet), String> {
         let header = NalHeader::new(nal.data.first().copied().unwrap_or(0))
             .map_err(|e| format!("bad nal header: {e:?}"))?;
-        let rbsp = decode_nal(&nal.data).map_err(|e| format!("bad slice nal unit: {e}"))?;
+        // The header is at the start: unescape a prefix, not the whole slice.
+        let prefix = &nal.data[..nal.data.len().min(SLICE_HEADER_PREFIX)];
+        let rbsp = decode_nal(prefix)
+            .or_else(|_| decode_nal(&nal.data))
+            .map_err(|e| format!("bad slice nal unit: {e}"))?;
         let mut r = BitReader::new(&rbsp[..]);
         let (h, sps, _pps) = SliceHeader::from_bits(&self.ctx, &mut r, header, None)
             .map_err(|e| format!("bad slice header: {e:?}"))?;
@@ -465,6 +482,11 @@ impl AnnexBReader {
     }
 
     fn current_config(&self) -> Option<Result<VideoConfig, String>> {
+        if !self.ps_changed {
+            if let Some(c) = &self.config {
+                return Some(Ok(c.clone()));
+            }
+        }
         let sps: Vec<Bytes> = self.sps_raw.iter().flatten().cloned().collect();
         let pps: Vec<Bytes> = self.pps_raw.iter().flatten().cloned().collect();
         if sps.is_empty() || pps.is_empty() {
@@ -531,6 +553,7 @@ impl AnnexBReader {
                     out.push(MediaEvent::Video(cfg.clone()));
                     self.config = Some(cfg);
                 }
+                self.ps_changed = false;
             }
             Some(Err(e)) => {
                 warnings.push(Diag::new(au_offset, format!("{e}; access unit dropped")));
@@ -723,6 +746,33 @@ mod tests {
     }
 
     #[test]
+    fn parameter_set_change_emits_new_config() {
+        let mut input = BF3.to_vec();
+        input.extend_from_slice(BF0);
+        let (ev, w) = read(&[&input], None);
+        assert!(w.is_empty(), "{w:?}");
+        let kinds: Vec<bool> = ev
+            .iter()
+            .map(|e| matches!(e, MediaEvent::Video(_)))
+            .collect();
+        let configs: Vec<usize> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| i)
+            .collect();
+        // Before frame 0 and before frame 50 (the second stream's first IDR).
+        assert_eq!(configs, vec![0, 51]);
+        let f = frames(&ev);
+        assert_eq!(f.len(), 100);
+        for (i, f) in f.iter().enumerate() {
+            assert_eq!(f.dts, i as i64 * 3600);
+        }
+        // The second stream has no reordering: PTS = DTS there.
+        assert!(f[50..].iter().all(|f| f.pts == f.dts));
+    }
+
+    #[test]
     fn fps_override_exact_rational() {
         let (ev, _) = read(&[BF0], Some((30000, 1001)));
         let f = frames(&ev);
@@ -770,6 +820,28 @@ mod tests {
             let mut x = BF3.to_vec();
             x[cut] ^= 0x5a;
             let _ = read(&[&x], None);
+        }
+    }
+
+    #[test]
+    fn random_mutations_chunk_invariant() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..40 {
+            let mut input = BF3.to_vec();
+            for _ in 0..(rnd() % 20) {
+                let i = (rnd() as usize) % input.len();
+                input[i] = rnd() as u8;
+            }
+            let whole = read(&[&input], None);
+            let cut = (rnd() as usize) % input.len();
+            let (a, b) = input.split_at(cut);
+            assert_eq!(read(&[a, b], None), whole, "cut {cut}");
         }
     }
 
