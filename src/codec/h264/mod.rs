@@ -20,7 +20,7 @@ mod split;
 pub use avcc::{
     annexb_to_avcc, avcc_is_keyframe, avcc_nals, parse_avcc, write_annexb_au, write_avcc, Avcc,
 };
-pub use reader::{AnnexBReader, PocState, MAX_AU_SIZE};
+pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
 pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
 
 use bytes::Bytes;
