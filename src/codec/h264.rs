@@ -1,1 +1,0 @@
-//! H.264 (owned by the codec work; being written).

@@ -1,0 +1,220 @@
+//! H.264 elementary streams: Annex B splitting, access units, parameter sets, avcC, and timestamps
+//! for raw streams. No containers and no I/O.
+//!
+//! - [`NalSplitter`]: Annex B bytes in, NAL units out.
+//! - [`AnnexBReader`]: the whole raw-H.264 input stage: Annex B bytes in, [`MediaEvent`]s out
+//!   (configuration, then AVCC frames with DTS/PTS derived from the picture order count).
+//! - [`avcc_nals`], [`annexb_to_avcc`], [`avcc_is_keyframe`], [`write_annexb_au`]: conversions
+//!   between the AVCC form river carries and Annex B.
+//! - [`parse_avcc`], [`write_avcc`]: the AVCDecoderConfigurationRecord (ISO 14496-15 5.2.4.1).
+//! - [`video_config`]: a [`VideoConfig`] from parameter sets.
+//!
+//! SPS, PPS and slice headers are parsed with the `h264-reader` crate.
+//!
+//! [`MediaEvent`]: crate::media::MediaEvent
+
+mod avcc;
+mod reader;
+mod split;
+
+pub use avcc::{
+    annexb_to_avcc, avcc_is_keyframe, avcc_nals, parse_avcc, write_annexb_au, write_avcc, Avcc,
+};
+pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
+pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
+
+use bytes::Bytes;
+use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::rbsp::{decode_nal, BitReader};
+
+use crate::media::VideoConfig;
+
+/// NAL unit types river cares about (H.264 Table 7-1).
+pub mod nal_types {
+    pub const SLICE: u8 = 1;
+    pub const IDR: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+}
+
+/// The `nal_unit_type` of a NAL unit (header byte first); 0 for an empty slice.
+#[inline]
+pub fn nal_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1f)
+}
+
+/// Parses an SPS NAL unit (header byte included).
+pub(crate) fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, String> {
+    if nal_type(nal) != nal_types::SPS {
+        return Err(format!(
+            "expected an sps nal unit (type 7), found type {}",
+            nal_type(nal)
+        ));
+    }
+    let rbsp = decode_nal(nal).map_err(|e| format!("bad sps nal unit: {e}"))?;
+    SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).map_err(|e| format!("bad sps: {e:?}"))
+}
+
+/// Frame rate from the VUI timing info: time_scale / (2 * num_units_in_tick), reduced.
+pub(crate) fn sps_frame_rate(sps: &SeqParameterSet) -> Option<(u32, u32)> {
+    let t = sps.vui_parameters.as_ref()?.timing_info.as_ref()?;
+    if t.time_scale == 0 || t.num_units_in_tick == 0 {
+        return None;
+    }
+    let num = u64::from(t.time_scale);
+    let den = 2 * u64::from(t.num_units_in_tick);
+    let g = gcd(num, den);
+    let (num, den) = (num / g, den / g);
+    Some((u32::try_from(num).ok()?, u32::try_from(den).ok()?))
+}
+
+pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+/// Builds a [`VideoConfig`] from parameter sets, parsing the first SPS for the picture size (after
+/// cropping) and the frame rate (VUI timing info, if present).
+pub fn video_config(sps: Vec<Bytes>, pps: Vec<Bytes>) -> Result<VideoConfig, String> {
+    let first = sps
+        .first()
+        .ok_or_else(|| "expected at least one sps, found none".to_string())?;
+    let parsed = parse_sps(first)?;
+    let (width, height) = parsed
+        .pixel_dimensions()
+        .map_err(|e| format!("bad sps picture size: {e:?}"))?;
+    let frame_rate = sps_frame_rate(&parsed);
+    Ok(VideoConfig {
+        sps,
+        pps,
+        width,
+        height,
+        frame_rate,
+    })
+}
+
+/// A bit reader over a NAL unit's payload that removes emulation prevention bytes as it goes; for
+/// the few fields read without a full parse.
+pub(crate) struct RbspBits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    zeros: u8,
+    cur: u8,
+    bits_left: u8,
+}
+
+impl<'a> RbspBits<'a> {
+    /// `data` starts after the NAL header byte.
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        RbspBits {
+            data,
+            pos: 0,
+            zeros: 0,
+            cur: 0,
+            bits_left: 0,
+        }
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        loop {
+            let b = *self.data.get(self.pos)?;
+            self.pos += 1;
+            if self.zeros >= 2 && b == 3 {
+                self.zeros = 0;
+                continue;
+            }
+            if b == 0 {
+                self.zeros = self.zeros.saturating_add(1);
+            } else {
+                self.zeros = 0;
+            }
+            return Some(b);
+        }
+    }
+
+    pub(crate) fn bit(&mut self) -> Option<bool> {
+        if self.bits_left == 0 {
+            self.cur = self.next_byte()?;
+            self.bits_left = 8;
+        }
+        self.bits_left -= 1;
+        Some((self.cur >> self.bits_left) & 1 == 1)
+    }
+
+    /// Unsigned Exp-Golomb (ue(v)); `None` past the end or for values over 32 bits.
+    pub(crate) fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0u32;
+        while !self.bit()? {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let mut v: u64 = 0;
+        for _ in 0..zeros {
+            v = (v << 1) | u64::from(self.bit()?);
+        }
+        u32::try_from((1u64 << zeros) - 1 + v).ok()
+    }
+}
+
+/// `first_mb_in_slice` of a slice NAL unit (header byte included).
+pub(crate) fn first_mb_in_slice(nal: &[u8]) -> Option<u32> {
+    RbspBits::new(nal.get(1..)?).ue()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_golomb() {
+        // 1 | 010 | 011 | 00100 | 0001000 -> 0, 1, 2, 3, 7
+        let data = [0b1010_0110, 0b0100_0001, 0b0000_0000];
+        let mut r = RbspBits::new(&data);
+        assert_eq!(r.ue(), Some(0));
+        assert_eq!(r.ue(), Some(1));
+        assert_eq!(r.ue(), Some(2));
+        assert_eq!(r.ue(), Some(3));
+        assert_eq!(r.ue(), Some(7));
+        assert_eq!(r.ue(), None);
+        // Emulation prevention byte skipped: 00 00 03 01 -> 23 zeros then 1...
+        let data = [0x00, 0x00, 0x03, 0x01, 0x80, 0x00, 0x00];
+        let mut r = RbspBits::new(&data);
+        assert_eq!(r.ue(), Some((1 << 23) - 1 + (1 << 22)));
+        assert_eq!(first_mb_in_slice(&[0x65, 0x88]), Some(0));
+        assert_eq!(first_mb_in_slice(&[0x41, 0x40]), Some(1));
+        assert_eq!(first_mb_in_slice(&[0x41]), None);
+        assert_eq!(first_mb_in_slice(&[]), None);
+    }
+
+    #[test]
+    fn nal_types() {
+        assert_eq!(nal_type(&[0x67]), 7);
+        assert_eq!(nal_type(&[0x65, 1]), 5);
+        assert_eq!(nal_type(&[]), 0);
+    }
+
+    #[test]
+    fn config_from_fixture_sps() {
+        let avcc = parse_avcc(&fixture_avcc()).unwrap();
+        let cfg = video_config(avcc.sps.clone(), avcc.pps.clone()).unwrap();
+        assert_eq!((cfg.width, cfg.height), (160, 120));
+        assert_eq!(cfg.frame_rate, Some((25, 1)));
+        assert!(video_config(vec![], vec![]).is_err());
+        assert!(video_config(vec![Bytes::from_static(b"\x67\x64")], vec![]).is_err());
+        assert!(video_config(vec![Bytes::from_static(b"\x68\x64")], vec![]).is_err());
+    }
+
+    /// The avcC box payload ffmpeg wrote into the MP4 fixture.
+    pub(crate) fn fixture_avcc() -> Vec<u8> {
+        let mp4 = include_bytes!("../../../tests/fixtures/codec/testsrc-160x120-bf3.mp4");
+        let i = memchr::memmem::find(mp4, b"avcC").unwrap();
+        let size = u32::from_be_bytes(mp4[i - 4..i].try_into().unwrap()) as usize;
+        mp4[i + 4..i - 4 + size].to_vec()
+    }
+}
