@@ -50,32 +50,48 @@ pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[
     })
 }
 
+/// Iterates over the NAL units of a complete Annex B buffer (3- or 4-byte start codes). Bytes
+/// before the first start code, empty NAL units and trailing zero bytes of each NAL unit are
+/// skipped.
+pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = memmem::find_iter(data, b"\x00\x00\x01").map(|p| p + 3).peekable();
+    std::iter::from_fn(move || loop {
+        let start = starts.next()?;
+        let end = starts.peek().map_or(data.len(), |n| n - 3);
+        let nal = data.get(start..end).unwrap_or(&[]);
+        let len = nal.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        if len > 0 {
+            return Some(&nal[..len]);
+        }
+    })
+}
+
 /// Converts a complete Annex B buffer (one or more NAL units with start codes) to AVCC with 4-byte
 /// lengths, appended to `out`. Bytes before the first start code, empty NAL units and trailing zero
 /// bytes of each NAL unit are dropped. Returns the number of NAL units written.
 pub fn annexb_to_avcc(data: &[u8], out: &mut Vec<u8>) -> usize {
     let mut count = 0;
-    let mut starts = memmem::find_iter(data, b"\x00\x00\x01").map(|p| p + 3);
-    let Some(mut start) = starts.next() else {
-        return 0;
-    };
-    loop {
-        let next = starts.next();
-        let end = next.map_or(data.len(), |n| n - 3);
-        let nal = data.get(start..end).unwrap_or(&[]);
-        let len = nal.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-        if len > 0 {
-            if let Ok(l) = u32::try_from(len) {
-                out.extend_from_slice(&l.to_be_bytes());
-                out.extend_from_slice(&nal[..len]);
-                count += 1;
-            }
-        }
-        match next {
-            Some(n) => start = n,
-            None => return count,
+    for nal in annexb_nals(data) {
+        if let Ok(l) = u32::try_from(nal.len()) {
+            out.extend_from_slice(&l.to_be_bytes());
+            out.extend_from_slice(nal);
+            count += 1;
         }
     }
+    count
+}
+
+/// Rewrites an AVCC buffer with `length_size`-byte lengths (1 to 3, as some avcC records declare)
+/// to 4-byte lengths, river's in-memory form.
+pub fn avcc_relength(data: &[u8], length_size: u8) -> Result<Bytes, String> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    for nal in avcc_nals(data, length_size) {
+        let nal = nal?;
+        let l = u32::try_from(nal.len()).map_err(|_| "nal unit too large".to_string())?;
+        out.extend_from_slice(&l.to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Whether an AVCC access unit (4-byte lengths) holds an IDR slice. Stops at the first malformed

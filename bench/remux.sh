@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# river-mux-ts / river-mux-flv against `ffmpeg -c copy`, in the same run, on the same input.
+# Prints MB/s (input bytes / wall time, median of RUNS), the river/ffmpeg ratio, and peak RSS.
+#
+#   bench/remux.sh            # builds release, makes a >= 300 MB H.264+AAC input in bench/work/
+#   RUNS=5 bench/remux.sh
+#
+# Not a test: numbers vary with the machine. Quote medians and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+W=bench/work
+mkdir -p "$W"
+command -v ffmpeg >/dev/null || { echo "needs ffmpeg: apt-get install -y ffmpeg" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install -y time" >&2; exit 2; }
+
+cargo build --release --quiet
+MUXTS=target/release/river-mux-ts
+MUXFLV=target/release/river-mux-flv
+
+# Input: 30 s of 720p30 H.264 (B-frames, 2 s GOP, ~25 Mbit/s) + AAC, looped by stream copy to >= 300 MB.
+if [ ! -s "$W/big.flv" ]; then
+  ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30:duration=30 \
+    -f lavfi -i sine=frequency=440:sample_rate=44100:duration=30 \
+    -c:v libx264 -preset veryfast -bf 2 -g 60 -b:v 25M -maxrate 25M -bufsize 25M -pix_fmt yuv420p \
+    -c:a aac -b:a 128k -f flv "$W/seed.flv"
+  ffmpeg -v error -y -stream_loop 3 -i "$W/seed.flv" -c copy -f flv "$W/big.flv"
+fi
+[ -s "$W/big.ts" ] || ffmpeg -v error -y -i "$W/big.flv" -c copy -f mpegts "$W/big.ts"
+[ -s "$W/big.h264" ] || ffmpeg -v error -y -i "$W/big.flv" -an -c:v copy -bsf:v h264_mp4toannexb -f h264 "$W/big.h264"
+
+# measure NAME INPUT CMD... : runs CMD < INPUT > /dev/null RUNS times; prints "median_s peak_rss_kib"
+measure() {
+  local input=$1; shift
+  local times=() rss=0
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" < "$input" > /dev/null
+    read -r t m < "$W/time.txt"
+    times+=("$t")
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  local med
+  med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$med $rss"
+}
+
+printf '%-14s %10s %10s %10s %10s %8s %12s %12s\n' case size_MB river_MB/s ffmpeg_MB/s ratio "" river_RSS ffmpeg_RSS
+run_case() {
+  local name=$1 input=$2; shift 2
+  local size_mb
+  size_mb=$(awk -v b="$(stat -c %s "$input")" 'BEGIN {printf "%.1f", b/1e6}')
+  read -r rt rr < <(measure "$input" "${RIVER[@]}")
+  read -r ft fr < <(measure "$input" "$@")
+  awk -v n="$name" -v s="$size_mb" -v rt="$rt" -v ft="$ft" -v rr="$rr" -v fr="$fr" 'BEGIN {
+    rs = (rt > 0) ? s / rt : 0; fs = (ft > 0) ? s / ft : 0;
+    printf "%-14s %10s %10.0f %10.0f %9.2fx %8s %9.1f MiB %9.1f MiB\n", n, s, rs, fs, (fs > 0 ? rs / fs : 0), "", rr / 1024, fr / 1024 }'
+}
+
+RIVER=("$MUXTS");  run_case "FLV->TS" "$W/big.flv" ffmpeg -v error -f flv -i - -c copy -f mpegts -
+RIVER=("$MUXFLV"); run_case "TS->FLV" "$W/big.ts" ffmpeg -v error -f mpegts -i - -c copy -f flv -
+RIVER=("$MUXTS");  run_case "AnnexB->TS" "$W/big.h264" ffmpeg -v error -f h264 -framerate 30 -i - -c copy -f mpegts -
