@@ -14,6 +14,9 @@ const SCRAMBLED_WARNED: u8 = 0x20;
 /// candidate can always be confirmed (see `push`).
 const CARRY_STEP: usize = 3 * PACKET_SIZE;
 
+/// Bound on the bytes held in unfinished PES packets of all streams together.
+pub const MAX_BUFFERED: usize = 2 * MAX_PES_SIZE;
+
 /// Stream types whose PID carries sections, not PES packets: they are listed but not reassembled.
 fn carries_pes(stream_type: u8) -> bool {
     !matches!(stream_type, 0x05 | 0x0A | 0x0B | 0x0D | 0x86)
@@ -576,6 +579,35 @@ impl TsDemuxer {
             );
             return;
         }
+        // Many streams each collecting a big PES: bound the sum, checked at every MiB.
+        let before = b.buf.len();
+        if (before + data.len()) >> 20 != before >> 20 {
+            let buffered: usize = self
+                .es
+                .iter()
+                .filter_map(|e| e.pes.as_ref().map(|p| p.buf.len()))
+                .sum();
+            if buffered + data.len() > MAX_BUFFERED {
+                let Some(es) = self.es.get_mut(i) else {
+                    return;
+                };
+                es.pes = None;
+                Self::warn(
+                    out,
+                    off,
+                    format!(
+                        "pes on pid 0x{pid:x} dropped: all streams together hold more than {MAX_BUFFERED} bytes"
+                    ),
+                );
+                return;
+            }
+        }
+        let Some(es) = self.es.get_mut(i) else {
+            return;
+        };
+        let Some(b) = es.pes.as_mut() else {
+            return;
+        };
         b.buf.extend_from_slice(data);
         if !b.length_checked && b.buf.len() >= 6 {
             b.length_checked = true;

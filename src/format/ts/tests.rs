@@ -733,3 +733,92 @@ fn ffprobe_accepts_muxer_output() {
     assert_eq!(orig.lines().filter(|l| l.starts_with("video")).count(), 30);
     assert_eq!(sorted(&orig), sorted(&ours));
 }
+
+#[test]
+fn buffered_total_is_bounded() {
+    let streams: Vec<MuxStream> = (0..3)
+        .map(|k| MuxStream {
+            pid: 0x100 + k,
+            stream_type: STREAM_TYPE_H264,
+            stream_id: STREAM_ID_VIDEO + k as u8,
+        })
+        .collect();
+    let mut m = TsMuxer::new(streams, 0x100);
+    let mut out = Vec::new();
+    let big = vec![7u8; 12 << 20];
+    for k in 0..3 {
+        m.write_pes(0x100 + k, 0, None, true, &big, &mut out)
+            .unwrap();
+    }
+    // Video PES have no length: all three stay open until finish, 36 MiB together.
+    let events = demux(&out);
+    let w = warnings_of(&events);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].message.contains("all streams together"),
+        "{}",
+        w[0].message
+    );
+    let pes = pes_of(&events);
+    assert_eq!(
+        pes.iter().map(|p| p.pid).collect::<Vec<_>>(),
+        [0x100, 0x101]
+    );
+    assert!(pes.iter().all(|p| p.data.len() == 12 << 20));
+}
+
+/// Rough speed check: `cargo test --release --lib throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let frame = vec![0x5Au8; 20_000];
+    let mut m = TsMuxer::new(av_streams(), PID_VIDEO);
+    let mut out = Vec::with_capacity(300 << 20);
+    for k in 0..12_000u64 {
+        m.write_pes(
+            PID_VIDEO,
+            k * 3000,
+            Some(k * 3000),
+            k % 60 == 0,
+            &frame,
+            &mut out,
+        )
+        .unwrap();
+    }
+    // Muxing as a pipeline does it: one frame at a time into a reused buffer.
+    let mut buf = Vec::new();
+    let t = std::time::Instant::now();
+    for k in 0..12_000u64 {
+        buf.clear();
+        m.write_pes(
+            PID_VIDEO,
+            k * 3000,
+            Some(k * 3000),
+            k % 60 == 0,
+            &frame,
+            &mut buf,
+        )
+        .unwrap();
+        std::hint::black_box(&buf);
+    }
+    let mux_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let mut d = TsDemuxer::new();
+    let mut ev = Vec::new();
+    let mut n = 0;
+    for c in out.chunks(64 * 1024 + 1) {
+        d.push(c, &mut ev);
+        n += ev.len();
+        ev.clear();
+    }
+    d.finish(&mut ev);
+    n += ev.len();
+    let demux_s = t.elapsed().as_secs_f64();
+    assert_eq!(n, 12_001);
+    let mb = out.len() as f64 / 1e6;
+    eprintln!(
+        "{mb:.0} MB: mux {:.0} MB/s, demux {:.0} MB/s",
+        mb / mux_s,
+        mb / demux_s
+    );
+}
