@@ -104,6 +104,12 @@ impl TsDemuxer {
         self.carry_offset + self.carry.len() as u64
     }
 
+    /// Whether the demuxer is locked on packet boundaries (false at the start, and while skipping
+    /// bytes after damage).
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
     /// The streams of the current program, as (pcr_pid, streams), once a PMT was seen.
     pub fn program(&self) -> Option<(u16, &[StreamInfo])> {
         self.program.as_ref().map(|(p, s)| (*p, s.as_slice()))

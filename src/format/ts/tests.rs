@@ -822,3 +822,38 @@ fn throughput() {
         mb / demux_s
     );
 }
+
+#[test]
+fn discontinuity_indicator_allows_cc_jump() {
+    let inputs = sample_inputs()[..6].to_vec();
+    let ts = mux(&inputs);
+    let mut data = ts.clone();
+    // Find the second video PES start and set discontinuity_indicator in its adaptation field,
+    // then shift the counters of every later video packet.
+    let starts: Vec<usize> = packets(&ts)
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.pid == PID_VIDEO && p.pusi)
+        .map(|(k, _)| k)
+        .collect();
+    let k = starts[1];
+    data[k * 188 + 5] |= 0x80;
+    for p in data.chunks_mut(188).skip(k) {
+        if u16::from_be_bytes([p[1] & 0x1F, p[2]]) == PID_VIDEO {
+            p[3] = (p[3] & 0xF0) | ((p[3] + 5) & 0x0F);
+        }
+    }
+    let events = demux(&data);
+    assert!(
+        warnings_of(&events).is_empty(),
+        "{:?}",
+        warnings_of(&events)
+    );
+    let video: Vec<_> = pes_of(&events)
+        .into_iter()
+        .filter(|p| p.pid == PID_VIDEO)
+        .collect();
+    let flags: Vec<bool> = video.iter().map(|p| p.discontinuity).collect();
+    assert_eq!(flags, [false, true, false]);
+    assert!(video.iter().all(|p| !p.corrupt));
+}
