@@ -543,9 +543,12 @@ struct TsInput {
     adts: aac::AdtsReader,
     adts_frames: Vec<aac::AdtsFrame>,
     audio_cfg: Option<AudioConfig>,
-    /// Next audio timestamp when a PES carries no PTS, and the sample count since the last PTS.
-    audio_base: Option<i64>,
-    audio_samples: i64,
+    /// Bytes pushed into the ADTS reader so far.
+    adts_pos: u64,
+    /// Audio PES starts still owning frames: (ADTS stream offset, PTS, frames stamped so far).
+    audio_pes: std::collections::VecDeque<(u64, Option<i64>, i64)>,
+    /// The last audio timestamp given out, for PES without PTS.
+    last_audio_ts: Option<i64>,
     last_video_dts: Option<i64>,
     warned_streams: bool,
 }
@@ -569,11 +572,15 @@ impl TsInput {
                     }
                 }
                 ts::TsEvent::Warning(d) => diags.push(d),
-                #[allow(unreachable_patterns)]
-                _ => {}
             }
         }
         self.events = evs;
+        if eof {
+            let mut frames = std::mem::take(&mut self.adts_frames);
+            self.adts.finish(&mut frames, diags);
+            self.audio_frames(&mut frames, out);
+            self.adts_frames = frames;
+        }
         Ok(())
     }
 
@@ -662,19 +669,35 @@ impl TsInput {
     }
 
     fn audio_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
-        if let Some(pts) = p.pts {
-            self.audio_base = Some(pts as i64);
-            self.audio_samples = 0;
-        }
+        // The ADTS reader may hold a frame back until the next header confirms it, so frames are
+        // stamped by the PES they started in, found by their offset in the ADTS stream.
+        self.audio_pes
+            .push_back((self.adts_pos, p.pts.map(|t| t as i64), 0));
+        self.adts_pos += p.data.len() as u64;
         let mut frames = std::mem::take(&mut self.adts_frames);
         self.adts.push(&p.data, &mut frames, diags);
+        self.audio_frames(&mut frames, out);
+        self.adts_frames = frames;
+    }
+
+    fn audio_frames(&mut self, frames: &mut Vec<aac::AdtsFrame>, out: &mut Vec<MediaEvent>) {
         for f in frames.drain(..) {
-            let Some(base) = self.audio_base else {
-                continue;
-            };
+            while self.audio_pes.len() > 1 && self.audio_pes[1].0 <= f.offset {
+                self.audio_pes.pop_front();
+            }
             let sr = f.config.sample_rate.max(1) as i64;
-            let ts = base + self.audio_samples * CLOCK_HZ / sr;
-            self.audio_samples += 1024;
+            let ts = match self.audio_pes.front_mut() {
+                Some((_, Some(pts), n)) => {
+                    let t = *pts + *n * 1024 * CLOCK_HZ / sr;
+                    *n += 1;
+                    t
+                }
+                _ => match self.last_audio_ts {
+                    Some(t) => t + 1024 * CLOCK_HZ / sr,
+                    None => continue,
+                },
+            };
+            self.last_audio_ts = Some(ts);
             if self.audio_cfg.as_ref() != Some(&f.config) {
                 self.audio_cfg = Some(f.config.clone());
                 out.push(MediaEvent::Audio(f.config.clone()));
@@ -687,13 +710,14 @@ impl TsInput {
                 data: f.payload,
             }));
         }
-        self.adts_frames = frames;
     }
 }
 
 /// Where output timestamps start, in 90 kHz (the [`Demux`] starts them at zero): ffmpeg's MPEG-TS
 /// muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
 const TS_START: i64 = 126_000;
+/// PCR runs this far (90 kHz) ahead of DTS, as ffmpeg's default `muxdelay` of 0.7 s.
+const PCR_DELAY: u64 = 63_000;
 
 /// Media events → MPEG-TS bytes.
 pub struct TsOut {
@@ -745,7 +769,9 @@ impl TsOut {
         let pcr = if want.0 { ts::PID_VIDEO } else { ts::PID_AUDIO };
         match &mut self.mux {
             None => {
-                self.mux = Some(ts::TsMuxer::new(self.mux_streams(), pcr));
+                let mut m = ts::TsMuxer::new(self.mux_streams(), pcr);
+                m.set_pcr_delay(PCR_DELAY);
+                self.mux = Some(m);
             }
             Some(m) if self.streams != want => {
                 let s = self.mux_streams();
@@ -776,14 +802,16 @@ impl TsOut {
                         let Some(cfg) = &self.video else { return Ok(()) };
                         h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch);
                         let mux = self.mux.as_mut().expect("streams ensured");
-                        mux.write_pes(ts::PID_VIDEO, pts, Some(dts), f.keyframe, &self.scratch, out);
+                        mux.write_pes(ts::PID_VIDEO, pts, Some(dts), f.keyframe, &self.scratch, out)
+                            .map_err(|e| e.message)?;
                     }
                     Track::Audio => {
                         let Some(cfg) = &self.audio else { return Ok(()) };
                         aac::write_adts_header(cfg, f.data.len(), &mut self.scratch)?;
                         self.scratch.extend_from_slice(&f.data);
                         let mux = self.mux.as_mut().expect("streams ensured");
-                        mux.write_pes(ts::PID_AUDIO, pts, None, true, &self.scratch, out);
+                        mux.write_pes(ts::PID_AUDIO, pts, None, true, &self.scratch, out)
+                            .map_err(|e| e.message)?;
                     }
                 }
             }
