@@ -30,6 +30,9 @@ pub use writer::{
 
 use bytes::Bytes;
 
+/// The AMF0 types of the `amf` crate, as used by [`ScriptData`] and [`metadata_body`].
+pub use amf::amf0;
+
 /// Length of the FLV file header (signature, version, flags, DataOffset).
 pub const HEADER_LEN: usize = 9;
 /// Length of a tag header (type, DataSize, Timestamp, TimestampExtended, StreamID).
@@ -83,3 +86,6 @@ pub struct Tag {
     /// Absolute byte offset of the tag header in the input stream.
     pub offset: u64,
 }
+
+#[cfg(test)]
+mod tests;
