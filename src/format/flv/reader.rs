@@ -107,6 +107,10 @@ enum Verdict {
 /// PreviousTagSize after its body or a plausible tag header after that. Such candidates are
 /// confirmed only once all the bytes they need have arrived (or at `finish`), so the result does
 /// not depend on chunking. Each skipped stretch yields one warning at its start offset.
+///
+/// Because a tag is emitted before its PreviousTagSize arrives, a tag with a damaged DataSize is
+/// emitted with a wrong body; the warning that follows starts at that tag's offset (and the tags
+/// it swallowed are then recovered by the scan, which restarts one byte after its header).
 #[derive(Debug)]
 pub struct FlvReader {
     max_tag_size: u32,
@@ -144,7 +148,7 @@ impl FlvReader {
         }
     }
 
-    /// Total bytes consumed from the input so far (pushed bytes still buffered are not counted).
+    /// Total bytes pushed so far.
     pub fn position(&self) -> u64 {
         self.buf_pos + self.buf.len() as u64
     }
@@ -176,6 +180,7 @@ impl FlvReader {
     pub fn finish(&mut self, out: &mut Vec<FlvEvent>) {
         while let Step::Continue = self.step(true, out) {}
         self.state = State::Done;
+        self.consume(self.buf.len());
         self.buf = BytesMut::new();
         self.last_tag = None;
     }
