@@ -41,7 +41,11 @@ fn log_diags(diags: &mut Vec<Diag>) {
 /// stdin → demux → timeline → mux → stdout, one read at a time. Output for each read is written
 /// before the next read, so nothing waits for the end of the input.
 fn remux(input: &MuxInput, mut sink: impl Sink) -> anyhow::Result<()> {
-    let mut demux = Demux::new(input.input_format, input.fps.map(|f| (f.num, f.den)), input.max_gap);
+    let mut demux = Demux::new(
+        input.input_format,
+        input.fps.map(|f| (f.num, f.den)),
+        input.max_gap,
+    );
     let mut stdin = io::stdin().lock();
     let mut stdout = io::stdout().lock();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -68,7 +72,8 @@ fn remux(input: &MuxInput, mut sink: impl Sink) -> anyhow::Result<()> {
         log_diags(&mut diags);
         for ev in events.drain(..) {
             frames += matches!(ev, MediaEvent::Frame(_)) as u64;
-            sink.event(&ev, &mut out).map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
+            sink.event(&ev, &mut out)
+                .map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
         }
         if !out.is_empty() {
             stdout.write_all(&out).context("writing stdout")?;
@@ -88,7 +93,8 @@ fn remux(input: &MuxInput, mut sink: impl Sink) -> anyhow::Result<()> {
     log_diags(&mut diags);
     for ev in events.drain(..) {
         frames += matches!(ev, MediaEvent::Frame(_)) as u64;
-        sink.event(&ev, &mut out).map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
+        sink.event(&ev, &mut out)
+            .map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
     }
     stdout.write_all(&out).context("writing stdout")?;
     stdout.flush().context("writing stdout")?;

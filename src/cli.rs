@@ -26,9 +26,16 @@ pub struct FrameRate {
 impl std::str::FromStr for FrameRate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid frame rate {s:?}: expected N, N.NN or N/D, for example 30 or 30000/1001");
+        let bad = || {
+            format!(
+                "invalid frame rate {s:?}: expected N, N.NN or N/D, for example 30 or 30000/1001"
+            )
+        };
         let (num, den) = if let Some((n, d)) = s.split_once('/') {
-            (n.trim().parse::<u32>().map_err(|_| bad())?, d.trim().parse::<u32>().map_err(|_| bad())?)
+            (
+                n.trim().parse::<u32>().map_err(|_| bad())?,
+                d.trim().parse::<u32>().map_err(|_| bad())?,
+            )
         } else if let Some((i, f)) = s.split_once('.') {
             if f.is_empty() || f.len() > 3 || !f.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
@@ -36,7 +43,10 @@ impl std::str::FromStr for FrameRate {
             let scale = 10u32.pow(f.len() as u32);
             let i: u32 = i.parse().map_err(|_| bad())?;
             let f: u32 = f.parse().map_err(|_| bad())?;
-            let num = i.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or_else(bad)?;
+            let num = i
+                .checked_mul(scale)
+                .and_then(|v| v.checked_add(f))
+                .ok_or_else(bad)?;
             // 29.97 and 59.94 mean the NTSC rates exactly.
             match (num, scale) {
                 (2997, 100) => (30000, 1001),

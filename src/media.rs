@@ -78,7 +78,10 @@ impl AudioConfig {
 pub enum MediaEvent {
     /// The tracks the container announces (FLV header flags, TS PMT). Sent before any frame when the
     /// container says so; absent for formats that announce nothing (raw Annex B).
-    Tracks { video: bool, audio: bool },
+    Tracks {
+        video: bool,
+        audio: bool,
+    },
     /// The video track's configuration, sent before the first video frame and again when it changes.
     Video(VideoConfig),
     /// The audio track's configuration, sent before the first audio frame and again when it changes.

@@ -129,7 +129,12 @@ impl Demux {
 
     /// Pushes input bytes. Clean events are appended to `out`, problems to `diags`. An `Err` means
     /// the input cannot be continued.
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         self.consumed += data.len() as u64;
         if self.inner.is_none() {
             self.pending.extend_from_slice(data);
@@ -164,7 +169,13 @@ impl Demux {
         self.feed(&[], out, diags, true)
     }
 
-    fn feed(&mut self, data: &[u8], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>, eof: bool) -> Result<(), Diag> {
+    fn feed(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+        eof: bool,
+    ) -> Result<(), Diag> {
         let mut evs = std::mem::take(&mut self.scratch);
         evs.clear();
         let res = match self.inner.as_mut() {
@@ -193,7 +204,8 @@ impl Demux {
                             ),
                         ));
                     }
-                    self.gate.push(MediaEvent::Frame(f), out, diags, self.consumed);
+                    self.gate
+                        .push(MediaEvent::Frame(f), out, diags, self.consumed);
                 }
                 other => self.gate.push(other, out, diags, self.consumed),
             }
@@ -288,7 +300,10 @@ impl Gate {
             };
             diags.push(Diag::new(
                 at,
-                format!("no {missing} configuration after {} s of input; continuing without it", Self::MAX_WAIT / CLOCK_HZ),
+                format!(
+                    "no {missing} configuration after {} s of input; continuing without it",
+                    Self::MAX_WAIT / CLOCK_HZ
+                ),
             ));
             self.release(out);
         }
@@ -395,12 +410,17 @@ struct FlvInput {
     length_size: u8,
     video_cfg: Option<VideoConfig>,
     audio_cfg: Option<AudioConfig>,
-    warned_video_codec: bool,
     warned_audio_codec: bool,
 }
 
 impl FlvInput {
-    fn push(&mut self, data: &[u8], eof: bool, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+    fn push(
+        &mut self,
+        data: &[u8],
+        eof: bool,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         let mut evs = std::mem::take(&mut self.events);
         if eof {
             self.reader.finish(&mut evs);
@@ -418,9 +438,16 @@ impl FlvInput {
         res
     }
 
-    fn event(&mut self, ev: flv::FlvEvent, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+    fn event(
+        &mut self,
+        ev: flv::FlvEvent,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         match ev {
-            flv::FlvEvent::Header { audio, video, .. } => out.push(MediaEvent::Tracks { video, audio }),
+            flv::FlvEvent::Header { audio, video, .. } => {
+                out.push(MediaEvent::Tracks { video, audio })
+            }
             flv::FlvEvent::Warning(d) => diags.push(d),
             flv::FlvEvent::Tag(tag) => match tag.kind {
                 flv::TagKind::Video => self.video_tag(&tag, out, diags)?,
@@ -431,16 +458,57 @@ impl FlvInput {
         Ok(())
     }
 
-    fn video_tag(&mut self, tag: &flv::Tag, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+    fn video_tag(
+        &mut self,
+        tag: &flv::Tag,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         let vt = match flv::VideoTag::parse(&tag.body) {
             Ok(v) => v,
             Err(e) => {
-                diags.push(Diag::new(tag.offset, format!("bad FLV video tag: {e}; tag skipped")));
+                diags.push(Diag::new(
+                    tag.offset,
+                    format!("bad FLV video tag: {e}; tag skipped"),
+                ));
                 return Ok(());
             }
         };
-        match vt.packet {
-            flv::VideoPacket::AvcSequenceHeader(rec) => match h264::parse_avcc(&rec)
+        let keyframe = vt.frame_type == flv::VideoFrameType::Key;
+        // Legacy AVC and Enhanced-RTMP `avc1` carry the same payloads.
+        let (packet_type, cts_ms, payload) = match vt.packet {
+            flv::VideoPacket::Avc { packet_type, cts_ms, payload } => (packet_type, cts_ms, payload),
+            flv::VideoPacket::Ex { fourcc, packet_type, cts_ms, payload } if fourcc == flv::FourCc::AVC1 => {
+                let pt = match packet_type {
+                    flv::ExVideoPacketType::SequenceStart => flv::AvcPacketType::SequenceHeader,
+                    flv::ExVideoPacketType::CodedFrames | flv::ExVideoPacketType::CodedFramesX => flv::AvcPacketType::Nalu,
+                    flv::ExVideoPacketType::SequenceEnd => flv::AvcPacketType::EndOfSequence,
+                    _ => return Ok(()),
+                };
+                (pt, cts_ms, payload)
+            }
+            flv::VideoPacket::Ex { fourcc, .. } => {
+                return Err(Diag::new(
+                    tag.offset,
+                    format!("unsupported video codec {fourcc} (Enhanced FLV) in the input; river carries H.264 only"),
+                ))
+            }
+            flv::VideoPacket::Other { codec_id, .. } if vt.frame_type != flv::VideoFrameType::Command => {
+                let name = match codec_id {
+                    2 => "Sorenson H.263",
+                    4 | 5 => "VP6",
+                    12 => "HEVC (codec id 12)",
+                    _ => "other",
+                };
+                return Err(Diag::new(
+                    tag.offset,
+                    format!("unsupported video codec id {codec_id} ({name}) in FLV; river carries H.264 only"),
+                ));
+            }
+            _ => return Ok(()), // command frames: nothing to carry
+        };
+        match packet_type {
+            flv::AvcPacketType::SequenceHeader => match h264::parse_avcc(&payload)
                 .and_then(|a| Ok((a.length_size, h264::video_config(a.sps, a.pps)?)))
             {
                 Ok((ls, cfg)) => {
@@ -450,18 +518,24 @@ impl FlvInput {
                         out.push(MediaEvent::Video(cfg));
                     }
                 }
-                Err(e) => diags.push(Diag::new(tag.offset, format!("bad AVC sequence header: {e}; ignored"))),
+                Err(e) => diags.push(Diag::new(
+                    tag.offset,
+                    format!("bad AVC sequence header: {e}; ignored"),
+                )),
             },
-            flv::VideoPacket::AvcNalu { cts, data } => {
-                if data.is_empty() {
+            flv::AvcPacketType::Nalu => {
+                if payload.is_empty() {
                     return Ok(());
                 }
                 let data = match self.length_size {
-                    4 | 0 => data,
-                    n => match h264::avcc_relength(&data, n) {
+                    4 | 0 => payload,
+                    n => match h264::avcc_relength(&payload, n) {
                         Ok(d) => d,
                         Err(e) => {
-                            diags.push(Diag::new(tag.offset, format!("bad AVC NAL lengths: {e}; frame skipped")));
+                            diags.push(Diag::new(
+                                tag.offset,
+                                format!("bad AVC NAL lengths: {e}; frame skipped"),
+                            ));
                             return Ok(());
                         }
                     },
@@ -470,21 +544,12 @@ impl FlvInput {
                 out.push(MediaEvent::Frame(Frame {
                     track: Track::Video,
                     dts,
-                    pts: dts + cts as i64 * 90,
-                    keyframe: vt.keyframe,
+                    pts: dts + cts_ms as i64 * 90,
+                    keyframe,
                     data,
                 }));
             }
-            flv::VideoPacket::AvcEndOfSequence => {}
-            flv::VideoPacket::Other(codec) => {
-                if !self.warned_video_codec {
-                    self.warned_video_codec = true;
-                    return Err(Diag::new(
-                        tag.offset,
-                        format!("unsupported video codec {codec} in FLV; river carries H.264 only"),
-                    ));
-                }
-            }
+            flv::AvcPacketType::EndOfSequence => {}
         }
         Ok(())
     }
@@ -493,36 +558,56 @@ impl FlvInput {
         let at = match flv::AudioTag::parse(&tag.body) {
             Ok(a) => a,
             Err(e) => {
-                diags.push(Diag::new(tag.offset, format!("bad FLV audio tag: {e}; tag skipped")));
+                diags.push(Diag::new(
+                    tag.offset,
+                    format!("bad FLV audio tag: {e}; tag skipped"),
+                ));
                 return;
             }
         };
         match at.packet {
-            flv::AudioPacket::AacSequenceHeader(asc) => match aac::parse_asc(&asc) {
+            flv::AudioPacket::Aac {
+                packet_type: flv::AacPacketType::SequenceHeader,
+                payload,
+            } => match aac::parse_asc(&payload) {
                 Ok(cfg) => {
                     if self.audio_cfg.as_ref() != Some(&cfg) {
                         self.audio_cfg = Some(cfg.clone());
                         out.push(MediaEvent::Audio(cfg));
                     }
                 }
-                Err(e) => diags.push(Diag::new(tag.offset, format!("bad AAC sequence header: {e}; ignored"))),
+                Err(e) => diags.push(Diag::new(
+                    tag.offset,
+                    format!("bad AAC sequence header: {e}; ignored"),
+                )),
             },
-            flv::AudioPacket::AacRaw(data) => {
+            flv::AudioPacket::Aac {
+                packet_type: flv::AacPacketType::Raw,
+                payload,
+            } => {
+                if payload.is_empty() {
+                    return;
+                }
                 let ts = tag.timestamp as i64 * 90;
                 out.push(MediaEvent::Frame(Frame {
                     track: Track::Audio,
                     dts: ts,
                     pts: ts,
                     keyframe: true,
-                    data,
+                    data: payload,
                 }));
             }
-            flv::AudioPacket::Other(format) => {
+            _ => {
                 if !self.warned_audio_codec {
                     self.warned_audio_codec = true;
+                    let what = match at.sound_format {
+                        2 => "MP3".to_string(),
+                        9 => "Enhanced-FLV audio".to_string(),
+                        n => format!("sound format {n}"),
+                    };
                     diags.push(Diag::new(
                         tag.offset,
-                        format!("unsupported audio format {format} in FLV; audio dropped (river carries AAC only)"),
+                        format!("unsupported audio ({what}) in FLV; audio dropped (river carries AAC only)"),
                     ));
                 }
             }
@@ -554,7 +639,13 @@ struct TsInput {
 }
 
 impl TsInput {
-    fn push(&mut self, data: &[u8], eof: bool, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> Result<(), Diag> {
+    fn push(
+        &mut self,
+        data: &[u8],
+        eof: bool,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         let mut evs = std::mem::take(&mut self.events);
         if eof {
             self.demux.finish(&mut evs);
@@ -584,9 +675,20 @@ impl TsInput {
         Ok(())
     }
 
-    fn program(&mut self, streams: &[ts::StreamInfo], out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
-        self.video_pid = streams.iter().find(|s| s.stream_type == ts::STREAM_TYPE_H264).map(|s| s.pid);
-        self.audio_pid = streams.iter().find(|s| s.stream_type == ts::STREAM_TYPE_AAC_ADTS).map(|s| s.pid);
+    fn program(
+        &mut self,
+        streams: &[ts::StreamInfo],
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) {
+        self.video_pid = streams
+            .iter()
+            .find(|s| s.stream_type == ts::STREAM_TYPE_H264)
+            .map(|s| s.pid);
+        self.audio_pid = streams
+            .iter()
+            .find(|s| s.stream_type == ts::STREAM_TYPE_AAC_ADTS)
+            .map(|s| s.pid);
         let others: Vec<String> = streams
             .iter()
             .filter(|s| Some(s.pid) != self.video_pid && Some(s.pid) != self.audio_pid)
@@ -596,7 +698,10 @@ impl TsInput {
             self.warned_streams = true;
             diags.push(Diag::new(
                 0,
-                format!("ignoring MPEG-TS streams river does not carry (H.264 and AAC only): {}", others.join(", ")),
+                format!(
+                    "ignoring MPEG-TS streams river does not carry (H.264 and AAC only): {}",
+                    others.join(", ")
+                ),
             ));
         }
         out.push(MediaEvent::Tracks {
@@ -640,7 +745,10 @@ impl TsInput {
                             self.video_cfg = Some(cfg.clone());
                             out.push(MediaEvent::Video(cfg));
                         }
-                        Err(e) => diags.push(Diag::new(p.offset, format!("bad SPS in MPEG-TS video: {e}"))),
+                        Err(e) => diags.push(Diag::new(
+                            p.offset,
+                            format!("bad SPS in MPEG-TS video: {e}"),
+                        )),
                     }
                 }
             }
@@ -773,9 +881,11 @@ impl TsOut {
                 m.set_pcr_delay(PCR_DELAY);
                 self.mux = Some(m);
             }
-            Some(m) if self.streams != want => {
+            Some(_) if self.streams != want => {
                 let s = self.mux_streams();
-                m.set_streams(s, pcr);
+                if let Some(m) = &mut self.mux {
+                    m.set_streams(s, pcr);
+                }
             }
             _ => {}
         }
@@ -799,14 +909,25 @@ impl TsOut {
                 self.scratch.clear();
                 match f.track {
                     Track::Video => {
-                        let Some(cfg) = &self.video else { return Ok(()) };
+                        let Some(cfg) = &self.video else {
+                            return Ok(());
+                        };
                         h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch);
                         let mux = self.mux.as_mut().expect("streams ensured");
-                        mux.write_pes(ts::PID_VIDEO, pts, Some(dts), f.keyframe, &self.scratch, out)
-                            .map_err(|e| e.message)?;
+                        mux.write_pes(
+                            ts::PID_VIDEO,
+                            pts,
+                            Some(dts),
+                            f.keyframe,
+                            &self.scratch,
+                            out,
+                        )
+                        .map_err(|e| e.message)?;
                     }
                     Track::Audio => {
-                        let Some(cfg) = &self.audio else { return Ok(()) };
+                        let Some(cfg) = &self.audio else {
+                            return Ok(());
+                        };
                         aac::write_adts_header(cfg, f.data.len(), &mut self.scratch)?;
                         self.scratch.extend_from_slice(&f.data);
                         let mux = self.mux.as_mut().expect("streams ensured");
@@ -827,7 +948,6 @@ pub struct FlvOut {
     video: Option<VideoConfig>,
     audio: Option<AudioConfig>,
     last_ts: u32,
-    body: Vec<u8>,
 }
 
 impl Default for FlvOut {
@@ -853,7 +973,6 @@ impl FlvOut {
             video: None,
             audio: None,
             last_ts: 0,
-            body: Vec::with_capacity(1 << 16),
         }
     }
 
@@ -868,7 +987,7 @@ impl FlvOut {
         let audio = self.tracks.1 || self.audio.is_some();
         flv::write_header(audio, video, out);
         let meta = self.metadata();
-        flv::write_tag(flv::TagKind::Script, 0, &meta, out);
+        let _ = flv::write_tag(flv::TagKind::Script, 0, &meta, out); // small: cannot exceed 16 MiB
         if let Some(v) = self.video.clone() {
             self.write_video_config(&v, 0, out);
         }
@@ -895,21 +1014,21 @@ impl FlvOut {
             props.push(("stereo", Value::Boolean(a.channels >= 2)));
             props.push(("audiocodecid", num(10.0)));
         }
-        props.push(("encoder", Value::String(concat!("river ", env!("CARGO_PKG_VERSION")).to_string())));
+        props.push((
+            "encoder",
+            Value::String(concat!("river ", env!("CARGO_PKG_VERSION")).to_string()),
+        ));
         flv::metadata_body(&props)
     }
 
     fn write_video_config(&mut self, v: &VideoConfig, ts: u32, out: &mut Vec<u8>) {
         let rec = h264::write_avcc(v);
-        self.body.clear();
-        flv::avc_video_body(true, flv::AvcPacketType::SequenceHeader, 0, &rec, &mut self.body);
-        flv::write_tag(flv::TagKind::Video, ts, &self.body, out);
+        let _ =
+            flv::write_avc_video_tag(ts, true, flv::AvcPacketType::SequenceHeader, 0, &rec, out);
     }
 
     fn write_audio_config(&mut self, a: &AudioConfig, ts: u32, out: &mut Vec<u8>) {
-        self.body.clear();
-        flv::aac_audio_body(flv::AacPacketType::SequenceHeader, &a.asc, &mut self.body);
-        flv::write_tag(flv::TagKind::Audio, ts, &self.body, out);
+        let _ = flv::write_aac_audio_tag(ts, flv::AacPacketType::SequenceHeader, &a.asc, out);
     }
 
     /// Writes one event.
@@ -939,16 +1058,21 @@ impl FlvOut {
                 let dts = Self::ms(f.dts);
                 let pts = Self::ms(f.pts);
                 self.last_ts = dts;
-                self.body.clear();
                 match f.track {
                     Track::Video => {
-                        let cts = (pts as i64 - dts as i64) as i32;
-                        flv::avc_video_body(f.keyframe, flv::AvcPacketType::Nalu, cts, &f.data, &mut self.body);
-                        flv::write_tag(flv::TagKind::Video, dts, &self.body, out);
+                        let cts = (pts as i64 - dts as i64).clamp(i32::MIN as i64, i32::MAX as i64)
+                            as i32;
+                        flv::write_avc_video_tag(
+                            dts,
+                            f.keyframe,
+                            flv::AvcPacketType::Nalu,
+                            cts,
+                            &f.data,
+                            out,
+                        )?;
                     }
                     Track::Audio => {
-                        flv::aac_audio_body(flv::AacPacketType::Raw, &f.data, &mut self.body);
-                        flv::write_tag(flv::TagKind::Audio, dts, &self.body, out);
+                        flv::write_aac_audio_tag(dts, flv::AacPacketType::Raw, &f.data, out)?;
                     }
                 }
             }

@@ -319,11 +319,27 @@ mod tests {
         assert_monotonic(&out);
         assert_eq!(tl.repairs().jumps, 2, "each track re-stamped once");
         // Audio/video alignment in the second part equals the input's.
-        let v2 = out[cut..].iter().find(|f| f.track == Track::Video).unwrap().dts;
-        let a2 = out[cut..].iter().find(|f| f.track == Track::Audio).unwrap().dts;
-        assert_eq!(v2 - a2, 0, "both parts restart together, so they stay together");
+        let v2 = out[cut..]
+            .iter()
+            .find(|f| f.track == Track::Video)
+            .unwrap()
+            .dts;
+        let a2 = out[cut..]
+            .iter()
+            .find(|f| f.track == Track::Audio)
+            .unwrap()
+            .dts;
+        assert_eq!(
+            v2 - a2,
+            0,
+            "both parts restart together, so they stay together"
+        );
         // The video continues one frame after its last frame before the jump.
-        let v1 = out[..cut].iter().rfind(|f| f.track == Track::Video).unwrap().dts;
+        let v1 = out[..cut]
+            .iter()
+            .rfind(|f| f.track == Track::Video)
+            .unwrap()
+            .dts;
         assert_eq!(v2 - v1, 3000);
     }
 

@@ -48,7 +48,11 @@ fn man_pages_and_completions_are_in_sync() {
         let name = cmd.get_name().to_string();
         let mut man = Vec::new();
         render_man(&cmd, &mut man);
-        ensure(&root.join("man").join(format!("{name}.1")), &man, &mut stale);
+        ensure(
+            &root.join("man").join(format!("{name}.1")),
+            &man,
+            &mut stale,
+        );
         for (shell, file) in [
             (Shell::Bash, format!("{name}.bash")),
             (Shell::Zsh, format!("_{name}")),
@@ -71,7 +75,15 @@ fn every_man_page_documents_exit_status() {
     for cmd in river::cli::commands() {
         let page = std::fs::read_to_string(root.join("man").join(format!("{}.1", cmd.get_name())))
             .unwrap_or_default();
-        assert!(page.contains("EXIT STATUS"), "{} man page lacks exit status", cmd.get_name());
-        assert!(page.contains("130"), "{} man page lacks exit code 130", cmd.get_name());
+        assert!(
+            page.contains("EXIT STATUS"),
+            "{} man page lacks exit status",
+            cmd.get_name()
+        );
+        assert!(
+            page.contains("130"),
+            "{} man page lacks exit code 130",
+            cmd.get_name()
+        );
     }
 }

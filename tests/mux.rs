@@ -10,10 +10,42 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const CLIPS: [Clip; 4] = [
-    Clip { width: 1280, height: 720, fps: 30, bframes: 3, audio: true, gop_secs: 1, secs: 3 },
-    Clip { width: 160, height: 120, fps: 30, bframes: 0, audio: false, gop_secs: 4, secs: 9 },
-    Clip { width: 160, height: 120, fps: 30, bframes: 3, audio: true, gop_secs: 4, secs: 9 },
-    Clip { width: 1280, height: 720, fps: 30, bframes: 0, audio: true, gop_secs: 1, secs: 2 },
+    Clip {
+        width: 1280,
+        height: 720,
+        fps: 30,
+        bframes: 3,
+        audio: true,
+        gop_secs: 1,
+        secs: 3,
+    },
+    Clip {
+        width: 160,
+        height: 120,
+        fps: 30,
+        bframes: 0,
+        audio: false,
+        gop_secs: 4,
+        secs: 9,
+    },
+    Clip {
+        width: 160,
+        height: 120,
+        fps: 30,
+        bframes: 3,
+        audio: true,
+        gop_secs: 4,
+        secs: 9,
+    },
+    Clip {
+        width: 1280,
+        height: 720,
+        fps: 30,
+        bframes: 0,
+        audio: true,
+        gop_secs: 1,
+        secs: 2,
+    },
 ];
 
 fn input_of(clip: &Clip, input: &str) -> PathBuf {
@@ -31,7 +63,15 @@ fn ffmpeg_reference(input: &Path, format: &str) -> PathBuf {
     let out = PathBuf::from(format!("{}.ref.{ext}", input.display()));
     if !out.exists() {
         let tmp = PathBuf::from(format!("{}.ref.tmp.{ext}", input.display()));
-        ffmpeg(&["-i", &input.to_string_lossy(), "-c", "copy", "-f", format, &tmp.to_string_lossy()]);
+        ffmpeg(&[
+            "-i",
+            &input.to_string_lossy(),
+            "-c",
+            "copy",
+            "-f",
+            format,
+            &tmp.to_string_lossy(),
+        ]);
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
@@ -57,14 +97,29 @@ fn check_clip(clip: Clip) {
     let src_packets = probe_packets(&src);
     for input in ["flv", "ts", "h264"] {
         let inp = input_of(&clip, input);
-        for (tool, ext, fmt) in [("river-mux-ts", "ts", "mpegts"), ("river-mux-flv", "flv", "flv")] {
+        for (tool, ext, fmt) in [
+            ("river-mux-ts", "ts", "mpegts"),
+            ("river-mux-flv", "flv", "flv"),
+        ] {
             let ctx = format!("{} {input} -> {tool}", clip.name());
-            let (out, stderr) = mux(tool, &inp, &format!("{}.{input}.river.{ext}", clip.name()), &[]);
-            assert!(!stderr.contains("warning"), "{ctx}: unexpected warnings:\n{stderr}");
+            let (out, stderr) = mux(
+                tool,
+                &inp,
+                &format!("{}.{input}.river.{ext}", clip.name()),
+                &[],
+            );
+            assert!(
+                !stderr.contains("warning"),
+                "{ctx}: unexpected warnings:\n{stderr}"
+            );
             assert_decodes_cleanly(&out);
             let got = probe_streams(&out);
             let want: Vec<StreamInfo> = if input == "h264" {
-                want_streams.iter().filter(|s| s.codec == "h264").cloned().collect()
+                want_streams
+                    .iter()
+                    .filter(|s| s.codec == "h264")
+                    .cloned()
+                    .collect()
             } else {
                 want_streams.clone()
             };
@@ -79,7 +134,11 @@ fn check_clip(clip: Clip) {
                 (src_packets.clone(), 0.0011)
             } else {
                 let r = ffmpeg_reference(&inp, fmt);
-                let tol = if input == "ts" && ext == "ts" { 0.0001 } else { 0.0011 };
+                let tol = if input == "ts" && ext == "ts" {
+                    0.0001
+                } else {
+                    0.0011
+                };
                 (probe_packets(&r), tol)
             };
             for kind in ["video", "audio"] {
@@ -89,7 +148,10 @@ fn check_clip(clip: Clip) {
                 assert_same_timestamps(&got_p, &reference, kind, tol, &ctx);
             }
             let keys_got = got_p.iter().filter(|p| p.kind == "video" && p.key).count();
-            let keys_src = src_packets.iter().filter(|p| p.kind == "video" && p.key).count();
+            let keys_src = src_packets
+                .iter()
+                .filter(|p| p.kind == "video" && p.key)
+                .count();
             assert_eq!(keys_got, keys_src, "{ctx}: keyframe count");
         }
     }
@@ -125,7 +187,11 @@ fn every_keyframe_in_ts_output_is_a_clean_join_point() {
         .map(|i| i * 188)
         .filter(|&o| data[o + 1] & 0x1f == 0 && data[o + 2] == 0 && data[o + 1] & 0x40 != 0)
         .collect();
-    assert!(pats.len() >= 3, "PAT repeated before keyframes: found {}", pats.len());
+    assert!(
+        pats.len() >= 3,
+        "PAT repeated before keyframes: found {}",
+        pats.len()
+    );
     let tail = write_tmp("join-tail.ts", &data[pats[1]..]);
     assert_decodes_cleanly(&tail);
     let p = probe_packets(&tail);
@@ -138,7 +204,17 @@ fn wrapped_ts_timestamps_come_out_monotonic() {
     let clip = CLIPS[2];
     let wrap = tmpdir().join("wrap.ts");
     let offset = format!("{:.3}", (1u64 << 33) as f64 / 90000.0 - 2.0);
-    ffmpeg(&["-i", &clip.flv().to_string_lossy(), "-c", "copy", "-output_ts_offset", &offset, "-f", "mpegts", &wrap.to_string_lossy()]);
+    ffmpeg(&[
+        "-i",
+        &clip.flv().to_string_lossy(),
+        "-c",
+        "copy",
+        "-output_ts_offset",
+        &offset,
+        "-f",
+        "mpegts",
+        &wrap.to_string_lossy(),
+    ]);
     for (tool, ext) in [("river-mux-flv", "flv"), ("river-mux-ts", "ts")] {
         let (out, stderr) = mux(tool, &wrap, &format!("wrap.out.{ext}"), &["-v"]);
         assert_decodes_cleanly(&out);
@@ -146,9 +222,16 @@ fn wrapped_ts_timestamps_come_out_monotonic() {
         assert_monotonic(&p, tool);
         let src = probe_packets(&clip.flv());
         assert_eq!(p.len(), src.len(), "{tool}: packet count");
-        let total = p.iter().map(|p| p.dts).fold(f64::MIN, f64::max) - p.iter().map(|p| p.dts).fold(f64::MAX, f64::min);
-        assert!(total < clip.secs as f64 + 1.0, "{tool}: no giant gap at the wrap ({total} s)");
-        assert!(stderr.contains("1 wraps") || stderr.contains("2 wraps"), "{tool}: wrap counted: {stderr}");
+        let total = p.iter().map(|p| p.dts).fold(f64::MIN, f64::max)
+            - p.iter().map(|p| p.dts).fold(f64::MAX, f64::min);
+        assert!(
+            total < clip.secs as f64 + 1.0,
+            "{tool}: no giant gap at the wrap ({total} s)"
+        );
+        assert!(
+            stderr.contains("1 wraps") || stderr.contains("2 wraps"),
+            "{tool}: wrap counted: {stderr}"
+        );
     }
 }
 
@@ -156,7 +239,12 @@ fn assert_monotonic(p: &[Packet], ctx: &str) {
     for kind in ["video", "audio"] {
         let mut last = f64::MIN;
         for (i, q) in p.iter().filter(|q| q.kind == kind).enumerate() {
-            assert!(q.dts > last, "{ctx}: {kind} packet {i} dts {} after {}", q.dts, last);
+            assert!(
+                q.dts > last,
+                "{ctx}: {kind} packet {i} dts {} after {}",
+                q.dts,
+                last
+            );
             assert!(q.pts >= q.dts - 1e-9, "{ctx}: {kind} packet {i} pts < dts");
             last = q.dts;
         }
@@ -170,21 +258,46 @@ fn backward_jump_of_twenty_seconds_is_restamped() {
     let a = tmpdir().join("jump-a.ts");
     let b = tmpdir().join("jump-b.ts");
     let src = clip.flv().to_string_lossy().to_string();
-    ffmpeg(&["-i", &src, "-c", "copy", "-output_ts_offset", "30", "-f", "mpegts", &a.to_string_lossy()]);
-    ffmpeg(&["-i", &src, "-c", "copy", "-f", "mpegts", &b.to_string_lossy()]);
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-c",
+        "copy",
+        "-output_ts_offset",
+        "30",
+        "-f",
+        "mpegts",
+        &a.to_string_lossy(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        &b.to_string_lossy(),
+    ]);
     let mut joined = std::fs::read(&a).unwrap();
     joined.extend(std::fs::read(&b).unwrap());
     let input = write_tmp("jump.ts", &joined);
     for (tool, ext) in [("river-mux-flv", "flv"), ("river-mux-ts", "ts")] {
         let (out, stderr) = mux(tool, &input, &format!("jump.out.{ext}"), &[]);
-        assert!(stderr.contains("jumped"), "{tool}: the jump is reported: {stderr}");
+        assert!(
+            stderr.contains("jumped"),
+            "{tool}: the jump is reported: {stderr}"
+        );
         assert_decodes_cleanly(&out);
         let p = probe_packets(&out);
         assert_monotonic(&p, tool);
         let n_src = probe_packets(&clip.flv()).len();
         assert_eq!(p.len(), 2 * n_src, "{tool}: both halves kept");
-        let span = p.iter().map(|p| p.dts).fold(f64::MIN, f64::max) - p.iter().map(|p| p.dts).fold(f64::MAX, f64::min);
-        assert!(span < 2.0 * clip.secs as f64 + 1.0, "{tool}: re-stamped, not a 30 s gap ({span} s)");
+        let span = p.iter().map(|p| p.dts).fold(f64::MIN, f64::max)
+            - p.iter().map(|p| p.dts).fold(f64::MAX, f64::min);
+        assert!(
+            span < 2.0 * clip.secs as f64 + 1.0,
+            "{tool}: re-stamped, not a 30 s gap ({span} s)"
+        );
     }
 }
 
@@ -197,11 +310,23 @@ fn truncated_input_keeps_what_arrived() {
         let inp = write_tmp(&format!("trunc.{input}"), &data[..n]);
         let (out, stderr) = mux("river-mux-ts", &inp, &format!("trunc.{input}.ts"), &[]);
         assert_decodes_cleanly(&out);
-        let got = probe_packets(&out).iter().filter(|p| p.kind == "video").count();
-        let all = probe_packets(&clip.flv()).iter().filter(|p| p.kind == "video").count();
-        assert!(got as f64 >= all as f64 * cut - 3.0, "{input}: kept {got} of {all} frames");
+        let got = probe_packets(&out)
+            .iter()
+            .filter(|p| p.kind == "video")
+            .count();
+        let all = probe_packets(&clip.flv())
+            .iter()
+            .filter(|p| p.kind == "video")
+            .count();
+        assert!(
+            got as f64 >= all as f64 * cut - 3.0,
+            "{input}: kept {got} of {all} frames"
+        );
         if input == "flv" {
-            assert!(stderr.contains("offset"), "{input}: truncation reported with offset: {stderr}");
+            assert!(
+                stderr.contains("offset"),
+                "{input}: truncation reported with offset: {stderr}"
+            );
         }
     }
 }
@@ -209,11 +334,19 @@ fn truncated_input_keeps_what_arrived() {
 #[test]
 fn garbage_between_units_is_skipped_with_its_offset() {
     let clip = CLIPS[2];
-    for (input, tool) in [("ts", "river-mux-flv"), ("flv", "river-mux-ts"), ("h264", "river-mux-ts")] {
+    for (input, tool) in [
+        ("ts", "river-mux-flv"),
+        ("flv", "river-mux-ts"),
+        ("h264", "river-mux-ts"),
+    ] {
         let data = std::fs::read(input_of(&clip, input)).unwrap();
         // 1000 bytes of noise at a packet/tag boundary near the middle (for TS a packet boundary;
         // for the others wherever it lands, which is the harder case).
-        let at = if input == "ts" { (data.len() / 2) / 188 * 188 } else { data.len() / 2 };
+        let at = if input == "ts" {
+            (data.len() / 2) / 188 * 188
+        } else {
+            data.len() / 2
+        };
         let mut bad = data[..at].to_vec();
         let mut x: u32 = 12345;
         for _ in 0..1000 {
@@ -224,11 +357,24 @@ fn garbage_between_units_is_skipped_with_its_offset() {
         let inp = write_tmp(&format!("garbage.{input}"), &bad);
         let out = run(&river(tool), &[], &bad);
         assert!(out.status.success(), "{input}: {}", out.stderr);
-        assert!(out.stderr.contains("offset"), "{input}: damage reported with an offset: {}", out.stderr);
+        assert!(
+            out.stderr.contains("offset"),
+            "{input}: damage reported with an offset: {}",
+            out.stderr
+        );
         let o = write_tmp(&format!("garbage.{input}.out"), &out.stdout);
-        let got = probe_packets(&o).iter().filter(|p| p.kind == "video").count();
-        let all = probe_packets(&clip.flv()).iter().filter(|p| p.kind == "video").count();
-        assert!(got + 70 >= all, "{input}: only a GOP's worth may be lost: {got} of {all}");
+        let got = probe_packets(&o)
+            .iter()
+            .filter(|p| p.kind == "video")
+            .count();
+        let all = probe_packets(&clip.flv())
+            .iter()
+            .filter(|p| p.kind == "video")
+            .count();
+        assert!(
+            got + 70 >= all,
+            "{input}: only a GOP's worth may be lost: {got} of {all}"
+        );
         let _ = inp;
     }
 }
@@ -246,8 +392,16 @@ fn ts_continuity_errors_are_reported() {
         .collect();
     let out = run(&river("river-mux-flv"), &[], &bad);
     assert!(out.status.success(), "{}", out.stderr);
-    assert!(out.stderr.to_lowercase().contains("continuity"), "continuity errors reported: {}", out.stderr);
-    assert!(out.stderr.contains("offset"), "with offsets: {}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("continuity"),
+        "continuity errors reported: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("offset"),
+        "with offsets: {}",
+        out.stderr
+    );
     assert!(!out.stdout.is_empty());
 }
 
@@ -274,19 +428,34 @@ fn broken_flv_tag_size_is_reported_and_resynced() {
         out.stderr
     );
     let o = write_tmp("broken-tag.ts", &out.stdout);
-    let got = probe_packets(&o).iter().filter(|p| p.kind == "video").count();
-    let all = probe_packets(&clip.flv()).iter().filter(|p| p.kind == "video").count();
-    assert!(got + 5 >= all, "tags after the damage still come out: {got} of {all}");
+    let got = probe_packets(&o)
+        .iter()
+        .filter(|p| p.kind == "video")
+        .count();
+    let all = probe_packets(&clip.flv())
+        .iter()
+        .filter(|p| p.kind == "video")
+        .count();
+    assert!(
+        got + 5 >= all,
+        "tags after the damage still come out: {got} of {all}"
+    );
 }
 
 #[test]
 fn non_media_input_is_an_error() {
-    let noise: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 1).collect();
+    let noise: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 1)
+        .collect();
     for tool in ["river-mux-ts", "river-mux-flv"] {
         let out = run(&river(tool), &[], &noise);
         assert_eq!(out.status.code(), Some(1), "{tool}: {}", out.stderr);
         let last = out.stderr.lines().last().unwrap_or("");
-        assert!(last.starts_with(&format!("{tool}: error: ")), "{tool}: one-line error: {}", out.stderr);
+        assert!(
+            last.starts_with(&format!("{tool}: error: ")),
+            "{tool}: one-line error: {}",
+            out.stderr
+        );
     }
     // Empty input is not an error: nothing in, nothing out.
     let out = run(&river("river-mux-ts"), &[], b"");
@@ -300,7 +469,10 @@ fn help_version_and_usage_errors() {
         let out = run(&river(tool), &["--help"], b"");
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Exit status") && text.contains("--input-format"), "{text}");
+        assert!(
+            text.contains("Exit status") && text.contains("--input-format"),
+            "{text}"
+        );
         let out = run(&river(tool), &["--version"], b"");
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("{tool} ")));
         let out = run(&river(tool), &["--bogus"], b"");
@@ -313,11 +485,24 @@ fn help_version_and_usage_errors() {
 #[test]
 fn refuses_to_write_to_a_terminal() {
     // `script` gives the child a pseudo-terminal as stdout.
-    let ok = Command::new("script").arg("--version").stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "`script` (util-linux) is required: apt-get install -y bsdutils");
+    let ok = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`script` (util-linux) is required: apt-get install -y bsdutils"
+    );
     let cmd = format!("{} < /dev/null", river("river-mux-ts").display());
     let out = run(Path::new("script"), &["-qec", &cmd, "/dev/null"], b"");
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("refusing to write"));
 }
 
@@ -341,7 +526,12 @@ fn closed_downstream_pipe_is_a_quiet_exit() {
     drop(stdout);
     let status = wait_deadline(&mut child, DEADLINE, "river-mux-ts");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let _ = writer.join();
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert!(!err.contains("error"), "quiet: {err}");
@@ -411,11 +601,20 @@ fn sigterm_and_sigint_finish_cleanly() {
         stdin.write_all(&data[..data.len() / 2]).unwrap();
         stdin.flush().unwrap();
         // Wait until output flows, then signal while stdin is still open.
-        let first = rx.recv_timeout(Duration::from_secs(20)).expect("output before the signal");
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("output before the signal");
         std::thread::sleep(Duration::from_millis(200));
-        let ok = Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args(["-s", sig, &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
-        let status = wait_deadline(&mut child, Duration::from_secs(20), "river-mux-ts after signal");
+        let status = wait_deadline(
+            &mut child,
+            Duration::from_secs(20),
+            "river-mux-ts after signal",
+        );
         assert_eq!(status.code(), Some(code), "SIG{sig}");
         let mut out = first;
         while let Ok(c) = rx.recv_timeout(Duration::from_secs(2)) {

@@ -103,7 +103,11 @@ pub fn ffmpeg(args: &[&str]) {
     let mut full = vec!["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
     full.extend_from_slice(args);
     let out = run(Path::new("ffmpeg"), &full, b"");
-    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", out.stderr);
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        out.stderr
+    );
 }
 
 /// A lavfi test clip. Every field goes into the file name, so a changed recipe makes a new file.
@@ -145,7 +149,10 @@ impl Clip {
             "testsrc2=size={}x{}:rate={}:duration={}",
             self.width, self.height, self.fps, self.secs
         );
-        let audio = format!("sine=frequency=440:sample_rate=44100:duration={}", self.secs);
+        let audio = format!(
+            "sine=frequency=440:sample_rate=44100:duration={}",
+            self.secs
+        );
         let g = (self.gop_secs * self.fps).to_string();
         let bf = self.bframes.to_string();
         let tp = tmp.to_string_lossy().to_string();
@@ -154,8 +161,22 @@ impl Clip {
             args.extend_from_slice(&["-f", "lavfi", "-i", &audio]);
         }
         args.extend_from_slice(&[
-            "-threads", "1", "-c:v", "libx264", "-preset", "superfast", "-bf", &bf, "-g", &g,
-            "-keyint_min", &g, "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+            "-threads",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "superfast",
+            "-bf",
+            &bf,
+            "-g",
+            &g,
+            "-keyint_min",
+            &g,
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
         ]);
         if self.audio {
             args.extend_from_slice(&["-c:a", "aac", "-b:a", "96k"]);
@@ -181,7 +202,10 @@ impl Clip {
             return path;
         }
         let tmp = tmpdir().join(format!("{}.ffmpeg.tmp.{ext}", self.name()));
-        let (s, t) = (src.to_string_lossy().to_string(), tmp.to_string_lossy().to_string());
+        let (s, t) = (
+            src.to_string_lossy().to_string(),
+            tmp.to_string_lossy().to_string(),
+        );
         let mut args = vec!["-i", s.as_str()];
         if format == "h264" {
             args.extend_from_slice(&["-an", "-c:v", "copy", "-bsf:v", "h264_mp4toannexb"]);
@@ -222,7 +246,12 @@ fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
     full.extend_from_slice(args);
     full.push(&p);
     let out = run(Path::new("ffprobe"), &full, b"");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), out.stderr);
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        out.stderr
+    );
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
@@ -230,7 +259,11 @@ fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
 pub fn probe_streams(path: &Path) -> Vec<StreamInfo> {
     let v = ffprobe_json(
         path,
-        &["-count_packets", "-show_entries", "stream=codec_name,codec_type,width,height,nb_read_packets"],
+        &[
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_name,codec_type,width,height,nb_read_packets",
+        ],
     );
     let mut s: Vec<(String, StreamInfo)> = v["streams"]
         .as_array()
@@ -243,7 +276,10 @@ pub fn probe_streams(path: &Path) -> Vec<StreamInfo> {
                     codec: s["codec_name"].as_str().unwrap_or("").to_string(),
                     width: s["width"].as_u64(),
                     height: s["height"].as_u64(),
-                    packets: s["nb_read_packets"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+                    packets: s["nb_read_packets"]
+                        .as_str()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
                 },
             )
         })
@@ -262,7 +298,11 @@ pub fn probe_packets(path: &Path) -> Vec<Packet> {
         .unwrap()
         .iter()
         .map(|p| {
-            let f = |k: &str| p[k].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let f = |k: &str| {
+                p[k].as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
             Packet {
                 kind: p["codec_type"].as_str().unwrap_or("").to_string(),
                 pts: f("pts_time"),
@@ -282,8 +322,18 @@ pub fn assert_decodes_cleanly(path: &Path) {
         &["-nostdin", "-v", "error", "-i", &p, "-f", "null", "-"],
         b"",
     );
-    assert!(out.status.success(), "ffmpeg failed to decode {}: {}", path.display(), out.stderr);
-    assert!(out.stderr.trim().is_empty(), "ffmpeg reported errors decoding {}:\n{}", path.display(), out.stderr);
+    assert!(
+        out.status.success(),
+        "ffmpeg failed to decode {}: {}",
+        path.display(),
+        out.stderr
+    );
+    assert!(
+        out.stderr.trim().is_empty(),
+        "ffmpeg reported errors decoding {}:\n{}",
+        path.display(),
+        out.stderr
+    );
 }
 
 /// Per-stream packet timestamps of `got` equal those of `want` up to one constant offset per

@@ -54,7 +54,9 @@ pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[
 /// before the first start code, empty NAL units and trailing zero bytes of each NAL unit are
 /// skipped.
 pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = memmem::find_iter(data, b"\x00\x00\x01").map(|p| p + 3).peekable();
+    let mut starts = memmem::find_iter(data, b"\x00\x00\x01")
+        .map(|p| p + 3)
+        .peekable();
     std::iter::from_fn(move || loop {
         let start = starts.next()?;
         let end = starts.peek().map_or(data.len(), |n| n - 3);

@@ -18,8 +18,8 @@ mod reader;
 mod split;
 
 pub use avcc::{
-    annexb_nals, annexb_to_avcc, avcc_is_keyframe, avcc_nals, avcc_relength, parse_avcc, write_annexb_au,
-    write_avcc, Avcc,
+    annexb_nals, annexb_to_avcc, avcc_is_keyframe, avcc_nals, avcc_relength, parse_avcc,
+    write_annexb_au, write_avcc, Avcc,
 };
 pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
 pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
