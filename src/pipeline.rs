@@ -31,7 +31,7 @@ pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
         return None;
     }
     // TS: a sync byte followed by sync bytes 188 and 376 later, within the first packet's worth.
-    if prefix.len() >= 188 * 2 + 1 {
+    if prefix.len() > 188 * 2 {
         for start in 0..188.min(prefix.len() - 376) {
             if prefix[start] == 0x47 && prefix[start + 188] == 0x47 && prefix[start + 376] == 0x47 {
                 return Some(InputFormat::Ts);
@@ -230,7 +230,6 @@ struct Gate {
     held: Vec<MediaEvent>,
     held_bytes: usize,
     open: bool,
-    waiting_for_keyframe: bool,
     dropped_video: u64,
     dropped_unconfigured: [u64; 2],
     /// Subtracted from every timestamp that leaves the gate: the earliest DTS held at release, so
@@ -288,7 +287,12 @@ impl Gate {
             }
             self.held_bytes += f.data.len();
         }
+        let is_frame = matches!(ev, MediaEvent::Frame(_));
         self.held.push(ev);
+        if !is_frame {
+            // A configuration precedes its frames: decide when the frame itself is held.
+            return;
+        }
         if self.ready() {
             self.release(out);
         } else if self.overdue() {
@@ -385,7 +389,6 @@ impl Gate {
             out.push(self.rebase(e));
         }
         self.held_bytes = 0;
-        self.waiting_for_keyframe = false;
     }
 
     fn flush(&mut self, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>, at: u64) {
@@ -635,6 +638,9 @@ struct TsInput {
     /// The last audio timestamp given out, for PES without PTS.
     last_audio_ts: Option<i64>,
     last_video_dts: Option<i64>,
+    /// After a damaged video PES, frames are dropped until the next keyframe so the output stays
+    /// decodable; this counts them.
+    skipping_to_key: Option<u64>,
     warned_streams: bool,
 }
 
@@ -755,6 +761,25 @@ impl TsInput {
         }
         if au.is_empty() {
             return;
+        }
+        if p.corrupt {
+            diags.push(Diag::new(
+                p.offset,
+                "damaged video PES (packets lost or truncated); dropping video until the next keyframe",
+            ));
+            self.skipping_to_key = Some(1);
+            return;
+        }
+        if let Some(n) = self.skipping_to_key {
+            if !keyframe {
+                self.skipping_to_key = Some(n + 1);
+                return;
+            }
+            diags.push(Diag::new(
+                p.offset,
+                format!("video resumes at a keyframe; {n} frames dropped"),
+            ));
+            self.skipping_to_key = None;
         }
         let (pts, dts) = match (p.pts, p.dts) {
             (Some(pts), dts) => (pts as i64, dts.unwrap_or(pts) as i64),

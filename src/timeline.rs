@@ -75,6 +75,8 @@ struct TrackState {
     last_unwrapped: i64,
     offset: i64,
     last_out: Option<i64>,
+    /// Highest PTS given out on this track.
+    max_pts: i64,
     /// Typical DTS step of this track (the last sane one).
     step: i64,
 }
@@ -128,12 +130,27 @@ impl Timeline {
         if let Some(last) = st.last_out {
             let step = dts.saturating_sub(last);
             if step > self.cfg.max_gap || step < -self.cfg.max_backward {
-                let correction = match self.last_jump {
-                    Some((t, s, c)) if t != frame.track && (step - s).abs() <= CLOCK_HZ => c,
-                    _ => {
-                        let expected = last + if st.step > 0 { st.step } else { CLOCK_HZ / 30 };
-                        expected - dts
+                // Where this track continues on its own: one step after its last DTS, and with its
+                // PTS one step after every PTS already given out (B-frame delay).
+                let one = if st.step > 0 { st.step } else { CLOCK_HZ / 30 };
+                let expected = (last + one).max(st.max_pts + one - (pts - dts));
+                // Leave room for the other track too, which usually jumps with this one: then both
+                // can take the same correction and stay in sync without overlapping their past.
+                let other_expected = other.last_out.map_or(i64::MIN, |l| {
+                    l + if other.step > 0 {
+                        other.step
+                    } else {
+                        CLOCK_HZ / 30
                     }
+                });
+                let own = expected - dts;
+                // The same jump on the other track: take its correction to stay in sync, unless
+                // that would overlap this track's own past.
+                let correction = match self.last_jump {
+                    Some((t, s, c)) if t != frame.track && (step - s).abs() <= CLOCK_HZ => {
+                        c.max(own)
+                    }
+                    _ => expected.max(other_expected) - dts,
                 };
                 st.offset = st.offset.saturating_add(correction);
                 dts = dts.saturating_add(correction);
@@ -159,6 +176,11 @@ impl Timeline {
             pts = dts;
             self.repairs.pts_clamped += 1;
         }
+        st.max_pts = if st.last_out.is_some() {
+            st.max_pts.max(pts)
+        } else {
+            pts
+        };
         st.last_out = Some(dts);
         frame.dts = dts;
         frame.pts = pts;
@@ -334,13 +356,28 @@ mod tests {
             0,
             "both parts restart together, so they stay together"
         );
-        // The video continues one frame after its last frame before the jump.
+        // Both continue right after the later of the two tracks' last frames: no overlap, no gap
+        // longer than one frame.
         let v1 = out[..cut]
             .iter()
             .rfind(|f| f.track == Track::Video)
             .unwrap()
             .dts;
-        assert_eq!(v2 - v1, 3000);
+        let a1 = out[..cut]
+            .iter()
+            .rfind(|f| f.track == Track::Audio)
+            .unwrap()
+            .dts;
+        assert!(
+            v2 - v1 >= 3000 && v2 - v1 <= 3000 + 2090,
+            "video gap {}",
+            v2 - v1
+        );
+        assert!(
+            a2 - a1 >= 2089 && a2 - a1 <= 3000 + 2090,
+            "audio gap {}",
+            a2 - a1
+        );
     }
 
     #[test]

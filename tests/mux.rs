@@ -179,20 +179,26 @@ fn clip_720p30_no_bframes_aac_gop1s() {
 
 #[test]
 fn every_keyframe_in_ts_output_is_a_clean_join_point() {
-    // Cut river's TS at the second keyframe's PAT: the tail alone must decode without errors.
+    // Cut river's TS just before the second keyframe (the first packet of a video PES with the
+    // random_access_indicator set, plus the PAT/PMT right before it): the tail alone must decode
+    // without errors and start on a keyframe.
     let clip = CLIPS[2];
     let (out, _) = mux("river-mux-ts", &clip.flv(), "join.ts", &[]);
     let data = std::fs::read(&out).unwrap();
-    let pats: Vec<usize> = (0..data.len() / 188)
+    let pid = |o: usize| u16::from_be_bytes([data[o + 1] & 0x1f, data[o + 2]]);
+    let rai = |o: usize| data[o + 3] & 0x20 != 0 && data[o + 4] > 0 && data[o + 5] & 0x40 != 0;
+    let keys: Vec<usize> = (0..data.len() / 188)
         .map(|i| i * 188)
-        .filter(|&o| data[o + 1] & 0x1f == 0 && data[o + 2] == 0 && data[o + 1] & 0x40 != 0)
+        .filter(|&o| pid(o) == 0x100 && data[o + 1] & 0x40 != 0 && rai(o))
         .collect();
-    assert!(
-        pats.len() >= 3,
-        "PAT repeated before keyframes: found {}",
-        pats.len()
-    );
-    let tail = write_tmp("join-tail.ts", &data[pats[1]..]);
+    assert!(keys.len() >= 3, "keyframes with RAI: {}", keys.len());
+    for &k in &keys {
+        assert!(
+            k >= 376 && pid(k - 376) == 0 && pid(k - 188) == 0x1000,
+            "PAT, PMT right before the keyframe at {k}"
+        );
+    }
+    let tail = write_tmp("join-tail.ts", &data[keys[1] - 376..]);
     assert_decodes_cleanly(&tail);
     let p = probe_packets(&tail);
     assert!(p.iter().find(|p| p.kind == "video").unwrap().key);
@@ -309,7 +315,11 @@ fn truncated_input_keeps_what_arrived() {
         let n = (data.len() as f64 * cut) as usize + 7;
         let inp = write_tmp(&format!("trunc.{input}"), &data[..n]);
         let (out, stderr) = mux("river-mux-ts", &inp, &format!("trunc.{input}.ts"), &[]);
-        assert_decodes_cleanly(&out);
+        // An Annex B NAL unit has no length: a cut one cannot be told from a whole one, so its
+        // last frame may not decode. FLV and TS cuts are detected and the damaged frame dropped.
+        if input != "h264" {
+            assert_decodes_cleanly(&out);
+        }
         let got = probe_packets(&out)
             .iter()
             .filter(|p| p.kind == "video")
@@ -348,6 +358,11 @@ fn garbage_between_units_is_skipped_with_its_offset() {
             data.len() / 2
         };
         let mut bad = data[..at].to_vec();
+        // For Annex B, where a NAL unit has no length, "garbage between units" is a start code
+        // followed by bytes that are no NAL unit (forbidden_zero_bit set).
+        if input == "h264" {
+            bad.extend_from_slice(&[0, 0, 0, 1, 0xff]);
+        }
         let mut x: u32 = 12345;
         for _ in 0..1000 {
             x = x.wrapping_mul(1103515245).wrapping_add(12345);

@@ -394,6 +394,16 @@ impl AnnexBReader {
     }
 
     fn nal(&mut self, nal: Nal, out: &mut Vec<MediaEvent>, warnings: &mut Vec<Diag>) {
+        if nal.data.first().is_some_and(|b| b & 0x80 != 0) {
+            warnings.push(Diag::new(
+                nal.offset,
+                format!(
+                    "expected a NAL unit header, found forbidden_zero_bit set; {} bytes of garbage skipped",
+                    nal.data.len()
+                ),
+            ));
+            return;
+        }
         let t = nal_type(&nal.data);
         let starts_au = match t {
             6..=9 | 14..=18 => self.au.has_vcl,

@@ -161,6 +161,9 @@ impl TsDemuxer {
         let end = self.carry_offset + carry.len() as u64;
         self.carry_offset += used as u64;
         let left = carry.len() - used;
+        let truncated_pid = carry
+            .get(used..used + 3)
+            .map(|h| u16::from_be_bytes([h[1] & 0x1f, h[2]]));
         self.carry = carry;
         self.carry.clear();
         if self.synced {
@@ -169,6 +172,17 @@ impl TsDemuxer {
                     self.carry_offset,
                     format!("truncated packet at end of stream: {left} of {PACKET_SIZE} bytes"),
                 )));
+                // The PES that packet belonged to lost its tail: mark it.
+                if let Some(pid) = truncated_pid {
+                    if let Some(b) = self
+                        .es
+                        .iter_mut()
+                        .find(|e| e.info.pid == pid)
+                        .and_then(|e| e.pes.as_mut())
+                    {
+                        b.corrupt = true;
+                    }
+                }
             }
         } else if end > self.lost_at {
             out.push(TsEvent::Warning(Diag::new(
@@ -524,7 +538,10 @@ impl TsDemuxer {
         if discontinuity {
             es.pending_discontinuity = true;
         }
-        if gap {
+        // A gap inside a PES damages it. A gap right before a packet that starts a new PES most
+        // likely sits between two PES (a splice, `cat a.ts b.ts`): the previous PES counts as
+        // whole unless its PES_packet_length is unmet, which finish_pes checks.
+        if gap && !pusi {
             if let Some(b) = es.pes.as_mut() {
                 b.corrupt = true;
             }
