@@ -101,9 +101,13 @@ fn remux(input: &MuxInput, mut sink: impl Sink) -> anyhow::Result<()> {
     total_out += out.len() as u64;
     let r = demux.repairs();
     log::info!(
-        "{} bytes in ({:?}), {frames} frames, {total_out} bytes out; timeline: {} wraps, {} jumps, {} DTS and {} PTS clamped",
+        "{} bytes of {} in, {frames} frames, {total_out} bytes out; timeline: {} wraps, {} jumps, {} DTS and {} PTS clamped",
         total_in,
-        demux.format(),
+        demux.format().map_or("unknown input", |f| match f {
+            crate::cli::InputFormat::Flv => "FLV",
+            crate::cli::InputFormat::Ts => "MPEG-TS",
+            crate::cli::InputFormat::H264 => "H.264 Annex B",
+        }),
         r.wraps,
         r.jumps,
         r.dts_clamped,
