@@ -18,38 +18,49 @@ use crate::format::{flv, ts};
 use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 use crate::timeline::{Timeline, TimelineConfig, WRAP_FLV, WRAP_TS};
 
-/// How many bytes detection may look at before it settles for Annex B.
-const DETECT_LIMIT: usize = 188 * 3 + 4;
+/// How many bytes detection looks at: enough to see three TS sync bytes 188 apart from any start
+/// offset within the first packet.
+const DETECT_LIMIT: usize = 188 * 3 + 188;
 
 /// Detects the container from the first bytes. `None` means: not enough bytes yet to tell.
-/// `at_eof` settles for the best guess on a short input.
+/// The answer depends only on the first [`DETECT_LIMIT`] bytes (or on all of a shorter input at
+/// `at_eof`), never on how they arrived.
 pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
-    if prefix.len() >= 3 && &prefix[..3] == b"FLV" {
+    if prefix.starts_with(b"FLV") {
         return Some(InputFormat::Flv);
     }
-    if prefix.len() < 3 && !at_eof && b"FLV".starts_with(prefix) {
+    if prefix.len() < DETECT_LIMIT && !at_eof {
+        if prefix.len() < 3 && b"FLV".starts_with(prefix) {
+            return None;
+        }
+        // A byte stream that starts with a start code is Annex B at once (TS cannot: its packets
+        // start with 0x47), unless it could still turn out to be TS joined mid-packet.
+        if starts_like_annexb(prefix) && !could_be_ts(prefix) {
+            return Some(InputFormat::H264);
+        }
         return None;
     }
-    // TS: a sync byte followed by sync bytes 188 and 376 later, within the first packet's worth.
-    if prefix.len() > 188 * 2 {
-        for start in 0..188.min(prefix.len() - 376) {
-            if prefix[start] == 0x47 && prefix[start + 188] == 0x47 && prefix[start + 376] == 0x47 {
-                return Some(InputFormat::Ts);
-            }
+    let p = &prefix[..prefix.len().min(DETECT_LIMIT)];
+    // TS: a sync byte followed by sync bytes 188 and 376 later (two later for a short input).
+    let need = if p.len() >= 188 * 2 + 1 { 2 } else { 1 };
+    for start in 0..188usize {
+        if start + 188 * need >= p.len() {
+            break;
         }
-        return Some(InputFormat::H264);
+        if (0..=need).all(|k| p[start + 188 * k] == 0x47) {
+            return Some(InputFormat::Ts);
+        }
     }
-    if prefix.first() == Some(&0x47) && !at_eof {
-        return None; // could be TS: wait for more
-    }
-    if starts_like_annexb(prefix) {
-        return Some(InputFormat::H264);
-    }
-    if at_eof || prefix.len() >= DETECT_LIMIT {
-        Some(InputFormat::H264)
-    } else {
-        None
-    }
+    Some(InputFormat::H264)
+}
+
+/// Whether a 0x47 within the first packet could still start a run of TS sync bytes.
+fn could_be_ts(p: &[u8]) -> bool {
+    (0..188.min(p.len())).any(|i| {
+        p[i] == 0x47
+            && p.get(i + 188).is_none_or(|&b| b == 0x47)
+            && p.get(i + 376).is_none_or(|&b| b == 0x47)
+    })
 }
 
 fn starts_like_annexb(p: &[u8]) -> bool {
@@ -1161,11 +1172,16 @@ mod tests {
 
     #[test]
     fn output_does_not_depend_on_chunking() {
-        for (name, input) in [("flv", FLV), ("ts", TS), ("h264", H264)] {
+        for (name, input) in [
+            ("flv", FLV),
+            ("ts", TS),
+            ("h264", H264),
+            ("ts-joined-mid-packet", &TS[1..]),
+        ] {
             for ts_out in [true, false] {
                 let (want, wd) = remux(input, &[input.len()], ts_out);
                 assert!(!want.is_empty(), "{name}");
-                assert!(wd.is_empty(), "{name}: {wd:?}");
+                assert!(wd.is_empty() || name.contains("joined"), "{name}: {wd:?}");
                 for sizes in [&[1usize][..], &[7], &[188], &[4096], &[1, 300, 17, 5000, 2]] {
                     let (got, gd) = remux(input, sizes, ts_out);
                     assert!(
