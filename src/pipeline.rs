@@ -29,19 +29,16 @@ pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
     if prefix.starts_with(b"FLV") {
         return Some(InputFormat::Flv);
     }
+    // A start code at the very beginning means Annex B (TS packets start with 0x47; a TS cut
+    // exactly at a PES header is the rare exception, and --input-format ts covers it).
+    if starts_like_annexb(prefix) {
+        return Some(InputFormat::H264);
+    }
     if prefix.len() < DETECT_LIMIT && !at_eof {
-        if prefix.len() < 3 && b"FLV".starts_with(prefix) {
-            return None;
-        }
-        // A byte stream that starts with a start code is Annex B at once (TS cannot: its packets
-        // start with 0x47), unless it could still turn out to be TS joined mid-packet.
-        if starts_like_annexb(prefix) && !could_be_ts(prefix) {
-            return Some(InputFormat::H264);
-        }
         return None;
     }
     let p = &prefix[..prefix.len().min(DETECT_LIMIT)];
-    // TS: a sync byte followed by sync bytes 188 and 376 later (two later for a short input).
+    // TS: a sync byte followed by sync bytes 188 and 376 later (one later for a short input).
     let need = if p.len() >= 188 * 2 + 1 { 2 } else { 1 };
     for start in 0..188usize {
         if start + 188 * need >= p.len() {
@@ -52,15 +49,6 @@ pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
         }
     }
     Some(InputFormat::H264)
-}
-
-/// Whether a 0x47 within the first packet could still start a run of TS sync bytes.
-fn could_be_ts(p: &[u8]) -> bool {
-    (0..188.min(p.len())).any(|i| {
-        p[i] == 0x47
-            && p.get(i + 188).is_none_or(|&b| b == 0x47)
-            && p.get(i + 376).is_none_or(|&b| b == 0x47)
-    })
 }
 
 fn starts_like_annexb(p: &[u8]) -> bool {
