@@ -39,7 +39,7 @@ pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
     }
     let p = &prefix[..prefix.len().min(DETECT_LIMIT)];
     // TS: a sync byte followed by sync bytes 188 and 376 later (one later for a short input).
-    let need = if p.len() >= 188 * 2 + 1 { 2 } else { 1 };
+    let need = if p.len() > 188 * 2 { 2 } else { 1 };
     for start in 0..188usize {
         if start + 188 * need >= p.len() {
             break;
