@@ -1,9 +1,12 @@
 //! One clap definition per tool. The binaries parse them; the docs test renders man pages and shell
-//! completions from them, so the two cannot drift.
+//! completions from them, so the two cannot drift. Shared option types live here; each tool's
+//! definition lives in its own submodule.
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, ValueEnum};
 
-use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
+mod mux;
+
+pub use mux::{MuxFlv, MuxTs};
 
 /// Input container formats river's stdin readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,37 +67,6 @@ impl std::str::FromStr for FrameRate {
     }
 }
 
-const MUX_TS_LONG: &str = "\
-Reads H.264 (+AAC) from stdin and writes MPEG-TS to stdout, one access unit at a time as it arrives.
-
-The input format is detected from the first bytes: FLV by its signature, MPEG-TS by sync bytes 188 \
-apart, anything else as an H.264 Annex B byte stream. --input-format overrides the detection.
-
-FLV input keeps its timestamps. Annex B has none: the frame rate comes from the SPS (VUI timing) or \
---fps, and presentation times follow picture order, so B-frames come out right. SPS/PPS are repeated \
-before every keyframe and PAT/PMT before every keyframe, so any keyframe is a clean join point. \
-Timestamps pass through river's timeline stage: wraps are unwrapped and jumps re-stamped so the \
-output is monotonic.
-
-Examples:
-  ffmpeg -re -i in.mp4 -c copy -f flv - | river-mux-ts | ffplay -
-  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-ts --fps 30 > out.ts";
-
-const MUX_FLV_LONG: &str = "\
-Reads H.264 (+AAC) from stdin and writes FLV to stdout, one tag at a time as it arrives.
-
-The input format is detected from the first bytes: FLV by its signature (re-normalised), MPEG-TS by \
-sync bytes 188 apart, anything else as an H.264 Annex B byte stream. --input-format overrides the \
-detection.
-
-The output starts with the FLV header, onMetaData (width, height, frame rate, codecs), then the AVC \
-and AAC sequence headers, then the media tags with composition times. Timestamps pass through \
-river's timeline stage, so they are monotonic and start near zero.
-
-Examples:
-  ffmpeg -i in.mp4 -c copy -f mpegts - | river-mux-flv > out.flv
-  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-flv | ffplay -";
-
 /// Options shared by the muxers.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct MuxInput {
@@ -107,49 +79,6 @@ pub struct MuxInput {
     /// Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub max_gap: f64,
-}
-
-/// river-mux-ts: H.264 (+AAC) in, MPEG-TS out.
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "river-mux-ts",
-    version,
-    about = "H.264 (+AAC) from FLV, MPEG-TS or Annex B on stdin to MPEG-TS on stdout",
-    long_about = MUX_TS_LONG,
-    after_long_help = EXIT_STATUS_HELP
-)]
-pub struct MuxTs {
-    #[command(flatten)]
-    pub input: MuxInput,
-    #[command(flatten)]
-    pub log: LogArgs,
-}
-
-/// river-mux-flv: H.264 (+AAC) in, FLV out.
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "river-mux-flv",
-    version,
-    about = "H.264 (+AAC) from Annex B, MPEG-TS or FLV on stdin to FLV on stdout",
-    long_about = MUX_FLV_LONG,
-    after_long_help = EXIT_STATUS_HELP
-)]
-pub struct MuxFlv {
-    #[command(flatten)]
-    pub input: MuxInput,
-    #[command(flatten)]
-    pub log: LogArgs,
-}
-
-impl ToolArgs for MuxTs {
-    fn log_args(&self) -> &LogArgs {
-        &self.log
-    }
-}
-impl ToolArgs for MuxFlv {
-    fn log_args(&self) -> &LogArgs {
-        &self.log
-    }
 }
 
 /// Every tool's clap command, for docs and completions.

@@ -1,5 +1,4 @@
-//! Per-tool glue: each tool's `run(args)`. The binaries in `src/bin/` hand these to
-//! [`crate::stdio::main_with`].
+//! river-mux-ts and river-mux-flv: stdin → demux → timeline → mux → stdout.
 
 use std::io::{self, Write};
 

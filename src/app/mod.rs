@@ -1,0 +1,6 @@
+//! Per-tool glue: each tool's `run(args)`. The binaries in `src/bin/` hand these to
+//! [`crate::stdio::main_with`].
+
+mod mux;
+
+pub use mux::{mux_flv, mux_ts};

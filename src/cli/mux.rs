@@ -1,0 +1,80 @@
+//! river-mux-ts and river-mux-flv.
+
+use clap::Parser;
+
+use super::MuxInput;
+use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
+
+const MUX_TS_LONG: &str = "\
+Reads H.264 (+AAC) from stdin and writes MPEG-TS to stdout, one access unit at a time as it arrives.
+
+The input format is detected from the first bytes: FLV by its signature, MPEG-TS by sync bytes 188 \
+apart, anything else as an H.264 Annex B byte stream. --input-format overrides the detection.
+
+FLV input keeps its timestamps. Annex B has none: the frame rate comes from the SPS (VUI timing) or \
+--fps, and presentation times follow picture order, so B-frames come out right. SPS/PPS are repeated \
+before every keyframe and PAT/PMT before every keyframe, so any keyframe is a clean join point. \
+Timestamps pass through river's timeline stage: wraps are unwrapped and jumps re-stamped so the \
+output is monotonic.
+
+Examples:
+  ffmpeg -re -i in.mp4 -c copy -f flv - | river-mux-ts | ffplay -
+  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-ts --fps 30 > out.ts";
+
+const MUX_FLV_LONG: &str = "\
+Reads H.264 (+AAC) from stdin and writes FLV to stdout, one tag at a time as it arrives.
+
+The input format is detected from the first bytes: FLV by its signature (re-normalised), MPEG-TS by \
+sync bytes 188 apart, anything else as an H.264 Annex B byte stream. --input-format overrides the \
+detection.
+
+The output starts with the FLV header, onMetaData (width, height, frame rate, codecs), then the AVC \
+and AAC sequence headers, then the media tags with composition times. Timestamps pass through \
+river's timeline stage, so they are monotonic and start near zero.
+
+Examples:
+  ffmpeg -i in.mp4 -c copy -f mpegts - | river-mux-flv > out.flv
+  ffmpeg -i in.mp4 -c:v copy -bsf:v h264_mp4toannexb -an -f h264 - | river-mux-flv | ffplay -";
+
+/// river-mux-ts: H.264 (+AAC) in, MPEG-TS out.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "river-mux-ts",
+    version,
+    about = "H.264 (+AAC) from FLV, MPEG-TS or Annex B on stdin to MPEG-TS on stdout",
+    long_about = MUX_TS_LONG,
+    after_long_help = EXIT_STATUS_HELP
+)]
+pub struct MuxTs {
+    #[command(flatten)]
+    pub input: MuxInput,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// river-mux-flv: H.264 (+AAC) in, FLV out.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "river-mux-flv",
+    version,
+    about = "H.264 (+AAC) from Annex B, MPEG-TS or FLV on stdin to FLV on stdout",
+    long_about = MUX_FLV_LONG,
+    after_long_help = EXIT_STATUS_HELP
+)]
+pub struct MuxFlv {
+    #[command(flatten)]
+    pub input: MuxInput,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ToolArgs for MuxTs {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
+}
+impl ToolArgs for MuxFlv {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
+}
