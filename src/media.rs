@@ -87,4 +87,7 @@ pub enum MediaEvent {
     /// The audio track's configuration, sent before the first audio frame and again when it changes.
     Audio(AudioConfig),
     Frame(Frame),
+    /// The source's timeline broke (a jump the timeline stage re-stamped) just before the next
+    /// frame: muxers that can mark it (HLS `EXT-X-DISCONTINUITY`) should.
+    Discontinuity,
 }

@@ -168,6 +168,17 @@ impl Demux {
         self.feed(&[], out, diags, true)
     }
 
+    /// Stops early (a stop signal): the frames the start gate holds are let out, but units the
+    /// parsers are still collecting (a video PES waiting for the next one, an access unit waiting
+    /// for the next start code, a tag still arriving) are dropped, since their bytes may be
+    /// incomplete. Returns how many bytes were pushed in all.
+    pub fn stop(&mut self, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) -> u64 {
+        if self.inner.is_some() {
+            self.gate.flush(out, diags, self.consumed);
+        }
+        self.consumed
+    }
+
     fn feed(
         &mut self,
         data: &[u8],
@@ -194,6 +205,11 @@ impl Demux {
             match ev {
                 MediaEvent::Frame(mut f) => {
                     if let Some(j) = self.timeline.process(&mut f) {
+                        // One break in the source shows on both tracks: mark it once.
+                        if !j.follows_other_track {
+                            self.gate
+                                .push(MediaEvent::Discontinuity, out, diags, self.consumed);
+                        }
                         diags.push(Diag::new(
                             self.consumed,
                             format!(
@@ -254,6 +270,12 @@ impl Gate {
             }
             MediaEvent::Video(c) => self.video = Some(c.clone()),
             MediaEvent::Audio(c) => self.audio = Some(c.clone()),
+            MediaEvent::Discontinuity => {
+                // Before the stream starts there is nothing to break.
+                if !self.open {
+                    return;
+                }
+            }
             MediaEvent::Frame(f) => {
                 let configured = match f.track {
                     Track::Video => self.video.is_some(),
@@ -920,11 +942,19 @@ impl TsOut {
         (t + TS_START).max(0) as u64
     }
 
+    /// Writes PAT and PMT now (for a new HLS segment that does not start on a video keyframe,
+    /// which brings its own). Nothing before the first frame, when the streams are not known yet.
+    pub fn write_tables(&mut self, out: &mut Vec<u8>) {
+        if let Some(m) = &mut self.mux {
+            m.write_tables(out);
+        }
+    }
+
     /// Writes one event. Frames of a track without a configuration are skipped (the [`Demux`] gate
     /// never sends such frames).
     pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
         match ev {
-            MediaEvent::Tracks { .. } => {}
+            MediaEvent::Tracks { .. } | MediaEvent::Discontinuity => {}
             MediaEvent::Video(c) => self.video = Some(c.clone()),
             MediaEvent::Audio(c) => self.audio = Some(c.clone()),
             MediaEvent::Frame(f) => {
@@ -1059,6 +1089,7 @@ impl FlvOut {
     pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
         match ev {
             MediaEvent::Tracks { video, audio } => self.tracks = (*video, *audio),
+            MediaEvent::Discontinuity => {}
             MediaEvent::Video(c) => {
                 let changed = self.video.as_ref() != Some(c);
                 self.video = Some(c.clone());

@@ -64,6 +64,9 @@ pub struct Jump {
     pub step: i64,
     /// What was added to the track's timestamps from this frame on.
     pub correction: i64,
+    /// The other track made the same jump just before and this one took its correction: one
+    /// break in the source, seen on both tracks.
+    pub follows_other_track: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -146,11 +149,11 @@ impl Timeline {
                 let own = expected - dts;
                 // The same jump on the other track: take its correction to stay in sync, unless
                 // that would overlap this track's own past.
-                let correction = match self.last_jump {
+                let (correction, follows_other_track) = match self.last_jump {
                     Some((t, s, c)) if t != frame.track && (step - s).abs() <= CLOCK_HZ => {
-                        c.max(own)
+                        (c.max(own), true)
                     }
-                    _ => expected.max(other_expected) - dts,
+                    _ => (expected.max(other_expected) - dts, false),
                 };
                 st.offset = st.offset.saturating_add(correction);
                 dts = dts.saturating_add(correction);
@@ -161,6 +164,7 @@ impl Timeline {
                     track: frame.track,
                     step,
                     correction,
+                    follows_other_track,
                 });
             } else if step > 0 && step <= CLOCK_HZ {
                 st.step = step;

@@ -1,6 +1,130 @@
 //! Per-tool glue: each tool's `run(args)`. The binaries in `src/bin/` hand these to
 //! [`crate::stdio::main_with`].
 
+mod hls_seg;
 mod mux;
 
+pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
+
+use std::io;
+
+use anyhow::Context;
+
+use crate::cli::{InputFormat, MuxInput};
+use crate::error::Diag;
+use crate::media::MediaEvent;
+use crate::pipeline::Demux;
+use crate::stdio::{read_some, ReadOutcome};
+
+/// How much is read from stdin at once. A read returns what is there, so a live pipe is never
+/// delayed by this; it only caps the work per step.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Where the media events from stdin go.
+pub(crate) trait EventSink {
+    /// One clean media event. `Ok(false)` stops reading (the tool has what it wanted).
+    fn event(&mut self, ev: MediaEvent) -> anyhow::Result<bool>;
+    /// Called after each read's events: push what was produced downstream.
+    fn flush(&mut self) -> anyhow::Result<()>;
+}
+
+/// What [`pump`] saw.
+pub(crate) struct PumpStats {
+    pub bytes_in: u64,
+    pub frames: u64,
+}
+
+fn log_diags(diags: &mut Vec<Diag>) {
+    for d in diags.drain(..) {
+        log::warn!("stdin: {d}");
+    }
+}
+
+/// stdin → demux (detection, bridges, timeline, start gate) → `sink`, one read at a time, until end
+/// of input, a stop signal, or the sink has enough. Fails when the input cannot be continued or
+/// held no media at all.
+pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Result<PumpStats> {
+    let mut demux = Demux::new(
+        input.input_format,
+        input.fps.map(|f| (f.num, f.den)),
+        input.max_gap,
+    );
+    let mut stdin = io::stdin().lock();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut events, mut diags) = (Vec::new(), Vec::new());
+    let mut stats = PumpStats {
+        bytes_in: 0,
+        frames: 0,
+    };
+    let mut fatal = None;
+    let mut more = true;
+    let mut stopped = false;
+    while more {
+        let n = match read_some(&mut stdin, &mut buf).context("reading stdin")? {
+            ReadOutcome::Data(n) => n,
+            ReadOutcome::Eof => break,
+            ReadOutcome::Stop => {
+                log::info!("stop signal: finishing the data in hand");
+                stopped = true;
+                break;
+            }
+        };
+        stats.bytes_in += n as u64;
+        if let Err(e) = demux.push(&buf[..n], &mut events, &mut diags) {
+            fatal = Some(e);
+        }
+        log_diags(&mut diags);
+        for ev in events.drain(..) {
+            stats.frames += matches!(ev, MediaEvent::Frame(_)) as u64;
+            if more && !sink.event(ev)? {
+                more = false;
+            }
+        }
+        sink.flush()?;
+        if fatal.is_some() {
+            break;
+        }
+    }
+    if fatal.is_none() && more {
+        if stopped {
+            // The unit still arriving may be cut short: keep what is complete.
+            demux.stop(&mut events, &mut diags);
+        } else if let Err(e) = demux.finish(&mut events, &mut diags) {
+            fatal = Some(e);
+        }
+        log_diags(&mut diags);
+        for ev in events.drain(..) {
+            stats.frames += matches!(ev, MediaEvent::Frame(_)) as u64;
+            if more && !sink.event(ev)? {
+                more = false;
+            }
+        }
+    }
+    sink.flush()?;
+    let r = demux.repairs();
+    log::info!(
+        "{} bytes of {} in, {} frames; timeline: {} wraps, {} jumps, {} DTS and {} PTS clamped",
+        stats.bytes_in,
+        demux.format().map_or("unknown input", |f| match f {
+            InputFormat::Flv => "FLV",
+            InputFormat::Ts => "MPEG-TS",
+            InputFormat::H264 => "H.264 Annex B",
+        }),
+        stats.frames,
+        r.wraps,
+        r.jumps,
+        r.dts_clamped,
+        r.pts_clamped
+    );
+    if let Some(e) = fatal {
+        return Err(anyhow::anyhow!("stdin: {e}"));
+    }
+    if stats.bytes_in > 0 && stats.frames == 0 {
+        anyhow::bail!(
+            "stdin: no decodable H.264/AAC frames in {} bytes of input",
+            stats.bytes_in
+        );
+    }
+    Ok(stats)
+}

@@ -4,8 +4,10 @@
 
 use clap::{CommandFactory, ValueEnum};
 
+mod hls_seg;
 mod mux;
 
+pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
 
 /// Input container formats river's stdin readers understand.
@@ -67,6 +69,40 @@ impl std::str::FromStr for FrameRate {
     }
 }
 
+/// A duration: `10s`, `500ms`, `15m`, `1h`, `1.5` (seconds without a unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub std::time::Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected a number with ms, s, m or h, for example 10s or 15m"))?;
+        let secs = match unit.trim() {
+            "ms" => n / 1000.0,
+            "" | "s" => n,
+            "m" | "min" => n * 60.0,
+            "h" => n * 3600.0,
+            "d" => n * 86_400.0,
+            other => {
+                return Err(format!(
+                    "invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d"
+                ))
+            }
+        };
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(format!("duration {s:?} out of range"));
+        }
+        Ok(DurationArg(std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
 /// Options shared by the muxers.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct MuxInput {
@@ -83,7 +119,7 @@ pub struct MuxInput {
 
 /// Every tool's clap command, for docs and completions.
 pub fn commands() -> Vec<clap::Command> {
-    vec![MuxTs::command(), MuxFlv::command()]
+    vec![MuxTs::command(), MuxFlv::command(), HlsSeg::command()]
 }
 
 #[cfg(test)]
@@ -102,6 +138,19 @@ mod tests {
         assert!(f("30/0").is_err());
         assert!(f("1.").is_err());
         assert!(f("99999").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| s.parse::<DurationArg>().map(|d| d.0.as_millis());
+        assert_eq!(d("10s"), Ok(10_000));
+        assert_eq!(d("500ms"), Ok(500));
+        assert_eq!(d("15m"), Ok(900_000));
+        assert_eq!(d("1h"), Ok(3_600_000));
+        assert_eq!(d("1.5"), Ok(1500));
+        assert!(d("abc").is_err());
+        assert!(d("5x").is_err());
+        assert!(d("").is_err());
     }
 
     #[test]

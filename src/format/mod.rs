@@ -2,4 +2,5 @@
 //! bytes to a buffer.
 
 pub mod flv;
+pub mod hls;
 pub mod ts;

@@ -1,0 +1,19 @@
+complete -c river-hls-seg -l dir -d 'Directory for the playlist and segments (created if missing)' -r -F
+complete -c river-hls-seg -l name -d 'Stream name: the playlist is DIR/NAME.m3u8, live segments DIR/NAME-N.ts' -r
+complete -c river-hls-seg -l segment-time -d 'Target segment duration in seconds; segments are cut at the first keyframe after it' -r
+complete -c river-hls-seg -l list-size -d 'Segments in the live playlist window' -r
+complete -c river-hls-seg -l segment-name -d 'DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F %T)' -r
+complete -c river-hls-seg -l align -d 'Cut at the first keyframe after each wall-clock boundary of this period (e.g. 15m), instead of by --segment-time' -r
+complete -c river-hls-seg -l duration -d 'Stop by itself after this much media (e.g. 1h), finishing the playlist' -r
+complete -c river-hls-seg -l on-segment -d 'Run this shell command after each segment is complete; it gets RIVER_SEGMENT (path), RIVER_SEGMENT_URI, RIVER_SEGMENT_DURATION and RIVER_PLAYLIST in its environment' -r
+complete -c river-hls-seg -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it'
+ts\t'MPEG-TS (H.264 + AAC in ADTS), 188-byte packets'
+h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'"
+complete -c river-hls-seg -l fps -d 'Frame rate for H.264 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001' -r
+complete -c river-hls-seg -l max-gap -d 'Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap' -r
+complete -c river-hls-seg -l dvr -d 'Keep every segment (EVENT playlist, VOD at the end) instead of a live window'
+complete -c river-hls-seg -l utc -d 'Format segment names and --align boundaries in UTC instead of local time'
+complete -c river-hls-seg -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
+complete -c river-hls-seg -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
+complete -c river-hls-seg -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c river-hls-seg -s V -l version -d 'Print version'

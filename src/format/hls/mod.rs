@@ -1,0 +1,137 @@
+//! HLS (RFC 8216) without I/O: when to cut a segment ([`Segmenter`]), what the media playlist
+//! says ([`Playlist`]), and how DVR segment names are made ([`strftime_utc`]/[`strftime_local`]).
+//!
+//! Time is an input everywhere: the segmenter gets each frame's timestamps and the wall clock
+//! reading the caller took, so tests drive it with a fake clock.
+
+mod playlist;
+mod segmenter;
+
+pub use playlist::{format_date_time, Playlist, PlaylistKind, Segment};
+pub use segmenter::{Cut, Segmenter, SegmenterConfig};
+
+/// Formats `unix_ms` with a strftime pattern, in UTC. Supports %Y %m %d %H %M %S %j %s %%, and
+/// %F (%Y-%m-%d) and %T (%H:%M:%S). Any other `%x` is kept as written.
+pub fn strftime_utc(pattern: &str, unix_ms: i64) -> String {
+    strftime_with(pattern, unix_ms, 0)
+}
+
+/// Like [`strftime_utc`] in the machine's local time zone (the offset in force at `unix_ms`).
+pub fn strftime_local(pattern: &str, unix_ms: i64) -> String {
+    strftime_with(
+        pattern,
+        unix_ms,
+        local_offset_secs(unix_ms.div_euclid(1000)),
+    )
+}
+
+/// The local time zone's offset from UTC at `unix_ms`, in milliseconds.
+pub fn local_offset_ms(unix_ms: i64) -> i64 {
+    local_offset_secs(unix_ms.div_euclid(1000)) * 1000
+}
+
+fn local_offset_secs(unix_secs: i64) -> i64 {
+    // SAFETY: localtime_r writes into the tm we own; time_t is a plain integer.
+    unsafe {
+        let t: libc::time_t = unix_secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+fn strftime_with(pattern: &str, unix_ms: i64, offset_secs: i64) -> String {
+    let secs = unix_ms.div_euclid(1000) + offset_secs;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let yday = days - days_from_civil(y, 1, 1) + 1;
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('H') => out.push_str(&format!("{:02}", sod / 3600)),
+            Some('M') => out.push_str(&format!("{:02}", sod / 60 % 60)),
+            Some('S') => out.push_str(&format!("{:02}", sod % 60)),
+            Some('j') => out.push_str(&format!("{yday:03}")),
+            Some('s') => out.push_str(&unix_ms.div_euclid(1000).to_string()),
+            Some('F') => out.push_str(&format!("{y:04}-{m:02}-{d:02}")),
+            Some('T') => out.push_str(&format!(
+                "{:02}:{:02}:{:02}",
+                sod / 3600,
+                sod / 60 % 60,
+                sod % 60
+            )),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strftime_patterns() {
+        // 2026-11-22T04:10:05.250Z
+        let t = 1_795_320_605_250;
+        assert_eq!(
+            strftime_utc("%Y/%m/%d/%H%M%S.ts", t),
+            "2026/11/22/041005.ts"
+        );
+        assert_eq!(
+            strftime_utc("%F %T %j %% %q", t),
+            "2026-11-22 04:10:05 326 % %q"
+        );
+        assert_eq!(strftime_utc("%s", t), "1795320605");
+        assert_eq!(strftime_utc("%Y-%m-%d", 0), "1970-01-01");
+        assert_eq!(strftime_utc("%Y-%m-%d", 951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn calendar_round_trip() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+}

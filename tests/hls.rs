@@ -1,0 +1,432 @@
+//! river-hls-seg against real ffmpeg/ffprobe.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// 12 s, 1 s GOP, B-frames, AAC: six 2 s segments.
+const CLIP: Clip = Clip {
+    width: 320,
+    height: 240,
+    fps: 30,
+    bframes: 3,
+    audio: true,
+    gop_secs: 1,
+    secs: 12,
+};
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = tmpdir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+struct Listed {
+    target: u64,
+    media_sequence: u64,
+    segments: Vec<(f64, String, bool)>,
+    ended: bool,
+    text: String,
+}
+
+fn parse_playlist(path: &Path) -> Listed {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.starts_with("#EXTM3U\n"), "{text}");
+    let mut l = Listed {
+        target: 0,
+        media_sequence: 0,
+        segments: Vec::new(),
+        ended: false,
+        text: text.clone(),
+    };
+    let mut dur = None;
+    let mut disc = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            l.target = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            l.media_sequence = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            dur = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if line == "#EXT-X-ENDLIST" {
+            l.ended = true;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            l.segments.push((
+                dur.take().expect("EXTINF before URI"),
+                line.to_string(),
+                disc,
+            ));
+            disc = false;
+        }
+    }
+    l
+}
+
+/// Every listed segment decodes on its own, starts with PAT then PMT, and its first video packet
+/// is a keyframe; TARGETDURATION holds.
+fn check_segments(dir: &Path, l: &Listed) {
+    for (d, uri, _) in &l.segments {
+        let p = dir.join(uri);
+        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{uri}: {e}"));
+        assert_eq!(data.len() % 188, 0, "{uri}: whole packets");
+        let pid = |o: usize| u16::from_be_bytes([data[o + 1] & 0x1f, data[o + 2]]);
+        assert_eq!(
+            (pid(0), pid(188)),
+            (0, 0x1000),
+            "{uri} starts with PAT, PMT"
+        );
+        assert_decodes_cleanly(&p);
+        let pk = probe_packets(&p);
+        assert!(
+            pk.iter().find(|p| p.kind == "video").unwrap().key,
+            "{uri} starts with a keyframe"
+        );
+        assert!(
+            (d - 0.001).ceil() as u64 <= l.target,
+            "{uri}: EXTINF {d} within TARGETDURATION {}",
+            l.target
+        );
+    }
+}
+
+fn seg(args: &[&str], input: &[u8]) -> Out {
+    let out = run(&river("river-hls-seg"), args, input);
+    assert!(
+        out.status.success(),
+        "river-hls-seg {args:?}: {}",
+        out.stderr
+    );
+    out
+}
+
+#[test]
+fn live_window_segments_decode_and_old_ones_go() {
+    let input = std::fs::read(CLIP.remux("mpegts")).unwrap();
+    let dir = fresh_dir("hls-live");
+    let d = dir.to_string_lossy().to_string();
+    let out = seg(
+        &[
+            "--dir",
+            &d,
+            "--name",
+            "movie",
+            "--segment-time",
+            "2",
+            "--list-size",
+            "3",
+        ],
+        &input,
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    assert!(l.ended, "EXT-X-ENDLIST at end of input");
+    assert_eq!(l.segments.len(), 3, "{}", l.text);
+    assert_eq!(l.media_sequence, 3);
+    let longest = l.segments.iter().map(|s| s.0).fold(0.0, f64::max);
+    assert_eq!(
+        l.target,
+        (longest - 0.001).ceil() as u64,
+        "TARGETDURATION is the ceiling of the longest segment"
+    );
+    assert!(!l.text.contains("PLAYLIST-TYPE"));
+    assert!(l.text.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+    check_segments(&dir, &l);
+    let ts_files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "ts")
+        })
+        .count();
+    assert_eq!(
+        ts_files, 3,
+        "segments that left the window are deleted at the end"
+    );
+    // ffmpeg plays the playlist.
+    assert_decodes_cleanly(&dir.join("movie.m3u8"));
+}
+
+#[test]
+fn dvr_extinf_adds_up_and_ends_as_vod() {
+    let input = std::fs::read(CLIP.remux("mpegts")).unwrap();
+    let dir = fresh_dir("hls-dvr");
+    let d = dir.to_string_lossy().to_string();
+    let hook_log = dir.with_extension("hook.log");
+    let _ = std::fs::remove_file(&hook_log);
+    let hook = format!(
+        "echo \"$RIVER_SEGMENT_URI $RIVER_SEGMENT_DURATION $(test -s \"$RIVER_SEGMENT\" && echo ok)\" >> {}",
+        hook_log.display()
+    );
+    seg(
+        &[
+            "--dir",
+            &d,
+            "--dvr",
+            "--utc",
+            "--segment-name",
+            "%Y/%m/%d/%H%M%S.ts",
+            "--on-segment",
+            &hook,
+        ],
+        &input,
+    );
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    assert!(l.ended);
+    assert!(l.text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
+    assert_eq!(l.segments.len(), 6, "{}", l.text);
+    assert!(
+        l.segments
+            .iter()
+            .all(|(_, u, _)| u.matches('/').count() == 3),
+        "strftime folders: {}",
+        l.text
+    );
+    check_segments(&dir, &l);
+    let total: f64 = l.segments.iter().map(|s| s.0).sum();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(CLIP.remux("mpegts"))
+        .output()
+        .unwrap();
+    let media: f64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (total - media).abs() <= 1.0 / 30.0,
+        "EXTINF sum {total} vs media duration {media}"
+    );
+    // The whole recording plays as one.
+    assert_decodes_cleanly(&dir.join("movie.m3u8"));
+    let frames = probe_packets(&dir.join("movie.m3u8"))
+        .iter()
+        .filter(|p| p.kind == "video")
+        .count();
+    assert_eq!(frames, 12 * 30);
+    // --on-segment ran once per segment, after the segment was complete.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&hook_log).unwrap_or_default();
+        if log.lines().count() == 6 || Instant::now() > deadline {
+            assert_eq!(log.lines().count(), 6, "{log}");
+            assert!(log.lines().all(|l| l.ends_with(" ok")), "{log}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn duration_stops_by_itself() {
+    let input = std::fs::read(CLIP.remux("mpegts")).unwrap();
+    let dir = fresh_dir("hls-duration");
+    let d = dir.to_string_lossy().to_string();
+    seg(&["--dir", &d, "--dvr", "--duration", "5s"], &input);
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    assert!(l.ended);
+    let total: f64 = l.segments.iter().map(|s| s.0).sum();
+    assert!((total - 5.0).abs() <= 0.05, "{total}");
+    check_segments(&dir, &l);
+}
+
+#[test]
+fn discontinuity_is_marked() {
+    // Two recordings back to back, the second's clock 30 s behind.
+    let src = CLIP.flv().to_string_lossy().to_string();
+    let a = tmpdir().join("hls-jump-a.ts");
+    let b = tmpdir().join("hls-jump-b.ts");
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-c",
+        "copy",
+        "-t",
+        "6",
+        "-output_ts_offset",
+        "40",
+        "-f",
+        "mpegts",
+        &a.to_string_lossy(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        &src,
+        "-c",
+        "copy",
+        "-t",
+        "6",
+        "-f",
+        "mpegts",
+        &b.to_string_lossy(),
+    ]);
+    let mut input = std::fs::read(&a).unwrap();
+    input.extend(std::fs::read(&b).unwrap());
+    let dir = fresh_dir("hls-jump");
+    let d = dir.to_string_lossy().to_string();
+    let out = seg(&["--dir", &d, "--dvr"], &input);
+    assert!(out.stderr.contains("jumped"), "{}", out.stderr);
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    let marked: Vec<usize> = l
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|s| s.1 .2)
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(marked.len(), 1, "one break, marked once: {}", l.text);
+    // The mark sits where the second recording starts.
+    let before: f64 = l.segments[..marked[0]].iter().map(|s| s.0).sum();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    let first: f64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (before - first).abs() <= 0.05,
+        "{before} s before the mark, first recording {first} s"
+    );
+    check_segments(&dir, &l);
+}
+
+fn spawn_seg(args: &[&str]) -> std::process::Child {
+    Command::new(river("river-hls-seg"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Writes the first `part` of the input, waits until `want` segments are listed, and returns
+/// the child with its stdin still open.
+fn run_until_listed(
+    dir: &Path,
+    part: f64,
+    want: usize,
+) -> (std::process::Child, std::process::ChildStdin) {
+    let input = std::fs::read(CLIP.remux("mpegts")).unwrap();
+    let d = dir.to_string_lossy().to_string();
+    let mut child = spawn_seg(&["--dir", &d, "--dvr"]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&input[..(input.len() as f64 * part) as usize])
+        .unwrap();
+    stdin.flush().unwrap();
+    let playlist = dir.join("movie.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if playlist.exists() {
+            // Atomic writes: every read is a whole playlist.
+            let l = parse_playlist(&playlist);
+            assert!(l.text.ends_with('\n'));
+            if l.segments.len() >= want {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want} segments listed in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, stdin)
+}
+
+#[test]
+fn sigterm_finishes_the_segment_in_hand_and_ends_the_playlist() {
+    let dir = fresh_dir("hls-sigterm");
+    let (mut child, stdin) = run_until_listed(&dir, 0.6, 2);
+    let ok = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = wait_deadline(
+        &mut child,
+        Duration::from_secs(20),
+        "river-hls-seg after SIGTERM",
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    drop(stdin);
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    assert!(l.ended, "ENDLIST after SIGTERM: {}", l.text);
+    assert!(l.text.contains("PLAYLIST-TYPE:VOD"));
+    // Everything received was kept: about 60 % of 12 s.
+    let total: f64 = l.segments.iter().map(|s| s.0).sum();
+    assert!(total >= 6.0, "kept {total} s");
+    check_segments(&dir, &l);
+}
+
+#[test]
+fn sigkill_leaves_only_playable_entries() {
+    let dir = fresh_dir("hls-sigkill");
+    let (mut child, stdin) = run_until_listed(&dir, 0.7, 3);
+    child.kill().unwrap();
+    let _ = wait_deadline(
+        &mut child,
+        Duration::from_secs(20),
+        "river-hls-seg after SIGKILL",
+    );
+    drop(stdin);
+    let l = parse_playlist(&dir.join("movie.m3u8"));
+    assert!(!l.ended);
+    assert!(l.segments.len() >= 3);
+    check_segments(&dir, &l);
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let dir = fresh_dir("hls-usage");
+    let d = dir.to_string_lossy().to_string();
+    for args in [
+        vec!["--dir", &d, "--segment-time", "0"],
+        vec!["--dir", &d, "--list-size", "0"],
+        vec!["--dir", &d, "--name", "../x"],
+        vec!["--dir", &d, "--align", "15m"],
+    ] {
+        let out = run(&river("river-hls-seg"), &args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+    }
+    let out = run(
+        &river("river-hls-seg"),
+        &["--dir", &d, "--dvr", "--segment-name", "../%s.ts"],
+        &std::fs::read(CLIP.remux("mpegts")).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+}
