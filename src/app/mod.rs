@@ -2,5 +2,7 @@
 //! [`crate::stdio::main_with`].
 
 mod mux;
+mod testsrc;
 
 pub use mux::{mux_flv, mux_ts};
+pub use testsrc::testsrc;
