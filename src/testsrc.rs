@@ -79,7 +79,10 @@ impl Clip {
                 ))
             }
         };
-        let duration = frame_duration * vframes.len() as i64;
+        let overflow = || Diag::new(end, "test clip too long");
+        let duration = frame_duration
+            .checked_mul(vframes.len() as i64)
+            .ok_or_else(overflow)?;
         let mut frames = Vec::with_capacity(vframes.len() + aframes.len());
         for (i, f) in vframes.into_iter().enumerate() {
             let dts = i as i64 * frame_duration;
@@ -92,7 +95,10 @@ impl Clip {
         }
         if let Some(a) = &audio {
             let sr = a.sample_rate as i64;
-            if sr == 0 || aframes.len() as i64 * AAC_FRAME * CLOCK_HZ != duration * sr {
+            let samples = (aframes.len() as i64)
+                .checked_mul(AAC_FRAME * CLOCK_HZ)
+                .ok_or_else(overflow)?;
+            if sr == 0 || Some(samples) != duration.checked_mul(sr) {
                 return Err(Diag::new(
                     end,
                     format!(
