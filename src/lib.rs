@@ -13,6 +13,7 @@
 //! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
+//! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 
@@ -24,4 +25,5 @@ pub mod format;
 pub mod media;
 pub mod pipeline;
 pub mod stdio;
+pub mod testsrc;
 pub mod timeline;

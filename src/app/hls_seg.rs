@@ -111,7 +111,7 @@ impl HlsWriter {
             .with_context(|| format!("creating {}", args.dir.display()))?;
         let align_ms = args
             .align
-            .map(|a| a.0.as_millis() as i64)
+            .map(|a| a.ticks / (CLOCK_HZ / 1000))
             .filter(|&a| a > 0);
         if align_ms.is_some() && args.segment_time != 2.0 {
             log::warn!("--align decides the cuts; --segment-time is not used");
@@ -139,9 +139,7 @@ impl HlsWriter {
             to_delete: VecDeque::new(),
             anchor: None,
             first_dts: None,
-            limit: args
-                .duration
-                .map(|d| (d.0.as_secs_f64() * CLOCK_HZ as f64) as i64),
+            limit: args.duration.map(|d| d.ticks),
             has_video: true,
             last_uri: String::new(),
             children: Vec::new(),

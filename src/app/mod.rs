@@ -3,9 +3,11 @@
 
 mod hls_seg;
 mod mux;
+mod testsrc;
 
 pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
+pub use testsrc::testsrc;
 
 use std::io;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::{DurationArg, MuxInput};
+use super::{MuxInput, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const LONG: &str = "\
@@ -72,10 +72,10 @@ pub struct HlsSeg {
     /// Cut at the first keyframe after each wall-clock boundary of this period (e.g. 15m), instead
     /// of by --segment-time
     #[arg(long, value_name = "PERIOD", requires = "dvr")]
-    pub align: Option<DurationArg>,
+    pub align: Option<TimeSpan>,
     /// Stop by itself after this much media (e.g. 1h), finishing the playlist
     #[arg(long, value_name = "DURATION")]
-    pub duration: Option<DurationArg>,
+    pub duration: Option<TimeSpan>,
     /// Run this shell command after each segment is complete; it gets RIVER_SEGMENT (path),
     /// RIVER_SEGMENT_URI, RIVER_SEGMENT_DURATION and RIVER_PLAYLIST in its environment
     #[arg(long, value_name = "CMD")]

@@ -4,11 +4,15 @@
 
 use clap::{CommandFactory, ValueEnum};
 
+use crate::media::CLOCK_HZ;
+
 mod hls_seg;
 mod mux;
+mod testsrc;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
+pub use testsrc::{TestSrc, TestSrcFormat};
 
 /// Input container formats river's stdin readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,37 +73,46 @@ impl std::str::FromStr for FrameRate {
     }
 }
 
-/// A duration: `10s`, `500ms`, `15m`, `1h`, `1.5` (seconds without a unit).
+/// A span of media time: `500ms`, `10s`, `1.5s`, `1m`, `1h`, or plain seconds (`90`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationArg(pub std::time::Duration);
+pub struct TimeSpan {
+    /// 90 kHz units.
+    pub ticks: i64,
+}
 
-impl std::str::FromStr for DurationArg {
+impl std::str::FromStr for TimeSpan {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("invalid duration {s:?}: expected a number with ms, s, m or h, for example 500ms, 10s, 1m, 1h")
+        };
         let t = s.trim();
         let split = t
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected a number with ms, s, m or h, for example 10s or 15m"))?;
-        let secs = match unit.trim() {
-            "ms" => n / 1000.0,
-            "" | "s" => n,
-            "m" | "min" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86_400.0,
-            other => {
-                return Err(format!(
-                    "invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d"
-                ))
-            }
+        let scale: f64 = match unit.trim() {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
         };
-        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-            return Err(format!("duration {s:?} out of range"));
+        if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+            return Err(bad());
         }
-        Ok(DurationArg(std::time::Duration::from_secs_f64(secs)))
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let secs = v * scale;
+        // Up to ten years: far beyond any use, far below where i64 90 kHz ticks overflow.
+        if !(secs > 0.0 && secs <= 10.0 * 366.0 * 86400.0) {
+            return Err(format!(
+                "duration {s:?} out of range (more than 0, at most ten years)"
+            ));
+        }
+        let ticks = (secs * CLOCK_HZ as f64).round() as i64;
+        Ok(TimeSpan {
+            ticks: ticks.max(1),
+        })
     }
 }
 
@@ -119,7 +132,12 @@ pub struct MuxInput {
 
 /// Every tool's clap command, for docs and completions.
 pub fn commands() -> Vec<clap::Command> {
-    vec![MuxTs::command(), MuxFlv::command(), HlsSeg::command()]
+    vec![
+        MuxTs::command(),
+        MuxFlv::command(),
+        HlsSeg::command(),
+        TestSrc::command(),
+    ]
 }
 
 #[cfg(test)]
@@ -141,16 +159,20 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        let d = |s: &str| s.parse::<DurationArg>().map(|d| d.0.as_millis());
-        assert_eq!(d("10s"), Ok(10_000));
-        assert_eq!(d("500ms"), Ok(500));
-        assert_eq!(d("15m"), Ok(900_000));
-        assert_eq!(d("1h"), Ok(3_600_000));
-        assert_eq!(d("1.5"), Ok(1500));
-        assert!(d("abc").is_err());
-        assert!(d("5x").is_err());
-        assert!(d("").is_err());
+    fn time_spans() {
+        let t = |s: &str| s.parse::<TimeSpan>().map(|t| t.ticks);
+        assert_eq!(t("10s"), Ok(900_000));
+        assert_eq!(t("500ms"), Ok(45_000));
+        assert_eq!(t("1m"), Ok(60 * 90_000));
+        assert_eq!(t("1h"), Ok(3600 * 90_000));
+        assert_eq!(t("1.5s"), Ok(135_000));
+        assert_eq!(t("90"), Ok(90 * 90_000));
+        assert_eq!(t("2min"), Ok(120 * 90_000));
+        for bad in [
+            "", "s", "-1s", "0", "0s", "1x", "1.s", ".5s", "1..2s", "nan", "1e3s", "99999h",
+        ] {
+            assert!(t(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

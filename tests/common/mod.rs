@@ -16,6 +16,7 @@ pub fn river(tool: &str) -> PathBuf {
         "river-mux-ts" => PathBuf::from(env!("CARGO_BIN_EXE_river-mux-ts")),
         "river-mux-flv" => PathBuf::from(env!("CARGO_BIN_EXE_river-mux-flv")),
         "river-hls-seg" => PathBuf::from(env!("CARGO_BIN_EXE_river-hls-seg")),
+        "river-testsrc" => PathBuf::from(env!("CARGO_BIN_EXE_river-testsrc")),
         other => panic!("unknown tool {other}"),
     }
 }
