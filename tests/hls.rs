@@ -430,3 +430,66 @@ fn bad_options_are_usage_errors() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
 }
+
+/// `river-testsrc --realtime | river-hls-seg --serve 127.0.0.1:0`: returns both children and the
+/// playlist URL the segmenter printed.
+fn live_pipeline(dir: &Path, extra: &[&str]) -> (std::process::Child, std::process::Child, String) {
+    let mut src = Command::new(river("river-testsrc"))
+        .args(["--realtime", "--duration", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = dir.to_string_lossy().to_string();
+    let mut args = vec!["--dir", &d, "--serve", "127.0.0.1:0", "--segment-time", "1"];
+    args.extend_from_slice(extra);
+    let mut seg = Command::new(river("river-hls-seg"))
+        .args(&args)
+        .stdin(Stdio::from(src.stdout.take().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bound address comes on stderr: "... serving http://127.0.0.1:PORT/live/movie.m3u8".
+    let mut err = seg.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match err.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    all.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if let Some(url) = all.split_whitespace().find(|w| w.starts_with("http://")) {
+                        let _ = tx.send(url.to_string());
+                        all.clear();
+                    }
+                }
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(20)).expect("river-hls-seg printed its URL");
+    (src, seg, url)
+}
+
+#[test]
+fn ffmpeg_plays_the_live_playlist_over_http() {
+    let dir = fresh_dir("hls-serve");
+    let (mut src, mut seg, url) = live_pipeline(&dir, &["--list-size", "4"]);
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/live/movie.m3u8"), "{url}");
+    let playlist = dir.join("movie.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(playlist.exists() && parse_playlist(&playlist).segments.len() >= 3) {
+        assert!(Instant::now() < deadline, "no segments listed in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run(Path::new("ffmpeg"), &["-nostdin", "-v", "error", "-i", &url, "-t", "4", "-f", "null", "-"], b"");
+    assert!(out.status.success() && out.stderr.trim().is_empty(), "ffmpeg over HTTP: {}", out.stderr);
+    let _ = src.kill();
+    let _ = src.wait();
+    let ok = Command::new("kill").args(["-s", "TERM", &seg.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = wait_deadline(&mut seg, Duration::from_secs(20), "river-hls-seg --serve after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+}
