@@ -21,6 +21,7 @@ pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod format;
+pub mod http;
 pub mod media;
 pub mod pipeline;
 pub mod stdio;
