@@ -196,7 +196,7 @@ fn normalise_prefix(p: &str) -> String {
 fn set_send_timeout(listener: &TcpListener, d: Duration) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::try_from(d.subsec_micros()).unwrap_or(0),
+        tv_usec: libc::suseconds_t::from(d.subsec_micros()),
     };
     // SAFETY: a valid fd and a timeval of the size we pass.
     let r = unsafe {
