@@ -491,8 +491,8 @@ fn handle(req: Request, ctx: &Ctx) {
     }
 }
 
-/// The canonical directory a handle serves (for tests and messages).
 impl ServerHandle {
+    /// The canonical directory being served (for messages).
     pub fn root(&self) -> &Path {
         &self.ctx.root
     }
