@@ -10,6 +10,8 @@
 //! - [`codec`]: H.264 (Annex B / AVCC, access units, parameter sets, avcC, timestamps for raw
 //!   streams) and AAC (ADTS, AudioSpecificConfig).
 //! - [`format`]: containers without I/O: FLV (tags, AMF0 metadata) and MPEG-TS (mux and demux).
+//! - [`http`]: the static HTTP server for HLS output (playlists, segments, a player page with
+//!   hls.js), on tiny_http threads; the only sockets in the library so far.
 //! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod format;
+pub mod http;
 pub mod media;
 pub mod pipeline;
 pub mod stdio;

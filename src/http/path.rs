@@ -1,0 +1,294 @@
+//! Request targets to files under the served directory, refusing every way out of it.
+//!
+//! Two steps. [`route`] is pure: it percent-decodes the target and refuses NUL, backslashes, `..`
+//! and hidden (`.name`) segments, so the relative path it returns has only plain names.
+//! [`open_under`] then resolves that path on disk and refuses a result outside the canonical
+//! root, which is what stops a symlink from leading out.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Where a request target leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/` or `/index.html`: the player page.
+    Index,
+    /// `/hls.min.js`: the embedded hls.js.
+    HlsJs,
+    /// A file under the root, as a relative path of plain names.
+    File(PathBuf),
+    /// Nothing is served there (outside the prefix, or a directory).
+    NotFound,
+}
+
+/// Why a request target was refused; maps to 400 or 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// 400: not an origin-form target, or a malformed percent escape, or NUL.
+    BadRequest(&'static str),
+    /// 403: a `..` or hidden segment, a backslash, or a path that resolves outside the root.
+    Forbidden(&'static str),
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
+pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match memchr::memchr(b'%', &b[i..]) {
+            None => {
+                out.extend_from_slice(&b[i..]);
+                break;
+            }
+            Some(p) => {
+                out.extend_from_slice(&b[i..i + p]);
+                let at = i + p;
+                let hi = hex(*b.get(at + 1)?)?;
+                let lo = hex(*b.get(at + 2)?)?;
+                out.push(hi << 4 | lo);
+                i = at + 3;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Maps a raw request target (as the client sent it) to what it names. `prefix` is the decoded
+/// URL path of the directory, starting and ending with `/`.
+pub fn route(target: &str, prefix: &str) -> Result<Target, Refused> {
+    if !target.starts_with('/') {
+        return Err(Refused::BadRequest(
+            "the request target must be an absolute path (origin-form)",
+        ));
+    }
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    let path = percent_decode(&target[..end])
+        .ok_or(Refused::BadRequest("malformed percent escape in the path"))?;
+    if path.contains(&0) {
+        return Err(Refused::BadRequest("NUL in the path"));
+    }
+    if path.contains(&b'\\') {
+        return Err(Refused::Forbidden("backslash in the path"));
+    }
+    // Every segment is checked, the prefix included, so `/live/../x` is refused rather than
+    // normalised.
+    let mut names = Vec::new();
+    for seg in path.split(|&c| c == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => return Err(Refused::Forbidden("`..` in the path")),
+            s if s.first() == Some(&b'.') => {
+                return Err(Refused::Forbidden("hidden files are not served"))
+            }
+            s => names.push(s),
+        }
+    }
+    match path.as_slice() {
+        b"/" | b"/index.html" => return Ok(Target::Index),
+        b"/hls.min.js" => return Ok(Target::HlsJs),
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix(prefix.as_bytes()) else {
+        return Ok(Target::NotFound);
+    };
+    let mut rel = PathBuf::new();
+    for seg in rest.split(|&c| c == b'/') {
+        if !seg.is_empty() && seg != b"." {
+            rel.push(OsStr::from_bytes(seg));
+        }
+    }
+    if rel.as_os_str().is_empty() || path.ends_with(b"/") {
+        // A directory: no listings.
+        return Ok(Target::NotFound);
+    }
+    Ok(Target::File(rel))
+}
+
+/// Why a file could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// 404: missing, or not a regular file.
+    NotFound,
+    /// 403: resolves outside the root, or the server may not read it.
+    Forbidden(&'static str),
+    /// 500: anything else.
+    Io(io::Error),
+}
+
+/// Opens `rel` (from [`route`]) under `root`, which must already be canonical. Symlinks inside the
+/// root are followed as long as the final target stays inside it.
+pub fn open_under(root: &Path, rel: &Path) -> Result<(File, u64), OpenError> {
+    let io_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => OpenError::NotFound,
+        io::ErrorKind::PermissionDenied => OpenError::Forbidden("permission denied"),
+        _ => OpenError::Io(e),
+    };
+    if rel.is_absolute() {
+        return Err(OpenError::Forbidden("absolute path"));
+    }
+    let full = root.join(rel).canonicalize().map_err(io_err)?;
+    if !full.starts_with(root) {
+        return Err(OpenError::Forbidden(
+            "the path leads outside the served directory",
+        ));
+    }
+    let file = File::open(&full).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotFound);
+    }
+    Ok((file, meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "/live/";
+
+    fn file(p: &str) -> Result<Target, Refused> {
+        Ok(Target::File(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn plain_files_and_routes() {
+        assert_eq!(route("/", P), Ok(Target::Index));
+        assert_eq!(route("/?x=1", P), Ok(Target::Index));
+        assert_eq!(route("/index.html", P), Ok(Target::Index));
+        assert_eq!(route("/hls.min.js", P), Ok(Target::HlsJs));
+        assert_eq!(route("/live/movie.m3u8", P), file("movie.m3u8"));
+        assert_eq!(route("/live/movie.m3u8?_HLS_msn=3", P), file("movie.m3u8"));
+        assert_eq!(route("/live/movie.m3u8#frag", P), file("movie.m3u8"));
+        assert_eq!(
+            route("/live/2026/11/22/101500.ts", P),
+            file("2026/11/22/101500.ts")
+        );
+        assert_eq!(route("/live//./a.ts", P), file("a.ts"));
+        assert_eq!(route("/live/a%20b.ts", P), file("a b.ts"));
+        assert_eq!(route("/%6Cive/a.ts", P), file("a.ts"));
+        assert_eq!(route("/live/a..b.ts", P), file("a..b.ts"));
+        assert_eq!(route("/live/", P), Ok(Target::NotFound));
+        assert_eq!(route("/live", P), Ok(Target::NotFound));
+        assert_eq!(route("/live/2026/", P), Ok(Target::NotFound));
+        assert_eq!(route("/other/a.ts", P), Ok(Target::NotFound));
+        assert_eq!(route("/livex/a.ts", P), Ok(Target::NotFound));
+        // With the directory at the root, the page and the script still win.
+        assert_eq!(route("/", "/"), Ok(Target::Index));
+        assert_eq!(route("/movie.m3u8", "/"), file("movie.m3u8"));
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for t in [
+            "/live/../secret",
+            "/live/../../etc/passwd",
+            "/live/%2e%2e/secret",
+            "/live/%2E%2E/secret",
+            "/live/..%2fsecret",
+            "/live/..%2Fsecret",
+            "/live/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            "/live/a/../../secret",
+            "/../live/a.ts",
+            "/live/..",
+            "/live/.hidden.tmp",
+            "/live/..%5csecret",
+            "/live/a\\..\\b",
+            "/live/%5c..%5cb",
+        ] {
+            assert!(
+                matches!(route(t, P), Err(Refused::Forbidden(_))),
+                "{t}: {:?}",
+                route(t, P)
+            );
+        }
+        for t in [
+            "/live/a.ts%00",
+            "/live/a%00.ts",
+            "/live/%zz",
+            "/live/%2",
+            "/live/%",
+            "http://example.com/live/a.ts",
+            "*",
+            "",
+            "live/a.ts",
+        ] {
+            assert!(
+                matches!(route(t, P), Err(Refused::BadRequest(_))),
+                "{t}: {:?}",
+                route(t, P)
+            );
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%41%62c").unwrap(), b"aAbc");
+        assert_eq!(percent_decode("%ff%00").unwrap(), [0xff, 0]);
+        assert_eq!(percent_decode("plain").unwrap(), b"plain");
+        assert!(percent_decode("%g0").is_none());
+        assert!(percent_decode("x%4").is_none());
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("river-http-path-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let base = tmp("symlink");
+        let root = base.join("www");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(base.join("secret.txt"), b"secret").unwrap();
+        std::fs::write(root.join("sub/seg.ts"), b"0123456789").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("leak.ts")).unwrap();
+        std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
+        std::os::unix::fs::symlink("sub/seg.ts", root.join("inside.ts")).unwrap();
+        let root = root.canonicalize().unwrap();
+
+        let (_, len) = open_under(&root, Path::new("sub/seg.ts")).unwrap();
+        assert_eq!(len, 10);
+        let (_, len) = open_under(&root, Path::new("inside.ts")).unwrap();
+        assert_eq!(len, 10);
+        assert!(matches!(
+            open_under(&root, Path::new("leak.ts")),
+            Err(OpenError::Forbidden(_))
+        ));
+        assert!(matches!(
+            open_under(&root, Path::new("up/secret.txt")),
+            Err(OpenError::Forbidden(_))
+        ));
+        assert!(matches!(
+            open_under(&root, Path::new("/etc/passwd")),
+            Err(OpenError::Forbidden(_))
+        ));
+        assert!(matches!(
+            open_under(&root, Path::new("missing.ts")),
+            Err(OpenError::NotFound)
+        ));
+        assert!(matches!(
+            open_under(&root, Path::new("sub/seg.ts/x")),
+            Err(OpenError::NotFound)
+        ));
+        assert!(matches!(
+            open_under(&root, Path::new("sub")),
+            Err(OpenError::NotFound)
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}

@@ -1,0 +1,657 @@
+//! The HLS HTTP server (`river::http::serve`) against real clients: ffmpeg, raw sockets, 200
+//! concurrent readers, and hls.js in headless Chromium. Loopback only; every wait has a deadline.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use river::http::{serve, ServeOptions, ServerHandle};
+
+use common::*;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+const SECRET: &[u8] = b"river-http-test-secret-contents";
+
+/// An HLS stream made by ffmpeg (8 one-second segments, H.264 + AAC), plus the traps the
+/// traversal test needs: a secret file beside the root, a symlink to it inside, a hidden file, and
+/// a segment in a strftime-style subfolder.
+fn stream_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = tmpdir().join(format!("http-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("www");
+        std::fs::create_dir_all(root.join("2026/11/22")).unwrap();
+        let seg = root.join("movie%d.ts").to_string_lossy().to_string();
+        let pl = root.join("movie.m3u8").to_string_lossy().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30:duration=8",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=8",
+            "-threads",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+            &seg,
+            &pl,
+        ]);
+        std::fs::copy(root.join("movie0.ts"), root.join("2026/11/22/101500.ts")).unwrap();
+        std::fs::write(base.join("secret.txt"), SECRET).unwrap();
+        std::fs::write(root.join(".movie.m3u8.tmp"), SECRET).unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("leak.ts")).unwrap();
+        std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
+        root
+    })
+}
+
+fn start() -> ServerHandle {
+    serve(
+        "127.0.0.1:0",
+        stream_dir().to_path_buf(),
+        ServeOptions::default(),
+    )
+    .expect("serve on 127.0.0.1:0")
+}
+
+/// Segment names listed in the playlist text.
+fn segments(playlist: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(playlist)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// Reads one response; `head` means no body follows whatever Content-Length says.
+fn read_response(r: &mut impl BufRead, head: bool) -> std::io::Result<Resp> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    assert!(
+        !headers.contains_key("transfer-encoding"),
+        "responses are never chunked: {headers:?}"
+    );
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = Vec::new();
+    if !head && status != 204 && status != 304 {
+        body.resize(len, 0);
+        r.read_exact(&mut body)?;
+    }
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Sends `raw` bytes as they are (no client normalises the target) and reads one response.
+fn raw(addr: SocketAddr, raw: &[u8], head: bool) -> Resp {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    read_response(&mut BufReader::new(s), head).expect("response")
+}
+
+fn get(addr: SocketAddr, target: &str, extra: &str) -> Resp {
+    raw(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n")
+            .as_bytes(),
+        false,
+    )
+}
+
+#[test]
+fn ffmpeg_decodes_the_stream_over_http() {
+    require("ffmpeg");
+    let h = start();
+    let url = h.playlist_url();
+    assert_eq!(
+        url,
+        format!("http://{}/live/movie.m3u8", h.local_addr()),
+        "the URL the caller prints"
+    );
+    let out = run(
+        Path::new("ffmpeg"),
+        &["-nostdin", "-v", "error", "-i", &url, "-f", "null", "-"],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg failed on {url}: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.trim().is_empty(),
+        "ffmpeg reported errors reading {url}:\n{}",
+        out.stderr
+    );
+    // ffmpeg read the playlist and every segment.
+    let n = segments(&std::fs::read(stream_dir().join("movie.m3u8")).unwrap()).len() as u64;
+    let st = h.stats();
+    assert!(st.ok > n, "{st:?}");
+    assert_eq!(st.client_errors, 0, "{st:?}");
+}
+
+#[test]
+fn traversal_attempts_are_refused_on_the_wire() {
+    let h = start();
+    let addr = h.local_addr();
+    let cases: &[(&str, u16)] = &[
+        ("/live/../secret.txt", 403),
+        ("/live/../../etc/passwd", 403),
+        ("/live/../../../../../../etc/passwd", 403),
+        ("/live/%2e%2e/secret.txt", 403),
+        ("/live/%2E%2E/secret.txt", 403),
+        ("/live/..%2fsecret.txt", 403),
+        ("/live/%2e%2e%2f%2e%2e%2fetc%2fpasswd", 403),
+        ("/live/2026/../../secret.txt", 403),
+        ("/../secret.txt", 403),
+        ("/live/..\\secret.txt", 403),
+        ("/live/..%5csecret.txt", 403),
+        ("/live/leak.ts", 403),
+        ("/live/up/secret.txt", 403),
+        ("/live/.movie.m3u8.tmp", 403),
+        ("/live/movie.m3u8%00", 400),
+        ("/live/movie.m3u8%00.ts", 400),
+        ("/live/%zz", 400),
+        ("http://127.0.0.1/live/../secret.txt", 400),
+        ("/live//etc/passwd", 404),
+        ("/etc/passwd", 404),
+        ("/live/", 404),
+        ("/live/2026/", 404),
+        ("/live/missing.ts", 404),
+    ];
+    for &(target, want) in cases {
+        let r = get(addr, target, "");
+        assert_eq!(r.status, want, "GET {target}: {r:?}");
+        assert!(
+            !r.body.windows(SECRET.len()).any(|w| w == SECRET),
+            "GET {target} leaked the secret"
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("root:"),
+            "{target}"
+        );
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("*"),
+            "{target}"
+        );
+    }
+    // The files the refused paths aim at are reachable the normal way.
+    assert_eq!(get(addr, "/live/2026/11/22/101500.ts", "").status, 200);
+    assert_eq!(get(addr, "/live/./movie.m3u8", "").status, 200);
+    let r = raw(
+        addr,
+        b"DELETE /live/movie.m3u8 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let st = h.stats();
+    assert_eq!(st.ok, 2, "{st:?}");
+    assert_eq!(st.client_errors, cases.len() as u64 + 1, "{st:?}");
+}
+
+#[test]
+fn range_head_cors_and_types() {
+    let h = start();
+    let addr = h.local_addr();
+    let dir = stream_dir();
+    let seg = std::fs::read(dir.join("movie1.ts")).unwrap();
+    let len = seg.len();
+    assert!(len > 1000);
+
+    let r = get(addr, "/live/movie1.ts", "");
+    assert_eq!(r.status, 200);
+    assert!(r.body == seg, "full body differs");
+    assert_eq!(r.header("content-type"), Some("video/mp2t"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let expose = r.header("access-control-expose-headers").unwrap_or("");
+    assert!(expose.contains("Content-Length") && expose.contains("Content-Range"));
+
+    let r = get(addr, "/live/movie.m3u8", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert!(r.body.starts_with(b"#EXTM3U"));
+
+    let r = get(addr, "/live/movie1.ts", "Range: bytes=100-199\r\n");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &seg[100..200]);
+    assert_eq!(r.header("content-length"), Some("100"));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 100-199/{len}").as_str())
+    );
+    let r = get(addr, "/live/movie1.ts", "Range: bytes=-188\r\n");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &seg[len - 188..]);
+    let r = get(
+        addr,
+        "/live/movie1.ts",
+        &format!("Range: bytes={}-\r\n", len - 10),
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &seg[len - 10..]);
+    let r = get(addr, "/live/movie1.ts", &format!("Range: bytes={len}-\r\n"));
+    assert_eq!(r.status, 416);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{len}").as_str())
+    );
+    // Several ranges: the whole file is a valid answer.
+    let r = get(addr, "/live/movie1.ts", "Range: bytes=0-1,5-6\r\n");
+    assert_eq!((r.status, r.body.len()), (200, len));
+
+    // HEAD then GET on one keep-alive connection: HEAD has the length and no body, so the GET
+    // that follows parses right.
+    let mut s = connect(addr);
+    s.write_all(
+        b"HEAD /live/movie1.ts HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /live/movie.m3u8 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut rd = BufReader::new(s);
+    let head = read_response(&mut rd, true).unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(len.to_string().as_str())
+    );
+    assert_eq!(head.header("content-type"), Some("video/mp2t"));
+    let next = read_response(&mut rd, false).unwrap();
+    assert_eq!(next.status, 200);
+    assert!(next.body.starts_with(b"#EXTM3U"), "{next:?}");
+    let mut rest = Vec::new();
+    let _ = rd.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "bytes after the last response: {rest:?}");
+
+    // CORS preflight.
+    let r = raw(
+        addr,
+        b"OPTIONS /live/movie1.ts HTTP/1.1\r\nHost: t\r\nOrigin: http://example.com\r\n\
+          Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: range\r\n\
+          Connection: close\r\n\r\n",
+        false,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap_or("")
+        .contains("GET"));
+    assert!(r
+        .header("access-control-allow-headers")
+        .unwrap_or("")
+        .contains("Range"));
+
+    // The page and the script.
+    let r = get(addr, "/", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = String::from_utf8_lossy(&r.body);
+    assert!(page.contains("/live/movie.m3u8") && page.contains("/hls.min.js"));
+    let r = get(addr, "/hls.min.js", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(r.body, river::http::index::HLS_JS);
+}
+
+#[test]
+fn two_hundred_concurrent_clients_are_all_served() {
+    const CLIENTS: usize = 200;
+    let h = start();
+    let addr = h.local_addr();
+    let dir = stream_dir();
+    let playlist = std::fs::read(dir.join("movie.m3u8")).unwrap();
+    let names = segments(&playlist);
+    assert!(names.len() >= 6, "{names:?}");
+    let files: Arc<HashMap<String, Vec<u8>>> = Arc::new(
+        names
+            .iter()
+            .map(|n| (n.clone(), std::fs::read(dir.join(n)).unwrap()))
+            .collect(),
+    );
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (files, barrier, playlist) =
+                (Arc::clone(&files), Arc::clone(&barrier), playlist.clone());
+            std::thread::spawn(move || -> Result<u64, String> {
+                barrier.wait();
+                let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+                    .map_err(|e| format!("client {i}: connect: {e}"))?;
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut rd = BufReader::new(s);
+                let mut fetch = |path: &str| -> Result<Vec<u8>, String> {
+                    w.write_all(format!("GET /live/{path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+                        .map_err(|e| format!("client {i}: {path}: {e}"))?;
+                    let r = read_response(&mut rd, false)
+                        .map_err(|e| format!("client {i}: {path}: {e}"))?;
+                    if r.status != 200 {
+                        return Err(format!("client {i}: {path}: status {}", r.status));
+                    }
+                    Ok(r.body)
+                };
+                let pl = fetch("movie.m3u8")?;
+                if pl != playlist {
+                    return Err(format!("client {i}: playlist differs"));
+                }
+                let mut bytes = pl.len() as u64;
+                // Start at a different segment per client so every file is hot at once.
+                let names = segments(&pl);
+                for k in 0..names.len() {
+                    let n = &names[(i + k) % names.len()];
+                    let body = fetch(n)?;
+                    if &body != files.get(n).unwrap() {
+                        return Err(format!("client {i}: {n} differs"));
+                    }
+                    bytes += body.len() as u64;
+                }
+                Ok(bytes)
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    let mut total = 0;
+    for t in threads {
+        match t.join().expect("client thread panicked") {
+            Ok(b) => total += b,
+            Err(e) => errors.push(e),
+        }
+    }
+    assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
+    assert!(
+        errors.is_empty(),
+        "{} clients failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(10)]
+    );
+    let st = h.stats();
+    let want = (CLIENTS * (names.len() + 1)) as u64;
+    assert_eq!(st.ok, want, "{st:?}");
+    assert_eq!(st.body_bytes, total, "{st:?}");
+    assert_eq!(
+        (st.client_errors, st.server_errors, st.write_errors),
+        (0, 0, 0),
+        "{st:?}"
+    );
+}
+
+// ---- headless Chromium over the DevTools pipe ----
+
+/// Chromium must be installed: the test fails (never skips) with the install hint.
+fn chromium() -> &'static str {
+    for bin in ["chromium", "chromium-browser", "google-chrome"] {
+        let ok = Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return bin;
+        }
+    }
+    panic!(
+        "chromium is required for this test but was not found; install it with \
+         `apt-get install -y chromium` (Debian) or run .ci/run"
+    );
+}
+
+/// One Chrome DevTools Protocol connection over `--remote-debugging-pipe` (fd 3 to the browser,
+/// fd 4 from it, messages are JSON ended by NUL).
+struct Cdp {
+    to: File,
+    from: mpsc::Receiver<serde_json::Value>,
+    next_id: u64,
+}
+
+impl Cdp {
+    fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+        deadline: Instant,
+    ) -> serde_json::Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = serde_json::Value::String(s.to_string());
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("write to chromium");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .from
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("chromium did not answer {method} in time"));
+            if v["id"].as_u64() == Some(id) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds, which we own from here on.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+#[test]
+fn hls_js_in_headless_chromium_plays_the_index_page() {
+    let bin = chromium();
+    let h = start();
+    let url = format!("http://{}/", h.local_addr());
+    let profile = tmpdir().join(format!("chromium-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).unwrap();
+
+    let (cmd_r, cmd_w) = pipe(); // we write commands, chromium reads fd 3
+    let (ev_r, ev_w) = pipe(); // chromium writes fd 4, we read
+    let (c3, c4) = (cmd_r.as_raw_fd(), ev_w.as_raw_fd());
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--mute-audio",
+        "--autoplay-policy=no-user-gesture-required",
+        "--remote-debugging-pipe",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg("about:blank")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe dup2 calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move both out of the way first: a pipe may already sit on fd 3 or 4.
+            let (a, b) = (
+                libc::fcntl(c3, libc::F_DUPFD, 10),
+                libc::fcntl(c4, libc::F_DUPFD, 10),
+            );
+            if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(a);
+            libc::close(b);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn chromium");
+    drop((cmd_r, ev_w));
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut rd = BufReader::new(File::from(ev_r));
+        let mut buf = Vec::new();
+        while matches!(rd.read_until(0, &mut buf), Ok(n) if n > 0) {
+            if buf.last() == Some(&0) {
+                buf.pop();
+            }
+            if let Ok(v) = serde_json::from_slice(&buf) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+            buf.clear();
+        }
+    });
+    let mut cdp = Cdp {
+        to: File::from(cmd_w),
+        from: rx,
+        next_id: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let target = cdp.call(
+        None,
+        "Target.createTarget",
+        serde_json::json!({"url": url}),
+        deadline,
+    );
+    let target_id = target["targetId"].as_str().expect("targetId").to_string();
+    let attached = cdp.call(
+        None,
+        "Target.attachToTarget",
+        serde_json::json!({"targetId": target_id, "flatten": true}),
+        deadline,
+    );
+    let session = attached["sessionId"]
+        .as_str()
+        .expect("sessionId")
+        .to_string();
+    let expr = "(document.getElementById('status') || {}).textContent || ''";
+    let mut status = String::new();
+    let mut frames = 0u64;
+    while Instant::now() < deadline {
+        let r = cdp.call(
+            Some(&session),
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expr, "returnByValue": true}),
+            deadline,
+        );
+        status = r["result"]["value"].as_str().unwrap_or("").to_string();
+        frames = status
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("frames: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        // A few frames past the first keyframe means hls.js fed MSE and the decoder ran.
+        if frames >= 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = cdp.call(None, "Browser.close", serde_json::json!({}), deadline);
+    drop(cdp);
+    wait_deadline(&mut child, Duration::from_secs(30), "chromium");
+    let _ = reader.join();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        frames > 0,
+        "headless chromium decoded no frames from {url}; page status:\n{status}"
+    );
+    let st = h.stats();
+    assert!(st.ok >= 4, "page, hls.js, playlist, segments: {st:?}");
+}
