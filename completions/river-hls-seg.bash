@@ -23,7 +23,7 @@ _river__hls__seg() {
 
     case "${cmd}" in
         river__hls__seg)
-            opts="-f -v -q -h -V --dir --name --segment-time --list-size --dvr --segment-name --utc --align --duration --on-segment --input-format --fps --max-gap --verbose --quiet --help --version"
+            opts="-f -v -q -h -V --dir --name --segment-time --list-size --dvr --segment-name --utc --align --serve --duration --on-segment --input-format --fps --max-gap --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,10 @@ _river__hls__seg() {
                     return 0
                     ;;
                 --align)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --serve)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,6 +4,7 @@ complete -c river-hls-seg -l segment-time -d 'Target segment duration in seconds
 complete -c river-hls-seg -l list-size -d 'Segments in the live playlist window' -r
 complete -c river-hls-seg -l segment-name -d 'DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F %T)' -r
 complete -c river-hls-seg -l align -d 'Cut at the first keyframe after each wall-clock boundary of this period (e.g. 15m), instead of by --segment-time' -r
+complete -c river-hls-seg -l serve -d 'Serve DIR over HTTP on this address: DIR at /live/ (so NAME.m3u8 is http://ADDR/live/NAME.m3u8) and a player page at /. The bound address is printed on stderr. When the input ends the files stay served until SIGINT or SIGTERM' -r
 complete -c river-hls-seg -l duration -d 'Stop by itself after this much media (e.g. 1h), finishing the playlist' -r
 complete -c river-hls-seg -l on-segment -d 'Run this shell command after each segment is complete; it gets RIVER_SEGMENT (path), RIVER_SEGMENT_URI, RIVER_SEGMENT_DURATION and RIVER_PLAYLIST in its environment' -r
 complete -c river-hls-seg -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it'

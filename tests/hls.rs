@@ -469,7 +469,9 @@ fn live_pipeline(dir: &Path, extra: &[&str]) -> (std::process::Child, std::proce
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(20)).expect("river-hls-seg printed its URL");
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("river-hls-seg printed its URL");
     (src, seg, url)
 }
 
@@ -477,19 +479,39 @@ fn live_pipeline(dir: &Path, extra: &[&str]) -> (std::process::Child, std::proce
 fn ffmpeg_plays_the_live_playlist_over_http() {
     let dir = fresh_dir("hls-serve");
     let (mut src, mut seg, url) = live_pipeline(&dir, &["--list-size", "4"]);
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/live/movie.m3u8"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/live/movie.m3u8"),
+        "{url}"
+    );
     let playlist = dir.join("movie.m3u8");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !(playlist.exists() && parse_playlist(&playlist).segments.len() >= 3) {
         assert!(Instant::now() < deadline, "no segments listed in time");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = run(Path::new("ffmpeg"), &["-nostdin", "-v", "error", "-i", &url, "-t", "4", "-f", "null", "-"], b"");
-    assert!(out.status.success() && out.stderr.trim().is_empty(), "ffmpeg over HTTP: {}", out.stderr);
+    let out = run(
+        Path::new("ffmpeg"),
+        &[
+            "-nostdin", "-v", "error", "-i", &url, "-t", "4", "-f", "null", "-",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success() && out.stderr.trim().is_empty(),
+        "ffmpeg over HTTP: {}",
+        out.stderr
+    );
     let _ = src.kill();
     let _ = src.wait();
-    let ok = Command::new("kill").args(["-s", "TERM", &seg.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args(["-s", "TERM", &seg.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
-    let status = wait_deadline(&mut seg, Duration::from_secs(20), "river-hls-seg --serve after SIGTERM");
+    let status = wait_deadline(
+        &mut seg,
+        Duration::from_secs(20),
+        "river-hls-seg --serve after SIGTERM",
+    );
     assert_eq!(status.code(), Some(0));
 }

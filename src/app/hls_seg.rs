@@ -15,9 +15,10 @@ use crate::format::hls::{
     local_offset_ms, strftime_local, strftime_utc, Cut, Playlist, PlaylistKind, Segment, Segmenter,
     SegmenterConfig,
 };
+use crate::http::{self, ServeOptions};
 use crate::media::{MediaEvent, Track, CLOCK_HZ};
 use crate::pipeline::TsOut;
-use crate::stdio::UsageError;
+use crate::stdio::{stop_signal, UsageError};
 
 /// Segments that left the live window are deleted this many segments later, so clients that
 /// fetched the playlist just before can still download them.
@@ -88,6 +89,7 @@ struct HlsWriter {
     has_video: bool,
     last_uri: String,
     children: Vec<Child>,
+    duration_reached: bool,
 }
 
 impl HlsWriter {
@@ -143,6 +145,7 @@ impl HlsWriter {
             has_video: true,
             last_uri: String::new(),
             children: Vec::new(),
+            duration_reached: false,
             args,
         })
     }
@@ -312,6 +315,7 @@ impl EventSink for HlsWriter {
                 if let Some(limit) = self.limit {
                     if f.dts - first >= limit {
                         log::info!("--duration reached");
+                        self.duration_reached = true;
                         return Ok(false);
                     }
                 }
@@ -356,11 +360,38 @@ impl EventSink for HlsWriter {
 /// `river-hls-seg`.
 pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
     let input = args.input.clone();
+    let serve = args.serve.clone();
+    let (dvr, name) = (args.dvr, args.name.clone());
     let mut w = HlsWriter::new(args)?;
     log::info!("writing {}", w.playlist_path.display());
+    let server = match &serve {
+        Some(addr) => {
+            let opts = ServeOptions {
+                name,
+                // DVR names are unique and never rewritten; live names come back after a restart.
+                segment_max_age: if dvr { 31_536_000 } else { 60 },
+                ..ServeOptions::default()
+            };
+            let h = http::serve(addr, w.args.dir.clone(), opts)
+                .with_context(|| format!("--serve {addr}"))?;
+            eprintln!("river-hls-seg: serving {}", h.playlist_url());
+            Some(h)
+        }
+        None => None,
+    };
     let res = pump(&input, &mut w);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;
     w.finish()?;
+    if let Some(h) = server {
+        // The input ended on its own: keep the recording on the air until told to stop.
+        if res.is_ok() && stop_signal().is_none() && !w.duration_reached {
+            log::info!("input ended; still serving until SIGINT or SIGTERM");
+            while stop_signal().is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        h.shutdown();
+    }
     res.map(|_| ())
 }

@@ -73,6 +73,11 @@ pub struct HlsSeg {
     /// of by --segment-time
     #[arg(long, value_name = "PERIOD", requires = "dvr")]
     pub align: Option<TimeSpan>,
+    /// Serve DIR over HTTP on this address: DIR at /live/ (so NAME.m3u8 is
+    /// http://ADDR/live/NAME.m3u8) and a player page at /. The bound address is printed on stderr.
+    /// When the input ends the files stay served until SIGINT or SIGTERM
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
     /// Stop by itself after this much media (e.g. 1h), finishing the playlist
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<TimeSpan>,
