@@ -515,3 +515,27 @@ fn ffmpeg_plays_the_live_playlist_over_http() {
     );
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn hls_js_in_headless_chromium_plays_river_hls_seg() {
+    let dir = fresh_dir("hls-chromium");
+    let (mut src, mut seg, url) = live_pipeline(&dir, &["--list-size", "6"]);
+    let playlist = dir.join("movie.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(playlist.exists() && parse_playlist(&playlist).segments.len() >= 3) {
+        assert!(Instant::now() < deadline, "no segments listed in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = url.replace("/live/movie.m3u8", "/");
+    let (frames, status) = common::browser::frames_played(&page);
+    let _ = src.kill();
+    let _ = src.wait();
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &seg.id().to_string()])
+        .status();
+    let _ = wait_deadline(&mut seg, Duration::from_secs(20), "river-hls-seg");
+    assert!(
+        frames > 0,
+        "headless chromium decoded no frames from {page}; status:\n{status}"
+    );
+}
