@@ -13,6 +13,7 @@
 //! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
+//! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 
@@ -24,4 +25,5 @@ pub mod format;
 pub mod media;
 pub mod pipeline;
 pub mod stdio;
+pub mod thumb;
 pub mod timeline;
