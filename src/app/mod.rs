@@ -2,5 +2,7 @@
 //! [`crate::stdio::main_with`].
 
 mod mux;
+mod thumb;
 
 pub use mux::{mux_flv, mux_ts};
+pub use thumb::thumb;

@@ -5,8 +5,10 @@
 use clap::{CommandFactory, ValueEnum};
 
 mod mux;
+mod thumb;
 
 pub use mux::{MuxFlv, MuxTs};
+pub use thumb::{parse_duration, Thumb};
 
 /// Input container formats river's stdin readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,7 +85,7 @@ pub struct MuxInput {
 
 /// Every tool's clap command, for docs and completions.
 pub fn commands() -> Vec<clap::Command> {
-    vec![MuxTs::command(), MuxFlv::command()]
+    vec![MuxTs::command(), MuxFlv::command(), Thumb::command()]
 }
 
 #[cfg(test)]
