@@ -15,6 +15,7 @@ pub fn river(tool: &str) -> PathBuf {
     match tool {
         "river-mux-ts" => PathBuf::from(env!("CARGO_BIN_EXE_river-mux-ts")),
         "river-mux-flv" => PathBuf::from(env!("CARGO_BIN_EXE_river-mux-flv")),
+        "river-thumb" => PathBuf::from(env!("CARGO_BIN_EXE_river-thumb")),
         other => panic!("unknown tool {other}"),
     }
 }
