@@ -213,8 +213,10 @@ impl Run {
             *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(k.clone());
             if let Mode::OneShot { out } = &self.mode {
                 if !self.done {
+                    let t0 = Instant::now();
                     match self.renderer.render(&k, self.format) {
                         Ok(img) => {
+                            let made = t0.elapsed().as_secs_f64() * 1e3;
                             match out {
                                 Some(path) => write_atomic(path, &img)?,
                                 None => {
@@ -224,7 +226,7 @@ impl Run {
                                 }
                             }
                             log::info!(
-                                "{}: {} bytes of {:?}",
+                                "{}: {} bytes of {:?}, made in {made:.1} ms",
                                 k.describe(),
                                 img.len(),
                                 self.format
@@ -273,11 +275,13 @@ impl Run {
             return Ok(());
         }
         let path = path.clone();
+        let t0 = Instant::now();
         match self.renderer.render(&k, self.format) {
             Ok(img) => {
+                let made = t0.elapsed().as_secs_f64() * 1e3;
                 write_atomic(&path, &img)?;
                 log::info!(
-                    "{}: wrote {} ({} bytes)",
+                    "{}: wrote {} ({} bytes, made in {made:.1} ms)",
                     k.describe(),
                     path.display(),
                     img.len()
@@ -480,8 +484,14 @@ impl Shared {
             return Ok((img.clone(), key.pts));
         }
         if c.failed_seq != key.seq {
+            let t0 = Instant::now();
             match c.renderer.render(&key, format) {
                 Ok(img) => {
+                    log::debug!(
+                        "{}: {format:?} made in {:.1} ms",
+                        key.describe(),
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
                     let img = Arc::new(img);
                     c.images[i] = Some(img.clone());
                     c.last_good[i] = Some((img.clone(), key.pts));
