@@ -523,6 +523,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared) {
             Ok(r) => r,
             Err(e) => {
                 log::warn!("http: {e}");
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
