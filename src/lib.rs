@@ -16,6 +16,7 @@
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
+//! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 
@@ -29,4 +30,5 @@ pub mod media;
 pub mod pipeline;
 pub mod stdio;
 pub mod testsrc;
+pub mod thumb;
 pub mod timeline;

@@ -4,6 +4,7 @@
 mod hls_seg;
 mod mux;
 mod testsrc;
+mod thumb;
 
 pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
@@ -130,3 +131,4 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
     }
     Ok(stats)
 }
+pub use thumb::thumb;

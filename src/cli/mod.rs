@@ -9,10 +9,12 @@ use crate::media::CLOCK_HZ;
 mod hls_seg;
 mod mux;
 mod testsrc;
+mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
 pub use testsrc::{TestSrc, TestSrcFormat};
+pub use thumb::{parse_duration, Thumb};
 
 /// Input container formats river's stdin readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +82,13 @@ pub struct TimeSpan {
     pub ticks: i64,
 }
 
+impl TimeSpan {
+    /// The same span as a wall-clock duration.
+    pub fn as_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos((self.ticks as u64).saturating_mul(100_000) / 9)
+    }
+}
+
 impl std::str::FromStr for TimeSpan {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -137,6 +146,7 @@ pub fn commands() -> Vec<clap::Command> {
         MuxFlv::command(),
         HlsSeg::command(),
         TestSrc::command(),
+        Thumb::command(),
     ]
 }
 

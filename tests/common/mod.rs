@@ -19,6 +19,7 @@ pub fn river(tool: &str) -> PathBuf {
         "river-mux-flv" => PathBuf::from(env!("CARGO_BIN_EXE_river-mux-flv")),
         "river-hls-seg" => PathBuf::from(env!("CARGO_BIN_EXE_river-hls-seg")),
         "river-testsrc" => PathBuf::from(env!("CARGO_BIN_EXE_river-testsrc")),
+        "river-thumb" => PathBuf::from(env!("CARGO_BIN_EXE_river-thumb")),
         other => panic!("unknown tool {other}"),
     }
 }

@@ -1,0 +1,575 @@
+//! river-thumb: stdin → (tee) → demux → keyframe store → picture on demand → stdout, file or HTTP.
+//!
+//! A reader thread owns stdin (and stdout with --tee, so the copy never waits for a decode); the
+//! main thread demuxes and keeps the newest keyframe; pictures are made by the main thread
+//! (one-shot, --every) or by the HTTP workers (--serve), one decoder behind one lock.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::Thumb;
+use crate::media::MediaEvent;
+use crate::pipeline::Demux;
+use crate::stdio::{read_some, require_binary_stdout, stop_signal, ReadOutcome, UsageError};
+use crate::thumb::{ImageFormat, Keyframe, KeyframeStore, RenderOptions, Renderer};
+
+/// One read from stdin. A read returns what is there, so this only caps the work per step.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads queued between the reader thread and the demuxer (at most 8 MiB).
+const QUEUE: usize = 32;
+/// How often the main loop looks at signals and timers while the input is quiet.
+const TICK: Duration = Duration::from_millis(50);
+/// HTTP worker threads.
+const HTTP_WORKERS: usize = 4;
+
+enum Input {
+    Data(Vec<u8>),
+    Eof,
+    Failed(io::Error),
+}
+
+/// `river-thumb`.
+pub fn thumb(args: Thumb) -> anyhow::Result<()> {
+    let format = args
+        .format
+        .or_else(|| args.out.as_deref().and_then(ImageFormat::from_path))
+        .unwrap_or(ImageFormat::Jpeg);
+    if args.tee {
+        if args.out.is_none() && args.serve.is_none() {
+            return Err(UsageError(
+                "--tee puts the stream on stdout; give --out FILE or --serve ADDR for the pictures"
+                    .into(),
+            )
+            .into());
+        }
+        require_binary_stdout("the input stream (--tee)")?;
+    } else if args.out.is_none() && args.serve.is_none() {
+        require_binary_stdout("an image")?;
+    }
+    if args.serve.is_some() && args.out.is_some() && args.every.is_none() {
+        return Err(UsageError("with --serve, --out needs --every DUR".into()).into());
+    }
+    let opts = RenderOptions {
+        width: args.width,
+        height: args.height,
+        quality: args.quality,
+    };
+
+    let shared = Arc::new(Shared::new(opts));
+    if let Some(addr) = args.serve {
+        let server = tiny_http::Server::http(addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .map_or_else(|| addr.to_string(), |a| a.to_string());
+        eprintln!("river-thumb: serving http://{bound}/thumb.jpg and http://{bound}/thumb.png");
+        let server = Arc::new(server);
+        for _ in 0..HTTP_WORKERS {
+            let (server, shared) = (server.clone(), shared.clone());
+            std::thread::spawn(move || serve(&server, &shared));
+        }
+    }
+
+    let rx = spawn_reader(args.tee);
+    let mode = if args.every.is_some() || args.serve.is_some() {
+        Mode::Live {
+            every: args.every.zip(args.out.clone()),
+        }
+    } else {
+        Mode::OneShot {
+            out: args.out.clone(),
+        }
+    };
+    let mut run = Run {
+        demux: Demux::new(args.input_format, None, 10.0),
+        store: KeyframeStore::new(),
+        renderer: Renderer::new(opts),
+        shared,
+        format,
+        mode,
+        tee: args.tee,
+        deadline: args.timeout.map(|t| (Instant::now() + t, t)),
+        bytes_in: 0,
+        done: false,
+        written_seq: 0,
+        failed_seq: 0,
+        last_write: None,
+        events: Vec::new(),
+        diags: Vec::new(),
+        hevc: false,
+    };
+    run.main_loop(&rx)
+}
+
+enum Mode {
+    OneShot { out: Option<PathBuf> },
+    Live { every: Option<(Duration, PathBuf)> },
+}
+
+struct Run {
+    demux: Demux,
+    store: KeyframeStore,
+    renderer: Renderer,
+    shared: Arc<Shared>,
+    format: ImageFormat,
+    mode: Mode,
+    tee: bool,
+    /// When the first keyframe (one-shot: picture) must have arrived, and the --timeout given.
+    deadline: Option<(Instant, Duration)>,
+    bytes_in: u64,
+    /// One-shot: the picture is out.
+    done: bool,
+    /// --every: the keyframe last written, the one that last failed, and when.
+    written_seq: u64,
+    failed_seq: u64,
+    last_write: Option<Instant>,
+    events: Vec<MediaEvent>,
+    diags: Vec<crate::error::Diag>,
+    /// The input looked like H.265/HEVC (TS stream type 0x24, or an Annex B VPS first).
+    hevc: bool,
+}
+
+impl Run {
+    fn main_loop(&mut self, rx: &Receiver<Input>) -> anyhow::Result<()> {
+        loop {
+            if stop_signal().is_some() {
+                log::info!("stop signal: exiting");
+                return Ok(());
+            }
+            let wait = self.next_wake();
+            match rx.recv_timeout(wait) {
+                Ok(Input::Data(buf)) => {
+                    if self.done {
+                        continue; // one-shot with --tee: the reader copies; nothing left to do
+                    }
+                    if self.bytes_in == 0 {
+                        self.hevc |= looks_like_hevc_annexb(&buf);
+                    }
+                    self.bytes_in += buf.len() as u64;
+                    let res = self.demux.push(&buf, &mut self.events, &mut self.diags);
+                    self.after_push(res)?;
+                    if self.done && !self.tee {
+                        return Ok(());
+                    }
+                }
+                Ok(Input::Eof) | Err(RecvTimeoutError::Disconnected) => {
+                    if !self.done {
+                        let res = self.demux.finish(&mut self.events, &mut self.diags);
+                        self.after_push(res)?;
+                    }
+                    return self.at_end();
+                }
+                Ok(Input::Failed(e)) => {
+                    let what = if self.tee {
+                        "copying stdin to stdout"
+                    } else {
+                        "reading stdin"
+                    };
+                    return Err(anyhow::Error::new(e).context(what));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.tick()?;
+        }
+    }
+
+    /// How long the main loop may wait for input.
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut wait = TICK;
+        if let Some((d, _)) = self.deadline {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    fn after_push(&mut self, res: Result<(), crate::error::Diag>) -> anyhow::Result<()> {
+        for d in self.diags.drain(..) {
+            if d.message.contains("type 0x24") {
+                self.hevc = true;
+            }
+            log::warn!("stdin: {d}");
+        }
+        let mut newest = None;
+        for ev in self.events.drain(..) {
+            if let Some(k) = self.store.event(&ev, self.bytes_in) {
+                newest = Some(k);
+            }
+        }
+        if let Err(d) = res {
+            return Err(anyhow::anyhow!("stdin: {d}"));
+        }
+        if let Some(k) = newest {
+            log::debug!("{}", k.describe());
+            if self.deadline.is_some() && matches!(self.mode, Mode::Live { .. }) {
+                self.deadline = None; // a keyframe arrived in time
+            }
+            *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(k.clone());
+            if let Mode::OneShot { out } = &self.mode {
+                if !self.done {
+                    let t0 = Instant::now();
+                    match self.renderer.render(&k, self.format) {
+                        Ok(img) => {
+                            let made = t0.elapsed().as_secs_f64() * 1e3;
+                            match out {
+                                Some(path) => write_atomic(path, &img)?,
+                                None => {
+                                    let mut so = io::stdout().lock();
+                                    so.write_all(&img).context("writing stdout")?;
+                                    so.flush().context("writing stdout")?;
+                                }
+                            }
+                            log::info!(
+                                "{}: {} bytes of {:?}, made in {made:.1} ms",
+                                k.describe(),
+                                img.len(),
+                                self.format
+                            );
+                            self.done = true;
+                            self.deadline = None;
+                        }
+                        Err(e) => log::warn!("{}: {e}; trying the next keyframe", k.describe()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Timers: the --timeout deadline and --every's next write.
+    fn tick(&mut self) -> anyhow::Result<()> {
+        if let Some((d, t)) = self.deadline {
+            if Instant::now() >= d {
+                return Err(anyhow::anyhow!(
+                    "no {} within --timeout {} ({} bytes of input read){}",
+                    if matches!(self.mode, Mode::OneShot { .. }) {
+                        "decodable H.264 keyframe"
+                    } else {
+                        "H.264 keyframe"
+                    },
+                    fmt_duration(t),
+                    self.bytes_in,
+                    self.no_video_hint()
+                ));
+            }
+        }
+        let Mode::Live {
+            every: Some((every, path)),
+        } = &self.mode
+        else {
+            return Ok(());
+        };
+        let Some(k) = self.store.latest() else {
+            return Ok(());
+        };
+        if k.seq == self.written_seq || k.seq == self.failed_seq {
+            return Ok(());
+        }
+        if self.last_write.is_some_and(|t| t.elapsed() < *every) {
+            return Ok(());
+        }
+        let path = path.clone();
+        let t0 = Instant::now();
+        match self.renderer.render(&k, self.format) {
+            Ok(img) => {
+                let made = t0.elapsed().as_secs_f64() * 1e3;
+                write_atomic(&path, &img)?;
+                log::info!(
+                    "{}: wrote {} ({} bytes, made in {made:.1} ms)",
+                    k.describe(),
+                    path.display(),
+                    img.len()
+                );
+                self.written_seq = k.seq;
+                self.last_write = Some(Instant::now());
+            }
+            Err(e) => {
+                log::warn!("{}: {e}; trying the next keyframe", k.describe());
+                self.failed_seq = k.seq;
+            }
+        }
+        Ok(())
+    }
+
+    fn at_end(&mut self) -> anyhow::Result<()> {
+        // --every: a keyframe held back by the rate limit is not written at the end (at most
+        // once per DUR), but the first one always was.
+        self.tick_end()?;
+        let have_picture = match &self.mode {
+            Mode::OneShot { .. } => self.done,
+            Mode::Live { every: Some(_) } => self.written_seq > 0,
+            Mode::Live { every: None } => self.store.latest().is_some(),
+        };
+        if !have_picture {
+            let what = if self.store.latest().is_some() {
+                "input ended before any keyframe could be decoded"
+            } else {
+                "input ended without an H.264 keyframe"
+            };
+            anyhow::bail!(
+                "stdin: {what} ({} bytes read){}",
+                self.bytes_in,
+                self.no_video_hint()
+            );
+        }
+        Ok(())
+    }
+
+    fn tick_end(&mut self) -> anyhow::Result<()> {
+        if let Mode::Live { every: Some(_) } = &self.mode {
+            if self.written_seq == 0 {
+                // Nothing written yet (for example every keyframe so far failed): try the newest.
+                self.tick()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn no_video_hint(&self) -> &'static str {
+        if self.hevc {
+            "; the input carries H.265/HEVC video, which river-thumb does not decode (H.264 only)"
+        } else if self.store.no_video() {
+            "; the input has no H.264 video track (river-thumb decodes H.264 only, not H.265/HEVC)"
+        } else {
+            ""
+        }
+    }
+}
+
+/// An Annex B stream whose first NAL unit has an H.265 header (two bytes, layer 0, temporal id 1)
+/// of a type that starts HEVC streams: VPS, SPS, PPS, AUD (32–35) or prefix SEI (39).
+fn looks_like_hevc_annexb(first: &[u8]) -> bool {
+    let rest = first
+        .strip_prefix(&[0, 0, 0, 1][..])
+        .or_else(|| first.strip_prefix(&[0, 0, 1][..]));
+    match rest {
+        Some([b0, 0x01, ..]) if b0 & 0x81 == 0 => matches!(b0 >> 1, 32..=35 | 39),
+        _ => false,
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Reads stdin on its own thread; with `tee`, writes every read to stdout before queueing it.
+fn spawn_reader(tee: bool) -> Receiver<Input> {
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        // Only --tee owns stdout; otherwise the main thread writes the picture there.
+        let mut stdout = tee.then(|| io::stdout().lock());
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let msg = match read_some(&mut stdin, &mut buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    if let Some(so) = stdout.as_mut() {
+                        if let Err(e) = so.write_all(&buf[..n]).and_then(|_| so.flush()) {
+                            let _ = tx.send(Input::Failed(e));
+                            return;
+                        }
+                    }
+                    Input::Data(buf[..n].to_vec())
+                }
+                Ok(ReadOutcome::Eof) | Ok(ReadOutcome::Stop) => {
+                    let _ = tx.send(Input::Eof);
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Input::Failed(e));
+                    return;
+                }
+            };
+            if tx.send(msg).is_err() {
+                // The main thread is done (one-shot with --tee keeps receiving, so this is the
+                // end of the run).
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory and a rename, so a
+/// reader sees the old file or the new one, never a part.
+fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--out {}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("writing {}", path.display()))
+}
+
+/// An encoded picture and its keyframe's presentation time (90 kHz).
+type Image = (Arc<Vec<u8>>, i64);
+
+/// What the HTTP workers share with the main loop.
+struct Shared {
+    latest: Mutex<Option<Arc<Keyframe>>>,
+    cache: Mutex<Cache>,
+}
+
+/// Encoded images of one keyframe, plus the last good image of each format (served when the
+/// newest keyframe does not decode).
+struct Cache {
+    renderer: Renderer,
+    seq: u64,
+    failed_seq: u64,
+    images: [Option<Arc<Vec<u8>>>; 2],
+    last_good: [Option<Image>; 2],
+}
+
+fn slot(f: ImageFormat) -> usize {
+    match f {
+        ImageFormat::Jpeg => 0,
+        ImageFormat::Png => 1,
+    }
+}
+
+impl Shared {
+    fn new(opts: RenderOptions) -> Shared {
+        Shared {
+            latest: Mutex::new(None),
+            cache: Mutex::new(Cache {
+                renderer: Renderer::new(opts),
+                seq: 0,
+                failed_seq: 0,
+                images: [None, None],
+                last_good: [None, None],
+            }),
+        }
+    }
+
+    /// The newest keyframe as `format`: (image, pts in 90 kHz), or (status, message).
+    fn image(&self, format: ImageFormat) -> Result<Image, (u16, String)> {
+        let key = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or((
+                503,
+                "no keyframe yet: river-thumb has not received an H.264 keyframe on its input; retry shortly\n"
+                    .to_string(),
+            ))?;
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let i = slot(format);
+        if c.seq != key.seq {
+            c.seq = key.seq;
+            c.images = [None, None];
+        }
+        if let Some(img) = &c.images[i] {
+            return Ok((img.clone(), key.pts));
+        }
+        if c.failed_seq != key.seq {
+            let t0 = Instant::now();
+            match c.renderer.render(&key, format) {
+                Ok(img) => {
+                    log::debug!(
+                        "{}: {format:?} made in {:.1} ms",
+                        key.describe(),
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
+                    let img = Arc::new(img);
+                    c.images[i] = Some(img.clone());
+                    c.last_good[i] = Some((img.clone(), key.pts));
+                    return Ok((img, key.pts));
+                }
+                Err(e) => {
+                    log::warn!("{}: {e}; serving the previous picture", key.describe());
+                    c.failed_seq = key.seq;
+                }
+            }
+        }
+        c.last_good[i].clone().ok_or((
+            500,
+            format!(
+                "the newest keyframe could not be decoded ({}); no earlier picture to serve\n",
+                key.describe()
+            ),
+        ))
+    }
+}
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
+}
+
+fn serve(server: &tiny_http::Server, shared: &Shared) {
+    loop {
+        let req = match server.recv() {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("http: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let path = req.url().split('?').next().unwrap_or("").to_string();
+        let method_ok = matches!(
+            req.method(),
+            tiny_http::Method::Get | tiny_http::Method::Head
+        );
+        let format = match path.as_str() {
+            "/thumb.jpg" | "/thumb.jpeg" => Some(ImageFormat::Jpeg),
+            "/thumb.png" => Some(ImageFormat::Png),
+            _ => None,
+        };
+        let cors = header("Access-Control-Allow-Origin", "*");
+        let text = |code: u16, body: String| {
+            tiny_http::Response::from_string(body)
+                .with_status_code(code)
+                .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+                .with_header(header("Cache-Control", "no-store"))
+                .with_header(cors.clone())
+        };
+        let res = match (format, method_ok) {
+            (None, _) => req.respond(text(
+                404,
+                "not found: river-thumb serves /thumb.jpg and /thumb.png\n".into(),
+            )),
+            (Some(_), false) => req.respond(text(405, "only GET and HEAD\n".into())),
+            (Some(f), true) => match shared.image(f) {
+                Ok((img, pts)) => req.respond(
+                    tiny_http::Response::from_data(img.as_slice().to_vec())
+                        .with_header(header("Content-Type", f.mime()))
+                        .with_header(header("Cache-Control", "no-store"))
+                        .with_header(header(
+                            "X-River-Pts",
+                            &format!("{:.3}", pts as f64 / crate::media::CLOCK_HZ as f64),
+                        ))
+                        .with_header(cors),
+                ),
+                Err((503, msg)) => {
+                    req.respond(text(503, msg).with_header(header("Retry-After", "1")))
+                }
+                Err((code, msg)) => req.respond(text(code, msg)),
+            },
+        };
+        if let Err(e) = res {
+            log::debug!("http: {e}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! One long-lived openh264 decoder, fed single keyframes.
+
+use super::picture::{Colour, Picture};
+use super::Keyframe;
+use crate::codec::h264;
+
+/// Decodes keyframes to [`Picture`]s. The openh264 decoder is created on first use and kept
+/// alive between keyframes (every IDR resets its references, so keyframes can be fed alone); it is
+/// recreated after an error so one corrupt keyframe cannot poison the next.
+#[derive(Default)]
+pub struct KeyframeDecoder {
+    decoder: Option<openh264::decoder::Decoder>,
+    annexb: Vec<u8>,
+}
+
+/// The largest picture accepted from the decoder (luma samples), a bound on the copy.
+const MAX_PIXELS: usize = 8192 * 8192;
+
+impl KeyframeDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one keyframe (its SPS/PPS are put in band first).
+    pub fn decode(&mut self, key: &Keyframe) -> Result<Picture, String> {
+        self.annexb.clear();
+        h264::write_annexb_au(&key.data, &key.config, true, &mut self.annexb);
+        let res = self.decode_annexb(Colour::from_config(&key.config));
+        if res.is_err() {
+            self.decoder = None;
+        }
+        res
+    }
+
+    fn decode_annexb(&mut self, colour: Colour) -> Result<Picture, String> {
+        let dec = match &mut self.decoder {
+            Some(d) => d,
+            None => self.decoder.insert(
+                openh264::decoder::Decoder::new()
+                    .map_err(|e| format!("cannot start the H.264 decoder: {e}"))?,
+            ),
+        };
+        let yuv = dec
+            .decode(&self.annexb)
+            .map_err(|e| format!("H.264 decoding failed: {e}"))?
+            .ok_or("the decoder produced no picture for this keyframe")?;
+        copy_picture(&yuv, colour)
+    }
+}
+
+fn copy_picture(
+    yuv: &openh264::decoder::DecodedYUV<'_>,
+    colour: Colour,
+) -> Result<Picture, String> {
+    use openh264::formats::YUVSource;
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    if w == 0 || h == 0 || w.saturating_mul(h) > MAX_PIXELS || sy < w {
+        return Err(format!("the decoder returned an unusable {w}x{h} picture"));
+    }
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let plane = |src: &[u8], stride: usize, pw: usize, ph: usize| -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(pw * ph);
+        for r in 0..ph {
+            let row = src
+                .get(r * stride..r * stride + pw)
+                .ok_or("the decoder returned a short picture plane")?;
+            out.extend_from_slice(row);
+        }
+        Ok(out)
+    };
+    Ok(Picture {
+        width: w as u32,
+        height: h as u32,
+        y: plane(yuv.y(), sy, w, h)?,
+        u: plane(yuv.u(), su, cw, ch)?,
+        v: plane(yuv.v(), sv, cw, ch)?,
+        colour,
+    })
+}
