@@ -32,9 +32,10 @@ pub enum Cut {
 pub struct Segmenter {
     cfg: SegmenterConfig,
     has_video: bool,
-    /// PTS and wall-clock time at which the open segment started. The first segment starts at
-    /// the lowest PTS it holds, so the durations add up to the media's.
+    /// PTS and wall-clock time at which the open segment started (for the first segment, at its
+    /// first cut point).
     start: Option<(i64, i64)>,
+    /// The first segment opened before its first cut point (audio leading the video).
     first_segment: bool,
     pending_discontinuity: bool,
     /// Last DTS and typical step per track.
@@ -118,11 +119,15 @@ impl Segmenter {
         };
         match (decision, &mut self.start) {
             (Cut::Start { ended, .. }, start) => {
-                self.first_segment = ended.is_none();
+                // The first segment may open on an audio frame that leads the video a little;
+                // its clock starts at the first cut point (the first video keyframe), so the
+                // audio lead does not stretch EXTINF past the target.
+                self.first_segment = ended.is_none() && !cut_point;
                 *start = Some((pts, now_ms));
             }
-            (Cut::Continue, Some((start_pts, _))) if self.first_segment => {
-                *start_pts = (*start_pts).min(pts);
+            (Cut::Continue, Some((start_pts, _))) if self.first_segment && cut_point => {
+                *start_pts = pts;
+                self.first_segment = false;
             }
             _ => {}
         }
