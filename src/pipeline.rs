@@ -639,6 +639,9 @@ impl FlvInput {
     }
 }
 
+/// How many audio PES starts [`TsInput`] remembers for stamping AAC frames.
+const MAX_AUDIO_PES_RECORDS: usize = 64;
+
 /// MPEG-TS bytes → media events.
 #[derive(Default)]
 struct TsInput {
@@ -827,6 +830,11 @@ impl TsInput {
         // stamped by the PES they started in, found by their offset in the ADTS stream.
         self.audio_pes
             .push_back((self.adts_pos, p.pts.map(|t| t as i64), 0));
+        // Bounded: a frame can only start in a recent PES (the ADTS reader holds at most one
+        // frame back), so PES records that gave no frame (garbage audio) are dropped.
+        while self.audio_pes.len() > MAX_AUDIO_PES_RECORDS {
+            self.audio_pes.pop_front();
+        }
         self.adts_pos += p.data.len() as u64;
         let mut frames = std::mem::take(&mut self.adts_frames);
         self.adts.push(&p.data, &mut frames, diags);

@@ -3,7 +3,6 @@
 mod common;
 
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -220,18 +219,8 @@ fn sigterm_and_sigint_finish_cleanly() {
 
 #[test]
 fn refuses_to_write_to_a_terminal() {
-    let ok = Command::new("script")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "`script` (util-linux) is required: apt-get install -y bsdutils"
-    );
     let cmd = format!("{} -t 1s", river("river-testsrc").display());
-    let out = run(Path::new("script"), &["-qec", &cmd, "/dev/null"], b"");
+    let out = run_on_terminal(&cmd);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("refusing to write"), "{text}");

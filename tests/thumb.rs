@@ -285,18 +285,8 @@ fn usage_errors() {
 
 #[test]
 fn refuses_an_image_to_a_terminal() {
-    let ok = Command::new("script")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "`script` (util-linux) is required: apt-get install -y bsdutils"
-    );
     let cmd = format!("{} < /dev/null", river("river-thumb").display());
-    let out = run(Path::new("script"), &["-qec", &cmd, "/dev/null"], b"");
+    let out = run_on_terminal(&cmd);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("refusing to write an image"));
 }

@@ -24,6 +24,10 @@ use crate::stdio::{stop_signal, UsageError};
 /// fetched the playlist just before can still download them.
 const DELETE_DELAY_SEGMENTS: u64 = 3;
 
+/// At most this many --on-segment commands run at once; past that a segment's command is skipped
+/// with a warning rather than piling up processes.
+const MAX_HOOKS_RUNNING: usize = 32;
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -262,6 +266,13 @@ impl HlsWriter {
         let Some(cmd) = &self.args.on_segment else {
             return;
         };
+        if self.children.len() >= MAX_HOOKS_RUNNING {
+            log::warn!(
+                "--on-segment: {} earlier commands still running; not running it for {uri}",
+                self.children.len()
+            );
+            return;
+        }
         let abs = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let playlist =
             fs::canonicalize(&self.playlist_path).unwrap_or_else(|_| self.playlist_path.clone());

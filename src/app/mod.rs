@@ -44,6 +44,22 @@ fn log_diags(diags: &mut Vec<Diag>) {
     }
 }
 
+/// Hands the events to the sink (until it has enough), counting frames.
+fn deliver(
+    events: &mut Vec<MediaEvent>,
+    sink: &mut impl EventSink,
+    stats: &mut PumpStats,
+    more: &mut bool,
+) -> anyhow::Result<()> {
+    for ev in events.drain(..) {
+        stats.frames += matches!(ev, MediaEvent::Frame(_)) as u64;
+        if *more && !sink.event(ev)? {
+            *more = false;
+        }
+    }
+    Ok(())
+}
+
 /// stdin → demux (detection, bridges, timeline, start gate) → `sink`, one read at a time, until end
 /// of input, a stop signal, or the sink has enough. Fails when the input cannot be continued or
 /// held no media at all.
@@ -78,12 +94,7 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
             fatal = Some(e);
         }
         log_diags(&mut diags);
-        for ev in events.drain(..) {
-            stats.frames += matches!(ev, MediaEvent::Frame(_)) as u64;
-            if more && !sink.event(ev)? {
-                more = false;
-            }
-        }
+        deliver(&mut events, sink, &mut stats, &mut more)?;
         sink.flush()?;
         if fatal.is_some() {
             break;
@@ -97,12 +108,7 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
             fatal = Some(e);
         }
         log_diags(&mut diags);
-        for ev in events.drain(..) {
-            stats.frames += matches!(ev, MediaEvent::Frame(_)) as u64;
-            if more && !sink.event(ev)? {
-                more = false;
-            }
-        }
+        deliver(&mut events, sink, &mut stats, &mut more)?;
     }
     sink.flush()?;
     let r = demux.repairs();

@@ -39,6 +39,22 @@ pub fn require(program: &str) {
     );
 }
 
+/// Runs a shell command line with a pseudo-terminal as its stdout (via util-linux `script`) and
+/// returns what the terminal showed in `stdout`.
+pub fn run_on_terminal(cmdline: &str) -> Out {
+    let ok = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`script` (util-linux) is required: apt-get install -y bsdutils"
+    );
+    run(Path::new("script"), &["-qec", cmdline, "/dev/null"], b"")
+}
+
 pub struct Out {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
