@@ -767,3 +767,59 @@ fn message_type_ids_round_trip() {
         assert_eq!(UserControl::parse(&u.encode()), Some(u));
     }
 }
+
+const FFMPEG_PUBLISH: &[u8] =
+    include_bytes!("../../../tests/fixtures/rtmp/ffmpeg-5.1-publish.c2s.bin");
+const SOURCE_FLV: &[u8] =
+    include_bytes!("../../../tests/fixtures/flv/ffmpeg-x264-aac-160x120-1s.flv");
+
+#[test]
+fn ffmpeg_publish_capture_replays_as_the_source_tags() {
+    let (evs, _) = drive(FFMPEG_PUBLISH, &[usize::MAX]);
+    assert!(
+        matches!(&evs[0], ServerEvent::Connect { app, flash_ver: Some(f), .. } if app == "live" && f.starts_with("FMLE/3.0"))
+    );
+    assert!(matches!(&evs[1], ServerEvent::Publish { stream_key, .. } if stream_key == "key"));
+    // The source file's tags, in order: onMetaData, sequence headers, frames, end of sequence.
+    let mut r = crate::format::flv::FlvReader::new();
+    let mut fe = Vec::new();
+    r.push(SOURCE_FLV, &mut fe);
+    r.finish(&mut fe);
+    let want: Vec<(u8, u32, Bytes)> = fe
+        .into_iter()
+        .filter_map(|e| match e {
+            crate::format::flv::FlvEvent::Tag(t) => Some((t.kind.as_u8(), t.timestamp, t.body)),
+            _ => None,
+        })
+        .collect();
+    let got: Vec<(u8, u32, Bytes)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Media {
+                kind,
+                timestamp,
+                body,
+                ..
+            } => Some((kind.type_id(), *timestamp, body.clone())),
+            ServerEvent::Metadata {
+                timestamp, body, ..
+            } => Some((18, *timestamp, body.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(want.len(), 79);
+    // ffmpeg rewrites onMetaData for the network (no duration/filesize), so compare media only.
+    assert_eq!(got[0].0, 18);
+    assert!(crate::format::flv::parse_script(&got[0].2)
+        .unwrap()
+        .is_metadata());
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate().skip(1) {
+        assert_eq!(g, w, "tag {i}");
+    }
+    assert!(matches!(evs[evs.len() - 2], ServerEvent::Unpublish { .. }));
+    for sizes in [&[1usize][..], &[13], &[4096], &[1537, 3, 60000]] {
+        let (e2, _) = drive(FFMPEG_PUBLISH, sizes);
+        assert!(e2 == evs, "sizes {sizes:?}: events differ");
+    }
+}
