@@ -33,7 +33,7 @@ after that, and it is always reaped.
 
 Timestamps pass through river's timeline stage: RTMP's 32-bit millisecond wrap is unwrapped and \
 the output is monotonic. Limits: 10 s for the handshake and connect, 30 s without data closes a \
-connection, at most 8 streams per connection, messages up to 16 MiB. SIGINT/SIGTERM finish the tag \
+connection, at most 8 streams per connection, messages up to 8 MiB. SIGINT/SIGTERM finish the tag \
 in hand, flush, end the --exec children and exit. The bound address is printed on stderr (use port \
 0 for any free port).
 

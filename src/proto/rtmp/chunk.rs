@@ -47,7 +47,8 @@ pub struct Message {
 pub struct ReaderLimits {
     /// Largest Set Chunk Size accepted.
     pub max_chunk_size: u32,
-    /// Largest message length accepted (the format's own limit is 16 MiB - 1).
+    /// Largest message length accepted (the format's own limit is 16 MiB - 1; the default, 8 MiB,
+    /// is far above any real video frame; nginx-rtmp's default is 1 MiB).
     pub max_message_size: u32,
     /// Most bytes held across all incomplete messages.
     pub max_buffered: usize,
@@ -59,7 +60,7 @@ impl Default for ReaderLimits {
     fn default() -> Self {
         ReaderLimits {
             max_chunk_size: 1 << 24,
-            max_message_size: 16 << 20,
+            max_message_size: 8 << 20,
             max_buffered: 64 << 20,
             max_chunk_streams: 64,
         }
