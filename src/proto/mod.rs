@@ -1,0 +1,3 @@
+//! Network protocols as sans-IO sessions: bytes and time in, events and bytes out, no sockets.
+
+pub mod rtmp;
