@@ -28,7 +28,10 @@ pub struct ServerConfig {
     pub max_streams: u32,
     /// The handshake and the connect command must be done within this time.
     pub handshake_timeout: Duration,
-    /// Close when nothing arrives for this long (`None`: never).
+    /// Close when nothing arrives for this long (`None`: never). A player may send nothing for a
+    /// long time (it acknowledges only every `window_ack_size` bytes): a server that plays should
+    /// call [`ServerSession::send_ping`] more often than this (the PingResponse counts), or set
+    /// `None`.
     pub idle_timeout: Option<Duration>,
     /// The chunk size the server sends with (announced with Set Chunk Size after connect).
     pub chunk_size: u32,
