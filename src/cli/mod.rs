@@ -8,11 +8,13 @@ use crate::media::CLOCK_HZ;
 
 mod hls_seg;
 mod mux;
+mod rtsp_pull;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
+pub use rtsp_pull::{RtspFormat, RtspPull, RtspTransport};
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -147,6 +149,7 @@ pub fn commands() -> Vec<clap::Command> {
         HlsSeg::command(),
         TestSrc::command(),
         Thumb::command(),
+        RtspPull::command(),
     ]
 }
 
