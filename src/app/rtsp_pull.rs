@@ -279,7 +279,7 @@ impl Puller {
                 "video" if video_i.is_none() && enc.eq_ignore_ascii_case("h264") => {
                     video_i = Some(i)
                 }
-                "video" => other_video.push(enc.to_string()),
+                "video" => other_video.push(codec_name(enc)),
                 "audio" if audio_i.is_none() && enc.eq_ignore_ascii_case("mpeg4-generic") => {
                     audio_i = Some(i)
                 }
@@ -487,6 +487,19 @@ impl Puller {
             Ok(Err(e)) => log::debug!("TEARDOWN failed: {}", first_line(&e)),
             Err(_) => log::debug!("no answer to TEARDOWN within {TEARDOWN_WAIT:?}"),
         }
+    }
+}
+
+/// A readable name for an RTP encoding name.
+fn codec_name(enc: &str) -> String {
+    match enc.to_ascii_lowercase().as_str() {
+        "h265" => "H.265/HEVC".into(),
+        "jpeg" => "MJPEG".into(),
+        "mp4v-es" => "MPEG-4 Part 2".into(),
+        "vp8" => "VP8".into(),
+        "vp9" => "VP9".into(),
+        "av1" => "AV1".into(),
+        _ => enc.to_string(),
     }
 }
 
