@@ -370,7 +370,8 @@ fn basic_and_digest_auth_and_a_wrong_password() {
         let in_url = format!("rtsp://cam:s3cr%3At@{hostpath}");
         let bare = format!("rtsp://{hostpath}");
         let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
-            (vec![&in_url], vec![]),
+            // Even retina's trace log (every request and response) must not show the secret.
+            (vec![&in_url], vec![("RUST_LOG", "trace")]),
             (vec![&bare, "--user", "cam", "--password-file", &pw], vec![]),
             (
                 vec![&bare],
@@ -578,4 +579,44 @@ fn duration_ends_on_time_and_sigint_finishes_cleanly() {
     assert_eq!(r.0, Some(130), "{}", r.1);
     assert_eq!(codecs(&r.3), ["h264", "aac"]);
     assert_decodes_cleanly(&r.3);
+}
+
+#[test]
+fn keepalives_hold_the_session_past_the_camera_timeout_and_teardown_ends_it() {
+    // The camera expires sessions after 2 s without a request; retina keeps them alive.
+    let cam = Camera::start(&["--session-timeout", "2"]);
+    for transport in ["tcp", "udp"] {
+        let r = pull(
+            &[&cam.url(), "--transport", transport, "--duration", "5s"],
+            &format!("rtsp-keepalive-{transport}.ts"),
+            &[("RUST_LOG", "retina=trace,river=debug")],
+        );
+        assert_ok(&r, transport);
+        assert!(
+            r.1.contains("keepalive succeeded"),
+            "{transport}: no keepalive: {}",
+            r.1
+        );
+        assert!(r.1.contains("TEARDOWN done"), "{transport}: {}", r.1);
+        let p = probe_packets(&r.3);
+        let v: Vec<f64> = p
+            .iter()
+            .filter(|q| q.kind == "video")
+            .map(|q| q.pts)
+            .collect();
+        let span = v.last().unwrap() - v.first().unwrap();
+        assert!(
+            span > 4.8,
+            "{transport}: the session ended early ({span:.2} s)"
+        );
+    }
+    let expired: Vec<String> = cam
+        .stderr
+        .try_iter()
+        .filter(|l| l.contains("expired"))
+        .collect();
+    assert!(
+        expired.is_empty(),
+        "the camera expired a session: {expired:?}"
+    );
 }
