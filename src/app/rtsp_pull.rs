@@ -109,6 +109,9 @@ struct Failure {
     message: String,
     /// A misconfiguration that retrying cannot fix (wrong credentials, unsupported codec).
     permanent: bool,
+    /// Writing the output failed (the reader closed the pipe, a full disk): never retried, and
+    /// kept as an error chain so a closed pipe is a quiet exit.
+    output: Option<anyhow::Error>,
 }
 
 impl Failure {
@@ -116,12 +119,19 @@ impl Failure {
         Failure {
             message: message.into(),
             permanent: false,
+            output: None,
         }
     }
     fn permanent(message: impl Into<String>) -> Self {
         Failure {
-            message: message.into(),
             permanent: true,
+            ..Failure::new(message)
+        }
+    }
+    fn output(e: anyhow::Error) -> Self {
+        Failure {
+            output: Some(e),
+            ..Failure::new(String::new())
         }
     }
 }
@@ -372,7 +382,7 @@ impl Puller {
                             let t = rescale(ts.elapsed(), ts.clock_rate().get());
                             if t < last_video_pts && !self.warned_bframes {
                                 self.warned_bframes = true;
-                                log::warn!("{}: video timestamps go backward (B-frames?): RTP carries no DTS, so river uses PTS as DTS and clamps", self.peer());
+                                log::warn!("{}: video timestamps went backward (B-frames, or a clock step): RTP carries no DTS, so river uses PTS as DTS and the timeline keeps it monotonic", self.peer());
                             }
                             last_video_pts = last_video_pts.max(t);
                             let key = f.is_random_access_point();
@@ -398,7 +408,7 @@ impl Puller {
                             *media_seen = true;
                         }
                         stall.as_mut().reset(tokio::time::Instant::now() + self.timeout);
-                        self.write_events().map_err(|e| Failure::permanent(format!("{e:#}")))?;
+                        self.write_events().map_err(Failure::output)?;
                     }
                     if self.done() {
                         return Ok(End::Done);
@@ -579,6 +589,9 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
             ever_played |= media;
             match r {
                 Ok(End::Done) => break Ok(()),
+                Err(Failure {
+                    output: Some(e), ..
+                }) => break Err(e),
                 Err(f) if !args.retry || (f.permanent && !ever_played) => {
                     break Err(anyhow::anyhow!(f.message))
                 }

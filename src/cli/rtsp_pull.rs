@@ -15,7 +15,7 @@ exit. The RTSP client is the retina library (as used by Moonfire NVR).
 
 Credentials: the URL's user:password@, or --user and a password read from --password-file FILE \
 (first line) or from the RIVER_RTSP_PASSWORD environment variable, in that order of preference. \
-Passwords never appear in logs or messages: the URL is logged without its user information.
+Passwords never appear in logs or messages: the URL is logged with its user name only.
 
 Formats: ts (MPEG-TS with H.264 and AAC; SPS/PPS and PAT/PMT before every keyframe), flv (FLV with \
 sequence headers), h264 (raw Annex B video only, SPS/PPS before every IDR; audio is dropped). \
@@ -37,7 +37,7 @@ stall timeout of wall-clock time), tears the session down and flushes: a cron-dr
 Examples:
   river-rtsp-pull rtsp://cam.lan/stream1 --user admin --password-file /etc/cam.pass > cam.ts
   river-rtsp-pull rtsp://cam.lan/stream1 --retry --duration 1h --format ts > rec-$(date +%H).ts
-  RIVER_RTSP_PASSWORD=secret river-rtsp-pull rtsp://admin@cam.lan/live --transport udp --format h264 | ffplay -
+  RIVER_RTSP_PASSWORD=secret river-rtsp-pull rtsp://admin@cam.lan/live --transport udp | ffplay -
   river-rtsp-pull rtsp://cam.lan/live --retry | river-hls-seg --dir www/cam1 --serve 127.0.0.1:9000";
 
 /// What river-rtsp-pull writes.
