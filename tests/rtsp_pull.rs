@@ -369,7 +369,8 @@ fn basic_and_digest_auth_and_a_wrong_password() {
         // Credentials in the URL (percent-encoded), in a file, in the environment.
         let in_url = format!("rtsp://cam:s3cr%3At@{hostpath}");
         let bare = format!("rtsp://{hostpath}");
-        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             // Even retina's trace log (every request and response) must not show the secret.
             (vec![&in_url], vec![("RUST_LOG", "trace")]),
             (vec![&bare, "--user", "cam", "--password-file", &pw], vec![]),
@@ -579,6 +580,24 @@ fn duration_ends_on_time_and_sigint_finishes_cleanly() {
     assert_eq!(r.0, Some(130), "{}", r.1);
     assert_eq!(codecs(&r.3), ["h264", "aac"]);
     assert_decodes_cleanly(&r.3);
+
+    // The reader closing the pipe ends the tool quietly with 0, also with --retry.
+    let mut child = Command::new(river("river-rtsp-pull"))
+        .args([&cam.url(), "--retry"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut so = child.stdout.take().unwrap();
+    let mut first = [0u8; 10_000];
+    std::io::Read::read_exact(&mut so, &mut first).unwrap();
+    drop(so);
+    let status = wait_deadline(&mut child, WAIT, "river-rtsp-pull | head");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
 }
 
 #[test]

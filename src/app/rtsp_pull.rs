@@ -312,6 +312,15 @@ impl Puller {
                 self.cam.redacted()
             )));
         }
+        if audio_i.is_some() && self.out.format == RtspFormat::H264 {
+            if !self.warned_audio_dropped {
+                self.warned_audio_dropped = true;
+                log::info!(
+                    "--format h264 carries video only: the camera's AAC audio is not set up"
+                );
+            }
+            audio_i = None;
+        }
         let transport = match self.transport {
             RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
             RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
@@ -393,12 +402,6 @@ impl Puller {
                             let ts = f.timestamp();
                             let t = rescale(ts.elapsed(), ts.clock_rate().get());
                             let data = Bytes::copy_from_slice(f.data());
-                            if self.out.format == RtspFormat::H264 {
-                                if !self.warned_audio_dropped {
-                                    self.warned_audio_dropped = true;
-                                    log::info!("--format h264 carries video only: AAC audio is dropped");
-                                }
-                            }
                             self.ingest.frame(Track::Audio, t, true, data, &mut self.events);
                         }
                         _ => {}
