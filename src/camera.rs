@@ -194,6 +194,8 @@ struct SessionState {
     /// Session timestamp of the first frame let out, and what is added to the session's
     /// timestamps.
     origin: Option<(i64, i64)>,
+    /// Each track has let a frame out in this session (from then on the timeline alone decides).
+    flowing: [bool; 2],
 }
 
 /// Frames of successive RTSP sessions → one continuous stream of media events.
@@ -267,6 +269,7 @@ impl Ingest {
             video,
             audio,
             origin: None,
+            flowing: [false; 2],
         });
     }
 
@@ -319,11 +322,13 @@ impl Ingest {
                 o
             }
         };
-        if ts < origin || !configured {
+        let i = idx(track);
+        if (ts < origin && !s.flowing[i]) || !configured {
             // Audio from before the join point, or a track whose configuration never came.
             self.stats.dropped_before_key += 1;
             return false;
         }
+        s.flowing[i] = true;
         let (has_video, has_audio) = (s.video, s.audio);
         if !self.started {
             self.started = true;
@@ -359,7 +364,6 @@ impl Ingest {
         if broke {
             out.push(MediaEvent::Discontinuity);
         }
-        let i = idx(track);
         if let Some(prev) = self.last[i] {
             let step = f.dts - prev;
             if track == Track::Video && step > 0 && step <= CLOCK_HZ {
