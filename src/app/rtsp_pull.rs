@@ -32,6 +32,8 @@ use crate::stdio::{require_binary_stdout, stop_signal};
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// The longest wait for a TEARDOWN answer on exit.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
+/// RTP loss is summed up in the log at most this often.
+const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Password files are one short line; a bigger file is a mistake.
 const MAX_PASSWORD_FILE: u64 = 4096;
 
@@ -153,6 +155,8 @@ struct Puller {
     events: Vec<MediaEvent>,
     warned_audio_dropped: bool,
     warned_bframes: bool,
+    lost_packets: u64,
+    loss_logged: Option<Instant>,
 }
 
 /// `host:port` of the camera, for messages.
@@ -257,8 +261,8 @@ impl Puller {
             || self.wall_limit.is_some_and(|w| Instant::now() >= w)
     }
 
-    /// One session: DESCRIBE, SETUP, PLAY, then frames until done or failure. `Ok(true)` when
-    /// media flowed in this session.
+    /// One session: DESCRIBE, SETUP, PLAY, then frames until done or failure. Sets `media_seen`
+    /// once this session has written media.
     async fn session(&mut self, media_seen: &mut bool) -> Result<End, Failure> {
         let mut opts = SessionOptions::default()
             .creds(self.creds.clone())
@@ -372,6 +376,7 @@ impl Puller {
         loop {
             tokio::select! {
                 item = demuxed.next() => {
+                    let mut media = false;
                     let item = match item {
                         None => return Err(Failure::new(format!("{}: the camera ended the session", self.peer()))),
                         Some(Err(e)) => return Err(self.explain("PLAY", &e)),
@@ -384,9 +389,7 @@ impl Puller {
                                     self.video_params(v);
                                 }
                             }
-                            if f.loss() > 0 {
-                                log::warn!("{}: {} RTP packets lost before a video frame", self.peer(), f.loss());
-                            }
+                            self.lost(f.loss());
                             let ts = f.timestamp();
                             let t = rescale(ts.elapsed(), ts.clock_rate().get());
                             if t < last_video_pts && !self.warned_bframes {
@@ -397,20 +400,24 @@ impl Puller {
                             let key = f.is_random_access_point();
                             let data = Bytes::from(f.into_data());
                             self.ingest.frame(Track::Video, t, key, data, &mut self.events);
+                            media = true;
                         }
                         CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_i => {
                             let ts = f.timestamp();
                             let t = rescale(ts.elapsed(), ts.clock_rate().get());
                             let data = Bytes::copy_from_slice(f.data());
+                            self.lost(f.loss());
                             self.ingest.frame(Track::Audio, t, true, data, &mut self.events);
+                            media = true;
                         }
                         _ => {}
                     }
-                    if !self.events.is_empty() {
-                        if !*media_seen {
-                            *media_seen = true;
-                        }
+                    if media {
+                        // Media arrives (even while waiting for a keyframe): not stalled.
                         stall.as_mut().reset(tokio::time::Instant::now() + self.timeout);
+                    }
+                    if !self.events.is_empty() {
+                        *media_seen = true;
                         self.write_events().map_err(Failure::output)?;
                     }
                     if self.done() {
@@ -430,6 +437,28 @@ impl Puller {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts RTP packets lost before a frame; logs at most one summary per LOSS_LOG_EVERY.
+    fn lost(&mut self, n: u16) {
+        if n == 0 {
+            return;
+        }
+        self.lost_packets += n as u64;
+        let now = Instant::now();
+        if self.loss_logged.is_none_or(|t| now - t >= LOSS_LOG_EVERY) {
+            log::warn!(
+                "{}: {} RTP packets lost so far (network or camera overload{})",
+                self.peer(),
+                self.lost_packets,
+                if self.transport == RtspTransport::Udp {
+                    "; --transport tcp avoids UDP loss"
+                } else {
+                    ""
+                }
+            );
+            self.loss_logged = Some(now);
         }
     }
 
@@ -578,6 +607,8 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
         events: Vec::new(),
         warned_audio_dropped: false,
         warned_bframes: false,
+        lost_packets: 0,
+        loss_logged: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
