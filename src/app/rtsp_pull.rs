@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use retina::client::{
     Credentials, InitialTimestampPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
     TcpTransportOptions, Transport, UdpTransportOptions,
@@ -32,6 +32,8 @@ use crate::stdio::{require_binary_stdout, stop_signal};
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// The longest wait for a TEARDOWN answer on exit.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
+/// How long the session loop lets the network fill a batch after handling one (added latency).
+const COALESCE: Duration = Duration::from_millis(20);
 /// RTP loss is summed up in the log at most this often.
 const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Password files are one short line; a bigger file is a mistake.
@@ -376,41 +378,20 @@ impl Puller {
         loop {
             tokio::select! {
                 item = demuxed.next() => {
+                    let mut item = item;
                     let mut media = false;
-                    let item = match item {
-                        None => return Err(Failure::new(format!("{}: the camera ended the session", self.peer()))),
-                        Some(Err(e)) => return Err(self.explain("PLAY", &e)),
-                        Some(Ok(item)) => item,
-                    };
-                    match item {
-                        CodecItem::VideoFrame(f) if Some(f.stream_id()) == video_i => {
-                            if f.has_new_parameters() {
-                                if let Some(ParametersRef::Video(v)) = demuxed.streams()[f.stream_id()].parameters() {
-                                    self.video_params(v);
-                                }
-                            }
-                            self.lost(f.loss());
-                            let ts = f.timestamp();
-                            let t = rescale(ts.elapsed(), ts.clock_rate().get());
-                            if t < last_video_pts && !self.warned_bframes {
-                                self.warned_bframes = true;
-                                log::warn!("{}: video timestamps went backward (B-frames, or a clock step): RTP carries no DTS, so river uses PTS as DTS and the timeline keeps it monotonic", self.peer());
-                            }
-                            last_video_pts = last_video_pts.max(t);
-                            let key = f.is_random_access_point();
-                            let data = Bytes::from(f.into_data());
-                            self.ingest.frame(Track::Video, t, key, data, &mut self.events);
-                            media = true;
+                    // Take every item already buffered, then write them in one go.
+                    loop {
+                        let it = match item {
+                            None => return Err(Failure::new(format!("{}: the camera ended the session", self.peer()))),
+                            Some(Err(e)) => return Err(self.explain("PLAY", &e)),
+                            Some(Ok(it)) => it,
+                        };
+                        media |= self.on_item(it, &demuxed, video_i, audio_i, &mut last_video_pts);
+                        match demuxed.next().now_or_never() {
+                            Some(next) => item = next,
+                            None => break,
                         }
-                        CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_i => {
-                            let ts = f.timestamp();
-                            let t = rescale(ts.elapsed(), ts.clock_rate().get());
-                            let data = Bytes::copy_from_slice(f.data());
-                            self.lost(f.loss());
-                            self.ingest.frame(Track::Audio, t, true, data, &mut self.events);
-                            media = true;
-                        }
-                        _ => {}
                     }
                     if media {
                         // Media arrives (even while waiting for a keyframe): not stalled.
@@ -423,6 +404,11 @@ impl Puller {
                     if self.done() {
                         return Ok(End::Done);
                     }
+                    // Let the network fill a batch before the next wakeup: far fewer wakeups and
+                    // reads for at most COALESCE of added latency. A blocking sleep on purpose:
+                    // this runtime runs nothing else, and an async sleep would let the socket's
+                    // readiness wake the thread a second time per batch.
+                    std::thread::sleep(COALESCE);
                 }
                 _ = &mut stall => {
                     return Err(Failure::new(format!(
@@ -437,6 +423,51 @@ impl Puller {
                     }
                 }
             }
+        }
+    }
+
+    /// One item from the camera; true when it was media of a chosen stream.
+    fn on_item(
+        &mut self,
+        item: CodecItem,
+        demuxed: &retina::client::Demuxed,
+        video_i: Option<usize>,
+        audio_i: Option<usize>,
+        last_video_pts: &mut i64,
+    ) -> bool {
+        match item {
+            CodecItem::VideoFrame(f) if Some(f.stream_id()) == video_i => {
+                if f.has_new_parameters() {
+                    if let Some(ParametersRef::Video(v)) =
+                        demuxed.streams()[f.stream_id()].parameters()
+                    {
+                        self.video_params(v);
+                    }
+                }
+                self.lost(f.loss());
+                let ts = f.timestamp();
+                let t = rescale(ts.elapsed(), ts.clock_rate().get());
+                if t < *last_video_pts && !self.warned_bframes {
+                    self.warned_bframes = true;
+                    log::warn!("{}: video timestamps went backward (B-frames, or a clock step): RTP carries no DTS, so river uses PTS as DTS and the timeline keeps it monotonic", self.peer());
+                }
+                *last_video_pts = (*last_video_pts).max(t);
+                let key = f.is_random_access_point();
+                let data = Bytes::from(f.into_data());
+                self.ingest
+                    .frame(Track::Video, t, key, data, &mut self.events);
+                true
+            }
+            CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_i => {
+                let ts = f.timestamp();
+                let t = rescale(ts.elapsed(), ts.clock_rate().get());
+                let data = Bytes::copy_from_slice(f.data());
+                self.lost(f.loss());
+                self.ingest
+                    .frame(Track::Audio, t, true, data, &mut self.events);
+                true
+            }
+            _ => false,
         }
     }
 
