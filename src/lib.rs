@@ -23,6 +23,7 @@
 //!   shared `main` wrapper and exit codes.
 
 pub mod app;
+pub mod camera;
 pub mod cli;
 pub mod codec;
 pub mod error;

@@ -962,7 +962,13 @@ impl TsOut {
     /// never sends such frames).
     pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
         match ev {
-            MediaEvent::Tracks { .. } | MediaEvent::Discontinuity => {}
+            MediaEvent::Tracks { .. } => {}
+            // A break in the source: the next packet of each stream says so.
+            MediaEvent::Discontinuity => {
+                if let Some(m) = &mut self.mux {
+                    m.mark_discontinuity();
+                }
+            }
             MediaEvent::Video(c) => self.video = Some(c.clone()),
             MediaEvent::Audio(c) => self.audio = Some(c.clone()),
             MediaEvent::Frame(f) => {

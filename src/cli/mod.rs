@@ -9,12 +9,14 @@ use crate::media::CLOCK_HZ;
 mod hls_seg;
 mod mux;
 mod rtmp_in;
+mod rtsp_pull;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
 pub use rtmp_in::RtmpIn;
+pub use rtsp_pull::{RtspFormat, RtspPull, RtspTransport};
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -150,6 +152,7 @@ pub fn commands() -> Vec<clap::Command> {
         TestSrc::command(),
         Thumb::command(),
         RtmpIn::command(),
+        RtspPull::command(),
     ]
 }
 

@@ -19,6 +19,8 @@ pub struct MuxStream {
 struct StreamState {
     cfg: MuxStream,
     cc: u8,
+    /// The next PES starts with discontinuity_indicator set.
+    discontinuity: bool,
 }
 
 /// If DTS goes back by more than this (90 kHz units), the stream restarted: repeat PAT/PMT.
@@ -68,7 +70,11 @@ impl TsMuxer {
         };
         m.streams = streams
             .into_iter()
-            .map(|cfg| StreamState { cfg, cc: 0 })
+            .map(|cfg| StreamState {
+                cfg,
+                cc: 0,
+                discontinuity: false,
+            })
             .collect();
         m.pmt = m.build_pmt();
         m
@@ -99,11 +105,22 @@ impl TsMuxer {
                     .iter()
                     .find(|o| o.cfg.pid == cfg.pid)
                     .map_or(0, |o| o.cc),
+                discontinuity: old.iter().any(|o| o.cfg.pid == cfg.pid && o.discontinuity),
             })
             .collect();
         self.pcr_pid = pcr_pid;
         self.pmt_version = (self.pmt_version + 1) & 0x1F;
         self.pmt = self.build_pmt();
+        self.need_psi = true;
+    }
+
+    /// Marks a break in the source (a reconnect, a restarted encoder) before the next PES of every
+    /// stream: its first packet gets discontinuity_indicator (ISO 13818-1 2.4.3.5), so demuxers
+    /// do not report the continuity counters or the clock as errors there, and PAT/PMT are repeated.
+    pub fn mark_discontinuity(&mut self) {
+        for s in &mut self.streams {
+            s.discontinuity = true;
+        }
         self.need_psi = true;
     }
 
@@ -210,7 +227,8 @@ impl TsMuxer {
         }
 
         let pcr = (pid == self.pcr_pid).then(|| dts_eff.saturating_sub(self.pcr_delay));
-        let af_flags = if keyframe { 0x40 } else { 0 };
+        let disc = std::mem::take(&mut self.streams[si].discontinuity);
+        let af_flags = if keyframe { 0x40 } else { 0 } | if disc { 0x80 } else { 0 };
         let af_min = if pcr.is_some() {
             8
         } else if af_flags != 0 {

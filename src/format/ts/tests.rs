@@ -857,3 +857,41 @@ fn discontinuity_indicator_allows_cc_jump() {
     assert_eq!(flags, [false, true, false]);
     assert!(video.iter().all(|p| !p.corrupt));
 }
+
+#[test]
+fn discontinuity_marks_the_next_pes_of_each_stream_once() {
+    let mut m = TsMuxer::new(av_streams(), PID_VIDEO);
+    let mut out = Vec::new();
+    m.write_pes(PID_VIDEO, 1000, None, true, &[1; 300], &mut out)
+        .unwrap();
+    m.mark_discontinuity();
+    let mark = out.len();
+    m.write_pes(PID_AUDIO, 2000, None, false, &[2; 10], &mut out)
+        .unwrap();
+    m.write_pes(PID_VIDEO, 3000, None, false, &[3; 300], &mut out)
+        .unwrap();
+    m.write_pes(PID_VIDEO, 4000, None, false, &[4; 10], &mut out)
+        .unwrap();
+    let flagged: Vec<(u16, bool)> = out
+        .chunks(188)
+        .skip(mark / 188)
+        .filter(|p| p[1] & 0x40 != 0) // payload unit starts
+        .map(|p| {
+            let pid = u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+            let disc = p[3] & 0x20 != 0 && p[4] > 0 && p[5] & 0x80 != 0;
+            (pid, disc)
+        })
+        .collect();
+    assert_eq!(
+        flagged,
+        vec![
+            (PID_PAT, false),
+            (PID_PMT, false),
+            (PID_AUDIO, true),
+            (PID_VIDEO, true),
+            (PID_VIDEO, false)
+        ]
+    );
+    // Still one valid stream.
+    assert_eq!(pes_of(&demux(&out)).len(), 4);
+}
