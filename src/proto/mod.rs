@@ -1,0 +1,3 @@
+//! Wire protocols, pure and sans-IO: bytes in, values out.
+
+pub mod fstream;
