@@ -3,11 +3,13 @@
 
 mod hls_seg;
 mod mux;
+mod relay;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
+pub use relay::relay;
 pub use testsrc::testsrc;
 
 use std::io;

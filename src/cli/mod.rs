@@ -8,11 +8,15 @@ use crate::media::CLOCK_HZ;
 
 mod hls_seg;
 mod mux;
+mod relay;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
+pub use relay::{
+    BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs,
+};
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -147,6 +151,7 @@ pub fn commands() -> Vec<clap::Command> {
         HlsSeg::command(),
         TestSrc::command(),
         Thumb::command(),
+        Relay::command(),
     ]
 }
 

@@ -8,3 +8,9 @@ pub mod convert;
 pub mod queue;
 pub mod stream;
 pub mod users;
+
+// The hub (one mio event loop, sockets), its HTTP side, stats and the two clients.
+pub mod client;
+pub mod http;
+pub mod hub;
+pub mod stats;
