@@ -227,9 +227,16 @@ pub fn broadcast(
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let mut sink = [0u8; 512];
         let mut s = s;
-        while let Ok(n) = s.read(&mut sink) {
-            if n == 0 {
-                break;
+        loop {
+            match s.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => break,
+                // A reset: the hub closed the connection with our data unread, i.e. it refused it.
+                Err(e) => bail!(
+                    "{addr}: the hub closed the connection ({e}): refused (wrong user/password?) or replaced; see the hub's log"
+                ),
             }
         }
     }
