@@ -8,3 +8,6 @@ pub mod convert;
 pub mod queue;
 pub mod stream;
 pub mod users;
+
+#[cfg(test)]
+pub(crate) mod testdata;
