@@ -15,8 +15,10 @@ pub struct QueueLimits {
     pub max_bytes: usize,
     /// Age of the oldest unwritten chunk a watcher may have queued.
     pub max_age: Duration,
-    /// How long a watcher may stay behind (from its first overflow until its queue drains) before
-    /// it is disconnected.
+    /// How long a watcher may stay behind before it is disconnected: from its first overflow until
+    /// it has written its whole queue while not waiting for a keyframe (caught up with the live
+    /// edge). A watcher that keeps overflowing, or that waits longer than this for a keyframe
+    /// after a skip, is cut off.
     pub max_behind: Duration,
 }
 
@@ -173,7 +175,7 @@ impl WatcherQueue {
         let old: Vec<Entry> = self.q.drain(..).collect();
         let n = old.len();
         let mut headers: Vec<Entry> = Vec::new();
-        let mut front = None;
+        let mut front: Option<Entry> = None;
         let mut key = None;
         for (i, e) in old.into_iter().enumerate() {
             if i == 0 && keep_front {
@@ -191,6 +193,13 @@ impl WatcherQueue {
             }
         }
         self.bytes = 0;
+        // What is kept starts its clock again, or its age would overflow the queue at once.
+        if let Some(f) = front.as_mut() {
+            f.at = now;
+        }
+        for h in headers.iter_mut() {
+            h.at = now;
+        }
         if let Some(f) = front {
             self.bytes += f.data.len() - self.front_off;
             self.q.push_back(f);
@@ -259,7 +268,8 @@ impl WatcherQueue {
                 n = 0;
             }
         }
-        if self.q.is_empty() {
+        if self.q.is_empty() && !self.waiting {
+            // Caught up with the live edge (not merely waiting for a keyframe).
             self.behind_since = None;
         }
     }
@@ -297,5 +307,211 @@ impl WatcherQueue {
             };
             out.push(IoSlice::new(d));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(mark: Mark, n: usize, tag: u8) -> Chunk {
+        Chunk::new(vec![tag; n], mark)
+    }
+    const SPS: Mark = Mark::Header(HeaderKind::H264Sps);
+    const PAT: Mark = Mark::Header(HeaderKind::TsPat);
+
+    fn limits() -> QueueLimits {
+        QueueLimits {
+            max_bytes: 1000,
+            max_age: Duration::from_secs(5),
+            max_behind: Duration::from_secs(10),
+        }
+    }
+
+    fn drain(q: &mut WatcherQueue) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Some(f) = q.front() {
+            let f = f.to_vec();
+            q.consume(f.len());
+            v.extend_from_slice(&f);
+        }
+        v
+    }
+
+    fn live(fmt: StreamFormat, t: Instant) -> WatcherQueue {
+        WatcherQueue::new(
+            limits(),
+            fmt,
+            Join {
+                chunks: vec![],
+                starts_on_keyframe: true,
+            },
+            t,
+        )
+    }
+
+    #[test]
+    fn delivers_in_order_and_shares_the_bytes() {
+        let t = Instant::now();
+        let mut q = live(StreamFormat::Ts, t);
+        let a = c(Mark::Keyframe, 10, 1);
+        assert_eq!(q.push(&a, t), Verdict::Ok);
+        assert_eq!(q.push(&c(Mark::Data, 5, 2), t), Verdict::Ok);
+        // No copy: the queued slice is the chunk's own memory.
+        assert_eq!(q.front().unwrap().as_ptr(), a.data.as_ptr());
+        let mut io = Vec::new();
+        q.fill_iovecs(&mut io, 8);
+        assert_eq!(io.len(), 2);
+        drop(io);
+        q.consume(3);
+        assert_eq!(q.bytes(), 12);
+        assert_eq!(q.front().unwrap().len(), 7);
+        let mut io = Vec::new();
+        q.fill_iovecs(&mut io, 1);
+        assert_eq!(io.len(), 1);
+        assert_eq!(io[0].len(), 7);
+        drop(io);
+        assert_eq!(drain(&mut q), [vec![1; 7], vec![2; 5]].concat());
+        assert!(q.is_empty());
+        assert_eq!(q.stats().bytes_sent, 15);
+    }
+
+    #[test]
+    fn join_gop_then_live_or_wait_for_keyframe() {
+        let t = Instant::now();
+        let join = Join {
+            chunks: vec![c(SPS, 3, 7), c(Mark::Keyframe, 10, 1), c(Mark::Data, 5, 2)],
+            starts_on_keyframe: true,
+        };
+        let mut q = WatcherQueue::new(limits(), StreamFormat::AnnexB, join, t);
+        q.push(&c(Mark::Data, 4, 3), t);
+        assert_eq!(
+            drain(&mut q),
+            [vec![7; 3], vec![1; 10], vec![2; 5], vec![3; 4]].concat()
+        );
+
+        // Nothing cached: headers, then nothing until the next keyframe (headers meanwhile).
+        let mut q =
+            WatcherQueue::new_waiting(limits(), StreamFormat::AnnexB, vec![c(SPS, 3, 7)], t);
+        assert!(q.waiting());
+        q.push(&c(Mark::Data, 4, 3), t);
+        q.push(&c(SPS, 3, 8), t);
+        q.push(&c(Mark::Keyframe, 2, 9), t);
+        q.push(&c(Mark::Data, 1, 4), t);
+        assert_eq!(drain(&mut q), [vec![8; 3], vec![9; 2], vec![4; 1]].concat());
+        assert_eq!(q.stats().chunks_dropped, 2, "the Data and the older SPS");
+
+        // A GOP bigger than the queue may hold: headers only, then wait.
+        let join = Join {
+            chunks: vec![c(SPS, 3, 7), c(Mark::Keyframe, 2000, 1)],
+            starts_on_keyframe: true,
+        };
+        let mut q = WatcherQueue::new(limits(), StreamFormat::AnnexB, join, t);
+        assert!(q.waiting());
+        assert_eq!(drain(&mut q), vec![7; 3]);
+    }
+
+    #[test]
+    fn opaque_starts_live_and_overflow_disconnects() {
+        let t = Instant::now();
+        let mut q = WatcherQueue::new(limits(), StreamFormat::Opaque, Join::default(), t);
+        assert!(!q.waiting());
+        assert_eq!(q.push(&c(Mark::Data, 600, 1), t), Verdict::Ok);
+        assert!(matches!(
+            q.push(&c(Mark::Data, 600, 2), t),
+            Verdict::Disconnect(_)
+        ));
+        // By age too.
+        let mut q = WatcherQueue::new(limits(), StreamFormat::Opaque, Join::default(), t);
+        q.push(&c(Mark::Data, 1, 1), t);
+        assert!(matches!(
+            q.push(&c(Mark::Data, 1, 2), t + Duration::from_secs(6)),
+            Verdict::Disconnect(_)
+        ));
+    }
+
+    #[test]
+    fn overflow_skips_to_the_next_keyframe_finishing_the_front_chunk() {
+        let t = Instant::now();
+        let mut q = live(StreamFormat::Flv, t);
+        q.push(&c(Mark::Keyframe, 400, 1), t);
+        q.push(&c(Mark::Data, 400, 2), t);
+        q.consume(100); // the front is partly written
+        q.push(&c(SPS, 10, 5), t);
+        q.push(&c(SPS, 10, 6), t);
+        assert_eq!(q.push(&c(Mark::Data, 400, 3), t), Verdict::Ok); // 300+400+20+400 > 1000
+        assert!(q.waiting());
+        assert_eq!(q.stats().skips, 1);
+        assert_eq!(q.push(&c(Mark::Data, 50, 4), t), Verdict::Ok);
+        q.push(&c(Mark::Keyframe, 20, 7), t);
+        q.push(&c(Mark::Data, 20, 8), t);
+        // The rest of the front chunk, the newest header, then the next GOP; never a broken GOP.
+        assert_eq!(
+            drain(&mut q),
+            [vec![1; 300], vec![6; 10], vec![7; 20], vec![8; 20]].concat()
+        );
+        let s = q.stats();
+        assert_eq!(s.chunks_dropped, 4); // Data 2, older SPS, Data 3, Data 4
+        assert_eq!(s.bytes_dropped, 400 + 10 + 400 + 50);
+        assert_eq!(s.bytes_sent, 450);
+    }
+
+    #[test]
+    fn overflow_on_a_keyframe_resumes_there() {
+        let t = Instant::now();
+        let mut q = live(StreamFormat::Ts, t);
+        q.push(&c(Mark::Keyframe, 600, 1), t);
+        q.push(&c(Mark::Keyframe, 600, 2), t);
+        assert!(!q.waiting());
+        assert_eq!(drain(&mut q), vec![2; 600]);
+    }
+
+    #[test]
+    fn overflow_by_age_and_disconnect_when_behind_too_long() {
+        let t = Instant::now();
+        let mut q = live(StreamFormat::Ts, t);
+        q.push(&c(PAT, 10, 0), t);
+        q.push(&c(Mark::Keyframe, 10, 1), t);
+        let s = Duration::from_secs(1);
+        // Never reads: skips by age, then is cut off after max_behind.
+        let mut verdict = Verdict::Ok;
+        let mut secs = 0;
+        for i in 1..30u64 {
+            let mark = if i % 3 == 0 {
+                Mark::Keyframe
+            } else {
+                Mark::Data
+            };
+            verdict = q.push(&c(mark, 10, i as u8), t + s * i as u32);
+            if verdict != Verdict::Ok {
+                secs = i;
+                break;
+            }
+        }
+        assert!(matches!(verdict, Verdict::Disconnect(_)), "{:?}", q.stats());
+        assert!(q.stats().skips >= 1);
+        // First overflow at 6 s (age > 5 s), disconnect once behind > 10 s.
+        assert!((16..=17).contains(&secs), "disconnected at {secs} s");
+        // A watcher that catches up is no longer behind.
+        let mut q = live(StreamFormat::Ts, t);
+        q.push(&c(Mark::Keyframe, 10, 1), t);
+        q.push(&c(Mark::Data, 10, 1), t + s * 6);
+        assert_eq!(q.stats().skips, 1);
+        drain(&mut q);
+        assert_eq!(q.check(t + s * 8), Verdict::Ok);
+        // Waiting for a keyframe is still behind ...
+        assert!(matches!(q.check(t + s * 17), Verdict::Disconnect(_)));
+        // ... until the keyframe comes and is written.
+        q.push(&c(Mark::Keyframe, 10, 2), t + s * 9);
+        drain(&mut q);
+        assert_eq!(q.check(t + s * 30), Verdict::Ok);
+        // Kept headers do not re-trigger the age overflow.
+        let mut q = live(StreamFormat::Ts, t);
+        q.push(&c(PAT, 10, 0), t);
+        q.push(&c(Mark::Keyframe, 10, 1), t);
+        q.push(&c(Mark::Data, 10, 1), t + s * 6);
+        q.push(&c(Mark::Keyframe, 10, 1), t + s * 6);
+        q.push(&c(Mark::Data, 10, 1), t + s * 7);
+        assert_eq!(q.stats().skips, 1);
     }
 }
