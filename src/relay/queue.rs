@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::cache::Join;
-use super::stream::{Chunk, HeaderKind, Mark, StreamFormat};
+use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark, StreamFormat};
+
+const TS_PACKET: usize = 188;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
@@ -65,7 +67,29 @@ pub struct WatcherQueue {
     waiting: bool,
     /// Since when the watcher is behind (first overflow, cleared when the queue drains).
     behind_since: Option<Instant>,
+    /// After a skip: the rest of the access unit / PES packets in progress at the cut, still to
+    /// be delivered so the last frame sent is whole.
+    tail: Tail,
     stats: QueueStats,
+}
+
+/// The tail of what was in progress when a watcher was skipped ahead.
+#[derive(Debug, Default)]
+enum Tail {
+    #[default]
+    None,
+    /// Annex B: chunks continue the cut access unit until one starts a new one.
+    AnnexB,
+    /// MPEG-TS: packets of PIDs whose PES was in progress at the cut, up to each PID's next PES
+    /// start; `closed` lists the PIDs already past that point.
+    Ts { closed: Vec<u16> },
+}
+
+enum TailCut {
+    /// Not part of the tail: the usual policy applies.
+    No,
+    /// Deliver these pieces (possibly none); the rest of the chunk is dropped.
+    Keep(Vec<Bytes>, usize),
 }
 
 impl WatcherQueue {
@@ -78,6 +102,7 @@ impl WatcherQueue {
             bytes: 0,
             waiting: false,
             behind_since: None,
+            tail: Tail::None,
             stats: QueueStats::default(),
         };
         let known = format != StreamFormat::Opaque;
@@ -127,15 +152,35 @@ impl WatcherQueue {
     pub fn push(&mut self, chunk: &Chunk, now: Instant) -> Verdict {
         if self.waiting {
             match chunk.mark {
-                Mark::Keyframe => self.waiting = false,
+                Mark::Keyframe => {
+                    self.waiting = false;
+                    self.tail = Tail::None;
+                }
                 Mark::Header(kind) => {
                     self.drop_queued_header(kind);
                     self.enqueue(chunk.data.clone(), chunk.mark, now);
                     return self.check(now);
                 }
                 Mark::Data => {
-                    self.stats.chunks_dropped += 1;
-                    self.stats.bytes_dropped += chunk.data.len() as u64;
+                    match self.tail_cut(&chunk.data) {
+                        TailCut::Keep(pieces, dropped) => {
+                            for p in pieces {
+                                self.enqueue(p, Mark::Data, now);
+                            }
+                            if self.bytes > self.limits.max_bytes {
+                                // A tail that does not end (a PID without PES starts): stop.
+                                self.tail = Tail::None;
+                            }
+                            self.stats.bytes_dropped += dropped as u64;
+                            if dropped == chunk.data.len() {
+                                self.stats.chunks_dropped += 1;
+                            }
+                        }
+                        TailCut::No => {
+                            self.stats.chunks_dropped += 1;
+                            self.stats.bytes_dropped += chunk.data.len() as u64;
+                        }
+                    }
                     return self.check(now);
                 }
             }
@@ -177,12 +222,36 @@ impl WatcherQueue {
         let mut headers: Vec<Entry> = Vec::new();
         let mut front: Option<Entry> = None;
         let mut key = None;
+        let mut tail: Vec<Entry> = Vec::new();
+        self.tail = match self.format {
+            StreamFormat::AnnexB => Tail::AnnexB,
+            StreamFormat::Ts => Tail::Ts { closed: Vec::new() },
+            _ => Tail::None,
+        };
         for (i, e) in old.into_iter().enumerate() {
             if i == 0 && keep_front {
                 front = Some(e);
-            } else if i == n - 1 && last_is_key {
+                continue;
+            }
+            if i == n - 1 && last_is_key {
                 key = Some(e);
-            } else if let Mark::Header(kind) = e.mark {
+                continue;
+            }
+            if e.mark == Mark::Data || e.mark == Mark::Keyframe {
+                if let TailCut::Keep(pieces, dropped) = self.tail_cut(&e.data) {
+                    self.stats.bytes_dropped += dropped as u64;
+                    if pieces.is_empty() {
+                        self.stats.chunks_dropped += 1;
+                    }
+                    tail.extend(pieces.into_iter().map(|data| Entry {
+                        data,
+                        mark: Mark::Data,
+                        at: now,
+                    }));
+                    continue;
+                }
+            }
+            if let Mark::Header(kind) = e.mark {
                 if let Some(pos) = headers.iter().position(|h| h.mark == Mark::Header(kind)) {
                     let d = headers.remove(pos);
                     self.count_drop(&d);
@@ -206,14 +275,62 @@ impl WatcherQueue {
         } else {
             self.front_off = 0;
         }
-        for h in headers {
-            self.bytes += h.data.len();
-            self.q.push_back(h);
+        for e in tail.into_iter().chain(headers) {
+            self.bytes += e.data.len();
+            self.q.push_back(e);
         }
         self.waiting = key.is_none();
+        if !self.waiting {
+            self.tail = Tail::None;
+        }
         if let Some(k) = key {
             self.bytes += k.data.len();
             self.q.push_back(k);
+        }
+    }
+
+    /// Applies the tail rule to a chunk that would be dropped: the rest of what was in progress at
+    /// the cut is kept.
+    fn tail_cut(&mut self, data: &Bytes) -> TailCut {
+        match &mut self.tail {
+            Tail::None => TailCut::No,
+            Tail::AnnexB => {
+                if annexb_starts_au(data) {
+                    self.tail = Tail::None;
+                    TailCut::No
+                } else {
+                    TailCut::Keep(vec![data.clone()], 0)
+                }
+            }
+            Tail::Ts { closed } => {
+                if data.len() % TS_PACKET != 0 {
+                    // Resync garbage: nothing of a PES.
+                    return TailCut::No;
+                }
+                let mut pieces = Vec::new();
+                let mut run: Option<usize> = None;
+                let mut dropped = 0;
+                for (i, p) in data.chunks_exact(TS_PACKET).enumerate() {
+                    let pid = (((p[1] & 0x1F) as u16) << 8) | p[2] as u16;
+                    let pusi = p[1] & 0x40 != 0;
+                    let keep = p[0] == 0x47 && pid != 0x1FFF && !pusi && !closed.contains(&pid);
+                    if pusi && p[0] == 0x47 && !closed.contains(&pid) && closed.len() < 64 {
+                        closed.push(pid);
+                    }
+                    if keep {
+                        run.get_or_insert(i);
+                    } else {
+                        dropped += TS_PACKET;
+                        if let Some(s) = run.take() {
+                            pieces.push(data.slice(s * TS_PACKET..i * TS_PACKET));
+                        }
+                    }
+                }
+                if let Some(s) = run {
+                    pieces.push(data.slice(s * TS_PACKET..));
+                }
+                TailCut::Keep(pieces, dropped)
+            }
         }
     }
 
@@ -513,5 +630,106 @@ mod tests {
         q.push(&c(Mark::Keyframe, 10, 1), t + s * 6);
         q.push(&c(Mark::Data, 10, 1), t + s * 7);
         assert_eq!(q.stats().skips, 1);
+    }
+
+    fn ts_packet(pid: u16, pusi: bool, fill: u8) -> Vec<u8> {
+        let mut p = vec![fill; 188];
+        p[0] = 0x47;
+        p[1] = ((pid >> 8) as u8 & 0x1F) | if pusi { 0x40 } else { 0 };
+        p[2] = pid as u8;
+        p[3] = 0x10;
+        p
+    }
+
+    #[test]
+    fn ts_skip_finishes_the_pes_packets_in_progress() {
+        let t = Instant::now();
+        let lim = QueueLimits {
+            max_bytes: 1050,
+            ..limits()
+        };
+        let mut q = WatcherQueue::new(
+            lim,
+            StreamFormat::Ts,
+            Join {
+                chunks: vec![],
+                starts_on_keyframe: true,
+            },
+            t,
+        );
+        let k = ts_packet(0x100, true, b'K');
+        q.push(&Chunk::new(k, Mark::Keyframe), t);
+        q.consume(100);
+        let d1 = [
+            ts_packet(0x100, false, b'A'),
+            ts_packet(0x101, true, b'B'),
+            ts_packet(0x101, false, b'C'),
+        ]
+        .concat();
+        q.push(&Chunk::new(d1, Mark::Data), t);
+        let d2 = [
+            ts_packet(0x100, false, b'D'),
+            ts_packet(0x100, true, b'E'),
+            ts_packet(0x100, false, b'F'),
+            ts_packet(0x101, false, b'G'),
+            ts_packet(0x102, false, b'X'),
+        ]
+        .concat();
+        q.push(&Chunk::new(d2, Mark::Data), t);
+        assert!(q.waiting());
+        // Still the tail: 0x102's PES started before the cut; 0x100 and 0x101 are past it.
+        q.push(
+            &Chunk::new(
+                [ts_packet(0x100, false, b'H'), ts_packet(0x102, false, b'Y')].concat(),
+                Mark::Data,
+            ),
+            t,
+        );
+        q.push(&Chunk::new(ts_packet(0x100, true, b'N'), Mark::Keyframe), t);
+        let got = drain(&mut q);
+        assert_eq!(got.len() % 188, 88);
+        assert_eq!(&got[..88], &ts_packet(0x100, true, b'K')[100..]);
+        assert_eq!(
+            got[88..].chunks(188).map(|p| p[100]).collect::<Vec<u8>>(),
+            b"ADXYN".to_vec()
+        );
+        assert_eq!(q.stats().skips, 1);
+    }
+
+    #[test]
+    fn annexb_skip_finishes_the_access_unit_in_progress() {
+        let t = Instant::now();
+        let lim = QueueLimits {
+            max_bytes: 1000,
+            ..limits()
+        };
+        let mut q = WatcherQueue::new(
+            lim,
+            StreamFormat::AnnexB,
+            Join {
+                chunks: vec![],
+                starts_on_keyframe: true,
+            },
+            t,
+        );
+        let nal = |hdr: &[u8], n: usize, fill: u8| {
+            let mut v = hdr.to_vec();
+            v.resize(n, fill);
+            Chunk::new(v, Mark::Data)
+        };
+        let mut k = nal(&[0, 0, 0, 1, 0x65, 0x88], 300, 1);
+        k.mark = Mark::Keyframe;
+        q.push(&k, t);
+        q.consume(10);
+        q.push(&nal(&[], 300, 2), t); // the rest of the IDR slice
+        q.push(&nal(&[0, 0, 0, 1, 0x65, 0x08], 100, 3), t); // its second slice (first_mb != 0)
+        q.push(&nal(&[0, 0, 0, 1, 0x41, 0x9A], 200, 4), t); // next picture
+        q.push(&nal(&[], 400, 5), t); // overflow
+        assert!(q.waiting());
+        q.push(&nal(&[], 50, 6), t);
+        let got = drain(&mut q);
+        assert_eq!(got.len(), 290 + 300 + 100);
+        assert!(got[290..590].iter().all(|&b| b == 2));
+        assert_eq!(q.stats().bytes_dropped, 200 + 400 + 50);
     }
 }

@@ -627,6 +627,23 @@ fn find_start_code(b: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(&b[from..], &[0, 0, 1]).map(|k| from + k)
 }
 
+/// Does this chunk of an Annex B stream (as [`Splitter`] cuts it) begin an H.264 access unit? True
+/// for a NAL that opens one (AUD, SPS, PPS, SEI, ...) and for the first slice of a picture.
+pub fn annexb_starts_au(chunk: &[u8]) -> bool {
+    let h = if chunk.starts_with(&[0, 0, 0, 1]) {
+        4
+    } else if chunk.starts_with(&[0, 0, 1]) {
+        3
+    } else {
+        return false;
+    };
+    match chunk.get(h).map(|b| b & 0x1F) {
+        Some(ty) if opens_au(ty) => true,
+        Some(1..=5) => chunk.get(h + 1).is_some_and(|b| b & 0x80 != 0),
+        _ => false,
+    }
+}
+
 /// NAL types that begin a new access unit when they follow a slice (H.264 7.4.1.2.3).
 fn opens_au(ty: u8) -> bool {
     matches!(ty, 6..=9 | 14..=18)
@@ -668,6 +685,9 @@ impl AnnexBSplit {
                         Mark::Data
                     };
                     self.cur = Cur::Stream { first: Some(mark) };
+                    // The first piece carries the slice's first byte too (first_mb_in_slice), so
+                    // a reader of the chunks can tell where access units start.
+                    self.min_begin = hdr + 2;
                 } else if self.held.is_empty() && !opens_au(ty) {
                     // Trails the previous access unit (end of sequence, filler, ...).
                     self.cur = Cur::Stream {
