@@ -143,3 +143,118 @@ impl GopCache {
         self.gop_start.map(|s| now.saturating_duration_since(s))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::stream::Splitter;
+    use crate::relay::testdata;
+
+    fn c(mark: Mark, n: usize, tag: u8) -> Chunk {
+        Chunk::new(vec![tag; n], mark)
+    }
+    fn tags(j: &Join) -> Vec<u8> {
+        j.chunks.iter().map(|c| c.data[0]).collect()
+    }
+    const PAT: Mark = Mark::Header(HeaderKind::TsPat);
+    const PMT: Mark = Mark::Header(HeaderKind::TsPmt);
+
+    #[test]
+    fn headers_newest_per_kind_in_first_seen_order_then_the_gop() {
+        let t = Instant::now();
+        let mut g = GopCache::new(CacheLimits::default(), true);
+        for ch in [c(PAT, 1, 1), c(PMT, 1, 2), c(Mark::Data, 1, 3)] {
+            g.push(&ch, t);
+        }
+        let j = g.join();
+        assert!(!j.starts_on_keyframe);
+        assert_eq!(tags(&j), [1, 2]);
+        for ch in [
+            c(Mark::Keyframe, 1, 4),
+            c(Mark::Data, 1, 5),
+            c(PAT, 1, 6),
+            c(Mark::Data, 1, 7),
+        ] {
+            g.push(&ch, t);
+        }
+        let j = g.join();
+        assert!(j.starts_on_keyframe);
+        assert_eq!(tags(&j), [6, 2, 4, 5, 6, 7]);
+        g.push(&c(Mark::Keyframe, 1, 8), t);
+        assert_eq!(tags(&g.join()), [6, 2, 8]);
+        assert_eq!(g.bytes(), 3);
+        // Shared, not copied.
+        let k = c(Mark::Keyframe, 4, 9);
+        g.push(&k, t);
+        assert_eq!(g.join().chunks[2].data.as_ptr(), k.data.as_ptr());
+    }
+
+    #[test]
+    fn disabled_keeps_headers_only() {
+        let t = Instant::now();
+        let mut g = GopCache::new(CacheLimits::default(), false);
+        for ch in [c(PAT, 1, 1), c(Mark::Keyframe, 1, 4), c(Mark::Data, 1, 5)] {
+            g.push(&ch, t);
+        }
+        let j = g.join();
+        assert!(!j.starts_on_keyframe);
+        assert_eq!(tags(&j), [1]);
+    }
+
+    #[test]
+    fn a_gop_over_the_limits_is_dropped_whole() {
+        let t = Instant::now();
+        let lim = CacheLimits {
+            max_bytes: 100,
+            max_age: Duration::from_secs(2),
+        };
+        let mut g = GopCache::new(lim, true);
+        g.push(&c(PAT, 1, 1), t);
+        g.push(&c(Mark::Keyframe, 60, 2), t);
+        g.push(&c(Mark::Data, 60, 3), t);
+        let j = g.join();
+        assert!(!j.starts_on_keyframe);
+        assert_eq!(tags(&j), [1]);
+        g.push(&c(Mark::Data, 1, 3), t);
+        assert!(
+            !g.join().starts_on_keyframe,
+            "no GOP until the next keyframe"
+        );
+        g.push(&c(Mark::Keyframe, 10, 4), t);
+        assert!(g.join().starts_on_keyframe);
+        g.push(&c(Mark::Data, 10, 5), t + Duration::from_secs(3));
+        assert!(!g.join().starts_on_keyframe, "too old");
+        assert_eq!(g.overflows, 2);
+    }
+
+    #[test]
+    fn join_from_a_real_stream_starts_with_headers_and_a_keyframe() {
+        for (input, first) in [
+            (testdata::flv(), HeaderKind::FlvFile),
+            (testdata::ts(), HeaderKind::TsPat),
+            (testdata::annexb(), HeaderKind::H264Sps),
+        ] {
+            let mut s = Splitter::new();
+            let mut out = Vec::new();
+            let t = Instant::now();
+            let mut g = GopCache::new(CacheLimits::default(), true);
+            // Stop in the middle of the third GOP.
+            s.push(&input[..input.len() * 5 / 8], &mut out);
+            for ch in &out {
+                g.push(ch, t);
+            }
+            let j = g.join();
+            assert!(j.starts_on_keyframe);
+            assert_eq!(j.chunks[0].mark, Mark::Header(first));
+            let k = j
+                .chunks
+                .iter()
+                .position(|c| c.mark == Mark::Keyframe)
+                .unwrap();
+            assert!(j.chunks[..k]
+                .iter()
+                .all(|c| matches!(c.mark, Mark::Header(_))));
+            assert!(j.bytes() < input.len() / 2);
+        }
+    }
+}

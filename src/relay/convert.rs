@@ -114,3 +114,90 @@ impl Convert {
         std::mem::take(&mut self.diags)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Track;
+    use crate::relay::stream::detect_format;
+    use crate::relay::testdata::{self, Rng};
+
+    fn view(input: &[u8], from: StreamFormat, to: ViewFormat, max_cut: usize) -> Vec<u8> {
+        let mut c = Convert::new(from, to).expect("a view");
+        let mut out = Vec::new();
+        let mut at = 0;
+        for n in Rng(7).cuts(input.len(), max_cut) {
+            c.push(&input[at..at + n], &mut out).unwrap();
+            at += n;
+        }
+        c.finish(&mut out);
+        assert!(c.take_diags().is_empty());
+        out
+    }
+
+    /// (video frames, video keyframes, audio frames) as river's own demuxer sees them.
+    fn counts(data: &[u8]) -> (usize, usize, usize) {
+        let mut d = Demux::new(None, None, 10.0);
+        let (mut ev, mut diags) = (Vec::new(), Vec::new());
+        d.push(data, &mut ev, &mut diags).unwrap();
+        d.finish(&mut ev, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut n = (0, 0, 0);
+        for e in ev {
+            if let MediaEvent::Frame(f) = e {
+                match f.track {
+                    Track::Video => {
+                        n.0 += 1;
+                        n.1 += f.keyframe as usize;
+                    }
+                    Track::Audio => n.2 += 1,
+                }
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn flv_to_ts_and_ts_to_flv_keep_every_frame() {
+        let flv = testdata::flv();
+        let want = counts(&flv);
+        assert_eq!(want, (120, 4, 125));
+        let ts = view(&flv, StreamFormat::Flv, ViewFormat::Ts, 4000);
+        assert_eq!(detect_format(&ts, true), Some(StreamFormat::Ts));
+        assert_eq!(counts(&ts), want);
+        let back = view(&ts, StreamFormat::Ts, ViewFormat::Flv, 777);
+        assert_eq!(detect_format(&back, true), Some(StreamFormat::Flv));
+        assert_eq!(counts(&back), want);
+        // The view does not depend on how the broadcast arrived.
+        assert_eq!(view(&flv, StreamFormat::Flv, ViewFormat::Ts, 1 << 20), ts);
+    }
+
+    #[test]
+    fn annexb_to_either() {
+        let a = testdata::annexb();
+        for to in [ViewFormat::Flv, ViewFormat::Ts] {
+            let v = view(&a, StreamFormat::AnnexB, to, 3000);
+            assert_eq!(counts(&v), (120, 4, 0));
+        }
+    }
+
+    #[test]
+    fn no_view_of_opaque_or_the_same_format() {
+        assert!(Convert::new(StreamFormat::Opaque, ViewFormat::Ts).is_none());
+        assert!(Convert::new(StreamFormat::Flv, ViewFormat::Flv).is_none());
+        assert!(Convert::new(StreamFormat::Ts, ViewFormat::Ts).is_none());
+        assert!(Convert::new(StreamFormat::Ts, ViewFormat::Flv).is_some());
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let mut c = Convert::new(StreamFormat::Flv, ViewFormat::Ts).unwrap();
+        let mut out = Vec::new();
+        let _ = c.push(
+            b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00garbage garbage",
+            &mut out,
+        );
+        let _ = c.push(&[0xFF; 5000], &mut out);
+        c.finish(&mut out);
+    }
+}

@@ -14,3 +14,6 @@ pub mod client;
 pub mod http;
 pub mod hub;
 pub mod stats;
+
+#[cfg(test)]
+pub(crate) mod testdata;
