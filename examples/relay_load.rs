@@ -95,7 +95,8 @@ fn run(mode: &str, addr: &str, baddr: &str, n: usize, rate: u64, secs: f64, pid:
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
         if mode == "relay" {
-            s.write_all(&handshake("watch,user=bench,channel=b")).unwrap();
+            s.write_all(&handshake("watch,user=bench,channel=b"))
+                .unwrap();
         }
         s.set_nonblocking(true).unwrap();
         let mut s = MioStream::from_std(s);
@@ -114,20 +115,28 @@ fn run(mode: &str, addr: &str, baddr: &str, n: usize, rate: u64, secs: f64, pid:
     std::thread::sleep(Duration::from_millis(500 + n as u64));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
-    let (stop2, sent2, baddr2, mode2) = (stop.clone(), sent.clone(), baddr.to_string(), mode.to_string());
+    let (stop2, sent2, baddr2, mode2) = (
+        stop.clone(),
+        sent.clone(),
+        baddr.to_string(),
+        mode.to_string(),
+    );
     let bcast = std::thread::spawn(move || {
         let mut s = TcpStream::connect(&baddr2).unwrap();
         s.set_nodelay(true).unwrap();
         if mode2 == "relay" {
-            s.write_all(&handshake("broadcast,user=bench,user-password=bench,channel=b"))
-                .unwrap();
+            s.write_all(&handshake(
+                "broadcast,user=bench,user-password=bench,channel=b",
+            ))
+            .unwrap();
         }
         let mut block = vec![0xA5u8; BLOCK];
         let start = Instant::now();
         let mut i: u64 = 0;
         while !stop2.load(Ordering::Relaxed) {
             if rate > 0 {
-                let due = start + Duration::from_secs_f64(i as f64 * BLOCK as f64 * 8.0 / rate as f64);
+                let due =
+                    start + Duration::from_secs_f64(i as f64 * BLOCK as f64 * 8.0 / rate as f64);
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
@@ -150,7 +159,8 @@ fn run(mode: &str, addr: &str, baddr: &str, n: usize, rate: u64, secs: f64, pid:
     let mut rss_max = 0;
     let mut last_rss = Instant::now();
     while t0.elapsed().as_secs_f64() < secs {
-        poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
         for ev in events.iter() {
             let w = &mut ws[ev.token().0];
             loop {
@@ -175,7 +185,10 @@ fn run(mode: &str, addr: &str, baddr: &str, n: usize, rate: u64, secs: f64, pid:
                                     // Every 4th sample is enough for the percentiles.
                                     if block_no % 4 == 0 {
                                         let ts = u64::from_le_bytes(w.hdr);
-                                        lat.push((t.saturating_sub(ts) / 1000).min(u32::MAX as u64) as u32);
+                                        lat.push(
+                                            (t.saturating_sub(ts) / 1000).min(u32::MAX as u64)
+                                                as u32,
+                                        );
                                     }
                                 }
                             } else {
@@ -205,7 +218,7 @@ fn run(mode: &str, addr: &str, baddr: &str, n: usize, rate: u64, secs: f64, pid:
     stop.store(true, Ordering::Relaxed);
     let rss_end = proc_kib(pid, "VmRSS:");
     let closed = ws.iter().filter(|w| !w.open).count();
-    drop(ws.drain(..).collect::<Vec<_>>());
+    drop(std::mem::take(&mut ws));
     let _ = bcast.join();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -236,15 +249,18 @@ fn total_bytes() -> u64 {
 fn idle(addr: &str, n: usize, pid: u32) {
     // A live channel at a trickle, so idle watchers are attached with empty queues.
     let mut b = TcpStream::connect(addr).unwrap();
-    b.write_all(&handshake("broadcast,user=bench,user-password=bench,channel=idle"))
-        .unwrap();
+    b.write_all(&handshake(
+        "broadcast,user=bench,user-password=bench,channel=idle",
+    ))
+    .unwrap();
     b.write_all(&[0u8; 1000]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let before = proc_kib(pid, "VmRSS:");
     let mut ws = Vec::new();
     for _ in 0..n {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(&handshake("watch,user=bench,channel=idle")).unwrap();
+        s.write_all(&handshake("watch,user=bench,channel=idle"))
+            .unwrap();
         ws.push(s);
     }
     std::thread::sleep(Duration::from_millis(500 + n as u64));

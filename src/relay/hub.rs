@@ -177,7 +177,7 @@ impl Channel {
             publisher_peer: None,
             password: None,
             splitter: Splitter::new(),
-            cache: GopCache::new(cfg.cache.clone(), cfg.gop_cache),
+            cache: GopCache::new(cfg.cache, cfg.gop_cache),
             format: None,
             watchers: Vec::new(),
             pending: Vec::new(),
@@ -258,6 +258,7 @@ fn fan_out(
 }
 
 /// Runs a chunk through a view: convert, split, cache, fan out.
+#[allow(clippy::too_many_arguments)]
 fn feed_view(
     view: &mut View,
     data: &[u8],
@@ -509,14 +510,13 @@ impl Hub {
                     self.gc_channel(&w.key);
                 }
             }
-            State::Publisher(p) => {
+            State::Publisher(p)
                 if self
                     .channels
                     .get(&p.key)
-                    .is_some_and(|ch| ch.publisher == Some(idx))
-                {
-                    self.end_broadcast(&p.key, Instant::now(), "broadcaster gone");
-                }
+                    .is_some_and(|ch| ch.publisher == Some(idx)) =>
+            {
+                self.end_broadcast(&p.key, Instant::now(), "broadcaster gone");
             }
             _ => {}
         }
@@ -568,10 +568,7 @@ impl Hub {
     fn on_readable(&mut self, idx: usize, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = READ_BUDGET;
-        loop {
-            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
             // A closing connection's input is ignored (and not read: it may hold a big body).
             if matches!(c.state, State::Closing) {
                 break;
@@ -892,7 +889,7 @@ impl Hub {
             }
             ch.pending.extend(moved);
             ch.splitter = Splitter::new();
-            ch.cache = GopCache::new(cfg.cache.clone(), cfg.gop_cache);
+            ch.cache = GopCache::new(cfg.cache, cfg.gop_cache);
             ch.format = None;
         } else if had_watchers {
             // Cannot happen: watchers are detached at the end of a broadcast.
@@ -1112,7 +1109,7 @@ impl Hub {
                                 ext,
                                 convert,
                                 splitter: Splitter::new(),
-                                cache: GopCache::new(self.cfg.cache.clone(), true),
+                                cache: GopCache::new(self.cfg.cache, true),
                                 watchers: Vec::new(),
                                 failed: false,
                             };
@@ -1144,7 +1141,7 @@ impl Hub {
                 join.chunks
                     .retain(|c| c.mark != Mark::Header(HeaderKind::FlvFile));
             }
-            let q = WatcherQueue::new(self.cfg.queue.clone(), want, join, now);
+            let q = WatcherQueue::new(self.cfg.queue, want, join, now);
             if continuing {
                 wt.next = Some(q);
             } else {
@@ -1295,7 +1292,7 @@ impl Hub {
         let ch = self.channels.get_mut(key).unwrap();
         ch.pending = keep;
         ch.splitter = Splitter::new();
-        ch.cache = GopCache::new(self.cfg.cache.clone(), self.cfg.gop_cache);
+        ch.cache = GopCache::new(self.cfg.cache, self.cfg.gop_cache);
         ch.format = None;
         ch.password = None;
         log::info!(

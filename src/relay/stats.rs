@@ -46,6 +46,9 @@ pub struct HubStats {
     pub channels: Vec<ChannelStats>,
 }
 
+/// A Prometheus metric: name, type, and how to read it.
+type Metric<T> = (&'static str, &'static str, fn(&T) -> f64);
+
 fn json_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
@@ -122,7 +125,7 @@ impl HubStats {
                 .replace('"', "\\\"")
                 .replace('\n', "\\n")
         };
-        let chan_metrics: [(&str, &str, fn(&ChannelStats) -> f64); 4] = [
+        let chan_metrics: [Metric<ChannelStats>; 4] = [
             ("river_relay_channel_live", "gauge", |c| c.live as u8 as f64),
             ("river_relay_channel_bytes_in_total", "counter", |c| {
                 c.bytes_in as f64
@@ -146,7 +149,7 @@ impl HubStats {
                 );
             }
         }
-        let watcher_metrics: [(&str, &str, fn(&WatcherStats) -> f64); 4] = [
+        let watcher_metrics: [Metric<WatcherStats>; 4] = [
             ("river_relay_watcher_bytes_sent_total", "counter", |w| {
                 w.bytes_sent as f64
             }),
