@@ -722,10 +722,11 @@ fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
 }
 
-#[test]
-fn late_joiner_on_a_4s_gop_starts_at_once_on_the_cached_keyframe() {
-    require("ffmpeg");
-    let hub = Hub::start(&[]);
+/// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw
+/// watcher 5.5 s in (mid-GOP) and reads to the end. Returns the time to the first 13 bytes, the
+/// first video packet's pts, and the received file.
+fn late_join(hub_args: &[&str], name: &str) -> (Duration, f64, PathBuf) {
+    let hub = Hub::start(hub_args);
     let src = clip4s().flv();
     let cmd = format!(
         "ffmpeg -nostdin -v error -re -i '{}' -c copy -f flv - | '{}' broadcast {} --user fier --password 123 --channel late",
@@ -765,25 +766,37 @@ fn late_joiner_on_a_4s_gop_starts_at_once_on_the_cached_keyframe() {
         got.extend_from_slice(&buf[..n]);
     }
     let st = wait_deadline(&mut b, WAIT, "broadcaster");
-    assert!(st.success());
-    let path = write_tmp("relay-late.flv", &got);
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let path = write_tmp(name, &got);
     let pk = probe_packets(&path);
     let video: Vec<&Packet> = pk.iter().filter(|p| p.kind == "video").collect();
-    assert!(video[0].key, "the late joiner starts on a keyframe");
+    assert!(video[0].key, "{name}: the late joiner starts on a keyframe");
+    assert_decodes_cleanly(&path);
+    (first, video[0].pts, path)
+}
+
+#[test]
+fn late_joiner_on_a_4s_gop_starts_at_once_on_the_cached_keyframe() {
+    require("ffmpeg");
+    // The same join with and without the GOP cache, side by side.
+    let without = std::thread::spawn(|| late_join(&["--no-gop-cache"], "relay-late-nocache.flv"));
+    let (first, pts, _) = late_join(&[], "relay-late.flv");
     // The first frame is the cached keyframe at 4 s, not the next one at 8 s: the joiner did not
     // wait for a keyframe. (Timestamps are the broadcast's own.)
-    assert!(
-        (video[0].pts - 4.0).abs() < 0.1,
-        "first video pts {}",
-        video[0].pts
-    );
-    assert_decodes_cleanly(&path);
+    assert!((pts - 4.0).abs() < 0.1, "first video pts {pts}");
     // The first bytes came right away: far less than the 2.5 s until the next keyframe.
     assert!(
         first < Duration::from_millis(1500),
         "first bytes after {first:?}"
     );
-    eprintln!("late joiner: first bytes after {first:?}");
+    eprintln!("late joiner: first bytes after {first:?}, first video pts {pts}");
+    // Without the cache (as nginx-rtmp and fstream do) the first decodable frame is the next
+    // keyframe, 8 s in: up to a whole GOP of waiting.
+    let (_, pts_nc, _) = without.join().unwrap();
+    assert!(
+        (pts_nc - 8.0).abs() < 0.1,
+        "--no-gop-cache: first video pts {pts_nc}"
+    );
 }
 
 #[test]

@@ -109,6 +109,8 @@ struct Watcher {
     eof_after_drain: bool,
     input: u64,
     dirty: bool,
+    /// Figures of queues already finished (before a takeover).
+    prev: super::queue::QueueStats,
 }
 
 impl Watcher {
@@ -1011,6 +1013,7 @@ impl Hub {
                 eof_after_drain: false,
                 input: 0,
                 dirty: false,
+                prev: Default::default(),
             }));
         }
         let cfg = self.cfg.clone();
@@ -1372,7 +1375,12 @@ impl Hub {
                     let Some(q) = w.queue.as_mut() else { return };
                     if q.is_empty() {
                         if let Some(n) = w.next.take() {
-                            *q = n;
+                            let old = std::mem::replace(q, n);
+                            let st = old.stats();
+                            w.prev.bytes_sent += st.bytes_sent;
+                            w.prev.chunks_dropped += st.chunks_dropped;
+                            w.prev.bytes_dropped += st.bytes_dropped;
+                            w.prev.skips += st.skips;
                             continue;
                         }
                         if w.eof_after_drain {
@@ -1491,6 +1499,10 @@ impl Hub {
                                 connected_secs: now.duration_since(*since).as_secs_f64(),
                                 ..Default::default()
                             };
+                            s.bytes_sent = wt.prev.bytes_sent;
+                            s.chunks_dropped = wt.prev.chunks_dropped;
+                            s.bytes_dropped = wt.prev.bytes_dropped;
+                            s.skips = wt.prev.skips;
                             for q in [&wt.queue, &wt.next].into_iter().flatten() {
                                 let st = q.stats();
                                 s.bytes_sent += st.bytes_sent;
