@@ -149,13 +149,13 @@ pub fn broadcast(
         let s = sock.as_mut().unwrap();
         // Send what is queued.
         let mut failed: Option<anyhow::Error> = None;
-        while let Some(front) = queue.front() {
-            if hub_closed(s) {
-                failed = Some(anyhow::anyhow!(
-                    "{addr}: the hub closed the connection (refused: wrong user/password, or replaced; see the hub's log)"
-                ));
-                break;
-            }
+        // The hub never sends a broadcaster anything: readable means it closed the connection.
+        if !queue.is_empty() && hub_closed(s) {
+            failed = Some(anyhow::anyhow!(
+                "{addr}: the hub closed the connection (refused: wrong user/password, or replaced; see the hub's log)"
+            ));
+        }
+        while let Some(front) = queue.front().filter(|_| failed.is_none()) {
             match s.write(&front.data[sent_front..]) {
                 Ok(n) => {
                     sent_front += n;

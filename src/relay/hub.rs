@@ -215,6 +215,7 @@ pub struct Hub {
     accepted: u64,
     refused: u64,
     last_stats: Instant,
+    last_timers: Instant,
 }
 
 fn bind(addr: &str) -> io::Result<TcpListener> {
@@ -336,6 +337,7 @@ impl Hub {
                 accepted: 0,
                 refused: 0,
                 last_stats: now,
+                last_timers: now,
             },
             Bound {
                 fstream: fstream_addr,
@@ -1413,6 +1415,11 @@ impl Hub {
     }
 
     fn timers(&mut self, now: Instant) {
+        // Deadlines are coarse (seconds): scan the connections at most ten times a second.
+        if now.duration_since(self.last_timers) < Duration::from_millis(100) {
+            return;
+        }
+        self.last_timers = now;
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
