@@ -136,6 +136,18 @@ impl WatcherQueue {
         )
     }
 
+    /// The format this queue's policy follows.
+    pub fn format(&self) -> StreamFormat {
+        self.format
+    }
+
+    /// For a watcher that joined before the broadcast's format was known (it was created with
+    /// [`StreamFormat::Opaque`] and an empty join, so it receives the stream from its first byte):
+    /// switches the overflow policy once the [`Splitter`](super::stream::Splitter) has decided.
+    pub fn set_format(&mut self, format: StreamFormat) {
+        self.format = format;
+    }
+
     fn enqueue(&mut self, data: Bytes, mark: Mark, now: Instant) {
         if data.is_empty() {
             return;
@@ -731,5 +743,19 @@ mod tests {
         assert_eq!(got.len(), 290 + 300 + 100);
         assert!(got[290..590].iter().all(|&b| b == 2));
         assert_eq!(q.stats().bytes_dropped, 200 + 400 + 50);
+    }
+
+    #[test]
+    fn joined_before_detection_gets_everything_then_the_known_policy() {
+        let t = Instant::now();
+        let mut q = WatcherQueue::new(limits(), StreamFormat::Opaque, Join::default(), t);
+        q.set_format(StreamFormat::Flv);
+        assert_eq!(q.format(), StreamFormat::Flv);
+        q.push(&c(Mark::Header(HeaderKind::FlvFile), 13, 1), t);
+        q.push(&c(Mark::Keyframe, 600, 2), t);
+        // Overflow skips instead of disconnecting.
+        assert_eq!(q.push(&c(Mark::Data, 600, 3), t), Verdict::Ok);
+        assert!(q.waiting());
+        assert_eq!(drain(&mut q), vec![1; 13]);
     }
 }

@@ -1180,4 +1180,53 @@ mod tests {
             Some(StreamFormat::Ts)
         );
     }
+
+    /// The fuzz target's invariants on damaged real streams (cheap enough for every test run).
+    #[test]
+    fn damaged_streams_keep_bytes_and_marks_under_any_chunking() {
+        let mut rng = Rng(12345);
+        let sources = [
+            testdata::flv(),
+            testdata::ts(),
+            testdata::annexb(),
+            testdata::annexb_no_aud(),
+        ];
+        for round in 0..12 {
+            let src = &sources[round % sources.len()];
+            let mut v = src[..src.len().min(60_000)].to_vec();
+            for _ in 0..1 + rng.next() % 8 {
+                let at = rng.next() as usize % v.len();
+                match rng.next() % 4 {
+                    0 => v[at] = rng.next() as u8,
+                    1 => {
+                        v.remove(at);
+                    }
+                    2 => v.insert(at, rng.next() as u8),
+                    _ => {
+                        let n = (rng.next() % 400) as usize;
+                        let end = (at + n).min(v.len());
+                        v.drain(at..end);
+                    }
+                }
+            }
+            let (whole, f) = split(&v, &[v.len()]);
+            assert_eq!(concat(&whole), v);
+            let want = marks(&whole);
+            for max in [1usize, 5, 190, 4096] {
+                let cuts = if max == 1 {
+                    vec![1; v.len().min(2000)]
+                } else {
+                    rng.cuts(v.len(), max)
+                };
+                let (got, f2) = split(&v, &cuts);
+                assert_eq!(f, f2);
+                assert!(concat(&got) == v, "round {round}: bytes differ");
+                assert_eq!(
+                    marks(&got),
+                    want,
+                    "round {round}: marks differ, cuts <= {max}"
+                );
+            }
+        }
+    }
 }
