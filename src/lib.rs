@@ -13,12 +13,14 @@
 //! - [`http`]: the static HTTP server for HLS output (playlists, segments, a player page with
 //!   hls.js), on tiny_http threads; the only sockets in the library so far.
 //! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
-//!   AMF0 commands, a server session for publish and play).
+//!   AMF0 commands, a server session for publish and play) and [`proto::fstream`] (the fstream
+//!   handshake).
 //! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
 //! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
+//! - [`relay`]: river-relay's pure parts: users, keyframe-aware chunking, GOP cache, watcher queues.
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 
@@ -32,6 +34,7 @@ pub mod http;
 pub mod media;
 pub mod pipeline;
 pub mod proto;
+pub mod relay;
 pub mod stdio;
 pub mod testsrc;
 pub mod thumb;

@@ -3,6 +3,7 @@
 
 mod hls_seg;
 mod mux;
+mod relay;
 mod rtmp_in;
 mod rtsp_pull;
 mod testsrc;
@@ -10,6 +11,7 @@ mod thumb;
 
 pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
+pub use relay::relay;
 pub use rtmp_in::rtmp_in;
 pub use rtsp_pull::rtsp_pull;
 pub use testsrc::testsrc;

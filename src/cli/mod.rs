@@ -8,6 +8,7 @@ use crate::media::CLOCK_HZ;
 
 mod hls_seg;
 mod mux;
+mod relay;
 mod rtmp_in;
 mod rtsp_pull;
 mod testsrc;
@@ -15,6 +16,9 @@ mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
+pub use relay::{
+    BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs,
+};
 pub use rtmp_in::RtmpIn;
 pub use rtsp_pull::{RtspFormat, RtspPull, RtspTransport};
 pub use testsrc::{TestSrc, TestSrcFormat};
@@ -153,6 +157,7 @@ pub fn commands() -> Vec<clap::Command> {
         Thumb::command(),
         RtmpIn::command(),
         RtspPull::command(),
+        Relay::command(),
     ]
 }
 

@@ -1,3 +1,4 @@
 //! Network protocols as sans-IO sessions: bytes and time in, events and bytes out, no sockets.
 
+pub mod fstream;
 pub mod rtmp;

@@ -22,6 +22,7 @@ pub fn river(tool: &str) -> PathBuf {
         "river-thumb" => PathBuf::from(env!("CARGO_BIN_EXE_river-thumb")),
         "river-rtmp-in" => PathBuf::from(env!("CARGO_BIN_EXE_river-rtmp-in")),
         "river-rtsp-pull" => PathBuf::from(env!("CARGO_BIN_EXE_river-rtsp-pull")),
+        "river-relay" => PathBuf::from(env!("CARGO_BIN_EXE_river-relay")),
         other => panic!("unknown tool {other}"),
     }
 }
