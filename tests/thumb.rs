@@ -441,9 +441,11 @@ fn every_replaces_the_file_atomically() {
         .unwrap();
     assert!(status.success(), "{err}");
     assert!(reads > 50, "the poller read the file {reads} times");
-    // Keyframes at 0, 1, 2, 3 s: each is newer than the last write and 500 ms apart.
+    // Keyframes at 0, 1, 2, 3 s: each is newer than the last write and 500 ms apart. On a loaded
+    // machine a debug-build decode can fall behind and --every then takes the newest keyframe, so
+    // one of them may be skipped; the file must still have been replaced at least once.
     assert!(
-        (3..=4).contains(&versions.len()),
+        (2..=4).contains(&versions.len()),
         "{} distinct versions",
         versions.len()
     );
