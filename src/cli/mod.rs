@@ -9,6 +9,7 @@ use crate::media::CLOCK_HZ;
 mod hls_seg;
 mod mux;
 mod relay;
+mod rtmp_in;
 mod testsrc;
 mod thumb;
 
@@ -17,6 +18,7 @@ pub use mux::{MuxFlv, MuxTs};
 pub use relay::{
     BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs,
 };
+pub use rtmp_in::RtmpIn;
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -152,6 +154,7 @@ pub fn commands() -> Vec<clap::Command> {
         TestSrc::command(),
         Thumb::command(),
         Relay::command(),
+        RtmpIn::command(),
     ]
 }
 
