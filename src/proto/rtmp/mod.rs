@@ -21,10 +21,12 @@
 pub mod chunk;
 pub mod handshake;
 pub mod message;
+pub mod splice;
 mod session;
 
 pub use chunk::{ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_CHUNK_SIZE};
 pub use message::{Command, MessageType, UserControl};
+pub use splice::FlvSplice;
 pub use session::{MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats};
 
 use std::fmt;
