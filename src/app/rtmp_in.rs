@@ -12,14 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 
 use crate::cli::RtmpIn;
-use crate::format::flv;
-use crate::media::{Frame, Track};
-use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
+use crate::proto::rtmp::{FlvSplice, ServerConfig, ServerEvent, ServerSession};
 use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
-use crate::timeline::{Timeline, TimelineConfig, WRAP_FLV};
 
 /// How often blocking reads wake up to look at the stop flags.
 const POLL: Duration = Duration::from_millis(200);
@@ -527,6 +523,9 @@ fn with_flv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::flv;
+    use crate::proto::rtmp::MediaKind;
+    use bytes::Bytes;
 
     fn tags(b: &[u8]) -> Vec<(flv::TagKind, u32, Vec<u8>)> {
         let mut r = flv::FlvReader::new();
