@@ -1943,9 +1943,7 @@ impl Hub {
                 if media.is_some() && r.base.is_none() && !is_seq_header(t.kind, &t.body) {
                     r.base = Some(t.timestamp);
                 }
-                let ts = r
-                    .base
-                    .map_or(0, |b| t.timestamp.saturating_sub(b));
+                let ts = r.base.map_or(0, |b| t.timestamp.saturating_sub(b));
                 let res = match (t.kind, media) {
                     (TagKind::Script, _) => r.session.send_metadata(sid, ts, &t.body),
                     (_, Some(k)) => r.session.send_media(sid, k, ts, &t.body),
@@ -1972,8 +1970,7 @@ impl Hub {
                     continue;
                 }
             }
-            if matches!(c.state, State::Watcher(_))
-                && now.duration_since(r.last_ping) >= RTMP_PING
+            if matches!(c.state, State::Watcher(_)) && now.duration_since(r.last_ping) >= RTMP_PING
             {
                 r.last_ping = now;
                 r.session

@@ -21,13 +21,13 @@
 pub mod chunk;
 pub mod handshake;
 pub mod message;
-pub mod splice;
 mod session;
+pub mod splice;
 
 pub use chunk::{ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_CHUNK_SIZE};
 pub use message::{Command, MessageType, UserControl};
-pub use splice::FlvSplice;
 pub use session::{MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats};
+pub use splice::FlvSplice;
 
 use std::fmt;
 

@@ -110,12 +110,7 @@ impl FlvSplice {
 
     /// One audio or video tag body at an RTMP timestamp. Returns a note for the log the first
     /// time a video codec other than H.264 passes.
-    pub fn media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: u32,
-        body: &Bytes,
-    ) -> Option<String> {
+    pub fn media(&mut self, kind: MediaKind, timestamp: u32, body: &Bytes) -> Option<String> {
         self.header(true, true);
         let mut note = None;
         let (track, seq, keyframe, cts) = match kind {
@@ -239,7 +234,6 @@ impl FlvSplice {
         note
     }
 }
-
 
 impl Default for FlvSplice {
     fn default() -> Self {
