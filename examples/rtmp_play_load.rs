@@ -31,7 +31,14 @@ fn player(addr: &str, app: &str, stream: &str) -> std::io::Result<TcpStream> {
         ("flashVer", Value::String("LNX 9,0,124,2".into())),
         ("tcUrl", Value::String(format!("rtmp://{addr}/{app}"))),
     ]);
-    w.write(3, 20, 0, 0, &Command::encode("connect", 1.0, &[obj]), &mut out);
+    w.write(
+        3,
+        20,
+        0,
+        0,
+        &Command::encode("connect", 1.0, &[obj]),
+        &mut out,
+    );
     w.write(
         3,
         20,
@@ -48,7 +55,11 @@ fn player(addr: &str, app: &str, stream: &str) -> std::io::Result<TcpStream> {
         &Command::encode(
             "play",
             0.0,
-            &[Value::Null, Value::String(stream.into()), Value::Number(-1000.0)],
+            &[
+                Value::Null,
+                Value::String(stream.into()),
+                Value::Number(-1000.0),
+            ],
         ),
         &mut out,
     );
