@@ -12,7 +12,7 @@ const RELAY_LONG: &str = "\
 An fstream-compatible broadcast hub that starts every watcher on a keyframe, with http-flv/http-ts \
 pull and http-flv push, plus its two clients.
 
-  river-relay serve [--listen ADDR] [--users DIR] [--http ADDR]
+  river-relay serve [--listen ADDR] [--users DIR] [--http ADDR] [--rtmp ADDR]
   river-relay broadcast ADDR --user U --password P [--channel C] [--channel-password CP]   (stdin -> hub)
   river-relay watch ADDR --user U [--channel C] [--channel-password CP]                    (hub -> stdout)
 
@@ -173,6 +173,10 @@ pub struct ServeArgs {
     /// Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel>
+    /// (?user-password= to publish, ?password= for the channel password)
+    #[arg(long, value_name = "ADDR")]
+    pub rtmp: Option<String>,
     /// Do not cache the GOP: a joining watcher waits for the next keyframe
     #[arg(long)]
     pub no_gop_cache: bool,

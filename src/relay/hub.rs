@@ -19,11 +19,18 @@ use super::queue::{QueueLimits, Verdict, WatcherQueue};
 use super::stats::{ChannelStats, HubStats, WatcherStats};
 use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
 use super::users::Users;
+use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::fstream::{self, Handshake, Role as FRole};
+use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
 
 const FSTREAM: Token = Token(0);
 const HTTP: Token = Token(1);
-const FIRST: usize = 2;
+const RTMP: Token = Token(2);
+const FIRST: usize = 3;
+/// An RTMP player gets more FLV from its queue only while its session holds less than this.
+const RTMP_LOW_WATER: usize = 256 * 1024;
+/// How often RTMP players are pinged (they send nothing otherwise).
+const RTMP_PING: Duration = Duration::from_secs(10);
 /// Bytes read from one socket per event before other sockets get a turn.
 const READ_BUDGET: usize = 1 << 20;
 const READ_BUF: usize = 64 * 1024;
@@ -41,6 +48,7 @@ const MAX_IOV: usize = 64;
 pub struct Config {
     pub listen: String,
     pub http: Option<String>,
+    pub rtmp: Option<String>,
     pub users: PathBuf,
     pub gop_cache: bool,
     pub max_connections: usize,
@@ -91,6 +99,7 @@ struct Publisher {
 enum WatchKind {
     Fstream,
     Http(Ext),
+    Rtmp,
 }
 
 struct Watcher {
@@ -124,6 +133,8 @@ impl Watcher {
 }
 
 enum State {
+    /// An RTMP connection before its publish or play is accepted.
+    RtmpIdle,
     Handshake {
         hs: Handshake,
         deadline: Instant,
@@ -147,6 +158,38 @@ struct Conn {
     out: Vec<u8>,
     out_pos: usize,
     state: State,
+    /// RTMP connections: the session and its FLV glue.
+    rtmp: Option<Box<RtmpSide>>,
+}
+
+/// The RTMP part of a connection.
+struct RtmpSide {
+    session: ServerSession,
+    /// The user (the connect `app` without its query).
+    app: String,
+    /// The connect URL's query (app or tcUrl), where passwords may go.
+    connect_query: String,
+    /// The stream being published or played.
+    stream_id: Option<u32>,
+    /// A play waiting for `accept_play`/`reject_play`.
+    play_pending: bool,
+    /// Publish: the RTMP → FLV writer.
+    splice: FlvSplice,
+    /// Play: the FLV reader over the watcher queue's bytes.
+    reader: FlvReader,
+    tags: Vec<FlvEvent>,
+    /// Play: the first media timestamp (rebased to 0 for the player).
+    base: Option<u32>,
+    last_ping: Instant,
+    /// Close once the session's output is written.
+    close_after: bool,
+}
+
+fn query_param(q: &str, key: &str) -> Option<String> {
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| v.to_string())
+    })
 }
 
 struct View {
@@ -194,6 +237,7 @@ impl Channel {
 pub struct Bound {
     pub fstream: SocketAddr,
     pub http: Option<SocketAddr>,
+    pub rtmp: Option<SocketAddr>,
 }
 
 pub struct Hub {
@@ -201,6 +245,7 @@ pub struct Hub {
     poll: Poll,
     fstream: Option<TcpListener>,
     http: Option<TcpListener>,
+    rtmp: Option<TcpListener>,
     users: Users,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -315,6 +360,14 @@ impl Hub {
             http_addr = Some(l.local_addr()?);
             http_l = Some(l);
         }
+        let mut rtmp_l = None;
+        let mut rtmp_addr = None;
+        if let Some(h) = &cfg.rtmp {
+            let mut l = bind(h).map_err(|e| io::Error::new(e.kind(), format!("{h}: {e}")))?;
+            poll.registry().register(&mut l, RTMP, Interest::READABLE)?;
+            rtmp_addr = Some(l.local_addr()?);
+            rtmp_l = Some(l);
+        }
         let now = Instant::now();
         let users = Users::new(cfg.users.clone());
         Ok((
@@ -323,6 +376,7 @@ impl Hub {
                 poll,
                 fstream: Some(fl),
                 http: http_l,
+                rtmp: rtmp_l,
                 users,
                 conns: Vec::new(),
                 free: Vec::new(),
@@ -342,6 +396,7 @@ impl Hub {
             Bound {
                 fstream: fstream_addr,
                 http: http_addr,
+                rtmp: rtmp_addr,
             },
         ))
     }
@@ -368,8 +423,9 @@ impl Hub {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    FSTREAM => self.accept(false, now),
-                    HTTP => self.accept(true, now),
+                    FSTREAM => self.accept(FSTREAM, now),
+                    HTTP => self.accept(HTTP, now),
+                    RTMP => self.accept(RTMP, now),
                     Token(t) => {
                         let idx = t - FIRST;
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
@@ -392,6 +448,7 @@ impl Hub {
                 let busy = self.conns.iter().flatten().any(|c| {
                     matches!(&c.state, State::Watcher(w) if w.queue.as_ref().is_some_and(|q| !q.is_empty()))
                         || c.out_pos < c.out.len()
+                        || c.rtmp.as_ref().is_some_and(|r| !r.session.pending_output().is_empty())
                 });
                 if !busy || now.duration_since(t) > STOP_FLUSH {
                     return Ok(());
@@ -405,6 +462,9 @@ impl Hub {
             let _ = self.poll.registry().deregister(&mut l);
         }
         if let Some(mut l) = self.http.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        if let Some(mut l) = self.rtmp.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let keys: Vec<ChanKey> = self.channels.keys().cloned().collect();
@@ -422,12 +482,14 @@ impl Hub {
         }
     }
 
-    fn accept(&mut self, is_http: bool, now: Instant) {
+    fn accept(&mut self, which: Token, now: Instant) {
+        let is_http = which == HTTP;
+        let is_rtmp = which == RTMP;
         loop {
-            let l = if is_http {
-                self.http.as_ref()
-            } else {
-                self.fstream.as_ref()
+            let l = match which {
+                HTTP => self.http.as_ref(),
+                RTMP => self.rtmp.as_ref(),
+                _ => self.fstream.as_ref(),
             };
             let Some(l) = l else { return };
             let (mut sock, peer) = match l.accept() {
@@ -463,7 +525,9 @@ impl Hub {
                 continue;
             }
             self.accepted += 1;
-            let state = if is_http {
+            let state = if is_rtmp {
+                State::RtmpIdle
+            } else if is_http {
                 State::HttpHead {
                     buf: Vec::new(),
                     deadline: now + HTTP_HEAD_TIMEOUT,
@@ -476,8 +540,37 @@ impl Hub {
             };
             log::debug!(
                 "{peer}: connected ({})",
-                if is_http { "http" } else { "fstream" }
+                if is_rtmp {
+                    "rtmp"
+                } else if is_http {
+                    "http"
+                } else {
+                    "fstream"
+                }
             );
+            let rtmp = is_rtmp.then(|| {
+                Box::new(RtmpSide {
+                    session: ServerSession::new(
+                        ServerConfig {
+                            // Players send nothing: they are pinged, and a dead one shows as a
+                            // write error or a full queue.
+                            idle_timeout: None,
+                            ..ServerConfig::default()
+                        },
+                        now,
+                    ),
+                    app: String::new(),
+                    connect_query: String::new(),
+                    stream_id: None,
+                    play_pending: false,
+                    splice: FlvSplice::new(),
+                    reader: FlvReader::new(),
+                    tags: Vec::new(),
+                    base: None,
+                    last_ping: now,
+                    close_after: false,
+                })
+            });
             self.conns[idx] = Some(Conn {
                 sock,
                 peer,
@@ -486,6 +579,7 @@ impl Hub {
                 out: Vec::new(),
                 out_pos: 0,
                 state,
+                rtmp,
             });
             self.next_id += 1;
             self.nconns += 1;
@@ -539,6 +633,10 @@ impl Hub {
         self.refused += 1;
         if let Some(c) = &self.conns[idx] {
             log::warn!("{}: refused: {why}", c.peer);
+        }
+        if self.conns[idx].as_ref().is_some_and(|c| c.rtmp.is_some()) {
+            self.rtmp_refuse(idx, why);
+            return;
         }
         match response {
             None => self.close(idx, None),
@@ -633,6 +731,7 @@ impl Hub {
                     self.refuse(idx, "closed during the request head", None)
                 }
             }
+            State::RtmpIdle => self.close(idx, None),
             _ => self.close(idx, Some("peer closed")),
         }
     }
@@ -641,6 +740,10 @@ impl Hub {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
         };
+        if c.rtmp.is_some() {
+            self.on_rtmp_data(idx, data, now);
+            return;
+        }
         match &mut c.state {
             State::Handshake { hs, .. } => match hs.push(data) {
                 Ok(None) => {}
@@ -710,7 +813,7 @@ impl Hub {
                     self.close(idx, Some("watcher sent more than 1 MiB"));
                 }
             }
-            State::Closing => {}
+            State::Closing | State::RtmpIdle => {}
         }
     }
 
@@ -1055,10 +1158,13 @@ impl Hub {
             let want = match wt.kind {
                 WatchKind::Fstream => wt.out_format.unwrap_or(format),
                 WatchKind::Http(e) => ext_format(e),
+                WatchKind::Rtmp => StreamFormat::Flv,
             };
             let source_view = if want == format {
                 None
-            } else if matches!(wt.kind, WatchKind::Http(_)) && format != StreamFormat::Opaque {
+            } else if matches!(wt.kind, WatchKind::Http(_) | WatchKind::Rtmp)
+                && format != StreamFormat::Opaque
+            {
                 Some(match want {
                     StreamFormat::Flv => Ext::Flv,
                     _ => Ext::Ts,
@@ -1342,10 +1448,14 @@ impl Hub {
     }
 
     /// Writes what is pending on a connection; closes it when done and it should close.
-    fn flush(&mut self, idx: usize, _now: Instant) {
+    fn flush(&mut self, idx: usize, now: Instant) {
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
+        if c.rtmp.is_some() {
+            self.flush_rtmp(idx, now);
+            return;
+        }
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
         loop {
             if c.out_pos < c.out.len() {
@@ -1420,6 +1530,9 @@ impl Hub {
             return;
         }
         self.last_timers = now;
+        if self.cfg.rtmp.is_some() {
+            self.rtmp_timers(now);
+        }
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
@@ -1501,6 +1614,7 @@ impl Hub {
                                     WatchKind::Fstream => "fstream",
                                     WatchKind::Http(Ext::Flv) => "http-flv",
                                     WatchKind::Http(Ext::Ts) => "http-ts",
+                                    WatchKind::Rtmp => "rtmp",
                                 },
                                 converted: wt.converted,
                                 connected_secs: now.duration_since(*since).as_secs_f64(),
@@ -1549,4 +1663,334 @@ impl Hub {
 
 fn c_peer(c: &Option<Conn>) -> String {
     c.as_ref().map(|c| c.peer.to_string()).unwrap_or_default()
+}
+
+/// Is this FLV audio/video body a sequence header (AVC/AAC, or an Enhanced-RTMP SequenceStart)?
+fn is_seq_header(kind: TagKind, body: &[u8]) -> bool {
+    match kind {
+        TagKind::Video => match body.first() {
+            Some(b) if b & 0x80 != 0 => b & 0x0f == 0,
+            Some(b) => b & 0x0f == 7 && body.get(1) == Some(&0),
+            None => false,
+        },
+        TagKind::Audio => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
+        _ => false,
+    }
+}
+
+/// The RTMP front: sessions driven on the hub's loop.
+impl Hub {
+    fn on_rtmp_data(&mut self, idx: usize, data: &[u8], now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if matches!(c.state, State::Closing) {
+            return;
+        }
+        let Some(r) = c.rtmp.as_mut() else { return };
+        if let Err(e) = r.session.push(data, now) {
+            let why = format!("RTMP: {e}");
+            self.close(idx, Some(&why));
+            return;
+        }
+        self.rtmp_events(idx, now);
+        self.flush(idx, now);
+    }
+
+    fn rtmp_events(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                return;
+            };
+            let peer = c.peer;
+            let Some(r) = c.rtmp.as_mut() else { return };
+            let Some(ev) = r.session.poll_event() else {
+                return;
+            };
+            match ev {
+                ServerEvent::Connect { app, tc_url, .. } => {
+                    let (a, q) = app.split_once('?').unwrap_or((app.as_str(), ""));
+                    r.app = a.trim_matches('/').to_string();
+                    r.connect_query = if q.is_empty() {
+                        tc_url
+                            .as_deref()
+                            .and_then(|t| t.split_once('?'))
+                            .map(|(_, q)| q.to_string())
+                            .unwrap_or_default()
+                    } else {
+                        q.to_string()
+                    };
+                    if let Err(e) = r.session.accept_connect() {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                }
+                ServerEvent::Publish {
+                    stream_id,
+                    stream_key,
+                    query,
+                    ..
+                } => {
+                    let key = (r.app.clone(), stream_key);
+                    let busy = !matches!(c.state, State::RtmpIdle);
+                    let pw = query_param(&query, "user-password")
+                        .or_else(|| query_param(&r.connect_query, "user-password"))
+                        .unwrap_or_default();
+                    let cpw = query_param(&query, "password")
+                        .or_else(|| query_param(&r.connect_query, "password"));
+                    let res = if busy {
+                        Err("one publish or play per connection".to_string())
+                    } else if key.0.is_empty() || key.1.is_empty() {
+                        Err("publish to rtmp://HOST/<user>/<channel>".to_string())
+                    } else {
+                        self.check_user(&key.0, &pw)
+                    };
+                    let Some(c) = self.conns[idx].as_mut() else {
+                        return;
+                    };
+                    let r = c.rtmp.as_mut().unwrap();
+                    if let Err(why) = res {
+                        self.refused += 1;
+                        log::warn!(
+                            "{peer}: refused: RTMP broadcaster for {}: {why}",
+                            key_str(&key)
+                        );
+                        let _ = r.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            &format!("river-relay: {why}"),
+                        );
+                        r.close_after = true;
+                        c.state = State::Closing;
+                        continue;
+                    }
+                    r.stream_id = Some(stream_id);
+                    if let Err(e) = r.session.accept_publish(stream_id) {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                    self.start_broadcast(idx, key, cpw, Body::Raw, false, now);
+                }
+                ServerEvent::Metadata { body, .. } => {
+                    let State::Publisher(p) = &c.state else {
+                        continue;
+                    };
+                    let key = p.key.clone();
+                    r.splice.metadata(&body);
+                    let b = r.splice.take();
+                    self.broadcast_data(&key, &b, now);
+                }
+                ServerEvent::Media {
+                    kind,
+                    timestamp,
+                    body,
+                    ..
+                } => {
+                    let State::Publisher(p) = &c.state else {
+                        continue;
+                    };
+                    let key = p.key.clone();
+                    if let Some(note) = r.splice.media(kind, timestamp, &body) {
+                        log::info!("{peer}: {}: {note}", key_str(&key));
+                    }
+                    let b = r.splice.take();
+                    if !b.is_empty() {
+                        self.broadcast_data(&key, &b, now);
+                    }
+                }
+                ServerEvent::Unpublish { .. } => {
+                    if let State::Publisher(p) = &c.state {
+                        let key = p.key.clone();
+                        r.close_after = true;
+                        log::info!("{peer}: RTMP publish of {} ended", key_str(&key));
+                        self.end_broadcast(&key, now, "end of broadcast");
+                    }
+                }
+                ServerEvent::Play {
+                    stream_id,
+                    stream_name,
+                    query,
+                    ..
+                } => {
+                    let key = (r.app.clone(), stream_name);
+                    let cpw = query_param(&query, "password")
+                        .or_else(|| query_param(&r.connect_query, "password"));
+                    r.stream_id = Some(stream_id);
+                    r.play_pending = true;
+                    if !matches!(c.state, State::RtmpIdle) {
+                        self.refuse(idx, "one publish or play per connection", None);
+                        return;
+                    }
+                    self.start_watcher(idx, key, cpw, WatchKind::Rtmp, now);
+                    let Some(c) = self.conns[idx].as_mut() else {
+                        return;
+                    };
+                    if !matches!(c.state, State::Watcher(_)) {
+                        continue;
+                    }
+                    let r = c.rtmp.as_mut().unwrap();
+                    r.play_pending = false;
+                    if let Err(e) = r.session.accept_play(stream_id) {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                }
+                ServerEvent::PlayStop { .. } => {
+                    r.close_after = true;
+                }
+                ServerEvent::Closed => return,
+            }
+        }
+    }
+
+    /// Refuses an RTMP client: a pending play gets `NetStream.Play.StreamNotFound` with `why`;
+    /// the connection closes once that is written.
+    fn rtmp_refuse(&mut self, idx: usize, why: &str) {
+        let old = {
+            let Some(c) = self.conns[idx].as_mut() else {
+                return;
+            };
+            if let Some(r) = c.rtmp.as_mut() {
+                if r.play_pending {
+                    r.play_pending = false;
+                    if let Some(sid) = r.stream_id {
+                        let _ = r.session.reject_play(sid, &format!("river-relay: {why}"));
+                    }
+                }
+                r.close_after = true;
+            }
+            std::mem::replace(&mut c.state, State::Closing)
+        };
+        if let State::Watcher(w) = old {
+            if let Some(ch) = self.channels.get_mut(&w.key) {
+                ch.watchers.retain(|&x| x != idx);
+                ch.pending.retain(|&x| x != idx);
+                for v in &mut ch.views {
+                    v.watchers.retain(|&x| x != idx);
+                }
+            }
+            self.gc_channel(&w.key);
+        }
+        self.flush(idx, Instant::now());
+    }
+
+    /// Writes the session's output; for players, feeds it FLV tags from the watcher queue while
+    /// its output is small (so the queue's slow-watcher policy applies).
+    fn flush_rtmp(&mut self, idx: usize, _now: Instant) {
+        loop {
+            let Some(Conn {
+                sock, state, rtmp, ..
+            }) = self.conns.get_mut(idx).and_then(|c| c.as_mut())
+            else {
+                return;
+            };
+            let Some(r) = rtmp.as_mut() else { return };
+            let pend = r.session.pending_output();
+            if !pend.is_empty() {
+                match sock.write(pend) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        r.session.consume_output(n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let why = format!("write error: {e}");
+                        self.close(idx, Some(&why));
+                        return;
+                    }
+                }
+            }
+            if r.close_after || matches!(state, State::Closing) {
+                let _ = sock.shutdown(Shutdown::Write);
+                self.close(idx, None);
+                return;
+            }
+            let State::Watcher(w) = state else { return };
+            let Some(sid) = r.stream_id else { return };
+            if r.play_pending {
+                return;
+            }
+            let Some(q) = w.queue.as_mut() else { return };
+            if q.is_empty() {
+                if let Some(n) = w.next.take() {
+                    let old = std::mem::replace(q, n);
+                    let st = old.stats();
+                    w.prev.bytes_sent += st.bytes_sent;
+                    w.prev.chunks_dropped += st.chunks_dropped;
+                    w.prev.bytes_dropped += st.bytes_dropped;
+                    w.prev.skips += st.skips;
+                    r.base = None;
+                    continue;
+                }
+                if w.eof_after_drain {
+                    let _ = r.session.end_play(sid);
+                    r.close_after = true;
+                    continue;
+                }
+                return;
+            }
+            let mut moved = 0;
+            while moved < RTMP_LOW_WATER {
+                let Some(f) = q.front() else { break };
+                let n = f.len();
+                r.reader.push(f, &mut r.tags);
+                q.consume(n);
+                moved += n;
+            }
+            let mut tags = std::mem::take(&mut r.tags);
+            for ev in tags.drain(..) {
+                let FlvEvent::Tag(t) = ev else { continue };
+                let media = match t.kind {
+                    TagKind::Audio => Some(MediaKind::Audio),
+                    TagKind::Video => Some(MediaKind::Video),
+                    _ => None,
+                };
+                if media.is_some() && r.base.is_none() && !is_seq_header(t.kind, &t.body) {
+                    r.base = Some(t.timestamp);
+                }
+                let ts = r.base.map_or(0, |b| t.timestamp.saturating_sub(b));
+                let res = match (t.kind, media) {
+                    (TagKind::Script, _) => r.session.send_metadata(sid, ts, &t.body),
+                    (_, Some(k)) => r.session.send_media(sid, k, ts, &t.body),
+                    _ => Ok(()),
+                };
+                if let Err(e) = res {
+                    log::debug!("RTMP send: {e}");
+                }
+            }
+            r.tags = tags;
+        }
+    }
+
+    /// Session deadlines (handshake) and player pings.
+    fn rtmp_timers(&mut self, now: Instant) {
+        let mut fail = Vec::new();
+        let mut flush = Vec::new();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            let Some(c) = c else { continue };
+            let Some(r) = c.rtmp.as_mut() else { continue };
+            if r.session.poll_deadline().is_some_and(|d| now >= d) {
+                if let Err(e) = r.session.handle_timeout(now) {
+                    fail.push((i, format!("RTMP: {e}")));
+                    continue;
+                }
+            }
+            if matches!(c.state, State::Watcher(_)) && now.duration_since(r.last_ping) >= RTMP_PING
+            {
+                r.last_ping = now;
+                r.session
+                    .send_ping(now.duration_since(self.start).as_millis() as u32);
+                flush.push(i);
+            }
+        }
+        for (i, why) in fail {
+            self.refused += 1;
+            self.close(i, Some(&why));
+        }
+        for i in flush {
+            self.flush(i, now);
+        }
+    }
 }

@@ -22,10 +22,12 @@ pub mod chunk;
 pub mod handshake;
 pub mod message;
 mod session;
+pub mod splice;
 
 pub use chunk::{ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_CHUNK_SIZE};
 pub use message::{Command, MessageType, UserControl};
 pub use session::{MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats};
+pub use splice::FlvSplice;
 
 use std::fmt;
 

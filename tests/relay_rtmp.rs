@@ -1,0 +1,311 @@
+//! river-relay serve --rtmp against real ffmpeg on 127.0.0.1: RTMP publish played over RTMP,
+//! http-flv and fstream; an fstream TS broadcast played over RTMP; late joiners; refusals.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running hub (fstream, HTTP and RTMP on port 0) with user fier:123; killed on drop.
+struct Hub {
+    child: Child,
+    fstream: String,
+    http: String,
+    rtmp: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        require("ffmpeg");
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = tmpdir().join(format!(
+            "relay-rtmp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let users = dir.join("users");
+        std::fs::create_dir_all(&users).unwrap();
+        std::fs::write(users.join("fier.ini"), "[DEFAULT]\npassword=123\n").unwrap();
+        let u = users.to_string_lossy().to_string();
+        let mut child = Command::new(river("river-relay"))
+            .args([
+                "-v",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtmp",
+                "127.0.0.1:0",
+                "--users",
+                &u,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn river-relay serve");
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let l2 = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut a: [Option<String>; 3] = [None, None, None];
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                for (i, p) in ["fstream", "http", "rtmp"].iter().enumerate() {
+                    if let Some(x) = line.strip_prefix(&format!("river-relay: {p} listening on ")) {
+                        a[i] = Some(x.to_string());
+                    }
+                }
+                if let [Some(f), Some(h), Some(r)] = &a {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send((f.clone(), h.clone(), r.clone()));
+                    }
+                }
+                let mut g = l2.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let (fstream, http, rtmp) = rx
+            .recv_timeout(WAIT)
+            .expect("river-relay serve did not print its addresses");
+        Hub {
+            child,
+            fstream,
+            http,
+            rtmp,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < WAIT,
+                "hub log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr_of(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+fn ffmpeg_bg(args: &[&str]) -> Child {
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+fn clip4s() -> Clip {
+    Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 0,
+        audio: true,
+        gop_secs: 4,
+        secs: 10,
+    }
+}
+
+/// A played file: h264 320x240 + aac, first video packet a keyframe, decodes cleanly.
+fn check_played(out: &Path, min_video: u64) {
+    let streams = probe_streams(out);
+    assert_eq!(streams.len(), 2, "{}: {streams:?}", out.display());
+    let v = streams.iter().find(|s| s.codec == "h264").expect("h264");
+    assert_eq!(
+        (v.width, v.height),
+        (Some(320), Some(240)),
+        "{}",
+        out.display()
+    );
+    assert!(streams.iter().any(|s| s.codec == "aac"), "{streams:?}");
+    assert!(v.packets >= min_video, "{}: {streams:?}", out.display());
+    let pk = probe_packets(out);
+    assert!(
+        pk.iter().find(|p| p.kind == "video").unwrap().key,
+        "{}: starts on a keyframe",
+        out.display()
+    );
+    assert_decodes_cleanly(out);
+}
+
+#[test]
+fn rtmp_publish_played_over_rtmp_http_flv_and_fstream_with_a_late_joiner() {
+    let hub = Hub::start();
+    let src = clip4s().flv();
+    let dir = tmpdir();
+    let s = src.to_string_lossy().to_string();
+    let publish = format!("rtmp://{}/fier/cam?user-password=123", hub.rtmp);
+    let mut p = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &publish]);
+    hub.wait_log("broadcasting fier/cam");
+    hub.wait_log("channel fier/cam: FLV content");
+    let play = format!("rtmp://{}/fier/cam", hub.rtmp);
+    let o_rtmp = dir.join("relay-rtmp-play.flv");
+    let o_http = dir.join("relay-rtmp-http.flv");
+    let o_fs = dir.join("relay-rtmp-fstream.flv");
+    let o = o_rtmp.to_string_lossy().to_string();
+    let mut r1 = ffmpeg_bg(&["-i", &play, "-c", "copy", "-t", "3", &o]);
+    let url = format!("http://{}/fier/cam.flv", hub.http);
+    let oh = o_http.to_string_lossy().to_string();
+    let mut h = ffmpeg_bg(&["-i", &url, "-c", "copy", "-t", "3", &oh]);
+    let o_ts = dir.join("relay-rtmp-http.ts");
+    let ots = o_ts.to_string_lossy().to_string();
+    let url_ts = format!("http://{}/fier/cam.ts", hub.http);
+    let mut hts = ffmpeg_bg(&["-i", &url_ts, "-c", "copy", "-t", "3", "-f", "mpegts", &ots]);
+    let mut fs = Command::new(river("river-relay"))
+        .args(["watch", &hub.fstream, "--user", "fier", "--channel", "cam"])
+        .stdout(Stdio::from(std::fs::File::create(&o_fs).unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A late joiner, past the second keyframe (4 s GOP): starts on the cached keyframe.
+    std::thread::sleep(Duration::from_secs(5));
+    let o_late = dir.join("relay-rtmp-late.flv");
+    let ol = o_late.to_string_lossy().to_string();
+    let mut late = ffmpeg_bg(&["-i", &play, "-c", "copy", "-t", "2", &ol]);
+    for (c, what) in [
+        (&mut r1, "rtmp player"),
+        (&mut h, "http-flv player"),
+        (&mut hts, "http-ts player"),
+        (&mut late, "late rtmp player"),
+    ] {
+        let st = wait_deadline(c, WAIT, what);
+        assert!(st.success(), "{what}: {}", stderr_of(c));
+    }
+    let st = wait_deadline(&mut p, WAIT, "ffmpeg publish");
+    assert!(st.success(), "publish: {}", stderr_of(&mut p));
+    // End of publish = end of broadcast: the fstream watcher gets EOF.
+    let st = wait_deadline(&mut fs, WAIT, "fstream watcher");
+    assert!(st.success(), "fstream watcher: {}", stderr_of(&mut fs));
+    check_played(&o_rtmp, 50);
+    check_played(&o_http, 50);
+    check_played(&o_late, 25);
+    check_played(&o_ts, 50);
+    check_played(&o_fs, 200);
+    let log = hub.log();
+    assert!(log.contains("channel fier/cam: end of broadcast"), "{log}");
+}
+
+#[test]
+fn fstream_ts_broadcast_played_over_rtmp() {
+    let hub = Hub::start();
+    let clip = Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 2,
+        audio: true,
+        gop_secs: 1,
+        secs: 3,
+    };
+    let src = clip.remux("mpegts");
+    let dir = tmpdir();
+    let play = format!("rtmp://{}/fier/ts", hub.rtmp);
+    let out = dir.join("relay-rtmp-from-ts.flv");
+    let o = out.to_string_lossy().to_string();
+    // The player comes first and waits for the channel.
+    let mut r = ffmpeg_bg(&["-i", &play, "-c", "copy", "-f", "flv", &o]);
+    hub.wait_log("watching fier/ts (waiting for it to go live)");
+    let s = src.to_string_lossy().to_string();
+    let cmd = format!(
+        "ffmpeg -nostdin -v error -re -i '{s}' -c copy -f mpegts - | '{}' broadcast {} --user fier --password 123 --channel ts",
+        river("river-relay").display(),
+        hub.fstream
+    );
+    let mut b = Command::new("sh")
+        .args(["-c", &cmd])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_deadline(&mut b, WAIT, "ffmpeg | broadcast");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let st = wait_deadline(&mut r, WAIT, "rtmp player");
+    assert!(st.success(), "rtmp player: {}", stderr_of(&mut r));
+    check_played(&out, 50);
+}
+
+fn refused(args: &[&str]) -> String {
+    let mut c = ffmpeg_bg(args);
+    let st = wait_deadline(&mut c, WAIT, "refused ffmpeg");
+    let err = stderr_of(&mut c);
+    assert!(!st.success(), "ffmpeg should fail: {err}");
+    err
+}
+
+#[test]
+fn wrong_user_and_channel_passwords_are_refused_with_a_clear_error() {
+    let hub = Hub::start();
+    let src: PathBuf = Clip {
+        width: 160,
+        height: 120,
+        fps: 25,
+        bframes: 0,
+        audio: false,
+        gop_secs: 1,
+        secs: 8,
+    }
+    .flv();
+    let s = src.to_string_lossy().to_string();
+    let bad = format!("rtmp://{}/fier/cam?user-password=nope", hub.rtmp);
+    let err = refused(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &bad]);
+    assert!(err.contains("wrong user password"), "{err}");
+    hub.wait_log("refused: RTMP broadcaster for fier/cam: wrong user password");
+    // Password on the connect URL (app query), channel password set by the publisher.
+    let good = format!(
+        "rtmp://{}/fier?user-password=123/cam?password=chpw",
+        hub.rtmp
+    );
+    let mut p = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &good]);
+    hub.wait_log("broadcasting fier/cam (channel password set)");
+    let play_bad = format!("rtmp://{}/fier/cam?password=wrong", hub.rtmp);
+    let err = refused(&["-i", &play_bad, "-c", "copy", "-t", "1", "-f", "null", "-"]);
+    assert!(err.contains("wrong channel password"), "{err}");
+    let play_ok = format!("rtmp://{}/fier/cam?password=chpw", hub.rtmp);
+    let mut ok = ffmpeg_bg(&["-i", &play_ok, "-c", "copy", "-t", "1", "-f", "null", "-"]);
+    let st = wait_deadline(&mut ok, WAIT, "player with the channel password");
+    assert!(st.success(), "{}", stderr_of(&mut ok));
+    p.kill().ok();
+    p.wait().ok();
+    let log = hub.log();
+    assert!(
+        log.contains("127.0.0.1:")
+            && log.contains("refused: watcher of fier/cam: wrong channel password"),
+        "{log}"
+    );
+}
