@@ -28,6 +28,7 @@ pub mod format;
 pub mod http;
 pub mod media;
 pub mod pipeline;
+pub mod proto;
 pub mod stdio;
 pub mod testsrc;
 pub mod thumb;
