@@ -17,6 +17,7 @@ pub mod aac;
 pub mod h264;
 pub mod ingest;
 pub mod rtcp;
+pub mod view;
 
 use bytes::Bytes;
 

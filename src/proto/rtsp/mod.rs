@@ -17,5 +17,5 @@ pub mod transport;
 
 pub use auth::{Authenticator, Credentials};
 pub use message::{Message, Method, ParseError, Reader, Request, Response};
-pub use session::{Access, AuthVerdict, Event, Host, Session, SessionConfig, StreamSetup};
+pub use session::{Access, AuthVerdict, Event, Host, RtpInfo, Session, SessionConfig, StreamSetup};
 pub use transport::{Lower, Transport};

@@ -39,6 +39,10 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Realm of the authentication challenges.
     pub realm: String,
+    /// Players share one RTP stream per track (one packetization for all, see
+    /// [`crate::proto::rtp::view`]): TCP interleaved channels are fixed at `2i-(2i+1)` for media
+    /// section i whatever the client proposed, and no `ssrc` is announced in the SETUP answer.
+    pub shared_streams: bool,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +51,7 @@ impl Default for SessionConfig {
             session_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(20),
             realm: "river".to_string(),
+            shared_streams: false,
         }
     }
 }
@@ -96,16 +101,19 @@ pub trait Host {
     /// RECORD: start receiving `streams` of `sdp` for `path`. An error status refuses (e.g. 403 for
     /// a channel another publisher holds, 415 for codecs river cannot carry).
     fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16>;
-    /// PLAY: start sending `streams`. Returns, per stream, the RTP timestamp of the first packet
-    /// when it is known (for `RTP-Info`).
-    fn play(
-        &mut self,
-        path: &str,
-        sdp: &Sdp,
-        streams: &[StreamSetup],
-    ) -> Result<Vec<Option<u32>>, u16>;
+    /// PLAY: start sending `streams`. Returns, per stream, the sequence number and RTP timestamp
+    /// of the first packet the player will get, when known (for `RTP-Info`).
+    fn play(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup])
+        -> Result<Vec<RtpInfo>, u16>;
     /// The server's RTP and RTCP UDP ports, if UDP transport is offered.
     fn udp_ports(&self) -> Option<(u16, u16)>;
+}
+
+/// Where a player's stream starts, for the `RTP-Info` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RtpInfo {
+    pub seq: Option<u16>,
+    pub rtptime: Option<u32>,
 }
 
 /// What the session tells its host, besides responses.
@@ -562,7 +570,12 @@ impl Session {
             .find(|t| !matches!(t.lower, Lower::Udp { .. }) || udp.is_some())
             .ok_or_else(|| Response::new(461))?;
         let mut t = spec.clone();
+        let shared = self.cfg.shared_streams && mode == Access::Play;
         match &mut t.lower {
+            Lower::Tcp { interleaved } if shared => {
+                let c = u8::try_from(index * 2).map_err(|_| Response::new(461))?;
+                *interleaved = (c, c + 1);
+            }
             Lower::Tcp { interleaved } => {
                 let used = |c: u8, streams: &[StreamSetup]| {
                     streams.iter().filter(|s| s.index != index).any(|s| {
@@ -590,7 +603,7 @@ impl Session {
         let (ssrc, seq, rtptime) = match mode {
             Access::Play => {
                 let r = random_u64();
-                t.ssrc = Some(r as u32);
+                t.ssrc = (!shared).then_some(r as u32);
                 t.record = false;
                 (r as u32, (r >> 32) as u16, (r >> 48) as u32 * 0x10001)
             }
@@ -650,10 +663,15 @@ impl Session {
                 } else {
                     format!("{}/{}", self.base_uri, s.control)
                 };
-                match times.get(i).copied().flatten() {
-                    Some(t) => format!("url={url};seq={};rtptime={t}", s.seq),
-                    None => format!("url={url};seq={}", s.seq),
+                let info = times.get(i).copied().unwrap_or_default();
+                let mut v = format!("url={url}");
+                if let Some(q) = info.seq {
+                    v.push_str(&format!(";seq={q}"));
                 }
+                if let Some(t) = info.rtptime {
+                    v.push_str(&format!(";rtptime={t}"));
+                }
+                v
             })
             .collect();
         Ok(Response::new(200)

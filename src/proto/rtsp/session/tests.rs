@@ -43,9 +43,15 @@ impl Host for MockHost {
         _path: &str,
         _sdp: &Sdp,
         streams: &[StreamSetup],
-    ) -> Result<Vec<Option<u32>>, u16> {
+    ) -> Result<Vec<RtpInfo>, u16> {
         self.playing += 1;
-        Ok(streams.iter().map(|s| Some(s.rtptime)).collect())
+        Ok(streams
+            .iter()
+            .map(|s| RtpInfo {
+                seq: Some(s.seq),
+                rtptime: Some(s.rtptime),
+            })
+            .collect())
     }
     fn udp_ports(&self) -> Option<(u16, u16)> {
         self.udp
@@ -434,6 +440,7 @@ fn play_flow_tcp_and_udp() {
         ]
     );
     assert_eq!(s.skipped_frames, 2);
+    assert!(info.contains(";rtptime="));
     // Authorization was asked once for the whole session.
     assert_eq!(
         host.authorized,
@@ -581,4 +588,43 @@ fn timeouts_follow_activity() {
     s.touch(t2);
     assert!(!s.timed_out(t2 + Duration::from_secs(59)));
     assert!(s.timed_out(t2 + Duration::from_secs(60)));
+}
+
+#[test]
+fn shared_streams_fix_the_interleaved_channels() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        ..Default::default()
+    };
+    let cfg = SessionConfig {
+        shared_streams: true,
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg, now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req("DESCRIBE", "rtsp://h/live/cam", 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            "rtsp://h/live/cam/streamid=1",
+            2,
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let r = responses(&out);
+    assert_eq!(
+        hdr(&r[1], "Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=2-3")
+    );
 }
