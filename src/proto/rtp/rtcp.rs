@@ -43,6 +43,12 @@ pub fn write_sr(
     out.resize(out.len() + padded - (4 + 2 + name.len()), 0);
 }
 
+/// Writes a BYE for `ssrc` (the stream ended).
+pub fn write_bye(ssrc: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x81, 203, 0, 1]);
+    out.extend_from_slice(&ssrc.to_be_bytes());
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rtcp {
     SenderReport { ssrc: u32, ntp: u64, rtp_time: u32 },
@@ -144,6 +150,9 @@ mod tests {
                 Rtcp::Bye { ssrcs: vec![5] }
             ]
         );
+        let mut b = Vec::new();
+        write_bye(9, &mut b);
+        assert_eq!(parse(&b), vec![Rtcp::Bye { ssrcs: vec![9] }]);
         let t = ntp_time(UNIX_EPOCH + std::time::Duration::from_millis(1500));
         assert_eq!(t >> 32, NTP_UNIX_OFFSET + 1);
         assert_eq!(t & 0xffff_ffff, 1 << 31);

@@ -281,6 +281,46 @@ impl RtpView {
     }
 }
 
+impl RtpView {
+    /// One interleaved RTCP BYE per track: the broadcast is over.
+    pub fn byes(&self) -> Vec<Bytes> {
+        let mut v = Vec::new();
+        for o in [&self.v, &self.a].into_iter().flatten() {
+            let mut pkt = Vec::with_capacity(8);
+            rtcp::write_bye(o.sender.ssrc, &mut pkt);
+            let mut b = BytesMut::with_capacity(12);
+            b.put_u8(b'$');
+            b.put_u8((o.index * 2 + 1) as u8);
+            b.put_u16(pkt.len() as u16);
+            b.put_slice(&pkt);
+            v.push(b.freeze());
+        }
+        v
+    }
+
+    /// Sequence number and RTP timestamp of the first RTP packet among `packets` on each track
+    /// (for `RTP-Info`), by track index.
+    pub fn rtp_info<'a>(
+        &self,
+        packets: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<(Option<u16>, Option<u32>)> {
+        let mut v = vec![(None, None); self.tracks()];
+        for p in packets {
+            let Some((ch, pkt)) = unframe(p) else {
+                continue;
+            };
+            let i = usize::from(ch / 2);
+            if ch % 2 == 1 || i >= v.len() || v[i].0.is_some() {
+                continue;
+            }
+            if let Ok(r) = super::Packet::parse(pkt) {
+                v[i] = (Some(r.seq), Some(r.timestamp));
+            }
+        }
+        v
+    }
+}
+
 /// Splits an interleaved view packet into (channel, RTP/RTCP bytes).
 pub fn unframe(data: &[u8]) -> Option<(u8, &[u8])> {
     if data.len() < 4 || data[0] != b'$' {
