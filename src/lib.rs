@@ -12,6 +12,8 @@
 //! - [`format`]: containers without I/O: FLV (tags, AMF0 metadata) and MPEG-TS (mux and demux).
 //! - [`http`]: the static HTTP server for HLS output (playlists, segments, a player page with
 //!   hls.js), on tiny_http threads; the only sockets in the library so far.
+//! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
+//!   AMF0 commands, a server session for publish and play).
 //! - [`pipeline`]: format detection and the bridges between containers and frames, as push stages.
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.

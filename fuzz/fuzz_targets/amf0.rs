@@ -1,11 +1,24 @@
 //! AMF0 script data on arbitrary bytes: no panic, no stack overflow, no huge allocation; what
-//! decodes as metadata re-encodes and decodes to the same properties.
+//! decodes as metadata re-encodes and decodes to the same properties. The same bytes as an RTMP
+//! command: what decodes re-encodes to a command that decodes the same.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use river::format::flv::{metadata_body, parse_script};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(c) = river::proto::rtmp::Command::parse(data) {
+        let mut vals = vec![c.object.clone()];
+        vals.extend(c.args.iter().cloned());
+        let enc = river::proto::rtmp::Command::encode(&c.name, c.transaction_id, &vals);
+        let again = river::proto::rtmp::Command::parse(&enc).expect("re-encoded command must decode");
+        let mut vals2 = vec![again.object.clone()];
+        vals2.extend(again.args.iter().cloned());
+        assert_eq!(
+            river::proto::rtmp::Command::encode(&again.name, again.transaction_id, &vals2),
+            enc
+        );
+    }
     let Ok(s) = parse_script(data) else {
         return;
     };

@@ -8,11 +8,13 @@ use crate::media::CLOCK_HZ;
 
 mod hls_seg;
 mod mux;
+mod rtmp_in;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
+pub use rtmp_in::RtmpIn;
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -147,6 +149,7 @@ pub fn commands() -> Vec<clap::Command> {
         HlsSeg::command(),
         TestSrc::command(),
         Thumb::command(),
+        RtmpIn::command(),
     ]
 }
 

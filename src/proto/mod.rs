@@ -1,5 +1,6 @@
-//! Wire protocols, pure and sans-IO: bytes in, values out.
+//! Network protocols as sans-IO sessions: bytes and time in, events and bytes out, no sockets.
 
+pub mod rtmp;
 pub mod rtp;
 pub mod rtsp;
 pub mod sdp;

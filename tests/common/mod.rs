@@ -20,6 +20,7 @@ pub fn river(tool: &str) -> PathBuf {
         "river-hls-seg" => PathBuf::from(env!("CARGO_BIN_EXE_river-hls-seg")),
         "river-testsrc" => PathBuf::from(env!("CARGO_BIN_EXE_river-testsrc")),
         "river-thumb" => PathBuf::from(env!("CARGO_BIN_EXE_river-thumb")),
+        "river-rtmp-in" => PathBuf::from(env!("CARGO_BIN_EXE_river-rtmp-in")),
         other => panic!("unknown tool {other}"),
     }
 }

@@ -1,0 +1,242 @@
+//! RTMP message types: protocol control, user control, and AMF0 commands.
+
+use amf::amf0::Value;
+use amf::Pair;
+
+use crate::format::flv::parse_script;
+
+/// Message type ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    /// 1
+    SetChunkSize,
+    /// 2
+    Abort,
+    /// 3
+    Acknowledgement,
+    /// 4
+    UserControl,
+    /// 5
+    WindowAckSize,
+    /// 6
+    SetPeerBandwidth,
+    /// 8
+    Audio,
+    /// 9
+    Video,
+    /// 15: data message in AMF3
+    DataAmf3,
+    /// 16: shared object in AMF3
+    SharedObjectAmf3,
+    /// 17: command in AMF3
+    CommandAmf3,
+    /// 18: data message in AMF0 (@setDataFrame, onMetaData, |RtmpSampleAccess)
+    DataAmf0,
+    /// 19: shared object in AMF0
+    SharedObjectAmf0,
+    /// 20: command in AMF0
+    CommandAmf0,
+    /// 22: aggregate (a run of FLV-style tags)
+    Aggregate,
+    Other(u8),
+}
+
+impl MessageType {
+    pub fn from_u8(v: u8) -> MessageType {
+        use MessageType::*;
+        match v {
+            1 => SetChunkSize,
+            2 => Abort,
+            3 => Acknowledgement,
+            4 => UserControl,
+            5 => WindowAckSize,
+            6 => SetPeerBandwidth,
+            8 => Audio,
+            9 => Video,
+            15 => DataAmf3,
+            16 => SharedObjectAmf3,
+            17 => CommandAmf3,
+            18 => DataAmf0,
+            19 => SharedObjectAmf0,
+            20 => CommandAmf0,
+            22 => Aggregate,
+            n => Other(n),
+        }
+    }
+
+    pub fn as_u8(self) -> u8 {
+        use MessageType::*;
+        match self {
+            SetChunkSize => 1,
+            Abort => 2,
+            Acknowledgement => 3,
+            UserControl => 4,
+            WindowAckSize => 5,
+            SetPeerBandwidth => 6,
+            Audio => 8,
+            Video => 9,
+            DataAmf3 => 15,
+            SharedObjectAmf3 => 16,
+            CommandAmf3 => 17,
+            DataAmf0 => 18,
+            SharedObjectAmf0 => 19,
+            CommandAmf0 => 20,
+            Aggregate => 22,
+            Other(n) => n,
+        }
+    }
+}
+
+/// User control events (message type 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserControl {
+    StreamBegin(u32),
+    StreamEof(u32),
+    StreamDry(u32),
+    SetBufferLength { stream_id: u32, ms: u32 },
+    StreamIsRecorded(u32),
+    PingRequest(u32),
+    PingResponse(u32),
+    Other(u16),
+}
+
+impl UserControl {
+    pub fn parse(b: &[u8]) -> Option<UserControl> {
+        let ev = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
+        let arg = |i: usize| {
+            b.get(i..i + 4)
+                .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        Some(match ev {
+            0 => UserControl::StreamBegin(arg(2)?),
+            1 => UserControl::StreamEof(arg(2)?),
+            2 => UserControl::StreamDry(arg(2)?),
+            3 => UserControl::SetBufferLength {
+                stream_id: arg(2)?,
+                ms: arg(6)?,
+            },
+            4 => UserControl::StreamIsRecorded(arg(2)?),
+            6 => UserControl::PingRequest(arg(2)?),
+            7 => UserControl::PingResponse(arg(2)?),
+            n => UserControl::Other(n),
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let (ev, a, b): (u16, u32, Option<u32>) = match *self {
+            UserControl::StreamBegin(s) => (0, s, None),
+            UserControl::StreamEof(s) => (1, s, None),
+            UserControl::StreamDry(s) => (2, s, None),
+            UserControl::SetBufferLength { stream_id, ms } => (3, stream_id, Some(ms)),
+            UserControl::StreamIsRecorded(s) => (4, s, None),
+            UserControl::PingRequest(t) => (6, t, None),
+            UserControl::PingResponse(t) => (7, t, None),
+            UserControl::Other(n) => (n, 0, None),
+        };
+        let mut v = ev.to_be_bytes().to_vec();
+        v.extend_from_slice(&a.to_be_bytes());
+        if let Some(b) = b {
+            v.extend_from_slice(&b.to_be_bytes());
+        }
+        v
+    }
+}
+
+/// A decoded AMF0 command: name, transaction id, command object, and the arguments after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub name: String,
+    pub transaction_id: f64,
+    /// The command object (often Null).
+    pub object: Value,
+    pub args: Vec<Value>,
+}
+
+impl Command {
+    /// Decodes a command message body (type 20; for type 17 skip its first byte first). The body
+    /// goes through the bounded AMF0 pre-scan of [`parse_script`] before the `amf` crate sees it.
+    pub fn parse(body: &[u8]) -> Result<Command, String> {
+        let s = parse_script(body)?;
+        if s.set_data_frame {
+            return Err("@setDataFrame is data, not a command".into());
+        }
+        let mut vals = s.values.into_iter();
+        let transaction_id = match vals.next() {
+            Some(Value::Number(n)) => n,
+            Some(_) | None => 0.0,
+        };
+        let object = vals.next().unwrap_or(Value::Null);
+        Ok(Command {
+            name: s.name,
+            transaction_id,
+            object,
+            args: vals.collect(),
+        })
+    }
+
+    /// Encodes a command.
+    pub fn encode(name: &str, transaction_id: f64, values: &[Value]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        let _ = Value::String(name.to_string()).write_to(&mut out);
+        let _ = Value::Number(transaction_id).write_to(&mut out);
+        for v in values {
+            let _ = v.write_to(&mut out);
+        }
+        out
+    }
+
+    /// The string property `key` of the command object.
+    pub fn object_str(&self, key: &str) -> Option<&str> {
+        obj_get(&self.object, key).and_then(|v| match v {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The `i`-th argument as a string.
+    pub fn arg_str(&self, i: usize) -> Option<&str> {
+        match self.args.get(i)? {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The `i`-th argument as a number.
+    pub fn arg_num(&self, i: usize) -> Option<f64> {
+        match self.args.get(i)? {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+fn obj_get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    let entries: &[Pair<String, Value>] = match v {
+        Value::Object { entries, .. } | Value::EcmaArray { entries } => entries,
+        _ => return None,
+    };
+    entries.iter().find(|p| p.key == key).map(|p| &p.value)
+}
+
+/// An AMF0 object from `(key, value)` pairs.
+pub fn object(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Object {
+        class_name: None,
+        entries: pairs
+            .into_iter()
+            .map(|(k, v)| Pair {
+                key: k.to_string(),
+                value: v,
+            })
+            .collect(),
+    }
+}
+
+/// The info object of an onStatus / _result / _error.
+pub fn status(level: &str, code: &str, description: &str) -> Value {
+    object(vec![
+        ("level", Value::String(level.into())),
+        ("code", Value::String(code.into())),
+        ("description", Value::String(description.into())),
+    ])
+}

@@ -1,0 +1,958 @@
+//! The server side of an RTMP connection, sans-IO.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use amf::amf0::Value;
+use bytes::Bytes;
+
+use super::chunk::{read_u32, ChunkReader, ChunkWriter, Message, ReaderLimits};
+use super::handshake::{ServerHandshake, HANDSHAKE_SIZE};
+use super::message::{object, status, Command, MessageType, UserControl};
+use super::{RtmpError, RtmpErrorKind};
+use crate::format::flv::parse_script;
+
+/// Chunk streams used for what the server sends.
+const CS_CONTROL: u32 = 2;
+const CS_COMMAND: u32 = 3;
+const CS_AUDIO: u32 = 4;
+const CS_DATA: u32 = 5;
+const CS_VIDEO: u32 = 6;
+
+/// Limits and settings of a [`ServerSession`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Limits of the chunk reader (chunk size, message size, buffered bytes, chunk streams).
+    pub limits: ReaderLimits,
+    /// Most message streams (createStream) per connection.
+    pub max_streams: u32,
+    /// The handshake and the connect command must be done within this time.
+    pub handshake_timeout: Duration,
+    /// Close when nothing arrives for this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// The chunk size the server sends with (announced with Set Chunk Size after connect).
+    pub chunk_size: u32,
+    /// Window Acknowledgement Size and Set Peer Bandwidth announced after connect.
+    pub window_ack_size: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: ReaderLimits::default(),
+            max_streams: 8,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(30)),
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+        }
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    /// The RTMP message type id (also the FLV tag type).
+    pub fn type_id(self) -> u8 {
+        match self {
+            MediaKind::Audio => 8,
+            MediaKind::Video => 9,
+        }
+    }
+}
+
+/// What the peer did. Some events wait for an answer (see each variant).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// The client sent `connect`. Answer with [`ServerSession::accept_connect`] or
+    /// [`ServerSession::reject_connect`].
+    Connect {
+        /// The application, as sent (may carry `?query`).
+        app: String,
+        tc_url: Option<String>,
+        flash_ver: Option<String>,
+    },
+    /// The client asked to publish. Answer with [`ServerSession::accept_publish`] or
+    /// [`ServerSession::reject_publish`].
+    Publish {
+        stream_id: u32,
+        /// The stream name up to the first `?`.
+        stream_key: String,
+        /// What followed the `?` in the stream name (empty when none).
+        query: String,
+        /// `live`, `record` or `append` as the client said (`live` when absent).
+        publish_type: String,
+    },
+    /// The client asked to play. Answer with [`ServerSession::accept_play`] or
+    /// [`ServerSession::reject_play`].
+    Play {
+        stream_id: u32,
+        /// The stream name up to the first `?`.
+        stream_name: String,
+        query: String,
+        /// The requested start (seconds; -2 live or recorded, -1 live only).
+        start: f64,
+    },
+    /// A data message on a publishing stream. `body` is an FLV script-tag body: for
+    /// `@setDataFrame` messages the `@setDataFrame` string is removed, so `onMetaData` metadata
+    /// comes out exactly as an FLV file stores it. The bytes are the publisher's own.
+    Metadata {
+        stream_id: u32,
+        timestamp: u32,
+        /// The first string (`onMetaData`, `onTextData`, `onCuePoint`, ...).
+        name: String,
+        body: Bytes,
+    },
+    /// An audio or video message on a publishing stream: `body` is an FLV tag body (for video,
+    /// legacy AVC or the Enhanced-RTMP FourCC header; parse it with
+    /// [`crate::format::flv::VideoTag::parse`]).
+    Media {
+        stream_id: u32,
+        kind: MediaKind,
+        /// Milliseconds, absolute, wrapping at 2^32.
+        timestamp: u32,
+        body: Bytes,
+    },
+    /// A publish ended (FCUnpublish, closeStream, deleteStream, or [`ServerSession::finish`]).
+    Unpublish { stream_id: u32 },
+    /// A play ended (closeStream, deleteStream, or [`ServerSession::finish`]).
+    PlayStop { stream_id: u32 },
+    /// The session is over ([`ServerSession::finish`]).
+    Closed,
+}
+
+/// Counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub messages_in: u64,
+    /// Messages of types the session does not handle (shared objects, AMF3 data, unknown).
+    pub ignored_messages: u64,
+    /// Media or data on a stream that is not publishing.
+    pub dropped_media: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Handshake,
+    AwaitConnect,
+    ConnectPending(f64),
+    Connected,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StreamState {
+    Idle,
+    PublishPending(String),
+    Publishing(String),
+    PlayPending,
+    Playing,
+}
+
+/// The server side of one RTMP connection. See the [module docs](super) for the driving contract.
+///
+/// Publish: `Connect` → `accept_connect`, `Publish` → `accept_publish`, then `Metadata` and
+/// `Media` events until `Unpublish`. Play: `Connect` → `accept_connect`, `Play` → `accept_play`
+/// (which sends StreamBegin, NetStream.Play.Reset, NetStream.Play.Start and |RtmpSampleAccess),
+/// then [`send_metadata`](Self::send_metadata) and [`send_media`](Self::send_media) (sequence
+/// headers first, then tags).
+pub struct ServerSession {
+    cfg: ServerConfig,
+    phase: Phase,
+    hs: ServerHandshake,
+    reader: ChunkReader,
+    writer: ChunkWriter,
+    out: Vec<u8>,
+    out_pos: usize,
+    events: VecDeque<ServerEvent>,
+    app: String,
+    streams: BTreeMap<u32, StreamState>,
+    next_stream_id: u32,
+    peer_window: u32,
+    last_ack: u64,
+    started: Instant,
+    last_rx: Instant,
+    close: bool,
+    error: Option<RtmpError>,
+    stats: SessionStats,
+}
+
+impl ServerSession {
+    /// A session for a connection accepted at `now`.
+    pub fn new(cfg: ServerConfig, now: Instant) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        ServerSession {
+            cfg,
+            phase: Phase::Handshake,
+            hs: ServerHandshake::new(seed, 0),
+            reader: ChunkReader::new(cfg.limits, (1 + 2 * HANDSHAKE_SIZE) as u64),
+            writer: ChunkWriter::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            events: VecDeque::new(),
+            app: String::new(),
+            streams: BTreeMap::new(),
+            next_stream_id: 1,
+            peer_window: 0,
+            last_ack: 0,
+            started: now,
+            last_rx: now,
+            close: false,
+            error: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// The application of the accepted (or pending) connect.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// True once the session wants the connection closed (after a reject, an error or
+    /// [`finish`](Self::finish)): send what [`pending_output`](Self::pending_output) still holds,
+    /// then close.
+    pub fn should_close(&self) -> bool {
+        self.close || self.error.is_some() || self.phase == Phase::Closed
+    }
+
+    /// The next event, in the order things happened.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// Marks `n` bytes of [`pending_output`](Self::pending_output) as sent.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        self.stats.bytes_out += n as u64;
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos > (1 << 16) && self.out_pos * 2 > self.out.len() {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+    }
+
+    /// Takes all bytes waiting to be sent.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.out);
+        if self.out_pos > 0 {
+            v.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        self.stats.bytes_out += v.len() as u64;
+        v
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_deadline(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed || self.error.is_some() {
+            return None;
+        }
+        let hs = match self.phase {
+            Phase::Handshake | Phase::AwaitConnect | Phase::ConnectPending(_) => {
+                Some(self.started + self.cfg.handshake_timeout)
+            }
+            _ => None,
+        };
+        let idle = self.cfg.idle_timeout.map(|d| self.last_rx + d);
+        match (hs, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks the deadlines: an error when the handshake and connect took too long, or nothing
+    /// arrived for the idle timeout.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtmpError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let off = self.stats.bytes_in;
+        let e = match self.phase {
+            Phase::Handshake | Phase::AwaitConnect | Phase::ConnectPending(_)
+                if now >= self.started + self.cfg.handshake_timeout =>
+            {
+                let what = match self.phase {
+                    Phase::Handshake => "handshake",
+                    _ => "connect",
+                };
+                RtmpError::new(
+                    RtmpErrorKind::Timeout,
+                    off,
+                    format!(
+                        "{what} not done within {:?} of the connection",
+                        self.cfg.handshake_timeout
+                    ),
+                )
+            }
+            _ => match self.cfg.idle_timeout {
+                Some(d) if self.phase != Phase::Closed && now >= self.last_rx + d => {
+                    RtmpError::new(
+                        RtmpErrorKind::Timeout,
+                        off,
+                        format!("nothing received for {d:?}"),
+                    )
+                }
+                _ => return Ok(()),
+            },
+        };
+        self.error = Some(e.clone());
+        Err(e)
+    }
+
+    /// Feeds bytes received from the peer at `now`. Events queue up for
+    /// [`poll_event`](Self::poll_event), answers for [`take_output`](Self::take_output). An error
+    /// ends the session (every later call returns it).
+    pub fn push(&mut self, data: &[u8], now: Instant) -> Result<(), RtmpError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        if !data.is_empty() {
+            self.last_rx = now;
+        }
+        self.stats.bytes_in += data.len() as u64;
+        let r = self.push_inner(data);
+        if let Err(e) = &r {
+            self.error = Some(e.clone());
+        }
+        r
+    }
+
+    fn push_inner(&mut self, mut data: &[u8]) -> Result<(), RtmpError> {
+        if self.phase == Phase::Handshake {
+            let used = self.hs.push(data, &mut self.out)?;
+            data = &data[used..];
+            if !self.hs.is_done() {
+                return Ok(());
+            }
+            self.phase = Phase::AwaitConnect;
+        }
+        self.reader.feed(data);
+        self.pump()?;
+        if self.peer_window > 0
+            && self.stats.bytes_in - self.last_ack >= u64::from(self.peer_window)
+        {
+            self.last_ack = self.stats.bytes_in;
+            let seq = (self.stats.bytes_in as u32).to_be_bytes();
+            self.control(MessageType::Acknowledgement, &seq);
+        }
+        Ok(())
+    }
+
+    /// Whether an event waits for the caller's answer: parsing stops there, so what the peer sent
+    /// after it is handled as if the answer had come first (the result never depends on how the
+    /// input was split).
+    fn waiting(&self) -> bool {
+        matches!(self.phase, Phase::ConnectPending(_))
+            || self
+                .streams
+                .values()
+                .any(|s| matches!(s, StreamState::PublishPending(_) | StreamState::PlayPending))
+    }
+
+    /// Handles buffered messages until one needs an answer.
+    fn pump(&mut self) -> Result<(), RtmpError> {
+        while !self.waiting() && !self.close && self.phase != Phase::Closed {
+            match self.reader.next_message()? {
+                Some(m) => self.message(m)?,
+                None => return Ok(()),
+            }
+        }
+        let held = self.reader.unparsed();
+        if held > self.cfg.limits.max_buffered {
+            return Err(RtmpError::new(
+                RtmpErrorKind::Limit,
+                self.reader.offset(),
+                format!("peer sent {held} bytes while its request waited for an answer"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resumes parsing after an answer.
+    fn resume(&mut self) -> Result<(), RtmpError> {
+        let r = self.pump();
+        if let Err(e) = &r {
+            self.error = Some(e.clone());
+        }
+        r
+    }
+
+    fn perr(&self, msg: String) -> RtmpError {
+        RtmpError::new(RtmpErrorKind::Protocol, self.reader.offset(), msg)
+    }
+
+    fn control(&mut self, t: MessageType, payload: &[u8]) {
+        self.writer
+            .write(CS_CONTROL, t.as_u8(), 0, 0, payload, &mut self.out);
+    }
+
+    fn user_control(&mut self, u: UserControl) {
+        let p = u.encode();
+        self.control(MessageType::UserControl, &p);
+    }
+
+    fn command(&mut self, stream_id: u32, name: &str, txn: f64, values: &[Value]) {
+        let body = Command::encode(name, txn, values);
+        let cs = if stream_id == 0 { CS_COMMAND } else { CS_DATA };
+        self.writer.write(
+            cs,
+            MessageType::CommandAmf0.as_u8(),
+            stream_id,
+            0,
+            &body,
+            &mut self.out,
+        );
+    }
+
+    fn on_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
+        self.command(
+            stream_id,
+            "onStatus",
+            0.0,
+            &[Value::Null, status(level, code, description)],
+        );
+    }
+
+    fn message(&mut self, m: Message) -> Result<(), RtmpError> {
+        self.stats.messages_in += 1;
+        match MessageType::from_u8(m.type_id) {
+            MessageType::SetChunkSize | MessageType::Abort | MessageType::Acknowledgement => {}
+            MessageType::WindowAckSize => {
+                if let Some(v) = read_u32(&m.payload) {
+                    self.peer_window = v;
+                }
+            }
+            MessageType::SetPeerBandwidth => {}
+            MessageType::UserControl => {
+                if let Some(UserControl::PingRequest(t)) = UserControl::parse(&m.payload) {
+                    self.user_control(UserControl::PingResponse(t));
+                }
+            }
+            MessageType::Audio | MessageType::Video => {
+                let kind = if m.type_id == 8 {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                self.media(m.stream_id, kind, m.timestamp, m.payload);
+            }
+            MessageType::DataAmf0 => self.data(m.stream_id, m.timestamp, m.payload),
+            MessageType::DataAmf3 if m.payload.first() == Some(&0) => {
+                self.data(m.stream_id, m.timestamp, m.payload.slice(1..))
+            }
+            MessageType::CommandAmf0 => self.command_in(&m, &m.payload)?,
+            MessageType::CommandAmf3 if m.payload.first() == Some(&0) => {
+                self.command_in(&m, &m.payload[1..])?
+            }
+            MessageType::Aggregate => self.aggregate(&m),
+            _ => self.stats.ignored_messages += 1,
+        }
+        Ok(())
+    }
+
+    fn publishing(&self, stream_id: u32) -> bool {
+        matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::Publishing(_))
+        )
+    }
+
+    fn media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, body: Bytes) {
+        if !self.publishing(stream_id) || body.is_empty() {
+            self.stats.dropped_media += 1;
+            return;
+        }
+        self.events.push_back(ServerEvent::Media {
+            stream_id,
+            kind,
+            timestamp,
+            body,
+        });
+    }
+
+    fn data(&mut self, stream_id: u32, timestamp: u32, body: Bytes) {
+        if !self.publishing(stream_id) {
+            self.stats.dropped_media += 1;
+            return;
+        }
+        // Bounded decode, only to validate and to learn the name; the bytes pass on unchanged.
+        let Ok(s) = parse_script(&body) else {
+            self.stats.ignored_messages += 1;
+            return;
+        };
+        let body = if s.set_data_frame {
+            // Strip the leading "@setDataFrame" string value: marker, u16 length, 13 bytes.
+            body.slice(3 + "@setDataFrame".len()..)
+        } else {
+            body
+        };
+        self.events.push_back(ServerEvent::Metadata {
+            stream_id,
+            timestamp,
+            name: s.name,
+            body,
+        });
+    }
+
+    /// An aggregate message: FLV-style tags (11-byte header, body, 4-byte back pointer), their
+    /// timestamps relative to the first one's, shifted to the message's timestamp.
+    fn aggregate(&mut self, m: &Message) {
+        let b = &m.payload;
+        let mut pos = 0usize;
+        let mut first: Option<u32> = None;
+        while pos + 11 <= b.len() {
+            let t = b[pos];
+            let size = u32::from_be_bytes([0, b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
+            let ts = u32::from_be_bytes([b[pos + 7], b[pos + 4], b[pos + 5], b[pos + 6]]);
+            let start = pos + 11;
+            let Some(end) = start.checked_add(size).filter(|&e| e <= b.len()) else {
+                self.stats.ignored_messages += 1;
+                return;
+            };
+            let base = *first.get_or_insert(ts);
+            let when = m.timestamp.wrapping_add(ts.wrapping_sub(base));
+            let body = b.slice(start..end);
+            match t {
+                8 => self.media(m.stream_id, MediaKind::Audio, when, body),
+                9 => self.media(m.stream_id, MediaKind::Video, when, body),
+                18 => self.data(m.stream_id, when, body),
+                _ => self.stats.ignored_messages += 1,
+            }
+            pos = end + 4;
+        }
+    }
+
+    fn command_in(&mut self, m: &Message, body: &[u8]) -> Result<(), RtmpError> {
+        let c = Command::parse(body).map_err(|e| self.perr(format!("bad command message: {e}")))?;
+        let txn = c.transaction_id;
+        match (c.name.as_str(), self.phase) {
+            ("connect", Phase::AwaitConnect) => {
+                self.app = c.object_str("app").unwrap_or("").to_string();
+                self.phase = Phase::ConnectPending(txn);
+                self.events.push_back(ServerEvent::Connect {
+                    app: self.app.clone(),
+                    tc_url: c.object_str("tcUrl").map(str::to_string),
+                    flash_ver: c.object_str("flashVer").map(str::to_string),
+                });
+            }
+            ("connect", _) => return Err(self.perr("a second connect command".into())),
+            (name, Phase::AwaitConnect | Phase::ConnectPending(_)) => {
+                return Err(self.perr(format!("command {name:?} before connect was answered")))
+            }
+            ("createStream", _) => {
+                if self.streams.len() as u32 >= self.cfg.max_streams {
+                    self.command(
+                        0,
+                        "_error",
+                        txn,
+                        &[
+                            Value::Null,
+                            status(
+                                "error",
+                                "NetConnection.Call.Failed",
+                                &format!("at most {} streams per connection", self.cfg.max_streams),
+                            ),
+                        ],
+                    );
+                    return Ok(());
+                }
+                let id = self.next_stream_id;
+                self.next_stream_id += 1;
+                self.streams.insert(id, StreamState::Idle);
+                self.command(0, "_result", txn, &[Value::Null, Value::Number(id as f64)]);
+            }
+            ("releaseStream" | "FCPublish" | "_checkbw" | "FCSubscribe", _) => {
+                if txn != 0.0 {
+                    self.command(0, "_result", txn, &[Value::Null, Value::Undefined]);
+                }
+            }
+            ("getStreamLength", _) => {
+                if txn != 0.0 {
+                    self.command(0, "_result", txn, &[Value::Null, Value::Number(0.0)]);
+                }
+            }
+            ("FCUnpublish", _) => {
+                if txn != 0.0 {
+                    self.command(0, "_result", txn, &[Value::Null, Value::Undefined]);
+                }
+                let key = c.arg_str(0).map(|k| split_query(k).0.to_string());
+                let ids: Vec<u32> = self
+                    .streams
+                    .iter()
+                    .filter(
+                        |(_, s)| matches!(s, StreamState::Publishing(k) if Some(k) == key.as_ref()),
+                    )
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.end_stream(id);
+                }
+            }
+            ("publish", _) => {
+                let id = m.stream_id;
+                let name = c.arg_str(0).unwrap_or("").to_string();
+                let publish_type = c.arg_str(1).unwrap_or("live").to_string();
+                match self.streams.get(&id) {
+                    Some(StreamState::Idle) => {}
+                    Some(_) => {
+                        self.on_status(
+                            id,
+                            "error",
+                            "NetStream.Publish.BadConnection",
+                            "stream already in use",
+                        );
+                        return Ok(());
+                    }
+                    None => {
+                        return Err(
+                            self.perr(format!("publish on stream {id}, which was never created"))
+                        )
+                    }
+                }
+                let (key, query) = split_query(&name);
+                let (key, query) = (key.to_string(), query.to_string());
+                self.streams
+                    .insert(id, StreamState::PublishPending(key.clone()));
+                self.events.push_back(ServerEvent::Publish {
+                    stream_id: id,
+                    stream_key: key,
+                    query,
+                    publish_type,
+                });
+            }
+            ("play", _) => {
+                let id = m.stream_id;
+                match self.streams.get(&id) {
+                    Some(StreamState::Idle) => {}
+                    Some(_) => return Ok(()),
+                    None => {
+                        return Err(
+                            self.perr(format!("play on stream {id}, which was never created"))
+                        )
+                    }
+                }
+                let name = c.arg_str(0).unwrap_or("");
+                let (n, q) = split_query(name);
+                let ev = ServerEvent::Play {
+                    stream_id: id,
+                    stream_name: n.to_string(),
+                    query: q.to_string(),
+                    start: c.arg_num(1).unwrap_or(-2.0),
+                };
+                self.streams.insert(id, StreamState::PlayPending);
+                self.events.push_back(ev);
+            }
+            ("deleteStream", _) => {
+                if let Some(id) = c.arg_num(0) {
+                    let id = id as u32;
+                    self.end_stream(id);
+                    self.streams.remove(&id);
+                }
+            }
+            ("closeStream", _) => self.end_stream(m.stream_id),
+            ("pause" | "seek" | "receiveAudio" | "receiveVideo", _) => {}
+            (name, _) => {
+                self.stats.ignored_messages += 1;
+                if txn != 0.0 {
+                    let d = format!("unknown command {name}");
+                    self.command(
+                        0,
+                        "_error",
+                        txn,
+                        &[
+                            Value::Null,
+                            status("error", "NetConnection.Call.Failed", &d),
+                        ],
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_stream(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let was = std::mem::replace(s, StreamState::Idle);
+        match was {
+            StreamState::Publishing(_) => self
+                .events
+                .push_back(ServerEvent::Unpublish { stream_id: id }),
+            StreamState::Playing => self
+                .events
+                .push_back(ServerEvent::PlayStop { stream_id: id }),
+            _ => {}
+        }
+    }
+
+    fn state_err(&self, msg: String) -> RtmpError {
+        RtmpError::new(RtmpErrorKind::State, self.reader.offset(), msg)
+    }
+
+    /// Accepts the pending connect: Window Acknowledgement Size, Set Peer Bandwidth, Set Chunk
+    /// Size, then `_result` with NetConnection.Connect.Success.
+    pub fn accept_connect(&mut self) -> Result<(), RtmpError> {
+        let Phase::ConnectPending(txn) = self.phase else {
+            return Err(self.state_err("accept_connect without a pending connect".into()));
+        };
+        let w = self.cfg.window_ack_size.to_be_bytes();
+        self.control(MessageType::WindowAckSize, &w);
+        let mut bw = w.to_vec();
+        bw.push(2); // dynamic
+        self.control(MessageType::SetPeerBandwidth, &bw);
+        self.writer
+            .set_chunk_size(self.cfg.chunk_size, &mut self.out);
+        let props = object(vec![
+            ("fmsVer", Value::String("FMS/3,0,1,123".into())),
+            ("capabilities", Value::Number(31.0)),
+        ]);
+        let info = object(vec![
+            ("level", Value::String("status".into())),
+            (
+                "code",
+                Value::String("NetConnection.Connect.Success".into()),
+            ),
+            ("description", Value::String("Connection succeeded.".into())),
+            ("objectEncoding", Value::Number(0.0)),
+        ]);
+        self.command(0, "_result", txn, &[props, info]);
+        self.phase = Phase::Connected;
+        self.resume()
+    }
+
+    /// Refuses the pending connect (`_error` with NetConnection.Connect.Rejected) and asks for the
+    /// connection to be closed.
+    pub fn reject_connect(&mut self, description: &str) -> Result<(), RtmpError> {
+        let Phase::ConnectPending(txn) = self.phase else {
+            return Err(self.state_err("reject_connect without a pending connect".into()));
+        };
+        let info = status("error", "NetConnection.Connect.Rejected", description);
+        self.command(0, "_error", txn, &[Value::Null, info]);
+        self.close = true;
+        self.resume()
+    }
+
+    /// Accepts a pending publish: StreamBegin and onStatus NetStream.Publish.Start. Media then
+    /// arrives as events.
+    pub fn accept_publish(&mut self, stream_id: u32) -> Result<(), RtmpError> {
+        let key = match self.streams.get(&stream_id) {
+            Some(StreamState::PublishPending(k)) => k.clone(),
+            _ => {
+                return Err(self.state_err(format!(
+                    "accept_publish: no pending publish on stream {stream_id}"
+                )))
+            }
+        };
+        self.user_control(UserControl::StreamBegin(stream_id));
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Publish.Start",
+            &format!("{key} is now published."),
+        );
+        self.streams.insert(stream_id, StreamState::Publishing(key));
+        self.resume()
+    }
+
+    /// Refuses a pending publish with an onStatus error (`code` such as
+    /// `NetStream.Publish.BadName`) and asks for the connection to be closed.
+    pub fn reject_publish(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), RtmpError> {
+        if !matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::PublishPending(_))
+        ) {
+            return Err(self.state_err(format!(
+                "reject_publish: no pending publish on stream {stream_id}"
+            )));
+        }
+        self.on_status(stream_id, "error", code, description);
+        self.streams.insert(stream_id, StreamState::Idle);
+        self.close = true;
+        self.resume()
+    }
+
+    /// Accepts a pending play: StreamBegin, onStatus NetStream.Play.Reset and
+    /// NetStream.Play.Start, and `|RtmpSampleAccess`. Then send metadata, sequence headers and
+    /// tags with [`send_metadata`](Self::send_metadata) and [`send_media`](Self::send_media).
+    pub fn accept_play(&mut self, stream_id: u32) -> Result<(), RtmpError> {
+        if self.streams.get(&stream_id) != Some(&StreamState::PlayPending) {
+            return Err(self.state_err(format!(
+                "accept_play: no pending play on stream {stream_id}"
+            )));
+        }
+        self.user_control(UserControl::StreamBegin(stream_id));
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.Reset",
+            "Playing and resetting.",
+        );
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.Start",
+            "Started playing.",
+        );
+        let mut access = Vec::new();
+        for v in [
+            Value::String("|RtmpSampleAccess".into()),
+            Value::Boolean(true),
+            Value::Boolean(true),
+        ] {
+            let _ = v.write_to(&mut access);
+        }
+        self.writer.write(
+            CS_DATA,
+            MessageType::DataAmf0.as_u8(),
+            stream_id,
+            0,
+            &access,
+            &mut self.out,
+        );
+        self.streams.insert(stream_id, StreamState::Playing);
+        self.resume()
+    }
+
+    /// Refuses a pending play (onStatus NetStream.Play.StreamNotFound) and asks for the
+    /// connection to be closed.
+    pub fn reject_play(&mut self, stream_id: u32, description: &str) -> Result<(), RtmpError> {
+        if self.streams.get(&stream_id) != Some(&StreamState::PlayPending) {
+            return Err(self.state_err(format!(
+                "reject_play: no pending play on stream {stream_id}"
+            )));
+        }
+        self.on_status(
+            stream_id,
+            "error",
+            "NetStream.Play.StreamNotFound",
+            description,
+        );
+        self.streams.insert(stream_id, StreamState::Idle);
+        self.close = true;
+        self.resume()
+    }
+
+    fn playing(&self, stream_id: u32) -> Result<(), RtmpError> {
+        if self.streams.get(&stream_id) == Some(&StreamState::Playing) {
+            Ok(())
+        } else {
+            Err(self.state_err(format!("stream {stream_id} is not playing")))
+        }
+    }
+
+    /// Sends a script-tag body (e.g. `onMetaData` + ECMA array, as
+    /// [`ServerEvent::Metadata`] gives it) to a playing stream.
+    pub fn send_metadata(
+        &mut self,
+        stream_id: u32,
+        timestamp: u32,
+        body: &[u8],
+    ) -> Result<(), RtmpError> {
+        self.playing(stream_id)?;
+        self.writer.write(
+            CS_DATA,
+            MessageType::DataAmf0.as_u8(),
+            stream_id,
+            timestamp,
+            body,
+            &mut self.out,
+        );
+        Ok(())
+    }
+
+    /// Queues one FLV audio or video tag body (sequence headers included) for a playing stream.
+    pub fn send_media(
+        &mut self,
+        stream_id: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        body: &[u8],
+    ) -> Result<(), RtmpError> {
+        self.playing(stream_id)?;
+        let cs = match kind {
+            MediaKind::Audio => CS_AUDIO,
+            MediaKind::Video => CS_VIDEO,
+        };
+        self.writer.write(
+            cs,
+            kind.type_id(),
+            stream_id,
+            timestamp,
+            body,
+            &mut self.out,
+        );
+        Ok(())
+    }
+
+    /// Tells a player the stream ended (StreamEOF and NetStream.Play.UnpublishNotify); the
+    /// stream goes back to idle.
+    pub fn end_play(&mut self, stream_id: u32) -> Result<(), RtmpError> {
+        self.playing(stream_id)?;
+        self.user_control(UserControl::StreamEof(stream_id));
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.UnpublishNotify",
+            "The stream was unpublished.",
+        );
+        self.streams.insert(stream_id, StreamState::Idle);
+        Ok(())
+    }
+
+    /// Sends a PingRequest (the peer answers with a PingResponse).
+    pub fn send_ping(&mut self, timestamp: u32) {
+        self.user_control(UserControl::PingRequest(timestamp));
+    }
+
+    /// The peer closed the connection (or the caller is closing it): every publish and play ends
+    /// (`Unpublish`/`PlayStop` events), then `Closed`.
+    pub fn finish(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.end_stream(id);
+        }
+        self.phase = Phase::Closed;
+        self.events.push_back(ServerEvent::Closed);
+    }
+}
+
+/// `key?a=b` → (`key`, `a=b`).
+fn split_query(name: &str) -> (&str, &str) {
+    match name.split_once('?') {
+        Some((a, b)) => (a, b),
+        None => (name, ""),
+    }
+}

@@ -1,0 +1,461 @@
+//! river-rtmp-in against real ffmpeg publishers on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CLIP: Clip = Clip {
+    width: 160,
+    height: 120,
+    fps: 30,
+    bframes: 2,
+    audio: true,
+    gop_secs: 1,
+    secs: 2,
+};
+
+/// A running river-rtmp-in with stdout going to a file.
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Server {
+    fn start(args: &[&str], stdout: &Path) -> Server {
+        let out = std::fs::File::create(stdout).unwrap();
+        let mut child = Command::new(river("river-rtmp-in"))
+            .args(["--listen", "127.0.0.1:0", "-v"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn river-rtmp-in");
+        let (tx, rx) = mpsc::channel();
+        let se = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(se).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let l = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("river-rtmp-in did not print its address");
+            log.push(l.clone());
+            if let Some(rest) = l.split("rtmp://").nth(1) {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        Server {
+            child,
+            addr,
+            stderr: rx,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("rtmp://{}/{path}", self.addr)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit; returns the status code and the whole stderr.
+    fn wait(mut self) -> (Option<i32>, String) {
+        let st = wait_deadline(&mut self.child, Duration::from_secs(30), "river-rtmp-in");
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+            self.log.push(l);
+        }
+        (st.code(), self.log.join("\n"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ffmpeg publishing `src` (copied) to `url`; returns (success, stderr).
+fn publish(src: &Path, url: &str, realtime: bool) -> (bool, String) {
+    require("ffmpeg");
+    let s = src.to_string_lossy().to_string();
+    let mut args = vec!["-nostdin", "-hide_banner", "-loglevel", "error"];
+    if realtime {
+        args.push("-re");
+    }
+    args.extend_from_slice(&["-i", &s, "-c", "copy", "-f", "flv", url]);
+    let out = run(Path::new("ffmpeg"), &args, b"");
+    (out.status.success(), out.stderr)
+}
+
+fn spawn_publish(src: &Path, url: &str) -> Child {
+    require("ffmpeg");
+    Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+        ])
+        .arg(src)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+fn out_path(name: &str) -> PathBuf {
+    let d = tmpdir().join("rtmp");
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The source clip's streams and packets, probed once.
+fn source_probe() -> &'static (Vec<StreamInfo>, Vec<Packet>) {
+    static P: std::sync::OnceLock<(Vec<StreamInfo>, Vec<Packet>)> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        let src = CLIP.flv();
+        (probe_streams(&src), probe_packets(&src))
+    })
+}
+
+fn assert_same_as_source(got: &Path, ctx: &str) {
+    let (ws, w) = source_probe();
+    let gs = probe_streams(got);
+    assert_eq!(&gs, ws, "{ctx}: streams");
+    assert_eq!(gs.len(), 2, "{ctx}: h264 and aac");
+    let g = probe_packets(got);
+    assert_same_timestamps(&g, w, "video", 0.0015, ctx);
+    assert_same_timestamps(&g, w, "audio", 0.0015, ctx);
+    assert_decodes_cleanly(got);
+}
+
+#[test]
+fn ffmpeg_publish_comes_out_as_the_source() {
+    let out = out_path("publish.flv");
+    let srv = Server::start(&["--key", "key"], &out);
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("live/key"), false);
+    assert!(ok, "ffmpeg publish failed: {err}");
+    // Without --persist the tool ends with the publish.
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        !log.contains("key key"),
+        "the key is never logged in full: {log}"
+    );
+    assert_same_as_source(&out, "publish");
+    // The tags come in the order FLV readers expect.
+    let bytes = std::fs::read(&out).unwrap();
+    let mut r = river::format::flv::FlvReader::new();
+    let mut evs = Vec::new();
+    r.push(&bytes, &mut evs);
+    r.finish(&mut evs);
+    let kinds: Vec<u8> = evs
+        .iter()
+        .filter_map(|e| match e {
+            river::format::flv::FlvEvent::Tag(t) => Some(t.kind.as_u8()),
+            river::format::flv::FlvEvent::Warning(w) => panic!("{w}"),
+            _ => None,
+        })
+        .take(3)
+        .collect();
+    assert_eq!(kinds[0], 18, "onMetaData first");
+}
+
+#[test]
+fn wrong_key_or_app_is_refused_with_a_clear_error() {
+    let out = out_path("refused.flv");
+    let srv = Server::start(&["--key", "right", "--app", "live"], &out);
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("live/wrong"), false);
+    assert!(!ok, "a wrong key must fail");
+    assert!(
+        err.contains("stream key not accepted"),
+        "ffmpeg said: {err}"
+    );
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("other/right"), false);
+    assert!(!ok, "a wrong app must fail");
+    assert!(err.contains("unknown application"), "ffmpeg said: {err}");
+    // The server is still there and takes the right one.
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("live/right"), false);
+    assert!(ok, "{err}");
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("refused"), "{log}");
+    assert_same_as_source(&out, "after refusals");
+}
+
+#[test]
+fn exec_runs_one_child_per_key_at_once() {
+    let dir = out_path("exec");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "# test keys\nalpha\n\nbeta\n").unwrap();
+    let d = dir.to_string_lossy();
+    // The child ignores the end of its stdin: only SIGTERM ends it.
+    let cmd = format!(
+        "cat > {d}/$RIVER_KEY.flv; echo \"$RIVER_APP $RIVER_REMOTE_ADDR\" > {d}/$RIVER_KEY.env; \
+         trap 'echo term > {d}/$RIVER_KEY.term; exit 0' TERM; sleep 60 & wait"
+    );
+    let srv = Server::start(
+        &["--keys", &keys.to_string_lossy(), "--exec", &cmd],
+        &dir.join("stdout"),
+    );
+    let src = CLIP.flv();
+    let a = spawn_publish(&src, &srv.url("live/alpha"));
+    let b = spawn_publish(&src, &srv.url("live/beta"));
+    wait_for("both children", || {
+        dir.join("alpha.flv").exists() && dir.join("beta.flv").exists()
+    });
+    // One publisher per key at a time.
+    let (ok, err) = publish(&src, &srv.url("live/alpha"), false);
+    assert!(!ok && err.contains("already publishing"), "{err}");
+    for (mut c, name) in [(a, "alpha"), (b, "beta")] {
+        let st = wait_deadline(&mut c, Duration::from_secs(30), name);
+        assert!(st.success(), "ffmpeg {name}");
+    }
+    for k in ["alpha", "beta"] {
+        wait_for("SIGTERM to reach the child", || {
+            dir.join(format!("{k}.term")).exists()
+        });
+        let env = std::fs::read_to_string(dir.join(format!("{k}.env"))).unwrap();
+        assert!(env.starts_with("live 127.0.0.1:"), "{env}");
+        assert_same_as_source(&dir.join(format!("{k}.flv")), k);
+    }
+    assert_eq!(std::fs::read(dir.join("stdout")).unwrap().len(), 0);
+    srv.signal(libc::SIGTERM);
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn persist_survives_a_killed_publisher() {
+    let out = out_path("persist.flv");
+    let srv = Server::start(&["--persist", "--key", "k"], &out);
+    let src = CLIP.flv();
+    let mut first = spawn_publish(&src, &srv.url("live/k"));
+    wait_for("the first publisher's data", || {
+        std::fs::metadata(&out)
+            .map(|m| m.len() > 20_000)
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = first.kill();
+    let _ = first.wait();
+    // The reconnect may race the server noticing the dead connection: retry briefly.
+    let mut tries = 0;
+    loop {
+        let (ok, err) = publish(&src, &srv.url("live/k"), false);
+        if ok {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 20, "second publish failed: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    srv.signal(libc::SIGINT);
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(130), "{log}");
+    assert_decodes_cleanly(&out);
+    let p = probe_packets(&out);
+    for kind in ["video", "audio"] {
+        let dts: Vec<f64> = p.iter().filter(|x| x.kind == kind).map(|x| x.dts).collect();
+        assert!(dts.len() > 60 + 10, "{kind}: {} packets", dts.len());
+        for w in dts.windows(2) {
+            assert!(w[1] >= w[0], "{kind}: dts goes back: {w:?}");
+        }
+    }
+    let s = probe_streams(&out);
+    assert_eq!((s[0].codec.as_str(), s[1].codec.as_str()), ("h264", "aac"));
+    // The unchanged sequence headers were written once.
+    let bytes = std::fs::read(&out).unwrap();
+    let mut r = river::format::flv::FlvReader::new();
+    let mut evs = Vec::new();
+    r.push(&bytes, &mut evs);
+    r.finish(&mut evs);
+    let seq = evs
+        .iter()
+        .filter(|e| matches!(e, river::format::flv::FlvEvent::Tag(t) if t.kind.as_u8() == 9 && t.body.get(1) == Some(&0)))
+        .count();
+    assert_eq!(seq, 1);
+}
+
+#[test]
+fn hostile_chunk_streams_are_refused_without_a_crash() {
+    use river::proto::rtmp::handshake::{client_c0c1, HANDSHAKE_SIZE};
+    use river::proto::rtmp::ChunkWriter;
+    let out = out_path("hostile.flv");
+    let srv = Server::start(&[], &out);
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        ("huge chunk size", {
+            let mut w = ChunkWriter::new();
+            let mut b = Vec::new();
+            w.write(2, 1, 0, 0, &0x7FFF_FFFFu32.to_be_bytes(), &mut b);
+            b
+        }),
+        (
+            "huge message length",
+            vec![0x06, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0, 1, 2, 3],
+        ),
+        ("unknown message types", {
+            let mut w = ChunkWriter::new();
+            let mut b = Vec::new();
+            for t in [0u8, 7, 0x33, 0xFE] {
+                w.write(5, t, 0, 0, &[9; 300], &mut b);
+            }
+            b
+        }),
+        ("not rtmp", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+    ];
+    for (name, body) in attacks {
+        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut msg = Vec::new();
+        if name != "not rtmp" {
+            msg.extend(client_c0c1(0));
+            msg.extend(vec![0u8; HANDSHAKE_SIZE]);
+        }
+        msg.extend(&body);
+        let _ = s.write_all(&msg);
+        // The server answers the handshake, then closes (or, for unknown types, waits for
+        // more: then the client closes after reading the handshake).
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        let t = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if name == "unknown message types" && got.len() > 2 * HANDSHAKE_SIZE {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(25), "{name}: not closed");
+        }
+    }
+    // Still serving.
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("live/any"), false);
+    assert!(ok, "{err}");
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("set chunk size"), "{log}");
+    assert!(log.contains("larger than the limit"), "{log}");
+    assert!(log.contains("HTTP"), "{log}");
+    assert_same_as_source(&out, "after attacks");
+}
+
+/// The play side of the session (what the hub serves), driven over a real socket from this test,
+/// with ffmpeg as the player: the FLV it records holds the source's streams and packets.
+#[test]
+fn session_play_side_serves_ffmpeg() {
+    use river::format::flv::{FlvEvent, FlvReader, TagKind};
+    use river::proto::rtmp::{MediaKind, ServerConfig, ServerEvent, ServerSession};
+    let src = CLIP.flv();
+    let mut r = FlvReader::new();
+    let mut evs = Vec::new();
+    r.push(&std::fs::read(&src).unwrap(), &mut evs);
+    r.finish(&mut evs);
+    let tags: Vec<(TagKind, u32, bytes::Bytes)> = evs
+        .into_iter()
+        .filter_map(|e| match e {
+            FlvEvent::Tag(t) => Some((t.kind, t.timestamp, t.body)),
+            _ => None,
+        })
+        .collect();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut s = ServerSession::new(ServerConfig::default(), Instant::now());
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut sent = false;
+        while Instant::now() < deadline {
+            let out = s.take_output();
+            if !out.is_empty() && sock.write_all(&out).is_err() {
+                break;
+            }
+            if sent {
+                break;
+            }
+            match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => s.push(&buf[..n], Instant::now()).unwrap(),
+                Err(_) => continue,
+            }
+            while let Some(e) = s.poll_event() {
+                match e {
+                    ServerEvent::Connect { app, .. } => {
+                        assert_eq!(app, "live");
+                        s.accept_connect().unwrap()
+                    }
+                    ServerEvent::Play {
+                        stream_id,
+                        stream_name,
+                        ..
+                    } => {
+                        assert_eq!(stream_name, "cam");
+                        s.accept_play(stream_id).unwrap();
+                        for (kind, ts, body) in &tags {
+                            match kind {
+                                TagKind::Script => s.send_metadata(stream_id, *ts, body).unwrap(),
+                                TagKind::Audio => s
+                                    .send_media(stream_id, MediaKind::Audio, *ts, body)
+                                    .unwrap(),
+                                TagKind::Video => s
+                                    .send_media(stream_id, MediaKind::Video, *ts, body)
+                                    .unwrap(),
+                                _ => {}
+                            }
+                        }
+                        s.end_play(stream_id).unwrap();
+                        sent = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Let ffmpeg read everything, then close.
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let out = out_path("played.flv");
+    let o = out.to_string_lossy().to_string();
+    let url = format!("rtmp://127.0.0.1:{port}/live/cam");
+    ffmpeg(&["-i", &url, "-c", "copy", "-f", "flv", &o]);
+    server.join().unwrap();
+    assert_same_as_source(&out, "played by ffmpeg");
+}
