@@ -217,3 +217,49 @@ impl Ingest {
         }
     }
 }
+
+/// An [`Ingest`] feeding [`crate::pipeline::FlvOut`]: a publisher's RTP in, FLV bytes out (what the
+/// hub broadcasts for an RTSP publisher).
+pub struct FlvIngest {
+    pub ingest: Ingest,
+    flv: crate::pipeline::FlvOut,
+    started: bool,
+    media: Vec<MediaEvent>,
+}
+
+impl FlvIngest {
+    pub fn new(ingest: Ingest) -> Self {
+        FlvIngest {
+            ingest,
+            flv: crate::pipeline::FlvOut::new(),
+            started: false,
+            media: Vec::new(),
+        }
+    }
+
+    /// One interleaved (or UDP) packet of `stream`; FLV bytes are appended to `out`.
+    pub fn push(
+        &mut self,
+        stream: usize,
+        rtcp: bool,
+        data: &[u8],
+        offset: u64,
+        out: &mut Vec<u8>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), String> {
+        if rtcp {
+            self.ingest.push_rtcp(stream, data);
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            self.ingest.start(&mut self.media);
+        }
+        self.ingest
+            .push_rtp(stream, data, offset, &mut self.media, diags);
+        for m in self.media.drain(..) {
+            self.flv.event(&m, out)?;
+        }
+        Ok(())
+    }
+}

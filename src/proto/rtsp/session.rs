@@ -211,6 +211,11 @@ impl Session {
         self.path.as_deref()
     }
 
+    /// The URI the presentation was addressed by (DESCRIBE/ANNOUNCE), query included.
+    pub fn uri(&self) -> &str {
+        &self.base_uri
+    }
+
     pub fn sdp(&self) -> Option<&Sdp> {
         self.sdp.as_ref()
     }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::media::{MediaEvent, Track};
-use crate::pipeline::{Demux, FlvOut};
-use crate::proto::rtp::ingest::Ingest;
+use crate::pipeline::Demux;
+use crate::proto::rtp::ingest::{FlvIngest, Ingest};
 
 const FFMPEG_PUBLISH: &[u8] =
     include_bytes!("../../../../tests/fixtures/rtsp/ffmpeg-publish-tcp.c2s.bin");
@@ -119,34 +119,21 @@ fn publish_to_flv(sizes: &[usize]) -> (Vec<u16>, Vec<u8>, u64) {
     let statuses: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
     let (path, sdp, streams) = host.recording.expect("RECORD reached the host");
     assert_eq!(path, "live/cam");
-    let mut ingest = Ingest::new(&sdp, &streams).unwrap();
-    let mut flv = FlvOut::new();
-    let mut media = Vec::new();
-    ingest.start(&mut media);
+    let mut ingest = FlvIngest::new(Ingest::new(&sdp, &streams).unwrap());
     let mut diags = Vec::new();
     let mut teardown = false;
+    let mut bytes = Vec::new();
     for e in ev {
         match e {
-            Event::Data {
-                stream,
-                rtcp: false,
-                data,
-            } => ingest.push_rtp(stream, &data, 0, &mut media, &mut diags),
-            Event::Data {
-                stream,
-                rtcp: true,
-                data,
-            } => ingest.push_rtcp(stream, &data),
+            Event::Data { stream, rtcp, data } => ingest
+                .push(stream, rtcp, &data, 0, &mut bytes, &mut diags)
+                .unwrap(),
             Event::Teardown => teardown = true,
             e => panic!("unexpected {e:?}"),
         }
     }
     assert!(teardown);
     assert!(diags.is_empty(), "{diags:?}");
-    let mut bytes = Vec::new();
-    for m in &media {
-        flv.event(m, &mut bytes).unwrap();
-    }
     (statuses, bytes, s.skipped_frames)
 }
 
