@@ -19,6 +19,8 @@
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
 //! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
+//! - [`proto`]: wire protocols without I/O (the fstream handshake).
+//! - [`relay`]: river-relay's pure parts: users, keyframe-aware chunking, GOP cache, watcher queues.
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 
@@ -31,6 +33,7 @@ pub mod http;
 pub mod media;
 pub mod pipeline;
 pub mod proto;
+pub mod relay;
 pub mod stdio;
 pub mod testsrc;
 pub mod thumb;

@@ -28,6 +28,9 @@ fn render_man(cmd: &clap::Command, out: &mut Vec<u8>) {
     man.render_synopsis_section(out).unwrap();
     man.render_description_section(out).unwrap();
     man.render_options_section(out).unwrap();
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(out).unwrap();
+    }
     let esc = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
     out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
     for (code, what) in river::stdio::EXIT_CODES {
@@ -53,6 +56,30 @@ fn man_pages_and_completions_are_in_sync() {
             &man,
             &mut stale,
         );
+        // A tool with subcommands (river-relay) also gets one page per subcommand, git-style:
+        // river-relay-serve.1 and so on.
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            // clap takes &'static str names here (no "string" feature); a test may leak a few.
+            let full: &'static str =
+                Box::leak(format!("{name}-{}", sub.get_name()).into_boxed_str());
+            let version: &'static str = Box::leak(
+                cmd.get_version()
+                    .unwrap_or_default()
+                    .to_string()
+                    .into_boxed_str(),
+            );
+            let sub = sub.clone().name(full).version(version);
+            let mut page = Vec::new();
+            render_man(&sub, &mut page);
+            ensure(
+                &root.join("man").join(format!("{full}.1")),
+                &page,
+                &mut stale,
+            );
+        }
         for (shell, file) in [
             (Shell::Bash, format!("{name}.bash")),
             (Shell::Zsh, format!("_{name}")),

@@ -9,12 +9,16 @@ use crate::media::CLOCK_HZ;
 mod hls_seg;
 mod mux;
 mod rtmp_in;
+mod relay;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
 pub use rtmp_in::RtmpIn;
+pub use relay::{
+    BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs,
+};
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
@@ -150,6 +154,7 @@ pub fn commands() -> Vec<clap::Command> {
         TestSrc::command(),
         Thumb::command(),
         RtmpIn::command(),
+        Relay::command(),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Network protocols as sans-IO sessions: bytes and time in, events and bytes out, no sockets.
 
+pub mod fstream;
 pub mod rtmp;
 pub mod rtp;
 pub mod rtsp;

@@ -21,6 +21,7 @@ pub fn river(tool: &str) -> PathBuf {
         "river-testsrc" => PathBuf::from(env!("CARGO_BIN_EXE_river-testsrc")),
         "river-thumb" => PathBuf::from(env!("CARGO_BIN_EXE_river-thumb")),
         "river-rtmp-in" => PathBuf::from(env!("CARGO_BIN_EXE_river-rtmp-in")),
+        "river-relay" => PathBuf::from(env!("CARGO_BIN_EXE_river-relay")),
         other => panic!("unknown tool {other}"),
     }
 }

@@ -16,7 +16,7 @@
 mod crc;
 mod demux;
 mod mux;
-mod psi;
+pub(crate) mod psi;
 
 pub use crc::crc32_mpeg2;
 pub use demux::TsDemuxer;

@@ -1,0 +1,77 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_river_relay_global_optspecs
+    string join \n v/verbose q/quiet h/help V/version
+end
+
+function __fish_river_relay_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_river_relay_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_river_relay_using_subcommand
+    set -l cmd (__fish_river_relay_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c river-relay -n "__fish_river_relay_needs_command" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
+complete -c river-relay -n "__fish_river_relay_needs_command" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
+complete -c river-relay -n "__fish_river_relay_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c river-relay -n "__fish_river_relay_needs_command" -s V -l version -d 'Print version'
+complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "serve" -d 'Run the hub (fstream on --listen, HTTP on --http)'
+complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "broadcast" -d 'Send stdin to a hub as a broadcast'
+complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "watch" -d 'Write a channel from a hub to stdout'
+complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s l -l listen -d 'fstream address to listen on (port 0 = any; the bound address is printed on stderr)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s u -l users -d 'Directory of users: <name>.ini with [DEFAULT] password=...' -r -F
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l http -d 'Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (fstream and HTTP together); more are closed at once' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-behind -d 'Disconnect a watcher that has been behind (skipping) for this long' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-bytes -d 'GOP cache bound in bytes per channel' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-time -d 'GOP cache bound in time per channel' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-waiting -d 'Most watchers waiting for channels that are not live' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l wait-timeout -d 'How long a watcher waits for a channel to go live' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l stats-interval -d 'Log per-channel stats (info level, -v) this often' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-gop-cache -d 'Do not cache the GOP: a joining watcher waits for the next keyframe'
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l user -d 'User name (the broadcaster\'s own, or the one to watch)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -s c -l channel -d 'Channel name' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l channel-password -d 'Channel password (none by default)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l channel-password-file -d 'Read the channel password from the first line of this file' -r -F
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -s p -l password -d 'User password' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l password-file -d 'Read the user password from the first line of this file' -r -F
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l bufsize -d 'Send stdin in blocks of this many bytes (default: whatever each read gives, lowest delay)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l retry-max-delay -d 'Longest wait between reconnect attempts' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l retry-limit -d 'Give up after this many consecutive failed attempts (0 = never)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -l retry -d 'Reconnect after a failure or the end of the connection, with bounded exponential backoff'
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand broadcast" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l user -d 'User name (the broadcaster\'s own, or the one to watch)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -s c -l channel -d 'Channel name' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l channel-password -d 'Channel password (none by default)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l channel-password-file -d 'Read the channel password from the first line of this file' -r -F
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l retry-max-delay -d 'Longest wait between reconnect attempts' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l retry-limit -d 'Give up after this many consecutive failed attempts (0 = never)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -l retry -d 'Reconnect after a failure or the end of the connection, with bounded exponential backoff'
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c river-relay -n "__fish_river_relay_using_subcommand help; and not __fish_seen_subcommand_from serve broadcast watch help" -f -a "serve" -d 'Run the hub (fstream on --listen, HTTP on --http)'
+complete -c river-relay -n "__fish_river_relay_using_subcommand help; and not __fish_seen_subcommand_from serve broadcast watch help" -f -a "broadcast" -d 'Send stdin to a hub as a broadcast'
+complete -c river-relay -n "__fish_river_relay_using_subcommand help; and not __fish_seen_subcommand_from serve broadcast watch help" -f -a "watch" -d 'Write a channel from a hub to stdout'
+complete -c river-relay -n "__fish_river_relay_using_subcommand help; and not __fish_seen_subcommand_from serve broadcast watch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,304 @@
+//! river-relay: the fstream-compatible hub and its clients.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::TimeSpan;
+use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
+
+const RELAY_LONG: &str = "\
+An fstream-compatible broadcast hub that starts every watcher on a keyframe, with http-flv/http-ts \
+pull and http-flv push, plus its two clients.
+
+  river-relay serve [--listen ADDR] [--users DIR] [--http ADDR]
+  river-relay broadcast ADDR --user U --password P [--channel C] [--channel-password CP]   (stdin -> hub)
+  river-relay watch ADDR --user U [--channel C] [--channel-password CP]                    (hub -> stdout)
+
+fstream.py's own command line works unchanged (only the program name changes):
+  river-relay 127.0.0.1:61920 broadcast,user=fier,user-password=123,channel=c
+  river-relay 127.0.0.1:61920 watch,user=fier,channel=c
+
+Protocol (fstream): the client connects over TCP and sends \"\\n\\n\", the payload length as a 32-bit \
+big-endian integer, one 0x00 byte, then the UTF-8 payload, e.g. \
+`broadcast,user=fier,user-password=123,channel=cam,channel-password=456` or \
+`watch,user=fier,channel=cam,channel-password=456`. Then a broadcaster sends the stream and a watcher \
+receives it. Users are DIR/<name>.ini files with `[DEFAULT]` and `password=...`, re-read on every \
+broadcaster login. Channels are per user (fier/cam and ann/cam differ); the channel defaults to \
+`default` and its password to none.
+
+Policies (see `river-relay serve --help` for the details):
+- A refused client is closed without any data sent; the reason and peer are logged.
+- A second broadcaster on a live channel that authenticates takes the channel over: the old one is \
+closed; watchers keep their connection, get what was queued, then the new stream's headers and its \
+first keyframe.
+- At the end of a broadcast each watcher receives everything queued for it, then EOF.
+- Watchers of FLV, MPEG-TS or H.264 broadcasts start on a keyframe (headers + cached GOP); slow \
+watchers skip ahead to the next keyframe, and are disconnected when too far behind. Unknown content \
+is relayed byte for byte from the join point, and a slow watcher of it is disconnected.
+
+HTTP side (serve --http ADDR): GET /<user>/<channel>.flv or .ts (?password=CHANNEL-PASSWORD) streams \
+the channel (converted when the broadcast is in the other container); POST or PUT \
+/<user>/<channel>[.flv] (?user-password=...&channel-password=...) is a broadcast, as ffmpeg -f flv \
+http://HOST:PORT/live/stream1?user-password=... sends it; GET /stats (JSON) and /metrics \
+(Prometheus text).";
+
+const SERVE_LONG: &str = "\
+Runs the hub: one thread, one mio event loop for fstream (--listen) and HTTP (--http).
+
+Auth: a broadcaster's user-password is checked against DIR/<user>.ini (`[DEFAULT]`, `password=...`), \
+re-read at every login. A watcher's channel-password must equal the one the live broadcaster set \
+(none = none). A watcher of a channel that is not live waits (at most --max-waiting of them, for at \
+most --wait-timeout); when the broadcaster comes with a different channel password the waiting \
+watcher is dropped. A refused client is closed without any data sent (HTTP clients get a 4xx \
+status), and the reason is logged with the peer address.
+
+Second broadcaster: when a broadcaster authenticates for a channel that is already live, it takes \
+over (the usual case is the same user reconnecting after a network failure). The old broadcaster's \
+connection is closed. Watchers stay connected: they receive everything already queued, then the new \
+stream's headers and its first keyframe (the FLV file header is not repeated); if the new stream is \
+in another format they get EOF instead. A watcher whose channel password no longer matches is \
+dropped.
+
+End of broadcast: when the broadcaster closes, each watcher receives everything queued for it, then \
+EOF. Watchers still waiting for the channel keep waiting.
+
+Keyframes: the hub detects MPEG-TS, FLV or H.264 Annex B from the first bytes, keeps the headers \
+(FLV header, onMetaData, sequence headers; PAT/PMT; SPS/PPS) and the bytes since the last keyframe \
+(bounded by --cache-bytes and --cache-time), so a watcher who joins late starts decodable at once. \
+A watcher whose queue overflows (--queue-bytes, --queue-time) skips ahead to the next keyframe and \
+is disconnected after --max-behind. Unknown content behaves exactly like fstream: bytes from the \
+join point, and a watcher that overflows is disconnected. --no-gop-cache turns the GOP cache off \
+(watchers wait for the next keyframe).
+
+Limits: the handshake must complete within 10 s and is at most 4096 bytes; HTTP request heads are \
+at most 8 KiB and must arrive within 10 s; at most --max-connections connections. Bytes a watcher \
+sends after its handshake are read and discarded; a watcher that sends more than 1 MiB is closed.
+
+HTTP: GET /<user>/<channel>.flv (video/x-flv) and .ts (video/mp2t) with ?password=; the body is \
+close-delimited (Connection: close) and starts on a keyframe. A broadcast in the other container is \
+converted by one shared view per channel and format. Unknown content gets 415. POST or PUT \
+/<user>/<channel>[.flv|.ts] with a chunked or Content-Length body is a broadcast \
+(?user-password=, ?channel-password=). GET /stats is JSON, /stats?format=prometheus and /metrics \
+Prometheus text: per channel and per watcher bytes, drops and queue depth. The same figures are \
+logged per channel every --stats-interval at info level (-v).
+
+SIGINT/SIGTERM: stop accepting, give watchers up to 2 s to receive what is queued, exit.";
+
+/// A byte count: `65536`, `64K`, `64KiB`, `8M`, `8MiB`, `1G`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            _ => {
+                return Err(format!(
+                    "invalid size {s:?}: expected e.g. 65536, 64KiB, 8MiB"
+                ))
+            }
+        };
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected e.g. 65536, 64KiB, 8MiB"))?;
+        n.checked_mul(mult)
+            .filter(|&v| v > 0)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} out of range"))
+    }
+}
+
+/// river-relay: fstream-compatible hub, broadcaster and watcher.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "river-relay",
+    version,
+    about = "fstream-compatible broadcast hub (keyframe-aware, http-flv/http-ts pull, http-flv push) and its clients",
+    long_about = RELAY_LONG,
+    after_long_help = EXIT_STATUS_HELP,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Relay {
+    #[command(subcommand)]
+    pub cmd: RelayCmd,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ToolArgs for Relay {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum RelayCmd {
+    /// Run the hub (fstream on --listen, HTTP on --http)
+    #[command(long_about = SERVE_LONG, after_long_help = EXIT_STATUS_HELP)]
+    Serve(ServeArgs),
+    /// Send stdin to a hub as a broadcast
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Broadcast(BroadcastArgs),
+    /// Write a channel from a hub to stdout
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Watch(WatchArgs),
+    /// fstream.py's form: `river-relay ADDR broadcast,user=...` / `river-relay ADDR watch,user=...`
+    #[command(external_subcommand)]
+    Fstream(Vec<OsString>),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// fstream address to listen on (port 0 = any; the bound address is printed on stderr)
+    #[arg(
+        long,
+        short = 'l',
+        value_name = "ADDR",
+        default_value = "0.0.0.0:61920"
+    )]
+    pub listen: String,
+    /// Directory of users: <name>.ini with [DEFAULT] password=...
+    #[arg(long, short = 'u', value_name = "DIR", default_value = "users")]
+    pub users: PathBuf,
+    /// Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Do not cache the GOP: a joining watcher waits for the next keyframe
+    #[arg(long)]
+    pub no_gop_cache: bool,
+    /// Most open connections (fstream and HTTP together); more are closed at once
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Per-watcher queue bound in bytes (e.g. 8MiB)
+    #[arg(long, value_name = "SIZE", default_value = "8MiB")]
+    pub queue_bytes: ByteSize,
+    /// Per-watcher queue bound in time (age of the oldest queued chunk)
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub queue_time: TimeSpan,
+    /// Disconnect a watcher that has been behind (skipping) for this long
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub max_behind: TimeSpan,
+    /// GOP cache bound in bytes per channel
+    #[arg(long, value_name = "SIZE", default_value = "32MiB")]
+    pub cache_bytes: ByteSize,
+    /// GOP cache bound in time per channel
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub cache_time: TimeSpan,
+    /// Most watchers waiting for channels that are not live
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_waiting: usize,
+    /// How long a watcher waits for a channel to go live
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub wait_timeout: TimeSpan,
+    /// Log per-channel stats (info level, -v) this often
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub stats_interval: TimeSpan,
+}
+
+/// Where a password comes from: the option, its environment variable, or a file.
+#[derive(Args, Debug, Clone)]
+pub struct ChannelArgs {
+    /// User name (the broadcaster's own, or the one to watch)
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    /// Channel name
+    #[arg(long, short = 'c', value_name = "CHANNEL", default_value = "default")]
+    pub channel: String,
+    /// Channel password (none by default)
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "RIVER_CHANNEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub channel_password: Option<String>,
+    /// Read the channel password from the first line of this file
+    #[arg(long, value_name = "FILE", conflicts_with = "channel_password")]
+    pub channel_password_file: Option<PathBuf>,
+}
+
+/// Reconnect options.
+#[derive(Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// Reconnect after a failure or the end of the connection, with bounded exponential backoff
+    #[arg(long)]
+    pub retry: bool,
+    /// Longest wait between reconnect attempts
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub retry_max_delay: TimeSpan,
+    /// Give up after this many consecutive failed attempts (0 = never)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry_limit: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BroadcastArgs {
+    /// Hub address, HOST:PORT
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    #[command(flatten)]
+    pub chan: ChannelArgs,
+    /// User password
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "PASSWORD",
+        env = "RIVER_USER_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Read the user password from the first line of this file
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+    /// Send stdin in blocks of this many bytes (default: whatever each read gives, lowest delay)
+    #[arg(long, value_name = "N")]
+    pub bufsize: Option<usize>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// Hub address, HOST:PORT
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    #[command(flatten)]
+    pub chan: ChannelArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        let a = Relay::try_parse_from(["river-relay", "serve", "--listen", "127.0.0.1:0"]).unwrap();
+        let RelayCmd::Serve(s) = a.cmd else { panic!() };
+        assert_eq!(s.queue_bytes, ByteSize(8 << 20));
+        let a = Relay::try_parse_from([
+            "river-relay",
+            "127.0.0.1:61920",
+            "broadcast,user=fier,user-password=123",
+        ])
+        .unwrap();
+        let RelayCmd::Fstream(v) = a.cmd else {
+            panic!()
+        };
+        assert_eq!(v.len(), 2);
+        assert!("64KiB".parse::<ByteSize>().unwrap() == ByteSize(65536));
+        assert!("0".parse::<ByteSize>().is_err());
+        assert!("1x".parse::<ByteSize>().is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Derived views: a broadcast re-muxed into another container (FLV → TS, TS → FLV, Annex B → either),
+//! on [`crate::pipeline`]'s [`Demux`] and [`TsOut`]/[`FlvOut`].
+
+use crate::cli::InputFormat;
+use crate::error::Diag;
+use crate::media::MediaEvent;
+use crate::pipeline::{Demux, FlvOut, TsOut};
+
+use super::stream::StreamFormat;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ViewFormat {
+    Flv,
+    Ts,
+}
+
+enum Out {
+    Flv(FlvOut),
+    Ts(TsOut),
+}
+
+/// Most diagnostics kept for [`Convert::take_diags`].
+const MAX_DIAGS: usize = 64;
+
+pub struct Convert {
+    demux: Demux,
+    out: Out,
+    events: Vec<MediaEvent>,
+    diags: Vec<Diag>,
+    /// Diagnostics dropped because [`MAX_DIAGS`] were pending.
+    pub diags_dropped: u64,
+    failed: bool,
+}
+
+impl Convert {
+    /// `None` for opaque content, or when the view is the broadcast's own format.
+    pub fn new(input: StreamFormat, output: ViewFormat) -> Option<Self> {
+        let fmt = match (input, output) {
+            (StreamFormat::Opaque, _)
+            | (StreamFormat::Flv, ViewFormat::Flv)
+            | (StreamFormat::Ts, ViewFormat::Ts) => return None,
+            (StreamFormat::Flv, _) => InputFormat::Flv,
+            (StreamFormat::Ts, _) => InputFormat::Ts,
+            (StreamFormat::AnnexB, _) => InputFormat::H264,
+        };
+        Some(Convert {
+            demux: Demux::new(Some(fmt), None, 10.0),
+            out: match output {
+                ViewFormat::Flv => Out::Flv(FlvOut::new()),
+                ViewFormat::Ts => Out::Ts(TsOut::new()),
+            },
+            events: Vec::new(),
+            diags: Vec::new(),
+            diags_dropped: 0,
+            failed: false,
+        })
+    }
+
+    /// Feeds broadcast bytes; appends view bytes to `out`. An `Err` means the view cannot continue
+    /// (for example an unsupported codec); later pushes are ignored.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if self.failed {
+            return Ok(());
+        }
+        let mut diags = Vec::new();
+        let r = self.demux.push(data, &mut self.events, &mut diags);
+        self.keep_diags(diags);
+        let r = r.map_err(|d| d.to_string()).and_then(|()| self.mux(out));
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Ends the broadcast: flushes what the demuxer still holds.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.failed {
+            return;
+        }
+        let mut diags = Vec::new();
+        let r = self.demux.finish(&mut self.events, &mut diags);
+        self.keep_diags(diags);
+        if let Err(d) = r {
+            self.keep_diags(vec![d]);
+        }
+        if let Err(e) = self.mux(out) {
+            self.keep_diags(vec![Diag::new(0, e)]);
+        }
+        self.failed = true;
+    }
+
+    fn mux(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        for ev in self.events.drain(..) {
+            match &mut self.out {
+                Out::Flv(f) => f.event(&ev, out)?,
+                Out::Ts(t) => t.event(&ev, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn keep_diags(&mut self, diags: Vec<Diag>) {
+        for d in diags {
+            if self.diags.len() < MAX_DIAGS {
+                self.diags.push(d);
+            } else {
+                self.diags_dropped += 1;
+            }
+        }
+    }
+
+    /// Problems the demuxer recovered from since the last call (for the caller to log).
+    pub fn take_diags(&mut self) -> Vec<Diag> {
+        std::mem::take(&mut self.diags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Track;
+    use crate::relay::stream::detect_format;
+    use crate::relay::testdata::{self, Rng};
+
+    fn view(input: &[u8], from: StreamFormat, to: ViewFormat, max_cut: usize) -> Vec<u8> {
+        let mut c = Convert::new(from, to).expect("a view");
+        let mut out = Vec::new();
+        let mut at = 0;
+        for n in Rng(7).cuts(input.len(), max_cut) {
+            c.push(&input[at..at + n], &mut out).unwrap();
+            at += n;
+        }
+        c.finish(&mut out);
+        assert!(c.take_diags().is_empty());
+        out
+    }
+
+    /// (video frames, video keyframes, audio frames) as river's own demuxer sees them.
+    fn counts(data: &[u8]) -> (usize, usize, usize) {
+        let mut d = Demux::new(None, None, 10.0);
+        let (mut ev, mut diags) = (Vec::new(), Vec::new());
+        d.push(data, &mut ev, &mut diags).unwrap();
+        d.finish(&mut ev, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut n = (0, 0, 0);
+        for e in ev {
+            if let MediaEvent::Frame(f) = e {
+                match f.track {
+                    Track::Video => {
+                        n.0 += 1;
+                        n.1 += f.keyframe as usize;
+                    }
+                    Track::Audio => n.2 += 1,
+                }
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn flv_to_ts_and_ts_to_flv_keep_every_frame() {
+        let flv = testdata::flv();
+        let want = counts(&flv);
+        assert_eq!(want, (120, 4, 125));
+        let ts = view(&flv, StreamFormat::Flv, ViewFormat::Ts, 4000);
+        assert_eq!(detect_format(&ts, true), Some(StreamFormat::Ts));
+        assert_eq!(counts(&ts), want);
+        let back = view(&ts, StreamFormat::Ts, ViewFormat::Flv, 777);
+        assert_eq!(detect_format(&back, true), Some(StreamFormat::Flv));
+        assert_eq!(counts(&back), want);
+        // The view does not depend on how the broadcast arrived.
+        assert_eq!(view(&flv, StreamFormat::Flv, ViewFormat::Ts, 1 << 20), ts);
+    }
+
+    #[test]
+    fn annexb_to_either() {
+        let a = testdata::annexb();
+        for to in [ViewFormat::Flv, ViewFormat::Ts] {
+            let v = view(&a, StreamFormat::AnnexB, to, 3000);
+            assert_eq!(counts(&v), (120, 4, 0));
+        }
+    }
+
+    #[test]
+    fn no_view_of_opaque_or_the_same_format() {
+        assert!(Convert::new(StreamFormat::Opaque, ViewFormat::Ts).is_none());
+        assert!(Convert::new(StreamFormat::Flv, ViewFormat::Flv).is_none());
+        assert!(Convert::new(StreamFormat::Ts, ViewFormat::Ts).is_none());
+        assert!(Convert::new(StreamFormat::Ts, ViewFormat::Flv).is_some());
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let mut c = Convert::new(StreamFormat::Flv, ViewFormat::Ts).unwrap();
+        let mut out = Vec::new();
+        let _ = c.push(
+            b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00garbage garbage",
+            &mut out,
+        );
+        let _ = c.push(&[0xFF; 5000], &mut out);
+        c.finish(&mut out);
+    }
+}

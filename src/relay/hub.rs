@@ -1,0 +1,1545 @@
+//! The hub: one thread, one mio event loop, fstream and HTTP listeners, channels with one
+//! broadcaster and any number of watchers. The protocol work is done by the pure modules
+//! (fstream handshake, Splitter, GopCache, WatcherQueue, Convert, http); this file only moves bytes
+//! between sockets and them, and keeps the time.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::cache::{CacheLimits, GopCache};
+use super::convert::{Convert, ViewFormat};
+use super::http::{self, ChunkedDecoder, Ext, Head, Route};
+use super::queue::{QueueLimits, Verdict, WatcherQueue};
+use super::stats::{ChannelStats, HubStats, WatcherStats};
+use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
+use super::users::Users;
+use crate::proto::fstream::{self, Handshake, Role as FRole};
+
+const FSTREAM: Token = Token(0);
+const HTTP: Token = Token(1);
+const FIRST: usize = 2;
+/// Bytes read from one socket per event before other sockets get a turn.
+const READ_BUDGET: usize = 1 << 20;
+const READ_BUF: usize = 64 * 1024;
+/// A watcher that sends more than this after its handshake is closed.
+const MAX_WATCHER_INPUT: u64 = 1 << 20;
+/// Deadline for an HTTP request head.
+const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long watchers get to receive what is queued after a stop signal.
+const STOP_FLUSH: Duration = Duration::from_secs(2);
+/// Most iovecs per writev.
+const MAX_IOV: usize = 64;
+
+/// The hub's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub http: Option<String>,
+    pub users: PathBuf,
+    pub gop_cache: bool,
+    pub max_connections: usize,
+    pub queue: QueueLimits,
+    pub cache: CacheLimits,
+    pub max_waiting: usize,
+    pub wait_timeout: Duration,
+    pub stats_interval: Duration,
+}
+
+type ChanKey = (String, String);
+
+fn key_str(k: &ChanKey) -> String {
+    format!("{}/{}", k.0, k.1)
+}
+
+fn format_name(f: Option<StreamFormat>) -> &'static str {
+    match f {
+        None => "",
+        Some(StreamFormat::Flv) => "flv",
+        Some(StreamFormat::Ts) => "ts",
+        Some(StreamFormat::AnnexB) => "h264",
+        Some(StreamFormat::Opaque) => "opaque",
+    }
+}
+
+fn ext_format(e: Ext) -> StreamFormat {
+    match e {
+        Ext::Flv => StreamFormat::Flv,
+        Ext::Ts => StreamFormat::Ts,
+    }
+}
+
+enum Body {
+    /// fstream: everything after the handshake, until EOF.
+    Raw,
+    Chunked(ChunkedDecoder),
+    Length(u64),
+}
+
+struct Publisher {
+    key: ChanKey,
+    body: Body,
+    http: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WatchKind {
+    Fstream,
+    Http(Ext),
+}
+
+struct Watcher {
+    key: ChanKey,
+    password: Option<String>,
+    kind: WatchKind,
+    /// The queue being written; None while waiting for the channel.
+    queue: Option<WatcherQueue>,
+    /// After a takeover: the new stream's queue, written once `queue` is drained.
+    next: Option<WatcherQueue>,
+    /// The format of the bytes this watcher has been sent (None before any).
+    out_format: Option<StreamFormat>,
+    /// Fed by a converted view rather than the broadcast itself.
+    converted: bool,
+    wait_deadline: Option<Instant>,
+    eof_after_drain: bool,
+    input: u64,
+    dirty: bool,
+    /// Figures of queues already finished (before a takeover).
+    prev: super::queue::QueueStats,
+}
+
+impl Watcher {
+    fn live_queue(&mut self) -> Option<&mut WatcherQueue> {
+        if self.next.is_some() {
+            self.next.as_mut()
+        } else {
+            self.queue.as_mut()
+        }
+    }
+}
+
+enum State {
+    Handshake {
+        hs: Handshake,
+        deadline: Instant,
+    },
+    HttpHead {
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    Publisher(Publisher),
+    Watcher(Box<Watcher>),
+    /// Writing `out`, then closing.
+    Closing,
+}
+
+struct Conn {
+    sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    since: Instant,
+    /// Bytes written before anything else (HTTP response heads, error responses).
+    out: Vec<u8>,
+    out_pos: usize,
+    state: State,
+}
+
+struct View {
+    ext: Ext,
+    convert: Convert,
+    splitter: Splitter,
+    cache: GopCache,
+    watchers: Vec<usize>,
+    failed: bool,
+}
+
+struct Channel {
+    publisher: Option<usize>,
+    publisher_peer: Option<SocketAddr>,
+    password: Option<String>,
+    splitter: Splitter,
+    cache: GopCache,
+    format: Option<StreamFormat>,
+    watchers: Vec<usize>,
+    pending: Vec<usize>,
+    views: Vec<View>,
+    bytes_in: u64,
+    broadcasts: u64,
+}
+
+impl Channel {
+    fn new(cfg: &Config) -> Self {
+        Channel {
+            publisher: None,
+            publisher_peer: None,
+            password: None,
+            splitter: Splitter::new(),
+            cache: GopCache::new(cfg.cache, cfg.gop_cache),
+            format: None,
+            watchers: Vec::new(),
+            pending: Vec::new(),
+            views: Vec::new(),
+            bytes_in: 0,
+            broadcasts: 0,
+        }
+    }
+}
+
+/// Bound listening addresses.
+pub struct Bound {
+    pub fstream: SocketAddr,
+    pub http: Option<SocketAddr>,
+}
+
+pub struct Hub {
+    cfg: Config,
+    poll: Poll,
+    fstream: Option<TcpListener>,
+    http: Option<TcpListener>,
+    users: Users,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    nconns: usize,
+    channels: HashMap<ChanKey, Channel>,
+    buf: Vec<u8>,
+    chunks: Vec<Chunk>,
+    dirty: Vec<usize>,
+    again: Vec<usize>,
+    next_id: u64,
+    start: Instant,
+    accepted: u64,
+    refused: u64,
+    last_stats: Instant,
+}
+
+fn bind(addr: &str) -> io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+    for a in addr.to_socket_addrs()? {
+        match TcpListener::bind(a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Hands `chunk` to every watcher in `list`; collects the ones to flush and the ones to drop.
+fn fan_out(
+    conns: &mut [Option<Conn>],
+    list: &[usize],
+    chunk: &Chunk,
+    now: Instant,
+    dirty: &mut Vec<usize>,
+    drop: &mut Vec<(usize, &'static str)>,
+) {
+    for &w in list {
+        let Some(Conn {
+            state: State::Watcher(wt),
+            ..
+        }) = conns.get_mut(w).and_then(|c| c.as_mut())
+        else {
+            continue;
+        };
+        let Some(q) = wt.live_queue() else { continue };
+        match q.push(chunk, now) {
+            Verdict::Ok => {
+                if !wt.dirty {
+                    wt.dirty = true;
+                    dirty.push(w);
+                }
+            }
+            Verdict::Disconnect(r) => drop.push((w, r)),
+        }
+    }
+}
+
+/// Runs a chunk through a view: convert, split, cache, fan out.
+#[allow(clippy::too_many_arguments)]
+fn feed_view(
+    view: &mut View,
+    data: &[u8],
+    conns: &mut [Option<Conn>],
+    now: Instant,
+    dirty: &mut Vec<usize>,
+    drop: &mut Vec<(usize, &'static str)>,
+    key: &ChanKey,
+    finish: bool,
+) {
+    if view.failed {
+        return;
+    }
+    let mut out = Vec::new();
+    if let Err(e) = view.convert.push(data, &mut out) {
+        log::warn!(
+            "channel {}: {} view: {e}; its watchers get EOF",
+            key_str(key),
+            if view.ext == Ext::Flv { "FLV" } else { "TS" }
+        );
+        view.failed = true;
+    }
+    if finish && !view.failed {
+        view.convert.finish(&mut out);
+    }
+    let mut chunks = Vec::new();
+    view.splitter.push(&out, &mut chunks);
+    if finish {
+        view.splitter.finish(&mut chunks);
+    }
+    for c in &chunks {
+        view.cache.push(c, now);
+        fan_out(conns, &view.watchers, c, now, dirty, drop);
+    }
+}
+
+impl Hub {
+    /// Binds the listeners.
+    pub fn bind(cfg: Config) -> io::Result<(Hub, Bound)> {
+        let poll = Poll::new()?;
+        let mut fl = bind(&cfg.listen)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.listen)))?;
+        poll.registry()
+            .register(&mut fl, FSTREAM, Interest::READABLE)?;
+        let fstream_addr = fl.local_addr()?;
+        let mut http_l = None;
+        let mut http_addr = None;
+        if let Some(h) = &cfg.http {
+            let mut l = bind(h).map_err(|e| io::Error::new(e.kind(), format!("{h}: {e}")))?;
+            poll.registry().register(&mut l, HTTP, Interest::READABLE)?;
+            http_addr = Some(l.local_addr()?);
+            http_l = Some(l);
+        }
+        let now = Instant::now();
+        let users = Users::new(cfg.users.clone());
+        Ok((
+            Hub {
+                cfg,
+                poll,
+                fstream: Some(fl),
+                http: http_l,
+                users,
+                conns: Vec::new(),
+                free: Vec::new(),
+                nconns: 0,
+                channels: HashMap::new(),
+                buf: vec![0; READ_BUF],
+                chunks: Vec::new(),
+                dirty: Vec::new(),
+                again: Vec::new(),
+                next_id: 1,
+                start: now,
+                accepted: 0,
+                refused: 0,
+                last_stats: now,
+            },
+            Bound {
+                fstream: fstream_addr,
+                http: http_addr,
+            },
+        ))
+    }
+
+    /// Runs until `stop()` says so, then flushes watchers for a short while.
+    pub fn run(&mut self, stop: impl Fn() -> bool) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let timeout = if self.again.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            let again = std::mem::take(&mut self.again);
+            for idx in again {
+                self.on_readable(idx, now);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    FSTREAM => self.accept(false, now),
+                    HTTP => self.accept(true, now),
+                    Token(t) => {
+                        let idx = t - FIRST;
+                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                            self.flush(idx, now);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(idx, now);
+                        }
+                    }
+                }
+            }
+            self.flush_dirty(now);
+            self.timers(now);
+            if stopping.is_none() && stop() {
+                log::info!("stop signal: closing listeners, flushing watchers");
+                self.begin_stop(now);
+                stopping = Some(now);
+            }
+            if let Some(t) = stopping {
+                let busy = self.conns.iter().flatten().any(|c| {
+                    matches!(&c.state, State::Watcher(w) if w.queue.as_ref().is_some_and(|q| !q.is_empty()))
+                        || c.out_pos < c.out.len()
+                });
+                if !busy || now.duration_since(t) > STOP_FLUSH {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, now: Instant) {
+        if let Some(mut l) = self.fstream.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        if let Some(mut l) = self.http.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<ChanKey> = self.channels.keys().cloned().collect();
+        for k in keys {
+            self.end_broadcast(&k, now, "hub stopping");
+        }
+        let idxs: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| self.conns[i].is_some())
+            .collect();
+        for i in idxs {
+            let keep = matches!(&self.conns[i], Some(c) if matches!(&c.state, State::Watcher(w) if w.queue.is_some()));
+            if !keep {
+                self.close(i, None);
+            }
+        }
+    }
+
+    fn accept(&mut self, is_http: bool, now: Instant) {
+        loop {
+            let l = if is_http {
+                self.http.as_ref()
+            } else {
+                self.fstream.as_ref()
+            };
+            let Some(l) = l else { return };
+            let (mut sock, peer) = match l.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            };
+            if self.nconns >= self.cfg.max_connections {
+                self.refused += 1;
+                log::warn!(
+                    "{peer}: refused: {} connections open (--max-connections)",
+                    self.nconns
+                );
+                drop(sock);
+                continue;
+            }
+            let _ = sock.set_nodelay(true);
+            let idx = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            if let Err(e) = self.poll.registry().register(
+                &mut sock,
+                Token(idx + FIRST),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("{peer}: register: {e}");
+                self.free.push(idx);
+                continue;
+            }
+            self.accepted += 1;
+            let state = if is_http {
+                State::HttpHead {
+                    buf: Vec::new(),
+                    deadline: now + HTTP_HEAD_TIMEOUT,
+                }
+            } else {
+                State::Handshake {
+                    hs: Handshake::new(),
+                    deadline: now + fstream::HANDSHAKE_TIMEOUT,
+                }
+            };
+            log::debug!(
+                "{peer}: connected ({})",
+                if is_http { "http" } else { "fstream" }
+            );
+            self.conns[idx] = Some(Conn {
+                sock,
+                peer,
+                id: self.next_id,
+                since: now,
+                out: Vec::new(),
+                out_pos: 0,
+                state,
+            });
+            self.next_id += 1;
+            self.nconns += 1;
+        }
+    }
+
+    /// Removes a connection from everything; `reason` is logged when given.
+    fn close(&mut self, idx: usize, reason: Option<&str>) {
+        let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) else {
+            return;
+        };
+        self.nconns -= 1;
+        self.free.push(idx);
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        if let Some(r) = reason {
+            log::info!("{}: closed: {r}", c.peer);
+        }
+        match c.state {
+            State::Watcher(w) => {
+                if let Some(ch) = self.channels.get_mut(&w.key) {
+                    ch.watchers.retain(|&x| x != idx);
+                    ch.pending.retain(|&x| x != idx);
+                    for v in &mut ch.views {
+                        v.watchers.retain(|&x| x != idx);
+                    }
+                    self.gc_channel(&w.key);
+                }
+            }
+            State::Publisher(p)
+                if self
+                    .channels
+                    .get(&p.key)
+                    .is_some_and(|ch| ch.publisher == Some(idx)) =>
+            {
+                self.end_broadcast(&p.key, Instant::now(), "broadcaster gone");
+            }
+            _ => {}
+        }
+    }
+
+    fn gc_channel(&mut self, key: &ChanKey) {
+        if let Some(ch) = self.channels.get(key) {
+            if ch.publisher.is_none() && ch.watchers.is_empty() && ch.pending.is_empty() {
+                self.channels.remove(key);
+            }
+        }
+    }
+
+    /// Refuses a client: logs why and closes it without sending anything (HTTP: `response`).
+    fn refuse(&mut self, idx: usize, why: &str, response: Option<Vec<u8>>) {
+        self.refused += 1;
+        if let Some(c) = &self.conns[idx] {
+            log::warn!("{}: refused: {why}", c.peer);
+        }
+        match response {
+            None => self.close(idx, None),
+            Some(r) => self.respond_and_close(idx, r),
+        }
+    }
+
+    fn respond_and_close(&mut self, idx: usize, resp: Vec<u8>) {
+        let old = {
+            let Some(c) = self.conns[idx].as_mut() else {
+                return;
+            };
+            c.out = resp;
+            c.out_pos = 0;
+            std::mem::replace(&mut c.state, State::Closing)
+        };
+        // Leave whatever it was part of.
+        if let State::Watcher(w) = old {
+            if let Some(ch) = self.channels.get_mut(&w.key) {
+                ch.watchers.retain(|&x| x != idx);
+                ch.pending.retain(|&x| x != idx);
+                for v in &mut ch.views {
+                    v.watchers.retain(|&x| x != idx);
+                }
+            }
+            self.gc_channel(&w.key);
+        }
+        self.flush(idx, Instant::now());
+    }
+
+    fn on_readable(&mut self, idx: usize, now: Instant) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut budget = READ_BUDGET;
+        while let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
+            // A closing connection's input is ignored (and not read: it may hold a big body).
+            if matches!(c.state, State::Closing) {
+                break;
+            }
+            if budget == 0 {
+                self.again.push(idx);
+                break;
+            }
+            let n = match c.sock.read(&mut buf) {
+                Ok(0) => {
+                    self.on_eof(idx, now);
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let r = format!("read error: {e}");
+                    self.on_error(idx, &r, now);
+                    break;
+                }
+            };
+            budget = budget.saturating_sub(n);
+            self.on_data(idx, &buf[..n], now);
+        }
+        self.buf = buf;
+    }
+
+    fn on_error(&mut self, idx: usize, reason: &str, _now: Instant) {
+        self.close(idx, Some(reason));
+    }
+
+    fn on_eof(&mut self, idx: usize, now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let peer = c.peer;
+        match &mut c.state {
+            State::Publisher(p) => {
+                let key = p.key.clone();
+                let is_http = p.http;
+                let complete = matches!(p.body, Body::Raw);
+                if is_http && !complete {
+                    log::warn!(
+                        "{peer}: HTTP push to {} ended before its body did",
+                        key_str(&key)
+                    );
+                }
+                log::info!("{peer}: broadcast of {} ended", key_str(&key));
+                self.end_broadcast(&key, now, "end of broadcast");
+                self.close(idx, None);
+            }
+            State::Handshake { .. } => self.refuse(idx, "closed during the handshake", None),
+            State::HttpHead { buf, .. } => {
+                if buf.is_empty() {
+                    self.close(idx, None)
+                } else {
+                    self.refuse(idx, "closed during the request head", None)
+                }
+            }
+            _ => self.close(idx, Some("peer closed")),
+        }
+    }
+
+    fn on_data(&mut self, idx: usize, data: &[u8], now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        match &mut c.state {
+            State::Handshake { hs, .. } => match hs.push(data) {
+                Ok(None) => {}
+                Ok(Some((req, used))) => self.on_handshake(idx, req, &data[used..], now),
+                Err(e) => self.refuse(idx, &format!("bad fstream handshake: {e}"), None),
+            },
+            State::HttpHead { buf, .. } => {
+                let room = http::MAX_HEAD + 1 - buf.len().min(http::MAX_HEAD + 1);
+                let take = data.len().min(room);
+                buf.extend_from_slice(&data[..take]);
+                match http::parse_head(buf) {
+                    Ok(None) => {}
+                    Ok(Some((head, len))) => {
+                        let mut rest = buf[len..].to_vec();
+                        rest.extend_from_slice(&data[take..]);
+                        self.on_http_request(idx, head, &rest, now);
+                    }
+                    Err(e) => {
+                        let r = http::error_response(e.status, &e.message);
+                        self.refuse(idx, &format!("HTTP {}: {}", e.status, e.message), Some(r));
+                    }
+                }
+            }
+            State::Publisher(p) => {
+                let key = p.key.clone();
+                let mut body = Vec::new();
+                let mut done = false;
+                let payload: &[u8] = match &mut p.body {
+                    Body::Raw => data,
+                    Body::Length(left) => {
+                        let take = (*left).min(data.len() as u64) as usize;
+                        *left -= take as u64;
+                        done = *left == 0;
+                        &data[..take]
+                    }
+                    Body::Chunked(d) => match d.push(data, &mut body) {
+                        Ok(_) => {
+                            done = d.is_done();
+                            &body
+                        }
+                        Err(e) => {
+                            let peer = c.peer;
+                            log::warn!("{peer}: HTTP push to {}: {e}", key_str(&key));
+                            self.end_broadcast(&key, now, "bad chunked body");
+                            let r = http::error_response(400, &e);
+                            self.respond_and_close(idx, r);
+                            return;
+                        }
+                    },
+                };
+                let payload = payload.to_vec();
+                self.broadcast_data(&key, &payload, now);
+                if done {
+                    log::info!(
+                        "{}: HTTP push to {} complete",
+                        c_peer(&self.conns[idx]),
+                        key_str(&key)
+                    );
+                    self.end_broadcast(&key, now, "end of broadcast");
+                    let r = http::response_head(200, &[], Some(0));
+                    self.respond_and_close(idx, r);
+                }
+            }
+            State::Watcher(w) => {
+                w.input += data.len() as u64;
+                if w.input > MAX_WATCHER_INPUT {
+                    self.close(idx, Some("watcher sent more than 1 MiB"));
+                }
+            }
+            State::Closing => {}
+        }
+    }
+
+    fn check_user(&mut self, user: &str, password: &str) -> Result<(), String> {
+        match self.users.check(user, password) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("wrong user password or unknown user {user:?}")),
+            Err(e) => {
+                log::error!("users: {e}");
+                Err(format!("cannot check user {user:?}: {e}"))
+            }
+        }
+    }
+
+    fn on_handshake(&mut self, idx: usize, req: fstream::Request, rest: &[u8], now: Instant) {
+        let key = (req.user.clone(), req.channel.clone());
+        match req.role {
+            FRole::Broadcast => {
+                let pw = req.user_password.clone().unwrap_or_default();
+                if let Err(why) = self.check_user(&req.user, &pw) {
+                    self.refuse(
+                        idx,
+                        &format!("broadcaster for {}: {why}", key_str(&key)),
+                        None,
+                    );
+                    return;
+                }
+                self.start_broadcast(
+                    idx,
+                    key,
+                    req.channel_password.clone(),
+                    Body::Raw,
+                    false,
+                    now,
+                );
+                if !rest.is_empty() {
+                    let k = (req.user, req.channel);
+                    self.broadcast_data(&k, rest, now);
+                }
+            }
+            FRole::Watch => {
+                self.start_watcher(idx, key, req.channel_password, WatchKind::Fstream, now);
+                if let Some(Some(Conn {
+                    state: State::Watcher(w),
+                    ..
+                })) = self.conns.get_mut(idx)
+                {
+                    w.input += rest.len() as u64;
+                }
+            }
+        }
+    }
+
+    fn on_http_request(&mut self, idx: usize, head: Head, rest: &[u8], now: Instant) {
+        let head_only = head.method == "HEAD";
+        let route = http::route(&head);
+        let peer = c_peer(&self.conns[idx]);
+        log::debug!("{peer}: {} {}", head.method, head.path);
+        match (head.method.as_str(), route) {
+            ("OPTIONS", _) => {
+                let r = http::response_head(
+                    204,
+                    &[
+                        ("Allow", "GET, HEAD, POST, PUT, OPTIONS"),
+                        (
+                            "Access-Control-Allow-Methods",
+                            "GET, HEAD, POST, PUT, OPTIONS",
+                        ),
+                        ("Access-Control-Allow-Headers", "*"),
+                    ],
+                    Some(0),
+                );
+                self.respond_and_close(idx, r);
+            }
+            ("GET" | "HEAD", Route::Stats { prometheus }) => {
+                let s = self.stats(now);
+                let (ct, body) = if prometheus {
+                    (
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        s.to_prometheus(),
+                    )
+                } else {
+                    ("application/json", s.to_json())
+                };
+                let r = http::text_response(200, ct, &body, head_only);
+                self.respond_and_close(idx, r);
+            }
+            ("GET" | "HEAD", Route::Stream { user, channel, ext }) => {
+                let Some(ext) = ext else {
+                    let r = http::error_response(404, "ask for /<user>/<channel>.flv or .ts");
+                    self.refuse(idx, "HTTP GET without .flv or .ts", Some(r));
+                    return;
+                };
+                if head_only {
+                    let r = http::response_head(200, &[("Content-Type", ext.content_type())], None);
+                    self.respond_and_close(idx, r);
+                    return;
+                }
+                let pw = head.param("password").map(str::to_string);
+                self.start_watcher(idx, (user, channel), pw, WatchKind::Http(ext), now);
+            }
+            ("POST" | "PUT", Route::Stream { user, channel, .. }) => {
+                let key = (user, channel);
+                let pw = head
+                    .param("user-password")
+                    .or_else(|| head.param("password"))
+                    .unwrap_or("")
+                    .to_string();
+                if let Err(why) = self.check_user(&key.0, &pw) {
+                    let r = http::error_response(403, "wrong user password or unknown user");
+                    self.refuse(
+                        idx,
+                        &format!("HTTP broadcaster for {}: {why}", key_str(&key)),
+                        Some(r),
+                    );
+                    return;
+                }
+                let body = if head.chunked {
+                    Body::Chunked(ChunkedDecoder::new())
+                } else if let Some(n) = head.content_length {
+                    Body::Length(n)
+                } else if head.version == 0 {
+                    Body::Raw
+                } else {
+                    let r =
+                        http::error_response(411, "a push needs a chunked or Content-Length body");
+                    self.refuse(idx, "HTTP push without a body length", Some(r));
+                    return;
+                };
+                let cpw = head.param("channel-password").map(str::to_string);
+                let empty = matches!(body, Body::Length(0));
+                self.start_broadcast(idx, key.clone(), cpw, body, true, now);
+                if empty {
+                    self.end_broadcast(&key, now, "empty push");
+                    let r = http::response_head(200, &[], Some(0));
+                    self.respond_and_close(idx, r);
+                } else if !rest.is_empty() {
+                    self.on_data(idx, rest, now);
+                }
+            }
+            (_, Route::NotFound) => {
+                let r = http::error_response(404, "no such path");
+                self.refuse(idx, &format!("HTTP 404 {}", head.path), Some(r));
+            }
+            (m, _) => {
+                let r = http::error_response(405, &format!("method {m} not allowed here"));
+                self.refuse(idx, &format!("HTTP 405 {m}"), Some(r));
+            }
+        }
+    }
+
+    fn start_broadcast(
+        &mut self,
+        idx: usize,
+        key: ChanKey,
+        password: Option<String>,
+        body: Body,
+        is_http: bool,
+        now: Instant,
+    ) {
+        let peer = c_peer(&self.conns[idx]);
+        let cfg = self.cfg.clone();
+        let ch = self
+            .channels
+            .entry(key.clone())
+            .or_insert_with(|| Channel::new(&cfg));
+        let old = ch.publisher.take();
+        let had_watchers =
+            !ch.watchers.is_empty() || ch.views.iter().any(|v| !v.watchers.is_empty());
+        if old.is_some() {
+            log::warn!(
+                "{peer}: takes over channel {} from {} (second broadcaster)",
+                key_str(&key),
+                ch.publisher_peer.map(|p| p.to_string()).unwrap_or_default()
+            );
+            // Existing watchers keep their queues and wait for the new stream's format.
+            let mut moved: Vec<usize> = std::mem::take(&mut ch.watchers);
+            for v in ch.views.drain(..) {
+                moved.extend(v.watchers);
+            }
+            ch.pending.extend(moved);
+            ch.splitter = Splitter::new();
+            ch.cache = GopCache::new(cfg.cache, cfg.gop_cache);
+            ch.format = None;
+        } else if had_watchers {
+            // Cannot happen: watchers are detached at the end of a broadcast.
+            ch.watchers.clear();
+        }
+        ch.publisher = Some(idx);
+        ch.publisher_peer = self.conns[idx].as_ref().map(|c| c.peer);
+        ch.password = password.clone();
+        ch.broadcasts += 1;
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.state = State::Publisher(Publisher {
+                key: key.clone(),
+                body,
+                http: is_http,
+            });
+        }
+        log::info!(
+            "{peer}: broadcasting {}{}{}",
+            key_str(&key),
+            if password.is_some() {
+                " (channel password set)"
+            } else {
+                ""
+            },
+            if is_http { " over HTTP" } else { "" }
+        );
+        if let Some(old) = old {
+            if let Some(c) = self.conns[old].as_mut() {
+                // Detach first so closing it does not end the broadcast.
+                c.state = State::Closing;
+            }
+            self.close(old, Some("replaced by a new broadcaster"));
+        }
+        // Waiting watchers with another channel password are dropped.
+        let pending = self
+            .channels
+            .get(&key)
+            .map(|c| c.pending.clone())
+            .unwrap_or_default();
+        for w in pending {
+            let ok = match &self.conns[w] {
+                Some(Conn {
+                    state: State::Watcher(wt),
+                    ..
+                }) => wt.password == password,
+                _ => true,
+            };
+            if !ok {
+                let http = matches!(&self.conns[w], Some(Conn { state: State::Watcher(wt), .. }) if matches!(wt.kind, WatchKind::Http(_)) && wt.queue.is_none());
+                let why = format!(
+                    "watcher of {}: the broadcaster set another channel password",
+                    key_str(&key)
+                );
+                let r = http.then(|| http::error_response(403, "wrong channel password"));
+                self.refuse(w, &why, r);
+            }
+        }
+        let _ = now;
+    }
+
+    fn start_watcher(
+        &mut self,
+        idx: usize,
+        key: ChanKey,
+        password: Option<String>,
+        kind: WatchKind,
+        now: Instant,
+    ) {
+        let http = matches!(kind, WatchKind::Http(_));
+        let live = self
+            .channels
+            .get(&key)
+            .and_then(|c| c.publisher.map(|_| c.password.clone()));
+        if let Some(chpw) = &live {
+            if *chpw != password {
+                let r = http.then(|| http::error_response(403, "wrong channel password"));
+                self.refuse(
+                    idx,
+                    &format!("watcher of {}: wrong channel password", key_str(&key)),
+                    r,
+                );
+                return;
+            }
+        } else {
+            let waiting: usize = self.channels.values().map(|c| c.pending.len()).sum();
+            if waiting >= self.cfg.max_waiting {
+                let r = http.then(|| http::error_response(503, "too many watchers waiting"));
+                self.refuse(
+                    idx,
+                    &format!(
+                        "watcher of {}: {waiting} watchers waiting (--max-waiting)",
+                        key_str(&key)
+                    ),
+                    r,
+                );
+                return;
+            }
+        }
+        let peer = c_peer(&self.conns[idx]);
+        log::info!(
+            "{peer}: watching {}{}",
+            key_str(&key),
+            if live.is_some() {
+                ""
+            } else {
+                " (waiting for it to go live)"
+            }
+        );
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.state = State::Watcher(Box::new(Watcher {
+                key: key.clone(),
+                password,
+                kind,
+                queue: None,
+                next: None,
+                out_format: None,
+                converted: false,
+                wait_deadline: Some(now + self.cfg.wait_timeout),
+                eof_after_drain: false,
+                input: 0,
+                dirty: false,
+                prev: Default::default(),
+            }));
+        }
+        let cfg = self.cfg.clone();
+        let ch = self
+            .channels
+            .entry(key.clone())
+            .or_insert_with(|| Channel::new(&cfg));
+        ch.pending.push(idx);
+        if ch.format.is_some() {
+            self.attach_pending(&key, now);
+        }
+    }
+
+    /// Attaches the channel's pending watchers (the format is known).
+    fn attach_pending(&mut self, key: &ChanKey, now: Instant) {
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        let Some(format) = ch.format else { return };
+        if ch.publisher.is_none() {
+            return;
+        }
+        let pending = std::mem::take(&mut ch.pending);
+        let mut refuse: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
+        let mut eof: Vec<usize> = Vec::new();
+        for w in pending {
+            let Some(Conn {
+                state: State::Watcher(wt),
+                out,
+                ..
+            }) = self.conns.get_mut(w).and_then(|c| c.as_mut())
+            else {
+                continue;
+            };
+            let continuing = wt.out_format.is_some();
+            // What this watcher needs: its container, from the broadcast or a view.
+            let want = match wt.kind {
+                WatchKind::Fstream => wt.out_format.unwrap_or(format),
+                WatchKind::Http(e) => ext_format(e),
+            };
+            let source_view = if want == format {
+                None
+            } else if matches!(wt.kind, WatchKind::Http(_)) && format != StreamFormat::Opaque {
+                Some(match want {
+                    StreamFormat::Flv => Ext::Flv,
+                    _ => Ext::Ts,
+                })
+            } else {
+                None
+            };
+            if want != format && source_view.is_none() {
+                if continuing {
+                    // The new stream is in another format: this watcher ends after its queue.
+                    wt.eof_after_drain = true;
+                    eof.push(w);
+                } else {
+                    refuse.push((
+                        w,
+                        format!(
+                            "HTTP watcher of {}: the broadcast is {} content, not {}",
+                            key_str(key),
+                            format_name(Some(format)),
+                            format_name(Some(want))
+                        ),
+                        Some(http::error_response(
+                            415,
+                            &format!(
+                                "channel carries {} content, not {}",
+                                format_name(Some(format)),
+                                format_name(Some(want))
+                            ),
+                        )),
+                    ));
+                }
+                continue;
+            }
+            let join = match source_view {
+                None => ch.cache.join(),
+                Some(ext) => {
+                    let vi = match ch.views.iter().position(|v| v.ext == ext) {
+                        Some(i) => i,
+                        None => {
+                            let vf = match ext {
+                                Ext::Flv => ViewFormat::Flv,
+                                Ext::Ts => ViewFormat::Ts,
+                            };
+                            let Some(convert) = Convert::new(format, vf) else {
+                                refuse.push((
+                                    w,
+                                    format!("HTTP watcher of {}: no conversion", key_str(key)),
+                                    Some(http::error_response(415, "cannot convert this channel")),
+                                ));
+                                continue;
+                            };
+                            let mut view = View {
+                                ext,
+                                convert,
+                                splitter: Splitter::new(),
+                                cache: GopCache::new(self.cfg.cache, true),
+                                watchers: Vec::new(),
+                                failed: false,
+                            };
+                            // Prime it with the broadcast's headers and cached GOP.
+                            let prime = ch.cache.join();
+                            let mut d = Vec::new();
+                            let mut dropv = Vec::new();
+                            for c in &prime.chunks {
+                                feed_view(
+                                    &mut view,
+                                    &c.data,
+                                    &mut [],
+                                    now,
+                                    &mut d,
+                                    &mut dropv,
+                                    key,
+                                    false,
+                                );
+                            }
+                            ch.views.push(view);
+                            ch.views.len() - 1
+                        }
+                    };
+                    ch.views[vi].cache.join()
+                }
+            };
+            let mut join = join;
+            if continuing {
+                join.chunks
+                    .retain(|c| c.mark != Mark::Header(HeaderKind::FlvFile));
+            }
+            let q = WatcherQueue::new(self.cfg.queue, want, join, now);
+            if continuing {
+                wt.next = Some(q);
+            } else {
+                wt.queue = Some(q);
+                if let WatchKind::Http(e) = wt.kind {
+                    *out = http::response_head(200, &[("Content-Type", e.content_type())], None);
+                }
+            }
+            wt.out_format = Some(want);
+            wt.converted = source_view.is_some();
+            wt.wait_deadline = None;
+            match source_view {
+                None => ch.watchers.push(w),
+                Some(ext) => {
+                    if let Some(v) = ch.views.iter_mut().find(|v| v.ext == ext) {
+                        v.watchers.push(w);
+                    }
+                }
+            }
+            if !wt.dirty {
+                wt.dirty = true;
+                self.dirty.push(w);
+            }
+        }
+        for (w, why, r) in refuse {
+            self.refuse(w, &why, r);
+        }
+        for w in eof {
+            self.flush(w, now);
+        }
+    }
+
+    fn broadcast_data(&mut self, key: &ChanKey, data: &[u8], now: Instant) {
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        ch.bytes_in += data.len() as u64;
+        let mut chunks = std::mem::take(&mut self.chunks);
+        chunks.clear();
+        ch.splitter.push(data, &mut chunks);
+        self.deliver(key, &chunks, now, false);
+        self.chunks = chunks;
+    }
+
+    fn deliver(&mut self, key: &ChanKey, chunks: &[Chunk], now: Instant, finish: bool) {
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        let newly = ch.format.is_none() && ch.splitter.format().is_some();
+        if newly {
+            ch.format = ch.splitter.format();
+            log::info!(
+                "channel {}: {} content",
+                key_str(key),
+                match ch.format {
+                    Some(StreamFormat::Flv) => "FLV",
+                    Some(StreamFormat::Ts) => "MPEG-TS",
+                    Some(StreamFormat::AnnexB) => "H.264 Annex B",
+                    _ => "unknown (opaque)",
+                }
+            );
+            self.attach_pending(key, now);
+        }
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        let mut drops = Vec::new();
+        for c in chunks {
+            ch.cache.push(c, now);
+            fan_out(
+                &mut self.conns,
+                &ch.watchers,
+                c,
+                now,
+                &mut self.dirty,
+                &mut drops,
+            );
+            for v in &mut ch.views {
+                feed_view(
+                    v,
+                    &c.data,
+                    &mut self.conns,
+                    now,
+                    &mut self.dirty,
+                    &mut drops,
+                    key,
+                    false,
+                );
+            }
+        }
+        if finish {
+            for v in &mut ch.views {
+                feed_view(
+                    v,
+                    &[],
+                    &mut self.conns,
+                    now,
+                    &mut self.dirty,
+                    &mut drops,
+                    key,
+                    true,
+                );
+            }
+        }
+        for (w, why) in drops {
+            let kstr = key_str(key);
+            self.close(w, Some(&format!("slow watcher of {kstr}: {why}")));
+        }
+    }
+
+    /// The broadcast on `key` ended: flush the splitter, let every watcher drain then EOF.
+    fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        if ch.publisher.is_none() {
+            return;
+        }
+        let mut chunks = Vec::new();
+        ch.splitter.finish(&mut chunks);
+        self.deliver(key, &chunks, now, true);
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        if let Some(p) = ch.publisher.take() {
+            if let Some(Some(c)) = self.conns.get_mut(p) {
+                if matches!(c.state, State::Publisher(_)) {
+                    c.state = State::Closing;
+                }
+            }
+        }
+        let mut ending: Vec<usize> = std::mem::take(&mut ch.watchers);
+        for v in ch.views.drain(..) {
+            ending.extend(v.watchers);
+        }
+        // Watchers that were continuing from a replaced broadcast and never got the new one end too.
+        let pend = std::mem::take(&mut ch.pending);
+        let mut keep = Vec::new();
+        for w in pend {
+            match &self.conns[w] {
+                Some(Conn {
+                    state: State::Watcher(wt),
+                    ..
+                }) if wt.queue.is_some() => ending.push(w),
+                _ => keep.push(w),
+            }
+        }
+        let ch = self.channels.get_mut(key).unwrap();
+        ch.pending = keep;
+        ch.splitter = Splitter::new();
+        ch.cache = GopCache::new(self.cfg.cache, self.cfg.gop_cache);
+        ch.format = None;
+        ch.password = None;
+        log::info!(
+            "channel {}: {why}; {} watchers get what is queued, then EOF",
+            key_str(key),
+            ending.len()
+        );
+        for w in ending {
+            if let Some(Some(Conn {
+                state: State::Watcher(wt),
+                ..
+            })) = self.conns.get_mut(w)
+            {
+                wt.eof_after_drain = true;
+                // A watcher between two streams finishes the old one only.
+                if wt.queue.is_none() {
+                    wt.queue = wt.next.take();
+                }
+            }
+            self.flush(w, now);
+        }
+        self.gc_channel(key);
+    }
+
+    fn flush_dirty(&mut self, now: Instant) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &w in &dirty {
+            if let Some(Some(Conn {
+                state: State::Watcher(wt),
+                ..
+            })) = self.conns.get_mut(w)
+            {
+                wt.dirty = false;
+            }
+            self.flush(w, now);
+        }
+        let mut d = dirty;
+        d.clear();
+        if self.dirty.is_empty() {
+            self.dirty = d;
+        }
+    }
+
+    /// Writes what is pending on a connection; closes it when done and it should close.
+    fn flush(&mut self, idx: usize, _now: Instant) {
+        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
+        loop {
+            if c.out_pos < c.out.len() {
+                match c.sock.write(&c.out[c.out_pos..]) {
+                    Ok(n) => {
+                        c.out_pos += n;
+                        if c.out_pos == c.out.len() {
+                            c.out = Vec::new();
+                            c.out_pos = 0;
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let r = format!("write error: {e}");
+                        self.close(idx, Some(&r));
+                        return;
+                    }
+                }
+            }
+            match &mut c.state {
+                State::Closing => {
+                    let _ = c.sock.shutdown(Shutdown::Write);
+                    self.close(idx, None);
+                    return;
+                }
+                State::Watcher(w) => {
+                    let Some(q) = w.queue.as_mut() else { return };
+                    if q.is_empty() {
+                        if let Some(n) = w.next.take() {
+                            let old = std::mem::replace(q, n);
+                            let st = old.stats();
+                            w.prev.bytes_sent += st.bytes_sent;
+                            w.prev.chunks_dropped += st.chunks_dropped;
+                            w.prev.bytes_dropped += st.bytes_dropped;
+                            w.prev.skips += st.skips;
+                            continue;
+                        }
+                        if w.eof_after_drain {
+                            let _ = c.sock.shutdown(Shutdown::Write);
+                            self.close(idx, Some("end of broadcast: all sent"));
+                        }
+                        return;
+                    }
+                    iov.clear();
+                    let r = {
+                        let mut tmp: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
+                        q.fill_iovecs(&mut tmp, MAX_IOV);
+                        c.sock.write_vectored(&tmp)
+                    };
+                    match r {
+                        Ok(0) => return,
+                        Ok(n) => q.consume(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let r = format!("write error: {e}");
+                            self.close(idx, Some(&r));
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
+        for (i, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            match &c.state {
+                State::Handshake { deadline, .. } if now >= *deadline => expired.push((
+                    i,
+                    "fstream handshake not completed within 10 s".into(),
+                    None,
+                )),
+                State::HttpHead { deadline, .. } if now >= *deadline => expired.push((
+                    i,
+                    "HTTP request head not received within 10 s".into(),
+                    Some(http::error_response(408, "request head took too long")),
+                )),
+                State::Watcher(w) if w.wait_deadline.is_some_and(|d| now >= d) => {
+                    let http = matches!(w.kind, WatchKind::Http(_)) && w.queue.is_none();
+                    expired.push((
+                        i,
+                        format!(
+                            "watcher of {}: channel not live within the wait timeout",
+                            key_str(&w.key)
+                        ),
+                        http.then(|| http::error_response(404, "channel not live")),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        for (i, why, r) in expired {
+            self.refuse(i, &why, r);
+        }
+        if now.duration_since(self.last_stats) >= self.cfg.stats_interval {
+            self.last_stats = now;
+            if log::log_enabled!(log::Level::Info) {
+                for c in self.stats(now).channels {
+                    log::info!("{}", c.log_line());
+                    for w in &c.watchers {
+                        if w.chunks_dropped > 0 {
+                            log::info!(
+                                "  watcher {} ({}): {} chunks / {} bytes dropped, {} skips",
+                                w.id,
+                                w.peer,
+                                w.chunks_dropped,
+                                w.bytes_dropped,
+                                w.skips
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A snapshot of the figures.
+    pub fn stats(&self, now: Instant) -> HubStats {
+        let mut channels: Vec<ChannelStats> = self
+            .channels
+            .iter()
+            .map(|(k, ch)| {
+                let mut ws = Vec::new();
+                let mut lists: Vec<&Vec<usize>> = vec![&ch.watchers];
+                for v in &ch.views {
+                    lists.push(&v.watchers);
+                }
+                for l in lists {
+                    for &w in l {
+                        if let Some(Some(Conn {
+                            state: State::Watcher(wt),
+                            peer,
+                            id,
+                            since,
+                            ..
+                        })) = self.conns.get(w)
+                        {
+                            let mut s = WatcherStats {
+                                id: *id,
+                                peer: peer.to_string(),
+                                kind: match wt.kind {
+                                    WatchKind::Fstream => "fstream",
+                                    WatchKind::Http(Ext::Flv) => "http-flv",
+                                    WatchKind::Http(Ext::Ts) => "http-ts",
+                                },
+                                converted: wt.converted,
+                                connected_secs: now.duration_since(*since).as_secs_f64(),
+                                ..Default::default()
+                            };
+                            s.bytes_sent = wt.prev.bytes_sent;
+                            s.chunks_dropped = wt.prev.chunks_dropped;
+                            s.bytes_dropped = wt.prev.bytes_dropped;
+                            s.skips = wt.prev.skips;
+                            for q in [&wt.queue, &wt.next].into_iter().flatten() {
+                                let st = q.stats();
+                                s.bytes_sent += st.bytes_sent;
+                                s.queue_bytes += q.bytes();
+                                s.chunks_dropped += st.chunks_dropped;
+                                s.bytes_dropped += st.bytes_dropped;
+                                s.skips += st.skips;
+                            }
+                            ws.push(s);
+                        }
+                    }
+                }
+                ChannelStats {
+                    user: k.0.clone(),
+                    channel: k.1.clone(),
+                    live: ch.publisher.is_some(),
+                    format: format_name(ch.format),
+                    broadcaster: ch.publisher.and(ch.publisher_peer).map(|p| p.to_string()),
+                    bytes_in: ch.bytes_in,
+                    cache_bytes: ch.cache.bytes(),
+                    broadcasts: ch.broadcasts,
+                    waiting: ch.pending.len(),
+                    watchers: ws,
+                }
+            })
+            .collect();
+        channels.sort_by(|a, b| (&a.user, &a.channel).cmp(&(&b.user, &b.channel)));
+        HubStats {
+            uptime_secs: now.duration_since(self.start).as_secs_f64(),
+            connections: self.nconns,
+            accepted: self.accepted,
+            refused: self.refused,
+            channels,
+        }
+    }
+}
+
+fn c_peer(c: &Option<Conn>) -> String {
+    c.as_ref().map(|c| c.peer.to_string()).unwrap_or_default()
+}

@@ -1,0 +1,19 @@
+//! river-relay's pure parts: who may broadcast ([`users`]), how a broadcast is cut into chunks with
+//! keyframe marks ([`stream`]), what a late joiner gets first ([`cache`]), each watcher's bounded
+//! queue and slow-watcher policy ([`queue`]), and derived container views ([`convert`]).
+//! No I/O here except [`users`] reading its files; time is always an input.
+
+pub mod cache;
+pub mod convert;
+pub mod queue;
+pub mod stream;
+pub mod users;
+
+// The hub (one mio event loop, sockets), its HTTP side, stats and the two clients.
+pub mod client;
+pub mod http;
+pub mod hub;
+pub mod stats;
+
+#[cfg(test)]
+pub(crate) mod testdata;

@@ -1,0 +1,1183 @@
+//! Format detection and keyframe marks: a broadcast's bytes cut into [`Chunk`]s.
+//!
+//! The relay forwards bytes unchanged; this module only decides where chunks begin and what each
+//! one is, so that the GOP cache can keep headers and the last GOP, and a watcher's queue can skip
+//! to a keyframe. Concatenating all chunks always gives back the input, byte for byte, whatever the
+//! content and however it was cut into pushes.
+//!
+//! - Detection ([`detect_format`]) uses the rules of [`crate::pipeline::detect`] (FLV signature,
+//!   an Annex B start code at byte 0, three TS sync bytes 188 apart), holding at most
+//!   [`DETECT_LIMIT`] bytes; anything else is [`StreamFormat::Opaque`] (decided as soon as no TS
+//!   sync pattern is possible any more).
+//! - FLV: one chunk per tag, including its trailing PreviousTagSize; the 13-byte file header is one
+//!   [`HeaderKind::FlvFile`] chunk. onMetaData, AVC/HEVC/Enhanced-FLV video sequence starts and
+//!   AAC/Enhanced audio sequence starts are headers; a video keyframe tag (legacy or Enhanced FLV)
+//!   is [`Mark::Keyframe`]; in a file whose header announces no video, every audio frame is a
+//!   keyframe. A tag over [`MAX_FLV_TAG`] or with an unknown tag type means the stream is not FLV
+//!   any more: the rest passes through as Data (never buffered without bound).
+//! - MPEG-TS: whole 188-byte packets (runs of Data packets are one chunk); PAT and PMT packets are
+//!   headers; the PMT gives the video PID and stream type; the first packet of a video PES is a
+//!   keyframe when it has random_access_indicator or its payload shows an IDR/SPS (H.264), an
+//!   IRAP/VPS/SPS (HEVC) or a sequence header (MPEG-1/2 video); in a program without video, every
+//!   audio PES start is a keyframe. Lost sync: bytes pass as Data until two sync bytes 188 apart.
+//! - H.264 Annex B: chunks are NAL units (start code included). SPS and PPS are headers (held
+//!   until complete). The first non-header NAL of an IDR access unit (its AUD or SEI, else the IDR
+//!   slice) is the keyframe; NALs that open an access unit are held only until its first slice
+//!   header shows whether it is an IDR, so nothing waits for a whole frame.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cli::InputFormat;
+use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
+use crate::pipeline::detect;
+
+/// How many bytes detection may hold back (as [`crate::pipeline::detect`]).
+pub const DETECT_LIMIT: usize = 188 * 4;
+/// Largest FLV tag (header, body and PreviousTagSize) the splitter buffers: the 24-bit size field
+/// allows 16 MiB.
+pub const MAX_FLV_TAG: usize = 11 + 0xFF_FFFF + 4;
+/// Largest SPS/PPS (or run of NALs opening an access unit) held back before it passes as Data.
+pub const MAX_HELD: usize = 1 << 20;
+/// A single header NAL larger than this is not a parameter set: it passes as Data.
+pub const MAX_PARAM_SET: usize = 64 * 1024;
+
+const TS: usize = 188;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamFormat {
+    Flv,
+    Ts,
+    AnnexB,
+    Opaque,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderKind {
+    FlvFile,
+    FlvMetadata,
+    FlvVideoConfig,
+    FlvAudioConfig,
+    TsPat,
+    TsPmt,
+    H264Sps,
+    H264Pps,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mark {
+    Header(HeaderKind),
+    Keyframe,
+    Data,
+}
+
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub data: Bytes,
+    pub mark: Mark,
+}
+
+impl Chunk {
+    pub fn new(data: impl Into<Bytes>, mark: Mark) -> Self {
+        Chunk {
+            data: data.into(),
+            mark,
+        }
+    }
+}
+
+fn starts_like_annexb(p: &[u8]) -> bool {
+    p.starts_with(&[0, 0, 1]) || p.starts_with(&[0, 0, 0, 1])
+}
+
+/// Could more bytes still make this prefix FLV, Annex B or TS?
+fn could_be_media(p: &[u8]) -> bool {
+    let n = p.len().min(3);
+    if p[..n] == b"FLV"[..n] {
+        return true;
+    }
+    let n = p.len().min(4);
+    if p[..n] == [0, 0, 0, 1][..n] || p[..p.len().min(3)] == [0, 0, 1][..p.len().min(3)] {
+        return true;
+    }
+    if p.len() < TS {
+        return true;
+    }
+    (0..TS).any(|s| p[s] == 0x47 && (s + TS >= p.len() || p[s + TS] == 0x47))
+}
+
+/// Detects the format of a broadcast from its first bytes; `None` = not enough bytes yet.
+pub fn detect_format(prefix: &[u8], at_eof: bool) -> Option<StreamFormat> {
+    if !at_eof && !prefix.is_empty() && !could_be_media(prefix) {
+        return Some(StreamFormat::Opaque);
+    }
+    if prefix.is_empty() {
+        return if at_eof {
+            Some(StreamFormat::Opaque)
+        } else {
+            None
+        };
+    }
+    match detect(prefix, at_eof)? {
+        InputFormat::Flv => Some(StreamFormat::Flv),
+        InputFormat::Ts => Some(StreamFormat::Ts),
+        InputFormat::H264 if starts_like_annexb(prefix) => Some(StreamFormat::AnnexB),
+        InputFormat::H264 => Some(StreamFormat::Opaque),
+    }
+}
+
+/// Cuts a broadcast into marked chunks. See the module docs.
+pub struct Splitter {
+    format: Option<StreamFormat>,
+    pending: BytesMut,
+    inner: Inner,
+}
+
+enum Inner {
+    Undecided,
+    Opaque,
+    Flv(FlvSplit),
+    Ts(TsSplit),
+    AnnexB(AnnexBSplit),
+}
+
+impl Default for Splitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Splitter {
+    pub fn new() -> Self {
+        Splitter {
+            format: None,
+            pending: BytesMut::new(),
+            inner: Inner::Undecided,
+        }
+    }
+
+    /// The detected format; `None` until decided.
+    pub fn format(&self) -> Option<StreamFormat> {
+        self.format
+    }
+
+    /// True when an FLV stream turned out not to be FLV after all (its rest passes as Data).
+    pub fn broken(&self) -> bool {
+        matches!(&self.inner, Inner::Flv(f) if f.broken)
+    }
+
+    fn start(&mut self, f: StreamFormat) {
+        self.format = Some(f);
+        self.inner = match f {
+            StreamFormat::Opaque => Inner::Opaque,
+            StreamFormat::Flv => Inner::Flv(FlvSplit::default()),
+            StreamFormat::Ts => Inner::Ts(TsSplit::default()),
+            StreamFormat::AnnexB => Inner::AnnexB(AnnexBSplit::default()),
+        };
+    }
+
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+        if self.format.is_none() {
+            self.pending.extend_from_slice(data);
+            match detect_format(&self.pending, false) {
+                Some(f) => self.start(f),
+                None => return,
+            }
+            let held = std::mem::take(&mut self.pending);
+            self.feed(&held, out);
+            return;
+        }
+        self.feed(data, out);
+    }
+
+    /// Decides the format now from what is held (as at the end of the input) without ending the
+    /// stream; for a caller that will not wait longer for the first [`DETECT_LIMIT`] bytes.
+    pub fn decide(&mut self, out: &mut Vec<Chunk>) {
+        if self.format.is_none() {
+            let f = detect_format(&self.pending, true).unwrap_or(StreamFormat::Opaque);
+            self.start(f);
+            let held = std::mem::take(&mut self.pending);
+            self.feed(&held, out);
+        }
+    }
+
+    /// Ends the stream: everything still held comes out.
+    pub fn finish(&mut self, out: &mut Vec<Chunk>) {
+        self.decide(out);
+        match &mut self.inner {
+            Inner::Flv(f) => flush_data(&mut f.buf, out),
+            Inner::Ts(t) => {
+                t.flush_run(out);
+                flush_data(&mut t.buf, out);
+            }
+            Inner::AnnexB(a) => a.finish(out),
+            Inner::Opaque | Inner::Undecided => {}
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+        match &mut self.inner {
+            Inner::Undecided => {}
+            Inner::Opaque => {
+                if !data.is_empty() {
+                    out.push(Chunk::new(Bytes::copy_from_slice(data), Mark::Data));
+                }
+            }
+            Inner::Flv(f) => f.push(data, out),
+            Inner::Ts(t) => t.push(data, out),
+            Inner::AnnexB(a) => a.push(data, out),
+        }
+    }
+}
+
+fn flush_data(buf: &mut BytesMut, out: &mut Vec<Chunk>) {
+    if !buf.is_empty() {
+        out.push(Chunk::new(buf.split().freeze(), Mark::Data));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FLV
+
+#[derive(Default)]
+struct FlvSplit {
+    buf: BytesMut,
+    /// The file header was read.
+    in_tags: bool,
+    /// The file header announces no video: audio frames are keyframes.
+    audio_only: bool,
+    broken: bool,
+}
+
+impl FlvSplit {
+    fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+        if self.broken {
+            if !data.is_empty() {
+                out.push(Chunk::new(Bytes::copy_from_slice(data), Mark::Data));
+            }
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        loop {
+            let need = match self.next_len() {
+                Ok(Some(n)) => n,
+                Ok(None) => return,
+                Err(()) => {
+                    self.broken = true;
+                    flush_data(&mut self.buf, out);
+                    return;
+                }
+            };
+            if self.buf.len() < need {
+                self.buf.reserve(need - self.buf.len());
+                return;
+            }
+            let unit = self.buf.split_to(need).freeze();
+            let mark = if self.in_tags {
+                flv_tag_mark(&unit, self.audio_only)
+            } else {
+                self.in_tags = true;
+                self.audio_only = unit[4] & 0x01 == 0 && unit[4] & 0x04 != 0;
+                Mark::Header(HeaderKind::FlvFile)
+            };
+            out.push(Chunk::new(unit, mark));
+        }
+    }
+
+    /// Length of the next unit: `Ok(None)` = not enough bytes to tell; `Err` = not FLV.
+    fn next_len(&mut self) -> Result<Option<usize>, ()> {
+        let b = &self.buf;
+        if self.in_tags && b.len() >= 4 && &b[..3] == b"FLV" && b[3] == 1 {
+            // A new file header: a broadcaster that concatenates files.
+            self.in_tags = false;
+        }
+        if !self.in_tags {
+            if b.len() < 9 {
+                return Ok(None);
+            }
+            if &b[..3] != b"FLV" {
+                return Err(());
+            }
+            let off = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) as usize;
+            if !(9..=1024).contains(&off) {
+                return Err(());
+            }
+            return Ok(Some(off + 4));
+        }
+        if b.len() < 11 {
+            return Ok(None);
+        }
+        // Reserved bits must be zero; types: 8 audio, 9 video, 18 script (the filter bit 0x20 may
+        // be set on encrypted tags).
+        if b[0] & 0xC0 != 0 || !matches!(b[0] & 0x1F, 8 | 9 | 18) {
+            return Err(());
+        }
+        let size = ((b[1] as usize) << 16) | ((b[2] as usize) << 8) | b[3] as usize;
+        let total = 11 + size + 4;
+        if total > MAX_FLV_TAG {
+            return Err(());
+        }
+        Ok(Some(total))
+    }
+}
+
+fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
+    let body = &tag[11..tag.len() - 4];
+    if tag[0] & 0x20 != 0 || body.is_empty() {
+        return Mark::Data;
+    }
+    match tag[0] & 0x1F {
+        18 => {
+            let meta = body.starts_with(b"\x02\x00\x0AonMetaData")
+                || body.starts_with(b"\x02\x00\x0D@setDataFrame");
+            if meta {
+                Mark::Header(HeaderKind::FlvMetadata)
+            } else {
+                Mark::Data
+            }
+        }
+        9 => {
+            let b0 = body[0];
+            let frame_type = (b0 >> 4) & 0x07;
+            let key = frame_type == 1;
+            if b0 & 0x80 != 0 {
+                // Enhanced FLV: the low nibble is the packet type.
+                let packet_type = match b0 & 0x0F {
+                    // Multitrack: the inner packet type is in the next byte's low nibble.
+                    6 => body.get(1).map(|b| b & 0x0F).unwrap_or(0xF),
+                    p => p,
+                };
+                match packet_type {
+                    0 => Mark::Header(HeaderKind::FlvVideoConfig),
+                    1 | 3 if key => Mark::Keyframe,
+                    _ => Mark::Data,
+                }
+            } else if frame_type == 5 {
+                Mark::Data
+            } else {
+                match b0 & 0x0F {
+                    // AVC, and HEVC/AV1 in the common pre-Enhanced extensions (codec ids 12, 13).
+                    7 | 12 | 13 => match body.get(1) {
+                        Some(0) => Mark::Header(HeaderKind::FlvVideoConfig),
+                        Some(1) if key => Mark::Keyframe,
+                        _ => Mark::Data,
+                    },
+                    _ if key => Mark::Keyframe,
+                    _ => Mark::Data,
+                }
+            }
+        }
+        8 => {
+            let format = body[0] >> 4;
+            let config = match format {
+                10 => body.get(1) == Some(&0),
+                9 => body[0] & 0x0F == 0,
+                _ => false,
+            };
+            if config {
+                Mark::Header(HeaderKind::FlvAudioConfig)
+            } else if audio_only {
+                Mark::Keyframe
+            } else {
+                Mark::Data
+            }
+        }
+        _ => Mark::Data,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MPEG-TS
+
+#[derive(Default)]
+struct TsSplit {
+    buf: BytesMut,
+    synced: bool,
+    /// Bytes at the front of `buf` that are whole Data packets not yet emitted.
+    run: usize,
+    pat: SectionAssembler,
+    pmt: SectionAssembler,
+    pmt_pid: Option<u16>,
+    video: Option<(u16, u8)>,
+    audio_pids: Vec<u16>,
+}
+
+const VIDEO_TYPES: &[u8] = &[0x01, 0x02, 0x10, 0x1B, 0x24, 0x42, 0xD1, 0xEA];
+const AUDIO_TYPES: &[u8] = &[0x03, 0x04, 0x0F, 0x11, 0x81, 0x87];
+
+impl TsSplit {
+    fn flush_run(&mut self, out: &mut Vec<Chunk>) {
+        if self.run > 0 {
+            out.push(Chunk::new(self.buf.split_to(self.run).freeze(), Mark::Data));
+            self.run = 0;
+        }
+    }
+
+    fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+        self.buf.extend_from_slice(data);
+        loop {
+            if !self.synced {
+                // Find a sync byte with another one 188 later; what comes before passes as Data.
+                let b = &self.buf[..];
+                let mut keep = b.len();
+                let mut found = false;
+                let mut i = 0;
+                while let Some(k) = memchr::memchr(0x47, &b[i..]) {
+                    let s = i + k;
+                    if s + TS >= b.len() {
+                        keep = s;
+                        break;
+                    }
+                    if b[s + TS] == 0x47 {
+                        keep = s;
+                        found = true;
+                        break;
+                    }
+                    i = s + 1;
+                }
+                if keep > 0 {
+                    out.push(Chunk::new(self.buf.split_to(keep).freeze(), Mark::Data));
+                }
+                if !found {
+                    return;
+                }
+                self.synced = true;
+            }
+            while self.buf.len() >= self.run + TS {
+                let p = &self.buf[self.run..self.run + TS];
+                if p[0] != 0x47 {
+                    self.synced = false;
+                    break;
+                }
+                let mark = self.classify(self.run);
+                if mark == Mark::Data {
+                    self.run += TS;
+                } else {
+                    self.flush_run(out);
+                    out.push(Chunk::new(self.buf.split_to(TS).freeze(), mark));
+                }
+            }
+            if self.synced {
+                self.flush_run(out);
+                return;
+            }
+            self.flush_run(out);
+        }
+    }
+
+    fn classify(&mut self, at: usize) -> Mark {
+        let p: [u8; TS] = self.buf[at..at + TS].try_into().expect("188 bytes");
+        let pid = (((p[1] & 0x1F) as u16) << 8) | p[2] as u16;
+        let pusi = p[1] & 0x40 != 0;
+        let afc = (p[3] >> 4) & 0x03;
+        let mut off = 4;
+        let mut rai = false;
+        if afc & 0x02 != 0 {
+            let len = p[4] as usize;
+            if len > 0 {
+                rai = p[5] & 0x40 != 0;
+            }
+            off = 5 + len;
+        }
+        let payload: &[u8] = if afc & 0x01 != 0 && off < TS {
+            &p[off..]
+        } else {
+            &[]
+        };
+        if p[1] & 0x80 != 0 {
+            // transport_error_indicator: trust nothing in it.
+            return Mark::Data;
+        }
+        if pid == 0 {
+            let mut pmt_pid = None;
+            self.pat.feed(payload, pusi, |piece| {
+                if let SectionPiece::Section(s) = piece {
+                    if let Ok(sec) = psi::parse_long_section(s) {
+                        if sec.table_id == psi::TABLE_ID_PAT && sec.current_next {
+                            pmt_pid = psi::pat_first_program(sec.body).map(|(_, pid)| pid);
+                        }
+                    }
+                }
+            });
+            if let Some(pid) = pmt_pid {
+                if self.pmt_pid != Some(pid) {
+                    self.pmt_pid = Some(pid);
+                    self.pmt.reset();
+                }
+            }
+            return Mark::Header(HeaderKind::TsPat);
+        }
+        if Some(pid) == self.pmt_pid {
+            let mut streams = None;
+            self.pmt.feed(payload, pusi, |piece| {
+                if let SectionPiece::Section(s) = piece {
+                    if let Ok(sec) = psi::parse_long_section(s) {
+                        if sec.table_id == psi::TABLE_ID_PMT && sec.current_next {
+                            streams = psi::parse_pmt(sec.body).ok().map(|(_, s)| s);
+                        }
+                    }
+                }
+            });
+            if let Some(streams) = streams {
+                self.video = streams
+                    .iter()
+                    .find(|s| VIDEO_TYPES.contains(&s.stream_type))
+                    .map(|s| (s.pid, s.stream_type));
+                self.audio_pids = streams
+                    .iter()
+                    .filter(|s| AUDIO_TYPES.contains(&s.stream_type))
+                    .map(|s| s.pid)
+                    .collect();
+            }
+            return Mark::Header(HeaderKind::TsPmt);
+        }
+        if !pusi {
+            return Mark::Data;
+        }
+        match self.video {
+            Some((vpid, stream_type)) if vpid == pid => {
+                if rai || pes_starts_keyframe(payload, stream_type) {
+                    Mark::Keyframe
+                } else {
+                    Mark::Data
+                }
+            }
+            None if self.audio_pids.contains(&pid) => Mark::Keyframe,
+            _ => Mark::Data,
+        }
+    }
+}
+
+/// Does this first payload of a video PES show a random access point?
+fn pes_starts_keyframe(payload: &[u8], stream_type: u8) -> bool {
+    if payload.len() < 9 || payload[..3] != [0, 0, 1] {
+        return false;
+    }
+    let es_at = 9 + payload[8] as usize;
+    let Some(es) = payload.get(es_at..) else {
+        return false;
+    };
+    let mut i = 0;
+    while let Some(k) = memchr::memmem::find(&es[i..], &[0, 0, 1]) {
+        let h = i + k + 3;
+        let Some(&b) = es.get(h) else { break };
+        match stream_type {
+            0x1B => match b & 0x1F {
+                5 | 7 => return true,
+                1 => return false,
+                _ => {}
+            },
+            0x24 => match (b >> 1) & 0x3F {
+                16..=21 | 32 | 33 => return true,
+                0..=9 => return false,
+                _ => {}
+            },
+            0x01 | 0x02 => match b {
+                0xB3 | 0xB8 => return true,
+                0x00 => return false,
+                _ => {}
+            },
+            _ => return false,
+        }
+        i = h;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// H.264 Annex B
+
+/// Bytes at the end of the buffer kept back while streaming a NAL: they may be the start of the
+/// next start code (`00 00 00 01`).
+const HOLDBACK: usize = 4;
+
+#[derive(Default)]
+struct AnnexBSplit {
+    /// Unemitted bytes, from the start of the current NAL, or from the middle of one that is
+    /// being streamed.
+    buf: BytesMut,
+    /// Where in `buf` to continue looking for the next start code.
+    scan: usize,
+    /// The next NAL's boundary may not be before this index (the current NAL's header).
+    min_begin: usize,
+    cur: Cur,
+    /// Complete NALs held until the next slice shows whether an IDR access unit starts, with their
+    /// NAL types.
+    held: Vec<(Chunk, u8)>,
+    held_bytes: usize,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Cur {
+    /// Before the first start code: Data.
+    #[default]
+    Pre,
+    /// A NAL whose type is not known yet; `hdr` = index of its header byte in `buf`.
+    Start { hdr: usize },
+    /// A non-VCL NAL collected whole, to be held.
+    Collect { ty: u8 },
+    /// A NAL streamed out as it arrives; `first` = the mark of its first piece, while nothing of
+    /// it has been emitted.
+    Stream { first: Option<Mark> },
+}
+
+fn find_start_code(b: &[u8], from: usize) -> Option<usize> {
+    if from >= b.len() {
+        return None;
+    }
+    memchr::memmem::find(&b[from..], &[0, 0, 1]).map(|k| from + k)
+}
+
+/// Does this chunk of an Annex B stream (as [`Splitter`] cuts it) begin an H.264 access unit? True
+/// for a NAL that opens one (AUD, SPS, PPS, SEI, ...) and for the first slice of a picture.
+pub fn annexb_starts_au(chunk: &[u8]) -> bool {
+    let h = if chunk.starts_with(&[0, 0, 0, 1]) {
+        4
+    } else if chunk.starts_with(&[0, 0, 1]) {
+        3
+    } else {
+        return false;
+    };
+    match chunk.get(h).map(|b| b & 0x1F) {
+        Some(ty) if opens_au(ty) => true,
+        Some(1..=5) => chunk.get(h + 1).is_some_and(|b| b & 0x80 != 0),
+        _ => false,
+    }
+}
+
+/// NAL types that begin a new access unit when they follow a slice (H.264 7.4.1.2.3).
+fn opens_au(ty: u8) -> bool {
+    matches!(ty, 6..=9 | 14..=18)
+}
+
+impl AnnexBSplit {
+    fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+        self.buf.extend_from_slice(data);
+        self.run(out, false);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Chunk>) {
+        self.run(out, true);
+    }
+
+    fn run(&mut self, out: &mut Vec<Chunk>, eof: bool) {
+        loop {
+            if let Cur::Start { hdr } = self.cur {
+                let Some(&h) = self.buf.get(hdr) else {
+                    if eof {
+                        self.flush_all(out);
+                    }
+                    return;
+                };
+                let ty = h & 0x1F;
+                if (1..=5).contains(&ty) {
+                    let Some(&next) = self.buf.get(hdr + 1) else {
+                        if eof {
+                            self.flush_all(out);
+                        }
+                        return;
+                    };
+                    // first_mb_in_slice == 0 (ue(v) "1"): the first slice of a picture.
+                    let idr_start = ty == 5 && next & 0x80 != 0;
+                    let key_in_held = self.emit_held(idr_start, out);
+                    let mark = if idr_start && !key_in_held {
+                        Mark::Keyframe
+                    } else {
+                        Mark::Data
+                    };
+                    self.cur = Cur::Stream { first: Some(mark) };
+                    // The first piece carries the slice's first byte too (first_mb_in_slice), so
+                    // a reader of the chunks can tell where access units start.
+                    self.min_begin = hdr + 2;
+                } else if self.held.is_empty() && !opens_au(ty) {
+                    // Trails the previous access unit (end of sequence, filler, ...).
+                    self.cur = Cur::Stream {
+                        first: Some(Mark::Data),
+                    };
+                } else {
+                    self.cur = Cur::Collect { ty };
+                }
+                self.scan = hdr + 1;
+                continue;
+            }
+            if let Some(sc) = find_start_code(&self.buf, self.scan) {
+                // A 4-byte start code's zero byte belongs to the next NAL.
+                let begin = if sc > self.min_begin && self.buf[sc - 1] == 0 {
+                    sc - 1
+                } else {
+                    sc
+                };
+                self.end_nal(begin, out);
+                let hdr = sc - begin + 3;
+                self.cur = Cur::Start { hdr };
+                self.min_begin = hdr + 1;
+                self.scan = hdr;
+                continue;
+            }
+            if eof {
+                let n = self.buf.len();
+                self.end_nal(n, out);
+                self.emit_held(false, out);
+                return;
+            }
+            self.scan = self.scan.max(self.buf.len().saturating_sub(2));
+            match self.cur {
+                Cur::Stream { .. } | Cur::Pre => {
+                    let n = self
+                        .buf
+                        .len()
+                        .saturating_sub(HOLDBACK)
+                        .max(self.min_begin)
+                        .min(self.buf.len());
+                    if n > 0 {
+                        self.emit_piece(n, out);
+                    }
+                }
+                Cur::Collect { .. } => {
+                    if self.buf.len() > MAX_PARAM_SET || self.held_bytes + self.buf.len() > MAX_HELD
+                    {
+                        self.emit_held(false, out);
+                        self.cur = Cur::Stream {
+                            first: Some(Mark::Data),
+                        };
+                        continue;
+                    }
+                }
+                Cur::Start { .. } => {}
+            }
+            return;
+        }
+    }
+
+    fn emit_piece(&mut self, n: usize, out: &mut Vec<Chunk>) {
+        let mark = match &mut self.cur {
+            Cur::Stream { first } => first.take().unwrap_or(Mark::Data),
+            _ => Mark::Data,
+        };
+        out.push(Chunk::new(self.buf.split_to(n).freeze(), mark));
+        self.scan = self.scan.saturating_sub(n);
+        self.min_begin = self.min_begin.saturating_sub(n);
+    }
+
+    /// The current NAL ends at `b`.
+    fn end_nal(&mut self, b: usize, out: &mut Vec<Chunk>) {
+        match self.cur {
+            Cur::Collect { ty } => {
+                let mark = match ty {
+                    7 => Mark::Header(HeaderKind::H264Sps),
+                    8 => Mark::Header(HeaderKind::H264Pps),
+                    _ => Mark::Data,
+                };
+                let c = Chunk::new(self.buf.split_to(b).freeze(), mark);
+                self.held_bytes += b;
+                self.held.push((c, ty));
+                if self.held_bytes > MAX_HELD {
+                    self.emit_held(false, out);
+                }
+            }
+            Cur::Stream { first: Some(_) } => self.emit_piece(b, out),
+            _ => {
+                if b > 0 {
+                    self.emit_piece(b, out);
+                }
+            }
+        }
+        self.scan = 0;
+        self.min_begin = 0;
+        self.cur = Cur::Pre;
+    }
+
+    /// Emits the held NALs. When an IDR access unit starts, its first non-header NAL becomes the
+    /// keyframe; returns whether there was one.
+    fn emit_held(&mut self, idr_start: bool, out: &mut Vec<Chunk>) -> bool {
+        let mut key = false;
+        if idr_start {
+            if let Some((c, _)) = self
+                .held
+                .iter_mut()
+                .find(|(c, ty)| !matches!(c.mark, Mark::Header(_)) && opens_au(*ty))
+            {
+                c.mark = Mark::Keyframe;
+                key = true;
+            }
+        }
+        out.extend(self.held.drain(..).map(|(c, _)| c));
+        self.held_bytes = 0;
+        key
+    }
+
+    /// End of input inside a NAL header: everything out as it is.
+    fn flush_all(&mut self, out: &mut Vec<Chunk>) {
+        self.emit_held(false, out);
+        flush_data(&mut self.buf, out);
+        self.cur = Cur::Pre;
+        self.scan = 0;
+        self.min_begin = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::testdata::{self, Rng};
+
+    /// Splits `input` pushed in pieces of the given sizes.
+    fn split(input: &[u8], cuts: &[usize]) -> (Vec<Chunk>, Option<StreamFormat>) {
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &n in cuts {
+            s.push(&input[at..at + n], &mut out);
+            at += n;
+        }
+        s.push(&input[at..], &mut out);
+        s.finish(&mut out);
+        (out, s.format())
+    }
+
+    fn concat(chunks: &[Chunk]) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.data.iter().copied()).collect()
+    }
+
+    /// (offset, mark) of every non-Data chunk.
+    fn marks(chunks: &[Chunk]) -> Vec<(usize, Mark)> {
+        let mut at = 0;
+        let mut v = Vec::new();
+        for c in chunks {
+            assert!(!c.data.is_empty(), "empty chunk");
+            if c.mark != Mark::Data {
+                v.push((at, c.mark));
+            }
+            at += c.data.len();
+        }
+        v
+    }
+
+    fn check_any_chunking(input: &[u8], fmt: StreamFormat) -> Vec<(usize, Mark)> {
+        let (whole, f) = split(input, &[input.len()]);
+        assert_eq!(f, Some(fmt));
+        assert_eq!(concat(&whole), input);
+        let want = marks(&whole);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for max in [1usize, 2, 3, 7, 100, 188, 189, 1000, 5000, 70_000] {
+            let cuts = if max == 1 {
+                vec![1; input.len().min(20_000)]
+            } else {
+                rng.cuts(input.len(), max)
+            };
+            let (got, f) = split(input, &cuts);
+            assert_eq!(f, Some(fmt));
+            assert!(
+                concat(&got) == input,
+                "bytes differ under cuts of at most {max}"
+            );
+            assert_eq!(
+                marks(&got),
+                want,
+                "marks differ under cuts of at most {max}"
+            );
+        }
+        want
+    }
+
+    fn count(m: &[(usize, Mark)], mark: Mark) -> usize {
+        m.iter().filter(|(_, x)| *x == mark).count()
+    }
+
+    #[test]
+    fn flv_tags_and_marks() {
+        let input = testdata::flv();
+        let m = check_any_chunking(&input, StreamFormat::Flv);
+        assert_eq!(m[0], (0, Mark::Header(HeaderKind::FlvFile)));
+        assert_eq!(m[1], (13, Mark::Header(HeaderKind::FlvMetadata)));
+        assert_eq!(count(&m, Mark::Header(HeaderKind::FlvVideoConfig)), 1);
+        assert_eq!(count(&m, Mark::Header(HeaderKind::FlvAudioConfig)), 1);
+        assert_eq!(count(&m, Mark::Keyframe), 4);
+        // Every chunk is a whole tag.
+        let (chunks, _) = split(&input, &[input.len()]);
+        for c in &chunks[1..] {
+            let size =
+                ((c.data[1] as usize) << 16) | ((c.data[2] as usize) << 8) | c.data[3] as usize;
+            assert_eq!(c.data.len(), 11 + size + 4);
+            let pts = u32::from_be_bytes(c.data[c.data.len() - 4..].try_into().unwrap());
+            assert_eq!(pts as usize, 11 + size);
+        }
+    }
+
+    #[test]
+    fn ts_packets_and_marks() {
+        let input = testdata::ts();
+        let m = check_any_chunking(&input, StreamFormat::Ts);
+        assert_eq!(m[0], (0, Mark::Header(HeaderKind::TsPat)));
+        assert_eq!(m[1], (188, Mark::Header(HeaderKind::TsPmt)));
+        assert_eq!(count(&m, Mark::Keyframe), 4);
+        let (chunks, _) = split(&input, &[input.len()]);
+        for c in &chunks {
+            assert_eq!(c.data.len() % 188, 0);
+            assert_eq!(c.data[0], 0x47);
+            if c.mark != Mark::Data {
+                assert_eq!(c.data.len(), 188);
+            }
+        }
+    }
+
+    #[test]
+    fn annexb_nals_and_marks() {
+        for (input, first_key) in [(testdata::annexb(), 9u8), (testdata::annexb_no_aud(), 6)] {
+            let m = check_any_chunking(&input, StreamFormat::AnnexB);
+            assert_eq!(count(&m, Mark::Keyframe), 4);
+            assert_eq!(count(&m, Mark::Header(HeaderKind::H264Sps)), 4);
+            assert_eq!(count(&m, Mark::Header(HeaderKind::H264Pps)), 4);
+            for (at, mark) in &m {
+                let nal = &input[*at..];
+                let hdr = if nal.starts_with(&[0, 0, 0, 1]) { 4 } else { 3 };
+                assert!(
+                    nal[..hdr].ends_with(&[0, 0, 1]),
+                    "chunk at {at} is not a NAL start"
+                );
+                let ty = nal[hdr] & 0x1F;
+                match mark {
+                    Mark::Header(HeaderKind::H264Sps) => assert_eq!(ty, 7),
+                    Mark::Header(HeaderKind::H264Pps) => assert_eq!(ty, 8),
+                    Mark::Keyframe => assert!(ty == first_key || ty == 5, "keyframe on NAL {ty}"),
+                    _ => unreachable!(),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn annexb_keyframe_is_emitted_without_waiting_for_the_frame() {
+        let input = testdata::annexb_no_aud();
+        // Up to 2 bytes into the IDR slice: the keyframe chunk must be out.
+        let idr = h264_nal_positions(&input)
+            .into_iter()
+            .find(|&(_, t)| t == 5)
+            .unwrap()
+            .0;
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(&input[..idr + 2], &mut out);
+        assert!(
+            out.iter().any(|c| c.mark == Mark::Keyframe),
+            "no keyframe yet"
+        );
+        assert!(out
+            .iter()
+            .any(|c| c.mark == Mark::Header(HeaderKind::H264Pps)));
+        let emitted: usize = out.iter().map(|c| c.data.len()).sum();
+        assert!(emitted >= idr, "held back more than the slice header");
+    }
+
+    fn h264_nal_positions(b: &[u8]) -> Vec<(usize, u8)> {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while let Some(k) = memchr::memmem::find(&b[i..], &[0, 0, 1]) {
+            let h = i + k + 3;
+            if h < b.len() {
+                v.push((h, b[h] & 0x1F));
+            }
+            i = h;
+        }
+        v
+    }
+
+    #[test]
+    fn ts_keyframe_is_emitted_when_its_packet_is_complete() {
+        let input = testdata::ts();
+        let (chunks, _) = split(&input, &[input.len()]);
+        let m = marks(&chunks);
+        // The second keyframe: the first comes before detection has its 752 bytes.
+        let key_at = m
+            .iter()
+            .filter(|(_, x)| *x == Mark::Keyframe)
+            .nth(1)
+            .unwrap()
+            .0;
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(&input[..key_at + 188], &mut out);
+        assert_eq!(concat(&out).len(), key_at + 188);
+        assert_eq!(out.last().unwrap().mark, Mark::Keyframe);
+    }
+
+    #[test]
+    fn opaque_chunks_are_the_pushed_slices() {
+        let text: Vec<u8> = b"hello, fstream! "
+            .iter()
+            .copied()
+            .cycle()
+            .take(5000)
+            .collect();
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(&text[..100], &mut out);
+        assert!(out.is_empty(), "must wait: 100 bytes could still be TS");
+        s.push(&text[100..300], &mut out);
+        // No 0x47 ('G') in the first 188 bytes: decided at once.
+        assert_eq!(s.format(), Some(StreamFormat::Opaque));
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].data[..], &text[..300]);
+        s.push(&text[300..301], &mut out);
+        s.push(&text[301..], &mut out);
+        s.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[1].data.len(), 1);
+        assert!(out.iter().all(|c| c.mark == Mark::Data));
+        assert_eq!(concat(&out), text);
+        // Short opaque input comes out at finish; decide() forces it without ending.
+        let (c, f) = split(b"GG", &[1]);
+        assert_eq!(concat(&c), b"GG");
+        assert!(f.is_some());
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(b"abc", &mut out);
+        s.decide(&mut out);
+        assert_eq!(s.format(), Some(StreamFormat::Opaque));
+        assert_eq!(concat(&out), b"abc");
+        let (c, f) = split(b"", &[]);
+        assert!(c.is_empty());
+        assert_eq!(f, Some(StreamFormat::Opaque));
+    }
+
+    #[test]
+    fn broken_flv_passes_through_as_data() {
+        let mut input = testdata::flv();
+        let cut = 13 + 500;
+        // Find a tag boundary near `cut` and put garbage there.
+        let (chunks, _) = split(&input, &[input.len()]);
+        let mut at = 0;
+        let mut boundary = 0;
+        for c in &chunks {
+            if at >= cut {
+                boundary = at;
+                break;
+            }
+            at += c.data.len();
+        }
+        input.splice(boundary..boundary, b"\x3F garbage".iter().copied());
+        let (got, _) = split(&input, &[input.len()]);
+        assert_eq!(concat(&got), input);
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(&input, &mut out);
+        assert!(s.broken());
+        // A huge declared size is refused at once rather than buffered.
+        let mut v = input[..13].to_vec();
+        v.extend_from_slice(&[9, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0]);
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        s.push(&v, &mut out);
+        assert!(!s.broken(), "16 MiB is still a legal FLV tag");
+        assert_eq!(concat(&out).len(), 13);
+    }
+
+    #[test]
+    fn ts_resyncs_after_garbage() {
+        let mut input = testdata::ts();
+        let n = input.len();
+        input.splice(
+            188 * 40 + 17..188 * 40 + 17,
+            [0x47u8, 1, 2, 3, 0x47, 9].iter().copied(),
+        );
+        let m = check_any_chunking(&input, StreamFormat::Ts);
+        assert_eq!(input.len(), n + 6);
+        // The damaged packet's PES may lose its mark; later keyframes are found.
+        assert!(count(&m, Mark::Keyframe) >= 3, "{m:?}");
+    }
+
+    #[test]
+    fn enhanced_flv_marks() {
+        let tag = |ty: u8, body: &[u8]| {
+            let mut t = vec![ty, 0, 0, body.len() as u8, 0, 0, 0, 0, 0, 0, 0];
+            t.extend_from_slice(body);
+            t.extend_from_slice(&((11 + body.len()) as u32).to_be_bytes());
+            t
+        };
+        // ex header | keyframe | SequenceStart, 'hvc1'
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\x90hvc1\x01"), false),
+            Mark::Header(HeaderKind::FlvVideoConfig)
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\x91hvc1\x00\x00\x00"), false),
+            Mark::Keyframe
+        );
+        assert_eq!(flv_tag_mark(&tag(9, b"\x93av01"), false), Mark::Keyframe);
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\xA1hvc1\x00\x00\x00"), false),
+            Mark::Data
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\x17\x01\x00\x00\x00"), false),
+            Mark::Keyframe
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\x27\x01\x00\x00\x00"), false),
+            Mark::Data
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(9, b"\x17\x00\x00\x00\x00"), false),
+            Mark::Header(HeaderKind::FlvVideoConfig)
+        );
+        assert_eq!(flv_tag_mark(&tag(9, b"\x52"), false), Mark::Data);
+        assert_eq!(
+            flv_tag_mark(&tag(8, b"\xAF\x00\x12\x10"), false),
+            Mark::Header(HeaderKind::FlvAudioConfig)
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(8, b"\xAF\x01\x12\x10"), false),
+            Mark::Data
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(8, b"\xAF\x01\x12\x10"), true),
+            Mark::Keyframe
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(8, b"\x90Opus"), false),
+            Mark::Header(HeaderKind::FlvAudioConfig)
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(18, b"\x02\x00\x0AonMetaData\x08"), false),
+            Mark::Header(HeaderKind::FlvMetadata)
+        );
+        assert_eq!(
+            flv_tag_mark(&tag(18, b"\x02\x00\x0AonCuePoint"), false),
+            Mark::Data
+        );
+    }
+
+    #[test]
+    fn detection() {
+        assert_eq!(detect_format(b"FL", false), None);
+        assert_eq!(detect_format(b"FLV", false), Some(StreamFormat::Flv));
+        assert_eq!(detect_format(b"FLX", false), None);
+        assert_eq!(detect_format(&[0, 0, 0], false), None);
+        assert_eq!(
+            detect_format(&[0, 0, 0, 1], false),
+            Some(StreamFormat::AnnexB)
+        );
+        assert_eq!(
+            detect_format(&[0, 0, 1, 9], false),
+            Some(StreamFormat::AnnexB)
+        );
+        assert_eq!(
+            detect_format(&[0, 0, 0, 1], true),
+            Some(StreamFormat::AnnexB)
+        );
+        assert_eq!(detect_format(b"x", true), Some(StreamFormat::Opaque));
+        assert_eq!(
+            detect_format(&[0x20; 188], false),
+            Some(StreamFormat::Opaque)
+        );
+        let ts = testdata::ts();
+        assert_eq!(detect_format(&ts[..188], false), None);
+        assert_eq!(
+            detect_format(&ts[..DETECT_LIMIT], false),
+            Some(StreamFormat::Ts)
+        );
+        assert_eq!(
+            detect_format(&ts[100..100 + DETECT_LIMIT], false),
+            Some(StreamFormat::Ts)
+        );
+    }
+}

@@ -1,0 +1,947 @@
+//! river-relay against real peers on 127.0.0.1: its own clients, fstream.py's command line, raw
+//! TCP clients (hostile handshakes, a watcher that never reads), ffmpeg/ffprobe as broadcaster and
+//! players over fstream and HTTP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running hub with a users dir (fier:123, ann:456); killed on drop.
+struct Hub {
+    child: Child,
+    fstream: String,
+    http: String,
+    log: Arc<Mutex<String>>,
+    _dir: PathBuf,
+}
+
+impl Hub {
+    fn start(extra: &[&str]) -> Hub {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = tmpdir().join(format!(
+            "relay-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let users = dir.join("users");
+        std::fs::create_dir_all(&users).unwrap();
+        std::fs::write(users.join("fier.ini"), "[DEFAULT]\npassword=123\n").unwrap();
+        std::fs::write(users.join("ann.ini"), "[DEFAULT]\r\npassword = 456\r\n").unwrap();
+        std::fs::write(users.join("live.ini"), "[DEFAULT]\npassword=pushpw\n").unwrap();
+        let mut args = vec![
+            "-v",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--users",
+        ];
+        let u = users.to_string_lossy().to_string();
+        args.push(&u);
+        args.extend_from_slice(extra);
+        let mut child = Command::new(river("river-relay"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn river-relay serve");
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let l2 = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut addrs = (None, None);
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("river-relay: fstream listening on ") {
+                    addrs.0 = Some(a.to_string());
+                }
+                if let Some(a) = line.strip_prefix("river-relay: http listening on ") {
+                    addrs.1 = Some(a.to_string());
+                }
+                if let (Some(f), Some(h)) = &addrs {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send((f.clone(), h.clone()));
+                    }
+                }
+                let mut g = l2.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let (fstream, http) = rx
+            .recv_timeout(WAIT)
+            .expect("river-relay serve did not print its addresses");
+        Hub {
+            child,
+            fstream,
+            http,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the hub's log contains `needle`.
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < WAIT,
+                "hub log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let (head, body) = http_get(&self.http, "/stats");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        serde_json::from_slice(&body).expect("stats JSON")
+    }
+
+    /// The hub's resident set size in KiB.
+    fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// The number of watchers currently attached to a channel.
+    fn watchers(&self, user: &str, channel: &str) -> usize {
+        let s = self.stats();
+        s["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["user"] == user && c["channel"] == channel)
+            .map(|c| {
+                c["watchers"].as_array().unwrap().len() + c["waiting"].as_u64().unwrap() as usize
+            })
+            .unwrap_or(0)
+    }
+
+    fn wait_watchers(&self, user: &str, channel: &str, n: usize) {
+        let start = Instant::now();
+        while self.watchers(user, channel) < n {
+            assert!(
+                start.elapsed() < WAIT,
+                "{n} watchers never joined {user}/{channel}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP GET over a raw socket (close-delimited or Content-Length): (head, body).
+fn http_get(addr: &str, path: &str) -> (String, Vec<u8>) {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+}
+
+fn http_raw(addr: &str, req: &[u8]) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(req).unwrap();
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    let split = v
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(v.len());
+    (
+        String::from_utf8_lossy(&v[..split]).into_owned(),
+        v[split..].to_vec(),
+    )
+}
+
+fn handshake(payload: &str) -> Vec<u8> {
+    let mut v = b"\n\n".to_vec();
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.push(0);
+    v.extend_from_slice(payload.as_bytes());
+    v
+}
+
+/// Connects, sends `bytes`, and returns everything received until the hub closes (deadline).
+fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    v
+}
+
+/// `river-relay ARGS` with stdout to a file, stderr collected.
+fn spawn_relay(args: &[&str], stdin: Stdio, stdout: Stdio) -> Child {
+    Command::new(river("river-relay"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn river-relay")
+}
+
+fn stderr_of(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+/// A watcher process writing to a file.
+fn watch_to_file(hub: &Hub, user: &str, channel: &str, extra: &[&str], out: &Path) -> Child {
+    let mut args = vec!["watch", &hub.fstream, "--user", user, "--channel", channel];
+    args.extend_from_slice(extra);
+    spawn_relay(
+        &args,
+        Stdio::null(),
+        Stdio::from(std::fs::File::create(out).unwrap()),
+    )
+}
+
+/// A broadcaster process fed from a file.
+fn broadcast_file(hub: &Hub, user: &str, pw: &str, channel: &str, input: &Path) -> Child {
+    spawn_relay(
+        &[
+            "broadcast",
+            &hub.fstream,
+            "--user",
+            user,
+            "--password",
+            pw,
+            "--channel",
+            channel,
+        ],
+        Stdio::from(std::fs::File::open(input).unwrap()),
+        Stdio::null(),
+    )
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn clip4s() -> Clip {
+    Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 0,
+        audio: true,
+        gop_secs: 4,
+        secs: 12,
+    }
+}
+
+fn clip1s() -> Clip {
+    Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 2,
+        audio: true,
+        gop_secs: 1,
+        secs: 3,
+    }
+}
+
+#[test]
+fn opaque_fan_out_is_byte_exact_to_20_watchers_then_eof() {
+    let hub = Hub::start(&[]);
+    let data = pattern(4 << 20, 7);
+    let input = write_tmp("relay-fanout.bin", &data);
+    let dir = tmpdir();
+    let mut watchers = Vec::new();
+    for i in 0..20 {
+        let out = dir.join(format!("relay-fanout-{i}.out"));
+        // Half of them use fstream.py's command line.
+        let w = if i % 2 == 0 {
+            watch_to_file(&hub, "fier", "fan", &[], &out)
+        } else {
+            spawn_relay(
+                &[&hub.fstream, "watch,user=fier,channel=fan"],
+                Stdio::null(),
+                Stdio::from(std::fs::File::create(&out).unwrap()),
+            )
+        };
+        watchers.push((w, out));
+    }
+    hub.wait_watchers("fier", "fan", 20);
+    let mut b = spawn_relay(
+        &[
+            &hub.fstream,
+            "broadcast,user=fier,user-password=123,channel=fan",
+        ],
+        Stdio::from(std::fs::File::open(&input).unwrap()),
+        Stdio::null(),
+    );
+    let st = wait_deadline(&mut b, WAIT, "broadcaster");
+    assert!(st.success(), "broadcaster: {}", stderr_of(&mut b));
+    for (mut w, out) in watchers {
+        // End of broadcast: everything queued, then EOF, so the watcher exits 0.
+        let st = wait_deadline(&mut w, WAIT, "watcher");
+        assert!(st.success(), "watcher: {}", stderr_of(&mut w));
+        let got = std::fs::read(&out).unwrap();
+        assert!(
+            got == data,
+            "{}: {} bytes, want {}",
+            out.display(),
+            got.len(),
+            data.len()
+        );
+    }
+    assert!(hub.log().contains("end of broadcast"));
+}
+
+#[test]
+fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded() {
+    // A 32 MiB queue gives the reading watcher (a debug build, on a busy 2-core machine) a second
+    // of slack at the paced rate; the stuck one overflows it after a second either way.
+    let hub = Hub::start(&["--queue-bytes", "32MiB", "--queue-time", "30s"]);
+    // The stuck watcher: handshake, then never read.
+    let mut stuck = TcpStream::connect(&hub.fstream).unwrap();
+    stuck
+        .write_all(&handshake("watch,user=fier,channel=big"))
+        .unwrap();
+    let mut good = spawn_relay(
+        &["watch", &hub.fstream, "--user", "fier", "--channel", "big"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    hub.wait_watchers("fier", "big", 2);
+    let total: usize = 256 << 20;
+    // The password comes from the environment here: check that path too.
+    let mut b = Command::new(river("river-relay"))
+        .args([
+            "broadcast",
+            &hub.fstream,
+            "--user",
+            "fier",
+            "--channel",
+            "big",
+        ])
+        .env("RIVER_USER_PASSWORD", "123")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bin = b.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Paced at about 32 MiB/s, so a watcher that reads keeps up even in a debug build on a
+        // busy machine; the stuck one falls behind at once either way.
+        let block = pattern(1 << 20, 3);
+        let start = Instant::now();
+        for i in 0..(total >> 20) {
+            let due = start + Duration::from_millis(i as u64 * 32);
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            bin.write_all(&block).unwrap();
+        }
+    });
+    let mut gout = good.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let block = pattern(1 << 20, 3);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n: usize = 0;
+        let mut ok = true;
+        loop {
+            let k = gout.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            let mut done = 0;
+            while done < k {
+                let off = (n + done) % block.len();
+                let m = (k - done).min(block.len() - off);
+                ok &= buf[done..done + m] == block[off..off + m];
+                done += m;
+            }
+            n += k;
+        }
+        (n, ok)
+    });
+    let mut max_rss = 0;
+    let start = Instant::now();
+    while !writer.is_finished() {
+        max_rss = max_rss.max(hub.rss_kib());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "256 MiB did not flow"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.join().unwrap();
+    let st = wait_deadline(&mut b, WAIT, "broadcaster");
+    assert!(st.success(), "broadcaster: {}", stderr_of(&mut b));
+    let st = wait_deadline(&mut good, WAIT, "good watcher");
+    assert!(st.success());
+    let (n, ok) = reader.join().unwrap();
+    assert_eq!(
+        n,
+        total,
+        "the reading watcher got everything; hub log:\n{}",
+        hub.log()
+    );
+    assert!(ok, "the reading watcher's bytes are exact");
+    // Opaque content: the stuck watcher overflowed its queue and was disconnected.
+    assert!(hub.log().contains("slow watcher"), "{}", hub.log());
+    // One 32 MiB queue (shared Bytes) + socket buffers + the process itself: far below the
+    // 256 MiB that flowed.
+    assert!(max_rss < 80 * 1024, "hub RSS reached {max_rss} KiB");
+    eprintln!("hub RSS peak while 256 MiB flowed: {max_rss} KiB");
+    drop(stuck);
+}
+
+#[test]
+fn auth_refusals_close_without_data() {
+    let hub = Hub::start(&["--wait-timeout", "20s"]);
+    let data = pattern(100_000, 9);
+    let input = write_tmp("relay-auth.bin", &data);
+    // Wrong user password and unknown user: the broadcaster fails, nothing reaches the channel.
+    for (user, pw) in [("fier", "nope"), ("nobody", "123"), ("ann", "123")] {
+        let mut b = broadcast_file(&hub, user, pw, "x", &input);
+        let st = wait_deadline(&mut b, WAIT, "refused broadcaster");
+        let err = stderr_of(&mut b);
+        assert!(!st.success(), "{user}/{pw} accepted");
+        assert!(err.contains("closed the connection"), "{err}");
+    }
+    hub.wait_log("wrong user password or unknown user \"nobody\"");
+    // The raw view: a refused broadcaster is sent nothing.
+    let got = raw_exchange(
+        &hub.fstream,
+        &handshake("broadcast,user=fier,user-password=bad"),
+    );
+    assert!(got.is_empty());
+    // A watcher with the wrong channel password on a live channel: nothing, then closed.
+    let mut live = TcpStream::connect(&hub.fstream).unwrap();
+    live.write_all(&handshake(
+        "broadcast,user=ann,user-password=456,channel=c,channel-password=pw",
+    ))
+    .unwrap();
+    live.write_all(&pattern(1000, 1)).unwrap();
+    hub.wait_log("broadcasting ann/c");
+    let got = raw_exchange(
+        &hub.fstream,
+        &handshake("watch,user=ann,channel=c,channel-password=wrong"),
+    );
+    assert!(got.is_empty());
+    let got = raw_exchange(&hub.fstream, &handshake("watch,user=ann,channel=c"));
+    assert!(got.is_empty());
+    hub.wait_log("watcher of ann/c: wrong channel password");
+    // The right password gets data.
+    let mut ok = TcpStream::connect(&hub.fstream).unwrap();
+    ok.write_all(&handshake("watch,user=ann,channel=c,channel-password=pw"))
+        .unwrap();
+    hub.wait_watchers("ann", "c", 1);
+    live.write_all(&pattern(1000, 2)).unwrap();
+    ok.set_read_timeout(Some(WAIT)).unwrap();
+    let mut b = [0u8; 10];
+    assert!(ok.read(&mut b).unwrap() > 0);
+    // HTTP: wrong password → 403.
+    let (head, _) = http_get(&hub.http, "/ann/c.flv?password=wrong");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // A watcher waiting for a channel that is not live yet is dropped when the broadcaster sets
+    // another password.
+    let out = tmpdir().join("relay-auth-wait.out");
+    let mut w = watch_to_file(&hub, "fier", "later", &["--channel-password", "old"], &out);
+    hub.wait_watchers("fier", "later", 1);
+    let mut b = spawn_relay(
+        &[
+            "broadcast",
+            &hub.fstream,
+            "--user",
+            "fier",
+            "--channel",
+            "later",
+            "--channel-password",
+            "new",
+        ],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    // Password from the environment is not set here: --password missing must be a usage error.
+    let st = wait_deadline(&mut b, WAIT, "broadcaster without password");
+    assert_eq!(st.code(), Some(2));
+    let pwfile = write_tmp("relay-pw.txt", b"123\n");
+    let mut b = spawn_relay(
+        &[
+            "broadcast",
+            &hub.fstream,
+            "--user",
+            "fier",
+            "--channel",
+            "later",
+            "--channel-password",
+            "new",
+            "--password-file",
+            pwfile.to_str().unwrap(),
+        ],
+        Stdio::from(std::fs::File::open(&input).unwrap()),
+        Stdio::null(),
+    );
+    let st = wait_deadline(&mut w, WAIT, "dropped waiting watcher");
+    assert!(!st.success());
+    assert!(std::fs::read(&out).unwrap().is_empty());
+    hub.wait_log("the broadcaster set another channel password");
+    let st = wait_deadline(&mut b, WAIT, "broadcaster");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    // Users are re-read: a new user file takes effect without a restart.
+    let users = Path::new(&hub._dir).join("users");
+    std::fs::write(users.join("newbie.ini"), "[DEFAULT]\npassword=fresh\n").unwrap();
+    let mut b = broadcast_file(&hub, "newbie", "fresh", "x", &input);
+    let st = wait_deadline(&mut b, WAIT, "new user");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+}
+
+#[test]
+fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
+    let hub = Hub::start(&[]);
+    let mut huge = b"\n\n".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    huge.push(0);
+    huge.extend_from_slice(&[b'a'; 1000]);
+    let mut nonutf8 = b"\n\n\x00\x00\x00\x04\x00".to_vec();
+    nonutf8.extend_from_slice(&[0xff, 0xfe, 0xfd, 0xfc]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("huge length", huge),
+        ("garbage", pattern(5000, 5)),
+        ("non-UTF-8", nonutf8),
+        ("unknown role", handshake("dance,user=fier")),
+        ("path in name", handshake("watch,user=../etc,channel=x")),
+        ("zero length", b"\n\n\x00\x00\x00\x00\x00".to_vec()),
+    ];
+    for (what, bytes) in &cases {
+        let got = raw_exchange(&hub.fstream, bytes);
+        assert!(got.is_empty(), "{what}: got {} bytes", got.len());
+    }
+    hub.wait_log("bad fstream handshake");
+    // HTTP: garbage → 400, oversized head → 431, unknown path → 404, opaque as .flv → 415.
+    let (head, _) = http_raw(&hub.http, b"\x01\x02garbage\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let mut big = b"GET /fier/x.flv HTTP/1.1\r\nX-Big: ".to_vec();
+    big.extend_from_slice(&[b'a'; 10_000]);
+    big.extend_from_slice(b"\r\n\r\n");
+    let (head, _) = http_raw(&hub.http, &big);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    let (head, _) = http_get(&hub.http, "/nothing");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (head, _) = http_raw(&hub.http, b"OPTIONS /fier/x.flv HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 204") && head.contains("Access-Control-Allow-Origin: *"),
+        "{head}"
+    );
+    let mut live = TcpStream::connect(&hub.fstream).unwrap();
+    live.write_all(&handshake(
+        "broadcast,user=fier,user-password=123,channel=op",
+    ))
+    .unwrap();
+    live.write_all(&pattern(4000, 8)).unwrap();
+    hub.wait_log("unknown (opaque) content");
+    let (head, _) = http_get(&hub.http, "/fier/op.flv");
+    assert!(head.starts_with("HTTP/1.1 415"), "{head}");
+    // The hub still works.
+    let s = hub.stats();
+    assert!(s["refused"].as_u64().unwrap() >= cases.len() as u64);
+}
+
+/// Runs ffmpeg → `river-relay broadcast` (format `fmt`) with -re, and watchers over fstream and
+/// HTTP, and checks each decodes.
+fn through_the_hub(fmt: &str) {
+    require("ffmpeg");
+    let hub = Hub::start(&[]);
+    let clip = clip1s();
+    let src = clip.flv();
+    let dir = tmpdir();
+    let ext = if fmt == "flv" { "flv" } else { "ts" };
+    let chan = format!("cam-{ext}");
+    let w_fs = dir.join(format!("relay-{ext}-fstream.{ext}"));
+    let mut w1 = watch_to_file(&hub, "fier", &chan, &[], &w_fs);
+    // HTTP players (ffmpeg), same container and the converted one.
+    let mut players = Vec::new();
+    for e in ["flv", "ts"] {
+        let out = dir.join(format!("relay-{ext}-http.{e}"));
+        let url = format!("http://{}/fier/{chan}.{e}", hub.http);
+        let c = Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                &url,
+                "-c",
+                "copy",
+                "-f",
+                if e == "flv" { "flv" } else { "mpegts" },
+            ])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        players.push((c, out));
+    }
+    hub.wait_watchers("fier", &chan, 3);
+    let s = src.to_string_lossy().to_string();
+    let cmd = format!(
+        "ffmpeg -nostdin -v error -re -i '{s}' -c copy -f {} - | '{}' broadcast {} --user fier --password 123 --channel {chan}",
+        if fmt == "flv" { "flv" } else { "mpegts" },
+        river("river-relay").display(),
+        hub.fstream
+    );
+    let mut b = Command::new("sh")
+        .args(["-c", &cmd])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_deadline(&mut b, WAIT, "ffmpeg | broadcast");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let st = wait_deadline(&mut w1, WAIT, "watcher");
+    assert!(st.success(), "{}", stderr_of(&mut w1));
+    for (mut p, out) in players {
+        let st = wait_deadline(&mut p, WAIT, "ffmpeg player");
+        assert!(st.success(), "{}: {}", out.display(), stderr_of(&mut p));
+        let streams = probe_streams(&out);
+        assert_eq!(streams[0].codec, "h264", "{}", out.display());
+        assert!(streams[0].packets >= 70, "{}: {streams:?}", out.display());
+        assert_eq!(streams.len(), 2, "{}: {streams:?}", out.display());
+        let pk = probe_packets(&out);
+        assert!(
+            pk.iter().find(|p| p.kind == "video").unwrap().key,
+            "{}: starts on a keyframe",
+            out.display()
+        );
+    }
+    let streams = probe_streams(&w_fs);
+    assert_eq!(streams[0].codec, "h264");
+    assert_eq!(
+        streams[0].packets, 75,
+        "the watcher from the start got every frame"
+    );
+    assert_decodes_cleanly(&w_fs);
+    // /stats saw the broadcast.
+    assert!(hub.log().contains(&format!("broadcasting fier/{chan}")));
+}
+
+#[test]
+fn ffmpeg_flv_through_broadcast_to_fstream_and_http_watchers() {
+    through_the_hub("flv");
+}
+
+#[test]
+fn ffmpeg_ts_through_broadcast_to_fstream_and_http_watchers() {
+    through_the_hub("ts");
+}
+
+#[test]
+fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
+    require("ffmpeg");
+    let hub = Hub::start(&[]);
+    let src = clip1s().flv();
+    // `river-relay watch | ffprobe -`, as a user types it.
+    let cmd = format!(
+        "'{}' watch {} --user live --channel stream1 | ffprobe -v error -count_packets -show_entries stream=codec_name,nb_read_packets -of csv -",
+        river("river-relay").display(),
+        hub.fstream
+    );
+    let probe = Command::new("sh")
+        .args(["-c", &cmd])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hub.wait_watchers("live", "stream1", 1);
+    let url = format!("http://{}/live/stream1?user-password=pushpw", hub.http);
+    ffmpeg(&[
+        "-re",
+        "-i",
+        src.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &url,
+    ]);
+    let mut probe = probe;
+    let st = wait_deadline(&mut probe, WAIT, "watch | ffprobe");
+    let mut out = String::new();
+    probe
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(st.success(), "{}", stderr_of(&mut probe));
+    assert!(out.contains("stream,h264,75"), "{out}");
+    assert!(out.contains("stream,aac,"), "{out}");
+    hub.wait_log("HTTP push to live/stream1 complete");
+    // A push with the wrong password is refused with 403.
+    let (head, _) = http_raw(
+        &hub.http,
+        b"POST /live/stream1?user-password=bad HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}
+
+/// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw
+/// watcher 5.5 s in (mid-GOP) and reads to the end. Returns the time to the first 13 bytes, the
+/// first video packet's pts, and the received file.
+fn late_join(hub_args: &[&str], name: &str) -> (Duration, f64, PathBuf) {
+    let hub = Hub::start(hub_args);
+    let src = clip4s().flv();
+    let cmd = format!(
+        "ffmpeg -nostdin -v error -re -i '{}' -c copy -f flv - | '{}' broadcast {} --user fier --password 123 --channel late",
+        src.display(),
+        river("river-relay").display(),
+        hub.fstream
+    );
+    let mut b = Command::new("sh")
+        .args(["-c", &cmd])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hub.wait_log("channel fier/late: FLV content");
+    // Join in the middle of the second GOP (4 s .. 8 s of media).
+    std::thread::sleep(Duration::from_millis(5500));
+    let joined = Instant::now();
+    let mut s = TcpStream::connect(&hub.fstream).unwrap();
+    s.write_all(&handshake("watch,user=fier,channel=late"))
+        .unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let first = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF before any data");
+        got.extend_from_slice(&buf[..n]);
+        if got.len() >= 13 {
+            break joined.elapsed();
+        }
+    };
+    // Read on to the end of the broadcast.
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let st = wait_deadline(&mut b, WAIT, "broadcaster");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let path = write_tmp(name, &got);
+    let pk = probe_packets(&path);
+    let video: Vec<&Packet> = pk.iter().filter(|p| p.kind == "video").collect();
+    assert!(video[0].key, "{name}: the late joiner starts on a keyframe");
+    assert_decodes_cleanly(&path);
+    (first, video[0].pts, path)
+}
+
+#[test]
+fn late_joiner_on_a_4s_gop_starts_at_once_on_the_cached_keyframe() {
+    require("ffmpeg");
+    // The same join with and without the GOP cache, side by side.
+    let without = std::thread::spawn(|| late_join(&["--no-gop-cache"], "relay-late-nocache.flv"));
+    let (first, pts, _) = late_join(&[], "relay-late.flv");
+    // The first frame is the cached keyframe at 4 s, not the next one at 8 s: the joiner did not
+    // wait for a keyframe. (Timestamps are the broadcast's own.)
+    assert!((pts - 4.0).abs() < 0.1, "first video pts {pts}");
+    // The first bytes came right away: far less than the 2.5 s until the next keyframe.
+    assert!(
+        first < Duration::from_millis(1500),
+        "first bytes after {first:?}"
+    );
+    eprintln!("late joiner: first bytes after {first:?}, first video pts {pts}");
+    // Without the cache (as nginx-rtmp and fstream do) the first decodable frame is the next
+    // keyframe, 8 s in: up to a whole GOP of waiting.
+    let (_, pts_nc, _) = without.join().unwrap();
+    assert!(
+        (pts_nc - 8.0).abs() < 0.1,
+        "--no-gop-cache: first video pts {pts_nc}"
+    );
+}
+
+#[test]
+fn second_broadcaster_takes_over_and_watchers_continue() {
+    let hub = Hub::start(&[]);
+    let out = tmpdir().join("relay-takeover.out");
+    let mut w = watch_to_file(&hub, "fier", "tk", &[], &out);
+    hub.wait_watchers("fier", "tk", 1);
+    let mut first = TcpStream::connect(&hub.fstream).unwrap();
+    first
+        .write_all(&handshake(
+            "broadcast,user=fier,user-password=123,channel=tk",
+        ))
+        .unwrap();
+    let a = vec![b'A'; 10_000];
+    first.write_all(&a).unwrap();
+    // Wait until the watcher has the first stream's bytes.
+    let start = Instant::now();
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < a.len() as u64 {
+        assert!(start.elapsed() < WAIT, "first stream never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = pattern(300_000, 4);
+    let input = write_tmp("relay-takeover.bin", &second);
+    let mut b = broadcast_file(&hub, "fier", "123", "tk", &input);
+    let st = wait_deadline(&mut b, WAIT, "second broadcaster");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    // The old broadcaster was closed by the hub.
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    let mut x = [0u8; 1];
+    assert_eq!(first.read(&mut x).unwrap_or(0), 0);
+    let st = wait_deadline(&mut w, WAIT, "watcher");
+    assert!(st.success(), "{}", stderr_of(&mut w));
+    let got = std::fs::read(&out).unwrap();
+    let mut want = a.clone();
+    want.extend_from_slice(&second);
+    assert!(
+        got == want,
+        "watcher got {} bytes, want the first stream then the whole second ({})",
+        got.len(),
+        want.len()
+    );
+    hub.wait_log("takes over channel fier/tk");
+}
+
+#[test]
+fn stats_json_and_prometheus() {
+    let hub = Hub::start(&[]);
+    let mut live = TcpStream::connect(&hub.fstream).unwrap();
+    live.write_all(&handshake(
+        "broadcast,user=fier,user-password=123,channel=st",
+    ))
+    .unwrap();
+    let mut w = TcpStream::connect(&hub.fstream).unwrap();
+    w.write_all(&handshake("watch,user=fier,channel=st"))
+        .unwrap();
+    hub.wait_watchers("fier", "st", 1);
+    live.write_all(&pattern(50_000, 6)).unwrap();
+    w.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 65536];
+    while got < 50_000 {
+        got += w.read(&mut buf).unwrap();
+    }
+    let start = Instant::now();
+    let ch = loop {
+        let s = hub.stats();
+        let ch = s["channels"][0].clone();
+        if ch["watchers"][0]["bytes_sent"].as_u64() == Some(50_000) {
+            break ch;
+        }
+        assert!(start.elapsed() < WAIT, "stats never showed the bytes: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ch["user"], "fier");
+    assert_eq!(ch["channel"], "st");
+    assert_eq!(ch["live"], true);
+    assert_eq!(ch["format"], "opaque");
+    assert_eq!(ch["bytes_in"], 50_000);
+    let wt = &ch["watchers"][0];
+    assert_eq!(wt["kind"], "fstream");
+    assert_eq!(wt["queue_bytes"], 0);
+    assert_eq!(wt["chunks_dropped"], 0);
+    let (head, body) = http_get(&hub.http, "/metrics");
+    assert!(head.contains("Content-Type: text/plain"), "{head}");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("river_relay_channel_bytes_in_total{user=\"fier\",channel=\"st\"} 50000"),
+        "{body}"
+    );
+    assert!(
+        body.contains("river_relay_watcher_bytes_sent_total{"),
+        "{body}"
+    );
+}
+
+#[test]
+fn usage_errors() {
+    for args in [
+        vec!["127.0.0.1:1", "dance,user=x"],
+        vec!["nonsense"],
+        vec!["127.0.0.1:1", "broadcast,user=fier"],
+    ] {
+        let out = run(&river("river-relay"), &args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+    }
+    let out = run(&river("river-relay"), &["--help"], b"");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("watch,user=fier,channel=c"), "{help}");
+}
+
+#[test]
+fn serve_stops_on_sigterm_and_watchers_get_eof() {
+    let mut hub = Hub::start(&[]);
+    let mut live = TcpStream::connect(&hub.fstream).unwrap();
+    live.write_all(&handshake(
+        "broadcast,user=fier,user-password=123,channel=sig",
+    ))
+    .unwrap();
+    let mut w = TcpStream::connect(&hub.fstream).unwrap();
+    w.write_all(&handshake("watch,user=fier,channel=sig"))
+        .unwrap();
+    hub.wait_watchers("fier", "sig", 1);
+    let data = pattern(100_000, 11);
+    live.write_all(&data).unwrap();
+    w.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = vec![0u8; data.len()];
+    w.read_exact(&mut got).unwrap();
+    assert!(got == data);
+    let st = Command::new("kill")
+        .args(["-TERM", &hub.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = wait_deadline(&mut hub.child, WAIT, "hub after SIGTERM");
+    assert_eq!(st.code(), Some(0));
+    // The watcher gets EOF (not a reset, not silence).
+    let mut rest = Vec::new();
+    w.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // The listener is gone.
+    assert!(TcpStream::connect(&hub.fstream).is_err());
+}
