@@ -3,15 +3,15 @@
 
 mod hls_seg;
 mod mux;
-mod rtmp_in;
 mod relay;
+mod rtmp_in;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::hls_seg;
 pub use mux::{mux_flv, mux_ts};
-pub use rtmp_in::rtmp_in;
 pub use relay::relay;
+pub use rtmp_in::rtmp_in;
 pub use testsrc::testsrc;
 
 use std::io;

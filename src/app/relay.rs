@@ -27,6 +27,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config {
         listen: a.listen.clone(),
         http: a.http.clone(),
+        rtsp: a.rtsp.clone(),
         users: a.users.clone(),
         gop_cache: !a.no_gop_cache,
         max_connections: a.max_connections,
@@ -54,6 +55,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     eprintln!("river-relay: fstream listening on {}", bound.fstream);
     if let Some(h) = bound.http {
         eprintln!("river-relay: http listening on {h}");
+    }
+    if let Some(r) = bound.rtsp {
+        eprintln!("river-relay: rtsp listening on {r}");
     }
     hub.run(|| stop_signal().is_some()).context("event loop")?;
     Ok(())

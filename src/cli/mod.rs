@@ -8,17 +8,17 @@ use crate::media::CLOCK_HZ;
 
 mod hls_seg;
 mod mux;
-mod rtmp_in;
 mod relay;
+mod rtmp_in;
 mod testsrc;
 mod thumb;
 
 pub use hls_seg::HlsSeg;
 pub use mux::{MuxFlv, MuxTs};
-pub use rtmp_in::RtmpIn;
 pub use relay::{
     BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs,
 };
+pub use rtmp_in::RtmpIn;
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 

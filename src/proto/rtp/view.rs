@@ -26,6 +26,8 @@ use crate::proto::util::random_u64;
 
 /// How often sender reports go out.
 pub const SR_INTERVAL: Duration = Duration::from_secs(2);
+/// Drift between media time and the wall clock after which sender reports are re-anchored.
+pub const REANCHOR: Duration = Duration::from_secs(3);
 
 /// One interleaved frame of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,10 @@ pub struct RtpView {
     h264: h264::Packetizer,
     /// Media time of the newest frame and when it arrived.
     clock: Option<(i64, SystemTime)>,
+    /// The media time ↔ wall clock mapping sender reports use: fixed, so that bursts of frames
+    /// (aggregated audio, a flushed end, a primed cache) do not move it; re-anchored only when the
+    /// stream drifts from it by more than [`REANCHOR`].
+    anchor: Option<(i64, SystemTime)>,
     last_sr: Option<Instant>,
     events: Vec<MediaEvent>,
     diags: Vec<Diag>,
@@ -60,6 +66,9 @@ pub struct RtpView {
     /// Why the view cannot go on (not H.264/AAC, or a demux error).
     pub failed: Option<String>,
     pub frames: u64,
+    last_dts: [Option<i64>; 2],
+    /// Frames skipped because their DTS did not advance.
+    pub skipped: u64,
 }
 
 impl RtpView {
@@ -74,12 +83,15 @@ impl RtpView {
             started: false,
             h264: h264::Packetizer::new(MTU_TCP),
             clock: None,
+            anchor: None,
             last_sr: None,
             events: Vec::new(),
             diags: Vec::new(),
             payloads: Vec::new(),
             failed: None,
             frames: 0,
+            last_dts: [None; 2],
+            skipped: 0,
         }
     }
 
@@ -205,6 +217,14 @@ impl RtpView {
                         Track::Audio => (self.a.as_mut(), Track::Audio),
                     };
                     let Some(o) = slot else { continue };
+                    // A frame that does not advance its track's DTS cannot be timed for a player
+                    // (RTP carries one timestamp); it is skipped.
+                    let last = &mut self.last_dts[(track == Track::Audio) as usize];
+                    if last.is_some_and(|l| f.dts <= l) {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    *last = Some(f.dts);
                     self.payloads.clear();
                     match track {
                         Track::Video => {
@@ -231,6 +251,19 @@ impl RtpView {
                     if self.clock.is_none_or(|(p, _)| f.pts > p) {
                         self.clock = Some((f.pts, wall));
                     }
+                    match self.anchor {
+                        None => self.anchor = Some((f.pts, wall)),
+                        Some((p0, w0)) => {
+                            let media = (f.pts - p0) as f64 / CLOCK_HZ as f64;
+                            let real = match wall.duration_since(w0) {
+                                Ok(d) => d.as_secs_f64(),
+                                Err(e) => -e.duration().as_secs_f64(),
+                            };
+                            if (media - real).abs() > REANCHOR.as_secs_f64() {
+                                self.anchor = Some((f.pts, wall));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -250,9 +283,17 @@ impl RtpView {
         }
     }
 
+    /// Anchors the sender reports' clock at the newest frame, now: after a burst that is not
+    /// real time (the GOP cache replayed into a new view).
+    pub fn reanchor(&mut self, wall: SystemTime) {
+        if let Some((pts, _)) = self.clock {
+            self.anchor = Some((pts, wall));
+        }
+    }
+
     /// One interleaved sender report per track for the wall-clock time `wall`.
     pub fn sender_reports(&self, wall: SystemTime) -> Vec<Bytes> {
-        let Some((pts, at)) = self.clock else {
+        let Some((pts, at)) = self.anchor else {
             return Vec::new();
         };
         let since = wall.duration_since(at).unwrap_or_default();
