@@ -145,10 +145,10 @@ mod tests {
         assert_eq!(parse_key("live/cam/x"), None);
         assert_eq!(parse_key("../x"), None);
         assert_eq!(
-            query_password("rtsp://h/a/b?password=pw&x=1"),
+            query_password("rtsp://h/a/b?channel-password=pw&x=1"),
             Some("pw".into())
         );
-        assert_eq!(query_password("rtsp://h/a/b?password="), None);
+        assert_eq!(query_password("rtsp://h/a/b?channel-password="), None);
         assert_eq!(query_password("rtsp://h/a/b"), None);
     }
 }
