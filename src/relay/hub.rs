@@ -43,6 +43,8 @@ const MAX_WATCHER_INPUT: u64 = 1 << 20;
 const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long watchers get to receive what is queued after a stop signal.
 const STOP_FLUSH: Duration = Duration::from_secs(2);
+/// How long an RTSP player's connection stays after the end of the broadcast, for its TEARDOWN.
+const RTSP_LINGER: Duration = Duration::from_secs(1);
 /// Most iovecs per writev.
 const MAX_IOV: usize = 64;
 
@@ -522,6 +524,7 @@ impl Hub {
                 State::Rtsp(Box::new(RtspConn {
                     session: Session::new(cfg, now).with_authenticator(self.rtsp_auth.clone()),
                     role: RRole::Idle,
+                    linger_until: None,
                 }))
             } else if is_http {
                 State::HttpHead {
@@ -1538,9 +1541,13 @@ impl Hub {
                     };
                     let Some(q) = p.queue.as_mut() else { return };
                     if q.is_empty() {
-                        if p.eof_after_drain && !out_pending {
-                            let _ = c.sock.shutdown(Shutdown::Write);
-                            self.close(idx, Some("end of broadcast: all sent"));
+                        if p.eof_after_drain {
+                            // The RTCP BYE is out: the connection stays a moment for the
+                            // player's TEARDOWN (GStreamer insists on an answer), then closes
+                            // (ffmpeg waits for the close).
+                            r.role = RRole::Idle;
+                            r.linger_until = Some(Instant::now() + RTSP_LINGER);
+                            continue;
                         }
                         return;
                     }
@@ -1584,6 +1591,9 @@ impl Hub {
                     "HTTP request head not received within 10 s".into(),
                     Some(http::error_response(408, "request head took too long")),
                 )),
+                State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => {
+                    expired.push((i, "end of broadcast: all sent".into(), None))
+                }
                 State::Rtsp(r) if r.session.timed_out(now) => expired.push((
                     i,
                     "RTSP session timed out (no request or RTCP from the client)".into(),
@@ -1884,6 +1894,7 @@ impl Hub {
         let mut diags = Vec::new();
         let mut detach = Vec::new();
         let mut close_reason = None;
+        let mut close_after = false;
         for e in events {
             match e {
                 REvent::Data { stream, rtcp, data } => {
@@ -1894,6 +1905,9 @@ impl Hub {
                             log::warn!("{peer}: RTSP publish: {e}");
                         }
                     }
+                }
+                REvent::Teardown if r.linger_until.is_some() => {
+                    close_after = true;
                 }
                 REvent::Pause | REvent::Teardown => {
                     detach.push(std::mem::replace(&mut r.role, RRole::Idle));
@@ -1918,8 +1932,13 @@ impl Hub {
         for role in detach {
             self.rtsp_detach(idx, role, "RTSP TEARDOWN");
         }
+        if close_reason.is_none() && close_after {
+            close_reason = Some(String::new());
+        }
         if let Some(reason) = close_reason {
-            log::warn!("{peer}: RTSP: {reason}");
+            if !reason.is_empty() {
+                log::warn!("{peer}: RTSP: {reason}");
+            }
             let rest = match self.conns[idx].as_mut() {
                 Some(c) => {
                     let pos = c.out_pos;

@@ -58,6 +58,9 @@ pub enum Role {
 pub struct RtspConn {
     pub session: Session,
     pub role: Role,
+    /// After the end of a broadcast (RTCP BYE sent): close at this time unless the player's
+    /// TEARDOWN comes first.
+    pub linger_until: Option<Instant>,
 }
 
 impl RtspConn {
