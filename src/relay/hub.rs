@@ -1687,6 +1687,36 @@ impl Hub {
                         }
                     }
                 }
+                for &w in ch.rtp.iter().flat_map(|r| r.watchers.iter()) {
+                    if let Some(Some(Conn {
+                        state: State::Rtsp(r),
+                        peer,
+                        id,
+                        since,
+                        ..
+                    })) = self.conns.get(w)
+                    {
+                        if let RRole::Player(p) = &r.role {
+                            let mut s = WatcherStats {
+                                id: *id,
+                                peer: peer.to_string(),
+                                kind: "rtsp",
+                                converted: true,
+                                connected_secs: now.duration_since(*since).as_secs_f64(),
+                                ..Default::default()
+                            };
+                            if let Some(q) = &p.queue {
+                                let st = q.stats();
+                                s.bytes_sent = st.bytes_sent;
+                                s.queue_bytes = q.bytes();
+                                s.chunks_dropped = st.chunks_dropped;
+                                s.bytes_dropped = st.bytes_dropped;
+                                s.skips = st.skips;
+                            }
+                            ws.push(s);
+                        }
+                    }
+                }
                 ChannelStats {
                     user: k.0.clone(),
                     channel: k.1.clone(),
