@@ -10,7 +10,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 Gst.init(None)
 server = GstRtspServer.RTSPServer()
@@ -23,7 +24,7 @@ f.set_launch(
     "d. ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 )"
 )
 f.set_shared(True)
-f.set_protocols(4)  # TCP
+f.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
 server.get_mount_points().add_factory("/live/cam", f)
 server.attach(None)
 print(f"listening rtsp://127.0.0.1:{server.get_bound_port()}/live/cam", file=sys.stderr, flush=True)

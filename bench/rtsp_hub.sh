@@ -40,6 +40,7 @@ ffmpeg -nostdin -v error -re -i "$CLIP" -c copy -f flv "http://$HTTP/live/cam?us
 sleep 2
 read -r RC RRATE < <(measure $HUB "rtsp://$RTSP/live/cam")
 kill $HUB; wait $HUB 2>/dev/null || true
+echo "river-relay --rtsp : cpu $RC of a core for $N players, clients got $RRATE"
 
 # gst-rtsp-server: the same file, shared, paced by its timestamps.
 /usr/bin/python3 bench/gst_rtsp_file.py "$CLIP" 2> "$W/gst.log" &
