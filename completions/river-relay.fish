@@ -36,6 +36,7 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s l -l l
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s u -l users -d 'Directory of users: <name>.ini with [DEFAULT] password=...' -r -F
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l http -d 'Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtmp -d 'Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel> (?user-password= to publish, ?password= for the channel password)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp -d 'Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, TCP interleaved' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (fstream and HTTP together); more are closed at once' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r

@@ -28,6 +28,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         listen: a.listen.clone(),
         http: a.http.clone(),
         rtmp: a.rtmp.clone(),
+        rtsp: a.rtsp.clone(),
         users: a.users.clone(),
         gop_cache: !a.no_gop_cache,
         max_connections: a.max_connections,
@@ -58,6 +59,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(r) = bound.rtmp {
         eprintln!("river-relay: rtmp listening on {r}");
+    }
+    if let Some(r) = bound.rtsp {
+        eprintln!("river-relay: rtsp listening on {r}");
     }
     hub.run(|| stop_signal().is_some()).context("event loop")?;
     Ok(())

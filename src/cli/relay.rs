@@ -177,6 +177,10 @@ pub struct ServeArgs {
     /// (?user-password= to publish, ?password= for the channel password)
     #[arg(long, value_name = "ADDR")]
     pub rtmp: Option<String>,
+    /// Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play
+    /// (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, TCP interleaved
+    #[arg(long, value_name = "ADDR")]
+    pub rtsp: Option<String>,
     /// Do not cache the GOP: a joining watcher waits for the next keyframe
     #[arg(long)]
     pub no_gop_cache: bool,

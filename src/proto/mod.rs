@@ -2,3 +2,7 @@
 
 pub mod fstream;
 pub mod rtmp;
+pub mod rtp;
+pub mod rtsp;
+pub mod sdp;
+pub mod util;

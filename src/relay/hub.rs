@@ -16,17 +16,28 @@ use super::cache::{CacheLimits, GopCache};
 use super::convert::{Convert, ViewFormat};
 use super::http::{self, ChunkedDecoder, Ext, Head, Route};
 use super::queue::{QueueLimits, Verdict, WatcherQueue};
+use super::rtsp::{
+    self as rfront, Player, Publisher as RtspPublisher, Role as RRole, RtpChannel, RtspConn,
+};
 use super::stats::{ChannelStats, HubStats, WatcherStats};
 use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
 use super::users::Users;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::fstream::{self, Handshake, Role as FRole};
+use crate::proto::rtp::ingest::{FlvIngest, Ingest};
+use crate::proto::rtsp::{
+    Access, AuthVerdict, Authenticator, Credentials, Event as REvent, Host, RtpInfo, Session,
+    SessionConfig, StreamSetup,
+};
+use crate::proto::sdp::Sdp;
+
 use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
 
 const FSTREAM: Token = Token(0);
 const HTTP: Token = Token(1);
 const RTMP: Token = Token(2);
-const FIRST: usize = 3;
+const RTSP: Token = Token(3);
+const FIRST: usize = 4;
 /// An RTMP player gets more FLV from its queue only while its session holds less than this.
 const RTMP_LOW_WATER: usize = 256 * 1024;
 /// How often RTMP players are pinged (they send nothing otherwise).
@@ -40,6 +51,8 @@ const MAX_WATCHER_INPUT: u64 = 1 << 20;
 const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long watchers get to receive what is queued after a stop signal.
 const STOP_FLUSH: Duration = Duration::from_secs(2);
+/// How long an RTSP player's connection stays after the end of the broadcast, for its TEARDOWN.
+const RTSP_LINGER: Duration = Duration::from_secs(1);
 /// Most iovecs per writev.
 const MAX_IOV: usize = 64;
 
@@ -49,6 +62,7 @@ pub struct Config {
     pub listen: String,
     pub http: Option<String>,
     pub rtmp: Option<String>,
+    pub rtsp: Option<String>,
     pub users: PathBuf,
     pub gop_cache: bool,
     pub max_connections: usize,
@@ -145,6 +159,7 @@ enum State {
     },
     Publisher(Publisher),
     Watcher(Box<Watcher>),
+    Rtsp(Box<RtspConn>),
     /// Writing `out`, then closing.
     Closing,
 }
@@ -211,6 +226,8 @@ struct Channel {
     watchers: Vec<usize>,
     pending: Vec<usize>,
     views: Vec<View>,
+    /// The broadcast as RTP, for RTSP players (made on the first DESCRIBE).
+    rtp: Option<RtpChannel>,
     bytes_in: u64,
     broadcasts: u64,
 }
@@ -227,6 +244,7 @@ impl Channel {
             watchers: Vec::new(),
             pending: Vec::new(),
             views: Vec::new(),
+            rtp: None,
             bytes_in: 0,
             broadcasts: 0,
         }
@@ -238,6 +256,7 @@ pub struct Bound {
     pub fstream: SocketAddr,
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
+    pub rtsp: Option<SocketAddr>,
 }
 
 pub struct Hub {
@@ -246,6 +265,9 @@ pub struct Hub {
     fstream: Option<TcpListener>,
     http: Option<TcpListener>,
     rtmp: Option<TcpListener>,
+    rtsp: Option<TcpListener>,
+    rtsp_addr: Option<SocketAddr>,
+    rtsp_auth: Authenticator,
     users: Users,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -285,11 +307,26 @@ fn fan_out(
     drop: &mut Vec<(usize, &'static str)>,
 ) {
     for &w in list {
-        let Some(Conn {
-            state: State::Watcher(wt),
-            ..
-        }) = conns.get_mut(w).and_then(|c| c.as_mut())
-        else {
+        let Some(c) = conns.get_mut(w).and_then(|c| c.as_mut()) else {
+            continue;
+        };
+        if let State::Rtsp(r) = &mut c.state {
+            if let RRole::Player(p) = &mut r.role {
+                if let Some(q) = p.queue.as_mut() {
+                    match q.push(chunk, now) {
+                        Verdict::Ok => {
+                            if !p.dirty {
+                                p.dirty = true;
+                                dirty.push(w);
+                            }
+                        }
+                        Verdict::Disconnect(r) => drop.push((w, r)),
+                    }
+                }
+            }
+            continue;
+        }
+        let State::Watcher(wt) = &mut c.state else {
             continue;
         };
         let Some(q) = wt.live_queue() else { continue };
@@ -368,6 +405,14 @@ impl Hub {
             rtmp_addr = Some(l.local_addr()?);
             rtmp_l = Some(l);
         }
+        let mut rtsp_l = None;
+        let mut rtsp_addr = None;
+        if let Some(r) = &cfg.rtsp {
+            let mut l = bind(r).map_err(|e| io::Error::new(e.kind(), format!("{r}: {e}")))?;
+            poll.registry().register(&mut l, RTSP, Interest::READABLE)?;
+            rtsp_addr = Some(l.local_addr()?);
+            rtsp_l = Some(l);
+        }
         let now = Instant::now();
         let users = Users::new(cfg.users.clone());
         Ok((
@@ -377,6 +422,9 @@ impl Hub {
                 fstream: Some(fl),
                 http: http_l,
                 rtmp: rtmp_l,
+                rtsp: rtsp_l,
+                rtsp_addr,
+                rtsp_auth: Authenticator::new("river", now),
                 users,
                 conns: Vec::new(),
                 free: Vec::new(),
@@ -397,6 +445,7 @@ impl Hub {
                 fstream: fstream_addr,
                 http: http_addr,
                 rtmp: rtmp_addr,
+                rtsp: rtsp_addr,
             },
         ))
     }
@@ -423,9 +472,10 @@ impl Hub {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    FSTREAM => self.accept(FSTREAM, now),
-                    HTTP => self.accept(HTTP, now),
-                    RTMP => self.accept(RTMP, now),
+                    FSTREAM => self.accept(Listener::Fstream, now),
+                    HTTP => self.accept(Listener::Http, now),
+                    RTMP => self.accept(Listener::Rtmp, now),
+                    RTSP => self.accept(Listener::Rtsp, now),
                     Token(t) => {
                         let idx = t - FIRST;
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
@@ -447,6 +497,7 @@ impl Hub {
             if let Some(t) = stopping {
                 let busy = self.conns.iter().flatten().any(|c| {
                     matches!(&c.state, State::Watcher(w) if w.queue.as_ref().is_some_and(|q| !q.is_empty()))
+                        || matches!(&c.state, State::Rtsp(r) if matches!(&r.role, RRole::Player(p) if p.queue.as_ref().is_some_and(|q| !q.is_empty())))
                         || c.out_pos < c.out.len()
                         || c.rtmp.as_ref().is_some_and(|r| !r.session.pending_output().is_empty())
                 });
@@ -467,6 +518,9 @@ impl Hub {
         if let Some(mut l) = self.rtmp.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
+        if let Some(mut l) = self.rtsp.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
         let keys: Vec<ChanKey> = self.channels.keys().cloned().collect();
         for k in keys {
             self.end_broadcast(&k, now, "hub stopping");
@@ -475,21 +529,23 @@ impl Hub {
             .filter(|&i| self.conns[i].is_some())
             .collect();
         for i in idxs {
-            let keep = matches!(&self.conns[i], Some(c) if matches!(&c.state, State::Watcher(w) if w.queue.is_some()));
+            let keep = matches!(&self.conns[i], Some(c) if matches!(&c.state, State::Watcher(w) if w.queue.is_some()))
+                || matches!(&self.conns[i], Some(c) if matches!(&c.state, State::Rtsp(r) if matches!(&r.role, RRole::Player(p) if p.queue.is_some())));
             if !keep {
                 self.close(i, None);
             }
         }
     }
 
-    fn accept(&mut self, which: Token, now: Instant) {
-        let is_http = which == HTTP;
-        let is_rtmp = which == RTMP;
+    fn accept(&mut self, which: Listener, now: Instant) {
+        let is_http = which == Listener::Http;
+        let is_rtmp = which == Listener::Rtmp;
         loop {
             let l = match which {
-                HTTP => self.http.as_ref(),
-                RTMP => self.rtmp.as_ref(),
-                _ => self.fstream.as_ref(),
+                Listener::Http => self.http.as_ref(),
+                Listener::Fstream => self.fstream.as_ref(),
+                Listener::Rtmp => self.rtmp.as_ref(),
+                Listener::Rtsp => self.rtsp.as_ref(),
             };
             let Some(l) = l else { return };
             let (mut sock, peer) = match l.accept() {
@@ -527,6 +583,16 @@ impl Hub {
             self.accepted += 1;
             let state = if is_rtmp {
                 State::RtmpIdle
+            } else if which == Listener::Rtsp {
+                let cfg = SessionConfig {
+                    shared_streams: true,
+                    ..Default::default()
+                };
+                State::Rtsp(Box::new(RtspConn {
+                    session: Session::new(cfg, now).with_authenticator(self.rtsp_auth.clone()),
+                    role: RRole::Idle,
+                    linger_until: None,
+                }))
             } else if is_http {
                 State::HttpHead {
                     buf: Vec::new(),
@@ -540,12 +606,11 @@ impl Hub {
             };
             log::debug!(
                 "{peer}: connected ({})",
-                if is_rtmp {
-                    "rtmp"
-                } else if is_http {
-                    "http"
-                } else {
-                    "fstream"
+                match which {
+                    Listener::Http => "http",
+                    Listener::Fstream => "fstream",
+                    Listener::Rtsp => "rtsp",
+                    Listener::Rtmp => "rtmp",
                 }
             );
             let rtmp = is_rtmp.then(|| {
@@ -598,6 +663,7 @@ impl Hub {
             log::info!("{}: closed: {r}", c.peer);
         }
         match c.state {
+            State::Rtsp(r) => self.rtsp_detach(idx, r.role, "RTSP publisher gone"),
             State::Watcher(w) => {
                 if let Some(ch) = self.channels.get_mut(&w.key) {
                     ch.watchers.retain(|&x| x != idx);
@@ -654,7 +720,9 @@ impl Hub {
             std::mem::replace(&mut c.state, State::Closing)
         };
         // Leave whatever it was part of.
-        if let State::Watcher(w) = old {
+        if let State::Rtsp(r) = old {
+            self.rtsp_detach(idx, r.role, "RTSP publisher closed");
+        } else if let State::Watcher(w) = old {
             if let Some(ch) = self.channels.get_mut(&w.key) {
                 ch.watchers.retain(|&x| x != idx);
                 ch.pending.retain(|&x| x != idx);
@@ -813,6 +881,7 @@ impl Hub {
                     self.close(idx, Some("watcher sent more than 1 MiB"));
                 }
             }
+            State::Rtsp(_) => self.on_rtsp_data(idx, data, now),
             State::Closing | State::RtmpIdle => {}
         }
     }
@@ -1342,6 +1411,18 @@ impl Hub {
                     false,
                 );
             }
+            if let Some(rv) = &mut ch.rtp {
+                for x in rv.feed(&c.data, false, now) {
+                    fan_out(
+                        &mut self.conns,
+                        &rv.watchers,
+                        &x,
+                        now,
+                        &mut self.dirty,
+                        &mut drops,
+                    );
+                }
+            }
         }
         if finish {
             for v in &mut ch.views {
@@ -1355,6 +1436,18 @@ impl Hub {
                     key,
                     true,
                 );
+            }
+            if let Some(rv) = &mut ch.rtp {
+                for x in rv.feed(&[], true, now) {
+                    fan_out(
+                        &mut self.conns,
+                        &rv.watchers,
+                        &x,
+                        now,
+                        &mut self.dirty,
+                        &mut drops,
+                    );
+                }
             }
         }
         for (w, why) in drops {
@@ -1388,6 +1481,7 @@ impl Hub {
         for v in ch.views.drain(..) {
             ending.extend(v.watchers);
         }
+        let rtsp_players = ch.rtp.take().map(|r| r.watchers).unwrap_or_default();
         // Watchers that were continuing from a replaced broadcast and never got the new one end too.
         let pend = std::mem::take(&mut ch.pending);
         let mut keep = Vec::new();
@@ -1425,6 +1519,18 @@ impl Hub {
             }
             self.flush(w, now);
         }
+        for w in rtsp_players {
+            if let Some(Some(Conn {
+                state: State::Rtsp(r),
+                ..
+            })) = self.conns.get_mut(w)
+            {
+                if let RRole::Player(p) = &mut r.role {
+                    p.eof_after_drain = true;
+                }
+            }
+            self.flush(w, now);
+        }
         self.gc_channel(key);
     }
 
@@ -1437,6 +1543,15 @@ impl Hub {
             })) = self.conns.get_mut(w)
             {
                 wt.dirty = false;
+            }
+            if let Some(Some(Conn {
+                state: State::Rtsp(r),
+                ..
+            })) = self.conns.get_mut(w)
+            {
+                if let RRole::Player(p) = &mut r.role {
+                    p.dirty = false;
+                }
             }
             self.flush(w, now);
         }
@@ -1458,7 +1573,15 @@ impl Hub {
         }
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
         loop {
-            if c.out_pos < c.out.len() {
+            // An RTSP player's responses go between interleaved frames, never inside one.
+            let at_boundary = match &c.state {
+                State::Rtsp(r) => match &r.role {
+                    RRole::Player(p) => p.queue.as_ref().is_none_or(|q| q.at_chunk_start()),
+                    _ => true,
+                },
+                _ => true,
+            };
+            if c.out_pos < c.out.len() && at_boundary {
                 match c.sock.write(&c.out[c.out_pos..]) {
                     Ok(n) => {
                         c.out_pos += n;
@@ -1519,6 +1642,43 @@ impl Hub {
                         }
                     }
                 }
+                State::Rtsp(r) => {
+                    let out_pending = c.out_pos < c.out.len();
+                    let RRole::Player(p) = &mut r.role else {
+                        return;
+                    };
+                    let Some(q) = p.queue.as_mut() else { return };
+                    if q.is_empty() {
+                        if p.eof_after_drain {
+                            // The RTCP BYE is out: the connection stays a moment for the
+                            // player's TEARDOWN (GStreamer insists on an answer), then closes
+                            // (ffmpeg waits for the close).
+                            r.role = RRole::Idle;
+                            r.linger_until = Some(Instant::now() + RTSP_LINGER);
+                            continue;
+                        }
+                        return;
+                    }
+                    let r = if out_pending {
+                        // Finish the frame in progress, then the response goes out.
+                        c.sock.write(q.front().unwrap_or(&[]))
+                    } else {
+                        let mut tmp: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
+                        q.fill_iovecs(&mut tmp, MAX_IOV);
+                        c.sock.write_vectored(&tmp)
+                    };
+                    match r {
+                        Ok(0) => return,
+                        Ok(n) => q.consume(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let r = format!("write error: {e}");
+                            self.close(idx, Some(&r));
+                            return;
+                        }
+                    }
+                }
                 _ => return,
             }
         }
@@ -1546,6 +1706,14 @@ impl Hub {
                     i,
                     "HTTP request head not received within 10 s".into(),
                     Some(http::error_response(408, "request head took too long")),
+                )),
+                State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => {
+                    expired.push((i, "end of broadcast: all sent".into(), None))
+                }
+                State::Rtsp(r) if r.session.timed_out(now) => expired.push((
+                    i,
+                    "RTSP session timed out (no request or RTCP from the client)".into(),
+                    None,
                 )),
                 State::Watcher(w) if w.wait_deadline.is_some_and(|d| now >= d) => {
                     let http = matches!(w.kind, WatchKind::Http(_)) && w.queue.is_none();
@@ -1636,6 +1804,36 @@ impl Hub {
                         }
                     }
                 }
+                for &w in ch.rtp.iter().flat_map(|r| r.watchers.iter()) {
+                    if let Some(Some(Conn {
+                        state: State::Rtsp(r),
+                        peer,
+                        id,
+                        since,
+                        ..
+                    })) = self.conns.get(w)
+                    {
+                        if let RRole::Player(p) = &r.role {
+                            let mut s = WatcherStats {
+                                id: *id,
+                                peer: peer.to_string(),
+                                kind: "rtsp",
+                                converted: true,
+                                connected_secs: now.duration_since(*since).as_secs_f64(),
+                                ..Default::default()
+                            };
+                            if let Some(q) = &p.queue {
+                                let st = q.stats();
+                                s.bytes_sent = st.bytes_sent;
+                                s.queue_bytes = q.bytes();
+                                s.chunks_dropped = st.chunks_dropped;
+                                s.bytes_dropped = st.bytes_dropped;
+                                s.skips = st.skips;
+                            }
+                            ws.push(s);
+                        }
+                    }
+                }
                 ChannelStats {
                     user: k.0.clone(),
                     channel: k.1.clone(),
@@ -1657,6 +1855,274 @@ impl Hub {
             accepted: self.accepted,
             refused: self.refused,
             channels,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Fstream,
+    Http,
+    Rtmp,
+    Rtsp,
+}
+
+/// What an RTSP request decided that needs the whole hub (done after the session returns).
+enum RAction {
+    Publish { key: ChanKey, ingest: Ingest },
+    Play { key: ChanKey },
+}
+
+/// The hub as an RTSP session sees it while it handles a request.
+struct HubHost<'a> {
+    users: &'a Users,
+    channels: &'a mut HashMap<ChanKey, Channel>,
+    cfg: &'a Config,
+    actions: &'a mut Vec<RAction>,
+    origin: String,
+    now: Instant,
+}
+
+impl Host for HubHost<'_> {
+    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+        let Some(key) = rfront::parse_key(path) else {
+            return AuthVerdict::NotFound;
+        };
+        match access {
+            Access::Publish => match self.users.password(&key.0) {
+                Ok(Some(pw)) if creds.user() == Some(key.0.as_str()) && creds.check(&pw) => {
+                    AuthVerdict::Allow
+                }
+                Ok(_) => AuthVerdict::Deny,
+                Err(e) => {
+                    log::error!("users: {e}");
+                    AuthVerdict::Forbidden
+                }
+            },
+            Access::Play => match self.channels.get(&key) {
+                Some(ch) if ch.publisher.is_some() => match &ch.password {
+                    None => AuthVerdict::Allow,
+                    Some(pw) if creds.check(pw) => AuthVerdict::Allow,
+                    Some(_) => AuthVerdict::Deny,
+                },
+                _ => AuthVerdict::NotFound,
+            },
+        }
+    }
+
+    fn describe(&mut self, path: &str) -> Result<String, u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .filter(|c| c.publisher.is_some())
+            .ok_or(404u16)?;
+        let format = ch.format.ok_or(503u16)?;
+        if ch.rtp.is_none() {
+            let mut rv = RtpChannel::new(format, self.cfg.cache).ok_or(415u16)?;
+            // Prime it with the broadcast's headers and cached GOP.
+            for c in ch.cache.join().chunks {
+                rv.feed(&c.data, false, self.now);
+            }
+            rv.view.reanchor(std::time::SystemTime::now());
+            ch.rtp = Some(rv);
+        }
+        let rv = ch.rtp.as_ref().ok_or(500u16)?;
+        if let Some(why) = &rv.view.failed {
+            log::warn!(
+                "channel {}: cannot serve it over RTSP: {why}",
+                key_str(&key)
+            );
+            return Err(415);
+        }
+        // Not ready: no keyframe cached yet (--no-gop-cache); the client may retry.
+        rv.view.sdp(&self.origin, &key_str(&key)).ok_or(503u16)
+    }
+
+    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let ingest = Ingest::new(sdp, streams).map_err(|e| {
+            log::warn!("RTSP publish to {}: {e}", key_str(&key));
+            415u16
+        })?;
+        self.actions.push(RAction::Publish { key, ingest });
+        Ok(())
+    }
+
+    fn play(
+        &mut self,
+        path: &str,
+        _sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<Vec<RtpInfo>, u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let rv = self
+            .channels
+            .get(&key)
+            .filter(|c| c.publisher.is_some())
+            .and_then(|c| c.rtp.as_ref())
+            .ok_or(404u16)?;
+        let join = rv.cache.join();
+        let info = rv.view.rtp_info(join.chunks.iter().map(|c| &c.data[..]));
+        self.actions.push(RAction::Play { key });
+        Ok(streams
+            .iter()
+            .map(|s| {
+                // No rtptime: players then take the stream's start from the first sender report,
+                // which comes first, and not from a cached packet's older timestamp.
+                let (seq, _rtptime) = info.get(s.index).copied().unwrap_or_default();
+                RtpInfo { seq, rtptime: None }
+            })
+            .collect())
+    }
+
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        None
+    }
+}
+
+impl Hub {
+    fn on_rtsp_data(&mut self, idx: usize, data: &[u8], now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let peer = c.peer;
+        let State::Rtsp(mut r) = std::mem::replace(&mut c.state, State::Closing) else {
+            return;
+        };
+        let (mut out, mut events, mut actions) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut host = HubHost {
+                users: &self.users,
+                channels: &mut self.channels,
+                cfg: &self.cfg,
+                actions: &mut actions,
+                origin: self
+                    .rtsp_addr
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+                now,
+            };
+            r.session.push(data, now, &mut host, &mut out, &mut events);
+        }
+        for a in actions {
+            match a {
+                RAction::Publish { key, ingest } => {
+                    let password = rfront::query_password(r.session.uri());
+                    // Sets the connection's state to Publisher; the RTSP state is put back below.
+                    self.start_broadcast(idx, key.clone(), password, Body::Raw, false, now);
+                    r.role = RRole::Publisher(Box::new(RtspPublisher {
+                        key,
+                        ingest: FlvIngest::new(ingest),
+                    }));
+                }
+                RAction::Play { key } => {
+                    let Some(rv) = self.channels.get_mut(&key).and_then(|c| c.rtp.as_mut()) else {
+                        continue;
+                    };
+                    let join = rv.cache.join();
+                    let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
+                    rv.watchers.push(idx);
+                    // Sender reports first, so the player syncs audio and video from the start.
+                    for sr in rv.view.sender_reports(std::time::SystemTime::now()) {
+                        out.extend_from_slice(&sr);
+                    }
+                    log::info!("{peer}: playing {} over RTSP", key_str(&key));
+                    r.role = RRole::Player(Box::new(Player {
+                        key,
+                        queue: Some(q),
+                        eof_after_drain: false,
+                        dirty: true,
+                    }));
+                    self.dirty.push(idx);
+                }
+            }
+        }
+        let mut flv = Vec::new();
+        let mut diags = Vec::new();
+        let mut detach = Vec::new();
+        let mut close_reason = None;
+        let mut close_after = false;
+        for e in events {
+            match e {
+                REvent::Data { stream, rtcp, data } => {
+                    if let RRole::Publisher(p) = &mut r.role {
+                        let at = r.session.position();
+                        if let Err(e) = p.ingest.push(stream, rtcp, &data, at, &mut flv, &mut diags)
+                        {
+                            log::warn!("{peer}: RTSP publish: {e}");
+                        }
+                    }
+                }
+                REvent::Teardown if r.linger_until.is_some() => {
+                    close_after = true;
+                }
+                REvent::Pause | REvent::Teardown => {
+                    detach.push(std::mem::replace(&mut r.role, RRole::Idle));
+                }
+                REvent::Close { reason } => close_reason = Some(reason),
+            }
+        }
+        for d in diags {
+            log::warn!("{peer}: RTSP publish: {d}");
+        }
+        let key = match &r.role {
+            RRole::Publisher(p) => Some(p.key.clone()),
+            _ => None,
+        };
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.state = State::Rtsp(r);
+            c.out.extend_from_slice(&out);
+        }
+        if let (Some(k), false) = (key, flv.is_empty()) {
+            self.broadcast_data(&k, &flv, now);
+        }
+        for role in detach {
+            self.rtsp_detach(idx, role, "RTSP TEARDOWN");
+        }
+        if close_reason.is_none() && close_after {
+            close_reason = Some(String::new());
+        }
+        if let Some(reason) = close_reason {
+            if !reason.is_empty() {
+                log::warn!("{peer}: RTSP: {reason}");
+            }
+            let rest = match self.conns[idx].as_mut() {
+                Some(c) => {
+                    let pos = c.out_pos;
+                    c.out_pos = 0;
+                    std::mem::take(&mut c.out).split_off(pos)
+                }
+                None => return,
+            };
+            self.respond_and_close(idx, rest);
+        } else {
+            self.flush(idx, now);
+        }
+    }
+
+    /// An RTSP connection stops publishing or playing.
+    fn rtsp_detach(&mut self, idx: usize, role: RRole, why: &str) {
+        match role {
+            RRole::Publisher(p) => {
+                if self
+                    .channels
+                    .get(&p.key)
+                    .is_some_and(|ch| ch.publisher == Some(idx))
+                {
+                    log::info!("broadcast of {} ended ({why})", key_str(&p.key));
+                    self.end_broadcast(&p.key, Instant::now(), why);
+                }
+            }
+            RRole::Player(p) => {
+                if let Some(ch) = self.channels.get_mut(&p.key) {
+                    if let Some(rv) = ch.rtp.as_mut() {
+                        rv.watchers.retain(|&x| x != idx);
+                    }
+                }
+                self.gc_channel(&p.key);
+            }
+            RRole::Idle => {}
         }
     }
 }

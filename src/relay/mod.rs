@@ -13,6 +13,7 @@ pub mod users;
 pub mod client;
 pub mod http;
 pub mod hub;
+pub mod rtsp;
 pub mod stats;
 
 #[cfg(test)]

@@ -375,6 +375,12 @@ impl WatcherQueue {
         }
     }
 
+    /// Nothing of the front chunk has been written yet (a message-framed stream such as RTSP
+    /// interleaved can insert its own bytes here).
+    pub fn at_chunk_start(&self) -> bool {
+        self.front_off == 0
+    }
+
     /// Unwritten bytes of the front chunk.
     pub fn front(&self) -> Option<&[u8]> {
         self.q.front().map(|e| &e.data[self.front_off..])

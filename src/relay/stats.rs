@@ -8,7 +8,7 @@ use std::fmt::Write;
 pub struct WatcherStats {
     pub id: u64,
     pub peer: String,
-    /// `fstream`, `http-flv` or `http-ts`.
+    /// `fstream`, `http-flv`, `http-ts` or `rtsp`.
     pub kind: &'static str,
     /// Whether it gets a converted view of the broadcast.
     pub converted: bool,

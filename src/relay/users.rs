@@ -85,6 +85,22 @@ impl Users {
     }
 }
 
+impl Users {
+    /// `user`'s stored password (re-read on every call), for checks that need the password
+    /// itself (RTSP Digest). `Ok(None)` for a bad name, a missing file or no (non-empty) password.
+    pub fn password(&self, user: &str) -> Result<Option<String>, UsersError> {
+        let Some(path) = self.path_of(user) else {
+            return Ok(None);
+        };
+        let text = match read_capped(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(UsersError { path, source }),
+        };
+        Ok(default_password(&text).filter(|p| !p.is_empty()))
+    }
+}
+
 fn read_capped(path: &Path) -> io::Result<String> {
     let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();

@@ -1,0 +1,265 @@
+//! A publisher's RTP streams (as set up by RTSP ANNOUNCE/SETUP) → river [`MediaEvent`]s on one
+//! clock, ready for [`crate::pipeline::FlvOut`] or [`crate::pipeline::TsOut`].
+//!
+//! Each stream's timestamps start at zero at its first packet; when a sender report for that
+//! stream arrived before its first packet (ffmpeg sends one first), the stream's start is placed on
+//! the shared NTP timeline instead, so audio and video keep the publisher's sync. Everything is
+//! shifted by [`LEAD`] so that DTS (PTS minus the reorder delay) never goes below zero.
+
+use super::rtcp::{self, Rtcp};
+use super::{aac, h264, Packet};
+use crate::error::Diag;
+use crate::media::{MediaEvent, Track, CLOCK_HZ};
+use crate::proto::rtsp::StreamSetup;
+use crate::proto::sdp::{Codec, Sdp};
+
+/// Added to every timestamp (90 kHz): 200 ms.
+pub const LEAD: i64 = CLOCK_HZ / 5;
+
+enum Depack {
+    H264(Box<h264::Depacketizer>),
+    Aac(aac::Depacketizer),
+}
+
+struct TrackIn {
+    depack: Depack,
+    clock_rate: u32,
+    sr: Option<(u64, u32)>,
+    offset: Option<i64>,
+}
+
+/// See the module documentation.
+pub struct Ingest {
+    /// By stream (the session's setup order).
+    tracks: Vec<Option<TrackIn>>,
+    origin_ntp: Option<u64>,
+    video: bool,
+    audio: bool,
+    /// Streams whose codec river cannot carry (their packets are ignored).
+    pub ignored: Vec<String>,
+    scratch: Vec<MediaEvent>,
+    /// RTCP BYE seen.
+    pub bye: bool,
+}
+
+impl Ingest {
+    /// `Err` when no stream carries H.264 or AAC (the RECORD is refused with 415).
+    pub fn new(sdp: &Sdp, streams: &[StreamSetup]) -> Result<Ingest, String> {
+        let mut tracks = Vec::new();
+        let mut ignored = Vec::new();
+        let (mut video, mut audio) = (false, false);
+        for s in streams {
+            let Some(m) = sdp.media.get(s.index) else {
+                tracks.push(None);
+                continue;
+            };
+            let t = match m.codec()? {
+                Codec::H264 { config, .. } if !video => {
+                    video = true;
+                    Some(TrackIn {
+                        depack: Depack::H264(Box::new(h264::Depacketizer::new(config))),
+                        clock_rate: 90_000,
+                        sr: None,
+                        offset: None,
+                    })
+                }
+                Codec::Aac {
+                    config,
+                    size_length,
+                    index_length,
+                    index_delta_length,
+                } if !audio => {
+                    audio = true;
+                    let rate = if m.clock_rate > 0 {
+                        m.clock_rate
+                    } else {
+                        config.sample_rate
+                    };
+                    Some(TrackIn {
+                        depack: Depack::Aac(aac::Depacketizer::new(
+                            config,
+                            size_length,
+                            index_length,
+                            index_delta_length,
+                        )),
+                        clock_rate: rate,
+                        sr: None,
+                        offset: None,
+                    })
+                }
+                Codec::Unsupported(what) => {
+                    ignored.push(what);
+                    None
+                }
+                other => {
+                    ignored.push(format!(
+                        "a second {} track",
+                        if matches!(other, Codec::H264 { .. }) {
+                            "video"
+                        } else {
+                            "audio"
+                        }
+                    ));
+                    None
+                }
+            };
+            tracks.push(t);
+        }
+        if !video && !audio {
+            return Err(format!(
+                "expected an H.264 or AAC stream, found {}",
+                if ignored.is_empty() {
+                    "none".to_string()
+                } else {
+                    ignored.join(", ")
+                }
+            ));
+        }
+        Ok(Ingest {
+            tracks,
+            origin_ntp: None,
+            video,
+            audio,
+            ignored,
+            scratch: Vec::new(),
+            bye: false,
+        })
+    }
+
+    /// The events that open the stream: which tracks there are, and the configurations known from
+    /// the SDP.
+    pub fn start(&self, out: &mut Vec<MediaEvent>) {
+        out.push(MediaEvent::Tracks {
+            video: self.video,
+            audio: self.audio,
+        });
+        for t in self.tracks.iter().flatten() {
+            match &t.depack {
+                Depack::H264(d) => {
+                    if let Some(c) = d.config() {
+                        out.push(MediaEvent::Video(c.clone()));
+                    }
+                }
+                Depack::Aac(d) => out.push(MediaEvent::Audio(d.config().clone())),
+            }
+        }
+    }
+
+    /// One RTP packet of `stream`. `offset` locates it for diagnostics.
+    pub fn push_rtp(
+        &mut self,
+        stream: usize,
+        data: &[u8],
+        offset: u64,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) {
+        let Some(Some(t)) = self.tracks.get_mut(stream) else {
+            return;
+        };
+        let pkt = match Packet::parse(data) {
+            Ok(p) => p,
+            Err(e) => {
+                diags.push(Diag::new(offset, format!("stream {stream}: {e}")));
+                return;
+            }
+        };
+        if t.offset.is_none() {
+            let mut off = 0;
+            if let Some((ntp, rtp)) = t.sr {
+                let delta = i64::from(pkt.timestamp.wrapping_sub(rtp) as i32);
+                let ntp_90k = ((i128::from(ntp) * i128::from(CLOCK_HZ)) >> 32) as i64
+                    + delta * CLOCK_HZ / i64::from(t.clock_rate.max(1));
+                let origin = *self.origin_ntp.get_or_insert(ntp_90k as u64);
+                off = ntp_90k - origin as i64;
+                if off.abs() > 10 * CLOCK_HZ {
+                    off = 0;
+                }
+            }
+            t.offset = Some(off);
+        }
+        let off = t.offset.unwrap_or(0) + LEAD;
+        let mut evs = std::mem::take(&mut self.scratch);
+        match &mut t.depack {
+            Depack::H264(d) => d.push(&pkt, offset, &mut evs, diags),
+            Depack::Aac(d) => d.push(&pkt, offset, &mut evs, diags),
+        }
+        for mut e in evs.drain(..) {
+            if let MediaEvent::Frame(f) = &mut e {
+                f.pts += off;
+                f.dts += off;
+            }
+            out.push(e);
+        }
+        self.scratch = evs;
+    }
+
+    /// One RTCP packet of `stream`: sender reports feed the sync; a BYE sets [`Ingest::bye`].
+    pub fn push_rtcp(&mut self, stream: usize, data: &[u8]) {
+        for r in rtcp::parse(data) {
+            match r {
+                Rtcp::SenderReport { ntp, rtp_time, .. } => {
+                    if let Some(Some(t)) = self.tracks.get_mut(stream) {
+                        t.sr = Some((ntp, rtp_time));
+                    }
+                }
+                Rtcp::Bye { .. } => self.bye = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Which track a stream feeds, if any.
+    pub fn track(&self, stream: usize) -> Option<Track> {
+        match self.tracks.get(stream)?.as_ref()?.depack {
+            Depack::H264(_) => Some(Track::Video),
+            Depack::Aac(_) => Some(Track::Audio),
+        }
+    }
+}
+
+/// An [`Ingest`] feeding [`crate::pipeline::FlvOut`]: a publisher's RTP in, FLV bytes out (what the
+/// hub broadcasts for an RTSP publisher).
+pub struct FlvIngest {
+    pub ingest: Ingest,
+    flv: crate::pipeline::FlvOut,
+    started: bool,
+    media: Vec<MediaEvent>,
+}
+
+impl FlvIngest {
+    pub fn new(ingest: Ingest) -> Self {
+        FlvIngest {
+            ingest,
+            flv: crate::pipeline::FlvOut::new(),
+            started: false,
+            media: Vec::new(),
+        }
+    }
+
+    /// One interleaved (or UDP) packet of `stream`; FLV bytes are appended to `out`.
+    pub fn push(
+        &mut self,
+        stream: usize,
+        rtcp: bool,
+        data: &[u8],
+        offset: u64,
+        out: &mut Vec<u8>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), String> {
+        if rtcp {
+            self.ingest.push_rtcp(stream, data);
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            self.ingest.start(&mut self.media);
+        }
+        self.ingest
+            .push_rtp(stream, data, offset, &mut self.media, diags);
+        for m in self.media.drain(..) {
+            self.flv.event(&m, out)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! A broadcast (FLV, MPEG-TS or Annex B bytes) seen as RTP: the play side of an RTSP server.
+//!
+//! One [`RtpView`] per channel packetizes every frame once, for every player: it runs the bytes
+//! through [`Demux`], packetizes H.264 (RFC 6184) and AAC (RFC 3640), and writes each packet as an
+//! interleaved frame (`$`, channel, length, RTP packet) with one SSRC, sequence and timestamp
+//! offset per track shared by all players. So the same bytes go to every TCP player (the server
+//! answers SETUP with `interleaved=2i-(2i+1)` for track i), and UDP players get the same packets
+//! without the 4-byte prefix. Each [`ViewPacket`] says whether it starts a video keyframe, so a
+//! GOP cache can start late joiners on one and a slow player can skip to the next.
+//!
+//! Sender reports map the stream's media time to the wall clock at which frames reached the view:
+//! one per track every [`SR_INTERVAL`], and [`RtpView::sender_reports`] on demand (a new player
+//! gets them first, so it can sync audio and video from the first packet).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{aac, h264, rtcp, Payload, Sender, MTU_TCP};
+use crate::cli::InputFormat;
+use crate::error::Diag;
+use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::pipeline::Demux;
+use crate::proto::sdp::{self, PT_AAC, PT_H264};
+use crate::proto::util::random_u64;
+
+/// How often sender reports go out.
+pub const SR_INTERVAL: Duration = Duration::from_secs(2);
+/// Drift between media time and the wall clock after which sender reports are re-anchored.
+pub const REANCHOR: Duration = Duration::from_secs(3);
+
+/// One interleaved frame of the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewPacket {
+    /// `$`, channel, 16-bit length, then the RTP or RTCP packet.
+    pub data: Bytes,
+    /// The first packet of a video keyframe (the STAP-A with SPS and PPS).
+    pub keyframe: bool,
+    pub rtcp: bool,
+}
+
+struct Out {
+    index: usize,
+    sender: Sender,
+}
+
+pub struct RtpView {
+    demux: Demux,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    /// Track layout fixed at the first frame: (video, audio) senders by track index.
+    v: Option<Out>,
+    a: Option<Out>,
+    started: bool,
+    h264: h264::Packetizer,
+    /// Media time of the newest frame and when it arrived.
+    clock: Option<(i64, SystemTime)>,
+    /// The media time ↔ wall clock mapping sender reports use: fixed, so that bursts of frames
+    /// (aggregated audio, a flushed end, a primed cache) do not move it; re-anchored only when the
+    /// stream drifts from it by more than [`REANCHOR`].
+    anchor: Option<(i64, SystemTime)>,
+    last_sr: Option<Instant>,
+    events: Vec<MediaEvent>,
+    diags: Vec<Diag>,
+    payloads: Vec<Payload>,
+    /// Why the view cannot go on (not H.264/AAC, or a demux error).
+    pub failed: Option<String>,
+    pub frames: u64,
+    last_dts: [Option<i64>; 2],
+    /// Frames skipped because their DTS did not advance.
+    pub skipped: u64,
+}
+
+impl RtpView {
+    /// `input`: the broadcast's format, when known (else detected).
+    pub fn new(input: Option<InputFormat>) -> Self {
+        RtpView {
+            demux: Demux::new(input, None, 10.0),
+            video: None,
+            audio: None,
+            v: None,
+            a: None,
+            started: false,
+            h264: h264::Packetizer::new(MTU_TCP),
+            clock: None,
+            anchor: None,
+            last_sr: None,
+            events: Vec::new(),
+            diags: Vec::new(),
+            payloads: Vec::new(),
+            failed: None,
+            frames: 0,
+            last_dts: [None; 2],
+            skipped: 0,
+        }
+    }
+
+    /// Whether the tracks are known (an SDP can be written).
+    pub fn ready(&self) -> bool {
+        self.started
+    }
+
+    /// Diagnostics from the demuxer since the last call.
+    pub fn take_diags(&mut self) -> Vec<Diag> {
+        std::mem::take(&mut self.diags)
+    }
+
+    /// The SDP for players, once [`RtpView::ready`].
+    pub fn sdp(&self, origin: &str, name: &str) -> Option<String> {
+        if !self.started {
+            return None;
+        }
+        Some(sdp::write(
+            self.v.as_ref().and(self.video.as_ref()),
+            self.a.as_ref().and(self.audio.as_ref()),
+            origin,
+            name,
+        ))
+    }
+
+    /// Number of tracks in the SDP.
+    pub fn tracks(&self) -> usize {
+        usize::from(self.v.is_some()) + usize::from(self.a.is_some())
+    }
+
+    /// Pushes broadcast bytes; appends the packets they complete.
+    pub fn push(&mut self, data: &[u8], now: Instant, wall: SystemTime, out: &mut Vec<ViewPacket>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut evs = std::mem::take(&mut self.events);
+        if let Err(e) = self.demux.push(data, &mut evs, &mut self.diags) {
+            self.failed = Some(e.to_string());
+        }
+        self.events_out(&mut evs, now, wall, out);
+        self.events = evs;
+    }
+
+    /// The broadcast ended: flushes what the demuxer holds.
+    pub fn finish(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<ViewPacket>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut evs = std::mem::take(&mut self.events);
+        if let Err(e) = self.demux.finish(&mut evs, &mut self.diags) {
+            self.failed = Some(e.to_string());
+        }
+        self.events_out(&mut evs, now, wall, out);
+        self.events = evs;
+    }
+
+    fn start(&mut self) {
+        self.started = true;
+        let mut idx = 0;
+        if let Some(v) = &self.video {
+            let _ = v;
+            let r = random_u64();
+            self.v = Some(Out {
+                index: idx,
+                sender: Sender::new(
+                    r as u32,
+                    (r >> 32) as u16,
+                    (r >> 40) as u32,
+                    90_000,
+                    PT_H264,
+                ),
+            });
+            idx += 1;
+        }
+        if let Some(a) = &self.audio {
+            let r = random_u64();
+            self.a = Some(Out {
+                index: idx,
+                sender: Sender::new(
+                    r as u32,
+                    (r >> 32) as u16,
+                    (r >> 40) as u32,
+                    a.sample_rate.max(1),
+                    PT_AAC,
+                ),
+            });
+        }
+    }
+
+    fn events_out(
+        &mut self,
+        evs: &mut Vec<MediaEvent>,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<ViewPacket>,
+    ) {
+        for ev in evs.drain(..) {
+            match ev {
+                MediaEvent::Video(c) => self.video = Some(c),
+                MediaEvent::Audio(c) => {
+                    // A new sample rate cannot be signalled to players that have the SDP.
+                    if self
+                        .a
+                        .as_ref()
+                        .is_some_and(|a| a.sender.clock_rate != c.sample_rate)
+                    {
+                        self.failed =
+                            Some(format!("the AAC sample rate changed to {}", c.sample_rate));
+                    }
+                    self.audio = Some(c)
+                }
+                MediaEvent::Tracks { .. } | MediaEvent::Discontinuity => {}
+                MediaEvent::Frame(f) => {
+                    if !self.started {
+                        if self.video.is_none() && self.audio.is_none() {
+                            continue;
+                        }
+                        self.start();
+                    }
+                    let (slot, track) = match f.track {
+                        Track::Video => (self.v.as_mut(), Track::Video),
+                        Track::Audio => (self.a.as_mut(), Track::Audio),
+                    };
+                    let Some(o) = slot else { continue };
+                    // A frame that does not advance its track's DTS cannot be timed for a player
+                    // (RTP carries one timestamp); it is skipped.
+                    let last = &mut self.last_dts[(track == Track::Audio) as usize];
+                    if last.is_some_and(|l| f.dts <= l) {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    *last = Some(f.dts);
+                    self.payloads.clear();
+                    match track {
+                        Track::Video => {
+                            self.h264
+                                .packetize(&f, self.video.as_ref(), &mut self.payloads)
+                        }
+                        Track::Audio => aac::Packetizer.packetize(&f, &mut self.payloads),
+                    }
+                    let ch = (o.index * 2) as u8;
+                    for (i, p) in self.payloads.iter().enumerate() {
+                        let mut b = BytesMut::with_capacity(p.data.len() + 16);
+                        b.put_u8(b'$');
+                        b.put_u8(ch);
+                        b.put_u16((p.data.len() + 12) as u16);
+                        b.put_slice(&o.sender.next_header(p));
+                        b.put_slice(&p.data);
+                        out.push(ViewPacket {
+                            data: b.freeze(),
+                            keyframe: i == 0 && track == Track::Video && f.keyframe,
+                            rtcp: false,
+                        });
+                    }
+                    self.frames += 1;
+                    if self.clock.is_none_or(|(p, _)| f.pts > p) {
+                        self.clock = Some((f.pts, wall));
+                    }
+                    match self.anchor {
+                        None => self.anchor = Some((f.pts, wall)),
+                        Some((p0, w0)) => {
+                            let media = (f.pts - p0) as f64 / CLOCK_HZ as f64;
+                            let real = match wall.duration_since(w0) {
+                                Ok(d) => d.as_secs_f64(),
+                                Err(e) => -e.duration().as_secs_f64(),
+                            };
+                            if (media - real).abs() > REANCHOR.as_secs_f64() {
+                                self.anchor = Some((f.pts, wall));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.started
+            && self
+                .last_sr
+                .is_none_or(|t| now.duration_since(t) >= SR_INTERVAL)
+        {
+            self.last_sr = Some(now);
+            for b in self.sender_reports(wall) {
+                out.push(ViewPacket {
+                    data: b,
+                    keyframe: false,
+                    rtcp: true,
+                });
+            }
+        }
+    }
+
+    /// Anchors the sender reports' clock at the newest frame, now: after a burst that is not
+    /// real time (the GOP cache replayed into a new view).
+    pub fn reanchor(&mut self, wall: SystemTime) {
+        if let Some((pts, _)) = self.clock {
+            self.anchor = Some((pts, wall));
+        }
+    }
+
+    /// One interleaved sender report per track for the wall-clock time `wall`.
+    pub fn sender_reports(&self, wall: SystemTime) -> Vec<Bytes> {
+        let Some((pts, at)) = self.anchor else {
+            return Vec::new();
+        };
+        let since = wall.duration_since(at).unwrap_or_default();
+        let media = pts + (since.as_micros() as i64) * CLOCK_HZ / 1_000_000;
+        let ntp = rtcp::ntp_time(wall);
+        let mut v = Vec::new();
+        for o in [&self.v, &self.a].into_iter().flatten() {
+            let mut pkt = Vec::with_capacity(64);
+            rtcp::write_sr(
+                o.sender.ssrc,
+                ntp,
+                o.sender.rtp_time(media),
+                o.sender.packets,
+                o.sender.octets,
+                "river",
+                &mut pkt,
+            );
+            let mut b = BytesMut::with_capacity(pkt.len() + 4);
+            b.put_u8(b'$');
+            b.put_u8((o.index * 2 + 1) as u8);
+            b.put_u16(pkt.len() as u16);
+            b.put_slice(&pkt);
+            v.push(b.freeze());
+        }
+        v
+    }
+}
+
+impl RtpView {
+    /// One interleaved RTCP BYE per track: the broadcast is over.
+    pub fn byes(&self) -> Vec<Bytes> {
+        let mut v = Vec::new();
+        for o in [&self.v, &self.a].into_iter().flatten() {
+            let mut pkt = Vec::with_capacity(8);
+            rtcp::write_bye(o.sender.ssrc, &mut pkt);
+            let mut b = BytesMut::with_capacity(12);
+            b.put_u8(b'$');
+            b.put_u8((o.index * 2 + 1) as u8);
+            b.put_u16(pkt.len() as u16);
+            b.put_slice(&pkt);
+            v.push(b.freeze());
+        }
+        v
+    }
+
+    /// Sequence number and RTP timestamp of the first RTP packet among `packets` on each track
+    /// (for `RTP-Info`), by track index.
+    pub fn rtp_info<'a>(
+        &self,
+        packets: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<(Option<u16>, Option<u32>)> {
+        let mut v = vec![(None, None); self.tracks()];
+        for p in packets {
+            let Some((ch, pkt)) = unframe(p) else {
+                continue;
+            };
+            let i = usize::from(ch / 2);
+            if ch % 2 == 1 || i >= v.len() || v[i].0.is_some() {
+                continue;
+            }
+            if let Ok(r) = super::Packet::parse(pkt) {
+                v[i] = (Some(r.seq), Some(r.timestamp));
+            }
+        }
+        v
+    }
+}
+
+/// Splits an interleaved view packet into (channel, RTP/RTCP bytes).
+pub fn unframe(data: &[u8]) -> Option<(u8, &[u8])> {
+    if data.len() < 4 || data[0] != b'$' {
+        return None;
+    }
+    let n = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    Some((data[1], data.get(4..4 + n)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::rtp::ingest::Ingest;
+    use crate::proto::rtsp::{Lower, StreamSetup, Transport};
+    use crate::proto::sdp::Sdp;
+
+    const FLV: &[u8] = include_bytes!("../../../tests/fixtures/flv/ffmpeg-x264-aac-160x120-1s.flv");
+    const TS: &[u8] = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h264-aac-1s.ts");
+
+    fn view_of(input: &[u8], chunk: usize) -> (RtpView, Vec<ViewPacket>) {
+        let mut v = RtpView::new(None);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        for c in input.chunks(chunk) {
+            v.push(c, now, wall, &mut out);
+        }
+        v.finish(now, wall, &mut out);
+        (v, out)
+    }
+
+    /// The view's packets back through an RTSP publisher's ingest: every frame comes back.
+    #[test]
+    fn view_round_trips_through_ingest() {
+        for input in [FLV, TS] {
+            let (v, packets) = view_of(input, 4096);
+            assert!(v.failed.is_none());
+            let sdp = Sdp::parse(&v.sdp("127.0.0.1", "live/cam").unwrap()).unwrap();
+            assert_eq!(sdp.media.len(), 2);
+            let streams: Vec<StreamSetup> = (0..2)
+                .map(|i| StreamSetup {
+                    index: i,
+                    control: sdp::track_control(i),
+                    transport: Transport {
+                        lower: Lower::Tcp {
+                            interleaved: (2 * i as u8, 2 * i as u8 + 1),
+                        },
+                        record: true,
+                        ssrc: None,
+                    },
+                    ssrc: 0,
+                    seq: 0,
+                    rtptime: 0,
+                })
+                .collect();
+            let mut ingest = Ingest::new(&sdp, &streams).unwrap();
+            let (mut ev, mut diags) = (Vec::new(), Vec::new());
+            assert!(packets[0].keyframe, "the view starts on a keyframe");
+            for p in &packets {
+                let (ch, pkt) = unframe(&p.data).unwrap();
+                if ch % 2 == 1 {
+                    assert!(p.rtcp);
+                    ingest.push_rtcp(usize::from(ch / 2), pkt);
+                } else {
+                    ingest.push_rtp(usize::from(ch / 2), pkt, 0, &mut ev, &mut diags);
+                }
+            }
+            assert!(diags.is_empty(), "{diags:?}");
+            let count = |t: Track| {
+                ev.iter()
+                    .filter(|e| matches!(e, MediaEvent::Frame(f) if f.track == t))
+                    .count()
+            };
+            // The source's frame counts, as the demuxer sees them.
+            let mut d = Demux::new(None, None, 10.0);
+            let (mut src, mut sd) = (Vec::new(), Vec::new());
+            d.push(input, &mut src, &mut sd).unwrap();
+            d.finish(&mut src, &mut sd).unwrap();
+            let want = |t: Track| {
+                src.iter()
+                    .filter(|e| matches!(e, MediaEvent::Frame(f) if f.track == t))
+                    .count()
+            };
+            assert_eq!(count(Track::Video), want(Track::Video));
+            assert_eq!(count(Track::Audio), want(Track::Audio));
+            assert!(packets.iter().filter(|p| p.keyframe).count() >= 1);
+        }
+    }
+
+    #[test]
+    fn same_packets_under_any_chunking_except_ids() {
+        let (_, a) = view_of(FLV, 100_000);
+        let (_, b) = view_of(FLV, 7);
+        let strip = |p: &[ViewPacket]| -> Vec<(usize, bool, Vec<u8>)> {
+            p.iter()
+                .filter(|p| !p.rtcp)
+                .map(|p| (p.data.len(), p.keyframe, p.data[4 + 12..].to_vec()))
+                .collect()
+        };
+        assert_eq!(strip(&a), strip(&b));
+    }
+
+    #[test]
+    fn opaque_input_fails_cleanly() {
+        let mut v = RtpView::new(Some(InputFormat::Flv));
+        let mut out = Vec::new();
+        v.push(
+            b"this is not flv at all",
+            Instant::now(),
+            SystemTime::now(),
+            &mut out,
+        );
+        assert!(v.failed.is_some() || !v.ready());
+        assert!(out.is_empty());
+    }
+}

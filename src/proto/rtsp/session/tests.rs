@@ -1,0 +1,617 @@
+use super::*;
+use crate::media::{MediaEvent, Track};
+use crate::pipeline::Demux;
+use crate::proto::rtp::ingest::{FlvIngest, Ingest};
+
+const FFMPEG_PUBLISH: &[u8] =
+    include_bytes!("../../../../tests/fixtures/rtsp/ffmpeg-publish-tcp.c2s.bin");
+const FLV: &[u8] = include_bytes!("../../../../tests/fixtures/flv/ffmpeg-x264-aac-160x120-1s.flv");
+
+#[derive(Default)]
+struct MockHost {
+    user_password: Option<String>,
+    channel_password: Option<String>,
+    sdp: Option<String>,
+    udp: Option<(u16, u16)>,
+    recording: Option<(String, Sdp, Vec<StreamSetup>)>,
+    playing: usize,
+    authorized: Vec<(Access, String)>,
+}
+
+impl Host for MockHost {
+    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+        self.authorized.push((access, path.to_string()));
+        let pw = match access {
+            Access::Publish => &self.user_password,
+            Access::Play => &self.channel_password,
+        };
+        match pw {
+            None => AuthVerdict::Allow,
+            Some(p) if creds.check(p) => AuthVerdict::Allow,
+            Some(_) => AuthVerdict::Deny,
+        }
+    }
+    fn describe(&mut self, _path: &str) -> Result<String, u16> {
+        self.sdp.clone().ok_or(404)
+    }
+    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
+        self.recording = Some((path.to_string(), sdp.clone(), streams.to_vec()));
+        Ok(())
+    }
+    fn play(
+        &mut self,
+        _path: &str,
+        _sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<Vec<RtpInfo>, u16> {
+        self.playing += 1;
+        Ok(streams
+            .iter()
+            .map(|s| RtpInfo {
+                seq: Some(s.seq),
+                rtptime: Some(s.rtptime),
+            })
+            .collect())
+    }
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        self.udp
+    }
+}
+
+type Resp = (u16, Vec<(String, String)>, String);
+
+/// Responses in `out`: (status, headers, body).
+fn responses(out: &[u8]) -> Vec<Resp> {
+    let text = String::from_utf8_lossy(out).to_string();
+    let mut rest = text.as_str();
+    let mut v = Vec::new();
+    while let Some(end) = rest.find("\r\n\r\n") {
+        let head = &rest[..end];
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (a, b) = l.split_once(':').unwrap();
+                (a.to_string(), b.trim().to_string())
+            })
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "Content-Length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        v.push((status, headers, rest[end + 4..end + 4 + len].to_string()));
+        rest = &rest[end + 4 + len..];
+    }
+    v
+}
+
+fn hdr<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    r.1.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+fn run(host: &mut MockHost, input: &[u8], sizes: &[usize]) -> (Session, Vec<u8>, Vec<Event>) {
+    let now = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), now).with_session_id("12345678");
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let mut pos = 0;
+    let mut i = 0;
+    while pos < input.len() {
+        let n = sizes[i % sizes.len()].max(1).min(input.len() - pos);
+        s.push(&input[pos..pos + n], now, host, &mut out, &mut ev);
+        pos += n;
+        i += 1;
+    }
+    (s, out, ev)
+}
+
+/// The ffmpeg publish capture through the session, the ingest and FlvOut: FLV bytes.
+fn publish_to_flv(sizes: &[usize]) -> (Vec<u16>, Vec<u8>, u64) {
+    let mut host = MockHost::default();
+    let (s, out, ev) = run(&mut host, FFMPEG_PUBLISH, sizes);
+    let statuses: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
+    let (path, sdp, streams) = host.recording.expect("RECORD reached the host");
+    assert_eq!(path, "live/cam");
+    let mut ingest = FlvIngest::new(Ingest::new(&sdp, &streams).unwrap());
+    let mut diags = Vec::new();
+    let mut teardown = false;
+    let mut bytes = Vec::new();
+    for e in ev {
+        match e {
+            Event::Data { stream, rtcp, data } => ingest
+                .push(stream, rtcp, &data, 0, &mut bytes, &mut diags)
+                .unwrap(),
+            Event::Teardown => teardown = true,
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(teardown);
+    assert!(diags.is_empty(), "{diags:?}");
+    (statuses, bytes, s.skipped_frames)
+}
+
+fn count_frames(flv: &[u8]) -> (usize, usize, bool) {
+    let mut d = Demux::new(None, None, 10.0);
+    let (mut ev, mut diags) = (Vec::new(), Vec::new());
+    d.push(flv, &mut ev, &mut diags).unwrap();
+    d.finish(&mut ev, &mut diags).unwrap();
+    let frames: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let v = frames.iter().filter(|f| f.track == Track::Video).count();
+    let a = frames.iter().filter(|f| f.track == Track::Audio).count();
+    let first_key = frames
+        .iter()
+        .find(|f| f.track == Track::Video)
+        .is_some_and(|f| f.keyframe);
+    (v, a, first_key)
+}
+
+#[test]
+fn ffmpeg_publish_capture_replays_under_any_chunking() {
+    let (statuses, want, skipped) = publish_to_flv(&[FFMPEG_PUBLISH.len()]);
+    assert_eq!(
+        statuses,
+        vec![200; 6],
+        "OPTIONS ANNOUNCE SETUP SETUP RECORD TEARDOWN"
+    );
+    assert_eq!(skipped, 0);
+    let (v0, a0, _) = count_frames(FLV);
+    let (v, a, key) = count_frames(&want);
+    // ffmpeg aggregates 6 or 7 AAC frames per RTP packet and, when it stops, drops the 7 it was
+    // still aggregating: the capture holds 38 of the 45.
+    assert_eq!((v, a), (v0, a0 - 7), "every frame that was sent arrives");
+    assert!(key);
+    for sizes in [&[1usize][..], &[3], &[17], &[1000], &[1, 5, 300, 2, 4096]] {
+        let (st, got, _) = publish_to_flv(sizes);
+        assert_eq!(st, statuses);
+        assert!(got == want, "chunking {sizes:?} changed the output");
+    }
+}
+
+fn req(method: &str, uri: &str, cseq: u32, extra: &str) -> Vec<u8> {
+    format!("{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+}
+
+fn sdp_text() -> String {
+    crate::proto::sdp::tests_support::ffmpeg_sdp().to_string()
+}
+
+#[test]
+fn publish_needs_the_user_password_basic_and_digest() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        user_password: Some("secret".into()),
+        ..Default::default()
+    };
+    let body = sdp_text();
+    let announce = |cseq: u32, auth: &str| {
+        let mut r = format!(
+            "ANNOUNCE rtsp://127.0.0.1/live/cam RTSP/1.0\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n{auth}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body.as_bytes());
+        r
+    };
+    let mut s = Session::new(SessionConfig::default(), now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(&announce(1, ""), now, &mut host, &mut out, &mut ev);
+    let r = responses(&out);
+    assert_eq!(r[0].0, 401);
+    let challenges: Vec<&str> = r[0]
+        .1
+        .iter()
+        .filter(|(n, _)| n == "WWW-Authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(challenges[0].starts_with("Digest "));
+    assert_eq!(challenges[1], "Basic realm=\"river\"");
+    let nonce = challenges[0]
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // Wrong Basic password.
+    out.clear();
+    s.push(
+        &announce(2, "Authorization: Basic bGl2ZTp3cm9uZw==\r\n"),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    assert_eq!(responses(&out)[0].0, 401);
+    // Digest, as ffmpeg computes it.
+    let md5 = |s: &str| crate::proto::util::hex(&<md5::Md5 as md5::Digest>::digest(s.as_bytes()));
+    let uri = "rtsp://127.0.0.1/live/cam";
+    let resp = md5(&format!(
+        "{}:{nonce}:{}",
+        md5("live:river:secret"),
+        md5(&format!("ANNOUNCE:{uri}"))
+    ));
+    let auth = format!("Authorization: Digest username=\"live\", realm=\"river\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\"\r\n");
+    out.clear();
+    s.push(&announce(3, &auth), now, &mut host, &mut out, &mut ev);
+    assert_eq!(responses(&out)[0].0, 200);
+    assert!(ev.is_empty());
+    // Basic with the right password on a fresh connection.
+    let mut s = Session::new(SessionConfig::default(), now);
+    out.clear();
+    s.push(
+        &announce(1, "Authorization: Basic bGl2ZTpzZWNyZXQ=\r\n"),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    assert_eq!(responses(&out)[0].0, 200);
+}
+
+#[test]
+fn play_flow_tcp_and_udp() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        udp: Some((6970, 6971)),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let base = "rtsp://127.0.0.1:8554/live/cam";
+    s.push(
+        &req("DESCRIBE", base, 1, "Accept: application/sdp\r\n"),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(&req("PLAY", base, 2, ""), now, &mut host, &mut out, &mut ev);
+    // Interleaved data before PLAY is skipped.
+    s.push(b"$\x01\x00\x02ab", now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=0"),
+            3,
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let r = responses(&out);
+    assert_eq!(r[0].0, 200);
+    assert_eq!(
+        hdr(&r[0], "Content-Base"),
+        Some("rtsp://127.0.0.1:8554/live/cam/")
+    );
+    assert!(r[0].2.starts_with("v=0"));
+    assert_eq!(r[1].0, 455, "PLAY before SETUP");
+    assert_eq!(r[2].0, 200);
+    let session = hdr(&r[2], "Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(hdr(&r[2], "Session").unwrap().ends_with(";timeout=60"));
+    assert!(hdr(&r[2], "Transport")
+        .unwrap()
+        .starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc="));
+    out.clear();
+    let sess = format!("Session: {session}\r\n");
+    // UDP for the second stream.
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=1"),
+            4,
+            &format!("{sess}Transport: RTP/AVP;unicast;client_port=5000-5001\r\n"),
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=1"),
+            5,
+            "Session: nope\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=9"),
+            6,
+            &format!("{sess}Transport: RTP/AVP/TCP;interleaved=4-5\r\n"),
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=0"),
+            7,
+            &format!("{sess}Transport: RTP/AVP;multicast\r\n"),
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req("PLAY", base, 8, &sess),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(b"$\x01\x00\x02rr", now, &mut host, &mut out, &mut ev);
+    s.push(b"$\x07\x00\x01x", now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req("GET_PARAMETER", base, 9, &sess),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req("PAUSE", base, 10, &sess),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req("TEARDOWN", base, 11, &sess),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(&req("FOO", base, 12, ""), now, &mut host, &mut out, &mut ev);
+    let r = responses(&out);
+    let st: Vec<u16> = r.iter().map(|r| r.0).collect();
+    assert_eq!(st, vec![200, 454, 404, 461, 200, 200, 200, 200, 501]);
+    assert_eq!(
+        hdr(&r[0], "Transport")
+            .unwrap()
+            .split(";ssrc")
+            .next()
+            .unwrap(),
+        "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971"
+    );
+    let info = hdr(&r[4], "RTP-Info").unwrap();
+    assert!(
+        info.starts_with("url=rtsp://127.0.0.1:8554/live/cam/streamid=0;seq="),
+        "{info}"
+    );
+    assert!(info.contains(",url=rtsp://127.0.0.1:8554/live/cam/streamid=1;seq="));
+    assert_eq!(host.playing, 1);
+    assert_eq!(
+        ev,
+        vec![
+            Event::Data {
+                stream: 0,
+                rtcp: true,
+                data: Bytes::from_static(b"rr")
+            },
+            Event::Pause,
+            Event::Teardown
+        ]
+    );
+    assert_eq!(s.skipped_frames, 2);
+    assert!(info.contains(";rtptime="));
+    // Authorization was asked once for the whole session.
+    assert_eq!(
+        host.authorized,
+        vec![(Access::Play, "live/cam".to_string())]
+    );
+}
+
+#[test]
+fn play_is_refused_without_the_channel_password_and_unknown_is_404() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        channel_password: Some("pw".into()),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req(
+            "DESCRIBE",
+            "rtsp://h/live/cam",
+            1,
+            "Authorization: Basic eDpubw==\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "DESCRIBE",
+            "rtsp://h/live/cam",
+            2,
+            "Authorization: Basic eDpwdw==\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let mut host2 = MockHost::default();
+    let mut s2 = Session::new(SessionConfig::default(), now);
+    let mut out2 = Vec::new();
+    s2.push(
+        &req("DESCRIBE", "rtsp://h/live/none", 3, ""),
+        now,
+        &mut host2,
+        &mut out2,
+        &mut ev,
+    );
+    assert_eq!(responses(&out2)[0].0, 404);
+    // UDP refused when the server has no UDP ports.
+    s.push(
+        &req(
+            "SETUP",
+            "rtsp://h/live/cam/streamid=0",
+            4,
+            "Transport: RTP/AVP;unicast;client_port=5000-5001\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let st: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
+    assert_eq!(st, vec![401, 200, 461]);
+}
+
+#[test]
+fn malformed_and_oversized_close_the_connection() {
+    let now = Instant::now();
+    for (input, status) in [
+        (&b"HELLO\r\n\r\n"[..], 400),
+        (b"OPTIONS rtsp://h/ RTSP/1.0\r\n\r\n", 400),
+        (
+            b"ANNOUNCE rtsp://h/a/b RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 9\r\n\r\nnot an sdp",
+            400,
+        ),
+        (
+            b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic !!\r\n\r\n",
+            400,
+        ),
+    ] {
+        let mut host = MockHost {
+            sdp: Some(sdp_text()),
+            ..Default::default()
+        };
+        let mut s = Session::new(SessionConfig::default(), now);
+        let (mut out, mut ev) = (Vec::new(), Vec::new());
+        s.push(input, now, &mut host, &mut out, &mut ev);
+        assert_eq!(
+            responses(&out)[0].0,
+            status,
+            "{}",
+            String::from_utf8_lossy(input)
+        );
+        assert!(matches!(ev.last(), Some(Event::Close { .. })), "{ev:?}");
+        // Nothing more is answered.
+        out.clear();
+        s.push(
+            &req("OPTIONS", "*", 2, ""),
+            now,
+            &mut host,
+            &mut out,
+            &mut ev,
+        );
+        assert!(out.is_empty());
+    }
+    let mut host = MockHost::default();
+    let mut s = Session::new(SessionConfig::default(), now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let big = vec![b'A'; super::super::message::MAX_HEADER + 1];
+    s.push(&big, now, &mut host, &mut out, &mut ev);
+    assert!(out.starts_with(b"RTSP/1.0 431 "));
+}
+
+#[test]
+fn timeouts_follow_activity() {
+    let now = Instant::now();
+    let cfg = SessionConfig::default();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg.clone(), now);
+    assert_eq!(s.deadline(), now + cfg.idle_timeout);
+    let t1 = now + Duration::from_secs(5);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req(
+            "SETUP",
+            "rtsp://h/live/cam/streamid=0",
+            1,
+            "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
+        ),
+        t1,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    assert_eq!(responses(&out)[0].0, 200, "SETUP without DESCRIBE");
+    assert_eq!(s.deadline(), t1 + cfg.session_timeout);
+    let t2 = t1 + Duration::from_secs(30);
+    s.touch(t2);
+    assert!(!s.timed_out(t2 + Duration::from_secs(59)));
+    assert!(s.timed_out(t2 + Duration::from_secs(60)));
+}
+
+#[test]
+fn shared_streams_fix_the_interleaved_channels() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        ..Default::default()
+    };
+    let cfg = SessionConfig {
+        shared_streams: true,
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg, now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req("DESCRIBE", "rtsp://h/live/cam", 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            "rtsp://h/live/cam/streamid=1",
+            2,
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let r = responses(&out);
+    assert_eq!(
+        hdr(&r[1], "Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=2-3")
+    );
+}

@@ -1,0 +1,410 @@
+//! SDP (RFC 4566) as RTSP uses it: parse what a publisher ANNOUNCEs (ffmpeg, GStreamer), and write
+//! the description river serves for playing.
+//!
+//! Codecs: H.264 (RFC 6184: `sprop-parameter-sets`, `packetization-mode`) and AAC (RFC 3640
+//! `mpeg4-generic`, `mode=AAC-hbr`, `config=`, `sizelength`/`indexlength`/`indexdeltalength`).
+//! fmtp parameter names are trimmed and compared case-insensitively (ffmpeg writes `; name=value`
+//! with a space after each separator).
+
+use bytes::Bytes;
+
+use crate::codec::{aac, h264};
+use crate::media::{AudioConfig, VideoConfig};
+use crate::proto::util::{base64_decode, base64_encode, hex, unhex};
+
+/// Largest SDP accepted, in bytes.
+pub const MAX_SDP: usize = 64 * 1024;
+/// Most media sections accepted.
+pub const MAX_MEDIA: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sdp {
+    /// Session-level `a=control:` (usually `*`).
+    pub control: Option<String>,
+    pub media: Vec<Media>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Media {
+    /// `video`, `audio`, …
+    pub kind: String,
+    pub protocol: String,
+    /// The first payload type of the `m=` line.
+    pub payload_type: u8,
+    /// `a=rtpmap` of that payload type: encoding name (as written), clock rate, channels.
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: Option<u8>,
+    /// `a=fmtp` parameters of that payload type, names lower-cased and trimmed.
+    pub fmtp: Vec<(String, String)>,
+    pub control: Option<String>,
+}
+
+/// What a media section carries, as far as river understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    H264 {
+        /// From `sprop-parameter-sets`, when present and parseable.
+        config: Option<VideoConfig>,
+        packetization_mode: u8,
+    },
+    Aac {
+        config: AudioConfig,
+        size_length: u8,
+        index_length: u8,
+        index_delta_length: u8,
+    },
+    Unsupported(String),
+}
+
+impl Media {
+    pub fn fmtp(&self, name: &str) -> Option<&str> {
+        self.fmtp
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Interprets the section. `Err` for a section that claims H.264/AAC but is malformed.
+    pub fn codec(&self) -> Result<Codec, String> {
+        let enc = self.encoding.to_ascii_lowercase();
+        match enc.as_str() {
+            "h264" => {
+                let mode = self
+                    .fmtp("packetization-mode")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let config = match self.fmtp("sprop-parameter-sets") {
+                    Some(s) => Some(parse_sprop(s)?),
+                    None => None,
+                };
+                Ok(Codec::H264 {
+                    config,
+                    packetization_mode: mode,
+                })
+            }
+            "mpeg4-generic" => {
+                let mode = self.fmtp("mode").unwrap_or("");
+                if !mode.eq_ignore_ascii_case("aac-hbr") {
+                    return Ok(Codec::Unsupported(format!("mpeg4-generic mode {mode:?}")));
+                }
+                let cfg = self
+                    .fmtp("config")
+                    .ok_or("expected config= in the AAC fmtp, found none")?;
+                let asc =
+                    unhex(cfg).ok_or_else(|| format!("expected hex AAC config, found {cfg:?}"))?;
+                let config = aac::parse_asc(&asc)?;
+                let num =
+                    |n: &str, d: u8| -> Result<u8, String> {
+                        match self.fmtp(n) {
+                            None => Ok(d),
+                            Some(v) => v.parse::<u8>().ok().filter(|&x| x <= 32).ok_or_else(|| {
+                                format!("expected a small number for {n}, found {v:?}")
+                            }),
+                        }
+                    };
+                let size_length = num("sizelength", 13)?;
+                if size_length == 0 {
+                    return Err("expected sizelength > 0".into());
+                }
+                Ok(Codec::Aac {
+                    config,
+                    size_length,
+                    index_length: num("indexlength", 3)?,
+                    index_delta_length: num("indexdeltalength", 3)?,
+                })
+            }
+            _ => Ok(Codec::Unsupported(self.encoding.clone())),
+        }
+    }
+}
+
+fn parse_sprop(s: &str) -> Result<VideoConfig, String> {
+    let mut sps = Vec::new();
+    let mut pps = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let nal = base64_decode(part).map_err(|e| format!("bad sprop-parameter-sets: {e}"))?;
+        match h264::nal_type(&nal) {
+            h264::nal_types::SPS => sps.push(Bytes::from(nal)),
+            h264::nal_types::PPS => pps.push(Bytes::from(nal)),
+            _ => {}
+        }
+    }
+    if pps.is_empty() {
+        return Err("expected a pps in sprop-parameter-sets, found none".into());
+    }
+    h264::video_config(sps, pps)
+}
+
+impl Sdp {
+    pub fn parse(text: &str) -> Result<Sdp, String> {
+        if text.len() > MAX_SDP {
+            return Err(format!("expected an SDP of at most {MAX_SDP} bytes"));
+        }
+        let mut sdp = Sdp::default();
+        let mut saw_version = false;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(format!(
+                    "line {}: expected 'x=value', found {line:?}",
+                    n + 1
+                ));
+            };
+            match k {
+                "v" => saw_version = true,
+                "m" => {
+                    if sdp.media.len() >= MAX_MEDIA {
+                        return Err(format!("expected at most {MAX_MEDIA} media sections"));
+                    }
+                    let mut f = v.split_whitespace();
+                    let kind = f.next().unwrap_or("").to_string();
+                    let _port = f.next();
+                    let protocol = f.next().unwrap_or("").to_string();
+                    let pt = f
+                        .next()
+                        .and_then(|p| p.parse::<u8>().ok())
+                        .filter(|&p| p < 128)
+                        .ok_or_else(|| format!("line {}: expected a payload type in m=", n + 1))?;
+                    sdp.media.push(Media {
+                        kind,
+                        protocol,
+                        payload_type: pt,
+                        ..Default::default()
+                    });
+                }
+                "a" => {
+                    let (name, value) = match v.split_once(':') {
+                        Some((a, b)) => (a, b),
+                        None => (v, ""),
+                    };
+                    match (name, sdp.media.last_mut()) {
+                        ("control", None) => sdp.control = Some(value.trim().to_string()),
+                        ("control", Some(m)) => m.control = Some(value.trim().to_string()),
+                        ("rtpmap", Some(m)) => {
+                            let (pt, rest) = value.split_once(' ').unwrap_or((value, ""));
+                            if pt.trim().parse::<u8>().ok() != Some(m.payload_type) {
+                                continue;
+                            }
+                            let mut p = rest.trim().split('/');
+                            m.encoding = p.next().unwrap_or("").to_string();
+                            m.clock_rate = p.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+                            m.channels = p.next().and_then(|c| c.parse().ok());
+                        }
+                        ("fmtp", Some(m)) => {
+                            let (pt, rest) = value.split_once(' ').unwrap_or((value, ""));
+                            if pt.trim().parse::<u8>().ok() != Some(m.payload_type) {
+                                continue;
+                            }
+                            m.fmtp = rest
+                                .split(';')
+                                .filter_map(|kv| {
+                                    let (k, v) = kv.split_once('=')?;
+                                    Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                                })
+                                .take(64)
+                                .collect();
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_version {
+            return Err("expected an SDP starting with v=0, found no v= line".into());
+        }
+        // Static payload types without rtpmap.
+        for m in &mut sdp.media {
+            if m.encoding.is_empty() && m.payload_type < 96 {
+                m.encoding = format!("static/{}", m.payload_type);
+            }
+        }
+        Ok(sdp)
+    }
+}
+
+/// Control attribute river gives each track it serves.
+pub fn track_control(index: usize) -> String {
+    format!("trackID={index}")
+}
+
+/// Payload types river uses when it serves.
+pub const PT_H264: u8 = 96;
+pub const PT_AAC: u8 = 97;
+
+/// Writes the SDP for playing a broadcast: video track first (if any), then audio. `origin` is the
+/// server's address for the `o=` and `c=` lines.
+pub fn write(
+    video: Option<&VideoConfig>,
+    audio: Option<&AudioConfig>,
+    origin: &str,
+    name: &str,
+) -> String {
+    let ip4 = !origin.contains(':');
+    let net = if ip4 { "IP4" } else { "IP6" };
+    let mut s = format!(
+        "v=0\r\no=- 0 0 IN {net} {origin}\r\ns={name}\r\nc=IN {net} {}\r\nt=0 0\r\na=tool:river {}\r\na=control:*\r\n",
+        if ip4 { "0.0.0.0" } else { "::" },
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut idx = 0;
+    if let Some(v) = video {
+        let mut sprop: Vec<String> = v.sps.iter().map(|n| base64_encode(n)).collect();
+        sprop.extend(v.pps.iter().map(|n| base64_encode(n)));
+        let plid = v
+            .sps
+            .first()
+            .filter(|s| s.len() >= 4)
+            .map(|s| hex(&s[1..4]))
+            .unwrap_or_else(|| "42e01f".to_string());
+        s.push_str(&format!(
+            "m=video 0 RTP/AVP {PT_H264}\r\na=rtpmap:{PT_H264} H264/90000\r\na=fmtp:{PT_H264} packetization-mode=1;profile-level-id={plid};sprop-parameter-sets={}\r\n",
+            sprop.join(",")
+        ));
+        if let Some((n, d)) = v.frame_rate.filter(|&(_, d)| d > 0) {
+            s.push_str(&format!(
+                "a=framerate:{}\r\n",
+                trim_rate(n as f64 / d as f64)
+            ));
+        }
+        s.push_str(&format!("a=control:{}\r\n", track_control(idx)));
+        idx += 1;
+    }
+    if let Some(a) = audio {
+        s.push_str(&format!(
+            "m=audio 0 RTP/AVP {PT_AAC}\r\na=rtpmap:{PT_AAC} MPEG4-GENERIC/{}/{}\r\na=fmtp:{PT_AAC} profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={}\r\na=control:{}\r\n",
+            a.sample_rate,
+            a.channels.max(1),
+            hex(&a.asc),
+            track_control(idx)
+        ));
+    }
+    s
+}
+
+fn trim_rate(r: f64) -> String {
+    let s = format!("{r:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) fn ffmpeg_sdp() -> &'static str {
+        super::tests::FFMPEG_SDP
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What ffmpeg 5.1 ANNOUNCEs for `-c copy` of the x264 + AAC FLV fixture (from
+    /// tests/fixtures/rtsp/ffmpeg-publish-tcp.c2s.bin).
+    pub(crate) const FFMPEG_SDP: &str = "v=0
+o=- 0 0 IN IP4 127.0.0.1
+s=No Name
+c=IN IP4 127.0.0.1
+t=0 0
+a=tool:libavformat LIBAVFORMAT_VERSION
+m=video 0 RTP/AVP 96
+a=rtpmap:96 H264/90000
+a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z/QAC5GbKFCPxOAiAAADAAIAAAMAeB4oUyw=,aOvjxEhE; profile-level-id=F4000B
+a=control:streamid=0
+m=audio 0 RTP/AVP 97
+b=AS:69
+a=rtpmap:97 MPEG4-GENERIC/44100/1
+a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=120856E500
+a=control:streamid=1
+";
+
+    #[test]
+    fn parses_ffmpeg_announce() {
+        let sdp = Sdp::parse(FFMPEG_SDP).unwrap();
+        assert_eq!(sdp.media.len(), 2);
+        let v = &sdp.media[0];
+        assert_eq!(v.control.as_deref(), Some("streamid=0"));
+        assert_eq!(
+            v.fmtp("profile-level-id"),
+            Some("F4000B"),
+            "leading space trimmed"
+        );
+        match v.codec().unwrap() {
+            Codec::H264 {
+                config: Some(c),
+                packetization_mode: 1,
+            } => {
+                assert_eq!((c.width, c.height), (160, 120));
+                assert_eq!(c.pps.len(), 1);
+            }
+            c => panic!("{c:?}"),
+        }
+        let a = &sdp.media[1];
+        assert_eq!(a.clock_rate, 44100);
+        assert_eq!(a.channels, Some(1));
+        match a.codec().unwrap() {
+            Codec::Aac {
+                config,
+                size_length: 13,
+                index_length: 3,
+                index_delta_length: 3,
+            } => {
+                assert_eq!((config.sample_rate, config.channels), (44100, 1));
+            }
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn round_trip_of_what_river_writes() {
+        let sdp = Sdp::parse(FFMPEG_SDP).unwrap();
+        let Codec::H264 {
+            config: Some(v), ..
+        } = sdp.media[0].codec().unwrap()
+        else {
+            panic!()
+        };
+        let Codec::Aac { config: a, .. } = sdp.media[1].codec().unwrap() else {
+            panic!()
+        };
+        let text = write(Some(&v), Some(&a), "127.0.0.1", "live/cam");
+        let back = Sdp::parse(&text).unwrap();
+        assert_eq!(back.media[0].control.as_deref(), Some("trackID=0"));
+        assert_eq!(back.media[1].control.as_deref(), Some("trackID=1"));
+        assert_eq!(
+            back.media[0].codec().unwrap(),
+            Codec::H264 {
+                config: Some(v),
+                packetization_mode: 1
+            }
+        );
+        match back.media[1].codec().unwrap() {
+            Codec::Aac { config, .. } => assert_eq!(config, a),
+            c => panic!("{c:?}"),
+        }
+        let text = write(None, Some(&a), "::1", "x");
+        assert!(text.contains("IN IP6 ::1"));
+        assert!(text.contains("trackID=0"));
+    }
+
+    #[test]
+    fn hostile_sdp() {
+        assert!(Sdp::parse("").is_err());
+        assert!(Sdp::parse("v=0\r\nm=video\r\n").is_err());
+        assert!(Sdp::parse("v=0\r\nnonsense\r\n").is_err());
+        let many = "v=0\r\n".to_string() + &"m=video 0 RTP/AVP 96\r\n".repeat(MAX_MEDIA + 1);
+        assert!(Sdp::parse(&many).is_err());
+        let sdp = Sdp::parse("v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=zz\r\n").unwrap();
+        assert!(sdp.media[0].codec().is_err());
+        let sdp = Sdp::parse("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 sprop-parameter-sets=!!\r\n").unwrap();
+        assert!(sdp.media[0].codec().is_err());
+        let sdp = Sdp::parse("v=0\r\nm=audio 0 RTP/AVP 0\r\n").unwrap();
+        assert!(matches!(
+            sdp.media[0].codec().unwrap(),
+            Codec::Unsupported(_)
+        ));
+    }
+}

@@ -1,0 +1,157 @@
+//! The hub's RTSP front, the parts without sockets: per-connection state, the per-channel RTP
+//! view with its own GOP cache, and the mapping of RTSP paths to channels.
+//!
+//! - URL: `rtsp://HOST/<user>/<channel>`; a publisher may set the channel password with
+//!   `?channel-password=…` on the ANNOUNCE URL (as HTTP push does).
+//! - A publisher's RTP goes through [`FlvIngest`] into FLV bytes, which the hub broadcasts like any
+//!   other publisher's (so every front can watch it).
+//! - Players of a channel share one [`RtpView`]: each frame is packetized once into interleaved
+//!   frames (chunks marked at video keyframes), cached from the last keyframe (late joiners start
+//!   there) and queued per player with the usual slow-watcher policy.
+
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::cache::{CacheLimits, GopCache};
+use super::queue::WatcherQueue;
+use super::stream::{Chunk, Mark, StreamFormat};
+use crate::cli::InputFormat;
+use crate::proto::fstream::valid_name;
+use crate::proto::rtp::ingest::FlvIngest;
+use crate::proto::rtp::view::{RtpView, ViewPacket};
+use crate::proto::rtsp::Session;
+
+/// `<user>/<channel>` from an RTSP path (no leading slash), names checked as fstream's.
+pub fn parse_key(path: &str) -> Option<(String, String)> {
+    let (u, c) = path.split_once('/')?;
+    (valid_name(u) && valid_name(c)).then(|| (u.to_string(), c.to_string()))
+}
+
+/// `channel-password=` from a URI's query.
+pub fn query_password(uri: &str) -> Option<String> {
+    let q = uri.split_once('?')?.1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("channel-password="))
+        .map(str::to_string)
+        .filter(|p| !p.is_empty())
+}
+
+pub struct Publisher {
+    pub key: (String, String),
+    pub ingest: FlvIngest,
+}
+
+pub struct Player {
+    pub key: (String, String),
+    pub queue: Option<WatcherQueue>,
+    pub eof_after_drain: bool,
+    pub dirty: bool,
+}
+
+pub enum Role {
+    Idle,
+    Publisher(Box<Publisher>),
+    Player(Box<Player>),
+}
+
+pub struct RtspConn {
+    pub session: Session,
+    pub role: Role,
+    /// After the end of a broadcast (RTCP BYE sent): close at this time unless the player's
+    /// TEARDOWN comes first.
+    pub linger_until: Option<Instant>,
+}
+
+impl RtspConn {
+    pub fn player_queue(&mut self) -> Option<&mut WatcherQueue> {
+        match &mut self.role {
+            Role::Player(p) => p.queue.as_mut(),
+            _ => None,
+        }
+    }
+}
+
+/// A channel seen as RTP, with its own GOP cache and players.
+pub struct RtpChannel {
+    pub view: RtpView,
+    pub cache: GopCache,
+    pub watchers: Vec<usize>,
+    packets: Vec<ViewPacket>,
+}
+
+fn input_format(f: StreamFormat) -> Option<InputFormat> {
+    match f {
+        StreamFormat::Flv => Some(InputFormat::Flv),
+        StreamFormat::Ts => Some(InputFormat::Ts),
+        StreamFormat::AnnexB => Some(InputFormat::H264),
+        StreamFormat::Opaque => None,
+    }
+}
+
+impl RtpChannel {
+    /// `None` for opaque broadcasts.
+    pub fn new(format: StreamFormat, limits: CacheLimits) -> Option<Self> {
+        Some(RtpChannel {
+            view: RtpView::new(Some(input_format(format)?)),
+            cache: GopCache::new(limits, true),
+            watchers: Vec::new(),
+            packets: Vec::new(),
+        })
+    }
+
+    /// Feeds broadcast bytes (or, with `finish`, ends the broadcast); returns the chunks to fan
+    /// out, already in the cache.
+    pub fn feed(&mut self, data: &[u8], finish: bool, now: Instant) -> Vec<Chunk> {
+        let wall = SystemTime::now();
+        self.packets.clear();
+        if finish {
+            self.view.finish(now, wall, &mut self.packets);
+        } else {
+            self.view.push(data, now, wall, &mut self.packets);
+        }
+        let mut chunks = Vec::with_capacity(self.packets.len());
+        for p in self.packets.drain(..) {
+            let c = Chunk {
+                data: p.data,
+                mark: if p.keyframe {
+                    Mark::Keyframe
+                } else {
+                    Mark::Data
+                },
+            };
+            // Sender reports are not cached: a joiner gets fresh ones first, and an old one
+            // replayed after them would contradict them.
+            if !p.rtcp {
+                self.cache.push(&c, now);
+            }
+            chunks.push(c);
+        }
+        if finish {
+            chunks.extend(self.view.byes().into_iter().map(|data: Bytes| Chunk {
+                data,
+                mark: Mark::Data,
+            }));
+        }
+        chunks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_passwords() {
+        assert_eq!(parse_key("live/cam"), Some(("live".into(), "cam".into())));
+        assert_eq!(parse_key("live"), None);
+        assert_eq!(parse_key("live/cam/x"), None);
+        assert_eq!(parse_key("../x"), None);
+        assert_eq!(
+            query_password("rtsp://h/a/b?channel-password=pw&x=1"),
+            Some("pw".into())
+        );
+        assert_eq!(query_password("rtsp://h/a/b?channel-password="), None);
+        assert_eq!(query_password("rtsp://h/a/b"), None);
+    }
+}

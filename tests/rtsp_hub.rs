@@ -1,0 +1,399 @@
+//! `river-relay serve --rtsp` against real peers on 127.0.0.1: ffmpeg publishes over RTSP/TCP
+//! (Digest), ffmpeg and GStreamer play over RTSP while an HTTP-FLV watcher takes the same
+//! broadcast; an HTTP-pushed broadcast is played over RTSP by a late joiner; refusals.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running hub with users live:pushpw; killed on drop.
+struct Hub {
+    child: Child,
+    http: String,
+    rtsp: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Hub {
+    fn start() -> Hub {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = tmpdir().join(format!(
+            "rtsp-hub-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let users = dir.join("users");
+        std::fs::create_dir_all(&users).unwrap();
+        std::fs::write(users.join("live.ini"), "[DEFAULT]\npassword=pushpw\n").unwrap();
+        let u = users.to_string_lossy().to_string();
+        let mut child = Command::new(river("river-relay"))
+            .args([
+                "-v",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .args(["--rtsp", "127.0.0.1:0", "--users", &u])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn river-relay serve");
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let l2 = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut addrs = (None, None);
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("river-relay: http listening on ") {
+                    addrs.0 = Some(a.to_string());
+                }
+                if let Some(a) = line.strip_prefix("river-relay: rtsp listening on ") {
+                    addrs.1 = Some(a.to_string());
+                }
+                if let (Some(h), Some(r)) = &addrs {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send((h.clone(), r.clone()));
+                    }
+                }
+                let mut g = l2.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let (http, rtsp) = rx
+            .recv_timeout(WAIT)
+            .expect("river-relay serve did not print its addresses");
+        Hub {
+            child,
+            http,
+            rtsp,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < WAIT,
+                "hub log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 4 s, 1 s GOP, no B-frames (ffmpeg 5.1's RTSP reader gives the first access unit of a B-frame
+/// stream no PTS, which `-c copy -f flv` refuses, whoever the server is).
+const CLIP: Clip = Clip {
+    width: 320,
+    height: 240,
+    fps: 25,
+    bframes: 0,
+    audio: true,
+    gop_secs: 1,
+    secs: 4,
+};
+
+fn spawn(program: &str, args: &[&str]) -> Child {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn finish(mut c: Child, what: &str) -> String {
+    let st = wait_deadline(&mut c, WAIT, what);
+    let mut err = String::new();
+    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(st.success(), "{what} failed: {err}");
+    err
+}
+
+fn require_gst() {
+    let ok = Command::new("gst-launch-1.0")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "gst-launch-1.0 is required: apt-get install -y gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"
+    );
+}
+
+fn out_path(name: &str) -> (PathBuf, String) {
+    let p = tmpdir().join(name);
+    let s = p.to_string_lossy().to_string();
+    (p, s)
+}
+
+#[test]
+fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
+    require("ffmpeg");
+    require_gst();
+    let hub = Hub::start();
+    let src = CLIP.flv();
+    let s = src.to_string_lossy().to_string();
+    let push_url = format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp);
+    let publisher = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-i",
+            &s,
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &push_url,
+        ],
+    );
+    hub.wait_log("channel live/cam: FLV content");
+    let play_url = format!("rtsp://{}/live/cam", hub.rtsp);
+    let (played, p) = out_path("rtsp-hub-played.flv");
+    let player = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &play_url,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &p,
+        ],
+    );
+    let (http_out, h) = out_path("rtsp-hub-http.flv");
+    let http_url = format!("http://{}/live/cam.flv", hub.http);
+    let http = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-y", "-i", &http_url, "-c", "copy", "-f", "flv", &h,
+        ],
+    );
+    let pipeline = format!(
+        "rtspsrc location={play_url} protocols=tcp name=src src. ! rtph264depay ! h264parse ! avdec_h264 ! fakesink src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink"
+    );
+    let mut gst_args = vec!["-e"];
+    gst_args.extend(pipeline.split(' '));
+    let gst = spawn("gst-launch-1.0", &gst_args);
+    finish(publisher, "ffmpeg RTSP publisher");
+    finish(player, "ffmpeg RTSP player");
+    finish(http, "ffmpeg HTTP-FLV watcher");
+    finish(gst, "gst-launch-1.0 rtspsrc");
+    let want = probe_streams(&src);
+    for (path, what) in [(&played, "RTSP"), (&http_out, "HTTP-FLV")] {
+        let got = probe_streams(path);
+        assert_eq!(got.len(), 2, "{what}: {got:?}");
+        assert_eq!(
+            (got[0].codec.as_str(), got[1].codec.as_str()),
+            ("h264", "aac")
+        );
+        // The players join while ffmpeg starts up (up to ~2 s in on a busy machine), at the
+        // cached keyframe.
+        assert!(
+            got[0].packets >= 25 && got[0].packets <= want[0].packets,
+            "{what}: {} of {} video frames",
+            got[0].packets,
+            want[0].packets
+        );
+        // 43 AAC frames a second against 25 video frames.
+        assert!(
+            got[1].packets as f64 >= got[0].packets as f64 * 1.5,
+            "{what}: audio {got:?}"
+        );
+        assert_decodes_cleanly(path);
+        let pk = probe_packets(path);
+        assert!(
+            pk.iter().find(|p| p.kind == "video").unwrap().key,
+            "{what}: starts on a keyframe"
+        );
+    }
+    hub.wait_log("broadcast of live/cam ended (RTSP TEARDOWN)");
+}
+
+fn exchange(addr: &str, req: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(req).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).to_string()
+}
+
+#[test]
+fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyframe() {
+    require("ffmpeg");
+    let hub = Hub::start();
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n";
+    let announce = |auth: &str| {
+        format!(
+            "ANNOUNCE rtsp://{0}/live/cam RTSP/1.0\r\nCSeq: 2\r\nContent-Type: application/sdp\r\n{auth}Content-Length: {1}\r\n\r\n{sdp}",
+            hub.rtsp,
+            sdp.len()
+        )
+    };
+    let r = exchange(&hub.rtsp, announce("").as_bytes());
+    assert!(r.starts_with("RTSP/1.0 401 "), "{r}");
+    assert!(
+        r.contains("WWW-Authenticate: Digest realm=\"river\""),
+        "{r}"
+    );
+    assert!(r.contains("CSeq: 2"), "{r}");
+    // live:wrong in Basic.
+    let r = exchange(
+        &hub.rtsp,
+        announce("Authorization: Basic bGl2ZTp3cm9uZw==\r\n").as_bytes(),
+    );
+    assert!(r.starts_with("RTSP/1.0 401 "), "{r}");
+    let r = exchange(&hub.rtsp, b"HELLO WORLD\r\n\r\n");
+    assert!(r.starts_with("RTSP/1.0 400 "), "{r}");
+    let r = exchange(
+        &hub.rtsp,
+        format!(
+            "DESCRIBE rtsp://{}/live/none RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            hub.rtsp
+        )
+        .as_bytes(),
+    );
+    assert!(r.starts_with("RTSP/1.0 404 "), "{r}");
+    let big = format!(
+        "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: {}\r\n\r\n",
+        "a".repeat(20000)
+    );
+    let r = exchange(&hub.rtsp, big.as_bytes());
+    assert!(r.starts_with("RTSP/1.0 431 "), "{r}");
+    // ffmpeg with a wrong password gives up on the 401.
+    let src = CLIP.flv();
+    let s = src.to_string_lossy().to_string();
+    let bad = format!("rtsp://live:nope@{}/live/cam", hub.rtsp);
+    let out = run(
+        std::path::Path::new("ffmpeg"),
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            &s,
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+            &bad,
+        ],
+        b"",
+    );
+    assert!(
+        !out.status.success() && out.stderr.contains("401"),
+        "{}",
+        out.stderr
+    );
+
+    // An HTTP push (FLV) with a channel password, played over RTSP 1.5 s in.
+    let push = format!(
+        "http://{}/live/cam2?user-password=pushpw&channel-password=chpw",
+        hub.http
+    );
+    let publisher = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
+        ],
+    );
+    hub.wait_log("channel live/cam2: FLV content");
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = exchange(
+        &hub.rtsp,
+        format!(
+            "DESCRIBE rtsp://{}/live/cam2 RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            hub.rtsp
+        )
+        .as_bytes(),
+    );
+    assert!(
+        r.starts_with("RTSP/1.0 401 "),
+        "channel password required: {r}"
+    );
+    let (late, p) = out_path("rtsp-hub-late.flv");
+    let url = format!("rtsp://any:chpw@{}/live/cam2", hub.rtsp);
+    let player = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &p,
+        ],
+    );
+    finish(publisher, "ffmpeg HTTP publisher");
+    finish(player, "ffmpeg RTSP late player");
+    let pk = probe_packets(&late);
+    let video: Vec<&Packet> = pk.iter().filter(|p| p.kind == "video").collect();
+    assert!(video[0].key, "the late joiner starts on a keyframe");
+    assert!(
+        video.len() >= 40 && video.len() <= 100,
+        "{} video frames",
+        video.len()
+    );
+    assert_decodes_cleanly(&late);
+}
