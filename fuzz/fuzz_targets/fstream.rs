@@ -17,7 +17,8 @@ fn run(data: &[u8], cuts: &[u8]) -> Outcome {
         let n = if cuts.is_empty() {
             rest.len()
         } else {
-            (cuts[i % cuts.len()] as usize).min(rest.len())
+            // At least one byte a push: a zero cut would loop forever (a hang in the harness).
+            (cuts[i % cuts.len()] as usize).clamp(1, rest.len())
         };
         i += 1;
         let (a, b) = rest.split_at(n);

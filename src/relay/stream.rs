@@ -696,7 +696,10 @@ impl AnnexBSplit {
                 } else {
                     self.cur = Cur::Collect { ty };
                 }
-                self.scan = hdr + 1;
+                // No start code can begin inside the bytes the NAL must keep (its header, and a
+                // slice's first byte); searching from there keeps the cut independent of chunking
+                // (found by the relay_stream fuzz target on a malformed slice).
+                self.scan = self.min_begin.max(hdr + 1);
                 continue;
             }
             if let Some(sc) = find_start_code(&self.buf, self.scan) {
@@ -918,6 +921,35 @@ mod tests {
                 assert_eq!(c.data.len(), 188);
             }
         }
+    }
+
+    #[test]
+    fn annexb_start_code_inside_a_slice_first_byte_is_not_a_cut_under_any_chunking() {
+        // fuzz/relay_stream: a slice whose first byte starts a start code, then a PPS.
+        let data = [0, 0, 0, 1, 4, 0, 0, 1, 8, 0, 0, 0, 0x7b, 1];
+        let whole = split_all(&data, data.len());
+        for step in 1..data.len() {
+            assert_eq!(split_all(&data, step), whole, "pushes of {step}");
+        }
+    }
+
+    fn split_all(data: &[u8], step: usize) -> Vec<(usize, Mark)> {
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        for c in data.chunks(step) {
+            s.push(c, &mut out);
+        }
+        s.finish(&mut out);
+        let mut at = 0;
+        let mut v = Vec::new();
+        for c in &out {
+            if c.mark != Mark::Data {
+                v.push((at, c.mark));
+            }
+            at += c.data.len();
+        }
+        assert_eq!(at, data.len());
+        v
     }
 
     #[test]
