@@ -18,7 +18,7 @@ fn run(data: &[u8], cuts: &[u8]) -> Outcome {
             rest.len()
         } else {
             // At least one byte a push: a zero cut would loop forever (a hang in the harness).
-            (cuts[i % cuts.len()] as usize).clamp(1, rest.len())
+            (cuts[i % cuts.len()] as usize).max(1).min(rest.len())
         };
         i += 1;
         let (a, b) = rest.split_at(n);
