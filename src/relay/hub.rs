@@ -285,6 +285,27 @@ pub struct Hub {
     last_timers: Instant,
 }
 
+/// Binds `addr` and registers the listener under `token`; errors name the address.
+fn listen(poll: &Poll, addr: &str, token: Token) -> io::Result<(TcpListener, SocketAddr)> {
+    let mut l = bind(addr).map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))?;
+    poll.registry()
+        .register(&mut l, token, Interest::READABLE)?;
+    let local = l.local_addr()?;
+    Ok((l, local))
+}
+
+/// [`listen`] for an optional front.
+fn listen_opt(
+    poll: &Poll,
+    addr: Option<&str>,
+    token: Token,
+) -> io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
+    match addr {
+        Some(a) => listen(poll, a, token).map(|(l, local)| (Some(l), Some(local))),
+        None => Ok((None, None)),
+    }
+}
+
 fn bind(addr: &str) -> io::Result<TcpListener> {
     use std::net::ToSocketAddrs;
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
@@ -384,35 +405,10 @@ impl Hub {
     /// Binds the listeners.
     pub fn bind(cfg: Config) -> io::Result<(Hub, Bound)> {
         let poll = Poll::new()?;
-        let mut fl = bind(&cfg.listen)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cfg.listen)))?;
-        poll.registry()
-            .register(&mut fl, FSTREAM, Interest::READABLE)?;
-        let fstream_addr = fl.local_addr()?;
-        let mut http_l = None;
-        let mut http_addr = None;
-        if let Some(h) = &cfg.http {
-            let mut l = bind(h).map_err(|e| io::Error::new(e.kind(), format!("{h}: {e}")))?;
-            poll.registry().register(&mut l, HTTP, Interest::READABLE)?;
-            http_addr = Some(l.local_addr()?);
-            http_l = Some(l);
-        }
-        let mut rtmp_l = None;
-        let mut rtmp_addr = None;
-        if let Some(h) = &cfg.rtmp {
-            let mut l = bind(h).map_err(|e| io::Error::new(e.kind(), format!("{h}: {e}")))?;
-            poll.registry().register(&mut l, RTMP, Interest::READABLE)?;
-            rtmp_addr = Some(l.local_addr()?);
-            rtmp_l = Some(l);
-        }
-        let mut rtsp_l = None;
-        let mut rtsp_addr = None;
-        if let Some(r) = &cfg.rtsp {
-            let mut l = bind(r).map_err(|e| io::Error::new(e.kind(), format!("{r}: {e}")))?;
-            poll.registry().register(&mut l, RTSP, Interest::READABLE)?;
-            rtsp_addr = Some(l.local_addr()?);
-            rtsp_l = Some(l);
-        }
+        let (fl, fstream_addr) = listen(&poll, &cfg.listen, FSTREAM)?;
+        let (http_l, http_addr) = listen_opt(&poll, cfg.http.as_deref(), HTTP)?;
+        let (rtmp_l, rtmp_addr) = listen_opt(&poll, cfg.rtmp.as_deref(), RTMP)?;
+        let (rtsp_l, rtsp_addr) = listen_opt(&poll, cfg.rtsp.as_deref(), RTSP)?;
         let now = Instant::now();
         let users = Users::new(cfg.users.clone());
         Ok((
@@ -509,16 +505,15 @@ impl Hub {
     }
 
     fn begin_stop(&mut self, now: Instant) {
-        if let Some(mut l) = self.fstream.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        if let Some(mut l) = self.http.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        if let Some(mut l) = self.rtmp.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        if let Some(mut l) = self.rtsp.take() {
+        for mut l in [
+            self.fstream.take(),
+            self.http.take(),
+            self.rtmp.take(),
+            self.rtsp.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let keys: Vec<ChanKey> = self.channels.keys().cloned().collect();
