@@ -1,6 +1,7 @@
 //! `river-relay serve --rtsp` against real peers on 127.0.0.1: ffmpeg publishes over RTSP/TCP
 //! (Digest), ffmpeg and GStreamer play over RTSP while an HTTP-FLV watcher takes the same
-//! broadcast; an HTTP-pushed broadcast is played over RTSP by a late joiner; refusals.
+//! broadcast; ffmpeg publishes over RTSP/UDP and ffmpeg and GStreamer play over UDP and TCP; an
+//! HTTP-pushed broadcast is played over RTSP by a late joiner; refusals.
 
 mod common;
 
@@ -25,6 +26,10 @@ struct Hub {
 
 impl Hub {
     fn start() -> Hub {
+        Hub::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Hub {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = tmpdir().join(format!(
             "rtsp-hub-{}-{}",
@@ -45,6 +50,7 @@ impl Hub {
                 "127.0.0.1:0",
             ])
             .args(["--rtsp", "127.0.0.1:0", "--users", &u])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -396,4 +402,139 @@ fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyfr
         video.len()
     );
     assert_decodes_cleanly(&late);
+}
+
+/// A clip's frames, counted by ffprobe: (video packets, audio packets).
+fn av_packets(path: &std::path::Path) -> (u64, u64) {
+    let got = probe_streams(path);
+    assert_eq!(got.len(), 2, "{}: {got:?}", path.display());
+    assert_eq!(
+        (got[0].codec.as_str(), got[1].codec.as_str()),
+        ("h264", "aac"),
+        "{}",
+        path.display()
+    );
+    (got[0].packets, got[1].packets)
+}
+
+#[test]
+fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() {
+    require("ffmpeg");
+    require_gst();
+    let hub = Hub::start();
+    hub.wait_log("river-relay: rtsp udp on 127.0.0.1:");
+    let src = CLIP.flv();
+    let s = src.to_string_lossy().to_string();
+    let push_url = format!("rtsp://live:pushpw@{}/live/udp", hub.rtsp);
+    let publisher = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-i",
+            &s,
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "udp",
+            &push_url,
+        ],
+    );
+    hub.wait_log("channel live/udp: FLV content");
+    let play_url = format!("rtsp://{}/live/udp", hub.rtsp);
+    let mut players = Vec::new();
+    for transport in ["udp", "tcp"] {
+        let (path, p) = out_path(&format!("rtsp-hub-udp-push-{transport}.flv"));
+        let child = spawn(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-rtsp_transport",
+                transport,
+                "-i",
+                &play_url,
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                &p,
+            ],
+        );
+        players.push((child, path, transport));
+    }
+    // GStreamer over UDP, decoding both tracks; the video goes to a file to be counted.
+    let (gst_out, g) = out_path("rtsp-hub-gst-udp.h264");
+    let pipeline = format!(
+        "rtspsrc location={play_url} protocols=udp name=src src. ! rtph264depay ! h264parse ! video/x-h264,stream-format=byte-stream ! tee name=t t. ! queue ! avdec_h264 ! fakesink t. ! queue ! filesink location={g} src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink"
+    );
+    let mut gst_args = vec!["-e"];
+    gst_args.extend(pipeline.split(' '));
+    let gst = spawn("gst-launch-1.0", &gst_args);
+    finish(publisher, "ffmpeg RTSP/UDP publisher");
+    for (child, path, transport) in players {
+        finish(child, &format!("ffmpeg RTSP/{transport} player"));
+        let (v, a) = av_packets(&path);
+        // 4 s at 25 fps, joined while ffmpeg starts up, at the cached keyframe.
+        assert!((25..=100).contains(&v), "{transport}: {v} video frames");
+        assert!(a as f64 >= v as f64 * 1.5, "{transport}: {a} audio frames");
+        assert_decodes_cleanly(&path);
+        let pk = probe_packets(&path);
+        assert!(
+            pk.iter().find(|p| p.kind == "video").unwrap().key,
+            "{transport}: starts on a keyframe"
+        );
+    }
+    let err = finish(gst, "gst-launch-1.0 rtspsrc protocols=udp");
+    let got = probe_streams(&gst_out);
+    assert_eq!(got.len(), 1, "GStreamer's H.264: {got:?}");
+    let frames = got[0].packets;
+    assert_decodes_cleanly(&gst_out);
+    assert!(
+        (25..=100).contains(&frames),
+        "GStreamer over UDP: {frames} frames\n{err}"
+    );
+    let log = hub.log();
+    assert!(log.contains("over RTSP/UDP"), "{log}");
+    assert!(log.contains("over RTSP/TCP"), "{log}");
+    hub.wait_log("broadcast of live/udp ended (RTSP TEARDOWN)");
+}
+
+#[test]
+fn no_rtsp_udp_answers_461_to_a_udp_setup() {
+    require("ffmpeg");
+    let hub = Hub::start_with(&["--no-rtsp-udp"]);
+    let src = CLIP.flv();
+    let s = src.to_string_lossy().to_string();
+    let push_url = format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp);
+    let out = run(
+        std::path::Path::new("ffmpeg"),
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            &s,
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "udp",
+            &push_url,
+        ],
+        b"",
+    );
+    assert!(
+        !out.status.success() && out.stderr.contains("461"),
+        "{}",
+        out.stderr
+    );
+    assert!(!hub.log().contains("rtsp udp on"), "{}", hub.log());
 }

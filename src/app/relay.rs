@@ -29,6 +29,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         http: a.http.clone(),
         rtmp: a.rtmp.clone(),
         rtsp: a.rtsp.clone(),
+        rtsp_udp_port: (!a.no_rtsp_udp).then_some(a.rtsp_udp_port),
         users: a.users.clone(),
         gop_cache: !a.no_gop_cache,
         max_connections: a.max_connections,
@@ -62,6 +63,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(r) = bound.rtsp {
         eprintln!("river-relay: rtsp listening on {r}");
+    }
+    if let Some((rtp, rtcp)) = bound.rtsp_udp {
+        eprintln!("river-relay: rtsp udp on {rtp} (RTP) and {rtcp} (RTCP)");
     }
     hub.run(|| stop_signal().is_some()).context("event loop")?;
     Ok(())

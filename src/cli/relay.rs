@@ -178,9 +178,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub rtmp: Option<String>,
     /// Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play
-    /// (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, TCP interleaved
+    /// (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, RTP over TCP
+    /// (interleaved) or UDP
     #[arg(long, value_name = "ADDR")]
     pub rtsp: Option<String>,
+    /// UDP port for RTSP's RTP over UDP, on the --rtsp address (RTCP uses the next port);
+    /// 0 picks a free even/odd pair
+    #[arg(long, value_name = "PORT", default_value_t = 0, conflicts_with = "no_rtsp_udp")]
+    pub rtsp_udp_port: u16,
+    /// Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)
+    #[arg(long)]
+    pub no_rtsp_udp: bool,
     /// Do not cache the GOP: a joining watcher waits for the next keyframe
     #[arg(long)]
     pub no_gop_cache: bool,

@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 
 use super::cache::{CacheLimits, GopCache};
@@ -25,9 +25,10 @@ use super::users::Users;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::fstream::{self, Handshake, Role as FRole};
 use crate::proto::rtp::ingest::{FlvIngest, Ingest};
+use crate::proto::rtp::view::unframe;
 use crate::proto::rtsp::{
-    Access, AuthVerdict, Authenticator, Credentials, Event as REvent, Host, RtpInfo, Session,
-    SessionConfig, StreamSetup,
+    Access, AuthVerdict, Authenticator, Credentials, Event as REvent, Host, Lower, RtpInfo,
+    Session, SessionConfig, StreamSetup,
 };
 use crate::proto::sdp::Sdp;
 
@@ -37,7 +38,11 @@ const FSTREAM: Token = Token(0);
 const HTTP: Token = Token(1);
 const RTMP: Token = Token(2);
 const RTSP: Token = Token(3);
-const FIRST: usize = 4;
+const UDP_RTP: Token = Token(4);
+const UDP_RTCP: Token = Token(5);
+const FIRST: usize = 6;
+/// Datagrams read from one UDP socket per event before other sockets get a turn.
+const UDP_BUDGET: usize = 512;
 /// An RTMP player gets more FLV from its queue only while its session holds less than this.
 const RTMP_LOW_WATER: usize = 256 * 1024;
 /// How often RTMP players are pinged (they send nothing otherwise).
@@ -63,6 +68,9 @@ pub struct Config {
     pub http: Option<String>,
     pub rtmp: Option<String>,
     pub rtsp: Option<String>,
+    /// RTP over UDP for RTSP: `Some(0)` picks a free port pair, `Some(p)` uses p and p+1, `None`
+    /// offers TCP only.
+    pub rtsp_udp_port: Option<u16>,
     pub users: PathBuf,
     pub gop_cache: bool,
     pub max_connections: usize,
@@ -226,8 +234,9 @@ struct Channel {
     watchers: Vec<usize>,
     pending: Vec<usize>,
     views: Vec<View>,
-    /// The broadcast as RTP, for RTSP players (made on the first DESCRIBE).
-    rtp: Option<RtpChannel>,
+    /// The broadcast as RTP, for RTSP players: `[TCP, UDP]` (made on the first DESCRIBE, and the
+    /// first PLAY over UDP).
+    rtp: [Option<RtpChannel>; 2],
     bytes_in: u64,
     broadcasts: u64,
 }
@@ -244,7 +253,7 @@ impl Channel {
             watchers: Vec::new(),
             pending: Vec::new(),
             views: Vec::new(),
-            rtp: None,
+            rtp: [None, None],
             bytes_in: 0,
             broadcasts: 0,
         }
@@ -257,6 +266,53 @@ pub struct Bound {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub rtsp: Option<SocketAddr>,
+    /// RTSP's UDP sockets (RTP, RTCP).
+    pub rtsp_udp: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// Where datagrams from one client address go.
+#[derive(Clone, Copy)]
+struct UdpRoute {
+    conn: usize,
+    id: u64,
+    stream: usize,
+}
+
+/// RTSP's RTP and RTCP over UDP: two sockets shared by all sessions.
+struct Udp {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    ports: (u16, u16),
+    /// Client RTP/RTCP source address → session.
+    routes: HashMap<SocketAddr, UdpRoute>,
+    /// Players waiting for the sockets to take more.
+    blocked: Vec<usize>,
+    /// A socket that was not drained within its budget (RTP, RTCP).
+    again: [bool; 2],
+    unknown: u64,
+}
+
+/// Binds the UDP pair on `ip`: `port` and `port + 1`, or (port 0) a free even/odd pair.
+fn bind_udp_pair(ip: std::net::IpAddr, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
+    let at = |p: u16| SocketAddr::new(ip, p);
+    if port != 0 {
+        let next = port.checked_add(1).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "RTSP UDP port 65535 has no RTCP port")
+        })?;
+        return Ok((UdpSocket::bind(at(port))?, UdpSocket::bind(at(next))?));
+    }
+    for _ in 0..64 {
+        let a = UdpSocket::bind(at(0))?;
+        let p = a.local_addr()?.port();
+        if p % 2 != 0 || p == u16::MAX {
+            continue;
+        }
+        if let Ok(b) = UdpSocket::bind(at(p + 1)) {
+            return Ok((a, b));
+        }
+    }
+    // No even/odd pair came up: any two ports (server_port names both).
+    Ok((UdpSocket::bind(at(0))?, UdpSocket::bind(at(0))?))
 }
 
 pub struct Hub {
@@ -268,6 +324,7 @@ pub struct Hub {
     rtsp: Option<TcpListener>,
     rtsp_addr: Option<SocketAddr>,
     rtsp_auth: Authenticator,
+    udp: Option<Udp>,
     users: Users,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -409,6 +466,31 @@ impl Hub {
         let (http_l, http_addr) = listen_opt(&poll, cfg.http.as_deref(), HTTP)?;
         let (rtmp_l, rtmp_addr) = listen_opt(&poll, cfg.rtmp.as_deref(), RTMP)?;
         let (rtsp_l, rtsp_addr) = listen_opt(&poll, cfg.rtsp.as_deref(), RTSP)?;
+        let udp = match (rtsp_addr, cfg.rtsp_udp_port) {
+            (Some(a), Some(port)) => {
+                let (mut rtp, mut rtcp) = bind_udp_pair(a.ip(), port).map_err(|e| {
+                    io::Error::new(e.kind(), format!("RTSP UDP port {port} on {}: {e}", a.ip()))
+                })?;
+                let rw = Interest::READABLE | Interest::WRITABLE;
+                poll.registry().register(&mut rtp, UDP_RTP, rw)?;
+                poll.registry().register(&mut rtcp, UDP_RTCP, rw)?;
+                let ports = (rtp.local_addr()?.port(), rtcp.local_addr()?.port());
+                Some(Udp {
+                    rtp,
+                    rtcp,
+                    ports,
+                    routes: HashMap::new(),
+                    blocked: Vec::new(),
+                    again: [false; 2],
+                    unknown: 0,
+                })
+            }
+            _ => None,
+        };
+        let rtsp_udp = match &udp {
+            Some(u) => Some((u.rtp.local_addr()?, u.rtcp.local_addr()?)),
+            None => None,
+        };
         let now = Instant::now();
         let users = Users::new(cfg.users.clone());
         Ok((
@@ -421,6 +503,7 @@ impl Hub {
                 rtsp: rtsp_l,
                 rtsp_addr,
                 rtsp_auth: Authenticator::new("river", now),
+                udp,
                 users,
                 conns: Vec::new(),
                 free: Vec::new(),
@@ -442,6 +525,7 @@ impl Hub {
                 http: http_addr,
                 rtmp: rtmp_addr,
                 rtsp: rtsp_addr,
+                rtsp_udp,
             },
         ))
     }
@@ -451,7 +535,8 @@ impl Hub {
         let mut events = Events::with_capacity(1024);
         let mut stopping: Option<Instant> = None;
         loop {
-            let timeout = if self.again.is_empty() {
+            let udp_again = self.udp.as_ref().is_some_and(|u| u.again != [false; 2]);
+            let timeout = if self.again.is_empty() && !udp_again {
                 Duration::from_millis(100)
             } else {
                 Duration::ZERO
@@ -466,12 +551,28 @@ impl Hub {
             for idx in again {
                 self.on_readable(idx, now);
             }
+            if let Some([a, b]) = self.udp.as_ref().map(|u| u.again) {
+                if a {
+                    self.on_udp(false, now);
+                }
+                if b {
+                    self.on_udp(true, now);
+                }
+            }
             for ev in events.iter() {
                 match ev.token() {
                     FSTREAM => self.accept(Listener::Fstream, now),
                     HTTP => self.accept(Listener::Http, now),
                     RTMP => self.accept(Listener::Rtmp, now),
                     RTSP => self.accept(Listener::Rtsp, now),
+                    UDP_RTP | UDP_RTCP => {
+                        if ev.is_writable() {
+                            self.flush_udp_blocked(now);
+                        }
+                        if ev.is_readable() {
+                            self.on_udp(ev.token() == UDP_RTCP, now);
+                        }
+                    }
                     Token(t) => {
                         let idx = t - FIRST;
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
@@ -1406,7 +1507,7 @@ impl Hub {
                     false,
                 );
             }
-            if let Some(rv) = &mut ch.rtp {
+            for rv in ch.rtp.iter_mut().flatten() {
                 for x in rv.feed(&c.data, false, now) {
                     fan_out(
                         &mut self.conns,
@@ -1432,7 +1533,7 @@ impl Hub {
                     true,
                 );
             }
-            if let Some(rv) = &mut ch.rtp {
+            for rv in ch.rtp.iter_mut().flatten() {
                 for x in rv.feed(&[], true, now) {
                     fan_out(
                         &mut self.conns,
@@ -1476,7 +1577,11 @@ impl Hub {
         for v in ch.views.drain(..) {
             ending.extend(v.watchers);
         }
-        let rtsp_players = ch.rtp.take().map(|r| r.watchers).unwrap_or_default();
+        let rtsp_players: Vec<usize> = ch
+            .rtp
+            .iter_mut()
+            .flat_map(|r| r.take().map(|r| r.watchers).unwrap_or_default())
+            .collect();
         // Watchers that were continuing from a replaced broadcast and never got the new one end too.
         let pend = std::mem::take(&mut ch.pending);
         let mut keep = Vec::new();
@@ -1654,6 +1759,36 @@ impl Hub {
                         }
                         return;
                     }
+                    if !p.udp_dest.is_empty() {
+                        // UDP: one datagram per interleaved frame, from the RTP or RTCP socket.
+                        let Some(u) = self.udp.as_mut() else { return };
+                        let Some(f) = q.front() else { return };
+                        let len = f.len();
+                        if let Some((ch, data)) = unframe(f) {
+                            let dest = p.udp_dest.get(usize::from(ch / 2)).copied().flatten();
+                            if let Some((rtp_to, rtcp_to)) = dest {
+                                let (sock, to) = if ch % 2 == 0 {
+                                    (&u.rtp, rtp_to)
+                                } else {
+                                    (&u.rtcp, rtcp_to)
+                                };
+                                match sock.send_to(data, to) {
+                                    Ok(_) => {}
+                                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                        if !u.blocked.contains(&idx) {
+                                            u.blocked.push(idx);
+                                        }
+                                        return;
+                                    }
+                                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                    // Lost like any datagram; the next ones may go.
+                                    Err(e) => log::debug!("{}: RTSP UDP send to {to}: {e}", c.peer),
+                                }
+                            }
+                        }
+                        q.consume(len);
+                        continue;
+                    }
                     let r = if out_pending {
                         // Finish the frame in progress, then the response goes out.
                         c.sock.write(q.front().unwrap_or(&[]))
@@ -1799,7 +1934,7 @@ impl Hub {
                         }
                     }
                 }
-                for &w in ch.rtp.iter().flat_map(|r| r.watchers.iter()) {
+                for &w in ch.rtp.iter().flatten().flat_map(|r| r.watchers.iter()) {
                     if let Some(Some(Conn {
                         state: State::Rtsp(r),
                         peer,
@@ -1812,7 +1947,11 @@ impl Hub {
                             let mut s = WatcherStats {
                                 id: *id,
                                 peer: peer.to_string(),
-                                kind: "rtsp",
+                                kind: if p.udp_dest.is_empty() {
+                                    "rtsp"
+                                } else {
+                                    "rtsp/udp"
+                                },
                                 converted: true,
                                 connected_secs: now.duration_since(*since).as_secs_f64(),
                                 ..Default::default()
@@ -1865,7 +2004,35 @@ enum Listener {
 /// What an RTSP request decided that needs the whole hub (done after the session returns).
 enum RAction {
     Publish { key: ChanKey, ingest: Ingest },
-    Play { key: ChanKey },
+    Play { key: ChanKey, udp: bool },
+}
+
+/// The channel's RTP view for TCP or UDP players, made on first use and primed with the
+/// broadcast's headers and cached GOP.
+fn rtp_view(
+    ch: &mut Channel,
+    udp: bool,
+    limits: CacheLimits,
+    now: Instant,
+) -> Result<&mut RtpChannel, u16> {
+    let format = ch.format.ok_or(503u16)?;
+    let slot = &mut ch.rtp[usize::from(udp)];
+    if slot.is_none() {
+        let mut rv = RtpChannel::new(format, limits, udp).ok_or(415u16)?;
+        for c in ch.cache.join().chunks {
+            rv.feed(&c.data, false, now);
+        }
+        rv.view.reanchor(std::time::SystemTime::now());
+        *slot = Some(rv);
+    }
+    slot.as_mut().ok_or(500u16)
+}
+
+/// Whether a session's streams go over UDP.
+fn over_udp(streams: &[StreamSetup]) -> bool {
+    streams
+        .iter()
+        .any(|s| matches!(s.transport.lower, Lower::Udp { .. }))
 }
 
 /// The hub as an RTSP session sees it while it handles a request.
@@ -1875,6 +2042,7 @@ struct HubHost<'a> {
     cfg: &'a Config,
     actions: &'a mut Vec<RAction>,
     origin: String,
+    udp_ports: Option<(u16, u16)>,
     now: Instant,
 }
 
@@ -1912,17 +2080,7 @@ impl Host for HubHost<'_> {
             .get_mut(&key)
             .filter(|c| c.publisher.is_some())
             .ok_or(404u16)?;
-        let format = ch.format.ok_or(503u16)?;
-        if ch.rtp.is_none() {
-            let mut rv = RtpChannel::new(format, self.cfg.cache).ok_or(415u16)?;
-            // Prime it with the broadcast's headers and cached GOP.
-            for c in ch.cache.join().chunks {
-                rv.feed(&c.data, false, self.now);
-            }
-            rv.view.reanchor(std::time::SystemTime::now());
-            ch.rtp = Some(rv);
-        }
-        let rv = ch.rtp.as_ref().ok_or(500u16)?;
+        let rv = rtp_view(ch, false, self.cfg.cache, self.now)?;
         if let Some(why) = &rv.view.failed {
             log::warn!(
                 "channel {}: cannot serve it over RTSP: {why}",
@@ -1951,15 +2109,16 @@ impl Host for HubHost<'_> {
         streams: &[StreamSetup],
     ) -> Result<Vec<RtpInfo>, u16> {
         let key = rfront::parse_key(path).ok_or(404u16)?;
-        let rv = self
+        let udp = over_udp(streams);
+        let ch = self
             .channels
-            .get(&key)
+            .get_mut(&key)
             .filter(|c| c.publisher.is_some())
-            .and_then(|c| c.rtp.as_ref())
             .ok_or(404u16)?;
+        let rv = rtp_view(ch, udp, self.cfg.cache, self.now)?;
         let join = rv.cache.join();
         let info = rv.view.rtp_info(join.chunks.iter().map(|c| &c.data[..]));
-        self.actions.push(RAction::Play { key });
+        self.actions.push(RAction::Play { key, udp });
         Ok(streams
             .iter()
             .map(|s| {
@@ -1972,7 +2131,7 @@ impl Host for HubHost<'_> {
     }
 
     fn udp_ports(&self) -> Option<(u16, u16)> {
-        None
+        self.udp_ports
     }
 }
 
@@ -1996,6 +2155,7 @@ impl Hub {
                     .rtsp_addr
                     .map(|a| a.ip().to_string())
                     .unwrap_or_else(|| "0.0.0.0".into()),
+                udp_ports: self.udp.as_ref().map(|u| u.ports),
                 now,
             };
             r.session.push(data, now, &mut host, &mut out, &mut events);
@@ -2003,6 +2163,7 @@ impl Hub {
         for a in actions {
             match a {
                 RAction::Publish { key, ingest } => {
+                    self.udp_route(idx, peer, r.session.streams());
                     let password = rfront::query_password(r.session.uri());
                     // Sets the connection's state to Publisher; the RTSP state is put back below.
                     self.start_broadcast(idx, key.clone(), password, Body::Raw, false, now);
@@ -2011,20 +2172,53 @@ impl Hub {
                         ingest: FlvIngest::new(ingest),
                     }));
                 }
-                RAction::Play { key } => {
-                    let Some(rv) = self.channels.get_mut(&key).and_then(|c| c.rtp.as_mut()) else {
+                RAction::Play { key, udp } => {
+                    let Some(rv) = self
+                        .channels
+                        .get_mut(&key)
+                        .and_then(|c| c.rtp[usize::from(udp)].as_mut())
+                    else {
                         continue;
                     };
                     let join = rv.cache.join();
                     let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
                     rv.watchers.push(idx);
-                    // Sender reports first, so the player syncs audio and video from the start.
-                    for sr in rv.view.sender_reports(std::time::SystemTime::now()) {
-                        out.extend_from_slice(&sr);
+                    let mut udp_dest = Vec::new();
+                    for s in r.session.streams() {
+                        if let Lower::Udp { client_port, .. } = s.transport.lower {
+                            if udp_dest.len() <= s.index {
+                                udp_dest.resize(s.index + 1, None);
+                            }
+                            udp_dest[s.index] = Some((
+                                SocketAddr::new(peer.ip(), client_port.0),
+                                SocketAddr::new(peer.ip(), client_port.1),
+                            ));
+                        }
                     }
-                    log::info!("{peer}: playing {} over RTSP", key_str(&key));
+                    // Sender reports first, so the player syncs audio and video from the start.
+                    let srs = rv.view.sender_reports(std::time::SystemTime::now());
+                    if udp_dest.is_empty() {
+                        for sr in srs {
+                            out.extend_from_slice(&sr);
+                        }
+                    } else if let Some(u) = &self.udp {
+                        for sr in srs {
+                            if let Some((ch, data)) = unframe(&sr) {
+                                if let Some(Some((_, to))) = udp_dest.get(usize::from(ch / 2)) {
+                                    let _ = u.rtcp.send_to(data, *to);
+                                }
+                            }
+                        }
+                    }
+                    log::info!(
+                        "{peer}: playing {} over RTSP/{}",
+                        key_str(&key),
+                        if udp { "UDP" } else { "TCP" }
+                    );
+                    self.udp_route(idx, peer, r.session.streams());
                     r.role = RRole::Player(Box::new(Player {
                         key,
+                        udp_dest,
                         queue: Some(q),
                         eof_after_drain: false,
                         dirty: true,
@@ -2096,8 +2290,105 @@ impl Hub {
         }
     }
 
+    /// Routes datagrams from the client's UDP ports of `streams` to connection `idx`.
+    fn udp_route(&mut self, idx: usize, peer: SocketAddr, streams: &[StreamSetup]) {
+        let Some(u) = self.udp.as_mut() else { return };
+        let Some(id) = self.conns.get(idx).and_then(|c| c.as_ref()).map(|c| c.id) else {
+            return;
+        };
+        for (stream, s) in streams.iter().enumerate() {
+            if let Lower::Udp { client_port, .. } = s.transport.lower {
+                for port in [client_port.0, client_port.1] {
+                    let route = UdpRoute {
+                        conn: idx,
+                        id,
+                        stream,
+                    };
+                    u.routes.insert(SocketAddr::new(peer.ip(), port), route);
+                }
+            }
+        }
+    }
+
+    /// Reads datagrams from the RTP or RTCP socket: a UDP publisher's media goes into its
+    /// broadcast; anything from a known client keeps its session alive.
+    fn on_udp(&mut self, rtcp: bool, now: Instant) {
+        let mut buf = std::mem::take(&mut self.buf);
+        for n in 0..UDP_BUDGET {
+            let Some(u) = self.udp.as_mut() else { break };
+            u.again[usize::from(rtcp)] = n + 1 == UDP_BUDGET;
+            let sock = if rtcp { &u.rtcp } else { &u.rtp };
+            let (len, from) = match sock.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("RTSP UDP receive: {e}");
+                    continue;
+                }
+            };
+            let Some(route) = u.routes.get(&from).copied() else {
+                u.unknown += 1;
+                if u.unknown.is_power_of_two() {
+                    log::debug!(
+                        "{from}: {} datagrams from addresses no RTSP session set up",
+                        u.unknown
+                    );
+                }
+                continue;
+            };
+            self.on_udp_datagram(route, rtcp, &buf[..len], now);
+        }
+        self.buf = buf;
+    }
+
+    fn on_udp_datagram(&mut self, route: UdpRoute, rtcp: bool, data: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(route.conn).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        let peer = c.peer;
+        if c.id != route.id {
+            return;
+        }
+        let State::Rtsp(r) = &mut c.state else {
+            return;
+        };
+        r.session.touch(now);
+        let RRole::Publisher(p) = &mut r.role else {
+            // A player's receiver reports (or NAT punch packets): only signs of life.
+            return;
+        };
+        let (mut flv, mut diags) = (Vec::new(), Vec::new());
+        let at = r.session.position();
+        if let Err(e) = p.ingest.push(route.stream, rtcp, data, at, &mut flv, &mut diags) {
+            log::warn!("{peer}: RTSP publish over UDP: {e}");
+        }
+        for d in diags {
+            log::warn!("{peer}: RTSP publish over UDP: {d}");
+        }
+        if !flv.is_empty() {
+            let key = p.key.clone();
+            self.broadcast_data(&key, &flv, now);
+        }
+    }
+
+    /// The UDP sockets take data again: resume the players that had to wait.
+    fn flush_udp_blocked(&mut self, now: Instant) {
+        let blocked = match self.udp.as_mut() {
+            Some(u) => std::mem::take(&mut u.blocked),
+            None => return,
+        };
+        for idx in blocked {
+            self.flush(idx, now);
+        }
+    }
+
     /// An RTSP connection stops publishing or playing.
     fn rtsp_detach(&mut self, idx: usize, role: RRole, why: &str) {
+        if let Some(u) = self.udp.as_mut() {
+            u.routes.retain(|_, r| r.conn != idx);
+            u.blocked.retain(|&b| b != idx);
+        }
         match role {
             RRole::Publisher(p) => {
                 if self
@@ -2111,7 +2402,7 @@ impl Hub {
             }
             RRole::Player(p) => {
                 if let Some(ch) = self.channels.get_mut(&p.key) {
-                    if let Some(rv) = ch.rtp.as_mut() {
+                    for rv in ch.rtp.iter_mut().flatten() {
                         rv.watchers.retain(|&x| x != idx);
                     }
                 }

@@ -9,6 +9,7 @@
 //!   frames (chunks marked at video keyframes), cached from the last keyframe (late joiners start
 //!   there) and queued per player with the usual slow-watcher policy.
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use crate::cli::InputFormat;
 use crate::proto::fstream::valid_name;
 use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
+use crate::proto::rtp::{MTU_TCP, MTU_UDP};
 use crate::proto::rtsp::Session;
 
 /// `<user>/<channel>` from an RTSP path (no leading slash), names checked as fstream's.
@@ -44,6 +46,8 @@ pub struct Publisher {
 
 pub struct Player {
     pub key: (String, String),
+    /// UDP players: per media index, the client's RTP and RTCP addresses (empty over TCP).
+    pub udp_dest: Vec<Option<(SocketAddr, SocketAddr)>>,
     pub queue: Option<WatcherQueue>,
     pub eof_after_drain: bool,
     pub dirty: bool,
@@ -90,10 +94,12 @@ fn input_format(f: StreamFormat) -> Option<InputFormat> {
 }
 
 impl RtpChannel {
-    /// `None` for opaque broadcasts.
-    pub fn new(format: StreamFormat, limits: CacheLimits) -> Option<Self> {
+    /// `None` for opaque broadcasts. `udp`: RTP packets small enough for one datagram on an
+    /// Ethernet path; over TCP they are larger (fewer interleaved frames for the same bytes).
+    pub fn new(format: StreamFormat, limits: CacheLimits, udp: bool) -> Option<Self> {
+        let mtu = if udp { MTU_UDP } else { MTU_TCP };
         Some(RtpChannel {
-            view: RtpView::new(Some(input_format(format)?)),
+            view: RtpView::new(Some(input_format(format)?)).with_mtu(mtu),
             cache: GopCache::new(limits, true),
             watchers: Vec::new(),
             packets: Vec::new(),

@@ -95,6 +95,13 @@ impl RtpView {
         }
     }
 
+    /// Packetizes H.264 into RTP payloads of at most `mtu` bytes (default [`MTU_TCP`]; use
+    /// [`super::MTU_UDP`] for datagrams that must not be fragmented).
+    pub fn with_mtu(mut self, mtu: usize) -> Self {
+        self.h264 = h264::Packetizer::new(mtu);
+        self
+    }
+
     /// Whether the tracks are known (an SDP can be written).
     pub fn ready(&self) -> bool {
         self.started

@@ -17,6 +17,8 @@
 //! - One connection is either a publisher or a player. Streams can be set up only before
 //!   RECORD/PLAY (455 after). Interleaved frames on channels no stream was set up for, or before
 //!   RECORD/PLAY, are counted and skipped.
+//! - All streams of a session use the same lower transport (TCP interleaved or UDP); a SETUP that
+//!   would mix them gets 461.
 //! - Timeouts: [`SessionConfig::idle_timeout`] until a session exists, then
 //!   [`SessionConfig::session_timeout`] since the last request or media from the client. The host
 //!   reports media that arrives elsewhere (UDP) with [`Session::touch`].
@@ -574,6 +576,15 @@ impl Session {
             .into_iter()
             .find(|t| !matches!(t.lower, Lower::Udp { .. }) || udp.is_some())
             .ok_or_else(|| Response::new(461))?;
+        // One lower transport per session: the host sends a session's media one way.
+        let tcp = |l: &Lower| matches!(l, Lower::Tcp { .. });
+        if self
+            .streams
+            .iter()
+            .any(|s| s.index != index && tcp(&s.transport.lower) != tcp(&spec.lower))
+        {
+            return Err(Response::new(461));
+        }
         let mut t = spec.clone();
         let shared = self.cfg.shared_streams && mode == Access::Play;
         match &mut t.lower {

@@ -263,7 +263,7 @@ fn publish_needs_the_user_password_basic_and_digest() {
 }
 
 #[test]
-fn play_flow_tcp_and_udp() {
+fn play_flow_tcp() {
     let now = Instant::now();
     let mut host = MockHost {
         sdp: Some(sdp_text()),
@@ -316,13 +316,25 @@ fn play_flow_tcp_and_udp() {
         .starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc="));
     out.clear();
     let sess = format!("Session: {session}\r\n");
-    // UDP for the second stream.
+    // UDP for the second stream would mix transports in one session: 461.
     s.push(
         &req(
             "SETUP",
             &format!("{base}/streamid=1"),
             4,
             &format!("{sess}Transport: RTP/AVP;unicast;client_port=5000-5001\r\n"),
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=1"),
+            4,
+            &format!("{sess}Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n"),
         ),
         now,
         &mut host,
@@ -398,16 +410,8 @@ fn play_flow_tcp_and_udp() {
     s.push(&req("FOO", base, 12, ""), now, &mut host, &mut out, &mut ev);
     let r = responses(&out);
     let st: Vec<u16> = r.iter().map(|r| r.0).collect();
-    assert_eq!(st, vec![200, 454, 404, 461, 200, 200, 200, 200, 501]);
-    assert_eq!(
-        hdr(&r[0], "Transport")
-            .unwrap()
-            .split(";ssrc")
-            .next()
-            .unwrap(),
-        "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971"
-    );
-    let info = hdr(&r[4], "RTP-Info").unwrap();
+    assert_eq!(st, vec![461, 200, 454, 404, 461, 200, 200, 200, 200, 501]);
+    let info = hdr(&r[5], "RTP-Info").unwrap();
     assert!(
         info.starts_with("url=rtsp://127.0.0.1:8554/live/cam/streamid=0;seq="),
         "{info}"
@@ -433,6 +437,98 @@ fn play_flow_tcp_and_udp() {
         host.authorized,
         vec![(Access::Play, "live/cam".to_string())]
     );
+}
+
+#[test]
+fn play_and_record_over_udp_answer_the_server_ports() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        udp: Some((6970, 6971)),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let base = "rtsp://127.0.0.1:8554/live/cam";
+    s.push(&req("DESCRIBE", base, 1, ""), now, &mut host, &mut out, &mut ev);
+    for (i, port) in [(0, 5000), (1, 5002)] {
+        let sess = s.id().map(|id| format!("Session: {id}\r\n")).unwrap_or_default();
+        s.push(
+            &req(
+                "SETUP",
+                &format!("{base}/streamid={i}"),
+                2 + i,
+                &format!(
+                    "{sess}Transport: RTP/AVP;unicast;client_port={port}-{}\r\n",
+                    port + 1
+                ),
+            ),
+            now,
+            &mut host,
+            &mut out,
+            &mut ev,
+        );
+    }
+    let sess = format!("Session: {}\r\n", s.id().unwrap());
+    // TCP now would mix transports.
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=0"),
+            4,
+            &format!("{sess}Transport: RTP/AVP/TCP;interleaved=0-1\r\n"),
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(&req("PLAY", base, 5, &sess), now, &mut host, &mut out, &mut ev);
+    let r = responses(&out);
+    let st: Vec<u16> = r.iter().map(|r| r.0).collect();
+    assert_eq!(st, vec![200, 200, 200, 461, 200]);
+    assert_eq!(
+        hdr(&r[2], "Transport")
+            .unwrap()
+            .split(";ssrc")
+            .next()
+            .unwrap(),
+        "RTP/AVP;unicast;client_port=5002-5003;server_port=6970-6971"
+    );
+    assert!(s.is_playing());
+    let lowers: Vec<Lower> = s.streams().iter().map(|t| t.transport.lower).collect();
+    assert_eq!(
+        lowers,
+        vec![
+            Lower::Udp {
+                client_port: (5000, 5001),
+                server_port: Some((6970, 6971))
+            },
+            Lower::Udp {
+                client_port: (5002, 5003),
+                server_port: Some((6970, 6971))
+            }
+        ]
+    );
+    // Without UDP ports on the host, a UDP-only SETUP gets 461.
+    host.udp = None;
+    let mut s = Session::new(SessionConfig::default(), now);
+    out.clear();
+    s.push(&req("DESCRIBE", base, 1, ""), now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req(
+            "SETUP",
+            &format!("{base}/streamid=0"),
+            2,
+            "Transport: RTP/AVP;unicast;client_port=5000-5001\r\n",
+        ),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let st: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
+    assert_eq!(st, vec![200, 461]);
 }
 
 #[test]
