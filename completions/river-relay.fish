@@ -36,7 +36,8 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s l -l l
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s u -l users -d 'Directory of users: <name>.ini with [DEFAULT] password=...' -r -F
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l http -d 'Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtmp -d 'Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel> (?user-password= to publish, ?password= for the channel password)' -r
-complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp -d 'Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, TCP interleaved' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp -d 'Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, RTP over TCP (interleaved) or UDP' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp-udp-port -d 'UDP port for RTSP\'s RTP over UDP, on the --rtsp address (RTCP uses the next port); 0 picks a free even/odd pair' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (fstream and HTTP together); more are closed at once' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r
@@ -46,6 +47,7 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-waiting -d 'Most watchers waiting for channels that are not live' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l wait-timeout -d 'How long a watcher waits for a channel to go live' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l stats-interval -d 'Log per-channel stats (info level, -v) this often' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-rtsp-udp -d 'Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-gop-cache -d 'Do not cache the GOP: a joining watcher waits for the next keyframe'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'

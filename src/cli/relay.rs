@@ -184,7 +184,12 @@ pub struct ServeArgs {
     pub rtsp: Option<String>,
     /// UDP port for RTSP's RTP over UDP, on the --rtsp address (RTCP uses the next port);
     /// 0 picks a free even/odd pair
-    #[arg(long, value_name = "PORT", default_value_t = 0, conflicts_with = "no_rtsp_udp")]
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 0,
+        conflicts_with = "no_rtsp_udp"
+    )]
     pub rtsp_udp_port: u16,
     /// Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)
     #[arg(long)]

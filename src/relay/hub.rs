@@ -297,7 +297,10 @@ fn bind_udp_pair(ip: std::net::IpAddr, port: u16) -> io::Result<(UdpSocket, UdpS
     let at = |p: u16| SocketAddr::new(ip, p);
     if port != 0 {
         let next = port.checked_add(1).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "RTSP UDP port 65535 has no RTCP port")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "RTSP UDP port 65535 has no RTCP port",
+            )
         })?;
         return Ok((UdpSocket::bind(at(port))?, UdpSocket::bind(at(next))?));
     }
@@ -2360,7 +2363,10 @@ impl Hub {
         };
         let (mut flv, mut diags) = (Vec::new(), Vec::new());
         let at = r.session.position();
-        if let Err(e) = p.ingest.push(route.stream, rtcp, data, at, &mut flv, &mut diags) {
+        if let Err(e) = p
+            .ingest
+            .push(route.stream, rtcp, data, at, &mut flv, &mut diags)
+        {
             log::warn!("{peer}: RTSP publish over UDP: {e}");
         }
         for d in diags {

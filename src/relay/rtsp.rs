@@ -160,4 +160,32 @@ mod tests {
         assert_eq!(query_password("rtsp://h/a/b?channel-password="), None);
         assert_eq!(query_password("rtsp://h/a/b"), None);
     }
+
+    #[test]
+    fn udp_views_packetize_for_one_datagram_and_tcp_views_for_fewer_frames() {
+        let flv = crate::relay::testdata::flv();
+        let now = Instant::now();
+        let limits = CacheLimits {
+            max_bytes: 1 << 24,
+            max_age: std::time::Duration::from_secs(30),
+        };
+        let mut sizes = Vec::new();
+        for udp in [false, true] {
+            let mut ch = RtpChannel::new(StreamFormat::Flv, limits, udp).unwrap();
+            let mut chunks = ch.feed(&flv, false, now);
+            chunks.extend(ch.feed(&[], true, now));
+            let frames: Vec<usize> = chunks
+                .iter()
+                .map(|c| crate::proto::rtp::view::unframe(&c.data).unwrap().1.len())
+                .collect();
+            let max = *frames.iter().max().unwrap();
+            if udp {
+                // RTP header (12) + payload: one Ethernet-sized datagram.
+                assert!(max <= 12 + MTU_UDP, "{max}");
+            }
+            sizes.push((frames.len(), max));
+        }
+        assert!(sizes[1].0 > sizes[0].0, "{sizes:?}");
+        assert!(sizes[0].1 > MTU_UDP + 12, "{sizes:?}");
+    }
 }

@@ -450,9 +450,18 @@ fn play_and_record_over_udp_answer_the_server_ports() {
     let mut s = Session::new(SessionConfig::default(), now);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     let base = "rtsp://127.0.0.1:8554/live/cam";
-    s.push(&req("DESCRIBE", base, 1, ""), now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req("DESCRIBE", base, 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
     for (i, port) in [(0, 5000), (1, 5002)] {
-        let sess = s.id().map(|id| format!("Session: {id}\r\n")).unwrap_or_default();
+        let sess = s
+            .id()
+            .map(|id| format!("Session: {id}\r\n"))
+            .unwrap_or_default();
         s.push(
             &req(
                 "SETUP",
@@ -483,7 +492,13 @@ fn play_and_record_over_udp_answer_the_server_ports() {
         &mut out,
         &mut ev,
     );
-    s.push(&req("PLAY", base, 5, &sess), now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req("PLAY", base, 5, &sess),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
     let r = responses(&out);
     let st: Vec<u16> = r.iter().map(|r| r.0).collect();
     assert_eq!(st, vec![200, 200, 200, 461, 200]);
@@ -514,7 +529,13 @@ fn play_and_record_over_udp_answer_the_server_ports() {
     host.udp = None;
     let mut s = Session::new(SessionConfig::default(), now);
     out.clear();
-    s.push(&req("DESCRIBE", base, 1, ""), now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req("DESCRIBE", base, 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
     s.push(
         &req(
             "SETUP",
