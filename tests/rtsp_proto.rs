@@ -160,7 +160,7 @@ fn serve(mut sock: TcpStream, channel: Arc<Mutex<Channel>>) {
             for p in packets {
                 all.extend_from_slice(&p.data);
             }
-            for b in v.byes() {
+            for b in v.byes(SystemTime::now()) {
                 all.extend_from_slice(&b);
             }
             if sock.write_all(&all).is_err() {

@@ -56,8 +56,9 @@ const MAX_WATCHER_INPUT: u64 = 1 << 20;
 const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long watchers get to receive what is queued after a stop signal.
 const STOP_FLUSH: Duration = Duration::from_secs(2);
-/// How long an RTSP player's connection stays after the end of the broadcast, for its TEARDOWN.
-const RTSP_LINGER: Duration = Duration::from_secs(1);
+/// How long an RTSP player's connection stays after the end of the broadcast (its RTCP BYE), for
+/// its TEARDOWN; players that neither tear down nor close are closed then.
+const RTSP_LINGER: Duration = Duration::from_secs(5);
 /// Most iovecs per writev.
 const MAX_IOV: usize = 64;
 
@@ -1753,9 +1754,9 @@ impl Hub {
                     let Some(q) = p.queue.as_mut() else { return };
                     if q.is_empty() {
                         if p.eof_after_drain {
-                            // The RTCP BYE is out: the connection stays a moment for the
-                            // player's TEARDOWN (GStreamer insists on an answer), then closes
-                            // (ffmpeg waits for the close).
+                            // The RTCP BYE is out: ffmpeg and GStreamer end their reading on
+                            // it and send TEARDOWN (GStreamer insists on an answer) or close;
+                            // the connection stays for that, at most RTSP_LINGER.
                             r.role = RRole::Idle;
                             r.linger_until = Some(Instant::now() + RTSP_LINGER);
                             continue;

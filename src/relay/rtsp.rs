@@ -134,7 +134,7 @@ impl RtpChannel {
             chunks.push(c);
         }
         if finish {
-            chunks.extend(self.view.byes().into_iter().map(|data: Bytes| Chunk {
+            chunks.extend(self.view.byes(wall).into_iter().map(|data: Bytes| Chunk {
                 data,
                 mark: Mark::Data,
             }));

@@ -298,45 +298,45 @@ impl RtpView {
         }
     }
 
-    /// One interleaved sender report per track for the wall-clock time `wall`.
+    /// One interleaved RTCP sender report (with SDES) per track, for the current wall time.
     pub fn sender_reports(&self, wall: SystemTime) -> Vec<Bytes> {
-        let Some((pts, at)) = self.anchor else {
+        self.rtcp_frames(wall, false)
+    }
+
+    /// One interleaved RTCP packet per track saying the broadcast is over: a compound sender
+    /// report and BYE (RFC 3550 6.1: compound packets start with a report; ffmpeg ignores RTCP
+    /// packets shorter than 12 bytes, so a lone BYE would not end its reading).
+    pub fn byes(&self, wall: SystemTime) -> Vec<Bytes> {
+        self.rtcp_frames(wall, true)
+    }
+
+    fn rtcp_frames(&self, wall: SystemTime, bye: bool) -> Vec<Bytes> {
+        let media = self.anchor.map(|(pts, at)| {
+            let since = wall.duration_since(at).unwrap_or_default();
+            pts + (since.as_micros() as i64) * CLOCK_HZ / 1_000_000
+        });
+        if media.is_none() && !bye {
             return Vec::new();
-        };
-        let since = wall.duration_since(at).unwrap_or_default();
-        let media = pts + (since.as_micros() as i64) * CLOCK_HZ / 1_000_000;
+        }
         let ntp = rtcp::ntp_time(wall);
         let mut v = Vec::new();
         for o in [&self.v, &self.a].into_iter().flatten() {
             let mut pkt = Vec::with_capacity(64);
-            rtcp::write_sr(
-                o.sender.ssrc,
-                ntp,
-                o.sender.rtp_time(media),
-                o.sender.packets,
-                o.sender.octets,
-                "river",
-                &mut pkt,
-            );
+            if let Some(media) = media {
+                rtcp::write_sr(
+                    o.sender.ssrc,
+                    ntp,
+                    o.sender.rtp_time(media),
+                    o.sender.packets,
+                    o.sender.octets,
+                    "river",
+                    &mut pkt,
+                );
+            }
+            if bye {
+                rtcp::write_bye(o.sender.ssrc, &mut pkt);
+            }
             let mut b = BytesMut::with_capacity(pkt.len() + 4);
-            b.put_u8(b'$');
-            b.put_u8((o.index * 2 + 1) as u8);
-            b.put_u16(pkt.len() as u16);
-            b.put_slice(&pkt);
-            v.push(b.freeze());
-        }
-        v
-    }
-}
-
-impl RtpView {
-    /// One interleaved RTCP BYE per track: the broadcast is over.
-    pub fn byes(&self) -> Vec<Bytes> {
-        let mut v = Vec::new();
-        for o in [&self.v, &self.a].into_iter().flatten() {
-            let mut pkt = Vec::with_capacity(8);
-            rtcp::write_bye(o.sender.ssrc, &mut pkt);
-            let mut b = BytesMut::with_capacity(12);
             b.put_u8(b'$');
             b.put_u8((o.index * 2 + 1) as u8);
             b.put_u16(pkt.len() as u16);
@@ -469,6 +469,28 @@ mod tests {
                 .collect()
         };
         assert_eq!(strip(&a), strip(&b));
+    }
+
+    #[test]
+    fn byes_are_compound_with_a_sender_report_first() {
+        let (v, _) = view_of(FLV, 100_000);
+        let byes = v.byes(SystemTime::now());
+        assert_eq!(byes.len(), 2);
+        for b in &byes {
+            let (ch, pkt) = unframe(b).unwrap();
+            assert_eq!(ch % 2, 1);
+            // ffmpeg drops RTCP packets under 12 bytes.
+            assert!(pkt.len() >= 12);
+            let parts = rtcp::parse(pkt);
+            assert!(
+                matches!(parts[0], rtcp::Rtcp::SenderReport { .. }),
+                "{parts:?}"
+            );
+            assert!(
+                matches!(parts.last(), Some(rtcp::Rtcp::Bye { .. })),
+                "{parts:?}"
+            );
+        }
     }
 
     #[test]
