@@ -2364,9 +2364,9 @@ impl Hub {
         };
         let (mut flv, mut diags) = (Vec::new(), Vec::new());
         let at = r.session.position();
-        if let Err(e) = p
-            .ingest
-            .push(route.stream, rtcp, data, at, &mut flv, &mut diags)
+        if let Err(e) =
+            p.ingest
+                .push_datagram(route.stream, rtcp, data, at, now, &mut flv, &mut diags)
         {
             log::warn!("{peer}: RTSP publish over UDP: {e}");
         }
@@ -2397,12 +2397,20 @@ impl Hub {
             u.blocked.retain(|&b| b != idx);
         }
         match role {
-            RRole::Publisher(p) => {
+            RRole::Publisher(mut p) => {
                 if self
                     .channels
                     .get(&p.key)
                     .is_some_and(|ch| ch.publisher == Some(idx))
                 {
+                    // UDP: what waited in the reorder buffers is the end of the broadcast.
+                    let (mut flv, mut diags) = (Vec::new(), Vec::new());
+                    if let Err(e) = p.ingest.flush_datagrams(&mut flv, &mut diags) {
+                        log::warn!("RTSP publish to {}: {e}", key_str(&p.key));
+                    }
+                    if !flv.is_empty() {
+                        self.broadcast_data(&p.key, &flv, Instant::now());
+                    }
                     log::info!("broadcast of {} ended ({why})", key_str(&p.key));
                     self.end_broadcast(&p.key, Instant::now(), why);
                 }

@@ -6,6 +6,9 @@
 //! the shared NTP timeline instead, so audio and video keep the publisher's sync. Everything is
 //! shifted by [`LEAD`] so that DTS (PTS minus the reorder delay) never goes below zero.
 
+use std::time::Instant;
+
+use super::reorder::Reorder;
 use super::rtcp::{self, Rtcp};
 use super::{aac, h264, Packet};
 use crate::error::Diag;
@@ -225,6 +228,8 @@ pub struct FlvIngest {
     flv: crate::pipeline::FlvOut,
     started: bool,
     media: Vec<MediaEvent>,
+    /// UDP: per stream, RTP back in order.
+    reorder: Vec<Reorder>,
 }
 
 impl FlvIngest {
@@ -234,7 +239,60 @@ impl FlvIngest {
             flv: crate::pipeline::FlvOut::new(),
             started: false,
             media: Vec::new(),
+            reorder: Vec::new(),
         }
+    }
+
+    /// One datagram of `stream` (RTP over UDP): RTP goes through a [`Reorder`] buffer first, so
+    /// packets swapped on the way are not taken for losses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_datagram(
+        &mut self,
+        stream: usize,
+        rtcp: bool,
+        data: &[u8],
+        offset: u64,
+        now: Instant,
+        out: &mut Vec<u8>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), String> {
+        if rtcp {
+            return self.push(stream, true, data, offset, out, diags);
+        }
+        if self.reorder.len() <= stream {
+            if stream >= self.ingest.tracks.len() {
+                return Ok(());
+            }
+            self.reorder.resize_with(stream + 1, Reorder::new);
+        }
+        let mut r = std::mem::take(&mut self.reorder[stream]);
+        let mut res = Ok(());
+        r.push(data, now, &mut |p: &[u8]| {
+            if res.is_ok() {
+                res = self.push(stream, false, p, offset, out, diags);
+            }
+        });
+        self.reorder[stream] = r;
+        res
+    }
+
+    /// The end of a UDP publish: packets held for reordering go out.
+    pub fn flush_datagrams(
+        &mut self,
+        out: &mut Vec<u8>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), String> {
+        let mut res = Ok(());
+        for stream in 0..self.reorder.len() {
+            let mut r = std::mem::take(&mut self.reorder[stream]);
+            r.flush(&mut |p: &[u8]| {
+                if res.is_ok() {
+                    res = self.push(stream, false, p, 0, out, diags);
+                }
+            });
+            self.reorder[stream] = r;
+        }
+        res
     }
 
     /// One interleaved (or UDP) packet of `stream`; FLV bytes are appended to `out`.

@@ -5,6 +5,7 @@
 //!   keyframe) and packetizer (single NAL, FU-A, STAP-A with SPS+PPS before each IDR).
 //! - [`aac`]: RFC 3640 AAC-hbr depacketizer and packetizer.
 //! - [`rtcp`]: sender reports (NTP ↔ RTP mapping) and a lenient reader for SR/RR/BYE.
+//! - [`reorder`]: RTP over UDP back in sequence order before the depacketizers.
 //! - [`ingest`]: a publisher's RTP streams → river [`MediaEvent`]s with one shared clock.
 //! - [`Sender`]: per-receiver sequence numbers, SSRC and timestamp offset over shared payloads.
 //!
@@ -16,6 +17,7 @@
 pub mod aac;
 pub mod h264;
 pub mod ingest;
+pub mod reorder;
 pub mod rtcp;
 pub mod view;
 

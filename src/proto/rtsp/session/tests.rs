@@ -732,3 +732,76 @@ fn shared_streams_fix_the_interleaved_channels() {
         Some("RTP/AVP/TCP;unicast;interleaved=2-3")
     );
 }
+
+#[test]
+fn udp_datagrams_swapped_on_the_way_give_the_same_flv() {
+    let mut host = MockHost::default();
+    let (_, _, ev) = run(&mut host, FFMPEG_PUBLISH, &[FFMPEG_PUBLISH.len()]);
+    let (_, sdp, streams) = host.recording.expect("RECORD reached the host");
+    let mut data: Vec<(usize, bool, Bytes)> = ev
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data { stream, rtcp, data } => Some((stream, rtcp, data)),
+            _ => None,
+        })
+        .collect();
+    let flv_of = |data: &[(usize, bool, Bytes)], udp: bool| {
+        let mut ingest = FlvIngest::new(Ingest::new(&sdp, &streams).unwrap());
+        let (mut out, mut diags) = (Vec::new(), Vec::new());
+        let now = Instant::now();
+        for (stream, rtcp, d) in data {
+            if udp {
+                ingest
+                    .push_datagram(*stream, *rtcp, d, 0, now, &mut out, &mut diags)
+                    .unwrap();
+            } else {
+                ingest
+                    .push(*stream, *rtcp, d, 0, &mut out, &mut diags)
+                    .unwrap();
+            }
+        }
+        ingest.flush_datagrams(&mut out, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        out
+    };
+    let want = flv_of(&data, false);
+    // Every third RTP packet changes places with the next one of its stream.
+    let mut swapped = 0;
+    let mut seen = 0;
+    let mut i = 0;
+    while i < data.len() {
+        if !data[i].1 {
+            seen += 1;
+            let next = (i + 1..data.len()).find(|&j| data[j].0 == data[i].0 && !data[j].1);
+            if let (0, Some(j)) = (seen % 3, next) {
+                data.swap(i, j);
+                swapped += 1;
+                i = j;
+            }
+        }
+        i += 1;
+    }
+    assert!(swapped >= 5, "{swapped}");
+    let got = flv_of(&data, true);
+    assert_eq!(count_frames(&got), count_frames(&want));
+    // The same frames per track (the FLV interleaving of audio and video may differ: a frame
+    // completes when its late packet arrives).
+    let frames = |flv: &[u8]| {
+        let mut d = Demux::new(None, None, 10.0);
+        let (mut ev, mut diags) = (Vec::new(), Vec::new());
+        d.push(flv, &mut ev, &mut diags).unwrap();
+        d.finish(&mut ev, &mut diags).unwrap();
+        let mut f: Vec<(bool, i64, i64, bool, Bytes)> = ev
+            .into_iter()
+            .filter_map(|e| match e {
+                MediaEvent::Frame(f) => {
+                    Some((f.track == Track::Video, f.dts, f.pts, f.keyframe, f.data))
+                }
+                _ => None,
+            })
+            .collect();
+        f.sort_by_key(|x| x.0);
+        f
+    };
+    assert!(frames(&got) == frames(&want), "the same frames");
+}
