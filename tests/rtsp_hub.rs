@@ -538,3 +538,120 @@ fn no_rtsp_udp_answers_461_to_a_udp_setup() {
     );
     assert!(!hub.log().contains("rtsp udp on"), "{}", hub.log());
 }
+
+/// A minimal RTSP/TCP player: DESCRIBE, SETUP of every track, PLAY; then it reads and discards
+/// until the hub closes, sending GET_PARAMETER every 500 ms when `keepalive`. Returns how long
+/// after PLAY the connection ended.
+fn raw_player(addr: &str, url: &str, keepalive: bool) -> Duration {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut rd = BufReader::new(s.try_clone().unwrap());
+    let mut cseq = 0;
+    let mut request = |s: &mut TcpStream, line: String, extra: &str| -> (String, String) {
+        cseq += 1;
+        write!(s, "{line} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").unwrap();
+        let mut head = String::new();
+        loop {
+            let mut l = String::new();
+            assert!(rd.read_line(&mut l).unwrap() > 0, "closed during {line}");
+            if l == "\r\n" {
+                break;
+            }
+            head.push_str(&l);
+        }
+        assert!(head.starts_with("RTSP/1.0 200 "), "{line}: {head}");
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map(|n| n.trim().parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        rd.read_exact(&mut body).unwrap();
+        (head, String::from_utf8(body).unwrap())
+    };
+    let (_, sdp) = request(&mut s, format!("DESCRIBE {url}"), "");
+    let controls: Vec<String> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=control:"))
+        .filter(|c| *c != "*")
+        .map(str::to_string)
+        .collect();
+    assert!(!controls.is_empty(), "{sdp}");
+    let mut session = String::new();
+    for (i, c) in controls.iter().enumerate() {
+        let extra = format!(
+            "{session}Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n",
+            2 * i,
+            2 * i + 1
+        );
+        let (head, _) = request(&mut s, format!("SETUP {url}/{c}"), &extra);
+        let id = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        session = format!("Session: {id}\r\n");
+    }
+    let (head, _) = request(&mut s, format!("PLAY {url}"), &session);
+    assert!(head.contains(";timeout=2"), "{head}");
+    let played = Instant::now();
+    let sender = keepalive.then(|| {
+        let mut w = s.try_clone().unwrap();
+        let (url, session) = (url.to_string(), session.clone());
+        std::thread::spawn(move || {
+            for n in 100.. {
+                std::thread::sleep(Duration::from_millis(500));
+                let req = format!("GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {n}\r\n{session}\r\n");
+                if w.write_all(req.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match rd.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(played.elapsed() < WAIT, "never closed"),
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    drop(sender);
+    played.elapsed()
+}
+
+#[test]
+fn a_silent_rtsp_session_times_out_and_get_parameter_keeps_one_alive() {
+    require("ffmpeg");
+    let hub = Hub::start_with(&["--rtsp-timeout", "2s"]);
+    let clip = Clip { secs: 10, ..CLIP };
+    let src = clip.flv();
+    let s = src.to_string_lossy().to_string();
+    let push = format!("http://{}/live/ka?user-password=pushpw", hub.http);
+    let publisher = spawn(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
+        ],
+    );
+    hub.wait_log("channel live/ka: FLV content");
+    let url = format!("rtsp://{}/live/ka", hub.rtsp);
+    let (a, u2) = (hub.rtsp.clone(), url.clone());
+    let alive = std::thread::spawn(move || raw_player(&a, &u2, true));
+    let silent = raw_player(&hub.rtsp, &url, false);
+    let alive = alive.join().unwrap();
+    finish(publisher, "ffmpeg HTTP publisher");
+    assert!(
+        silent >= Duration::from_millis(1500) && silent < Duration::from_secs(6),
+        "the silent player ended {silent:?} after PLAY"
+    );
+    assert!(
+        alive > silent + Duration::from_secs(2),
+        "the player sending GET_PARAMETER ended {alive:?} after PLAY (silent: {silent:?})"
+    );
+    let log = hub.log();
+    assert_eq!(log.matches("RTSP session timed out").count(), 1, "{log}");
+}

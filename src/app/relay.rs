@@ -30,6 +30,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         rtmp: a.rtmp.clone(),
         rtsp: a.rtsp.clone(),
         rtsp_udp_port: (!a.no_rtsp_udp).then_some(a.rtsp_udp_port),
+        rtsp_timeout: a.rtsp_timeout.as_duration(),
         users: a.users.clone(),
         gop_cache: !a.no_gop_cache,
         max_connections: a.max_connections,

@@ -194,6 +194,10 @@ pub struct ServeArgs {
     /// Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)
     #[arg(long)]
     pub no_rtsp_udp: bool,
+    /// RTSP session timeout: a session without a request (e.g. GET_PARAMETER or OPTIONS
+    /// keepalives) or RTCP from its client for this long is closed
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub rtsp_timeout: TimeSpan,
     /// Do not cache the GOP: a joining watcher waits for the next keyframe
     #[arg(long)]
     pub no_gop_cache: bool,

@@ -72,6 +72,8 @@ pub struct Config {
     /// RTP over UDP for RTSP: `Some(0)` picks a free port pair, `Some(p)` uses p and p+1, `None`
     /// offers TCP only.
     pub rtsp_udp_port: Option<u16>,
+    /// RTSP session timeout (advertised in `Session:` and enforced).
+    pub rtsp_timeout: Duration,
     pub users: PathBuf,
     pub gop_cache: bool,
     pub max_connections: usize,
@@ -684,9 +686,12 @@ impl Hub {
             let state = if is_rtmp {
                 State::RtmpIdle
             } else if which == Listener::Rtsp {
+                let d = SessionConfig::default();
                 let cfg = SessionConfig {
                     shared_streams: true,
-                    ..Default::default()
+                    session_timeout: self.cfg.rtsp_timeout,
+                    idle_timeout: d.idle_timeout.min(self.cfg.rtsp_timeout),
+                    ..d
                 };
                 State::Rtsp(Box::new(RtspConn {
                     session: Session::new(cfg, now).with_authenticator(self.rtsp_auth.clone()),

@@ -325,7 +325,7 @@ impl Session {
     fn session_header(&self) -> Option<String> {
         self.id
             .as_ref()
-            .map(|id| format!("{id};timeout={}", self.cfg.session_timeout.as_secs()))
+            .map(|id| format!("{id};timeout={}", self.cfg.session_timeout.as_secs().max(1)))
     }
 
     fn request(
