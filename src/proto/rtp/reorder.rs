@@ -225,12 +225,27 @@ mod tests {
         let mut n = 0;
         r.push(b"abc", Instant::now(), &mut |_: &[u8]| n += 1);
         assert_eq!(n, 1);
-        // Random sequence numbers: never more than MAX_HELD held.
+        // Sequence numbers near each other, jumping now and then: never more than MAX_HELD held,
+        // and every packet goes out once or is counted as dropped.
         let mut x = 1u32;
-        for _ in 0..10_000 {
+        let mut base = 0u16;
+        let mut out = 0u64;
+        let t0 = Instant::now();
+        for i in 0..20_000u64 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            r.push(&pkt((x >> 16) as u16), Instant::now(), &mut |_: &[u8]| {});
-            assert!(r.held() < Reorder::MAX_HELD && r.held.len() <= Reorder::MAX_HELD);
+            let r16 = (x >> 16) as u16;
+            base = if r16 % 500 == 0 {
+                r16
+            } else {
+                base.wrapping_add(1)
+            };
+            let seq = base.wrapping_add(r16 % 8).wrapping_sub(4);
+            let now = t0 + Duration::from_millis(i / 3);
+            r.push(&pkt(seq), now, &mut |_: &[u8]| out += 1);
+            assert!(r.held() <= Reorder::MAX_HELD && r.held.len() <= Reorder::MAX_HELD);
         }
+        r.flush(&mut |_: &[u8]| out += 1);
+        assert_eq!(out + r.dropped, 20_000);
+        assert!(r.dropped > 0 && r.lost > 0);
     }
 }
