@@ -58,7 +58,7 @@ const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_FLUSH: Duration = Duration::from_secs(2);
 /// How long an RTSP player's connection stays after the end of the broadcast (its RTCP BYE), for
 /// its TEARDOWN; players that neither tear down nor close are closed then.
-const RTSP_LINGER: Duration = Duration::from_secs(5);
+const RTSP_LINGER: Duration = Duration::from_secs(10);
 /// Most iovecs per writev.
 const MAX_IOV: usize = 64;
 
