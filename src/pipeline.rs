@@ -1015,7 +1015,9 @@ pub struct FlvOut {
     tracks: (bool, bool),
     video: Option<VideoConfig>,
     audio: Option<AudioConfig>,
-    last_ts: u32,
+    /// DTS (ms) of the last frame written, by track (video, audio): a configuration change is
+    /// stamped with its own track's, so no track's timestamps go back.
+    last_ts: [u32; 2],
 }
 
 impl Default for FlvOut {
@@ -1040,7 +1042,7 @@ impl FlvOut {
             tracks: (false, false),
             video: None,
             audio: None,
-            last_ts: 0,
+            last_ts: [0; 2],
         }
     }
 
@@ -1108,7 +1110,7 @@ impl FlvOut {
                 let changed = self.video.as_ref() != Some(c);
                 self.video = Some(c.clone());
                 if self.started && changed {
-                    let ts = self.last_ts;
+                    let ts = self.last_ts[0];
                     self.write_video_config(c, ts, out);
                 }
             }
@@ -1116,7 +1118,7 @@ impl FlvOut {
                 let changed = self.audio.as_ref() != Some(c);
                 self.audio = Some(c.clone());
                 if self.started && changed {
-                    let ts = self.last_ts;
+                    let ts = self.last_ts[1];
                     self.write_audio_config(c, ts, out);
                 }
             }
@@ -1126,7 +1128,7 @@ impl FlvOut {
                 }
                 let dts = Self::ms(f.dts);
                 let pts = Self::ms(f.pts);
-                self.last_ts = dts;
+                self.last_ts[usize::from(f.track == Track::Audio)] = dts;
                 match f.track {
                     Track::Video => {
                         let cts = (pts as i64 - dts as i64).clamp(i32::MIN as i64, i32::MAX as i64)
@@ -1270,6 +1272,52 @@ mod tests {
             }
         }
         panic!("no video frame came out");
+    }
+
+    /// Found by fuzz/rtp_ingest: a video configuration change was stamped with the last frame's
+    /// time of either track, so after an audio frame it could be later than the next video frame
+    /// (video timestamps going back). It now takes its own track's last time.
+    #[test]
+    fn config_change_keeps_its_track_monotonic() {
+        let cfg = |pps: u8| VideoConfig {
+            sps: vec![Bytes::from_static(&[0x67, 0x42, 0, 0x1e])],
+            pps: vec![Bytes::from(vec![0x68, pps])],
+            width: 16,
+            height: 16,
+            frame_rate: None,
+        };
+        let frame = |track, ms: i64| {
+            MediaEvent::Frame(Frame {
+                track,
+                dts: ms * 90,
+                pts: ms * 90,
+                keyframe: true,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            })
+        };
+        let mut o = FlvOut::new();
+        let mut out = Vec::new();
+        for ev in [
+            MediaEvent::Video(cfg(1)),
+            frame(Track::Video, 100),
+            frame(Track::Audio, 150),
+            MediaEvent::Video(cfg(2)),
+            frame(Track::Video, 140),
+        ] {
+            o.event(&ev, &mut out).unwrap();
+        }
+        let mut r = flv::FlvReader::new();
+        let mut evs = Vec::new();
+        r.push(&out, &mut evs);
+        r.finish(&mut evs);
+        let video: Vec<u32> = evs
+            .iter()
+            .filter_map(|e| match e {
+                flv::FlvEvent::Tag(t) if t.kind == flv::TagKind::Video => Some(t.timestamp),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(video, [0, 100, 100, 140]);
     }
 
     #[test]

@@ -255,6 +255,14 @@ pub fn write(
     if let Some(v) = video {
         let mut sprop: Vec<String> = v.sps.iter().map(|n| base64_encode(n)).collect();
         sprop.extend(v.pps.iter().map(|n| base64_encode(n)));
+        let sprop = sprop.join(",");
+        // Parameter sets that would not read back (no PPS, say) are left out: the player then
+        // takes them from the stream (each keyframe is preceded by them).
+        let sprop = if parse_sprop(&sprop).is_ok() {
+            format!(";sprop-parameter-sets={sprop}")
+        } else {
+            String::new()
+        };
         let plid = v
             .sps
             .first()
@@ -262,8 +270,7 @@ pub fn write(
             .map(|s| hex(&s[1..4]))
             .unwrap_or_else(|| "42e01f".to_string());
         s.push_str(&format!(
-            "m=video 0 RTP/AVP {PT_H264}\r\na=rtpmap:{PT_H264} H264/90000\r\na=fmtp:{PT_H264} packetization-mode=1;profile-level-id={plid};sprop-parameter-sets={}\r\n",
-            sprop.join(",")
+            "m=video 0 RTP/AVP {PT_H264}\r\na=rtpmap:{PT_H264} H264/90000\r\na=fmtp:{PT_H264} packetization-mode=1;profile-level-id={plid}{sprop}\r\n"
         ));
         if let Some((n, d)) = v.frame_rate.filter(|&(_, d)| d > 0) {
             s.push_str(&format!(
@@ -388,6 +395,31 @@ a=control:streamid=1
         let text = write(None, Some(&a), "::1", "x");
         assert!(text.contains("IN IP6 ::1"));
         assert!(text.contains("trackID=0"));
+    }
+
+    /// Found by fuzz/rtp_view: an FLV avcC with an SPS and no PPS gave an SDP whose
+    /// sprop-parameter-sets river's own parser (and players) reject. Such sets are left out.
+    #[test]
+    fn parameter_sets_that_do_not_read_back_are_left_out() {
+        let sdp = Sdp::parse(FFMPEG_SDP).unwrap();
+        let Codec::H264 {
+            config: Some(mut v),
+            ..
+        } = sdp.media[0].codec().unwrap()
+        else {
+            panic!()
+        };
+        v.pps.clear();
+        let text = write(Some(&v), None, "127.0.0.1", "live/cam");
+        assert!(!text.contains("sprop-parameter-sets"), "{text}");
+        let back = Sdp::parse(&text).unwrap();
+        assert_eq!(
+            back.media[0].codec().unwrap(),
+            Codec::H264 {
+                config: None,
+                packetization_mode: 1
+            }
+        );
     }
 
     #[test]

@@ -9,13 +9,20 @@ use crate::media::{AudioConfig, Frame, MediaEvent, Track, CLOCK_HZ};
 /// Largest AAC access unit accepted (13-bit sizes allow 8191; fragments may add up to more).
 pub const MAX_AU: usize = 64 * 1024;
 
+/// A step back in RTP time larger than this (90 kHz: 10 s) is taken as the sender's clock
+/// restarting: the stream is re-based to go on one frame after the last. Smaller steps back are
+/// damage: those AUs are dropped.
+pub const MAX_STEP_BACK: i64 = 10 * CLOCK_HZ;
+
 /// RTP packets in, raw AAC frames out ([`MediaEvent::Frame`] of the audio track).
 ///
 /// - AU headers of `size_length` + `index_length` (first) / `index_delta_length` bits; several
 ///   AUs per packet; one AU fragmented over packets with the same timestamp (marker on the last).
 /// - AU n of a packet is timed at the packet's timestamp + n × 1024 samples.
 /// - A sequence gap drops a fragmented AU in progress.
-/// - PTS = DTS = the RTP time rescaled to 90 kHz, relative to the first packet.
+/// - PTS = DTS = the RTP time rescaled to 90 kHz, relative to the first packet, always increasing:
+///   an AU whose time does not advance is dropped (one warning per run of them), and a step back
+///   of more than [`MAX_STEP_BACK`] re-bases the clock (one warning).
 pub struct Depacketizer {
     config: AudioConfig,
     size_length: u8,
@@ -26,7 +33,15 @@ pub struct Depacketizer {
     clock: Unwrapper,
     first: Option<i64>,
     announced: bool,
+    /// Time of the last AU emitted (90 kHz, re-base included).
+    last: Option<i64>,
+    /// Added to every time after the sender's clock went back (90 kHz).
+    rebase: i64,
+    /// Dropping AUs that do not advance (warned once per run).
+    dropping: bool,
     pub gaps: u64,
+    /// AUs dropped because their time did not advance.
+    pub dropped_back: u64,
 }
 
 impl Depacketizer {
@@ -46,7 +61,11 @@ impl Depacketizer {
             clock: Unwrapper::default(),
             first: None,
             announced: false,
+            last: None,
+            rebase: 0,
+            dropping: false,
             gaps: 0,
+            dropped_back: 0,
         }
     }
 
@@ -54,15 +73,52 @@ impl Depacketizer {
         &self.config
     }
 
-    fn emit(&mut self, ts: u32, index: u64, data: Bytes, out: &mut Vec<MediaEvent>) {
+    fn emit(
+        &mut self,
+        ts: u32,
+        index: u64,
+        data: Bytes,
+        offset: u64,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) {
+        let ext = self.clock.unwrap(ts) + 1024 * index as i64;
+        let first = *self.first.get_or_insert(ext);
+        let rate = i64::from(self.config.sample_rate.max(1));
+        let mut t = ((i128::from(ext - first) * i128::from(CLOCK_HZ)) / i128::from(rate)) as i64
+            + self.rebase;
+        if let Some(last) = self.last.filter(|&l| t <= l) {
+            if last - t > MAX_STEP_BACK {
+                let frame = (1024 * CLOCK_HZ / rate).max(1);
+                diags.push(Diag::new(
+                    offset,
+                    format!(
+                        "aac rtp: timestamp went back {:.3} s; clock re-based",
+                        (last - t) as f64 / CLOCK_HZ as f64
+                    ),
+                ));
+                self.rebase += last + frame - t;
+                t = last + frame;
+            } else {
+                self.dropped_back += 1;
+                if !self.dropping {
+                    self.dropping = true;
+                    diags.push(Diag::new(
+                        offset,
+                        format!(
+                            "aac rtp: timestamp {ts} does not advance; frames dropped until it does"
+                        ),
+                    ));
+                }
+                return;
+            }
+        }
+        self.dropping = false;
+        self.last = Some(t);
         if !self.announced {
             self.announced = true;
             out.push(MediaEvent::Audio(self.config.clone()));
         }
-        let ext = self.clock.unwrap(ts) + 1024 * index as i64;
-        let first = *self.first.get_or_insert(ext);
-        let rate = i64::from(self.config.sample_rate.max(1));
-        let t = ((i128::from(ext - first) * i128::from(CLOCK_HZ)) / i128::from(rate)) as i64;
         out.push(MediaEvent::Frame(Frame {
             track: Track::Audio,
             dts: t,
@@ -159,7 +215,7 @@ impl Depacketizer {
                     let (ts, buf, want) = (*ts, buf.clone(), *want);
                     self.frag = None;
                     if buf.len() == want {
-                        self.emit(ts, 0, buf.freeze(), out);
+                        self.emit(ts, 0, buf.freeze(), offset, out, diags);
                     } else {
                         diags.push(Diag::new(
                             offset,
@@ -182,7 +238,7 @@ impl Depacketizer {
             let au = Bytes::copy_from_slice(&data[..size]);
             data = &data[size..];
             if !au.is_empty() {
-                self.emit(pkt.timestamp, i as u64, au, out);
+                self.emit(pkt.timestamp, i as u64, au, offset, out, diags);
             }
         }
     }
@@ -327,5 +383,50 @@ mod tests {
             pkt.extend_from_slice(bad);
             d.push(&Packet::parse(&pkt).unwrap(), 0, &mut ev, &mut diags);
         }
+    }
+
+    /// Found by fuzz/rtp_ingest: a packet whose timestamp went back (with the next sequence
+    /// number) made the audio DTS go back. Such AUs are now dropped; a step back of more than
+    /// [`MAX_STEP_BACK`] re-bases the clock instead.
+    #[test]
+    fn time_never_goes_back() {
+        let (cfg, aus) = frames();
+        let mut d = Depacketizer::new(cfg, 13, 3, 3);
+        let (mut ev, mut diags) = (Vec::new(), Vec::new());
+        let rtp = |seq: u16, ts: u32, au: &[u8]| {
+            let mut pkt = header(true, 97, seq, ts, 9).to_vec();
+            pkt.extend_from_slice(&[0x00, 0x10]);
+            pkt.extend_from_slice(&((au.len() as u16) << 3).to_be_bytes());
+            pkt.extend_from_slice(au);
+            pkt
+        };
+        // 0, 1024, back to 0 (dropped), 512 (dropped), 2048, then 20 s back (re-based).
+        let ts = [
+            1_000_000u32,
+            1_001_024,
+            1_000_000,
+            1_000_512,
+            1_002_048,
+            1_002_048 - 20 * 44_100,
+            1_002_048 - 20 * 44_100 + 1024,
+        ];
+        for (i, &t) in ts.iter().enumerate() {
+            let pkt = rtp(i as u16, t, &aus[i]);
+            d.push(&Packet::parse(&pkt).unwrap(), i as u64, &mut ev, &mut diags);
+        }
+        let got: Vec<i64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Frame(f) => Some(f.dts),
+                _ => None,
+            })
+            .collect();
+        let frame = 1024 * CLOCK_HZ / 44100;
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(&got[..3], &[0, frame, 2048 * CLOCK_HZ / 44100]);
+        assert!((got[3] - got[2] - frame).abs() <= 1, "{got:?}");
+        assert!((got[4] - got[3] - frame).abs() <= 1, "{got:?}");
+        assert_eq!(d.dropped_back, 2);
+        assert_eq!(diags.len(), 2, "{diags:?}");
     }
 }
