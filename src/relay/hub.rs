@@ -1963,10 +1963,8 @@ impl Host for HubHost<'_> {
         Ok(streams
             .iter()
             .map(|s| {
-                // No rtptime: players then take the stream's start from the first sender report,
-                // which comes first, and not from a cached packet's older timestamp.
-                let (seq, _rtptime) = info.get(s.index).copied().unwrap_or_default();
-                RtpInfo { seq, rtptime: None }
+                let (seq, rtptime) = info.get(s.index).copied().unwrap_or_default();
+                RtpInfo { seq, rtptime }
             })
             .collect())
     }
