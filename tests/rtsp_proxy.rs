@@ -166,3 +166,247 @@ fn camera_is_pulled_once_and_served_to_three_rtsp_players() {
     );
     hub.log.wait_for("broadcast of live/cam ended", "the hub");
 }
+
+/// x264 defaults: 3 B-frames (pyramid), a keyframe every 30 frames, AAC.
+const BFRAMES: Clip = Clip {
+    width: 320,
+    height: 240,
+    fps: 30,
+    bframes: 3,
+    audio: true,
+    gop_secs: 1,
+    secs: 6,
+};
+
+/// Presentation timestamps of the decoded video frames of `path`, in output order.
+fn frame_pts(path: &Path) -> Vec<f64> {
+    let out = run(
+        Path::new("ffprobe"),
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            &path.to_string_lossy(),
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        out.stderr
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Decoded frames come out in presentation order with strictly increasing PTS, one frame period
+/// apart (±3 ms: Matroska keeps milliseconds) from frame `from` on; returns the frame count.
+fn assert_presentation_order(path: &Path, fps: u32, from: usize, what: &str) -> usize {
+    assert_decodes_cleanly(path);
+    let pts = frame_pts(path);
+    let period = 1.0 / fps as f64;
+    for (i, w) in pts.windows(2).enumerate() {
+        assert!(
+            w[1] > w[0],
+            "{what}: frame {} PTS {} after {}",
+            i + 1,
+            w[1],
+            w[0]
+        );
+        if i >= from {
+            assert!(
+                (w[1] - w[0] - period).abs() <= 0.003,
+                "{what}: frame {} PTS {} after {}: not one frame period",
+                i + 1,
+                w[1],
+                w[0]
+            );
+        }
+    }
+    let span = pts.last().unwrap_or(&0.0) - pts.first().unwrap_or(&0.0);
+    eprintln!(
+        "{what}: {} decodes cleanly: {} video frames over {span:.3} s, PTS increasing",
+        path.display(),
+        pts.len()
+    );
+    pts.len()
+}
+
+/// Plays `url` with ffmpeg for `secs`, decoding (raw video and PCM in Matroska), and checks the
+/// decoded frames. ffmpeg 5.1's RTSP demuxer gives the first access unit no PTS, whoever the
+/// server is (gst-rtsp-server too), so `-c copy` of a B-frame stream fails in the muxer and the
+/// decoder's guess for that frame hides the next few: frames are checked from the second gap on.
+fn ffmpeg_decodes(url: &str, secs: u32, out: &Path) -> usize {
+    let t = secs.to_string();
+    let o = out.to_string_lossy().to_string();
+    let c = spawn_quiet(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+            "-t",
+            &t,
+            "-map",
+            "0",
+            "-c:v",
+            "rawvideo",
+            "-c:a",
+            "pcm_s16le",
+            "-f",
+            "matroska",
+            &o,
+        ],
+    );
+    let err = finish(c, "ffmpeg RTSP player");
+    assert!(err.trim().is_empty(), "ffmpeg RTSP player: {err}");
+    let n = assert_presentation_order(out, BFRAMES.fps, 1, "ffmpeg RTSP player");
+    let want = (secs * BFRAMES.fps) as f64;
+    assert!(
+        n as f64 >= 0.7 * want && n as f64 <= want + 1.0,
+        "ffmpeg RTSP player: {n} frames for {secs} s"
+    );
+    n
+}
+
+/// gst-launch-1.0 decoding video into Matroska with `buffer-mode=none` (timestamps from RTP, not
+/// retimed by arrival: the GOP cache arrives as a burst, which the default mode squeezes).
+fn gst_decodes(url: &str, out: &Path) -> std::process::Child {
+    let pipeline = format!(
+        "rtspsrc location={url} protocols=tcp buffer-mode=none name=src \
+         src. ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! matroskamux ! filesink location={} \
+         src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink",
+        out.display()
+    );
+    let mut args = vec!["-e"];
+    args.extend(pipeline.split_whitespace());
+    spawn_quiet("gst-launch-1.0", &args)
+}
+
+/// Video packets as ffmpeg's RTSP demuxer reads them for `secs` (decode order): their PTS, which
+/// come from the RTP timestamps (`None`: no PTS).
+fn rtsp_video_pts(url: &str, secs: u32) -> Vec<Option<f64>> {
+    let interval = format!("%+{secs}");
+    let out = run(
+        Path::new("ffprobe"),
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-read_intervals",
+            &interval,
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            url,
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "ffprobe {url}: {}", out.stderr);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse().ok())
+        .collect()
+}
+
+/// The RTP timestamps are the source's PTS, packets in decode order: the player starts at a
+/// keyframe of the source, and from the second packet on (ffmpeg 5.1 gives the first no PTS) each
+/// packet's PTS relative to the second one's equals the source's over that GOP, within 2 ms.
+/// (x264 places B-frames adaptively, so the GOP is found among the source's keyframes.)
+fn assert_rtp_times_are_pts(got: &[Option<f64>], src: &Path) {
+    let want: Vec<(f64, bool)> = probe_packets(src)
+        .into_iter()
+        .filter(|p| p.kind == "video")
+        .map(|p| (p.pts, p.key))
+        .collect();
+    let gop = (BFRAMES.fps * BFRAMES.gop_secs) as usize;
+    assert!(got.len() > gop, "{} video packets over RTSP", got.len());
+    let got: Vec<f64> = got[1..gop]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.unwrap_or_else(|| panic!("RTSP video packet {} has no PTS", i + 1)))
+        .collect();
+    assert!(
+        got.windows(2).any(|w| w[1] < w[0]),
+        "no B-frame reordering seen: {got:?}"
+    );
+    let matches = |k: usize| {
+        k + gop <= want.len()
+            && (1..gop)
+                .all(|i| ((got[i - 1] - got[0]) - (want[k + i].0 - want[k + 1].0)).abs() <= 0.002)
+    };
+    let key = (0..want.len()).find(|&k| want[k].1 && matches(k));
+    assert!(
+        key.is_some(),
+        "the RTSP video PTS {got:?} match no GOP of the source"
+    );
+}
+
+fn bframes_play_over_rtsp(rtsp_push: bool) {
+    require("ffmpeg");
+    require_gst();
+    let hub = Hub::start(&[("live", "pushpw")]);
+    let src = BFRAMES.flv();
+    let s = src.to_string_lossy().to_string();
+    let push_url = if rtsp_push {
+        format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp)
+    } else {
+        format!("http://{}/live/cam?user-password=pushpw", hub.http)
+    };
+    let mut args = vec!["-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy"];
+    if rtsp_push {
+        args.extend_from_slice(&["-f", "rtsp", "-rtsp_transport", "tcp"]);
+    } else {
+        args.extend_from_slice(&["-f", "flv"]);
+    }
+    args.push(&push_url);
+    let publisher = spawn_quiet("ffmpeg", &args);
+    hub.log.wait_for("channel live/cam: FLV content", "the hub");
+    // Players join mid-stream, at the cached keyframe (whose PTS is ahead of its DTS).
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = format!("rtsp://{}/live/cam", hub.rtsp);
+    let dir = scratch("rtsp-bframes");
+    let gst_out = dir.join("gst.mkv");
+    let gst = gst_decodes(&url, &gst_out);
+    let u = url.clone();
+    let probe = std::thread::spawn(move || rtsp_video_pts(&u, 2));
+    ffmpeg_decodes(&url, 4, &dir.join("ffmpeg.mkv"));
+    assert_rtp_times_are_pts(&probe.join().unwrap(), &src);
+    finish(publisher, "ffmpeg publisher");
+    let log = finish(gst, "gst-launch-1.0 rtspsrc");
+    for bad in ["ERROR", "WARNING"] {
+        assert!(!log.contains(bad), "gst-launch-1.0: {log}");
+    }
+    let n = assert_presentation_order(&gst_out, BFRAMES.fps, 0, "gst-launch-1.0");
+    // It joined within the first seconds and played to the end.
+    assert!(n >= 90, "gst-launch-1.0: {n} frames");
+}
+
+#[test]
+fn bframes_pushed_over_http_flv_play_over_rtsp_in_presentation_order() {
+    bframes_play_over_rtsp(false);
+}
+
+#[test]
+fn bframes_pushed_over_rtsp_play_over_rtsp_in_presentation_order() {
+    bframes_play_over_rtsp(true);
+}
