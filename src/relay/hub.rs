@@ -1963,6 +1963,8 @@ impl Host for HubHost<'_> {
         Ok(streams
             .iter()
             .map(|s| {
+                // rtptime: the RTP time of npt=0, the cached GOP's start, on every track
+                // (RFC 2326 §12.33), so players put the first packet they get at 0.
                 let (seq, rtptime) = info.get(s.index).copied().unwrap_or_default();
                 RtpInfo { seq, rtptime }
             })
