@@ -410,3 +410,96 @@ fn bframes_pushed_over_http_flv_play_over_rtsp_in_presentation_order() {
 fn bframes_pushed_over_rtsp_play_over_rtsp_in_presentation_order() {
     bframes_play_over_rtsp(true);
 }
+
+/// (codec type, PTS, size) of every packet ffprobe reads from `target` (`args` before it).
+fn sized_packets(target: &str, args: &[&str]) -> Vec<(String, Option<f64>, u64)> {
+    let mut full = vec!["-v", "error", "-of", "json"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-show_entries", "packet=codec_type,pts_time,size", target]);
+    let out = run(Path::new("ffprobe"), &full, b"");
+    assert!(out.status.success(), "ffprobe {target}: {}", out.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["codec_type"].as_str().unwrap_or("").to_string(),
+                p["pts_time"].as_str().and_then(|s| s.parse().ok()),
+                p["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Where `got`'s packets of `kind` (from the `skip`th on, 20 of them: keyframes over RTSP carry
+/// the parameter sets in front, so the next one must not be among them) are in `src`, found by
+/// their sizes: the offset of their PTS from the source's.
+fn offset_in_source(
+    got: &[(String, Option<f64>, u64)],
+    src: &[(String, Option<f64>, u64)],
+    kind: &str,
+    skip: usize,
+) -> f64 {
+    const N: usize = 20;
+    let g: Vec<_> = got
+        .iter()
+        .filter(|p| p.0 == kind)
+        .skip(skip)
+        .take(N)
+        .collect();
+    let s: Vec<_> = src.iter().filter(|p| p.0 == kind).collect();
+    assert_eq!(g.len(), N, "{kind}: too few packets over RTSP");
+    let hits: Vec<usize> = (0..s.len().saturating_sub(N))
+        .filter(|&j| (0..N).all(|i| s[j + i].2 == g[i].2))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "{kind}: the RTSP packets' sizes match the source at {hits:?}"
+    );
+    g[0].1.expect("PTS") - s[hits[0]].1.expect("source PTS")
+}
+
+/// RTP-Info's rtptime maps the first packet a player gets (the cached keyframe) to npt 0: a late
+/// ffmpeg player's timestamps start at 0, not below, with audio and video as in the source.
+#[test]
+fn a_late_rtsp_player_starts_at_zero_with_audio_and_video_in_sync() {
+    require("ffmpeg");
+    let hub = Hub::start(&[("live", "pushpw")]);
+    let clip = Clip {
+        bframes: 0,
+        secs: 8,
+        ..BFRAMES
+    };
+    let src = clip.flv();
+    let s = src.to_string_lossy().to_string();
+    let push_url = format!("http://{}/live/cam?user-password=pushpw", hub.http);
+    let publisher = spawn_quiet(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push_url,
+        ],
+    );
+    hub.log.wait_for("channel live/cam: FLV content", "the hub");
+    std::thread::sleep(Duration::from_millis(2200));
+    let url = format!("rtsp://{}/live/cam", hub.rtsp);
+    let got = sized_packets(&url, &["-rtsp_transport", "tcp", "-read_intervals", "%+2"]);
+    finish(publisher, "ffmpeg publisher");
+    let pts: Vec<f64> = got.iter().filter_map(|p| p.1).collect();
+    let first = pts.iter().copied().fold(f64::MAX, f64::min);
+    assert!(
+        (-0.001..0.1).contains(&first),
+        "the player's first PTS is {first}, want 0 (rtptime at the cached keyframe): {got:?}"
+    );
+    let src_packets = sized_packets(&s, &[]);
+    // The first video packet carries the parameter sets in front: it is skipped.
+    let v = offset_in_source(&got, &src_packets, "video", 1);
+    let a = offset_in_source(&got, &src_packets, "audio", 0);
+    eprintln!("late RTSP player: first PTS {first:.3}; offset from the source: video {v:.3}, audio {a:.3}");
+    assert!(
+        (v - a).abs() <= 0.002,
+        "A/V out of sync: video {v:.3}, audio {a:.3}"
+    );
+}
