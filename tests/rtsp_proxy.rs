@@ -1,7 +1,8 @@
 //! river as an RTSP camera proxy, against real peers on 127.0.0.1: a gst-rtsp-server camera is
 //! pulled once (`river-rtsp-pull --format flv | river-relay broadcast`) and served by the hub's
 //! RTSP front to several players at once (two ffmpeg, one gst-launch-1.0); and a B-frame stream
-//! pushed over HTTP-FLV or RTSP plays over RTSP with presentation timestamps in order.
+//! pushed over HTTP-FLV or RTSP plays over RTSP with presentation timestamps in order; a late
+//! player's timestamps start at 0 (RTP-Info rtptime) with audio and video in sync.
 
 mod common;
 
@@ -17,8 +18,8 @@ const PLAY_SECS: u32 = 5;
 /// The camera's frame rate.
 const CAM_FPS: u32 = 30;
 
-/// `ffmpeg -v error` decode of `path`: must print nothing. Returns ffprobe's decoded frame count
-/// per stream (video, audio).
+/// `ffmpeg -v error` decode of `path`: must print nothing. Returns ffprobe's packet count per
+/// stream (video, audio; one video packet is one frame).
 fn decode_check(path: &Path, what: &str) -> (u64, u64) {
     assert_decodes_cleanly(path);
     let s = probe_streams(path);
@@ -33,7 +34,7 @@ fn decode_check(path: &Path, what: &str) -> (u64, u64) {
         .map(|s| s.packets)
         .unwrap_or(0);
     eprintln!(
-        "{what}: {} decodes cleanly: video {v} frames, audio {a} packets",
+        "{what}: {} decodes cleanly: {v} video frames, {a} audio packets",
         path.display()
     );
     (v, a)
@@ -154,7 +155,7 @@ fn camera_is_pulled_once_and_served_to_three_rtsp_players() {
     for bad in ["ERROR", "WARNING"] {
         assert!(!gst_out.contains(bad), "gst-launch-1.0: {gst_out}");
     }
-    let (gv, _) = decode_check(&y4m, "gst-launch-1.0 video");
+    let (gv, _) = decode_check(&y4m, "gst-launch-1.0 (Y4M, video only)");
     assert_eq!(gv, y4m_frames(&y4m));
     assert_decodes_cleanly(&wav);
     let secs = wav_secs(&wav);
