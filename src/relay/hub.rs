@@ -2131,10 +2131,10 @@ impl Host for HubHost<'_> {
         Ok(streams
             .iter()
             .map(|s| {
-                // No rtptime: players then take the stream's start from the first sender report,
-                // which comes first, and not from a cached packet's older timestamp.
-                let (seq, _rtptime) = info.get(s.index).copied().unwrap_or_default();
-                RtpInfo { seq, rtptime: None }
+                // rtptime: the RTP time of npt=0, the cached GOP's start, on every track
+                // (RFC 2326 §12.33), so players put the first packet they get at 0.
+                let (seq, rtptime) = info.get(s.index).copied().unwrap_or_default();
+                RtpInfo { seq, rtptime }
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod rtsp;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

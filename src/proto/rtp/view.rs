@@ -346,26 +346,48 @@ impl RtpView {
         v
     }
 
-    /// Sequence number and RTP timestamp of the first RTP packet among `packets` on each track
-    /// (for `RTP-Info`), by track index.
+    /// `RTP-Info` for a player whose first packets are `packets` (the GOP cache it joins at), by
+    /// track index: the sequence number of each track's first RTP packet, and the RTP timestamp
+    /// of one common media time on every track, the earliest first packet's. RFC 2326 §12.33:
+    /// rtptime is the RTP time of the Range start (`npt=0.000-`), the same instant for every
+    /// stream of the aggregate, which need not be a packet of that stream. So a client that maps
+    /// each stream's RTP time to NPT from it keeps audio and video in sync, and no packet it gets
+    /// is before NPT 0. Without RTP packets, no rtptime.
     pub fn rtp_info<'a>(
         &self,
         packets: impl IntoIterator<Item = &'a [u8]>,
     ) -> Vec<(Option<u16>, Option<u32>)> {
-        let mut v = vec![(None, None); self.tracks()];
+        let outs: Vec<&Out> = [&self.v, &self.a].into_iter().flatten().collect();
+        let mut first: Vec<Option<(u16, u32)>> = vec![None; outs.len()];
         for p in packets {
             let Some((ch, pkt)) = unframe(p) else {
                 continue;
             };
             let i = usize::from(ch / 2);
-            if ch % 2 == 1 || i >= v.len() || v[i].0.is_some() {
+            if ch % 2 == 1 || i >= first.len() || first[i].is_some() {
                 continue;
             }
             if let Ok(r) = super::Packet::parse(pkt) {
-                v[i] = (Some(r.seq), Some(r.timestamp));
+                first[i] = Some((r.seq, r.timestamp));
             }
         }
-        v
+        // Each first packet's media time (90 kHz), from its RTP time relative to the newest
+        // packet the track sent (the cache holds seconds, so the difference fits an i32).
+        let start = first
+            .iter()
+            .zip(&outs)
+            .filter_map(|(f, o)| {
+                let (_, ts) = (*f)?;
+                let newest = o.sender.last_pts?;
+                let back = i64::from(ts.wrapping_sub(o.sender.rtp_time(newest)) as i32);
+                Some(newest + back * CLOCK_HZ / i64::from(o.sender.clock_rate.max(1)))
+            })
+            .min();
+        first
+            .iter()
+            .zip(&outs)
+            .map(|(f, o)| (f.map(|f| f.0), start.map(|t| o.sender.rtp_time(t))))
+            .collect()
     }
 }
 
@@ -469,6 +491,54 @@ mod tests {
                 .collect()
         };
         assert_eq!(strip(&a), strip(&b));
+    }
+
+    /// RTP-Info: each track's first sequence number, and one media instant (the earliest first
+    /// packet's) as every track's rtptime.
+    #[test]
+    fn rtp_info_gives_first_seq_and_a_common_start() {
+        let (v, packets) = view_of(FLV, 4096);
+        let rtp: Vec<&[u8]> = packets
+            .iter()
+            .filter(|p| !p.rtcp)
+            .map(|p| &p.data[..])
+            .collect();
+        let senders = [&v.v.as_ref().unwrap().sender, &v.a.as_ref().unwrap().sender];
+        // Media time (90 kHz) of an RTP time on a track; the fixture starts near 0.
+        let media = |i: usize, ts: u32| {
+            let s = senders[i];
+            i64::from(ts.wrapping_sub(s.offset)) * CLOCK_HZ / i64::from(s.clock_rate)
+        };
+        // Join at every packet of the first half: the info must follow.
+        for skip in 0..rtp.len() / 2 {
+            let join = &rtp[skip..];
+            let mut first: [Option<(u16, u32)>; 2] = [None; 2];
+            for p in join {
+                let (ch, pkt) = unframe(p).unwrap();
+                let r = crate::proto::rtp::Packet::parse(pkt).unwrap();
+                let f = &mut first[usize::from(ch / 2)];
+                if f.is_none() {
+                    *f = Some((r.seq, r.timestamp));
+                }
+            }
+            let info = v.rtp_info(join.iter().copied());
+            assert_eq!(info.len(), 2);
+            let start = (0..2)
+                .filter_map(|i| first[i].map(|f| media(i, f.1)))
+                .min()
+                .unwrap();
+            for i in 0..2 {
+                assert_eq!(info[i].0, first[i].map(|f| f.0), "skip {skip}: seq of {i}");
+                let t = media(i, info[i].1.expect("rtptime"));
+                // Within one audio sample of rounding.
+                assert!(
+                    (t - start).abs() <= 3,
+                    "skip {skip}: track {i} rtptime at {t}, start {start}"
+                );
+            }
+        }
+        // Nothing cached: no rtptime.
+        assert_eq!(v.rtp_info(std::iter::empty()), vec![(None, None); 2]);
     }
 
     #[test]
