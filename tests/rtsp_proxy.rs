@@ -245,10 +245,26 @@ fn assert_presentation_order(path: &Path, fps: u32, settle: f64, what: &str) -> 
     let pts = frame_pts(path);
     let period = 1.0 / fps as f64;
     let start = pts.first().copied().unwrap_or(0.0);
+    // GStreamer's rtpbin may move the video once, forward (by ~175 ms with an RTSP publisher),
+    // when the first periodic sender report lets it lip-sync; without periodic reports there is
+    // no step. The likely cause (not proven): the publisher's audio reaches the hub later than
+    // its video of the same time (ffmpeg's RTP muxer packs several AAC frames per packet).
+    let mut steps = 0;
     for (i, w) in pts.windows(2).enumerate() {
         if w[0] >= start + settle {
+            let d = w[1] - w[0];
+            let lip_sync_step = steps == 0 && d > period && d - period <= 0.25;
+            if lip_sync_step && (d - period).abs() > 0.003 {
+                steps += 1;
+                eprintln!(
+                    "{what}: one lip-sync step of {:.3} s at frame {}",
+                    d - period,
+                    i + 1
+                );
+                continue;
+            }
             assert!(
-                (w[1] - w[0] - period).abs() <= 0.003,
+                (d - period).abs() <= 0.003,
                 "{what}: frame {} PTS {} after {}: not one frame period later",
                 i + 1,
                 w[1],
