@@ -41,7 +41,7 @@ for run in $(seq "$RUNS"); do
   sleep 0.5
   HTTP=$(sed -n 's/.*http listening on //p' "$W/hub.log")
   RTSP=$(sed -n 's/.*rtsp listening on //p' "$W/hub.log")
-  ffmpeg -nostdin -v error -re -i "$CLIP" -c copy -f flv "http://$HTTP/live/cam?user-password=pw" &
+  ffmpeg -nostdin -v error -re -i "$CLIP" -c copy -f flv "http://$HTTP/live/cam?user-password=pw" 2>/dev/null &
   sleep 2
   read -r RC RRATE < <(measure $HUB "rtsp://$RTSP/live/cam")
   kill $HUB; wait $HUB 2>/dev/null || true
