@@ -8,113 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::rtsp::*;
 use common::*;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A running hub with users live:pushpw; killed on drop.
-struct Hub {
-    child: Child,
-    http: String,
-    rtsp: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Hub {
-    fn start() -> Hub {
-        Hub::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Hub {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = tmpdir().join(format!(
-            "rtsp-hub-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        let users = dir.join("users");
-        std::fs::create_dir_all(&users).unwrap();
-        std::fs::write(users.join("live.ini"), "[DEFAULT]\npassword=pushpw\n").unwrap();
-        let u = users.to_string_lossy().to_string();
-        let mut child = Command::new(river("river-relay"))
-            .args([
-                "-v",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-            ])
-            .args(["--rtsp", "127.0.0.1:0", "--users", &u])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn river-relay serve");
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let l2 = log.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut addrs = (None, None);
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("river-relay: http listening on ") {
-                    addrs.0 = Some(a.to_string());
-                }
-                if let Some(a) = line.strip_prefix("river-relay: rtsp listening on ") {
-                    addrs.1 = Some(a.to_string());
-                }
-                if let (Some(h), Some(r)) = &addrs {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send((h.clone(), r.clone()));
-                    }
-                }
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        let (http, rtsp) = rx
-            .recv_timeout(WAIT)
-            .expect("river-relay serve did not print its addresses");
-        Hub {
-            child,
-            http,
-            rtsp,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(
-                start.elapsed() < WAIT,
-                "hub log never showed {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// 4 s, 1 s GOP, no B-frames (ffmpeg 5.1's RTSP reader gives the first access unit of a B-frame
 /// stream no PTS, which `-c copy -f flv` refuses, whoever the server is).
@@ -128,36 +25,6 @@ const CLIP: Clip = Clip {
     secs: 4,
 };
 
-fn spawn(program: &str, args: &[&str]) -> Child {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-fn finish(mut c: Child, what: &str) -> String {
-    let st = wait_deadline(&mut c, WAIT, what);
-    let mut err = String::new();
-    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(st.success(), "{what} failed: {err}");
-    err
-}
-
-fn require_gst() {
-    let ok = Command::new("gst-launch-1.0")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "gst-launch-1.0 is required: apt-get install -y gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"
-    );
-}
-
 fn out_path(name: &str) -> (PathBuf, String) {
     let p = tmpdir().join(name);
     let s = p.to_string_lossy().to_string();
@@ -168,11 +35,11 @@ fn out_path(name: &str) -> (PathBuf, String) {
 fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     require("ffmpeg");
     require_gst();
-    let hub = Hub::start();
+    let hub = Hub::start(&[("live", "pushpw")]);
     let src = CLIP.flv();
     let s = src.to_string_lossy().to_string();
     let push_url = format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp);
-    let publisher = spawn(
+    let publisher = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin",
@@ -190,10 +57,10 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
             &push_url,
         ],
     );
-    hub.wait_log("channel live/cam: FLV content");
+    hub.log.wait_for("channel live/cam: FLV content", "the hub");
     let play_url = format!("rtsp://{}/live/cam", hub.rtsp);
     let (played, p) = out_path("rtsp-hub-played.flv");
-    let player = spawn(
+    let player = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin",
@@ -213,7 +80,7 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     );
     let (http_out, h) = out_path("rtsp-hub-http.flv");
     let http_url = format!("http://{}/live/cam.flv", hub.http);
-    let http = spawn(
+    let http = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin", "-v", "error", "-y", "-i", &http_url, "-c", "copy", "-f", "flv", &h,
@@ -224,7 +91,7 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     );
     let mut gst_args = vec!["-e"];
     gst_args.extend(pipeline.split(' '));
-    let gst = spawn("gst-launch-1.0", &gst_args);
+    let gst = spawn_quiet("gst-launch-1.0", &gst_args);
     finish(publisher, "ffmpeg RTSP publisher");
     finish(player, "ffmpeg RTSP player");
     finish(http, "ffmpeg HTTP-FLV watcher");
@@ -235,7 +102,7 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     assert!(
         st.success(),
         "gst-launch-1.0 rtspsrc failed: {err}\nhub:\n{}",
-        hub.log()
+        hub.log.text()
     );
     let want = probe_streams(&src);
     for (path, what) in [(&played, "RTSP"), (&http_out, "HTTP-FLV")] {
@@ -265,7 +132,8 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
             "{what}: starts on a keyframe"
         );
     }
-    hub.wait_log("broadcast of live/cam ended (RTSP TEARDOWN)");
+    hub.log
+        .wait_for("broadcast of live/cam ended (RTSP TEARDOWN)", "the hub");
 }
 
 fn exchange(addr: &str, req: &[u8]) -> String {
@@ -287,7 +155,7 @@ fn exchange(addr: &str, req: &[u8]) -> String {
 #[test]
 fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyframe() {
     require("ffmpeg");
-    let hub = Hub::start();
+    let hub = Hub::start(&[("live", "pushpw")]);
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n";
     let announce = |auth: &str| {
         format!(
@@ -359,13 +227,14 @@ fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyfr
         "http://{}/live/cam2?user-password=pushpw&channel-password=chpw",
         hub.http
     );
-    let publisher = spawn(
+    let publisher = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
         ],
     );
-    hub.wait_log("channel live/cam2: FLV content");
+    hub.log
+        .wait_for("channel live/cam2: FLV content", "the hub");
     std::thread::sleep(Duration::from_millis(1500));
     let r = exchange(
         &hub.rtsp,
@@ -381,7 +250,7 @@ fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyfr
     );
     let (late, p) = out_path("rtsp-hub-late.flv");
     let url = format!("rtsp://any:chpw@{}/live/cam2", hub.rtsp);
-    let player = spawn(
+    let player = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin",
@@ -429,12 +298,13 @@ fn av_packets(path: &std::path::Path) -> (u64, u64) {
 fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() {
     require("ffmpeg");
     require_gst();
-    let hub = Hub::start();
-    hub.wait_log("river-relay: rtsp udp on 127.0.0.1:");
+    let hub = Hub::start(&[("live", "pushpw")]);
+    hub.log
+        .wait_for("river-relay: rtsp udp on 127.0.0.1:", "the hub");
     let src = CLIP.flv();
     let s = src.to_string_lossy().to_string();
     let push_url = format!("rtsp://live:pushpw@{}/live/udp", hub.rtsp);
-    let publisher = spawn(
+    let publisher = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin",
@@ -452,12 +322,12 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
             &push_url,
         ],
     );
-    hub.wait_log("channel live/udp: FLV content");
+    hub.log.wait_for("channel live/udp: FLV content", "the hub");
     let play_url = format!("rtsp://{}/live/udp", hub.rtsp);
     let mut players = Vec::new();
     for transport in ["udp", "tcp"] {
         let (path, p) = out_path(&format!("rtsp-hub-udp-push-{transport}.flv"));
-        let child = spawn(
+        let child = spawn_quiet(
             "ffmpeg",
             &[
                 "-nostdin",
@@ -484,7 +354,7 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
     );
     let mut gst_args = vec!["-e"];
     gst_args.extend(pipeline.split(' '));
-    let gst = spawn("gst-launch-1.0", &gst_args);
+    let gst = spawn_quiet("gst-launch-1.0", &gst_args);
     finish(publisher, "ffmpeg RTSP/UDP publisher");
     for (child, path, transport) in players {
         finish(child, &format!("ffmpeg RTSP/{transport} player"));
@@ -506,7 +376,7 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
     assert!(
         st.success(),
         "gst-launch-1.0 rtspsrc protocols=udp failed: {err}\nhub:\n{}",
-        hub.log()
+        hub.log.text()
     );
     let got = probe_streams(&gst_out);
     assert_eq!(got.len(), 1, "GStreamer's H.264: {got:?}");
@@ -516,16 +386,17 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
         (25..=100).contains(&frames),
         "GStreamer over UDP: {frames} frames\n{err}"
     );
-    let log = hub.log();
+    let log = hub.log.text();
     assert!(log.contains("over RTSP/UDP"), "{log}");
     assert!(log.contains("over RTSP/TCP"), "{log}");
-    hub.wait_log("broadcast of live/udp ended (RTSP TEARDOWN)");
+    hub.log
+        .wait_for("broadcast of live/udp ended (RTSP TEARDOWN)", "the hub");
 }
 
 #[test]
 fn no_rtsp_udp_answers_461_to_a_udp_setup() {
     require("ffmpeg");
-    let hub = Hub::start_with(&["--no-rtsp-udp"]);
+    let hub = Hub::start_with(&[("live", "pushpw")], &["--no-rtsp-udp"]);
     let src = CLIP.flv();
     let s = src.to_string_lossy().to_string();
     let push_url = format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp);
@@ -552,7 +423,11 @@ fn no_rtsp_udp_answers_461_to_a_udp_setup() {
         "{}",
         out.stderr
     );
-    assert!(!hub.log().contains("rtsp udp on"), "{}", hub.log());
+    assert!(
+        !hub.log.text().contains("rtsp udp on"),
+        "{}",
+        hub.log.text()
+    );
 }
 
 /// A minimal RTSP/TCP player: DESCRIBE, SETUP of every track, PLAY; then it reads and discards
@@ -642,18 +517,18 @@ fn raw_player(addr: &str, url: &str, keepalive: bool) -> Duration {
 #[test]
 fn a_silent_rtsp_session_times_out_and_get_parameter_keeps_one_alive() {
     require("ffmpeg");
-    let hub = Hub::start_with(&["--rtsp-timeout", "2s"]);
+    let hub = Hub::start_with(&[("live", "pushpw")], &["--rtsp-timeout", "2s"]);
     let clip = Clip { secs: 10, ..CLIP };
     let src = clip.flv();
     let s = src.to_string_lossy().to_string();
     let push = format!("http://{}/live/ka?user-password=pushpw", hub.http);
-    let publisher = spawn(
+    let publisher = spawn_quiet(
         "ffmpeg",
         &[
             "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
         ],
     );
-    hub.wait_log("channel live/ka: FLV content");
+    hub.log.wait_for("channel live/ka: FLV content", "the hub");
     let url = format!("rtsp://{}/live/ka", hub.rtsp);
     let (a, u2) = (hub.rtsp.clone(), url.clone());
     let alive = std::thread::spawn(move || raw_player(&a, &u2, true));
@@ -668,6 +543,6 @@ fn a_silent_rtsp_session_times_out_and_get_parameter_keeps_one_alive() {
         alive > silent + Duration::from_secs(2),
         "the player sending GET_PARAMETER ended {alive:?} after PLAY (silent: {silent:?})"
     );
-    let log = hub.log();
+    let log = hub.log.text();
     assert_eq!(log.matches("RTSP session timed out").count(), 1, "{log}");
 }

@@ -94,6 +94,11 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(users: &[(&str, &str)]) -> Hub {
+        Hub::start_with(users, &[])
+    }
+
+    /// [`Hub::start`] with more `serve` options.
+    pub fn start_with(users: &[(&str, &str)], extra: &[&str]) -> Hub {
         let dir = scratch("rtsp-hub").join("users");
         std::fs::create_dir_all(&dir).unwrap();
         for (u, p) in users {
@@ -107,6 +112,7 @@ impl Hub {
             .args(["-v", "serve", "--listen", "127.0.0.1:0"])
             .args(["--http", "127.0.0.1:0", "--rtsp", "127.0.0.1:0", "--users"])
             .arg(&dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
