@@ -25,6 +25,60 @@ const CLIP: Clip = Clip {
     secs: 4,
 };
 
+/// `ffmpeg -re -i SRC -c copy -f rtsp -rtsp_transport T URL`.
+fn rtsp_publisher(src: &str, transport: &str, url: &str) -> std::process::Child {
+    spawn_quiet(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-i",
+            src,
+            "-c",
+            "copy",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            transport,
+            url,
+        ],
+    )
+}
+
+/// `ffmpeg -re -i SRC -c copy -f flv URL`: an HTTP push.
+fn http_publisher(src: &str, url: &str) -> std::process::Child {
+    spawn_quiet(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-re", "-i", src, "-c", "copy", "-f", "flv", url,
+        ],
+    )
+}
+
+/// `ffmpeg -rtsp_transport T -i URL -c copy -f flv OUT`: an RTSP player recording FLV.
+fn rtsp_player(url: &str, transport: &str, out: &str) -> std::process::Child {
+    spawn_quiet(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            out,
+        ],
+    )
+}
+
 fn out_path(name: &str) -> (PathBuf, String) {
     let p = tmpdir().join(name);
     let s = p.to_string_lossy().to_string();
@@ -39,45 +93,11 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     let src = CLIP.flv();
     let s = src.to_string_lossy().to_string();
     let push_url = format!("rtsp://live:pushpw@{}/live/cam", hub.rtsp);
-    let publisher = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-re",
-            "-i",
-            &s,
-            "-c",
-            "copy",
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "tcp",
-            &push_url,
-        ],
-    );
+    let publisher = rtsp_publisher(&s, "tcp", &push_url);
     hub.log.wait_for("channel live/cam: FLV content", "the hub");
     let play_url = format!("rtsp://{}/live/cam", hub.rtsp);
     let (played, p) = out_path("rtsp-hub-played.flv");
-    let player = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &play_url,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            &p,
-        ],
-    );
+    let player = rtsp_player(&play_url, "tcp", &p);
     let (http_out, h) = out_path("rtsp-hub-http.flv");
     let http_url = format!("http://{}/live/cam.flv", hub.http);
     let http = spawn_quiet(
@@ -227,12 +247,7 @@ fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyfr
         "http://{}/live/cam2?user-password=pushpw&channel-password=chpw",
         hub.http
     );
-    let publisher = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
-        ],
-    );
+    let publisher = http_publisher(&s, &push);
     hub.log
         .wait_for("channel live/cam2: FLV content", "the hub");
     std::thread::sleep(Duration::from_millis(1500));
@@ -250,24 +265,7 @@ fn refusals_401_400_404_and_a_late_rtsp_joiner_of_an_http_push_starts_on_a_keyfr
     );
     let (late, p) = out_path("rtsp-hub-late.flv");
     let url = format!("rtsp://any:chpw@{}/live/cam2", hub.rtsp);
-    let player = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            &p,
-        ],
-    );
+    let player = rtsp_player(&url, "tcp", &p);
     finish(publisher, "ffmpeg HTTP publisher");
     finish(player, "ffmpeg RTSP late player");
     let pk = probe_packets(&late);
@@ -304,47 +302,13 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
     let src = CLIP.flv();
     let s = src.to_string_lossy().to_string();
     let push_url = format!("rtsp://live:pushpw@{}/live/udp", hub.rtsp);
-    let publisher = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-re",
-            "-i",
-            &s,
-            "-c",
-            "copy",
-            "-f",
-            "rtsp",
-            "-rtsp_transport",
-            "udp",
-            &push_url,
-        ],
-    );
+    let publisher = rtsp_publisher(&s, "udp", &push_url);
     hub.log.wait_for("channel live/udp: FLV content", "the hub");
     let play_url = format!("rtsp://{}/live/udp", hub.rtsp);
     let mut players = Vec::new();
     for transport in ["udp", "tcp"] {
         let (path, p) = out_path(&format!("rtsp-hub-udp-push-{transport}.flv"));
-        let child = spawn_quiet(
-            "ffmpeg",
-            &[
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-rtsp_transport",
-                transport,
-                "-i",
-                &play_url,
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                &p,
-            ],
-        );
+        let child = rtsp_player(&play_url, transport, &p);
         players.push((child, path, transport));
     }
     // GStreamer over UDP, decoding both tracks; the video goes to a file to be counted.
@@ -522,12 +486,7 @@ fn a_silent_rtsp_session_times_out_and_get_parameter_keeps_one_alive() {
     let src = clip.flv();
     let s = src.to_string_lossy().to_string();
     let push = format!("http://{}/live/ka?user-password=pushpw", hub.http);
-    let publisher = spawn_quiet(
-        "ffmpeg",
-        &[
-            "-nostdin", "-v", "error", "-re", "-i", &s, "-c", "copy", "-f", "flv", &push,
-        ],
-    );
+    let publisher = http_publisher(&s, &push);
     hub.log.wait_for("channel live/ka: FLV content", "the hub");
     let url = format!("rtsp://{}/live/ka", hub.rtsp);
     let (a, u2) = (hub.rtsp.clone(), url.clone());
