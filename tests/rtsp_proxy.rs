@@ -18,10 +18,14 @@ const PLAY_SECS: u32 = 5;
 /// The camera's frame rate.
 const CAM_FPS: u32 = 30;
 
-/// `ffmpeg -v error` decode of `path`: must print nothing. Returns ffprobe's packet count per
-/// stream (video, audio; one video packet is one frame).
+/// `ffmpeg -v error` decode of `path`'s video: must print nothing. Returns ffprobe's packet count
+/// per stream (video, audio; one video packet is one frame). The decode goes to a muxer without
+/// timestamp checks: the chain carries FLV's millisecond timestamps (river-rtsp-pull --format
+/// flv), so 30 fps frame times jitter by 1 ms, which ffmpeg's null muxer, rounding to 1/30 s,
+/// reports as non-monotonic DTS now and then (seen in 2 of 6 runs under load); those are not
+/// decoding errors.
 fn decode_check(path: &Path, what: &str) -> (u64, u64) {
-    assert_decodes_cleanly(path);
+    assert_decodes_without_errors(path);
     let s = probe_streams(path);
     let v = s
         .iter()
@@ -121,7 +125,7 @@ fn camera_is_pulled_once_and_served_to_three_rtsp_players() {
     let cam_sessions_while_playing = cam.log.count("server.py: session");
     finish(f1, "ffmpeg RTSP player 1");
     finish(f2, "ffmpeg RTSP player 2");
-    let gst_out = finish(gst, "gst-launch-1.0 rtspsrc");
+    let gst_out = finish_or_show(gst, "gst-launch-1.0 rtspsrc", &hub.log);
     let st = wait_deadline(&mut broadcast, WAIT * 2, "river-relay broadcast");
     assert!(st.success(), "river-relay broadcast: {}", bc_log.text());
     let st = wait_deadline(&mut pull, WAIT, "river-rtsp-pull");

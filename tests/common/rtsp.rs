@@ -226,6 +226,21 @@ pub fn finish(mut c: Child, what: &str) -> String {
     err
 }
 
+/// [`finish`], with `log` (the hub's) in the panic message when the child failed.
+pub fn finish_or_show(mut c: Child, what: &str, log: &Log) -> String {
+    let st = wait_deadline(&mut c, WAIT * 2, what);
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    assert!(
+        st.success(),
+        "{what} failed ({st}): {err}\nhub log:\n{}",
+        log.text()
+    );
+    err
+}
+
 /// `ffmpeg -rtsp_transport tcp -i URL -c copy` for `secs` seconds into `out` as `format`.
 pub fn ffmpeg_player(url: &str, secs: u32, format: &str, out: &Path) -> Child {
     let (t, o) = (secs.to_string(), out.to_string_lossy().to_string());
