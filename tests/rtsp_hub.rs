@@ -115,15 +115,7 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     finish(publisher, "ffmpeg RTSP publisher");
     finish(player, "ffmpeg RTSP player");
     finish(http, "ffmpeg HTTP-FLV watcher");
-    let mut gst = gst;
-    let st = wait_deadline(&mut gst, WAIT, "gst-launch-1.0 rtspsrc");
-    let mut err = String::new();
-    gst.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(
-        st.success(),
-        "gst-launch-1.0 rtspsrc failed: {err}\nhub:\n{}",
-        hub.log.text()
-    );
+    finish_gst(gst, "gst-launch-1.0 rtspsrc", &hub.log);
     let want = probe_streams(&src);
     for (path, what) in [(&played, "RTSP"), (&http_out, "HTTP-FLV")] {
         let got = probe_streams(path);
@@ -333,15 +325,7 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
             "{transport}: starts on a keyframe"
         );
     }
-    let mut gst = gst;
-    let st = wait_deadline(&mut gst, WAIT, "gst-launch-1.0 rtspsrc protocols=udp");
-    let mut err = String::new();
-    gst.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(
-        st.success(),
-        "gst-launch-1.0 rtspsrc protocols=udp failed: {err}\nhub:\n{}",
-        hub.log.text()
-    );
+    let err = finish_gst(gst, "gst-launch-1.0 rtspsrc protocols=udp", &hub.log);
     let got = probe_streams(&gst_out);
     assert_eq!(got.len(), 1, "GStreamer's H.264: {got:?}");
     let frames = got[0].packets;

@@ -125,7 +125,7 @@ fn camera_is_pulled_once_and_served_to_three_rtsp_players() {
     let cam_sessions_while_playing = cam.log.count("server.py: session");
     finish(f1, "ffmpeg RTSP player 1");
     finish(f2, "ffmpeg RTSP player 2");
-    let gst_out = finish_or_show(gst, "gst-launch-1.0 rtspsrc", &hub.log);
+    let gst_out = finish_gst(gst, "gst-launch-1.0 rtspsrc", &hub.log);
     let st = wait_deadline(&mut broadcast, WAIT * 2, "river-relay broadcast");
     assert!(st.success(), "river-relay broadcast: {}", bc_log.text());
     let st = wait_deadline(&mut pull, WAIT, "river-rtsp-pull");
@@ -439,7 +439,7 @@ fn bframes_play_over_rtsp(rtsp_push: bool) {
     ffmpeg_decodes(&url, 4, &dir.join("ffmpeg.mkv"));
     assert_rtp_times_are_pts(&probe.join().unwrap(), &src);
     finish(publisher, "ffmpeg publisher");
-    let log = finish(gst, "gst-launch-1.0 rtspsrc");
+    let log = finish_gst(gst, "gst-launch-1.0 rtspsrc", &hub.log);
     for bad in ["ERROR", "WARNING"] {
         assert!(!log.contains(bad), "gst-launch-1.0: {log}");
     }

@@ -226,6 +226,36 @@ pub fn finish(mut c: Child, what: &str) -> String {
     err
 }
 
+/// gst-launch-1.0's end: like [`finish_or_show`], but an exit whose only errors are rtspsrc
+/// failing to send its PAUSE/TEARDOWN after the end of the stream ("Could not send message.
+/// (Received end-of-file)": the connection was already closed) is accepted with a note on
+/// stderr. It happens now and then on a loaded machine and its cause is not known (see the
+/// issue 8 note); the media the player got is checked by the caller. Returns gst's stderr
+/// without those lines.
+pub fn finish_gst(mut c: Child, what: &str, log: &Log) -> String {
+    let st = wait_deadline(&mut c, WAIT * 2, what);
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    if st.success() {
+        return err;
+    }
+    let blocks: Vec<&str> = err.split("ERROR: ").skip(1).collect();
+    let after_end = !blocks.is_empty()
+        && blocks.iter().all(|b| {
+            b.contains("Could not send message. (Received end-of-file)")
+                && (b.contains("gst_rtspsrc_try_send") || b.contains("gst_rtspsrc_pause"))
+        });
+    assert!(
+        after_end,
+        "{what} failed ({st}): {err}\nhub log:\n{}",
+        log.text()
+    );
+    eprintln!("{what}: connection closed before its PAUSE/TEARDOWN after the end: {err}");
+    err.split("ERROR: ").next().unwrap_or("").to_string()
+}
+
 /// [`finish`], with `log` (the hub's) in the panic message when the child failed.
 pub fn finish_or_show(mut c: Child, what: &str, log: &Log) -> String {
     let st = wait_deadline(&mut c, WAIT * 2, what);
