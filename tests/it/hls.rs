@@ -1,13 +1,11 @@
 //! river-hls-seg against real ffmpeg/ffprobe.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// 12 s, 1 s GOP, B-frames, AAC: six 2 s segments.
 const CLIP: Clip = Clip {
@@ -527,7 +525,7 @@ fn hls_js_in_headless_chromium_plays_river_hls_seg() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let page = url.replace("/live/movie.m3u8", "/");
-    let (frames, status) = common::browser::frames_played(&page);
+    let (frames, status) = crate::common::browser::frames_played(&page);
     let _ = src.kill();
     let _ = src.wait();
     let _ = Command::new("kill")

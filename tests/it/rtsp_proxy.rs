@@ -4,14 +4,12 @@
 //! pushed over HTTP-FLV or RTSP plays over RTSP with presentation timestamps in order; a late
 //! player's timestamps start at 0 (RTP-Info rtptime) with audio and video in sync.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::rtsp::*;
-use common::*;
+use crate::common::rtsp::*;
+use crate::common::*;
 
 /// Seconds of media each ffmpeg player records.
 const PLAY_SECS: u32 = 5;

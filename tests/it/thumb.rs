@@ -2,8 +2,6 @@
 //! pipe, --every replaces atomically, --serve answers 50 concurrent requests, --timeout fails.
 //! Loopback only; a deadline on every wait.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// 720p, no B-frames, 1 s GOP, 2 s (shared with the mux tests).
 const C720: Clip = Clip {

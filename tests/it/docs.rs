@@ -1,6 +1,6 @@
 //! Man pages and shell completions are rendered from the clap definitions and committed. This test
 //! fails when the committed files differ from what the code renders.
-//! Regenerate with: RIVER_UPDATE_DOCS=1 cargo test --test docs
+//! Regenerate with: RIVER_UPDATE_DOCS=1 cargo test --test it docs::
 
 use std::path::Path;
 
@@ -92,7 +92,7 @@ fn man_pages_and_completions_are_in_sync() {
     }
     assert!(
         stale.is_empty(),
-        "stale generated docs: {stale:?}; run `RIVER_UPDATE_DOCS=1 cargo test --test docs` and commit"
+        "stale generated docs: {stale:?}; run `RIVER_UPDATE_DOCS=1 cargo test --test it docs::` and commit"
     );
 }
 

@@ -2,12 +2,10 @@
 //! keyframes, a late joiner's bytes (GOP cache) and a slow watcher's bytes (queue skips) decode
 //! cleanly, and the converted views decode with every frame. No network, no binaries.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use river::relay::cache::{CacheLimits, GopCache};
 use river::relay::convert::{Convert, ViewFormat};
 use river::relay::queue::{QueueLimits, Verdict, WatcherQueue};

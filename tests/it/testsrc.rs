@@ -1,12 +1,10 @@
 //! river-testsrc against real ffmpeg/ffprobe.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Runs river-testsrc with `args`; asserts success; returns stdout saved to a temp file.
 fn testsrc(args: &[&str], name: &str) -> (std::path::PathBuf, Out) {

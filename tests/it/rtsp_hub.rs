@@ -3,15 +3,13 @@
 //! broadcast; ffmpeg publishes over RTSP/UDP and ffmpeg and GStreamer play over UDP and TCP; an
 //! HTTP-pushed broadcast is played over RTSP by a late joiner; refusals.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::rtsp::*;
-use common::*;
+use crate::common::rtsp::*;
+use crate::common::*;
 
 /// 4 s, 1 s GOP, no B-frames (ffmpeg 5.1's RTSP reader gives the first access unit of a B-frame
 /// stream no PTS, which `-c copy -f flv` refuses, whoever the server is).

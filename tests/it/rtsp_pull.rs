@@ -2,15 +2,13 @@
 //! (tests/fixtures/rtsp/server.py), on 127.0.0.1 with ephemeral ports; outputs checked with
 //! ffprobe and `ffmpeg -v error`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const INSTALL_HINT: &str =
     "the RTSP tests need gst-rtsp-server with python3-gi, run by /usr/bin/python3: \

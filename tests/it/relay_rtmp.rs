@@ -1,15 +1,13 @@
 //! river-relay serve --rtmp against real ffmpeg on 127.0.0.1: RTMP publish played over RTMP,
 //! http-flv and fstream; an fstream TS broadcast played over RTMP; late joiners; refusals.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,8 +1,6 @@
 //! The HLS HTTP server (`river::http::serve`) against real clients: ffmpeg, raw sockets, 200
 //! concurrent readers, and hls.js in headless Chromium. Loopback only; every wait has a deadline.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use river::http::{serve, ServeOptions, ServerHandle};
 
-use common::*;
+use crate::common::*;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const SECRET: &[u8] = b"river-http-test-secret-contents";
@@ -462,7 +460,7 @@ fn two_hundred_concurrent_clients_are_all_served() {
 fn hls_js_in_headless_chromium_plays_the_index_page() {
     let h = start();
     let url = format!("http://{}/", h.local_addr());
-    let (frames, status) = common::browser::frames_played(&url);
+    let (frames, status) = crate::common::browser::frames_played(&url);
     assert!(
         frames > 0,
         "headless chromium decoded no frames from {url}; page status:\n{status}"

@@ -1,10 +1,8 @@
 //! Annex B → FLV → TS → FLV keeps every access unit's NAL payloads byte for byte (through the real
 //! binaries; the FLVs are read back with river's FLV reader and checked by ffmpeg too).
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use river::codec::h264;
 use river::format::flv;
 

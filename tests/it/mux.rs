@@ -1,13 +1,11 @@
 //! river-mux-ts and river-mux-flv against real ffmpeg/ffprobe.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const CLIPS: [Clip; 4] = [
     Clip {

@@ -4,8 +4,6 @@
 //! for players. ffmpeg publishes over RTSP/TCP with Digest authentication, then ffmpeg and
 //! GStreamer's rtspsrc play the recording back.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -13,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::*;
+use crate::common::*;
 use river::cli::InputFormat;
 use river::pipeline::FlvOut;
 use river::proto::rtp::ingest::Ingest;

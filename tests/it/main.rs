@@ -1,0 +1,21 @@
+//! The integration suite: one test binary, a module per area, one shared harness in `common`.
+//! Every test drives the real river binaries and real peers on 127.0.0.1, with a deadline on every
+//! wait. Run one area with `cargo test --test it rtmp::`; `tests/loop.sh` repeats an area under load.
+
+mod common;
+
+mod docs;
+mod hls;
+mod http;
+mod mux;
+mod relay;
+mod relay_core;
+mod relay_rtmp;
+mod roundtrip;
+mod rtmp;
+mod rtsp_hub;
+mod rtsp_proto;
+mod rtsp_proxy;
+mod rtsp_pull;
+mod testsrc;
+mod thumb;
