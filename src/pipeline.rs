@@ -657,8 +657,9 @@ struct TsInput {
     audio_cfg: Option<AudioConfig>,
     /// Bytes pushed into the ADTS reader so far.
     adts_pos: u64,
-    /// Audio PES starts still owning frames: (ADTS stream offset, PTS, frames stamped so far).
-    audio_pes: std::collections::VecDeque<(u64, Option<i64>, i64)>,
+    /// Audio PES starts still owning frames: (ADTS stream offset, PTS, frames stamped so far,
+    /// the PES's byte offset in the input).
+    audio_pes: std::collections::VecDeque<(u64, Option<i64>, i64, u64)>,
     /// The last audio timestamp given out, for PES without PTS.
     last_audio_ts: Option<i64>,
     last_video_dts: Option<i64>,
@@ -698,7 +699,9 @@ impl TsInput {
         self.events = evs;
         if eof {
             let mut frames = std::mem::take(&mut self.adts_frames);
+            let first = diags.len();
             self.adts.finish(&mut frames, diags);
+            self.input_offsets(&mut diags[first..]);
             self.audio_frames(&mut frames, out);
             self.adts_frames = frames;
         }
@@ -829,7 +832,7 @@ impl TsInput {
         // The ADTS reader may hold a frame back until the next header confirms it, so frames are
         // stamped by the PES they started in, found by their offset in the ADTS stream.
         self.audio_pes
-            .push_back((self.adts_pos, p.pts.map(|t| t as i64), 0));
+            .push_back((self.adts_pos, p.pts.map(|t| t as i64), 0, p.offset));
         // Bounded: a frame can only start in a recent PES (the ADTS reader holds at most one
         // frame back), so PES records that gave no frame (garbage audio) are dropped.
         while self.audio_pes.len() > MAX_AUDIO_PES_RECORDS {
@@ -837,9 +840,30 @@ impl TsInput {
         }
         self.adts_pos += p.data.len() as u64;
         let mut frames = std::mem::take(&mut self.adts_frames);
+        let first = diags.len();
         self.adts.push(&p.data, &mut frames, diags);
+        self.input_offsets(&mut diags[first..]);
         self.audio_frames(&mut frames, out);
         self.adts_frames = frames;
+    }
+
+    /// The ADTS reader counts offsets in the audio elementary stream; a diagnostic names the
+    /// input's byte offset of the audio PES that carried the damaged bytes instead.
+    fn input_offsets(&self, diags: &mut [Diag]) {
+        for d in diags {
+            let pes = self.audio_pes.iter().rev().find(|r| r.0 <= d.offset);
+            d.message = match (pes, self.audio_pid) {
+                (Some(r), Some(pid)) => {
+                    let within = d.offset - r.0;
+                    d.offset = r.3;
+                    format!(
+                        "{} ({within} bytes into the audio PES on pid {pid:#x})",
+                        d.message
+                    )
+                }
+                _ => format!("{} (offset {} in the audio stream)", d.message, d.offset),
+            };
+        }
     }
 
     fn audio_frames(&mut self, frames: &mut Vec<aac::AdtsFrame>, out: &mut Vec<MediaEvent>) {
@@ -849,7 +873,7 @@ impl TsInput {
             }
             let sr = f.config.sample_rate.max(1) as i64;
             let ts = match self.audio_pes.front_mut() {
-                Some((_, Some(pts), n)) => {
+                Some((_, Some(pts), n, _)) => {
                     let t = *pts + *n * 1024 * CLOCK_HZ / sr;
                     *n += 1;
                     t

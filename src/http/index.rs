@@ -56,9 +56,12 @@ a { color: #8cf; }
     if (video.getVideoPlaybackQuality) return video.getVideoPlaybackQuality().totalVideoFrames;
     return video.webkitDecodedFrameCount || 0;
   }
+  // Every hls.js error, fatal or not, as "type details": players and tests read it.
+  var errors = window.riverErrors = [];
   function show() {
     status.textContent = "frames: " + frames() + "\nstate: " + state +
-      "\ntime: " + video.currentTime.toFixed(2);
+      "\ntime: " + video.currentTime.toFixed(2) +
+      "\nerrors: " + errors.length + (errors.length ? " (" + errors.join(", ") + ")" : "");
   }
   function play() {
     var p = video.play();
@@ -67,6 +70,8 @@ a { color: #8cf; }
   if (window.Hls && Hls.isSupported()) {
     var hls = new Hls();
     hls.on(Hls.Events.ERROR, function (ev, d) {
+      errors.push(d.type + " " + d.details + (d.fatal ? " (fatal)" : "") +
+        (d.reason ? ": " + d.reason : ""));
       if (!d.fatal) return;
       state = "error: " + d.type + " " + d.details;
       if (d.type === Hls.ErrorTypes.NETWORK_ERROR) {

@@ -525,15 +525,13 @@ fn hls_js_in_headless_chromium_plays_river_hls_seg() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let page = url.replace("/live/movie.m3u8", "/");
-    let (frames, status) = crate::common::browser::frames_played(&page);
+    let played = crate::common::browser::play(&page, 5.0);
     let _ = src.kill();
     let _ = src.wait();
     let _ = Command::new("kill")
         .args(["-s", "TERM", &seg.id().to_string()])
         .status();
     let _ = wait_deadline(&mut seg, Duration::from_secs(20), "river-hls-seg");
-    assert!(
-        frames > 0,
-        "headless chromium decoded no frames from {page}; status:\n{status}"
-    );
+    // river-testsrc is 30 fps.
+    played.assert_played(5.0, 30.0, crate::common::browser::StartGap::None, &page);
 }

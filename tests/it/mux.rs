@@ -331,9 +331,15 @@ fn truncated_input_keeps_what_arrived() {
             "{input}: kept {got} of {all} frames"
         );
         if input == "flv" {
+            // The cut tag is named by its own offset.
+            let cut_tag = flv_tag_offsets(&data)
+                .into_iter()
+                .rfind(|&t| t < n)
+                .unwrap();
             assert!(
-                stderr.contains("offset"),
-                "{input}: truncation reported with offset: {stderr}"
+                stderr.contains("warning: stdin: truncated tag: header announces")
+                    && stderr.contains(&format!("missing (at byte offset {cut_tag})")),
+                "{input}: truncation reported at the cut tag's offset {cut_tag}: {stderr}"
             );
         }
     }
@@ -370,9 +376,30 @@ fn garbage_between_units_is_skipped_with_its_offset() {
         let inp = write_tmp(&format!("garbage.{input}"), &bad);
         let out = run(&river(tool), &[], &bad);
         assert!(out.status.success(), "{input}: {}", out.stderr);
+        // The warning names where the damage starts: for TS the first garbage byte; for FLV the
+        // tag the garbage landed in (its size no longer leads to a tag) and the next whole tag,
+        // 1000 bytes later than in the source; for Annex B the NAL header with its
+        // forbidden_zero_bit set, after the 4-byte start code.
+        let want = match input {
+            "ts" => {
+                format!("skipped 1000 bytes to the next confirmed sync byte (at byte offset {at})")
+            }
+            "flv" => {
+                let tags = flv_tag_offsets(&data);
+                let hit = tags.iter().rev().find(|&&t| t <= at).unwrap();
+                let next = tags.iter().find(|&&t| t > at).unwrap();
+                format!(
+                    "tag at offset {hit}, and no tag header follows it; skipped {} bytes, resynchronised at offset {} (at byte offset {hit})",
+                    next + 1000 - hit,
+                    next + 1000
+                )
+            }
+            _ => format!("1111 bytes of garbage skipped (at byte offset {})", at + 4),
+        };
+        let warnings: Vec<&str> = out.stderr.lines().collect();
         assert!(
-            out.stderr.contains("offset"),
-            "{input}: damage reported with an offset: {}",
+            warnings.len() == 1 && warnings[0].ends_with(&want),
+            "{input}: want one warning ending {want:?}, got:\n{}",
             out.stderr
         );
         let o = write_tmp(&format!("garbage.{input}.out"), &out.stdout);
@@ -405,24 +432,78 @@ fn ts_continuity_errors_are_reported() {
         .collect();
     let out = run(&river("river-mux-flv"), &[], &bad);
     assert!(out.status.success(), "{}", out.stderr);
-    assert!(
-        out.stderr.to_lowercase().contains("continuity"),
-        "continuity errors reported: {}",
+    // Each dropped packet with a payload is a gap seen at the next packet of its PID, named by
+    // that packet's offset in the damaged stream. river follows the PAT, the PMT and the two
+    // elementary streams ffmpeg writes (0x0, 0x1000, 0x100, 0x101); the SDT (0x11) is not read.
+    let mut want = std::collections::BTreeSet::new();
+    let mut lost = std::collections::HashSet::new();
+    let mut at = 0usize;
+    for (i, p) in data.chunks(188).enumerate() {
+        let pid = u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+        let payload = p[3] & 0x10 != 0;
+        if i % 50 == 49 {
+            if payload && [0, 0x1000, 0x100, 0x101].contains(&pid) {
+                lost.insert(pid);
+            }
+            continue;
+        }
+        if payload && lost.remove(&pid) {
+            want.insert((pid, at));
+        }
+        at += 188;
+    }
+    let got: std::collections::BTreeSet<(u16, usize)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("continuity counter gap on pid 0x").nth(1)?;
+            let pid = u16::from_str_radix(rest.split(':').next()?, 16).ok()?;
+            let off = rest.split("(at byte offset ").nth(1)?.trim_end_matches(')');
+            Some((pid, off.parse().ok()?))
+        })
+        .collect();
+    assert!(want.len() > 40, "{} gaps made", want.len());
+    assert_eq!(
+        got, want,
+        "continuity gaps by (pid, offset): {}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("offset"),
-        "with offsets: {}",
-        out.stderr
-    );
+    // The AAC damage those gaps cause is named by the input offset of the audio PES that holds
+    // the skipped bytes: a truncated one, or the one after it when the cut frame's length ran on
+    // into it. Never an offset in the audio elementary stream.
+    let offset = |l: &str| -> u64 {
+        let o = l.rsplit("(at byte offset ").next().unwrap();
+        o.trim_end_matches(')').parse().unwrap()
+    };
+    let audio_pes: Vec<u64> = bad
+        .chunks(188)
+        .enumerate()
+        .filter(|(_, p)| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == 0x101 && p[1] & 0x40 != 0)
+        .map(|(i, _)| i as u64 * 188)
+        .collect();
+    let mut damaged = Vec::new();
+    for l in out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("pes on pid 0x101 truncated"))
+    {
+        let at = offset(l);
+        damaged.push(at);
+        damaged.extend(audio_pes.iter().find(|&&o| o > at));
+    }
+    let adts: Vec<&str> = out.stderr.lines().filter(|l| l.contains("adts")).collect();
+    assert!(!adts.is_empty(), "{}", out.stderr);
+    for l in adts {
+        assert!(
+            l.contains("into the audio PES on pid 0x101") && damaged.contains(&offset(l)),
+            "{l}\nnot at a damaged audio PES or the next: {damaged:?}"
+        );
+    }
     assert!(!out.stdout.is_empty());
 }
 
-#[test]
-fn broken_flv_tag_size_is_reported_and_resynced() {
-    let clip = CLIPS[2];
-    let mut data = std::fs::read(clip.flv()).unwrap();
-    // Find a video tag header in the middle and corrupt its DataSize.
+/// Offsets of the tags of a well-formed FLV.
+fn flv_tag_offsets(data: &[u8]) -> Vec<usize> {
     let mut off = 13usize;
     let mut tags = Vec::new();
     while off + 11 <= data.len() {
@@ -430,6 +511,15 @@ fn broken_flv_tag_size_is_reported_and_resynced() {
         tags.push(off);
         off += 11 + size + 4;
     }
+    tags
+}
+
+#[test]
+fn broken_flv_tag_size_is_reported_and_resynced() {
+    let clip = CLIPS[2];
+    let mut data = std::fs::read(clip.flv()).unwrap();
+    // Find a video tag header in the middle and corrupt its DataSize.
+    let tags = flv_tag_offsets(&data);
     let victim = tags[tags.len() / 2];
     data[victim + 1] = 0xff;
     data[victim + 2] = 0xff;

@@ -1,5 +1,5 @@
-//! Headless Chromium over the DevTools pipe: opens a page and reads the frame count river's index
-//! page shows, for the hls.js playback tests.
+//! Headless Chromium over the DevTools pipe: opens a page and measures what its `<video>` really
+//! played (media clock, stalls, decoded video frames and audio, player errors).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -79,9 +79,100 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-/// Opens `url` in headless Chromium and polls the page's `#status` ("frames: N ...") until at
-/// least 10 frames were decoded or 90 s passed. Returns the last frame count and status text.
-pub fn frames_played(url: &str) -> (u64, String) {
+/// What a page's `<video>` did, sampled in the page every 50 ms by [`MONITOR`].
+#[derive(Debug, Default)]
+pub struct Playback {
+    /// Media time advanced since the first advance (s).
+    pub advanced: f64,
+    /// The longest wall time between two advances of the media clock after the first (s).
+    pub max_stall: f64,
+    /// `getVideoPlaybackQuality()`: frames decoded, and of those dropped.
+    pub video_frames: u64,
+    pub dropped_frames: u64,
+    /// Chromium's `webkitAudioDecodedByteCount`.
+    pub audio_bytes: u64,
+    /// hls.js errors, fatal or not, as the page records them (`window.riverErrors`).
+    pub errors: Vec<String>,
+    /// The page's `#status` text.
+    pub status: String,
+}
+
+/// Whether the content starts with a gap hls.js must seek over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StartGap {
+    /// Audio and video start together: no player error at all.
+    None,
+    /// The content's first picture comes after its first audio (the caller has checked this with
+    /// ffprobe). hls.js then seeks over the start gap once and reports it as a non-fatal error,
+    /// "bufferSeekOverHole: fragment loaded with buffer holes, seeking from 0 to T" (its gap
+    /// controller); exactly that one report, with T under half a second, is allowed.
+    Allowed,
+}
+
+impl Playback {
+    /// Real playback: the media clock advanced `secs`, no player error, no stall over 1 s, video
+    /// frames and audio decoded. `fps` is the source's frame rate: at least `secs * fps` frames.
+    pub fn assert_played(&self, secs: f64, fps: f64, gap: StartGap, what: &str) {
+        let start_gap = |e: &String| {
+            e.strip_prefix(
+                "mediaError bufferSeekOverHole: fragment loaded with buffer holes, seeking from 0 to ",
+            )
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|t| t < 0.5)
+        };
+        let errors_ok = match gap {
+            StartGap::None => self.errors.is_empty(),
+            StartGap::Allowed => {
+                self.errors.is_empty() || (self.errors.len() == 1 && start_gap(&self.errors[0]))
+            }
+        };
+        let ok = self.advanced >= secs
+            && errors_ok
+            && self.max_stall <= 1.0
+            && self.video_frames as f64 >= secs * fps
+            && self.audio_bytes > 0;
+        assert!(
+            ok,
+            "{what}: want {secs} s of media played, no error, no stall over 1 s, at least {} \
+             video frames and audio decoded; got {self:#?}",
+            secs * fps
+        );
+    }
+}
+
+/// Installed into the page once its `<video>` exists; samples the media clock every 50 ms.
+const MONITOR: &str = r#"(function () {
+  var v = document.querySelector('video');
+  if (!v) return null;
+  if (!window.__riverMon) {
+    var m = window.__riverMon = { first: null, last: null, lastAt: 0, maxStall: 0 };
+    setInterval(function () {
+      var t = v.currentTime, now = performance.now();
+      if (m.first === null) {
+        if (t > 0) { m.first = t; m.last = t; m.lastAt = now; }
+      } else if (t > m.last) {
+        m.maxStall = Math.max(m.maxStall, now - m.lastAt);
+        m.last = t; m.lastAt = now;
+      } else {
+        m.maxStall = Math.max(m.maxStall, now - m.lastAt);
+      }
+    }, 50);
+  }
+  var m = window.__riverMon, q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
+  return JSON.stringify({
+    advanced: m.first === null ? 0 : m.last - m.first,
+    maxStall: m.maxStall / 1000,
+    videoFrames: q.totalVideoFrames || 0,
+    dropped: q.droppedVideoFrames || 0,
+    audioBytes: v.webkitAudioDecodedByteCount || 0,
+    errors: window.riverErrors || [],
+    status: (document.getElementById('status') || {}).textContent || ''
+  });
+})()"#;
+
+/// Opens `url` in headless Chromium and samples its `<video>` until the media clock advanced
+/// `secs` (plus a second, so a stall at the end is seen too) or 90 s passed.
+pub fn play(url: &str, secs: f64) -> Playback {
     let bin = chromium();
     let profile = tmpdir().join(format!("chromium-profile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
@@ -165,26 +256,35 @@ pub fn frames_played(url: &str) -> (u64, String) {
         .as_str()
         .expect("sessionId")
         .to_string();
-    let expr = "(document.getElementById('status') || {}).textContent || ''";
-    let mut status = String::new();
-    let mut frames = 0u64;
+    let mut p = Playback::default();
     while Instant::now() < deadline {
         let r = cdp.call(
             Some(&session),
             "Runtime.evaluate",
-            serde_json::json!({"expression": expr, "returnByValue": true}),
+            serde_json::json!({"expression": MONITOR, "returnByValue": true}),
             deadline,
         );
-        status = r["result"]["value"].as_str().unwrap_or("").to_string();
-        frames = status
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("frames: "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        // A few frames past the first keyframe means hls.js fed MSE and the decoder ran.
-        if frames >= 10 {
-            break;
+        if let Some(text) = r["result"]["value"].as_str() {
+            let v: serde_json::Value = serde_json::from_str(text).expect("monitor JSON");
+            p = Playback {
+                advanced: v["advanced"].as_f64().unwrap_or(0.0),
+                max_stall: v["maxStall"].as_f64().unwrap_or(0.0),
+                video_frames: v["videoFrames"].as_u64().unwrap_or(0),
+                dropped_frames: v["dropped"].as_u64().unwrap_or(0),
+                audio_bytes: v["audioBytes"].as_u64().unwrap_or(0),
+                errors: v["errors"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| e.as_str().unwrap_or("?").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                status: v["status"].as_str().unwrap_or("").to_string(),
+            };
+            if p.advanced >= secs + 1.0 {
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -193,5 +293,5 @@ pub fn frames_played(url: &str) -> (u64, String) {
     wait_deadline(&mut child, Duration::from_secs(30), "chromium");
     let _ = reader.join();
     let _ = std::fs::remove_dir_all(&profile);
-    (frames, status)
+    p
 }
