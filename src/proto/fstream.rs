@@ -1,4 +1,4 @@
-//! The fstream handshake (seed 004): what a client sends before its media.
+//! The fstream handshake: what a client sends before its media (fstream.py's wire format).
 //!
 //! A client connects over TCP and sends `\n\n`, the payload length as a 4-byte big-endian unsigned
 //! integer, one 0x00 byte, then the UTF-8 payload, for example

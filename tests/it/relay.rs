@@ -2,159 +2,23 @@
 //! TCP clients (hostile handshakes, a watcher that never reads), ffmpeg/ffprobe as broadcaster and
 //! players over fstream and HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::hub::*;
 use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A running hub with a users dir (fier:123, ann:456); killed on drop.
-struct Hub {
-    child: Child,
-    fstream: String,
-    http: String,
-    log: Arc<Mutex<String>>,
-    _dir: PathBuf,
-}
-
-impl Hub {
-    fn start(extra: &[&str]) -> Hub {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = tmpdir().join(format!(
-            "relay-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        let users = dir.join("users");
-        std::fs::create_dir_all(&users).unwrap();
-        std::fs::write(users.join("fier.ini"), "[DEFAULT]\npassword=123\n").unwrap();
-        std::fs::write(users.join("ann.ini"), "[DEFAULT]\r\npassword = 456\r\n").unwrap();
-        std::fs::write(users.join("live.ini"), "[DEFAULT]\npassword=pushpw\n").unwrap();
-        let mut args = vec![
-            "-v",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--users",
-        ];
-        let u = users.to_string_lossy().to_string();
-        args.push(&u);
-        args.extend_from_slice(extra);
-        let mut child = Command::new(river("river-relay"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn river-relay serve");
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let l2 = log.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut addrs = (None, None);
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("river-relay: fstream listening on ") {
-                    addrs.0 = Some(a.to_string());
-                }
-                if let Some(a) = line.strip_prefix("river-relay: http listening on ") {
-                    addrs.1 = Some(a.to_string());
-                }
-                if let (Some(f), Some(h)) = &addrs {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send((f.clone(), h.clone()));
-                    }
-                }
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        let (fstream, http) = rx
-            .recv_timeout(WAIT)
-            .expect("river-relay serve did not print its addresses");
-        Hub {
-            child,
-            fstream,
-            http,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until the hub's log contains `needle`.
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(
-                start.elapsed() < WAIT,
-                "hub log never showed {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let (head, body) = http_get(&self.http, "/stats");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        serde_json::from_slice(&body).expect("stats JSON")
-    }
-
-    /// The hub's resident set size in KiB.
-    fn rss_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    }
-
-    /// The number of watchers currently attached to a channel.
-    fn watchers(&self, user: &str, channel: &str) -> usize {
-        let s = self.stats();
-        s["channels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["user"] == user && c["channel"] == channel)
-            .map(|c| {
-                c["watchers"].as_array().unwrap().len() + c["waiting"].as_u64().unwrap() as usize
-            })
-            .unwrap_or(0)
-    }
-
-    fn wait_watchers(&self, user: &str, channel: &str, n: usize) {
-        let start = Instant::now();
-        while self.watchers(user, channel) < n {
-            assert!(
-                start.elapsed() < WAIT,
-                "{n} watchers never joined {user}/{channel}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A hub with the users fier:123, live:pushpw and ann:456, whose file is written with CRLF line
+/// ends and spaces around `=`, as Windows editors leave it.
+fn start_hub(extra: &[&str]) -> Hub {
+    let hub = Hub::start_with(USERS, extra);
+    hub.write_user_file("ann", "[DEFAULT]\r\npassword = 456\r\n");
+    hub
 }
 
 /// One HTTP GET over a raw socket (close-delimited or Content-Length): (head, body).
@@ -286,7 +150,7 @@ fn clip1s() -> Clip {
 
 #[test]
 fn opaque_fan_out_is_byte_exact_to_20_watchers_then_eof() {
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let data = pattern(4 << 20, 7);
     let input = write_tmp("relay-fanout.bin", &data);
     let dir = tmpdir();
@@ -329,14 +193,14 @@ fn opaque_fan_out_is_byte_exact_to_20_watchers_then_eof() {
             data.len()
         );
     }
-    assert!(hub.log().contains("end of broadcast"));
+    assert!(hub.log.text().contains("end of broadcast"));
 }
 
 #[test]
 fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded() {
     // A 32 MiB queue gives the reading watcher (a debug build, on a busy 2-core machine) a second
     // of slack at the paced rate; the stuck one overflows it after a second either way.
-    let hub = Hub::start(&["--queue-bytes", "32MiB", "--queue-time", "30s"]);
+    let hub = start_hub(&["--queue-bytes", "32MiB", "--queue-time", "30s"]);
     // The stuck watcher: handshake, then never read.
     let mut stuck = TcpStream::connect(&hub.fstream).unwrap();
     stuck
@@ -421,11 +285,15 @@ fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded(
         n,
         total,
         "the reading watcher got everything; hub log:\n{}",
-        hub.log()
+        hub.log.text()
     );
     assert!(ok, "the reading watcher's bytes are exact");
     // Opaque content: the stuck watcher overflowed its queue and was disconnected.
-    assert!(hub.log().contains("slow watcher"), "{}", hub.log());
+    assert!(
+        hub.log.text().contains("slow watcher"),
+        "{}",
+        hub.log.text()
+    );
     // One 32 MiB queue (shared Bytes) + socket buffers + the process itself: far below the
     // 256 MiB that flowed.
     assert!(max_rss < 80 * 1024, "hub RSS reached {max_rss} KiB");
@@ -435,7 +303,7 @@ fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded(
 
 #[test]
 fn auth_refusals_close_without_data() {
-    let hub = Hub::start(&["--wait-timeout", "20s"]);
+    let hub = start_hub(&["--wait-timeout", "20s"]);
     let data = pattern(100_000, 9);
     let input = write_tmp("relay-auth.bin", &data);
     // Wrong user password and unknown user: the broadcaster fails, nothing reaches the channel.
@@ -446,7 +314,8 @@ fn auth_refusals_close_without_data() {
         assert!(!st.success(), "{user}/{pw} accepted");
         assert!(err.contains("closed the connection"), "{err}");
     }
-    hub.wait_log("wrong user password or unknown user \"nobody\"");
+    hub.log
+        .wait_for("wrong user password or unknown user \"nobody\"", "the hub");
     // The raw view: a refused broadcaster is sent nothing.
     let got = raw_exchange(
         &hub.fstream,
@@ -460,7 +329,7 @@ fn auth_refusals_close_without_data() {
     ))
     .unwrap();
     live.write_all(&pattern(1000, 1)).unwrap();
-    hub.wait_log("broadcasting ann/c");
+    hub.log.wait_for("broadcasting ann/c", "the hub");
     let got = raw_exchange(
         &hub.fstream,
         &handshake("watch,user=ann,channel=c,channel-password=wrong"),
@@ -468,7 +337,8 @@ fn auth_refusals_close_without_data() {
     assert!(got.is_empty());
     let got = raw_exchange(&hub.fstream, &handshake("watch,user=ann,channel=c"));
     assert!(got.is_empty());
-    hub.wait_log("watcher of ann/c: wrong channel password");
+    hub.log
+        .wait_for("watcher of ann/c: wrong channel password", "the hub");
     // The right password gets data.
     let mut ok = TcpStream::connect(&hub.fstream).unwrap();
     ok.write_all(&handshake("watch,user=ann,channel=c,channel-password=pw"))
@@ -523,11 +393,12 @@ fn auth_refusals_close_without_data() {
     let st = wait_deadline(&mut w, WAIT, "dropped waiting watcher");
     assert!(!st.success());
     assert!(std::fs::read(&out).unwrap().is_empty());
-    hub.wait_log("the broadcaster set another channel password");
+    hub.log
+        .wait_for("the broadcaster set another channel password", "the hub");
     let st = wait_deadline(&mut b, WAIT, "broadcaster");
     assert!(st.success(), "{}", stderr_of(&mut b));
     // Users are re-read: a new user file takes effect without a restart.
-    let users = Path::new(&hub._dir).join("users");
+    let users = hub.users_dir().to_path_buf();
     std::fs::write(users.join("newbie.ini"), "[DEFAULT]\npassword=fresh\n").unwrap();
     let mut b = broadcast_file(&hub, "newbie", "fresh", "x", &input);
     let st = wait_deadline(&mut b, WAIT, "new user");
@@ -536,7 +407,7 @@ fn auth_refusals_close_without_data() {
 
 #[test]
 fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let mut huge = b"\n\n".to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     huge.push(0);
@@ -555,7 +426,7 @@ fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
         let got = raw_exchange(&hub.fstream, bytes);
         assert!(got.is_empty(), "{what}: got {} bytes", got.len());
     }
-    hub.wait_log("bad fstream handshake");
+    hub.log.wait_for("bad fstream handshake", "the hub");
     // HTTP: garbage → 400, oversized head → 431, unknown path → 404, opaque as .flv → 415.
     let (head, _) = http_raw(&hub.http, b"\x01\x02garbage\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
@@ -577,7 +448,7 @@ fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
     ))
     .unwrap();
     live.write_all(&pattern(4000, 8)).unwrap();
-    hub.wait_log("unknown (opaque) content");
+    hub.log.wait_for("unknown (opaque) content", "the hub");
     let (head, _) = http_get(&hub.http, "/fier/op.flv");
     assert!(head.starts_with("HTTP/1.1 415"), "{head}");
     // The hub still works.
@@ -589,7 +460,7 @@ fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
 /// HTTP, and checks each decodes.
 fn through_the_hub(fmt: &str) {
     require("ffmpeg");
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let clip = clip1s();
     let src = clip.flv();
     let dir = tmpdir();
@@ -661,7 +532,10 @@ fn through_the_hub(fmt: &str) {
     );
     assert_decodes_cleanly(&w_fs);
     // /stats saw the broadcast.
-    assert!(hub.log().contains(&format!("broadcasting fier/{chan}")));
+    assert!(hub
+        .log
+        .text()
+        .contains(&format!("broadcasting fier/{chan}")));
 }
 
 #[test]
@@ -677,7 +551,7 @@ fn ffmpeg_ts_through_broadcast_to_fstream_and_http_watchers() {
 #[test]
 fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
     require("ffmpeg");
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let src = clip1s().flv();
     // `river-relay watch | ffprobe -`, as a user types it.
     let cmd = format!(
@@ -715,7 +589,8 @@ fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
     assert!(st.success(), "{}", stderr_of(&mut probe));
     assert!(out.contains("stream,h264,75"), "{out}");
     assert!(out.contains("stream,aac,"), "{out}");
-    hub.wait_log("HTTP push to live/stream1 complete");
+    hub.log
+        .wait_for("HTTP push to live/stream1 complete", "the hub");
     // A push with the wrong password is refused with 403.
     let (head, _) = http_raw(
         &hub.http,
@@ -728,7 +603,7 @@ fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
 /// watcher 5.5 s in (mid-GOP) and reads to the end. Returns the time to the first 13 bytes, the
 /// first video packet's pts, and the received file.
 fn late_join(hub_args: &[&str], name: &str) -> (Duration, f64, PathBuf) {
-    let hub = Hub::start(hub_args);
+    let hub = start_hub(hub_args);
     let src = clip4s().flv();
     let cmd = format!(
         "ffmpeg -nostdin -v error -re -i '{}' -c copy -f flv - | '{}' broadcast {} --user fier --password 123 --channel late",
@@ -741,7 +616,8 @@ fn late_join(hub_args: &[&str], name: &str) -> (Duration, f64, PathBuf) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    hub.wait_log("channel fier/late: FLV content");
+    hub.log
+        .wait_for("channel fier/late: FLV content", "the hub");
     // Join in the middle of the second GOP (4 s .. 8 s of media).
     std::thread::sleep(Duration::from_millis(5500));
     let joined = Instant::now();
@@ -803,7 +679,7 @@ fn late_joiner_on_a_4s_gop_starts_at_once_on_the_cached_keyframe() {
 
 #[test]
 fn second_broadcaster_takes_over_and_watchers_continue() {
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let out = tmpdir().join("relay-takeover.out");
     let mut w = watch_to_file(&hub, "fier", "tk", &[], &out);
     hub.wait_watchers("fier", "tk", 1);
@@ -841,12 +717,12 @@ fn second_broadcaster_takes_over_and_watchers_continue() {
         got.len(),
         want.len()
     );
-    hub.wait_log("takes over channel fier/tk");
+    hub.log.wait_for("takes over channel fier/tk", "the hub");
 }
 
 #[test]
 fn stats_json_and_prometheus() {
-    let hub = Hub::start(&[]);
+    let hub = start_hub(&[]);
     let mut live = TcpStream::connect(&hub.fstream).unwrap();
     live.write_all(&handshake(
         "broadcast,user=fier,user-password=123,channel=st",
@@ -913,7 +789,7 @@ fn usage_errors() {
 
 #[test]
 fn serve_stops_on_sigterm_and_watchers_get_eof() {
-    let mut hub = Hub::start(&[]);
+    let mut hub = start_hub(&[]);
     let mut live = TcpStream::connect(&hub.fstream).unwrap();
     live.write_all(&handshake(
         "broadcast,user=fier,user-password=123,channel=sig",
@@ -930,11 +806,11 @@ fn serve_stops_on_sigterm_and_watchers_get_eof() {
     w.read_exact(&mut got).unwrap();
     assert!(got == data);
     let st = Command::new("kill")
-        .args(["-TERM", &hub.child.id().to_string()])
+        .args(["-TERM", &hub.pid().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
-    let st = wait_deadline(&mut hub.child, WAIT, "hub after SIGTERM");
+    let st = hub.wait_exit(WAIT);
     assert_eq!(st.code(), Some(0));
     // The watcher gets EOF (not a reset, not silence).
     let mut rest = Vec::new();

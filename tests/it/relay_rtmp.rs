@@ -1,115 +1,15 @@
 //! river-relay serve --rtmp against real ffmpeg on 127.0.0.1: RTMP publish played over RTMP,
 //! http-flv and fstream; an fstream TS broadcast played over RTMP; late joiners; refusals.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::hub::*;
 use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A running hub (fstream, HTTP and RTMP on port 0) with user fier:123; killed on drop.
-struct Hub {
-    child: Child,
-    fstream: String,
-    http: String,
-    rtmp: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Hub {
-    fn start() -> Hub {
-        require("ffmpeg");
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = tmpdir().join(format!(
-            "relay-rtmp-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        let users = dir.join("users");
-        std::fs::create_dir_all(&users).unwrap();
-        std::fs::write(users.join("fier.ini"), "[DEFAULT]\npassword=123\n").unwrap();
-        let u = users.to_string_lossy().to_string();
-        let mut child = Command::new(river("river-relay"))
-            .args([
-                "-v",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--rtmp",
-                "127.0.0.1:0",
-                "--users",
-                &u,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn river-relay serve");
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let l2 = log.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut a: [Option<String>; 3] = [None, None, None];
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                for (i, p) in ["fstream", "http", "rtmp"].iter().enumerate() {
-                    if let Some(x) = line.strip_prefix(&format!("river-relay: {p} listening on ")) {
-                        a[i] = Some(x.to_string());
-                    }
-                }
-                if let [Some(f), Some(h), Some(r)] = &a {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send((f.clone(), h.clone(), r.clone()));
-                    }
-                }
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        let (fstream, http, rtmp) = rx
-            .recv_timeout(WAIT)
-            .expect("river-relay serve did not print its addresses");
-        Hub {
-            child,
-            fstream,
-            http,
-            rtmp,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            assert!(
-                start.elapsed() < WAIT,
-                "hub log never showed {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn stderr_of(c: &mut Child) -> String {
     let mut s = String::new();
@@ -165,14 +65,17 @@ fn check_played(out: &Path, min_video: u64) {
 
 #[test]
 fn rtmp_publish_played_over_rtmp_http_flv_and_fstream_with_a_late_joiner() {
-    let hub = Hub::start();
+    let hub = {
+        require("ffmpeg");
+        Hub::start(USERS)
+    };
     let src = clip4s().flv();
     let dir = tmpdir();
     let s = src.to_string_lossy().to_string();
     let publish = format!("rtmp://{}/fier/cam?user-password=123", hub.rtmp);
     let mut p = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &publish]);
-    hub.wait_log("broadcasting fier/cam");
-    hub.wait_log("channel fier/cam: FLV content");
+    hub.log.wait_for("broadcasting fier/cam", "the hub");
+    hub.log.wait_for("channel fier/cam: FLV content", "the hub");
     let play = format!("rtmp://{}/fier/cam", hub.rtmp);
     let o_rtmp = dir.join("relay-rtmp-play.flv");
     let o_http = dir.join("relay-rtmp-http.flv");
@@ -216,13 +119,16 @@ fn rtmp_publish_played_over_rtmp_http_flv_and_fstream_with_a_late_joiner() {
     check_played(&o_late, 25);
     check_played(&o_ts, 50);
     check_played(&o_fs, 200);
-    let log = hub.log();
+    let log = hub.log.text();
     assert!(log.contains("channel fier/cam: end of broadcast"), "{log}");
 }
 
 #[test]
 fn fstream_ts_broadcast_played_over_rtmp() {
-    let hub = Hub::start();
+    let hub = {
+        require("ffmpeg");
+        Hub::start(USERS)
+    };
     let clip = Clip {
         width: 320,
         height: 240,
@@ -239,7 +145,8 @@ fn fstream_ts_broadcast_played_over_rtmp() {
     let o = out.to_string_lossy().to_string();
     // The player comes first and waits for the channel.
     let mut r = ffmpeg_bg(&["-i", &play, "-c", "copy", "-f", "flv", &o]);
-    hub.wait_log("watching fier/ts (waiting for it to go live)");
+    hub.log
+        .wait_for("watching fier/ts (waiting for it to go live)", "the hub");
     let s = src.to_string_lossy().to_string();
     let cmd = format!(
         "ffmpeg -nostdin -v error -re -i '{s}' -c copy -f mpegts - | '{}' broadcast {} --user fier --password 123 --channel ts",
@@ -268,7 +175,10 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn wrong_user_and_channel_passwords_are_refused_with_a_clear_error() {
-    let hub = Hub::start();
+    let hub = {
+        require("ffmpeg");
+        Hub::start(USERS)
+    };
     let src: PathBuf = Clip {
         width: 160,
         height: 120,
@@ -283,14 +193,18 @@ fn wrong_user_and_channel_passwords_are_refused_with_a_clear_error() {
     let bad = format!("rtmp://{}/fier/cam?user-password=nope", hub.rtmp);
     let err = refused(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &bad]);
     assert!(err.contains("wrong user password"), "{err}");
-    hub.wait_log("refused: RTMP broadcaster for fier/cam: wrong user password");
+    hub.log.wait_for(
+        "refused: RTMP broadcaster for fier/cam: wrong user password",
+        "the hub",
+    );
     // Password on the connect URL (app query), channel password set by the publisher.
     let good = format!(
         "rtmp://{}/fier?user-password=123/cam?password=chpw",
         hub.rtmp
     );
     let mut p = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &good]);
-    hub.wait_log("broadcasting fier/cam (channel password set)");
+    hub.log
+        .wait_for("broadcasting fier/cam (channel password set)", "the hub");
     let play_bad = format!("rtmp://{}/fier/cam?password=wrong", hub.rtmp);
     let err = refused(&["-i", &play_bad, "-c", "copy", "-t", "1", "-f", "null", "-"]);
     assert!(err.contains("wrong channel password"), "{err}");
@@ -300,7 +214,7 @@ fn wrong_user_and_channel_passwords_are_refused_with_a_clear_error() {
     assert!(st.success(), "{}", stderr_of(&mut ok));
     p.kill().ok();
     p.wait().ok();
-    let log = hub.log();
+    let log = hub.log.text();
     assert!(
         log.contains("127.0.0.1:")
             && log.contains("refused: watcher of fier/cam: wrong channel password"),

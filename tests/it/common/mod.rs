@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod hub;
 pub mod rtsp;
 
 use std::io::{Read, Write};
@@ -78,6 +79,45 @@ pub fn wait_deadline(child: &mut Child, deadline: Duration, what: &str) -> ExitS
             panic!("{what}: did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits (with a deadline) for a child from `rtsp::spawn_quiet`; panics with its stderr if it failed.
+/// Returns its stderr.
+pub fn finish(mut c: Child, what: &str) -> String {
+    let st = wait_deadline(&mut c, hub::WAIT * 2, what);
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    assert!(st.success(), "{what} failed ({st}): {err}");
+    err
+}
+
+/// [`finish`], with `log` (the hub's) in the panic message when the child failed.
+pub fn finish_or_show(mut c: Child, what: &str, log: &hub::Log) -> String {
+    let st = wait_deadline(&mut c, hub::WAIT * 2, what);
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    assert!(
+        st.success(),
+        "{what} failed ({st}): {err}\nhub log:\n{}",
+        log.text()
+    );
+    err
+}
+
+/// Polls `done` every 10 ms until it holds; panics naming `what` after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

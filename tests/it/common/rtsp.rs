@@ -1,19 +1,12 @@
-//! Shared harnesses for the RTSP integration tests: a `river-relay serve` hub with every front on
-//! 127.0.0.1:0, the gst-rtsp-server stand-in camera (tests/fixtures/rtsp/server.py), and the
-//! players (ffmpeg, gst-launch-1.0). Every wait has a deadline; a missing peer fails with an
-//! install hint.
+//! Shared harnesses for the RTSP integration tests: the gst-rtsp-server stand-in camera
+//! (tests/fixtures/rtsp/server.py) and the players (ffmpeg, gst-launch-1.0); the hub is
+//! [`super::hub::Hub`]. Every wait has a deadline; a missing peer fails with an install hint.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use super::{river, tmpdir, wait_deadline};
-
-/// How long a peer may take to answer on a loaded 2-core machine.
-pub const WAIT: Duration = Duration::from_secs(30);
+use super::wait_deadline;
 
 pub const CAMERA_HINT: &str =
     "the RTSP tests need gst-rtsp-server with python3-gi, run by /usr/bin/python3: \
@@ -24,126 +17,7 @@ gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gst
 pub const GST_HINT: &str = "gst-launch-1.0 is required: apt-get install -y gstreamer1.0-tools \
 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav (or run .ci/run)";
 
-/// A unique directory under the test temp dir.
-pub fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = tmpdir().join(format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Collects a child's stderr lines in the background.
-#[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    pub fn follow(child: &mut Child) -> Log {
-        let log = Log::default();
-        let l = log.clone();
-        let err = child.stderr.take().expect("stderr piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                l.0.lock().unwrap().push(line);
-            }
-        });
-        log
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-
-    pub fn text(&self) -> String {
-        self.lines().join("\n")
-    }
-
-    /// Waits for a line containing `needle` and returns it.
-    pub fn wait_for(&self, needle: &str, what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{what} never logged {needle:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn count(&self, needle: &str) -> usize {
-        self.lines().iter().filter(|l| l.contains(needle)).count()
-    }
-}
-
-/// A running `river-relay serve` with fstream, HTTP and RTSP fronts on 127.0.0.1:0 and the users
-/// given as (name, password); killed on drop.
-pub struct Hub {
-    child: Child,
-    pub fstream: String,
-    pub http: String,
-    pub rtsp: String,
-    pub log: Log,
-}
-
-impl Hub {
-    pub fn start(users: &[(&str, &str)]) -> Hub {
-        Hub::start_with(users, &[])
-    }
-
-    /// [`Hub::start`] with more `serve` options.
-    pub fn start_with(users: &[(&str, &str)], extra: &[&str]) -> Hub {
-        let dir = scratch("rtsp-hub").join("users");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (u, p) in users {
-            std::fs::write(
-                dir.join(format!("{u}.ini")),
-                format!("[DEFAULT]\npassword={p}\n"),
-            )
-            .unwrap();
-        }
-        let mut child = Command::new(river("river-relay"))
-            .args(["-v", "serve", "--listen", "127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0", "--rtsp", "127.0.0.1:0", "--users"])
-            .arg(&dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn river-relay serve");
-        let log = Log::follow(&mut child);
-        let addr = |what: &str| {
-            let prefix = format!("river-relay: {what} listening on ");
-            log.wait_for(&prefix, "river-relay serve")
-                .split_once(&prefix)
-                .unwrap()
-                .1
-                .to_string()
-        };
-        let (fstream, http, rtsp) = (addr("fstream"), addr("http"), addr("rtsp"));
-        Hub {
-            child,
-            fstream,
-            http,
-            rtsp,
-            log,
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use super::hub::{scratch, Hub, Log, WAIT};
 
 fn server_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rtsp/server.py")
@@ -214,18 +88,6 @@ pub fn spawn_quiet(program: &str, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
-/// Waits (with a deadline) for a child from [`spawn_quiet`]; panics with its stderr if it failed.
-/// Returns its stderr.
-pub fn finish(mut c: Child, what: &str) -> String {
-    let st = wait_deadline(&mut c, WAIT * 2, what);
-    let mut err = String::new();
-    if let Some(mut e) = c.stderr.take() {
-        e.read_to_string(&mut err).unwrap();
-    }
-    assert!(st.success(), "{what} failed ({st}): {err}");
-    err
-}
-
 /// gst-launch-1.0's end: like [`finish_or_show`], but an exit whose only errors are rtspsrc
 /// failing to send its PAUSE/TEARDOWN after the end of the stream ("Could not send message.
 /// (Received end-of-file)": the connection was already closed) is accepted with a note on
@@ -254,21 +116,6 @@ pub fn finish_gst(mut c: Child, what: &str, log: &Log) -> String {
     );
     eprintln!("{what}: connection closed before its PAUSE/TEARDOWN after the end: {err}");
     err.split("ERROR: ").next().unwrap_or("").to_string()
-}
-
-/// [`finish`], with `log` (the hub's) in the panic message when the child failed.
-pub fn finish_or_show(mut c: Child, what: &str, log: &Log) -> String {
-    let st = wait_deadline(&mut c, WAIT * 2, what);
-    let mut err = String::new();
-    if let Some(mut e) = c.stderr.take() {
-        e.read_to_string(&mut err).unwrap();
-    }
-    assert!(
-        st.success(),
-        "{what} failed ({st}): {err}\nhub log:\n{}",
-        log.text()
-    );
-    err
 }
 
 /// `ffmpeg -rtsp_transport tcp -i URL -c copy` for `secs` seconds into `out` as `format`.
