@@ -112,6 +112,9 @@ mod tests {
         assert!(p.contains(r#"<pre id="status">frames: 0</pre>"#));
         assert!(p.contains(r#"<script src="/hls.min.js"></script>"#));
         assert!(!p.contains("{SRC}") && !p.contains("{TITLE}"));
+        // Every hls.js error is recorded for players and tests, fatal or not.
+        assert!(p.contains("var errors = window.riverErrors = [];"));
+        assert!(p.contains("errors.push(d.type + \" \" + d.details"));
     }
 
     #[test]
