@@ -96,6 +96,7 @@ impl ExecChild {
 
     /// Closes stdin, waits a little, then SIGTERM, then (only if ignored) SIGKILL; always reaps.
     fn end(mut self) {
+        self.flv.end();
         self.flush();
         drop(self.stdin.take());
         let pid = self.child.id() as libc::pid_t;
@@ -368,6 +369,13 @@ fn end_active(sh: &Shared, active: &mut Option<Active>) {
         Sink::Stdout => {
             {
                 let mut flv = sh.stdout.lock().unwrap_or_else(|e| e.into_inner());
+                flv.end();
+                if flv.dropped_at_splice > 0 {
+                    log::warn!(
+                        "{} frame(s) of this publish dropped: a track came back late, at timestamps that overlap the previous publish",
+                        flv.dropped_at_splice
+                    );
+                }
                 sh.write_stdout(&mut flv);
             }
             let mut st = sh.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -378,43 +378,6 @@ pub fn probe_packets(path: &Path) -> Vec<Packet> {
         .collect()
 }
 
-/// Decoding `path`'s video and audio to raw outputs (muxers that check no timestamps) must
-/// print nothing under `ffmpeg -v error`: decoding errors only, not the null muxer's complaints
-/// about frame times that round to one tick.
-pub fn assert_decodes_without_errors(path: &Path) {
-    require("ffmpeg");
-    let p = path.to_string_lossy().to_string();
-    let out = run(
-        Path::new("ffmpeg"),
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            &p,
-            "-map",
-            "0:v?",
-            "-f",
-            "rawvideo",
-            "-y",
-            "/dev/null",
-            "-map",
-            "0:a?",
-            "-f",
-            "s16le",
-            "-y",
-            "/dev/null",
-        ],
-        b"",
-    );
-    assert!(
-        out.status.success() && out.stderr.trim().is_empty(),
-        "ffmpeg reported errors decoding {}:\n{}",
-        path.display(),
-        out.stderr
-    );
-}
-
 /// `ffmpeg -v error -i FILE -f null -` must print nothing.
 pub fn assert_decodes_cleanly(path: &Path) {
     require("ffmpeg");
