@@ -16,12 +16,19 @@ const PLAY_SECS: u32 = 5;
 /// The camera's frame rate.
 const CAM_FPS: u32 = 30;
 
-/// `ffmpeg -v error` decode of `path`'s video: must print nothing. Returns ffprobe's packet count
-/// per stream (video, audio; one video packet is one frame). The decode goes to a muxer without
-/// timestamp checks: the chain carries FLV's millisecond timestamps (river-rtsp-pull --format
-/// flv), so 30 fps frame times jitter by 1 ms, which ffmpeg's null muxer, rounding to 1/30 s,
-/// reports as non-monotonic DTS now and then (seen in 2 of 6 runs under load); those are not
-/// decoding errors.
+/// The camera's AAC frame: 1024 samples at 48 kHz (tests/fixtures/rtsp/server.py).
+const CAM_AAC_FRAME: f64 = 1024.0 / 48_000.0;
+
+/// `ffmpeg -v error` decode of `path`, video and audio (the shared helper): must print nothing.
+/// Returns ffprobe's packet count per stream (video, audio; one video packet is one frame).
+/// Frame times are checked by [`assert_camera_frame_times`], not by ffmpeg's null muxer: that
+/// muxer rounds each frame time to 1/30 s counted from the recording's start, so millisecond
+/// times (FLV) whose frames sit half a period off that start round two frames 33 ms apart onto
+/// one tick. Evidence: a recording whose first audio packet (its start) is 17 ms after the
+/// keyframe has frames 33 ms apart at 1.50 and 2.49 periods, which that muxer reports as "non
+/// monotonically increasing dts to muxer in stream 0: 2 >= 2", while no stage of the chain had
+/// two frames closer than 33 ms; an FLV written by ffmpeg itself with its video 50 ms after its
+/// audio gives the same message.
 fn decode_check(path: &Path, what: &str) -> (u64, u64) {
     assert_decodes_without_errors(path);
     let s = probe_streams(path);
@@ -40,6 +47,50 @@ fn decode_check(path: &Path, what: &str) -> (u64, u64) {
         path.display()
     );
     (v, a)
+}
+
+/// An ffmpeg player's recording keeps the camera's frame times: each step between video frames
+/// is one frame period and each step between audio frames one AAC frame, within 1 ms plus two
+/// ticks of the track's RTP clock.
+/// - 1 ms: the chain carries FLV (`river-rtsp-pull --format flv`), whose times are whole
+///   milliseconds, each within 0.5 ms. Measured stage by stage: the camera's RTP steps 3000 and
+///   1024 exactly; river-rtsp-pull's FLV 33/34 ms and 21/22 ms; the hub's RTP to the players
+///   2970/3060 (90 kHz) and 1008/1056 (48 kHz).
+/// - Two ticks: ffmpeg's RTSP demuxer maps RTP times through each sender report and rounds
+///   (recorded video steps of 2969 and 3061 where the hub sent 2970 and 3060).
+///
+/// The first video step is not checked: ffmpeg 5.1's RTSP demuxer gives the first access unit no
+/// PTS (ffprobe of the hub's RTSP: the keyframe's PTS `N/A`, the next frame's 2970, while the
+/// keyframe's RTP timestamp is 2970 before the next one's), so `-c copy` stamps the keyframe with
+/// the recording's start (the first audio packet's time when audio comes first), anywhere up to a
+/// period from its true time.
+fn assert_camera_frame_times(path: &Path, what: &str) {
+    let packets = probe_packets(path);
+    for (kind, period, tick, first) in [
+        ("video", 1.0 / CAM_FPS as f64, 1.0 / 90_000.0, 1),
+        ("audio", CAM_AAC_FRAME, 1.0 / 48_000.0, 0),
+    ] {
+        // ffprobe prints times to the microsecond: 1 µs more per step.
+        let tol = 0.001 + 2.0 * tick + 1e-6;
+        let t: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.dts)
+            .collect();
+        assert!(t.len() > first + 1, "{what}: {} {kind} packets", t.len());
+        for (i, w) in t.windows(2).enumerate().skip(first) {
+            let step = w[1] - w[0];
+            assert!(
+                (step - period).abs() <= tol,
+                "{what}: {kind} packet {} is {:.3} ms after the one before, not {:.3} ms (±{:.3}): {}",
+                i + 1,
+                step * 1e3,
+                period * 1e3,
+                tol * 1e3,
+                path.display()
+            );
+        }
+    }
 }
 
 /// Seconds of audio in a WAV file (from its header and size).
@@ -152,6 +203,7 @@ fn camera_is_pulled_once_and_served_to_three_rtsp_players() {
             pk.iter().find(|p| p.kind == "video").unwrap().key,
             "{what}: starts on a keyframe"
         );
+        assert_camera_frame_times(p, what);
     }
     // GStreamer: decoded frames to Y4M, samples to WAV; it played until the broadcast ended.
     for bad in ["ERROR", "WARNING"] {
@@ -208,34 +260,6 @@ fn frame_pts(path: &Path) -> Vec<f64> {
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect()
-}
-
-/// `ffmpeg -v error` decode of `path` to raw video (a muxer without timestamps, so only decoding
-/// errors print): must print nothing.
-fn assert_decodes_without_errors(path: &Path) {
-    let out = run(
-        Path::new("ffmpeg"),
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            &path.to_string_lossy(),
-            "-map",
-            "0:v",
-            "-f",
-            "rawvideo",
-            "-y",
-            "/dev/null",
-        ],
-        b"",
-    );
-    assert!(
-        out.status.success() && out.stderr.trim().is_empty(),
-        "ffmpeg decoding {}: {}",
-        path.display(),
-        out.stderr
-    );
 }
 
 /// Decoded frames come out in presentation order: from `settle` seconds after the first frame

@@ -378,6 +378,40 @@ pub fn probe_packets(path: &Path) -> Vec<Packet> {
         .collect()
 }
 
+/// Decoding `path`'s video and audio to raw outputs (muxers that check no timestamps) must
+/// print nothing under `ffmpeg -v error`: decoding errors only, not the null muxer's complaints
+/// about frame times that round to one tick. One output per kind of stream the file has (ffmpeg
+/// fails an output that maps no stream: "Output file #1 does not contain any stream").
+pub fn assert_decodes_without_errors(path: &Path) {
+    require("ffmpeg");
+    let p = path.to_string_lossy().to_string();
+    let streams = ffprobe_json(path, &["-show_entries", "stream=codec_type"]);
+    let has = |kind: &str| {
+        streams["streams"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["codec_type"] == kind))
+    };
+    let mut args = vec!["-nostdin", "-v", "error", "-i", &p];
+    if has("video") {
+        args.extend_from_slice(&["-map", "0:v", "-f", "rawvideo", "-y", "/dev/null"]);
+    }
+    if has("audio") {
+        args.extend_from_slice(&["-map", "0:a", "-f", "s16le", "-y", "/dev/null"]);
+    }
+    assert!(
+        has("video") || has("audio"),
+        "{}: no video or audio stream",
+        path.display()
+    );
+    let out = run(Path::new("ffmpeg"), &args, b"");
+    assert!(
+        out.status.success() && out.stderr.trim().is_empty(),
+        "ffmpeg reported errors decoding {}:\n{}",
+        path.display(),
+        out.stderr
+    );
+}
+
 /// `ffmpeg -v error -i FILE -f null -` must print nothing.
 pub fn assert_decodes_cleanly(path: &Path) {
     require("ffmpeg");
