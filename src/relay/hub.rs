@@ -2190,6 +2190,12 @@ impl Hub {
                         continue;
                     };
                     let join = rv.cache.join();
+                    // Sender reports first, for the packets it starts with (see
+                    // `join_sender_reports`), so the player syncs audio and video from the start.
+                    let srs = rv.view.join_sender_reports(
+                        join.chunks.iter().map(|c| &c.data[..]),
+                        std::time::SystemTime::now(),
+                    );
                     let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
                     rv.watchers.push(idx);
                     let mut udp_dest = Vec::new();
@@ -2204,8 +2210,6 @@ impl Hub {
                             ));
                         }
                     }
-                    // Sender reports first, so the player syncs audio and video from the start.
-                    let srs = rv.view.sender_reports(std::time::SystemTime::now());
                     if udp_dest.is_empty() {
                         for sr in srs {
                             out.extend_from_slice(&sr);

@@ -152,7 +152,8 @@ fn serve(mut sock: TcpStream, channel: Arc<Mutex<Channel>>) {
             host.play = false;
             let (v, packets) = host.view.as_ref().unwrap();
             let mut all = Vec::new();
-            for sr in v.sender_reports(SystemTime::now()) {
+            for sr in v.join_sender_reports(packets.iter().map(|p| &p.data[..]), SystemTime::now())
+            {
                 all.extend_from_slice(&sr);
             }
             for p in packets {

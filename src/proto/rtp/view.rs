@@ -8,9 +8,10 @@
 //! without the 4-byte prefix. Each [`ViewPacket`] says whether it starts a video keyframe, so a
 //! GOP cache can start late joiners on one and a slow player can skip to the next.
 //!
-//! Sender reports map the stream's media time to the wall clock at which frames reached the view:
-//! one per track every [`SR_INTERVAL`], and [`RtpView::sender_reports`] on demand (a new player
-//! gets them first, so it can sync audio and video from the first packet).
+//! Sender reports map the stream's media time to the wall clock at which frames reached the view,
+//! one mapping for every track (the same NTP time is the same media time on all of them): one per
+//! track every [`SR_INTERVAL`], and [`RtpView::join_sender_reports`] for a new player, sent before
+//! its first packet so it can sync audio and video from the start.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -300,29 +301,77 @@ impl RtpView {
 
     /// One interleaved RTCP sender report (with SDES) per track, for the current wall time.
     pub fn sender_reports(&self, wall: SystemTime) -> Vec<Bytes> {
-        self.rtcp_frames(wall, false)
+        let at = self.media_at(wall).map(|m| (wall, m));
+        self.rtcp_frames(at, false)
+    }
+
+    /// The sender reports for a player whose first packets are `packets` (the GOP cache it joins
+    /// at): the mapping at the media time of the latest track's first packet, with the wall time
+    /// the view's mapping gives that instant (`wall` when no packet is known).
+    ///
+    /// A receiver checks an SR against the RTP times it has seen of that track: GStreamer's
+    /// rtpjitterbuffer holds an SR that arrives before any packet until the first one, then drops
+    /// it when its RTP time is before that packet's ("older than base time") or more than
+    /// `max-rtcp-rtp-time-diff` (1 s) after it ("too far ahead"); its rtpbin then syncs the
+    /// tracks only at the next SR, moving one of them in mid-stream by the difference between
+    /// the tracks' first packets. An SR at the live edge is a cached GOP's age after its first
+    /// packets, so one at the latest first packet's time is taken instead: at or after every
+    /// track's first packet, and as close to it as the tracks' first packets are to each other.
+    pub fn join_sender_reports<'a>(
+        &self,
+        packets: impl IntoIterator<Item = &'a [u8]>,
+        wall: SystemTime,
+    ) -> Vec<Bytes> {
+        let latest = self.first_media(packets).into_iter().flatten().max();
+        let at = match latest {
+            Some(m) => self.wall_at(m).map(|w| (w, m)),
+            None => self.media_at(wall).map(|m| (wall, m)),
+        };
+        self.rtcp_frames(at, false)
     }
 
     /// One interleaved RTCP packet per track saying the broadcast is over: a compound sender
     /// report and BYE (RFC 3550 6.1: compound packets start with a report; ffmpeg ignores RTCP
     /// packets shorter than 12 bytes, so a lone BYE would not end its reading).
     pub fn byes(&self, wall: SystemTime) -> Vec<Bytes> {
-        self.rtcp_frames(wall, true)
+        let at = self.media_at(wall).map(|m| (wall, m));
+        self.rtcp_frames(at, true)
     }
 
-    fn rtcp_frames(&self, wall: SystemTime, bye: bool) -> Vec<Bytes> {
-        let media = self.anchor.map(|(pts, at)| {
-            let since = wall.duration_since(at).unwrap_or_default();
-            pts + (since.as_micros() as i64) * CLOCK_HZ / 1_000_000
-        });
-        if media.is_none() && !bye {
+    /// The media time (90 kHz) the sender reports' mapping gives a wall time.
+    fn media_at(&self, wall: SystemTime) -> Option<i64> {
+        self.anchor.map(|(pts, at)| {
+            let since = match wall.duration_since(at) {
+                Ok(d) => d.as_micros() as i64,
+                Err(e) => -(e.duration().as_micros() as i64),
+            };
+            pts + since * CLOCK_HZ / 1_000_000
+        })
+    }
+
+    /// The wall time the sender reports' mapping gives a media time (90 kHz).
+    fn wall_at(&self, media: i64) -> Option<SystemTime> {
+        let (pts, at) = self.anchor?;
+        let us = (media - pts) * 1_000_000 / CLOCK_HZ;
+        let d = Duration::from_micros(us.unsigned_abs());
+        if us >= 0 {
+            at.checked_add(d)
+        } else {
+            at.checked_sub(d)
+        }
+    }
+
+    /// Interleaved RTCP per track: a sender report for the (wall time, media time) pair when
+    /// there is one, then a BYE when `bye`; nothing without a report unless `bye`.
+    fn rtcp_frames(&self, at: Option<(SystemTime, i64)>, bye: bool) -> Vec<Bytes> {
+        if at.is_none() && !bye {
             return Vec::new();
         }
-        let ntp = rtcp::ntp_time(wall);
         let mut v = Vec::new();
         for o in [&self.v, &self.a].into_iter().flatten() {
             let mut pkt = Vec::with_capacity(64);
-            if let Some(media) = media {
+            if let Some((wall, media)) = at {
+                let ntp = rtcp::ntp_time(wall);
                 rtcp::write_sr(
                     o.sender.ssrc,
                     ntp,
@@ -358,36 +407,58 @@ impl RtpView {
         packets: impl IntoIterator<Item = &'a [u8]>,
     ) -> Vec<(Option<u16>, Option<u32>)> {
         let outs: Vec<&Out> = [&self.v, &self.a].into_iter().flatten().collect();
-        let mut first: Vec<Option<(u16, u32)>> = vec![None; outs.len()];
+        let first = self.first_packets(packets);
+        let start = self.media_of(&first).into_iter().flatten().min();
+        first
+            .iter()
+            .zip(&outs)
+            .map(|(f, o)| (f.map(|f| f.0), start.map(|t| o.sender.rtp_time(t))))
+            .collect()
+    }
+
+    /// By track index: the sequence number and RTP time of the first RTP packet in `packets`.
+    fn first_packets<'a>(
+        &self,
+        packets: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Vec<Option<(u16, u32)>> {
+        let n = self.tracks();
+        let mut first: Vec<Option<(u16, u32)>> = vec![None; n];
         for p in packets {
             let Some((ch, pkt)) = unframe(p) else {
                 continue;
             };
             let i = usize::from(ch / 2);
-            if ch % 2 == 1 || i >= first.len() || first[i].is_some() {
+            if ch % 2 == 1 || i >= n || first[i].is_some() {
                 continue;
             }
             if let Ok(r) = super::Packet::parse(pkt) {
                 first[i] = Some((r.seq, r.timestamp));
             }
         }
-        // Each first packet's media time (90 kHz), from its RTP time relative to the newest
-        // packet the track sent (the cache holds seconds, so the difference fits an i32).
-        let start = first
+        first
+    }
+
+    /// By track index: the media time (90 kHz) of each first packet, from its RTP time relative
+    /// to the newest packet the track sent (the cache holds seconds, so the difference fits an
+    /// i32).
+    fn media_of(&self, first: &[Option<(u16, u32)>]) -> Vec<Option<i64>> {
+        let outs = [&self.v, &self.a].into_iter().flatten();
+        first
             .iter()
-            .zip(&outs)
-            .filter_map(|(f, o)| {
+            .zip(outs)
+            .map(|(f, o)| {
                 let (_, ts) = (*f)?;
                 let newest = o.sender.last_pts?;
                 let back = i64::from(ts.wrapping_sub(o.sender.rtp_time(newest)) as i32);
                 Some(newest + back * CLOCK_HZ / i64::from(o.sender.clock_rate.max(1)))
             })
-            .min();
-        first
-            .iter()
-            .zip(&outs)
-            .map(|(f, o)| (f.map(|f| f.0), start.map(|t| o.sender.rtp_time(t))))
             .collect()
+    }
+
+    /// By track index: the media time (90 kHz) of the first RTP packet in `packets`.
+    fn first_media<'a>(&self, packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<Option<i64>> {
+        let first = self.first_packets(packets);
+        self.media_of(&first)
     }
 }
 
@@ -539,6 +610,87 @@ mod tests {
         }
         // Nothing cached: no rtptime.
         assert_eq!(v.rtp_info(std::iter::empty()), vec![(None, None); 2]);
+    }
+
+    /// (SSRC, NTP seconds, RTP time) of each track's sender report, by track index.
+    fn srs(frames: &[Bytes]) -> Vec<(u32, f64, u32)> {
+        frames
+            .iter()
+            .map(|b| {
+                let (ch, pkt) = unframe(b).unwrap();
+                assert_eq!(ch % 2, 1);
+                match rtcp::parse(pkt)[0] {
+                    rtcp::Rtcp::SenderReport {
+                        ssrc,
+                        ntp,
+                        rtp_time,
+                    } => (ssrc, ntp as f64 / (1u64 << 32) as f64, rtp_time),
+                    ref other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    /// A joiner's sender reports are at the latest track's first packet: each track's RTP time
+    /// is at or after its first packet and within the tracks' spread of first packets of it
+    /// (GStreamer drops an SR before a track's first packet or more than 1 s after it); and they
+    /// are on the same NTP ↔ media mapping as the periodic reports.
+    #[test]
+    fn join_sender_reports_are_at_the_first_packets_on_the_common_mapping() {
+        let (v, packets) = view_of(FLV, 4096);
+        let rtp: Vec<&[u8]> = packets
+            .iter()
+            .filter(|p| !p.rtcp)
+            .map(|p| &p.data[..])
+            .collect();
+        let senders = [&v.v.as_ref().unwrap().sender, &v.a.as_ref().unwrap().sender];
+        let rate = |i: usize| f64::from(senders[i].clock_rate);
+        // Seconds from RTP time `a` to `b` on track i.
+        let secs = |i: usize, a: u32, b: u32| f64::from(b.wrapping_sub(a) as i32) / rate(i);
+        let later = SystemTime::now() + Duration::from_secs(5);
+        let now = srs(&v.sender_reports(later));
+        for skip in 0..rtp.len() / 2 {
+            let join = &rtp[skip..];
+            let mut first: [Option<u32>; 2] = [None; 2];
+            for p in join {
+                let (ch, pkt) = unframe(p).unwrap();
+                let f = &mut first[usize::from(ch / 2)];
+                if f.is_none() {
+                    *f = Some(crate::proto::rtp::Packet::parse(pkt).unwrap().timestamp);
+                }
+            }
+            let got = srs(&v.join_sender_reports(join.iter().copied(), later));
+            assert_eq!(got.len(), 2);
+            // Media time of each first packet relative to track 0's, and their spread.
+            let rel: Vec<f64> = (0..2)
+                .map(|i| {
+                    secs(i, now[i].2, first[i].unwrap()) - secs(0, now[0].2, first[0].unwrap())
+                })
+                .collect();
+            let spread = (rel[0] - rel[1]).abs();
+            for i in 0..2 {
+                assert_eq!(got[i].0, senders[i].ssrc);
+                assert_eq!(
+                    got[i].1, got[0].1,
+                    "skip {skip}: one NTP time for all tracks"
+                );
+                let ahead = secs(i, first[i].unwrap(), got[i].2);
+                assert!(
+                    (-0.0001..=spread + 0.0001).contains(&ahead),
+                    "skip {skip}: track {i}'s SR is {ahead} s after its first packet (spread {spread})"
+                );
+                // Same mapping: the media time between the two reports equals their NTP time.
+                let media = secs(i, got[i].2, now[i].2);
+                let wall = now[i].1 - got[i].1;
+                assert!(
+                    (media - wall).abs() < 0.0001,
+                    "skip {skip}: track {i}: {media} s of media over {wall} s of NTP time"
+                );
+            }
+        }
+        // Nothing cached: the reports are for the given wall time.
+        let got = srs(&v.join_sender_reports(std::iter::empty(), later));
+        assert_eq!(got, now);
     }
 
     #[test]
