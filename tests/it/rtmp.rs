@@ -106,24 +106,52 @@ fn publish(src: &Path, url: &str, realtime: bool) -> (bool, String) {
     (out.status.success(), out.stderr)
 }
 
-fn spawn_publish(src: &Path, url: &str) -> Child {
-    require("ffmpeg");
-    Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-i",
-        ])
-        .arg(src)
-        .args(["-c", "copy", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg")
+/// An ffmpeg publishing `src` (copied, in real time) to `url` from its stdin. The publish stays
+/// on after the last packet until [`HeldPublish::release`] closes that stdin, however slowly the
+/// test gets there.
+struct HeldPublish {
+    child: Child,
+    feeder: std::thread::JoinHandle<std::process::ChildStdin>,
+}
+
+impl HeldPublish {
+    fn start(src: &Path, url: &str) -> HeldPublish {
+        require("ffmpeg");
+        let mut child = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "flv",
+                "-i",
+                "pipe:0",
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                url,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ffmpeg");
+        let mut stdin = child.stdin.take().unwrap();
+        let data = std::fs::read(src).unwrap();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+            stdin
+        });
+        HeldPublish { child, feeder }
+    }
+
+    /// Closes ffmpeg's stdin: it sends what is left and ends the publish.
+    fn release(self) -> Child {
+        drop(self.feeder.join().unwrap());
+        self.child
+    }
 }
 
 fn out_path(name: &str) -> PathBuf {
@@ -232,15 +260,16 @@ fn exec_runs_one_child_per_key_at_once() {
         &dir.join("stdout"),
     );
     let src = CLIP.flv();
-    let a = spawn_publish(&src, &srv.url("live/alpha"));
-    let b = spawn_publish(&src, &srv.url("live/beta"));
+    let a = HeldPublish::start(&src, &srv.url("live/alpha"));
+    let b = HeldPublish::start(&src, &srv.url("live/beta"));
     wait_for("both children", || {
         dir.join("alpha.flv").exists() && dir.join("beta.flv").exists()
     });
-    // One publisher per key at a time.
+    // One publisher per key at a time: alpha's publish is still on (its stdin is open).
     let (ok, err) = publish(&src, &srv.url("live/alpha"), false);
     assert!(!ok && err.contains("already publishing"), "{err}");
-    for (mut c, name) in [(a, "alpha"), (b, "beta")] {
+    for (c, name) in [(a, "alpha"), (b, "beta")] {
+        let mut c = c.release();
         let st = wait_deadline(&mut c, Duration::from_secs(30), name);
         assert!(st.success(), "ffmpeg {name}");
     }
@@ -263,15 +292,18 @@ fn persist_survives_a_killed_publisher() {
     let out = out_path("persist.flv");
     let srv = Server::start(&["--persist", "--key", "k"], &out);
     let src = CLIP.flv();
-    let mut first = spawn_publish(&src, &srv.url("live/k"));
+    // Killed while publishing: it cannot end on its own first (its stdin stays open).
+    let first = HeldPublish::start(&src, &srv.url("live/k"));
     wait_for("the first publisher's data", || {
         std::fs::metadata(&out)
             .map(|m| m.len() > 20_000)
             .unwrap_or(false)
     });
     std::thread::sleep(Duration::from_millis(300));
-    let _ = first.kill();
-    let _ = first.wait();
+    let HeldPublish { mut child, feeder } = first;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = feeder.join();
     // The reconnect may race the server noticing the dead connection: retry briefly.
     let mut tries = 0;
     loop {

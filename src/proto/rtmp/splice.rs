@@ -11,16 +11,17 @@
 //!
 //! The second rule is the one B-frames need: the last frames of a publish that was cut off have
 //! PTS up to `bf + 1` frames after their DTS, and the B-frames that would have been shown before
-//! them never come. A keyframe placed one frame after the last DTS (PTS = DTS + `bf` frames) is
-//! shown before them or on their tick, and a player's presentation clock goes back or stalls
+//! them never come. A keyframe placed one frame after the last DTS (PTS = DTS + `bf` frames) can
+//! be shown before them or on their tick, and a player's presentation clock goes back or stalls
 //! (`ffmpeg -f null` reports it as a "non monotonically increasing dts"). One period and not one
 //! millisecond, because readers convert to the track's own rate (1/fps, 1/sample rate): two frames
 //! closer than one period can land on one tick there.
 //!
 //! A track's frame period: for AAC one frame of 1024 samples at the AudioSpecificConfig's rate;
-//! otherwise the largest of its last DTS steps within a publish (FLV's milliseconds make a 30 fps
-//! stream step 33, 33, 34 ms; the largest is never below the true period). Everything here is in
-//! FLV's milliseconds.
+//! otherwise the largest of its last 8 DTS steps within a publish. FLV's milliseconds make a
+//! 30 fps stream step 33, 33, 34 ms: the largest is the period rounded up; in general it is at
+//! most 1/8 ms below the period, since the 8 steps add up to at least 8 periods less 1 ms.
+//! Everything here is in FLV's milliseconds.
 //!
 //! Both tracks' first timestamps are needed to place a publish, so its tags are held until each
 //! track written before has a frame, or the held frames span [`HOLD_MS`] (a track that does not
@@ -723,8 +724,8 @@ mod tests {
             let name = if video { "video" } else { "audio" };
             let period = if video {
                 // The video period is measured: the largest of the first publish's last 8 DTS
-                // steps (40 ms before there is one). From three frames on it is at least the
-                // true period rounded up to ms; from two, the one step seen.
+                // steps (40 ms before there is one). For the rates here that is the period
+                // rounded up to ms from three frames on; from two, the one step seen.
                 let first: Vec<i64> = track
                     .iter()
                     .filter(|o| o.session == 0)
