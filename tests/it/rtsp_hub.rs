@@ -1,7 +1,8 @@
 //! `river-relay serve --rtsp` against real peers on 127.0.0.1: ffmpeg publishes over RTSP/TCP
 //! (Digest), ffmpeg and GStreamer play over RTSP while an HTTP-FLV watcher takes the same
 //! broadcast; ffmpeg publishes over RTSP/UDP and ffmpeg and GStreamer play over UDP and TCP; an
-//! HTTP-pushed broadcast is played over RTSP by a late joiner; refusals.
+//! HTTP-pushed broadcast is played over RTSP by a late joiner; refusals; a player's PAUSE and
+//! TEARDOWN after the end of a broadcast are answered before the hub closes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -107,13 +108,11 @@ fn ffmpeg_pushes_over_rtsp_and_ffmpeg_gstreamer_and_http_watch_it() {
     let pipeline = format!(
         "rtspsrc location={play_url} protocols=tcp name=src src. ! rtph264depay ! h264parse ! avdec_h264 ! fakesink src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink"
     );
-    let mut gst_args = vec!["-e"];
-    gst_args.extend(pipeline.split(' '));
-    let gst = spawn_quiet("gst-launch-1.0", &gst_args);
+    let gst = gst_launch(&pipeline);
     finish(publisher, "ffmpeg RTSP publisher");
     finish(player, "ffmpeg RTSP player");
     finish(http, "ffmpeg HTTP-FLV watcher");
-    finish_gst(gst, "gst-launch-1.0 rtspsrc", &hub.log);
+    finish_gst(gst, "GStreamer rtspsrc", &hub.log);
     let want = probe_streams(&src);
     for (path, what) in [(&played, "RTSP"), (&http_out, "HTTP-FLV")] {
         let got = probe_streams(path);
@@ -319,9 +318,7 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
     let pipeline = format!(
         "rtspsrc location={play_url} protocols=udp name=src src. ! rtph264depay ! h264parse ! video/x-h264,stream-format=byte-stream ! tee name=t t. ! queue ! avdec_h264 ! fakesink t. ! queue ! filesink location={g} src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink"
     );
-    let mut gst_args = vec!["-e"];
-    gst_args.extend(pipeline.split(' '));
-    let gst = spawn_quiet("gst-launch-1.0", &gst_args);
+    let gst = gst_launch(&pipeline);
     finish(publisher, "ffmpeg RTSP/UDP publisher");
     for (child, path, transport) in players {
         finish(child, &format!("ffmpeg RTSP/{transport} player"));
@@ -335,7 +332,7 @@ fn ffmpeg_pushes_over_rtsp_udp_and_ffmpeg_and_gstreamer_play_over_udp_and_tcp() 
             "{transport}: starts on a keyframe"
         );
     }
-    let err = finish_gst(gst, "gst-launch-1.0 rtspsrc protocols=udp", &hub.log);
+    let err = finish_gst(gst, "GStreamer rtspsrc protocols=udp", &hub.log);
     let got = probe_streams(&gst_out);
     assert_eq!(got.len(), 1, "GStreamer's H.264: {got:?}");
     let frames = got[0].packets;
@@ -385,68 +382,137 @@ fn no_rtsp_udp_answers_461_to_a_udp_setup() {
     );
 }
 
-/// A minimal RTSP/TCP player: DESCRIBE, SETUP of every track, PLAY; then it reads and discards
-/// until the hub closes, sending GET_PARAMETER every 500 ms when `keepalive`. Returns how long
-/// after PLAY the connection ended.
-fn raw_player(addr: &str, url: &str, keepalive: bool) -> Duration {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut rd = BufReader::new(s.try_clone().unwrap());
-    let mut cseq = 0;
-    let mut request = |s: &mut TcpStream, line: String, extra: &str| -> (String, String) {
-        cseq += 1;
-        write!(s, "{line} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n").unwrap();
+/// A minimal RTSP/TCP client on one connection.
+struct RawClient {
+    s: TcpStream,
+    rd: BufReader<TcpStream>,
+    cseq: u32,
+    /// `Session: ID\r\n` once SETUP gave one.
+    session: String,
+}
+
+impl RawClient {
+    fn connect(addr: &str) -> RawClient {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let rd = BufReader::new(s.try_clone().unwrap());
+        RawClient {
+            s,
+            rd,
+            cseq: 0,
+            session: String::new(),
+        }
+    }
+
+    /// Writes a request (`line` without the version, `extra` headers) and its CSeq.
+    fn send(&mut self, line: &str, extra: &str) -> u32 {
+        self.cseq += 1;
+        let (cseq, session) = (self.cseq, &self.session);
+        write!(
+            self.s,
+            "{line} RTSP/1.0\r\nCSeq: {cseq}\r\n{session}{extra}\r\n"
+        )
+        .unwrap();
+        cseq
+    }
+
+    /// Reads one response: (head, body); panics unless it is `200 OK` for `cseq`.
+    fn response(&mut self, cseq: u32, what: &str) -> (String, String) {
         let mut head = String::new();
         loop {
             let mut l = String::new();
-            assert!(rd.read_line(&mut l).unwrap() > 0, "closed during {line}");
+            assert!(
+                self.rd.read_line(&mut l).unwrap() > 0,
+                "closed before the answer to {what}"
+            );
             if l == "\r\n" {
                 break;
             }
             head.push_str(&l);
         }
-        assert!(head.starts_with("RTSP/1.0 200 "), "{line}: {head}");
+        assert!(head.starts_with("RTSP/1.0 200 "), "{what}: {head}");
+        assert!(
+            head.contains(&format!("CSeq: {cseq}\r\n")),
+            "{what}: {head}"
+        );
         let len = head
             .lines()
             .find_map(|l| l.strip_prefix("Content-Length: "))
             .map(|n| n.trim().parse().unwrap())
             .unwrap_or(0);
         let mut body = vec![0; len];
-        rd.read_exact(&mut body).unwrap();
+        self.rd.read_exact(&mut body).unwrap();
         (head, String::from_utf8(body).unwrap())
-    };
-    let (_, sdp) = request(&mut s, format!("DESCRIBE {url}"), "");
-    let controls: Vec<String> = sdp
-        .lines()
-        .filter_map(|l| l.strip_prefix("a=control:"))
-        .filter(|c| *c != "*")
-        .map(str::to_string)
-        .collect();
-    assert!(!controls.is_empty(), "{sdp}");
-    let mut session = String::new();
-    for (i, c) in controls.iter().enumerate() {
-        let extra = format!(
-            "{session}Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n",
-            2 * i,
-            2 * i + 1
-        );
-        let (head, _) = request(&mut s, format!("SETUP {url}/{c}"), &extra);
-        let id = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        session = format!("Session: {id}\r\n");
     }
-    let (head, _) = request(&mut s, format!("PLAY {url}"), &session);
+
+    fn request(&mut self, line: &str, extra: &str) -> (String, String) {
+        let cseq = self.send(line, extra);
+        self.response(cseq, line)
+    }
+
+    /// DESCRIBE, SETUP of every track over TCP (channels 2i, 2i+1), PLAY; returns the PLAY head.
+    fn play(&mut self, url: &str) -> String {
+        let (_, sdp) = self.request(&format!("DESCRIBE {url}"), "");
+        let controls: Vec<String> = sdp
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=control:"))
+            .filter(|c| *c != "*")
+            .map(str::to_string)
+            .collect();
+        assert!(!controls.is_empty(), "{sdp}");
+        for (i, c) in controls.iter().enumerate() {
+            let extra = format!(
+                "Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n",
+                2 * i,
+                2 * i + 1
+            );
+            let (head, _) = self.request(&format!("SETUP {url}/{c}"), &extra);
+            let id = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Session: "))
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            self.session = format!("Session: {id}\r\n");
+        }
+        self.request(&format!("PLAY {url}"), "").0
+    }
+
+    /// Reads interleaved frames until an RTCP BYE has come on `tracks` channels; panics on
+    /// anything else (an RTSP message, the end of the connection).
+    fn read_until_byes(&mut self, tracks: usize) {
+        let mut byes = std::collections::BTreeSet::new();
+        while byes.len() < tracks {
+            let mut h = [0u8; 4];
+            self.rd.read_exact(&mut h).expect("an interleaved frame");
+            assert_eq!(h[0], b'$', "not an interleaved frame: {h:?}");
+            let mut pkt = vec![0; usize::from(u16::from_be_bytes([h[2], h[3]]))];
+            self.rd.read_exact(&mut pkt).unwrap();
+            // A compound RTCP packet: walk its parts for a BYE (type 203).
+            let mut at = 0;
+            while h[1] % 2 == 1 && at + 4 <= pkt.len() {
+                if pkt[at + 1] == 203 {
+                    byes.insert(h[1]);
+                }
+                at += (usize::from(u16::from_be_bytes([pkt[at + 2], pkt[at + 3]])) + 1) * 4;
+            }
+        }
+    }
+}
+
+/// A minimal RTSP/TCP player: DESCRIBE, SETUP of every track, PLAY; then it reads and discards
+/// until the hub closes, sending GET_PARAMETER every 500 ms when `keepalive`. Returns how long
+/// after PLAY the connection ended.
+fn raw_player(addr: &str, url: &str, keepalive: bool) -> Duration {
+    let mut c = RawClient::connect(addr);
+    let head = c.play(url);
     assert!(head.contains(";timeout=2"), "{head}");
     let played = Instant::now();
     let sender = keepalive.then(|| {
-        let mut w = s.try_clone().unwrap();
-        let (url, session) = (url.to_string(), session.clone());
+        let mut w = c.s.try_clone().unwrap();
+        let (url, session) = (url.to_string(), c.session.clone());
         std::thread::spawn(move || {
             for n in 100.. {
                 std::thread::sleep(Duration::from_millis(500));
@@ -459,14 +525,55 @@ fn raw_player(addr: &str, url: &str, keepalive: bool) -> Duration {
     });
     let mut buf = vec![0u8; 65536];
     loop {
-        match rd.read(&mut buf) {
+        match c.rd.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => assert!(played.elapsed() < WAIT, "never closed"),
         }
     }
-    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = c.s.shutdown(std::net::Shutdown::Both);
     drop(sender);
     played.elapsed()
+}
+
+/// After the end of a broadcast (an RTCP BYE per track), a player's PAUSE and TEARDOWN, sent at
+/// once after one of its RTCP receiver reports, are both answered `200 OK` before the hub ends
+/// the connection, which it then closes cleanly (end of stream, not a reset).
+#[test]
+fn pause_and_teardown_after_the_end_are_answered_before_the_hub_closes() {
+    require("ffmpeg");
+    let hub = Hub::start(&[("live", "pushpw")]);
+    let src = CLIP.flv();
+    let s = src.to_string_lossy().to_string();
+    let push = format!("http://{}/live/end?user-password=pushpw", hub.http);
+    let publisher = http_publisher(&s, &push);
+    hub.log.wait_for("channel live/end: FLV content", "the hub");
+    let url = format!("rtsp://{}/live/end", hub.rtsp);
+    let mut c = RawClient::connect(&hub.rtsp);
+    c.play(&url);
+    c.read_until_byes(2);
+    finish(publisher, "ffmpeg HTTP publisher");
+    // A receiver report (RFC 3550 6.4.2, no report blocks) on track 0's RTCP channel, then the
+    // two requests, in one write.
+    let mut out = vec![b'$', 1, 0, 8, 0x80, 201, 0, 1, 0, 0, 0, 7];
+    let session = c.session.clone();
+    let pause = c.cseq + 1;
+    let teardown = c.cseq + 2;
+    c.cseq += 2;
+    out.extend_from_slice(
+        format!(
+            "PAUSE {url} RTSP/1.0\r\nCSeq: {pause}\r\n{session}\r\n\
+             TEARDOWN {url} RTSP/1.0\r\nCSeq: {teardown}\r\n{session}\r\n"
+        )
+        .as_bytes(),
+    );
+    c.s.write_all(&out).unwrap();
+    c.response(pause, "PAUSE");
+    c.response(teardown, "TEARDOWN");
+    let mut rest = Vec::new();
+    match c.rd.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "after TEARDOWN: {rest:?}"),
+        Err(e) => panic!("after TEARDOWN: {e}\nhub log:\n{}", hub.log.text()),
+    }
 }
 
 #[test]

@@ -7,10 +7,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::rtsp::{finish_gst, gst_launch, require_gst, Log};
 use crate::common::*;
 use river::cli::InputFormat;
 use river::pipeline::FlvOut;
@@ -303,33 +303,10 @@ fn ffmpeg_publishes_with_digest_then_ffmpeg_and_gstreamer_play() {
     );
 
     // GStreamer plays it as an independent client and decodes every frame.
-    let ok = Command::new("gst-launch-1.0")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "gst-launch-1.0 is required: apt-get install -y gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav");
+    require_gst();
     let pipeline = format!(
         "rtspsrc location={play_url} protocols=tcp name=src src. ! rtph264depay ! h264parse ! avdec_h264 ! fakesink src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! fakesink"
     );
-    let mut child = Command::new("gst-launch-1.0")
-        .arg("-e")
-        .args(pipeline.split(' '))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_deadline(
-        &mut child,
-        Duration::from_secs(30),
-        "gst-launch-1.0 rtspsrc",
-    );
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "gst-launch failed: {err}");
+    let gst = gst_launch(&pipeline);
+    finish_gst(gst, "GStreamer rtspsrc", &Log::default());
 }
