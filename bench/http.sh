@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-50}
-WORKERS=${WORKERS:-16}
+WORKERS=${WORKERS:-2}
 W=$PWD/bench/work/http
 mkdir -p "$W"
 
@@ -119,7 +119,7 @@ load() {
   echo "$rps $tps"
 }
 
-echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores; river workers: $WORKERS; nginx: $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores; river reactor threads: $WORKERS; nginx: $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
 printf '%-22s %12s %12s %10s %10s %8s\n' case river_req/s nginx_req/s river_MB/s nginx_MB/s ratio
 for spec in "playlist:movie.m3u8:$pl_bytes" "segment:$SEG:$seg_bytes"; do
   IFS=: read -r name f bytes <<< "$spec"

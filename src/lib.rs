@@ -32,6 +32,7 @@ pub mod error;
 pub mod format;
 pub mod http;
 pub mod media;
+pub mod net;
 pub mod pipeline;
 pub mod proto;
 pub mod relay;

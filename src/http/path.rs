@@ -130,7 +130,7 @@ pub enum OpenError {
 
 /// Opens `rel` (from [`route`]) under `root`, which must already be canonical. Symlinks inside the
 /// root are followed as long as the final target stays inside it.
-pub fn open_under(root: &Path, rel: &Path) -> Result<(File, u64), OpenError> {
+pub fn open_under(root: &Path, rel: &Path) -> Result<(File, std::fs::Metadata), OpenError> {
     let io_err = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => OpenError::NotFound,
         io::ErrorKind::PermissionDenied => OpenError::Forbidden("permission denied"),
@@ -150,7 +150,7 @@ pub fn open_under(root: &Path, rel: &Path) -> Result<(File, u64), OpenError> {
     if !meta.is_file() {
         return Err(OpenError::NotFound);
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 #[cfg(test)]
@@ -261,10 +261,10 @@ mod tests {
         std::os::unix::fs::symlink("sub/seg.ts", root.join("inside.ts")).unwrap();
         let root = root.canonicalize().unwrap();
 
-        let (_, len) = open_under(&root, Path::new("sub/seg.ts")).unwrap();
-        assert_eq!(len, 10);
-        let (_, len) = open_under(&root, Path::new("inside.ts")).unwrap();
-        assert_eq!(len, 10);
+        let (_, meta) = open_under(&root, Path::new("sub/seg.ts")).unwrap();
+        assert_eq!(meta.len(), 10);
+        let (_, meta) = open_under(&root, Path::new("inside.ts")).unwrap();
+        assert_eq!(meta.len(), 10);
         assert!(matches!(
             open_under(&root, Path::new("leak.ts")),
             Err(OpenError::Forbidden(_))
