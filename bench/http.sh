@@ -4,6 +4,7 @@
 # ~1 MB segment, and the river/nginx ratio.
 #
 #   bench/http.sh                         # 10 s per run, 2 wrk threads, 50 connections
+#   WORKERS=1 bench/http.sh               # river's reactor threads (default 2)
 #   DURATION=20s CONNS=200 bench/http.sh
 #
 # Installs nginx and wrk with apt-get when missing (bench only; the tests do not need them).

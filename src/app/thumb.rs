@@ -423,7 +423,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 /// An encoded picture and its keyframe's presentation time (90 kHz).
 type Image = (Bytes, i64);
 
-/// What the HTTP workers share with the main loop.
+/// What the render thread shares with the main loop.
 struct Shared {
     latest: Mutex<Option<Arc<Keyframe>>>,
     cache: Mutex<Cache>,
