@@ -4,7 +4,7 @@
 # ~1 MB segment, and the river/nginx ratio.
 #
 #   bench/http.sh                         # 10 s per run, 2 wrk threads, 50 connections
-#   WORKERS=1 bench/http.sh               # river's reactor threads (default 2)
+#   WORKERS=1 bench/http.sh               # river's reactor threads (default 16, as before)
 #   DURATION=20s CONNS=200 bench/http.sh
 #
 # Installs nginx and wrk with apt-get when missing (bench only; the tests do not need them).
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-50}
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-16}
 W=$PWD/bench/work/http
 mkdir -p "$W"
 

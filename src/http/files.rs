@@ -283,6 +283,11 @@ impl Handler for Files {
                 }
                 Err(OpenError::NotFound) => status(404, "not found"),
                 Err(OpenError::Forbidden(why)) => status(403, why),
+                Err(OpenError::Io(e))
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) =>
+                {
+                    status(503, "out of file descriptors; retry").field("Retry-After", "1")
+                }
                 Err(OpenError::Io(_)) => status(500, "the file could not be read"),
             },
         })

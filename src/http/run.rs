@@ -27,6 +27,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// A message to a server thread from elsewhere.
 enum Msg {
     Complete(ReqId, Response),
+    Stream(ReqId, Response),
     Send(ReqId, Bytes),
     End(ReqId),
 }
@@ -51,6 +52,11 @@ impl Completer {
         self.post(id, Msg::Complete(id, resp));
     }
 
+    /// Turns a parked request into a stream (status and fields now, pieces with `send`).
+    pub fn stream(&self, id: ReqId, head: Response) {
+        self.post(id, Msg::Stream(id, head));
+    }
+
     /// Queues a piece of a stream (dropped when the stream's outbox is full or it is gone).
     pub fn send(&self, id: ReqId, data: Bytes) {
         self.post(id, Msg::Send(id, data));
@@ -65,6 +71,7 @@ fn drain<H: Handler>(rx: &Receiver<Msg>, s: &mut Server<H>, registry: &Registry,
     while let Ok(m) = rx.try_recv() {
         match m {
             Msg::Complete(id, r) => s.complete(registry, id, r, now),
+            Msg::Stream(id, r) => s.stream(registry, id, r, now),
             Msg::Send(id, b) => {
                 let _ = s.send(registry, id, b, now);
             }

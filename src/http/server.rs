@@ -45,7 +45,8 @@ use crate::net::{Conn, Timers};
 /// Settings shared by every connection of a server.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Connections open at once; one more is answered 503 and closed.
+    /// Connections open at once (across every thread sharing the [`Counters`]); one more is
+    /// answered 503 and closed.
     pub max_connections: usize,
     /// A keep-alive connection with no request in progress is closed after this long.
     pub idle_timeout: Duration,
@@ -190,6 +191,8 @@ pub enum SendError {
 /// Counters since the server started (shared by every thread of a [`spawn`](super::run::spawn)ed server).
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Connections open now, across every thread of the server (the cap counts this).
+    pub open: AtomicU64,
     pub accepted: AtomicU64,
     /// Connections closed at once: over the cap, or shed for want of descriptors.
     pub refused: AtomicU64,
@@ -318,14 +321,6 @@ impl<H: Handler> Server<H> {
         self.timers.next()
     }
 
-    /// Nothing left to write on any connection (for a graceful stop).
-    pub fn all_written(&self) -> bool {
-        self.conns
-            .iter()
-            .flatten()
-            .all(|c| c.net.out.is_empty() || matches!(c.phase, Phase::Streaming { .. }))
-    }
-
     /// Takes an accepted connection (or closes it with 503 when at the cap).
     pub fn adopt(
         &mut self,
@@ -336,7 +331,9 @@ impl<H: Handler> Server<H> {
     ) {
         bump(&self.counters.accepted, 1);
         let mut sock = sock;
-        if self.open >= self.opts.max_connections {
+        let open = self.counters.open.fetch_add(1, Ordering::Relaxed);
+        if open >= self.opts.max_connections as u64 {
+            self.counters.open.fetch_sub(1, Ordering::Relaxed);
             bump(&self.counters.refused, 1);
             // One non-blocking write into the new socket's empty buffer, then the close.
             let body = "503 Service Unavailable: too many connections\n";
@@ -364,6 +361,7 @@ impl<H: Handler> Server<H> {
             .is_err()
         {
             self.free.push(slot);
+            self.counters.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         self.open += 1;
@@ -439,6 +437,18 @@ impl<H: Handler> Server<H> {
         }
         self.respond(slot, resp, now);
         self.after(registry, slot, now);
+    }
+
+    /// Turns a parked request into a streaming response (a watcher whose channel went live).
+    pub fn stream(&mut self, registry: &Registry, id: ReqId, resp: Response, now: Instant) {
+        let Some(slot) = self.slot_of(id) else { return };
+        if matches!(
+            self.conns[slot].as_ref().map(|c| &c.phase),
+            Some(Phase::Parked)
+        ) {
+            self.start_stream(slot, resp);
+            self.after(registry, slot, now);
+        }
     }
 
     /// Queues a piece of a streaming response (framed as a chunk for HTTP/1.1).
@@ -959,6 +969,7 @@ impl<H: Handler> Server<H> {
         };
         let _ = registry.deregister(&mut c.net.sock);
         self.open -= 1;
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
         self.free.push(slot);
         if matches!(c.phase, Phase::Writing) && (failed || !c.net.out.is_empty()) {
             bump(&self.counters.write_errors, 1);

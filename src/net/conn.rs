@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -260,20 +260,28 @@ impl Conn {
             if buf.len() >= cap {
                 return Ok(Received::Capped(total));
             }
-            let at = buf.len();
-            let want = (cap - at).min(64 * 1024);
-            buf.resize(at + want, 0);
-            match self.sock.read(&mut buf[at..]) {
-                Ok(0) => {
-                    buf.truncate(at);
-                    return Ok(Received::Eof(total));
+            let want = (cap - buf.len()).min(64 * 1024);
+            buf.reserve(want);
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: `read(2)` writes at most `want` bytes into the spare capacity reserved
+            // above, and `set_len` covers only the bytes it wrote (no zeroing of the buffer on
+            // every read).
+            let r = unsafe {
+                libc::read(
+                    self.sock.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    want.min(spare.len()),
+                )
+            };
+            match r {
+                0 => return Ok(Received::Eof(total)),
+                n if n > 0 => {
+                    // SAFETY: the kernel initialised these `n` bytes.
+                    unsafe { buf.set_len(buf.len() + n as usize) };
+                    total += n as usize;
                 }
-                Ok(n) => {
-                    buf.truncate(at + n);
-                    total += n;
-                }
-                Err(e) => {
-                    buf.truncate(at);
+                _ => {
+                    let e = io::Error::last_os_error();
                     match e.kind() {
                         io::ErrorKind::WouldBlock => return Ok(Received::Drained(total)),
                         io::ErrorKind::Interrupted => {}
@@ -298,6 +306,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::os::unix::net::UnixStream;
 
     /// A writer taking at most `take` bytes per call, failing with the scripted errors first.
