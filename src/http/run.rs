@@ -5,8 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Registry, Token, Waker};
 
-use super::server::{Counters, Handler, Options, ReqId, Response, Server};
+use super::server::{Counters, Handler, Options, ReqId, Response, SendError, Server};
 use crate::net::{Accept, Listener, Reactor};
 
 const LISTENER: Token = Token(1);
@@ -28,9 +28,22 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 enum Msg {
     Complete(ReqId, Response),
     Stream(ReqId, Response),
-    Send(ReqId, Bytes),
+    Send(ReqId, Bytes, Verdict),
     End(ReqId),
 }
+
+/// The outcome of one [`Completer::send`], decided once: by the server thread when it takes the
+/// chunk (then the answer goes back on `reply`), or by the caller when its wait ends first (then
+/// the server thread drops the chunk unqueued). Either way the caller learns whether the chunk
+/// was queued.
+struct Verdict {
+    claim: Arc<AtomicU8>,
+    reply: SyncSender<Result<(), SendError>>,
+}
+
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Answers parked requests and feeds streams of a [`spawn`]ed server from any thread.
 #[derive(Clone)]
@@ -57,9 +70,37 @@ impl Completer {
         self.post(id, Msg::Stream(id, head));
     }
 
-    /// Queues a piece of a stream (dropped when the stream's outbox is full or it is gone).
-    pub fn send(&self, id: ReqId, data: Bytes) {
-        self.post(id, Msg::Send(id, data));
+    /// Queues a piece of a stream, as [`Server::send`] does on the server's own thread, and says
+    /// whether it was queued: `Err(Full)` when the connection's outbox is at its limit (the
+    /// client reads slower than the stream; send it again later, or give up the stream),
+    /// `Err(Gone)` when the stream ended or its server stopped, `Err(Busy)` when the server
+    /// thread did not take the chunk within `wait`. On any error the chunk was not queued.
+    ///
+    /// Waits for the server thread's answer (one round trip), so it must not be called from a
+    /// handler on that thread: there `wait` passes and the answer is `Busy`.
+    pub fn send(&self, id: ReqId, data: Bytes, wait: Duration) -> Result<(), SendError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let claim = Arc::new(AtomicU8::new(WAITING));
+        let verdict = Verdict {
+            claim: Arc::clone(&claim),
+            reply: tx,
+        };
+        self.post(id, Msg::Send(id, data, verdict));
+        match rx.recv_timeout(wait) {
+            Ok(r) => r,
+            // The message was dropped unanswered: the server thread is gone.
+            Err(RecvTimeoutError::Disconnected) => Err(SendError::Gone),
+            Err(RecvTimeoutError::Timeout) => {
+                if claim
+                    .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Err(SendError::Busy);
+                }
+                // The server thread took it just now; its answer is on the way.
+                rx.recv().unwrap_or(Err(SendError::Gone))
+            }
+        }
     }
 
     pub fn end(&self, id: ReqId) {
@@ -72,8 +113,13 @@ fn drain<H: Handler>(rx: &Receiver<Msg>, s: &mut Server<H>, registry: &Registry,
         match m {
             Msg::Complete(id, r) => s.complete(registry, id, r, now),
             Msg::Stream(id, r) => s.stream(registry, id, r, now),
-            Msg::Send(id, b) => {
-                let _ = s.send(registry, id, b, now);
+            Msg::Send(id, b, v) => {
+                if v.claim
+                    .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let _ = v.reply.send(s.send(registry, id, b, now));
+                }
             }
             Msg::End(id) => s.end(registry, id, now),
         }

@@ -186,6 +186,9 @@ pub enum SendError {
     Full,
     /// No such stream (ended, or its connection is gone).
     Gone,
+    /// From another thread ([`Completer::send`](super::run::Completer::send)): the server
+    /// thread did not take the chunk within the caller's wait.
+    Busy,
 }
 
 /// Counters since the server started (shared by every thread of a [`spawn`](super::run::spawn)ed server).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use river::http::client;
 use river::http::run::{spawn, Running};
-use river::http::server::{Body, Handler, Options, Reply, ReqId, Request, Response};
+use river::http::server::{Body, Handler, Options, Reply, ReqId, Request, Response, SendError};
 use river::http::{serve, ServeOptions, ServerHandle};
 
 use crate::common::*;
@@ -312,12 +312,16 @@ impl Handler for Events {
 }
 
 fn events_server() -> (Running, mpsc::Receiver<ReqId>) {
+    events_server_with(Options::default())
+}
+
+fn events_server_with(opts: Options) -> (Running, mpsc::Receiver<ReqId>) {
     let (tx, rx) = mpsc::channel();
     let h = Events {
         parked: tx,
         body: Vec::new(),
     };
-    let r = spawn("127.0.0.1:0", h, Options::default(), 1, "test-http").unwrap();
+    let r = spawn("127.0.0.1:0", h, opts, 1, "test-http").unwrap();
     (r, rx)
 }
 
@@ -353,7 +357,7 @@ fn a_parked_request_is_completed_by_an_event() {
     let id = parked.recv_timeout(IO).unwrap();
     let c = srv.completer();
     c.stream(id, Response::new(200, Body::Empty));
-    c.send(id, Bytes::from_static(b"live"));
+    c.send(id, Bytes::from_static(b"live"), IO).unwrap();
     c.end(id);
     let (st, f, body) = response(&mut r, false);
     assert_eq!((st, body.as_slice()), (200, &b"live"[..]));
@@ -371,7 +375,8 @@ fn streams_are_chunked_on_1_1_and_close_delimited_on_1_0() {
         let id = parked.recv_timeout(IO).unwrap();
         let c = srv.completer();
         for piece in ["one ", "two ", "three"] {
-            c.send(id, Bytes::from_static(piece.as_bytes()));
+            c.send(id, Bytes::from_static(piece.as_bytes()), IO)
+                .unwrap();
         }
         c.end(id);
         let mut r = BufReader::new(s);
@@ -388,6 +393,62 @@ fn streams_are_chunked_on_1_1_and_close_delimited_on_1_0() {
             assert_eq!(response(&mut r, false).0, 404);
         }
     }
+}
+
+/// A stream fed from another thread to a client that does not read: once the socket buffers and
+/// the bounded outbox are full, `send` answers `Full` and queues nothing; the producer waits and
+/// sends the same piece again. Every piece `send` accepted arrives, in order, none missing.
+#[test]
+fn a_cross_thread_stream_reports_a_full_outbox() {
+    let (srv, parked) = events_server_with(Options {
+        max_output: 64 * 1024,
+        ..Options::default()
+    });
+    let s = connect(srv.local_addr());
+    let mut w = s.try_clone().unwrap();
+    w.write_all(b"GET /stream HTTP/1.1\r\n\r\n").unwrap();
+    let id = parked.recv_timeout(IO).unwrap();
+    let c = srv.completer();
+    // Pieces of 16 KiB, each filled with its own number, so a missing one shows.
+    let piece = |n: u32| Bytes::from(vec![(n % 251) as u8; 16 * 1024]);
+    let mut n = 0u32;
+    let t = Instant::now();
+    loop {
+        match c.send(id, piece(n), IO) {
+            Ok(()) => n += 1,
+            Err(SendError::Full) => break,
+            Err(e) => panic!("piece {n}: {e:?}"),
+        }
+        // Loopback buffers take a few MiB at most; 256 MiB unread without `Full` is the bug.
+        assert!(n < 16 * 1024, "never Full after {n} pieces unread");
+        assert!(t.elapsed() < IO, "no Full within {IO:?} ({n} pieces)");
+    }
+    let full_at = n;
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(s);
+        response(&mut r, false)
+    });
+    // The client now reads: the refused piece goes in once there is room, and a few more.
+    let t = Instant::now();
+    while n < full_at + 8 {
+        match c.send(id, piece(n), IO) {
+            Ok(()) => n += 1,
+            Err(SendError::Full) => {
+                assert!(t.elapsed() < IO, "still Full after {IO:?} of reading");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("piece {n}: {e:?}"),
+        }
+    }
+    c.end(id);
+    let (st, _, body) = reader.join().unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(body.len(), n as usize * 16 * 1024, "{n} pieces accepted");
+    for (i, p) in body.chunks(16 * 1024).enumerate() {
+        assert!(p.iter().all(|&b| b == (i as u32 % 251) as u8), "piece {i}");
+    }
+    // A stream that ended refuses further pieces as gone, and says so.
+    assert_eq!(c.send(id, piece(0), IO), Err(SendError::Gone));
 }
 
 #[test]
