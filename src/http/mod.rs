@@ -8,6 +8,8 @@
 //! - [`chunked`]: the chunked request-body decoder.
 //!
 //! On sockets (through [`crate::net`] only):
+//! - [`handler`]: what an application gives a server and gets back (requests, responses,
+//!   replies, options, counters); no sockets.
 //! - [`server`]: connections, keep-alive and its idle timeout, the connection cap, request bodies,
 //!   streaming responses and parked requests, driven by any reactor loop; [`run`] gives it
 //!   threads of its own.
@@ -19,6 +21,7 @@
 pub mod chunked;
 pub mod client;
 pub mod files;
+pub mod handler;
 pub mod head;
 pub mod index;
 pub mod mime;
