@@ -269,36 +269,25 @@ pub fn post(
 mod tests {
     use super::*;
 
+    fn done(status: u16, body: &[u8]) -> Parsed {
+        Parsed::Done(ClientResponse {
+            status,
+            body: body.to_vec(),
+        })
+    }
+
     #[test]
     fn responses_by_length_chunks_and_close() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
         for i in 0..r.len() {
             assert_eq!(parse_response(&r[..i], false).unwrap(), Parsed::More, "{i}");
         }
-        assert_eq!(
-            parse_response(r, false).unwrap(),
-            Parsed::Done(ClientResponse {
-                status: 200,
-                body: b"hello".to_vec()
-            })
-        );
+        assert_eq!(parse_response(r, false).unwrap(), done(200, b"hello"));
         let c = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(c, false).unwrap(),
-            Parsed::Done(ClientResponse {
-                status: 201,
-                body: b"ok".to_vec()
-            })
-        );
+        assert_eq!(parse_response(c, false).unwrap(), done(201, b"ok"));
         let e = b"HTTP/1.0 403 Forbidden\r\n\r\nno";
         assert_eq!(parse_response(e, false).unwrap(), Parsed::More);
-        assert_eq!(
-            parse_response(e, true).unwrap(),
-            Parsed::Done(ClientResponse {
-                status: 403,
-                body: b"no".to_vec()
-            })
-        );
+        assert_eq!(parse_response(e, true).unwrap(), done(403, b"no"));
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab";
         assert!(parse_response(short, true)
             .unwrap_err()

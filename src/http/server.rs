@@ -71,6 +71,22 @@ struct Current {
     range: Option<String>,
 }
 
+impl Current {
+    /// For an answer the layer gives on its own before the connection closes (a malformed or
+    /// late head): HTTP/1.1, no conditions, not a request the handler saw.
+    fn refusal() -> Current {
+        Current {
+            serial: 0,
+            version: 1,
+            keep_alive: false,
+            head_only: false,
+            if_none_match: None,
+            if_range: None,
+            range: None,
+        }
+    }
+}
+
 enum BodyIn {
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -527,15 +543,7 @@ impl<H: Handler> Server<H> {
                 }
                 Err(r) => {
                     c.inbuf.clear();
-                    c.cur = Some(Current {
-                        serial: 0,
-                        version: 1,
-                        keep_alive: false,
-                        head_only: false,
-                        if_none_match: None,
-                        if_range: None,
-                        range: None,
-                    });
+                    c.cur = Some(Current::refusal());
                     c.close_after = true;
                     let text = format!(
                         "{} {}: {}\n",
@@ -779,15 +787,7 @@ impl<H: Handler> Server<H> {
                 };
                 c.inbuf.clear();
                 c.head_started = None;
-                c.cur = Some(Current {
-                    serial: 0,
-                    version: 1,
-                    keep_alive: false,
-                    head_only: false,
-                    if_none_match: None,
-                    if_range: None,
-                    range: None,
-                });
+                c.cur = Some(Current::refusal());
                 c.close_after = true;
                 self.respond(
                     slot,

@@ -54,15 +54,7 @@ fn out_of_fds(e: &io::Error) -> bool {
 impl Listener {
     /// Binds `addr` (SO_REUSEADDR, backlog 1024) and registers it for readable events on `token`.
     pub fn bind(addr: SocketAddr, registry: &Registry, token: Token) -> io::Result<Listener> {
-        let mut sock = TcpListener::bind(addr)?;
-        registry.register(&mut sock, token, Interest::READABLE)?;
-        let addr = sock.local_addr()?;
-        Ok(Listener {
-            sock,
-            addr,
-            reserve: reserve_fd(),
-            paused_until: None,
-        })
+        Self::register(TcpListener::bind(addr)?, registry, token)
     }
 
     /// Takes a bound std listener (for example a clone shared by several reactors), makes it
@@ -73,7 +65,10 @@ impl Listener {
         token: Token,
     ) -> io::Result<Listener> {
         sock.set_nonblocking(true)?;
-        let mut sock = TcpListener::from_std(sock);
+        Self::register(TcpListener::from_std(sock), registry, token)
+    }
+
+    fn register(mut sock: TcpListener, registry: &Registry, token: Token) -> io::Result<Listener> {
         registry.register(&mut sock, token, Interest::READABLE)?;
         let addr = sock.local_addr()?;
         Ok(Listener {
