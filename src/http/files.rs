@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::path::{self, OpenError, Refused, Target};
+use super::path::{self, OpenError, Refused, Root, Target};
 use super::response::{file_etag, reason};
 use super::run::{spawn, Running};
 use super::server::{Body, Handler, Options, Reply, Request, Response};
@@ -99,7 +99,7 @@ pub struct Stats {
 }
 
 struct Ctx {
-    root: PathBuf,
+    root: Root,
     prefix: String,
     page: Bytes,
     segment_max_age: u32,
@@ -148,7 +148,7 @@ impl ServerHandle {
 
     /// The canonical directory being served (for messages).
     pub fn root(&self) -> &Path {
-        &self.ctx.root
+        self.ctx.root.path()
     }
 }
 
@@ -181,6 +181,12 @@ pub fn serve(addr: &str, root: PathBuf, opts: ServeOptions) -> io::Result<Server
     }
     let prefix = normalise_prefix(&opts.prefix);
     let playlist_path = index::url_path_escape(&format!("{prefix}{}.m3u8", opts.name));
+    let root = Root::open(root.clone()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("served directory {}: {e}", root.display()),
+        )
+    })?;
     let ctx = Arc::new(Ctx {
         root,
         page: Bytes::from(index::page(&prefix, &opts.name)),

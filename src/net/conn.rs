@@ -178,7 +178,15 @@ impl Outbox {
                         iov[k] = IoSlice::new(if i == 0 { &b[self.front_off..] } else { b });
                         k += 1;
                     }
-                    match w.write_vectored(&iov[..k]) {
+                    // A file range next: the head goes with `MSG_MORE`, so the kernel sends
+                    // it in one segment with the file's first bytes instead of on its own.
+                    let more = matches!(self.q.get(k), Some(Item::File { .. }));
+                    let r = if more {
+                        send_more(w, &iov[..k])
+                    } else {
+                        w.write_vectored(&iov[..k])
+                    };
+                    match r {
                         Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing")),
                         Ok(n) => {
                             self.consume_mem(n);
@@ -201,6 +209,21 @@ impl Outbox {
             }
         }
     }
+}
+
+/// One `sendmsg(2)` of `iov` with `MSG_MORE` (more data follows at once; the kernel may hold a
+/// partial segment for it).
+fn send_more<W: AsRawFd>(w: &W, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero `msghdr` is empty; `IoSlice` is ABI compatible with `iovec` on Unix.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: a valid descriptor and a `msghdr` pointing at `iov`, alive for the call.
+    let r = unsafe { libc::sendmsg(w.as_raw_fd(), &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
 }
 
 /// `sendfile(2)` from `file` at `off`; where the kernel cannot (`EINVAL`, `ENOSYS`), a `pread`
