@@ -202,7 +202,7 @@ impl Post {
                 format!("POST to {}: {e}", self.peer),
             )));
         }
-        let eof = match c.read_into(&mut self.inbuf, MAX_RESPONSE + 1) {
+        let eof = match c.read_into(&mut self.inbuf, MAX_RESPONSE + 1, false) {
             Ok(Received::Eof(_)) => true,
             Ok(_) => false,
             Err(e) => {

@@ -239,7 +239,7 @@ fn run<H: Handler>(
     let mut listener = Some(listener);
     let mut resume: Option<Instant> = None;
     let mut stopping: Option<Instant> = None;
-    let mut tokens: Vec<(Token, bool)> = Vec::with_capacity(1024);
+    let mut tokens: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
     loop {
         let due = match (server.next_deadline(), resume) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -250,18 +250,16 @@ fn run<H: Handler>(
         };
         tokens.clear();
         tokens.extend(reactor.events.iter().map(|e| {
-            (
-                e.token(),
-                e.is_readable() || e.is_read_closed() || e.is_error(),
-            )
+            let closed = e.is_read_closed() || e.is_error();
+            (e.token(), e.is_readable() || closed, closed)
         }));
         let registry = reactor.registry();
         let mut accept = resume.is_some_and(|t| now >= t);
-        for &(t, readable) in &tokens {
+        for &(t, readable, closed) in &tokens {
             match t {
                 Reactor::WAKER => drain(rx, &mut server, registry, now),
                 LISTENER => accept = true,
-                t if server.owns(t) => server.event(registry, t, readable, now),
+                t if server.owns(t) => server.event(registry, t, readable, closed, now),
                 _ => {}
             }
         }

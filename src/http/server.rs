@@ -233,16 +233,25 @@ impl<H: Handler> Server<H> {
             armed: None,
             resp_body: 0,
         });
-        // The request may already be there (the listener fired after it arrived).
-        self.read(registry, slot, now);
+        // The request may already be there (the listener fired after it arrived); no event
+        // says whether a FIN came with it, so read to `WouldBlock`.
+        self.read(registry, slot, false, now);
     }
 
     /// An event for one of this server's tokens: `readable` when the event says readable, read
-    /// closed or error (anything else is a writable event).
-    pub fn event(&mut self, registry: &Registry, token: Token, readable: bool, now: Instant) {
+    /// closed or error (anything else is a writable event); `read_closed` when it says the
+    /// peer's side is closed (or error).
+    pub fn event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        readable: bool,
+        read_closed: bool,
+        now: Instant,
+    ) {
         let slot = token.0 - self.base;
         if readable {
-            self.read(registry, slot, now);
+            self.read(registry, slot, !read_closed, now);
         } else {
             self.after(registry, slot, now);
         }
@@ -405,8 +414,9 @@ impl<H: Handler> Server<H> {
         &self.date.1
     }
 
-    /// Reads what the socket has, then moves the connection on.
-    fn read(&mut self, registry: &Registry, slot: usize, now: Instant) {
+    /// Reads what the socket has, then moves the connection on; `short_drains` as in
+    /// [`Conn::read_into`].
+    fn read(&mut self, registry: &Registry, slot: usize, short_drains: bool, now: Instant) {
         let cap = self.opts.limits.max_head + 64 * 1024;
         let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -414,7 +424,7 @@ impl<H: Handler> Server<H> {
         if c.peer_closed {
             return;
         }
-        match c.net.read_into(&mut c.inbuf, cap) {
+        match c.net.read_into(&mut c.inbuf, cap, short_drains) {
             Ok(r) => {
                 let (n, unread, eof) = match r {
                     Received::Drained(n) => (n, false, false),
@@ -457,7 +467,7 @@ impl<H: Handler> Server<H> {
                 break;
             }
             let cap = self.opts.limits.max_head + 64 * 1024;
-            match c.net.read_into(&mut c.inbuf, cap) {
+            match c.net.read_into(&mut c.inbuf, cap, false) {
                 Ok(Received::Drained(_)) => c.unread = false,
                 Ok(Received::Capped(_)) => {}
                 Ok(Received::Eof(_)) => {

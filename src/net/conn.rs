@@ -277,7 +277,18 @@ impl Conn {
 
     /// Reads into `buf` until the socket would block, the peer closes, or `buf` holds `cap`
     /// bytes. `EINTR` retries.
-    pub fn read_into(&mut self, buf: &mut Vec<u8>, cap: usize) -> io::Result<Received> {
+    ///
+    /// With `short_drains`, a read that returns fewer bytes than asked for ends the call as
+    /// [`Received::Drained`] without the read that would say `WouldBlock`: a TCP read returns
+    /// short only when the receive queue is empty, and bytes or a FIN arriving later raise a new
+    /// edge-triggered event. A FIN that came before the read does not (its event has been
+    /// taken), so pass it only when that event did not say the peer's side is closed.
+    pub fn read_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        cap: usize,
+        short_drains: bool,
+    ) -> io::Result<Received> {
         let mut total = 0;
         loop {
             if buf.len() >= cap {
@@ -286,22 +297,20 @@ impl Conn {
             let want = (cap - buf.len()).min(64 * 1024);
             buf.reserve(want);
             let spare = buf.spare_capacity_mut();
+            let asked = want.min(spare.len());
             // SAFETY: `read(2)` writes at most `want` bytes into the spare capacity reserved
             // above, and `set_len` covers only the bytes it wrote (no zeroing of the buffer on
             // every read).
-            let r = unsafe {
-                libc::read(
-                    self.sock.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    want.min(spare.len()),
-                )
-            };
+            let r = unsafe { libc::read(self.sock.as_raw_fd(), spare.as_mut_ptr().cast(), asked) };
             match r {
                 0 => return Ok(Received::Eof(total)),
                 n if n > 0 => {
                     // SAFETY: the kernel initialised these `n` bytes.
                     unsafe { buf.set_len(buf.len() + n as usize) };
                     total += n as usize;
+                    if short_drains && (n as usize) < asked {
+                        return Ok(Received::Drained(total));
+                    }
                 }
                 _ => {
                     let e = io::Error::last_os_error();

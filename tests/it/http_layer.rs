@@ -101,6 +101,31 @@ fn eof_after(s: &mut impl Read) -> Duration {
     t.elapsed()
 }
 
+/// A client that sends its request and closes its side at once (the FIN may come in the same
+/// event as the request) gets the answer and the close at once, not at the idle timeout.
+#[test]
+fn a_half_closed_client_is_answered_and_closed_at_once() {
+    let h = start(
+        "halfclose",
+        Options {
+            idle_timeout: Duration::from_secs(10),
+            ..Options::default()
+        },
+    );
+    for _ in 0..20 {
+        let mut s = connect(h.local_addr());
+        s.write_all(b"GET /live/movie.m3u8 HTTP/1.1\r\n\r\n")
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let t = Instant::now();
+        let mut r = BufReader::new(s);
+        assert_eq!(response(&mut r, false).0, 200);
+        eof_after(&mut r);
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    }
+}
+
 #[test]
 fn keep_alive_reuses_the_connection_then_idles_out() {
     let h = start(
