@@ -237,6 +237,31 @@ fn status(code: u16, why: &str) -> Response {
     }
 }
 
+/// Bodies up to this size are read into memory and leave with the head in one write: for a
+/// playlist of a few hundred bytes, `sendfile`'s page splicing costs more than the copy.
+const READ_UP_TO: u64 = 16 * 1024;
+
+/// The file as the body: read now when small (what it holds, should it have shrunk since its
+/// length was taken), else sent from disk.
+fn small_or_file(file: std::fs::File, len: u64) -> Body {
+    if len > READ_UP_TO {
+        return Body::File(file, len);
+    }
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Body::File(file, len),
+        }
+    }
+    buf.truncate(got);
+    Body::Bytes(Bytes::from(buf))
+}
+
 fn content(body: Body, content_type: &'static str, cache: String) -> Response {
     let mut r = Response::new(200, body)
         .field("Cache-Control", cache)
@@ -280,7 +305,7 @@ impl Handler for Files {
                     let mtime =
                         i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
                     let mut r = content(
-                        Body::File(file, meta.len()),
+                        small_or_file(file, meta.len()),
                         mime::content_type(&rel),
                         mime::cache_control(&rel, ctx.segment_max_age),
                     );
