@@ -4,6 +4,7 @@
 # ~1 MB segment, and the river/nginx ratio.
 #
 #   bench/http.sh                         # 10 s per run, 2 wrk threads, 50 connections
+#   WORKERS=1 bench/http.sh               # river's reactor threads (default 16, as before)
 #   DURATION=20s CONNS=200 bench/http.sh
 #
 # Installs nginx and wrk with apt-get when missing (bench only; the tests do not need them).
@@ -119,7 +120,7 @@ load() {
   echo "$rps $tps"
 }
 
-echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores; river workers: $WORKERS; nginx: $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores; river reactor threads: $WORKERS; nginx: $("$NGINX" -v 2>&1 | sed 's/.*version: //')"
 printf '%-22s %12s %12s %10s %10s %8s\n' case river_req/s nginx_req/s river_MB/s nginx_MB/s ratio
 for spec in "playlist:movie.m3u8:$pl_bytes" "segment:$SEG:$seg_bytes"; do
   IFS=: read -r name f bytes <<< "$spec"

@@ -10,8 +10,14 @@
 //! - [`codec`]: H.264 (Annex B / AVCC, access units, parameter sets, avcC, timestamps for raw
 //!   streams) and AAC (ADTS, AudioSpecificConfig).
 //! - [`format`]: containers without I/O: FLV (tags, AMF0 metadata) and MPEG-TS (mux and demux).
-//! - [`http`]: the static HTTP server for HLS output (playlists, segments, a player page with
-//!   hls.js), on tiny_http threads; the only sockets in the library so far.
+//! - [`net`]: sockets on mio: the reactor and timers, listeners whose accept survives running out
+//!   of descriptors, the one bounded write path, outbound connects with deadlines, the UDP pair.
+//!   Every socket outside the relay hub goes through it (the hub moves onto it next; retina's
+//!   tokio stays inside river-rtsp-pull).
+//! - [`http`]: the one HTTP/1.x layer on [`net`]: pure request heads (with limits), responses,
+//!   ranges and entity tags; a server with keep-alive, a connection cap, streams and parked
+//!   requests; a POST client with a deadline. river-hls-seg `--serve` ([`http::serve`]) and
+//!   river-thumb `--serve` run on it.
 //! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
 //!   AMF0 commands, a server session for publish and play) and [`proto::fstream`] (the fstream
 //!   handshake).
@@ -32,6 +38,7 @@ pub mod error;
 pub mod format;
 pub mod http;
 pub mod media;
+pub mod net;
 pub mod pipeline;
 pub mod proto;
 pub mod relay;

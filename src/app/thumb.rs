@@ -2,17 +2,22 @@
 //!
 //! A reader thread owns stdin (and stdout with --tee, so the copy never waits for a decode); the
 //! main thread demuxes and keeps the newest keyframe; pictures are made by the main thread
-//! (one-shot, --every) or by the HTTP workers (--serve), one decoder behind one lock.
+//! (one-shot, --every) or, for --serve, by one render thread behind the HTTP layer
+//! ([`crate::http::server`]), one decoder behind one lock.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
 
 use crate::cli::Thumb;
+use crate::http::run::{spawn, Running};
+use crate::http::server::{Body, Handler, Options, Reply, ReqId, Request, Response};
 use crate::media::MediaEvent;
 use crate::pipeline::Demux;
 use crate::stdio::{read_some, require_binary_stdout, stop_signal, ReadOutcome, UsageError};
@@ -24,8 +29,6 @@ const READ_CHUNK: usize = 256 * 1024;
 const QUEUE: usize = 32;
 /// How often the main loop looks at signals and timers while the input is quiet.
 const TICK: Duration = Duration::from_millis(50);
-/// HTTP worker threads.
-const HTTP_WORKERS: usize = 4;
 
 enum Input {
     Data(Vec<u8>),
@@ -61,20 +64,15 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
     };
 
     let shared = Arc::new(Shared::new(opts));
-    if let Some(addr) = args.serve {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .map_or_else(|| addr.to_string(), |a| a.to_string());
-        eprintln!("river-thumb: serving http://{bound}/thumb.jpg and http://{bound}/thumb.png");
-        let server = Arc::new(server);
-        for _ in 0..HTTP_WORKERS {
-            let (server, shared) = (server.clone(), shared.clone());
-            std::thread::spawn(move || serve(&server, &shared));
+    let _server = match args.serve {
+        Some(addr) => {
+            let running = serve(addr, Arc::clone(&shared))?;
+            let bound = running.local_addr();
+            eprintln!("river-thumb: serving http://{bound}/thumb.jpg and http://{bound}/thumb.png");
+            Some(running)
         }
-    }
+        None => None,
+    };
 
     let rx = spawn_reader(args.tee);
     let mode = if args.every.is_some() || args.serve.is_some() {
@@ -423,9 +421,9 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// An encoded picture and its keyframe's presentation time (90 kHz).
-type Image = (Arc<Vec<u8>>, i64);
+type Image = (Bytes, i64);
 
-/// What the HTTP workers share with the main loop.
+/// What the render thread shares with the main loop.
 struct Shared {
     latest: Mutex<Option<Arc<Keyframe>>>,
     cache: Mutex<Cache>,
@@ -437,7 +435,7 @@ struct Cache {
     renderer: Renderer,
     seq: u64,
     failed_seq: u64,
-    images: [Option<Arc<Vec<u8>>>; 2],
+    images: [Option<Bytes>; 2],
     last_good: [Option<Image>; 2],
 }
 
@@ -492,7 +490,7 @@ impl Shared {
                         key.describe(),
                         t0.elapsed().as_secs_f64() * 1e3
                     );
-                    let img = Arc::new(img);
+                    let img = Bytes::from(img);
                     c.images[i] = Some(img.clone());
                     c.last_good[i] = Some((img.clone(), key.pts));
                     return Ok((img, key.pts));
@@ -513,63 +511,78 @@ impl Shared {
     }
 }
 
-fn header(k: &str, v: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
+/// The `--serve` handler: a request for a picture waits ([`Reply::Park`]) while the render
+/// thread makes it, so a slow decode never holds up the reactor.
+#[derive(Clone)]
+struct Pictures {
+    jobs: mpsc::Sender<(ReqId, ImageFormat)>,
 }
 
-fn serve(server: &tiny_http::Server, shared: &Shared) {
-    loop {
-        let req = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("http: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+fn text(code: u16, body: impl Into<String>) -> Response {
+    Response::text(code, body).field("Cache-Control", "no-store")
+}
+
+impl Handler for Pictures {
+    fn request(&mut self, req: &Request, _now: Instant) -> Reply {
+        let path = req.head.target.split('?').next().unwrap_or("");
+        let format = match path {
+            "/thumb.jpg" | "/thumb.jpeg" => ImageFormat::Jpeg,
+            "/thumb.png" => ImageFormat::Png,
+            _ => {
+                return Reply::Now(text(
+                    404,
+                    "not found: river-thumb serves /thumb.jpg and /thumb.png\n",
+                ))
             }
         };
-        let path = req.url().split('?').next().unwrap_or("").to_string();
-        let method_ok = matches!(
-            req.method(),
-            tiny_http::Method::Get | tiny_http::Method::Head
-        );
-        let format = match path.as_str() {
-            "/thumb.jpg" | "/thumb.jpeg" => Some(ImageFormat::Jpeg),
-            "/thumb.png" => Some(ImageFormat::Png),
-            _ => None,
-        };
-        let cors = header("Access-Control-Allow-Origin", "*");
-        let text = |code: u16, body: String| {
-            tiny_http::Response::from_string(body)
-                .with_status_code(code)
-                .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-                .with_header(header("Cache-Control", "no-store"))
-                .with_header(cors.clone())
-        };
-        let res = match (format, method_ok) {
-            (None, _) => req.respond(text(
-                404,
-                "not found: river-thumb serves /thumb.jpg and /thumb.png\n".into(),
-            )),
-            (Some(_), false) => req.respond(text(405, "only GET and HEAD\n".into())),
-            (Some(f), true) => match shared.image(f) {
-                Ok((img, pts)) => req.respond(
-                    tiny_http::Response::from_data(img.as_slice().to_vec())
-                        .with_header(header("Content-Type", f.mime()))
-                        .with_header(header("Cache-Control", "no-store"))
-                        .with_header(header(
-                            "X-River-Pts",
-                            &format!("{:.3}", pts as f64 / crate::media::CLOCK_HZ as f64),
-                        ))
-                        .with_header(cors),
-                ),
-                Err((503, msg)) => {
-                    req.respond(text(503, msg).with_header(header("Retry-After", "1")))
-                }
-                Err((code, msg)) => req.respond(text(code, msg)),
-            },
-        };
-        if let Err(e) = res {
-            log::debug!("http: {e}");
+        if !matches!(req.head.method.as_str(), "GET" | "HEAD") {
+            return Reply::Now(text(405, "only GET and HEAD\n"));
+        }
+        match self.jobs.send((req.id, format)) {
+            Ok(()) => Reply::Park,
+            Err(_) => Reply::Now(text(503, "river-thumb is stopping\n")),
         }
     }
+}
+
+/// The picture answer for one request (made on the render thread).
+fn picture(shared: &Shared, f: ImageFormat) -> Response {
+    match shared.image(f) {
+        Ok((img, pts)) => Response::new(200, Body::Bytes(img))
+            .field("Content-Type", f.mime())
+            .field("Cache-Control", "no-store")
+            .field(
+                "X-River-Pts",
+                format!("{:.3}", pts as f64 / crate::media::CLOCK_HZ as f64),
+            ),
+        Err((503, msg)) => text(503, msg).field("Retry-After", "1"),
+        Err((code, msg)) => text(code, msg),
+    }
+}
+
+/// Starts `--serve`: the HTTP server (one reactor thread) and the render thread behind it.
+fn serve(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<Running> {
+    let (jobs, rx) = mpsc::channel::<(ReqId, ImageFormat)>();
+    let opts = Options {
+        base_fields: vec![("Server", "river"), ("Access-Control-Allow-Origin", "*")],
+        ..Options::default()
+    };
+    let running = spawn(
+        &addr.to_string(),
+        Pictures { jobs },
+        opts,
+        1,
+        "river-thumb-http",
+    )
+    .with_context(|| format!("cannot listen on {addr}"))?;
+    let completer = running.completer();
+    std::thread::Builder::new()
+        .name("river-thumb-render".into())
+        .spawn(move || {
+            for (id, f) in rx {
+                completer.complete(id, picture(&shared, f));
+            }
+        })
+        .context("starting the render thread")?;
+    Ok(running)
 }

@@ -4,10 +4,18 @@
 //! and hidden (`.name`) segments, so the relative path it returns has only plain names.
 //! [`open_under`] then resolves that path on disk and refuses a result outside the canonical
 //! root, which is what stops a symlink from leading out.
+//!
+//! The common case costs one `openat2(2)` with `RESOLVE_BENEATH` from a descriptor of the root
+//! held in [`Root`]: the kernel fails it (`EXDEV`) whenever resolution would leave the root, so a
+//! file it opens is one the canonical-path check would have accepted. Every failure of that call
+//! (a missing file, an absolute symlink, a kernel without `openat2`) falls back to resolving the
+//! canonical path (`realpath`, a `readlink` per component) and comparing it with the root, so
+//! the answers, refusals included, are those of the canonical-path check.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -128,9 +136,66 @@ pub enum OpenError {
     Io(io::Error),
 }
 
-/// Opens `rel` (from [`route`]) under `root`, which must already be canonical. Symlinks inside the
-/// root are followed as long as the final target stays inside it.
-pub fn open_under(root: &Path, rel: &Path) -> Result<(File, u64), OpenError> {
+/// The served directory: its canonical path and a descriptor of it.
+#[derive(Debug)]
+pub struct Root {
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+impl Root {
+    /// `path` must be canonical (see [`Path::canonicalize`]) and a directory.
+    pub fn open(path: PathBuf) -> io::Result<Root> {
+        let c = CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: a valid NUL-terminated path; the result is checked before use.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor with no other owner.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Root { path, dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `rel` for reading without leaving the root (`RESOLVE_BENEATH`); any error is the
+    /// caller's cue to take the canonical-path check.
+    fn open_beneath(&self, rel: &Path) -> io::Result<File> {
+        let c = CString::new(rel.as_os_str().as_bytes())?;
+        // SAFETY: `open_how` is plain integers; all zero is its empty value.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+        how.resolve = libc::RESOLVE_BENEATH;
+        // SAFETY: a valid directory descriptor, a NUL-terminated path and an `open_how` of the
+        // size passed; the result is checked before use.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor with no other owner.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    }
+}
+
+/// Opens `rel` (from [`route`]) under `root`. Symlinks inside the root are followed as long as
+/// the final target stays inside it.
+pub fn open_under(root: &Root, rel: &Path) -> Result<(File, std::fs::Metadata), OpenError> {
     let io_err = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => OpenError::NotFound,
         io::ErrorKind::PermissionDenied => OpenError::Forbidden("permission denied"),
@@ -139,18 +204,23 @@ pub fn open_under(root: &Path, rel: &Path) -> Result<(File, u64), OpenError> {
     if rel.is_absolute() {
         return Err(OpenError::Forbidden("absolute path"));
     }
-    let full = root.join(rel).canonicalize().map_err(io_err)?;
-    if !full.starts_with(root) {
-        return Err(OpenError::Forbidden(
-            "the path leads outside the served directory",
-        ));
-    }
-    let file = File::open(&full).map_err(io_err)?;
+    let file = match root.open_beneath(rel) {
+        Ok(f) => f,
+        Err(_) => {
+            let full = root.path.join(rel).canonicalize().map_err(io_err)?;
+            if !full.starts_with(&root.path) {
+                return Err(OpenError::Forbidden(
+                    "the path leads outside the served directory",
+                ));
+            }
+            File::open(&full).map_err(io_err)?
+        }
+    };
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() {
         return Err(OpenError::NotFound);
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 #[cfg(test)]
@@ -259,12 +329,18 @@ mod tests {
         std::os::unix::fs::symlink(base.join("secret.txt"), root.join("leak.ts")).unwrap();
         std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
         std::os::unix::fs::symlink("sub/seg.ts", root.join("inside.ts")).unwrap();
-        let root = root.canonicalize().unwrap();
+        // An absolute link that stays inside: openat2 refuses it (EXDEV), the canonical check
+        // serves it.
+        let canon = root.canonicalize().unwrap();
+        std::os::unix::fs::symlink(canon.join("sub/seg.ts"), root.join("abs.ts")).unwrap();
+        let root = Root::open(canon).unwrap();
 
-        let (_, len) = open_under(&root, Path::new("sub/seg.ts")).unwrap();
-        assert_eq!(len, 10);
-        let (_, len) = open_under(&root, Path::new("inside.ts")).unwrap();
-        assert_eq!(len, 10);
+        let (_, meta) = open_under(&root, Path::new("sub/seg.ts")).unwrap();
+        assert_eq!(meta.len(), 10);
+        let (_, meta) = open_under(&root, Path::new("inside.ts")).unwrap();
+        assert_eq!(meta.len(), 10);
+        let (_, meta) = open_under(&root, Path::new("abs.ts")).unwrap();
+        assert_eq!(meta.len(), 10);
         assert!(matches!(
             open_under(&root, Path::new("leak.ts")),
             Err(OpenError::Forbidden(_))

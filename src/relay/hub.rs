@@ -295,32 +295,6 @@ struct Udp {
     unknown: u64,
 }
 
-/// Binds the UDP pair on `ip`: `port` and `port + 1`, or (port 0) a free even/odd pair.
-fn bind_udp_pair(ip: std::net::IpAddr, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
-    let at = |p: u16| SocketAddr::new(ip, p);
-    if port != 0 {
-        let next = port.checked_add(1).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "RTSP UDP port 65535 has no RTCP port",
-            )
-        })?;
-        return Ok((UdpSocket::bind(at(port))?, UdpSocket::bind(at(next))?));
-    }
-    for _ in 0..64 {
-        let a = UdpSocket::bind(at(0))?;
-        let p = a.local_addr()?.port();
-        if p % 2 != 0 || p == u16::MAX {
-            continue;
-        }
-        if let Ok(b) = UdpSocket::bind(at(p + 1)) {
-            return Ok((a, b));
-        }
-    }
-    // No even/odd pair came up: any two ports (server_port names both).
-    Ok((UdpSocket::bind(at(0))?, UdpSocket::bind(at(0))?))
-}
-
 pub struct Hub {
     cfg: Config,
     poll: Poll,
@@ -474,9 +448,10 @@ impl Hub {
         let (rtsp_l, rtsp_addr) = listen_opt(&poll, cfg.rtsp.as_deref(), RTSP)?;
         let udp = match (rtsp_addr, cfg.rtsp_udp_port) {
             (Some(a), Some(port)) => {
-                let (mut rtp, mut rtcp) = bind_udp_pair(a.ip(), port).map_err(|e| {
-                    io::Error::new(e.kind(), format!("RTSP UDP port {port} on {}: {e}", a.ip()))
-                })?;
+                let (mut rtp, mut rtcp) =
+                    crate::net::udp::bind_pair(a.ip(), port).map_err(|e| {
+                        io::Error::new(e.kind(), format!("RTSP UDP port {port} on {}: {e}", a.ip()))
+                    })?;
                 let rw = Interest::READABLE | Interest::WRITABLE;
                 poll.registry().register(&mut rtp, UDP_RTP, rw)?;
                 poll.registry().register(&mut rtcp, UDP_RTCP, rw)?;

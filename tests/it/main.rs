@@ -7,6 +7,7 @@ mod common;
 mod docs;
 mod hls;
 mod http;
+mod http_layer;
 mod mux;
 mod relay;
 mod relay_core;
