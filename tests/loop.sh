@@ -29,7 +29,7 @@ rm -f "$out"/run-*.log "$out"/results
 
 # Build once; run the test binary itself so the loop measures the tests, not cargo.
 bin=$(cargo test --locked --test it --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  | grep '"kind":\["test"\][^}]*"name":"it"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$bin" ] || { echo "loop: could not build the integration test binary" >&2; exit 2; }
 
 loader=""
@@ -56,6 +56,8 @@ for k in $(seq 1 "$n"); do
   secs=$(( $(date +%s) - start ))
   grep -E '^test .* \.\.\. (ok|FAILED)$' "$log" | sed -E 's/^test (.*) \.\.\. (ok|FAILED)$/\1 \2/' >>"$out/results"
   failed=$(grep -cE '^test .* \.\.\. FAILED$' "$log")
+  # A run that failed without a failed test (a usage error, a crash of the harness) counts too.
+  [ "$rc" != 0 ] && [ "$failed" = 0 ] && echo "(run-$k-exited-$rc-without-a-failed-test) FAILED" >>"$out/results"
   echo "loop: run $k/$n: exit $rc, $failed failed, ${secs}s"
   [ "$rc" = 0 ] && rm -f "$log"
 done
