@@ -324,6 +324,21 @@ impl Conn {
         }
     }
 
+    /// Writes `iov` (bytes that live elsewhere, such as a watcher's queue) with one vectored
+    /// write, after the outbox only if the caller has flushed it. `Ok(None)`: the socket takes
+    /// nothing now (its next writable event resumes). `EINTR` retries.
+    pub fn write_iov(&mut self, iov: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
+        loop {
+            return match self.sock.write_vectored(iov) {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+
     /// Writes what the outbox holds; see [`Outbox::write_to`].
     pub fn flush(&mut self) -> io::Result<Wrote> {
         self.out.write_to(&mut self.sock)

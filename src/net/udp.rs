@@ -32,6 +32,31 @@ pub fn bind_pair(ip: IpAddr, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
     Ok((UdpSocket::bind(at(0))?, UdpSocket::bind(at(0))?))
 }
 
+/// Receives one datagram; `Ok(None)` when none is waiting. `EINTR` retries.
+pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+    loop {
+        return match sock.recv_from(buf) {
+            Ok(x) => Ok(Some(x)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+/// Sends one datagram; `Ok(false)` when the socket's buffer is full (its next writable event
+/// says when to try again). `EINTR` retries.
+pub fn send(sock: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<bool> {
+    loop {
+        return match sock.send_to(data, to) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

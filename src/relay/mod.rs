@@ -9,8 +9,11 @@ pub mod queue;
 pub mod stream;
 pub mod users;
 
-// The hub (one mio event loop, sockets), its HTTP side, stats and the two clients.
+// The channels (pure), and the hub (one reactor) with its fronts, HTTP side, stats and the two
+// clients.
+pub mod channel;
 pub mod client;
+mod front;
 pub mod http;
 pub mod hub;
 pub mod rtsp;

@@ -15,7 +15,6 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 
 use super::cache::{CacheLimits, GopCache};
-use super::queue::WatcherQueue;
 use super::stream::{Chunk, Mark, StreamFormat};
 use crate::cli::InputFormat;
 use crate::proto::fstream::valid_name;
@@ -48,9 +47,6 @@ pub struct Player {
     pub key: (String, String),
     /// UDP players: per media index, the client's RTP and RTCP addresses (empty over TCP).
     pub udp_dest: Vec<Option<(SocketAddr, SocketAddr)>>,
-    pub queue: Option<WatcherQueue>,
-    pub eof_after_drain: bool,
-    pub dirty: bool,
 }
 
 pub enum Role {
@@ -65,15 +61,6 @@ pub struct RtspConn {
     /// After the end of a broadcast (RTCP BYE sent): close at this time unless the player's
     /// TEARDOWN comes first.
     pub linger_until: Option<Instant>,
-}
-
-impl RtspConn {
-    pub fn player_queue(&mut self) -> Option<&mut WatcherQueue> {
-        match &mut self.role {
-            Role::Player(p) => p.queue.as_mut(),
-            _ => None,
-        }
-    }
 }
 
 /// A channel seen as RTP, with its own GOP cache and players.

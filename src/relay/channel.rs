@@ -1,0 +1,910 @@
+//! The hub's channels, pure: who broadcasts on each channel, who watches it, what each watcher has
+//! queued, and every policy that decides it. No sockets and no clock: the fronts (`front/`) call
+//! in with the time, and act on the [`Effects`] that come back (flush these watchers, close those).
+//!
+//! Where each policy lives:
+//! - Attach ([`Channels::watch`], `attach_pending`): a watcher of a live channel whose format is
+//!   known gets the GOP cache at once, in its container (the broadcast's, or a converted view's);
+//!   before that it waits, at most `wait_timeout`, and at most `max_waiting` watchers wait in all.
+//! - Deliver ([`Channels::push`]): the broadcast is cut into chunks, cached, and queued to every
+//!   watcher and view; the slow-watcher policy is [`WatcherQueue::push`]'s, and a watcher it gives
+//!   up on comes back in [`Effects::drop`].
+//! - Takeover ([`Channels::broadcast`]): a second broadcaster replaces the first; the watchers keep
+//!   their queues, drain them, and continue with the new stream (without its FLV file header)
+//!   when its format is theirs, or end when it is not.
+//! - End ([`Channels::end`]): every watcher gets what is queued, then EOF.
+//! - Removal ([`Channels::leave`]): one place takes a watcher out of every list.
+//!
+//! A watcher is a [`Sub`] known by a [`SubId`], the front's handle for its connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::cache::{CacheLimits, GopCache};
+use super::convert::{Convert, ViewFormat};
+use super::http::Ext;
+use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
+use super::rtsp::RtpChannel;
+use super::stats::{ChannelStats, WatcherStats};
+use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
+
+/// A channel's name: (user, channel).
+pub type ChanKey = (String, String);
+/// A watcher's or broadcaster's handle, given by the front (the hub uses its connection slot).
+pub type SubId = usize;
+
+pub fn key_str(k: &ChanKey) -> String {
+    format!("{}/{}", k.0, k.1)
+}
+
+pub fn format_name(f: Option<StreamFormat>) -> &'static str {
+    match f {
+        None => "",
+        Some(StreamFormat::Flv) => "flv",
+        Some(StreamFormat::Ts) => "ts",
+        Some(StreamFormat::AnnexB) => "h264",
+        Some(StreamFormat::Opaque) => "opaque",
+    }
+}
+
+fn ext_format(e: Ext) -> StreamFormat {
+    match e {
+        Ext::Flv => StreamFormat::Flv,
+        Ext::Ts => StreamFormat::Ts,
+    }
+}
+
+/// The channels' settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub gop_cache: bool,
+    pub queue: QueueLimits,
+    pub cache: CacheLimits,
+    pub max_waiting: usize,
+    pub wait_timeout: Duration,
+}
+
+/// How a watcher watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubKind {
+    /// The broadcast's bytes as they are.
+    Fstream,
+    /// FLV or TS, converted when the broadcast is the other.
+    Http(Ext),
+    /// FLV (the RTMP front turns it into messages).
+    Rtmp,
+    /// RTP packets in interleaved frames, from the channel's RTP view for TCP or UDP players.
+    Rtsp { udp: bool },
+}
+
+impl SubKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubKind::Fstream => "fstream",
+            SubKind::Http(Ext::Flv) => "http-flv",
+            SubKind::Http(Ext::Ts) => "http-ts",
+            SubKind::Rtmp => "rtmp",
+            SubKind::Rtsp { udp: false } => "rtsp",
+            SubKind::Rtsp { udp: true } => "rtsp/udp",
+        }
+    }
+}
+
+/// Why a watcher is refused: logged with `why`; an HTTP watcher that has had no response yet
+/// gets `status` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub why: String,
+    pub status: u16,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(why: String, status: u16, message: impl Into<String>) -> Self {
+        Refusal {
+            why,
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the fronts must do after a call.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Watchers with something new to write (or to end): flush them. Each once until
+    /// [`Channels::flushed`].
+    pub flush: Vec<SubId>,
+    /// Watchers the slow-watcher policy gave up on: close them with the reason.
+    pub drop: Vec<(SubId, String)>,
+    /// Watchers refused after all (a takeover with another password, a format they cannot get):
+    /// they have left their channel; close them.
+    pub refuse: Vec<(SubId, Refusal)>,
+}
+
+/// One watcher.
+pub struct Sub {
+    pub key: ChanKey,
+    pub kind: SubKind,
+    password: Option<String>,
+    /// The queue being written; None while waiting for the channel.
+    pub queue: Option<WatcherQueue>,
+    /// After a takeover: the new stream's queue, written once `queue` is drained.
+    next: Option<WatcherQueue>,
+    /// The format of the bytes this watcher has been sent (None before any).
+    out_format: Option<StreamFormat>,
+    /// Fed by a converted view rather than the broadcast itself.
+    pub converted: bool,
+    wait_deadline: Option<Instant>,
+    /// The broadcast ended: close once the queue is written.
+    pub eof_after_drain: bool,
+    dirty: bool,
+    /// Figures of queues already finished (before a takeover).
+    prev: QueueStats,
+}
+
+impl Sub {
+    fn live_queue(&mut self) -> Option<&mut WatcherQueue> {
+        if self.next.is_some() {
+            self.next.as_mut()
+        } else {
+            self.queue.as_mut()
+        }
+    }
+
+    /// The queue is written: continue with the next stream's queue if there is one (true).
+    pub fn advance(&mut self) -> bool {
+        let Some(n) = self.next.take() else {
+            return false;
+        };
+        if let Some(old) = self.queue.replace(n) {
+            let st = old.stats();
+            self.prev.bytes_sent += st.bytes_sent;
+            self.prev.chunks_dropped += st.chunks_dropped;
+            self.prev.bytes_dropped += st.bytes_dropped;
+            self.prev.skips += st.skips;
+        }
+        true
+    }
+
+    /// Anything left to write.
+    pub fn busy(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| !q.is_empty())
+    }
+
+    fn stats(&self) -> WatcherStats {
+        let mut s = WatcherStats {
+            kind: self.kind.name(),
+            converted: self.converted,
+            bytes_sent: self.prev.bytes_sent,
+            chunks_dropped: self.prev.chunks_dropped,
+            bytes_dropped: self.prev.bytes_dropped,
+            skips: self.prev.skips,
+            ..Default::default()
+        };
+        for q in [&self.queue, &self.next].into_iter().flatten() {
+            let st = q.stats();
+            s.bytes_sent += st.bytes_sent;
+            s.queue_bytes += q.bytes();
+            s.chunks_dropped += st.chunks_dropped;
+            s.bytes_dropped += st.bytes_dropped;
+            s.skips += st.skips;
+        }
+        s
+    }
+}
+
+/// A container view of a broadcast in another format.
+struct View {
+    ext: Ext,
+    convert: Convert,
+    splitter: Splitter,
+    cache: GopCache,
+    watchers: Vec<SubId>,
+    failed: bool,
+}
+
+struct Channel {
+    publisher: Option<SubId>,
+    publisher_peer: Option<SocketAddr>,
+    password: Option<String>,
+    splitter: Splitter,
+    cache: GopCache,
+    format: Option<StreamFormat>,
+    watchers: Vec<SubId>,
+    pending: Vec<SubId>,
+    views: Vec<View>,
+    /// The broadcast as RTP, for RTSP players: `[TCP, UDP]` (made on the first DESCRIBE, and the
+    /// first PLAY over UDP).
+    rtp: [Option<RtpChannel>; 2],
+    bytes_in: u64,
+    broadcasts: u64,
+}
+
+impl Channel {
+    fn new(cfg: &Config) -> Self {
+        Channel {
+            publisher: None,
+            publisher_peer: None,
+            password: None,
+            splitter: Splitter::new(),
+            cache: GopCache::new(cfg.cache, cfg.gop_cache),
+            format: None,
+            watchers: Vec::new(),
+            pending: Vec::new(),
+            views: Vec::new(),
+            rtp: [None, None],
+            bytes_in: 0,
+            broadcasts: 0,
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.publisher.is_some()
+    }
+}
+
+/// The watchers' slots, indexed by [`SubId`].
+#[derive(Default)]
+struct Subs(Vec<Option<Sub>>);
+
+impl Subs {
+    fn get_mut(&mut self, id: SubId) -> Option<&mut Sub> {
+        self.0.get_mut(id).and_then(|s| s.as_mut())
+    }
+
+    fn get(&self, id: SubId) -> Option<&Sub> {
+        self.0.get(id).and_then(|s| s.as_ref())
+    }
+
+    fn insert(&mut self, id: SubId, s: Sub) {
+        if self.0.len() <= id {
+            self.0.resize_with(id + 1, || None);
+        }
+        self.0[id] = Some(s);
+    }
+
+    fn remove(&mut self, id: SubId) -> Option<Sub> {
+        self.0.get_mut(id).and_then(|s| s.take())
+    }
+
+    /// Queues `chunk` to every watcher in `list`; notes the ones to flush and to drop.
+    fn fan_out(&mut self, list: &[SubId], chunk: &Chunk, now: Instant, fx: &mut Effects) {
+        for &w in list {
+            let Some(s) = self.get_mut(w) else { continue };
+            let Some(q) = s.live_queue() else { continue };
+            match q.push(chunk, now) {
+                Verdict::Ok => {
+                    if !s.dirty {
+                        s.dirty = true;
+                        fx.flush.push(w);
+                    }
+                }
+                Verdict::Disconnect(r) => fx.drop.push((w, r.to_string())),
+            }
+        }
+    }
+}
+
+/// Runs a chunk through a view: convert, split, cache, fan out.
+#[allow(clippy::too_many_arguments)]
+fn feed_view(
+    view: &mut View,
+    data: &[u8],
+    subs: &mut Subs,
+    now: Instant,
+    fx: &mut Effects,
+    key: &ChanKey,
+    finish: bool,
+) {
+    if view.failed {
+        return;
+    }
+    let mut out = Vec::new();
+    if let Err(e) = view.convert.push(data, &mut out) {
+        log::warn!(
+            "channel {}: {} view: {e}; its watchers get EOF",
+            key_str(key),
+            if view.ext == Ext::Flv { "FLV" } else { "TS" }
+        );
+        view.failed = true;
+    }
+    if finish && !view.failed {
+        view.convert.finish(&mut out);
+    }
+    let mut chunks = Vec::new();
+    view.splitter.push(&out, &mut chunks);
+    if finish {
+        view.splitter.finish(&mut chunks);
+    }
+    for c in &chunks {
+        view.cache.push(c, now);
+        subs.fan_out(&view.watchers, c, now, fx);
+    }
+}
+
+/// Every channel and watcher of a hub.
+pub struct Channels {
+    cfg: Config,
+    map: HashMap<ChanKey, Channel>,
+    subs: Subs,
+    chunks: Vec<Chunk>,
+}
+
+impl Channels {
+    pub fn new(cfg: Config) -> Self {
+        Channels {
+            cfg,
+            map: HashMap::new(),
+            subs: Subs::default(),
+            chunks: Vec::new(),
+        }
+    }
+
+    pub fn sub(&self, id: SubId) -> Option<&Sub> {
+        self.subs.get(id)
+    }
+
+    pub fn sub_mut(&mut self, id: SubId) -> Option<&mut Sub> {
+        self.subs.get_mut(id)
+    }
+
+    /// A watcher in [`Effects::flush`] was flushed: it may be listed again.
+    pub fn flushed(&mut self, id: SubId) {
+        if let Some(s) = self.subs.get_mut(id) {
+            s.dirty = false;
+        }
+    }
+
+    /// Is `id` the broadcaster of `key`?
+    pub fn is_publisher(&self, key: &ChanKey, id: SubId) -> bool {
+        self.map.get(key).is_some_and(|ch| ch.publisher == Some(id))
+    }
+
+    /// The live channel's password (None: not live; Some(None): no password).
+    pub fn live_password(&self, key: &ChanKey) -> Option<Option<&str>> {
+        self.map
+            .get(key)
+            .filter(|c| c.live())
+            .map(|c| c.password.as_deref())
+    }
+
+    pub fn keys(&self) -> Vec<ChanKey> {
+        self.map.keys().cloned().collect()
+    }
+
+    /// Anything queued for any watcher.
+    pub fn busy(&self) -> bool {
+        self.subs.0.iter().flatten().any(Sub::busy)
+    }
+
+    fn gc(&mut self, key: &ChanKey) {
+        if let Some(ch) = self.map.get(key) {
+            if ch.publisher.is_none() && ch.watchers.is_empty() && ch.pending.is_empty() {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    /// `id` (at `peer`) starts broadcasting on `key`. Returns the broadcaster it replaces, which
+    /// the caller closes without ending the broadcast.
+    pub fn broadcast(
+        &mut self,
+        id: SubId,
+        key: &ChanKey,
+        password: Option<String>,
+        peer: SocketAddr,
+        fx: &mut Effects,
+    ) -> Option<SubId> {
+        let cfg = &self.cfg;
+        let ch = self
+            .map
+            .entry(key.clone())
+            .or_insert_with(|| Channel::new(cfg));
+        let old = ch.publisher.take();
+        if old.is_some() {
+            log::warn!(
+                "{peer}: takes over channel {} from {} (second broadcaster)",
+                key_str(key),
+                ch.publisher_peer.map(|p| p.to_string()).unwrap_or_default()
+            );
+            // Existing watchers keep their queues and wait for the new stream's format.
+            let mut moved: Vec<SubId> = std::mem::take(&mut ch.watchers);
+            for v in ch.views.drain(..) {
+                moved.extend(v.watchers);
+            }
+            ch.pending.extend(moved);
+            ch.splitter = Splitter::new();
+            ch.cache = GopCache::new(cfg.cache, cfg.gop_cache);
+            ch.format = None;
+        }
+        ch.publisher = Some(id);
+        ch.publisher_peer = Some(peer);
+        ch.password = password.clone();
+        ch.broadcasts += 1;
+        // Waiting watchers with another channel password are refused.
+        let pending = ch.pending.clone();
+        for w in pending {
+            if self.subs.get(w).is_some_and(|s| s.password != password) {
+                let why = format!(
+                    "watcher of {}: the broadcaster set another channel password",
+                    key_str(key)
+                );
+                self.leave(w);
+                fx.refuse
+                    .push((w, Refusal::new(why, 403, "wrong channel password")));
+            }
+        }
+        old
+    }
+
+    /// `id` (at `peer`) watches `key` as `kind`. Refused: the wrong channel password, or too many
+    /// waiting for channels that are not live.
+    #[allow(clippy::too_many_arguments)]
+    pub fn watch(
+        &mut self,
+        id: SubId,
+        key: &ChanKey,
+        password: Option<String>,
+        kind: SubKind,
+        peer: SocketAddr,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Result<(), Refusal> {
+        let live = self.live_password(key).map(|p| p.map(str::to_string));
+        if let Some(chpw) = &live {
+            if *chpw != password {
+                let why = format!("watcher of {}: wrong channel password", key_str(key));
+                return Err(Refusal::new(why, 403, "wrong channel password"));
+            }
+        } else {
+            let waiting: usize = self.map.values().map(|c| c.pending.len()).sum();
+            if waiting >= self.cfg.max_waiting {
+                let why = format!(
+                    "watcher of {}: {waiting} watchers waiting (--max-waiting)",
+                    key_str(key)
+                );
+                return Err(Refusal::new(why, 503, "too many watchers waiting"));
+            }
+        }
+        log::info!(
+            "{peer}: watching {}{}",
+            key_str(key),
+            if live.is_some() {
+                ""
+            } else {
+                " (waiting for it to go live)"
+            }
+        );
+        self.subs.insert(
+            id,
+            Sub {
+                key: key.clone(),
+                kind,
+                password,
+                queue: None,
+                next: None,
+                out_format: None,
+                converted: false,
+                wait_deadline: Some(now + self.cfg.wait_timeout),
+                eof_after_drain: false,
+                dirty: false,
+                prev: Default::default(),
+            },
+        );
+        let cfg = &self.cfg;
+        let ch = self
+            .map
+            .entry(key.clone())
+            .or_insert_with(|| Channel::new(cfg));
+        ch.pending.push(id);
+        if ch.format.is_some() {
+            self.attach_pending(key, now, fx);
+        }
+        Ok(())
+    }
+
+    /// Attaches the channel's pending watchers (the format is known).
+    fn attach_pending(&mut self, key: &ChanKey, now: Instant, fx: &mut Effects) {
+        let Some(ch) = self.map.get_mut(key) else {
+            return;
+        };
+        let Some(format) = ch.format else { return };
+        if ch.publisher.is_none() {
+            return;
+        }
+        let pending = std::mem::take(&mut ch.pending);
+        let mut refuse = Vec::new();
+        for w in pending {
+            let Some(s) = self.subs.get_mut(w) else {
+                continue;
+            };
+            let continuing = s.out_format.is_some();
+            // What this watcher needs: its container, from the broadcast or a view.
+            let want = match s.kind {
+                SubKind::Fstream => s.out_format.unwrap_or(format),
+                SubKind::Http(e) => ext_format(e),
+                SubKind::Rtmp | SubKind::Rtsp { .. } => StreamFormat::Flv,
+            };
+            let source_view = if want == format {
+                None
+            } else if matches!(s.kind, SubKind::Http(_) | SubKind::Rtmp)
+                && format != StreamFormat::Opaque
+            {
+                Some(match want {
+                    StreamFormat::Flv => Ext::Flv,
+                    _ => Ext::Ts,
+                })
+            } else {
+                None
+            };
+            if want != format && source_view.is_none() {
+                if continuing {
+                    // The new stream is in another format: this watcher ends after its queue.
+                    s.eof_after_drain = true;
+                    fx.flush.push(w);
+                } else {
+                    let (f, wf) = (format_name(Some(format)), format_name(Some(want)));
+                    let why = format!(
+                        "HTTP watcher of {}: the broadcast is {f} content, not {wf}",
+                        key_str(key)
+                    );
+                    let msg = format!("channel carries {f} content, not {wf}");
+                    refuse.push((w, Refusal::new(why, 415, msg)));
+                }
+                continue;
+            }
+            let join = match source_view {
+                None => ch.cache.join(),
+                Some(ext) => {
+                    let vi = match ch.views.iter().position(|v| v.ext == ext) {
+                        Some(i) => i,
+                        None => {
+                            let vf = match ext {
+                                Ext::Flv => ViewFormat::Flv,
+                                Ext::Ts => ViewFormat::Ts,
+                            };
+                            let Some(convert) = Convert::new(format, vf) else {
+                                let why =
+                                    format!("HTTP watcher of {}: no conversion", key_str(key));
+                                refuse.push((
+                                    w,
+                                    Refusal::new(why, 415, "cannot convert this channel"),
+                                ));
+                                continue;
+                            };
+                            let mut view = View {
+                                ext,
+                                convert,
+                                splitter: Splitter::new(),
+                                cache: GopCache::new(self.cfg.cache, true),
+                                watchers: Vec::new(),
+                                failed: false,
+                            };
+                            // Prime it with the broadcast's headers and cached GOP.
+                            let mut none = Subs::default();
+                            let mut ignore = Effects::default();
+                            for c in &ch.cache.join().chunks {
+                                feed_view(
+                                    &mut view,
+                                    &c.data,
+                                    &mut none,
+                                    now,
+                                    &mut ignore,
+                                    key,
+                                    false,
+                                );
+                            }
+                            ch.views.push(view);
+                            ch.views.len() - 1
+                        }
+                    };
+                    ch.views[vi].cache.join()
+                }
+            };
+            let mut join = join;
+            if continuing {
+                join.chunks
+                    .retain(|c| c.mark != Mark::Header(HeaderKind::FlvFile));
+            }
+            let q = WatcherQueue::new(self.cfg.queue, want, join, now);
+            if continuing {
+                s.next = Some(q);
+            } else {
+                s.queue = Some(q);
+            }
+            s.out_format = Some(want);
+            s.converted = source_view.is_some();
+            s.wait_deadline = None;
+            match source_view {
+                None => ch.watchers.push(w),
+                Some(ext) => {
+                    if let Some(v) = ch.views.iter_mut().find(|v| v.ext == ext) {
+                        v.watchers.push(w);
+                    }
+                }
+            }
+            if !s.dirty {
+                s.dirty = true;
+                fx.flush.push(w);
+            }
+        }
+        for (w, r) in refuse {
+            self.leave(w);
+            fx.refuse.push((w, r));
+        }
+    }
+
+    /// Bytes of the broadcast on `key`.
+    pub fn push(&mut self, key: &ChanKey, data: &[u8], now: Instant, fx: &mut Effects) {
+        let Some(ch) = self.map.get_mut(key) else {
+            return;
+        };
+        ch.bytes_in += data.len() as u64;
+        let mut chunks = std::mem::take(&mut self.chunks);
+        chunks.clear();
+        ch.splitter.push(data, &mut chunks);
+        self.deliver(key, &chunks, now, false, fx);
+        self.chunks = chunks;
+    }
+
+    fn deliver(
+        &mut self,
+        key: &ChanKey,
+        chunks: &[Chunk],
+        now: Instant,
+        finish: bool,
+        fx: &mut Effects,
+    ) {
+        let Some(ch) = self.map.get_mut(key) else {
+            return;
+        };
+        if ch.format.is_none() && ch.splitter.format().is_some() {
+            ch.format = ch.splitter.format();
+            log::info!(
+                "channel {}: {} content",
+                key_str(key),
+                match ch.format {
+                    Some(StreamFormat::Flv) => "FLV",
+                    Some(StreamFormat::Ts) => "MPEG-TS",
+                    Some(StreamFormat::AnnexB) => "H.264 Annex B",
+                    _ => "unknown (opaque)",
+                }
+            );
+            self.attach_pending(key, now, fx);
+        }
+        let Some(ch) = self.map.get_mut(key) else {
+            return;
+        };
+        let subs = &mut self.subs;
+        for c in chunks {
+            ch.cache.push(c, now);
+            subs.fan_out(&ch.watchers, c, now, fx);
+            for v in &mut ch.views {
+                feed_view(v, &c.data, subs, now, fx, key, false);
+            }
+            for rv in ch.rtp.iter_mut().flatten() {
+                for x in rv.feed(&c.data, false, now) {
+                    subs.fan_out(&rv.watchers, &x, now, fx);
+                }
+            }
+        }
+        if finish {
+            for v in &mut ch.views {
+                feed_view(v, &[], subs, now, fx, key, true);
+            }
+            for rv in ch.rtp.iter_mut().flatten() {
+                for x in rv.feed(&[], true, now) {
+                    subs.fan_out(&rv.watchers, &x, now, fx);
+                }
+            }
+        }
+    }
+
+    /// The broadcast on `key` ended: flush the splitter, let every watcher drain then EOF.
+    /// Returns the broadcaster, which has left the channel.
+    pub fn end(
+        &mut self,
+        key: &ChanKey,
+        now: Instant,
+        why: &str,
+        fx: &mut Effects,
+    ) -> Option<SubId> {
+        if !self.map.get(key).is_some_and(Channel::live) {
+            return None;
+        }
+        let mut chunks = Vec::new();
+        if let Some(ch) = self.map.get_mut(key) {
+            ch.splitter.finish(&mut chunks);
+        }
+        self.deliver(key, &chunks, now, true, fx);
+        let ch = self.map.get_mut(key)?;
+        let publisher = ch.publisher.take();
+        let mut ending: Vec<SubId> = std::mem::take(&mut ch.watchers);
+        for v in ch.views.drain(..) {
+            ending.extend(v.watchers);
+        }
+        for r in ch.rtp.iter_mut() {
+            ending.extend(r.take().map(|r| r.watchers).unwrap_or_default());
+        }
+        // Watchers that were continuing from a replaced broadcast and never got the new one end
+        // too.
+        let (cont, waiting): (Vec<SubId>, Vec<SubId>) = std::mem::take(&mut ch.pending)
+            .into_iter()
+            .partition(|&w| self.subs.get(w).is_some_and(|s| s.queue.is_some()));
+        ending.extend(cont);
+        ch.pending = waiting;
+        ch.splitter = Splitter::new();
+        ch.cache = GopCache::new(self.cfg.cache, self.cfg.gop_cache);
+        ch.format = None;
+        ch.password = None;
+        log::info!(
+            "channel {}: {why}; {} watchers get what is queued, then EOF",
+            key_str(key),
+            ending.len()
+        );
+        for w in ending {
+            if let Some(s) = self.subs.get_mut(w) {
+                s.eof_after_drain = true;
+                // A watcher between two streams finishes the old one only.
+                if s.queue.is_none() {
+                    s.queue = s.next.take();
+                }
+                // Out of every list now: only its queue is left.
+                s.dirty = true;
+            }
+            fx.flush.push(w);
+        }
+        self.gc(key);
+        publisher
+    }
+
+    /// `id` stops watching (closed, refused, torn down): out of every list, its queue dropped.
+    pub fn leave(&mut self, id: SubId) -> Option<Sub> {
+        let s = self.subs.remove(id)?;
+        if let Some(ch) = self.map.get_mut(&s.key) {
+            ch.watchers.retain(|&x| x != id);
+            ch.pending.retain(|&x| x != id);
+            for v in &mut ch.views {
+                v.watchers.retain(|&x| x != id);
+            }
+            for rv in ch.rtp.iter_mut().flatten() {
+                rv.watchers.retain(|&x| x != id);
+            }
+        }
+        self.gc(&s.key);
+        Some(s)
+    }
+
+    /// The broadcaster `id` of `key` is gone without ending it (taken over): nothing to do but
+    /// forget empty channels.
+    pub fn forget(&mut self, key: &ChanKey) {
+        self.gc(key);
+    }
+
+    /// Watchers whose channel did not go live within the wait timeout.
+    pub fn expired(&self, now: Instant) -> Vec<(SubId, Refusal)> {
+        let mut out = Vec::new();
+        for (id, s) in self.subs.0.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if s.wait_deadline.is_some_and(|d| now >= d) {
+                let why = format!(
+                    "watcher of {}: channel not live within the wait timeout",
+                    key_str(&s.key)
+                );
+                out.push((id, Refusal::new(why, 404, "channel not live")));
+            }
+        }
+        out
+    }
+
+    /// The channel's RTP view for TCP or UDP players, made on first use and primed with the
+    /// broadcast's headers and cached GOP. Errors are RTSP statuses: 404 not live, 503 format not
+    /// known yet, 415 not carried over RTP.
+    pub fn rtp_view(
+        &mut self,
+        key: &ChanKey,
+        udp: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<&mut RtpChannel, u16> {
+        let limits = self.cfg.cache;
+        let ch = self.map.get_mut(key).filter(|c| c.live()).ok_or(404u16)?;
+        let format = ch.format.ok_or(503u16)?;
+        let slot = &mut ch.rtp[usize::from(udp)];
+        if slot.is_none() {
+            let mut rv = RtpChannel::new(format, limits, udp).ok_or(415u16)?;
+            for c in ch.cache.join().chunks {
+                rv.feed(&c.data, false, now);
+            }
+            rv.view.reanchor(wall);
+            *slot = Some(rv);
+        }
+        slot.as_mut().ok_or(500u16)
+    }
+
+    /// `id` plays `key` over RTSP from the RTP view made by [`Self::rtp_view`]. Returns the RTCP
+    /// sender reports to send before the first packet (interleaved frames), or None when the view
+    /// is gone.
+    pub fn play_rtp(
+        &mut self,
+        id: SubId,
+        key: &ChanKey,
+        udp: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<Vec<Bytes>> {
+        let rv = self.map.get_mut(key)?.rtp[usize::from(udp)].as_mut()?;
+        let join = rv.cache.join();
+        // Sender reports first, for the packets it starts with (see `join_sender_reports`), so
+        // the player syncs audio and video from the start.
+        let srs = rv
+            .view
+            .join_sender_reports(join.chunks.iter().map(|c| &c.data[..]), wall);
+        let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
+        rv.watchers.push(id);
+        self.subs.insert(
+            id,
+            Sub {
+                key: key.clone(),
+                kind: SubKind::Rtsp { udp },
+                password: None,
+                queue: Some(q),
+                next: None,
+                out_format: Some(StreamFormat::Flv),
+                converted: true,
+                wait_deadline: None,
+                eof_after_drain: false,
+                dirty: false,
+                prev: Default::default(),
+            },
+        );
+        Some(srs)
+    }
+
+    /// Each channel's figures; `conn` gives a watcher's connection id, peer and age.
+    pub fn stats(
+        &self,
+        now: Instant,
+        conn: impl Fn(SubId) -> Option<(u64, SocketAddr, Instant)>,
+    ) -> Vec<ChannelStats> {
+        let mut channels: Vec<ChannelStats> = self
+            .map
+            .iter()
+            .map(|(k, ch)| {
+                let lists = std::iter::once(&ch.watchers)
+                    .chain(ch.views.iter().map(|v| &v.watchers))
+                    .chain(ch.rtp.iter().flatten().map(|r| &r.watchers));
+                let mut watchers = Vec::new();
+                for &w in lists.flatten() {
+                    let (Some(s), Some((id, peer, since))) = (self.subs.get(w), conn(w)) else {
+                        continue;
+                    };
+                    watchers.push(WatcherStats {
+                        id,
+                        peer: peer.to_string(),
+                        connected_secs: now.duration_since(since).as_secs_f64(),
+                        ..s.stats()
+                    });
+                }
+                ChannelStats {
+                    user: k.0.clone(),
+                    channel: k.1.clone(),
+                    live: ch.live(),
+                    format: format_name(ch.format),
+                    broadcaster: ch.publisher.and(ch.publisher_peer).map(|p| p.to_string()),
+                    bytes_in: ch.bytes_in,
+                    cache_bytes: ch.cache.bytes(),
+                    broadcasts: ch.broadcasts,
+                    waiting: ch.pending.len(),
+                    watchers,
+                }
+            })
+            .collect();
+        channels.sort_by(|a, b| (&a.user, &a.channel).cmp(&(&b.user, &b.channel)));
+        channels
+    }
+}

@@ -1,0 +1,387 @@
+//! The RTMP front: [`ServerSession`]s driven on the hub's loop. A publish becomes FLV for its
+//! channel ([`FlvSplice`]); a play reads the watcher's FLV queue back into RTMP messages, only
+//! while the session's own output is small, so the queue's slow-watcher policy applies to RTMP
+//! players as to any other.
+
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use super::super::channel::{key_str, SubKind};
+use super::super::hub::{Conn, Hub, State};
+use super::fstream::Publisher;
+use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
+
+/// An RTMP player gets more FLV from its queue only while its session holds less than this.
+const LOW_WATER: usize = 256 * 1024;
+/// How often RTMP players are pinged (they send nothing otherwise).
+const PING: Duration = Duration::from_secs(10);
+
+/// The RTMP part of a connection.
+pub(in crate::relay) struct RtmpSide {
+    pub session: ServerSession,
+    /// The user (the connect `app` without its query).
+    app: String,
+    /// The connect URL's query (app or tcUrl), where passwords may go.
+    connect_query: String,
+    /// The stream being published or played.
+    stream_id: Option<u32>,
+    /// A play waiting for `accept_play`/`reject_play`.
+    play_pending: bool,
+    /// Publish: the RTMP → FLV writer.
+    splice: FlvSplice,
+    /// Play: the FLV reader over the watcher queue's bytes.
+    reader: FlvReader,
+    tags: Vec<FlvEvent>,
+    /// Play: the first media timestamp (rebased to 0 for the player).
+    base: Option<u32>,
+    last_ping: Instant,
+    /// Close once the session's output is written.
+    close_after: bool,
+}
+
+impl RtmpSide {
+    pub fn new(now: Instant) -> Box<Self> {
+        Box::new(RtmpSide {
+            session: ServerSession::new(
+                ServerConfig {
+                    // Players send nothing: they are pinged, and a dead one shows as a write
+                    // error or a full queue.
+                    idle_timeout: None,
+                    ..ServerConfig::default()
+                },
+                now,
+            ),
+            app: String::new(),
+            connect_query: String::new(),
+            stream_id: None,
+            play_pending: false,
+            splice: FlvSplice::new(),
+            reader: FlvReader::new(),
+            tags: Vec::new(),
+            base: None,
+            last_ping: now,
+            close_after: false,
+        })
+    }
+}
+
+fn query_param(q: &str, key: &str) -> Option<String> {
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// Is this FLV audio/video body a sequence header (AVC/AAC, or an Enhanced-RTMP SequenceStart)?
+fn is_seq_header(kind: TagKind, body: &[u8]) -> bool {
+    match kind {
+        TagKind::Video => match body.first() {
+            Some(b) if b & 0x80 != 0 => b & 0x0f == 0,
+            Some(b) => b & 0x0f == 7 && body.get(1) == Some(&0),
+            None => false,
+        },
+        TagKind::Audio => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
+        _ => false,
+    }
+}
+
+impl Hub {
+    pub(in crate::relay) fn on_rtmp_data(&mut self, idx: usize, data: &[u8], now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if matches!(c.state, State::Closing) {
+            return;
+        }
+        let Some(r) = c.rtmp.as_mut() else { return };
+        if let Err(e) = r.session.push(data, now) {
+            let why = format!("RTMP: {e}");
+            self.close(idx, Some(&why));
+            return;
+        }
+        self.rtmp_events(idx, now);
+        self.flush(idx, now);
+    }
+
+    fn rtmp_events(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                return;
+            };
+            let peer = c.peer;
+            let Some(r) = c.rtmp.as_mut() else { return };
+            let Some(ev) = r.session.poll_event() else {
+                return;
+            };
+            match ev {
+                ServerEvent::Connect { app, tc_url, .. } => {
+                    let (a, q) = app.split_once('?').unwrap_or((app.as_str(), ""));
+                    r.app = a.trim_matches('/').to_string();
+                    r.connect_query = if q.is_empty() {
+                        tc_url
+                            .as_deref()
+                            .and_then(|t| t.split_once('?'))
+                            .map(|(_, q)| q.to_string())
+                            .unwrap_or_default()
+                    } else {
+                        q.to_string()
+                    };
+                    if let Err(e) = r.session.accept_connect() {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                }
+                ServerEvent::Publish {
+                    stream_id,
+                    stream_key,
+                    query,
+                    ..
+                } => {
+                    let key = (r.app.clone(), stream_key);
+                    let busy = !matches!(c.state, State::RtmpIdle);
+                    let pw = query_param(&query, "user-password")
+                        .or_else(|| query_param(&r.connect_query, "user-password"))
+                        .unwrap_or_default();
+                    let cpw = query_param(&query, "password")
+                        .or_else(|| query_param(&r.connect_query, "password"));
+                    let res = if busy {
+                        Err("one publish or play per connection".to_string())
+                    } else if key.0.is_empty() || key.1.is_empty() {
+                        Err("publish to rtmp://HOST/<user>/<channel>".to_string())
+                    } else {
+                        self.check_user(&key.0, &pw)
+                    };
+                    let Some(c) = self.conns[idx].as_mut() else {
+                        return;
+                    };
+                    let Some(r) = c.rtmp.as_mut() else { return };
+                    if let Err(why) = res {
+                        self.refused += 1;
+                        log::warn!(
+                            "{peer}: refused: RTMP broadcaster for {}: {why}",
+                            key_str(&key)
+                        );
+                        let _ = r.session.reject_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            &format!("river-relay: {why}"),
+                        );
+                        r.close_after = true;
+                        c.state = State::Closing;
+                        continue;
+                    }
+                    r.stream_id = Some(stream_id);
+                    if let Err(e) = r.session.accept_publish(stream_id) {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                    let p = Publisher::raw(key.clone());
+                    self.start_broadcast(idx, key, cpw, p, now);
+                }
+                ServerEvent::Metadata { body, .. } => {
+                    let State::Publisher(p) = &c.state else {
+                        continue;
+                    };
+                    let key = p.key.clone();
+                    r.splice.metadata(&body);
+                    let b = r.splice.take();
+                    self.broadcast_data(&key, &b, now);
+                }
+                ServerEvent::Media {
+                    kind,
+                    timestamp,
+                    body,
+                    ..
+                } => {
+                    let State::Publisher(p) = &c.state else {
+                        continue;
+                    };
+                    let key = p.key.clone();
+                    if let Some(note) = r.splice.media(kind, timestamp, &body) {
+                        log::info!("{peer}: {}: {note}", key_str(&key));
+                    }
+                    let b = r.splice.take();
+                    if !b.is_empty() {
+                        self.broadcast_data(&key, &b, now);
+                    }
+                }
+                ServerEvent::Unpublish { .. } => {
+                    if let State::Publisher(p) = &c.state {
+                        let key = p.key.clone();
+                        r.close_after = true;
+                        log::info!("{peer}: RTMP publish of {} ended", key_str(&key));
+                        self.end_broadcast(&key, now, "end of broadcast");
+                    }
+                }
+                ServerEvent::Play {
+                    stream_id,
+                    stream_name,
+                    query,
+                    ..
+                } => {
+                    let key = (r.app.clone(), stream_name);
+                    let cpw = query_param(&query, "password")
+                        .or_else(|| query_param(&r.connect_query, "password"));
+                    r.stream_id = Some(stream_id);
+                    r.play_pending = true;
+                    if !matches!(c.state, State::RtmpIdle) {
+                        self.refuse(idx, "one publish or play per connection", None);
+                        return;
+                    }
+                    self.start_watcher(idx, key, cpw, SubKind::Rtmp, now);
+                    let Some(c) = self.conns[idx].as_mut() else {
+                        return;
+                    };
+                    if !matches!(c.state, State::Watcher(_)) {
+                        continue;
+                    }
+                    let Some(r) = c.rtmp.as_mut() else { return };
+                    r.play_pending = false;
+                    if let Err(e) = r.session.accept_play(stream_id) {
+                        self.close(idx, Some(&format!("RTMP: {e}")));
+                        return;
+                    }
+                }
+                ServerEvent::PlayStop { .. } => {
+                    r.close_after = true;
+                }
+                ServerEvent::Closed => return,
+            }
+        }
+    }
+
+    /// Refuses an RTMP client: a pending play gets `NetStream.Play.StreamNotFound` with `why`;
+    /// the connection closes once that is written.
+    pub(in crate::relay) fn rtmp_refuse(&mut self, idx: usize, why: &str) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if let Some(r) = c.rtmp.as_mut() {
+            if r.play_pending {
+                r.play_pending = false;
+                if let Some(sid) = r.stream_id {
+                    let _ = r.session.reject_play(sid, &format!("river-relay: {why}"));
+                }
+            }
+            r.close_after = true;
+        }
+        c.state = State::Closing;
+        self.channels.leave(idx);
+        self.flush(idx, Instant::now());
+    }
+
+    /// Writes the session's output; for players, feeds it FLV tags from the watcher queue while
+    /// its output is small (so the queue's slow-watcher policy applies).
+    pub(in crate::relay) fn flush_rtmp(&mut self, idx: usize, _now: Instant) {
+        loop {
+            let Some(Conn {
+                io, state, rtmp, ..
+            }) = self.conns.get_mut(idx).and_then(|c| c.as_mut())
+            else {
+                return;
+            };
+            let Some(r) = rtmp.as_mut() else { return };
+            let pend = r.session.pending_output();
+            if !pend.is_empty() {
+                match io.write_iov(&[IoSlice::new(pend)]) {
+                    Ok(Some(n)) => {
+                        r.session.consume_output(n);
+                        continue;
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let why = format!("write error: {e}");
+                        self.close(idx, Some(&why));
+                        return;
+                    }
+                }
+            }
+            if r.close_after || matches!(state, State::Closing) {
+                io.shutdown_write();
+                self.close(idx, None);
+                return;
+            }
+            let State::Watcher(_) = state else { return };
+            let Some(sid) = r.stream_id else { return };
+            if r.play_pending {
+                return;
+            }
+            let Some(s) = self.channels.sub_mut(idx) else {
+                return;
+            };
+            let Some(q) = s.queue.as_mut() else { return };
+            if q.is_empty() {
+                if s.advance() {
+                    r.base = None;
+                    continue;
+                }
+                if s.eof_after_drain {
+                    let _ = r.session.end_play(sid);
+                    r.close_after = true;
+                    continue;
+                }
+                return;
+            }
+            let mut moved = 0;
+            while moved < LOW_WATER {
+                let Some(f) = q.front() else { break };
+                let n = f.len();
+                r.reader.push(f, &mut r.tags);
+                q.consume(n);
+                moved += n;
+            }
+            let mut tags = std::mem::take(&mut r.tags);
+            for ev in tags.drain(..) {
+                let FlvEvent::Tag(t) = ev else { continue };
+                let media = match t.kind {
+                    TagKind::Audio => Some(MediaKind::Audio),
+                    TagKind::Video => Some(MediaKind::Video),
+                    _ => None,
+                };
+                if media.is_some() && r.base.is_none() && !is_seq_header(t.kind, &t.body) {
+                    r.base = Some(t.timestamp);
+                }
+                let ts = r.base.map_or(0, |b| t.timestamp.saturating_sub(b));
+                let res = match (t.kind, media) {
+                    (TagKind::Script, _) => r.session.send_metadata(sid, ts, &t.body),
+                    (_, Some(k)) => r.session.send_media(sid, k, ts, &t.body),
+                    _ => Ok(()),
+                };
+                if let Err(e) = res {
+                    log::debug!("RTMP send: {e}");
+                }
+            }
+            r.tags = tags;
+        }
+    }
+
+    /// Session deadlines (handshake) and player pings.
+    pub(in crate::relay) fn rtmp_timers(&mut self, now: Instant) {
+        let mut fail = Vec::new();
+        let mut flush = Vec::new();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            let Some(c) = c else { continue };
+            let Some(r) = c.rtmp.as_mut() else { continue };
+            if r.session.poll_deadline().is_some_and(|d| now >= d) {
+                if let Err(e) = r.session.handle_timeout(now) {
+                    fail.push((i, format!("RTMP: {e}")));
+                    continue;
+                }
+            }
+            if matches!(c.state, State::Watcher(_)) && now.duration_since(r.last_ping) >= PING {
+                r.last_ping = now;
+                r.session
+                    .send_ping(now.duration_since(self.start).as_millis() as u32);
+                flush.push(i);
+            }
+        }
+        for (i, why) in fail {
+            self.refused += 1;
+            self.close(i, Some(&why));
+        }
+        for i in flush {
+            self.flush(i, now);
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! The RTSP front: [`Session`]s driven on the hub's loop, with the hub as their [`Host`]. RECORD
+//! makes the connection a broadcaster (RTP in, FLV for the channel); PLAY makes it a watcher of
+//! the channel's RTP view, over interleaved TCP or the shared UDP pair.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::UdpSocket;
+use mio::Interest;
+
+use super::super::channel::{key_str, ChanKey, Channels};
+use super::super::hub::{Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
+use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
+use super::super::users::Users;
+use super::fstream::Publisher as Broadcaster;
+use crate::net::{self, Reactor};
+use crate::proto::rtp::ingest::{FlvIngest, Ingest};
+use crate::proto::rtp::view::unframe;
+use crate::proto::rtsp::{
+    Access, AuthVerdict, Credentials, Event, Host, Lower, RtpInfo, Session, SessionConfig,
+    StreamSetup,
+};
+use crate::proto::sdp::Sdp;
+
+/// Datagrams read from one UDP socket per event before other sockets get a turn.
+const UDP_BUDGET: usize = 512;
+/// How long an RTSP player's connection stays after the end of the broadcast (its RTCP BYE), for
+/// its TEARDOWN; players that neither tear down nor close are closed then.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// Where datagrams from one client address go.
+#[derive(Clone, Copy)]
+struct UdpRoute {
+    conn: usize,
+    id: u64,
+    stream: usize,
+}
+
+/// RTSP's RTP and RTCP over UDP: two sockets shared by all sessions.
+pub(in crate::relay) struct Udp {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    ports: (u16, u16),
+    /// Client RTP/RTCP source address → session.
+    routes: HashMap<SocketAddr, UdpRoute>,
+    /// Players waiting for the sockets to take more.
+    blocked: Vec<usize>,
+    /// A socket that was not drained within its budget (RTP, RTCP).
+    again: [bool; 2],
+    unknown: u64,
+}
+
+impl Udp {
+    /// Binds the pair on `ip` (see [`net::udp::bind_pair`]) and registers it.
+    pub fn bind(reactor: &Reactor, ip: IpAddr, port: u16) -> io::Result<Udp> {
+        let (mut rtp, mut rtcp) = net::udp::bind_pair(ip, port)
+            .map_err(|e| io::Error::new(e.kind(), format!("RTSP UDP port {port} on {ip}: {e}")))?;
+        let rw = Interest::READABLE | Interest::WRITABLE;
+        reactor.registry().register(&mut rtp, UDP_RTP, rw)?;
+        reactor.registry().register(&mut rtcp, UDP_RTCP, rw)?;
+        let ports = (rtp.local_addr()?.port(), rtcp.local_addr()?.port());
+        Ok(Udp {
+            rtp,
+            rtcp,
+            ports,
+            routes: HashMap::new(),
+            blocked: Vec::new(),
+            again: [false; 2],
+            unknown: 0,
+        })
+    }
+
+    pub fn addrs(&self) -> io::Result<(SocketAddr, SocketAddr)> {
+        Ok((self.rtp.local_addr()?, self.rtcp.local_addr()?))
+    }
+
+    /// A socket has datagrams left over from its last turn.
+    pub fn again(&self) -> bool {
+        self.again != [false; 2]
+    }
+}
+
+/// What an RTSP request decided that needs the whole hub (done after the session returns).
+enum Action {
+    Publish { key: ChanKey, ingest: Ingest },
+    Play { key: ChanKey, udp: bool },
+}
+
+/// Whether a session's streams go over UDP.
+fn over_udp(streams: &[StreamSetup]) -> bool {
+    streams
+        .iter()
+        .any(|s| matches!(s.transport.lower, Lower::Udp { .. }))
+}
+
+/// The hub as an RTSP session sees it while it handles a request.
+struct HubHost<'a> {
+    users: &'a Users,
+    channels: &'a mut Channels,
+    actions: &'a mut Vec<Action>,
+    origin: String,
+    udp_ports: Option<(u16, u16)>,
+    now: Instant,
+    wall: SystemTime,
+}
+
+impl Host for HubHost<'_> {
+    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+        let Some(key) = rfront::parse_key(path) else {
+            return AuthVerdict::NotFound;
+        };
+        match access {
+            Access::Publish => match self.users.password(&key.0) {
+                Ok(Some(pw)) if creds.user() == Some(key.0.as_str()) && creds.check(&pw) => {
+                    AuthVerdict::Allow
+                }
+                Ok(_) => AuthVerdict::Deny,
+                Err(e) => {
+                    log::error!("users: {e}");
+                    AuthVerdict::Forbidden
+                }
+            },
+            Access::Play => match self.channels.live_password(&key) {
+                Some(None) => AuthVerdict::Allow,
+                Some(Some(pw)) if creds.check(pw) => AuthVerdict::Allow,
+                Some(Some(_)) => AuthVerdict::Deny,
+                None => AuthVerdict::NotFound,
+            },
+        }
+    }
+
+    fn describe(&mut self, path: &str) -> Result<String, u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let rv = self.channels.rtp_view(&key, false, self.now, self.wall)?;
+        if let Some(why) = &rv.view.failed {
+            log::warn!(
+                "channel {}: cannot serve it over RTSP: {why}",
+                key_str(&key)
+            );
+            return Err(415);
+        }
+        // Not ready: no keyframe cached yet (--no-gop-cache); the client may retry.
+        rv.view.sdp(&self.origin, &key_str(&key)).ok_or(503u16)
+    }
+
+    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let ingest = Ingest::new(sdp, streams).map_err(|e| {
+            log::warn!("RTSP publish to {}: {e}", key_str(&key));
+            415u16
+        })?;
+        self.actions.push(Action::Publish { key, ingest });
+        Ok(())
+    }
+
+    fn play(
+        &mut self,
+        path: &str,
+        _sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<Vec<RtpInfo>, u16> {
+        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let udp = over_udp(streams);
+        let rv = self.channels.rtp_view(&key, udp, self.now, self.wall)?;
+        let join = rv.cache.join();
+        let info = rv.view.rtp_info(join.chunks.iter().map(|c| &c.data[..]));
+        self.actions.push(Action::Play { key, udp });
+        Ok(streams
+            .iter()
+            .map(|s| {
+                // rtptime: the RTP time of npt=0, the cached GOP's start, on every track
+                // (RFC 2326 §12.33), so players put the first packet they get at 0.
+                let (seq, rtptime) = info.get(s.index).copied().unwrap_or_default();
+                RtpInfo { seq, rtptime }
+            })
+            .collect())
+    }
+
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        self.udp_ports
+    }
+}
+
+impl Hub {
+    /// A new RTSP connection's session.
+    pub(in crate::relay) fn rtsp_conn(&self, now: Instant) -> Box<RtspConn> {
+        let d = SessionConfig::default();
+        let cfg = SessionConfig {
+            shared_streams: true,
+            session_timeout: self.cfg.rtsp_timeout,
+            idle_timeout: d.idle_timeout.min(self.cfg.rtsp_timeout),
+            ..d
+        };
+        Box::new(RtspConn {
+            session: Session::new(cfg, now).with_authenticator(self.rtsp_auth.clone()),
+            role: Role::Idle,
+            linger_until: None,
+        })
+    }
+
+    pub(in crate::relay) fn on_rtsp_data(&mut self, idx: usize, data: &[u8], now: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let peer = c.peer;
+        let State::Rtsp(mut r) = std::mem::replace(&mut c.state, State::Closing) else {
+            return;
+        };
+        let wall = SystemTime::now();
+        let (mut out, mut events, mut actions) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut host = HubHost {
+                users: &self.users,
+                channels: &mut self.channels,
+                actions: &mut actions,
+                origin: self
+                    .rtsp_addr
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+                udp_ports: self.udp.as_ref().map(|u| u.ports),
+                now,
+                wall,
+            };
+            r.session.push(data, now, &mut host, &mut out, &mut events);
+        }
+        for a in actions {
+            match a {
+                Action::Publish { key, ingest } => {
+                    self.udp_route(idx, peer, r.session.streams());
+                    let password = rfront::query_password(r.session.uri());
+                    // Sets the connection's state to Publisher; the RTSP state is put back below.
+                    let b = Broadcaster::raw(key.clone());
+                    self.start_broadcast(idx, key.clone(), password, b, now);
+                    r.role = Role::Publisher(Box::new(Publisher {
+                        key,
+                        ingest: FlvIngest::new(ingest),
+                    }));
+                }
+                Action::Play { key, udp } => {
+                    let Some(srs) = self.channels.play_rtp(idx, &key, udp, now, wall) else {
+                        continue;
+                    };
+                    let mut udp_dest = Vec::new();
+                    for s in r.session.streams() {
+                        if let Lower::Udp { client_port, .. } = s.transport.lower {
+                            if udp_dest.len() <= s.index {
+                                udp_dest.resize(s.index + 1, None);
+                            }
+                            udp_dest[s.index] = Some((
+                                SocketAddr::new(peer.ip(), client_port.0),
+                                SocketAddr::new(peer.ip(), client_port.1),
+                            ));
+                        }
+                    }
+                    if udp_dest.is_empty() {
+                        for sr in srs {
+                            out.extend_from_slice(&sr);
+                        }
+                    } else if let Some(u) = &self.udp {
+                        for sr in srs {
+                            if let Some((ch, data)) = unframe(&sr) {
+                                if let Some(Some((_, to))) = udp_dest.get(usize::from(ch / 2)) {
+                                    let _ = net::udp::send(&u.rtcp, data, *to);
+                                }
+                            }
+                        }
+                    }
+                    log::info!(
+                        "{peer}: playing {} over RTSP/{}",
+                        key_str(&key),
+                        if udp { "UDP" } else { "TCP" }
+                    );
+                    self.udp_route(idx, peer, r.session.streams());
+                    r.role = Role::Player(Box::new(Player { key, udp_dest }));
+                    self.fx.flush.push(idx);
+                }
+            }
+        }
+        let mut flv = Vec::new();
+        let mut diags = Vec::new();
+        let mut detach = Vec::new();
+        let mut close_reason = None;
+        let mut close_after = false;
+        for e in events {
+            match e {
+                Event::Data { stream, rtcp, data } => {
+                    if let Role::Publisher(p) = &mut r.role {
+                        let at = r.session.position();
+                        if let Err(e) = p.ingest.push(stream, rtcp, &data, at, &mut flv, &mut diags)
+                        {
+                            log::warn!("{peer}: RTSP publish: {e}");
+                        }
+                    }
+                }
+                Event::Teardown if r.linger_until.is_some() => {
+                    close_after = true;
+                }
+                Event::Pause | Event::Teardown => {
+                    detach.push(std::mem::replace(&mut r.role, Role::Idle));
+                }
+                Event::Close { reason } => close_reason = Some(reason),
+            }
+        }
+        for d in diags {
+            log::warn!("{peer}: RTSP publish: {d}");
+        }
+        let key = match &r.role {
+            Role::Publisher(p) => Some(p.key.clone()),
+            _ => None,
+        };
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.state = State::Rtsp(r);
+            if !out.is_empty() {
+                c.io.out.push_always(out.into());
+            }
+        }
+        if let (Some(k), false) = (key, flv.is_empty()) {
+            self.broadcast_data(&k, &flv, now);
+        }
+        for role in detach {
+            self.rtsp_detach(idx, role, "RTSP TEARDOWN");
+        }
+        if close_reason.is_none() && close_after {
+            close_reason = Some(String::new());
+        }
+        match close_reason {
+            Some(reason) => {
+                if !reason.is_empty() {
+                    log::warn!("{peer}: RTSP: {reason}");
+                }
+                // What is queued (the last response) goes out, then the connection closes.
+                self.respond_and_close(idx, Vec::new());
+            }
+            None => self.flush(idx, now),
+        }
+    }
+
+    /// Routes datagrams from the client's UDP ports of `streams` to connection `idx`.
+    fn udp_route(&mut self, idx: usize, peer: SocketAddr, streams: &[StreamSetup]) {
+        let Some(u) = self.udp.as_mut() else { return };
+        let Some(id) = self.conns.get(idx).and_then(|c| c.as_ref()).map(|c| c.id) else {
+            return;
+        };
+        for (stream, s) in streams.iter().enumerate() {
+            if let Lower::Udp { client_port, .. } = s.transport.lower {
+                for port in [client_port.0, client_port.1] {
+                    let route = UdpRoute {
+                        conn: idx,
+                        id,
+                        stream,
+                    };
+                    u.routes.insert(SocketAddr::new(peer.ip(), port), route);
+                }
+            }
+        }
+    }
+
+    /// An event on the RTP or RTCP socket.
+    pub(in crate::relay) fn on_udp_event(
+        &mut self,
+        rtcp: bool,
+        writable: bool,
+        readable: bool,
+        now: Instant,
+    ) {
+        if writable {
+            // The UDP sockets take data again: resume the players that had to wait.
+            let blocked = self
+                .udp
+                .as_mut()
+                .map(|u| std::mem::take(&mut u.blocked))
+                .unwrap_or_default();
+            for idx in blocked {
+                self.flush(idx, now);
+            }
+        }
+        if readable {
+            self.on_udp(rtcp, now);
+        }
+    }
+
+    /// Reads what the last turn's budget left on the UDP sockets.
+    pub(in crate::relay) fn udp_again(&mut self, now: Instant) {
+        if let Some([a, b]) = self.udp.as_ref().map(|u| u.again) {
+            if a {
+                self.on_udp(false, now);
+            }
+            if b {
+                self.on_udp(true, now);
+            }
+        }
+    }
+
+    /// Reads datagrams from the RTP or RTCP socket: a UDP publisher's media goes into its
+    /// broadcast; anything from a known client keeps its session alive.
+    fn on_udp(&mut self, rtcp: bool, now: Instant) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(64 * 1024, 0);
+        for n in 0..UDP_BUDGET {
+            let Some(u) = self.udp.as_mut() else { break };
+            u.again[usize::from(rtcp)] = n + 1 == UDP_BUDGET;
+            let sock = if rtcp { &u.rtcp } else { &u.rtp };
+            let (len, from) = match net::udp::recv(sock, &mut buf) {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                Err(e) => {
+                    log::debug!("RTSP UDP receive: {e}");
+                    continue;
+                }
+            };
+            let Some(route) = u.routes.get(&from).copied() else {
+                u.unknown += 1;
+                if u.unknown.is_power_of_two() {
+                    log::debug!(
+                        "{from}: {} datagrams from addresses no RTSP session set up",
+                        u.unknown
+                    );
+                }
+                continue;
+            };
+            self.on_udp_datagram(route, rtcp, &buf[..len], now);
+        }
+        buf.clear();
+        self.buf = buf;
+    }
+
+    fn on_udp_datagram(&mut self, route: UdpRoute, rtcp: bool, data: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(route.conn).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        let peer = c.peer;
+        if c.id != route.id {
+            return;
+        }
+        let State::Rtsp(r) = &mut c.state else {
+            return;
+        };
+        r.session.touch(now);
+        let Role::Publisher(p) = &mut r.role else {
+            // A player's receiver reports (or NAT punch packets): only signs of life.
+            return;
+        };
+        let (mut flv, mut diags) = (Vec::new(), Vec::new());
+        let at = r.session.position();
+        if let Err(e) =
+            p.ingest
+                .push_datagram(route.stream, rtcp, data, at, now, &mut flv, &mut diags)
+        {
+            log::warn!("{peer}: RTSP publish over UDP: {e}");
+        }
+        for d in diags {
+            log::warn!("{peer}: RTSP publish over UDP: {d}");
+        }
+        if !flv.is_empty() {
+            let key = p.key.clone();
+            self.broadcast_data(&key, &flv, now);
+        }
+    }
+
+    /// An RTSP connection stops publishing or playing.
+    pub(in crate::relay) fn rtsp_detach(&mut self, idx: usize, role: Role, why: &str) {
+        if let Some(u) = self.udp.as_mut() {
+            u.routes.retain(|_, r| r.conn != idx);
+            u.blocked.retain(|&b| b != idx);
+        }
+        match role {
+            Role::Publisher(mut p) => {
+                if self.channels.is_publisher(&p.key, idx) {
+                    // UDP: what waited in the reorder buffers is the end of the broadcast.
+                    let (mut flv, mut diags) = (Vec::new(), Vec::new());
+                    if let Err(e) = p.ingest.flush_datagrams(&mut flv, &mut diags) {
+                        log::warn!("RTSP publish to {}: {e}", key_str(&p.key));
+                    }
+                    let now = Instant::now();
+                    if !flv.is_empty() {
+                        self.broadcast_data(&p.key, &flv, now);
+                    }
+                    log::info!("broadcast of {} ended ({why})", key_str(&p.key));
+                    self.end_broadcast(&p.key, now, why);
+                }
+            }
+            Role::Player(_) => {
+                self.channels.leave(idx);
+            }
+            Role::Idle => {}
+        }
+    }
+
+    /// Writes an RTSP connection's responses and, for a player, its queue: RTP in interleaved
+    /// frames over TCP (responses only between frames), or one datagram a frame over UDP.
+    pub(in crate::relay) fn flush_rtsp(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                return;
+            };
+            let mut sub = self.channels.sub_mut(idx);
+            let at_boundary = sub
+                .as_ref()
+                .and_then(|s| s.queue.as_ref())
+                .is_none_or(|q| q.at_chunk_start());
+            if !c.io.out.is_empty() && at_boundary {
+                match c.io.flush() {
+                    Ok(w) if w.drained => continue,
+                    Ok(_) => return,
+                    Err(e) => {
+                        self.close(idx, Some(&format!("write error: {e}")));
+                        return;
+                    }
+                }
+            }
+            let out_pending = !c.io.out.is_empty();
+            let State::Rtsp(r) = &mut c.state else {
+                return;
+            };
+            let Role::Player(p) = &mut r.role else {
+                return;
+            };
+            let Some(s) = sub.as_mut() else { return };
+            let Some(q) = s.queue.as_mut() else { return };
+            if q.is_empty() {
+                if s.eof_after_drain {
+                    // The RTCP BYE is out: ffmpeg and GStreamer end their reading on it and send
+                    // TEARDOWN (GStreamer insists on an answer) or close; the connection stays
+                    // for that, at most LINGER.
+                    r.role = Role::Idle;
+                    r.linger_until = Some(now + LINGER);
+                    self.channels.leave(idx);
+                    continue;
+                }
+                return;
+            }
+            if !p.udp_dest.is_empty() {
+                // UDP: one datagram per interleaved frame, from the RTP or RTCP socket.
+                let Some(u) = self.udp.as_mut() else { return };
+                let Some(f) = q.front() else { return };
+                let len = f.len();
+                if let Some((ch, data)) = unframe(f) {
+                    let dest = p.udp_dest.get(usize::from(ch / 2)).copied().flatten();
+                    if let Some((rtp_to, rtcp_to)) = dest {
+                        let (sock, to) = if ch % 2 == 0 {
+                            (&u.rtp, rtp_to)
+                        } else {
+                            (&u.rtcp, rtcp_to)
+                        };
+                        match net::udp::send(sock, data, to) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                if !u.blocked.contains(&idx) {
+                                    u.blocked.push(idx);
+                                }
+                                return;
+                            }
+                            // Lost like any datagram; the next ones may go.
+                            Err(e) => log::debug!("{}: RTSP UDP send to {to}: {e}", c.peer),
+                        }
+                    }
+                }
+                q.consume(len);
+                continue;
+            }
+            let wrote = if out_pending {
+                // Finish the frame in progress, then the response goes out.
+                c.io.write_iov(&[IoSlice::new(q.front().unwrap_or(&[]))])
+            } else {
+                let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
+                q.fill_iovecs(&mut iov, MAX_IOV);
+                c.io.write_iov(&iov)
+            };
+            match wrote {
+                Ok(Some(n)) => q.consume(n),
+                Ok(None) => return,
+                Err(e) => {
+                    self.close(idx, Some(&format!("write error: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+}
