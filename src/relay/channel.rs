@@ -141,6 +141,9 @@ pub struct Sub {
     wait_deadline: Option<Instant>,
     /// The broadcast ended: close once the queue is written.
     pub eof_after_drain: bool,
+    /// Continuing after a takeover: the new stream's FLV file header is not for this watcher
+    /// (one header per FLV stream; players read a second one as a tag).
+    skip_flv_header: bool,
     dirty: bool,
     /// Figures of queues already finished (before a takeover).
     prev: QueueStats,
@@ -275,6 +278,10 @@ impl Subs {
     fn fan_out(&mut self, list: &[SubId], chunk: &Chunk, now: Instant, fx: &mut Effects) {
         for &w in list {
             let Some(s) = self.get_mut(w) else { continue };
+            if s.skip_flv_header && chunk.mark == Mark::Header(HeaderKind::FlvFile) {
+                s.skip_flv_header = false;
+                continue;
+            }
             let Some(q) = s.live_queue() else { continue };
             match q.push(chunk, now) {
                 Verdict::Ok => {
@@ -491,6 +498,7 @@ impl Channels {
                 converted: false,
                 wait_deadline: Some(now + self.cfg.wait_timeout),
                 eof_after_drain: false,
+                skip_flv_header: false,
                 dirty: false,
                 prev: Default::default(),
             },
@@ -613,6 +621,7 @@ impl Channels {
             let q = WatcherQueue::new(self.cfg.queue, want, join, now);
             if continuing {
                 s.next = Some(q);
+                s.skip_flv_header = want == StreamFormat::Flv;
             } else {
                 s.queue = Some(q);
             }
@@ -858,6 +867,7 @@ impl Channels {
                 converted: true,
                 wait_deadline: None,
                 eof_after_drain: false,
+                skip_flv_header: false,
                 dirty: false,
                 prev: Default::default(),
             },
@@ -908,3 +918,6 @@ impl Channels {
         channels
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,414 @@
+//! The channels driven with no sockets: the embedded clip (FLV, 4 s, an IDR every 30 frames, AAC)
+//! as the broadcast, watchers as ids, time as an input.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::relay::testdata;
+
+const PEER: &str = "127.0.0.1:5000";
+const PUB: SubId = 1;
+const PUB2: SubId = 2;
+const W: SubId = 10;
+const W2: SubId = 11;
+
+fn peer() -> SocketAddr {
+    PEER.parse().unwrap()
+}
+
+fn key() -> ChanKey {
+    ("live".into(), "cam".into())
+}
+
+fn config(queue: QueueLimits) -> Config {
+    Config {
+        gop_cache: true,
+        queue,
+        cache: CacheLimits {
+            max_bytes: 1 << 24,
+            max_age: Duration::from_secs(30),
+        },
+        max_waiting: 2,
+        wait_timeout: Duration::from_secs(5),
+    }
+}
+
+fn roomy() -> QueueLimits {
+    QueueLimits {
+        max_bytes: 1 << 26,
+        max_age: Duration::from_secs(3600),
+        max_behind: Duration::from_secs(3600),
+    }
+}
+
+/// The tags of `flv`: (offset of the tag header, kind, keyframe).
+fn tags(flv: &[u8]) -> Vec<(usize, TagKind, bool)> {
+    tags_ts(flv).into_iter().map(|t| (t.0, t.1, t.2)).collect()
+}
+
+/// The tags of `flv`: (offset, kind, keyframe, timestamp).
+fn tags_ts(flv: &[u8]) -> Vec<(usize, TagKind, bool, u32)> {
+    let mut r = FlvReader::new();
+    let mut ev = Vec::new();
+    r.push(flv, &mut ev);
+    ev.into_iter()
+        .filter_map(|e| match e {
+            FlvEvent::Tag(t) => {
+                let key = t.kind == TagKind::Video && t.body.first().is_some_and(|b| b >> 4 == 1);
+                Some((t.offset as usize, t.kind, key, t.timestamp))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The offset of the `n`th video keyframe's tag (0-based).
+fn keyframe_at(flv: &[u8], n: usize) -> usize {
+    tags(flv)
+        .into_iter()
+        .filter(|t| t.2)
+        .nth(n)
+        .map(|t| t.0)
+        .unwrap()
+}
+
+/// Writes out everything queued for `id` (after a takeover, the next stream's queue too).
+fn drain(chs: &mut Channels, id: SubId) -> Vec<u8> {
+    let mut out = Vec::new();
+    let s = chs.sub_mut(id).unwrap();
+    loop {
+        let Some(q) = s.queue.as_mut() else { break };
+        while let Some(f) = q.front() {
+            let n = f.len();
+            out.extend_from_slice(f);
+            q.consume(n);
+        }
+        if !s.advance() {
+            break;
+        }
+    }
+    out
+}
+
+/// Writes out at most `max` bytes queued for `id`, as a slow socket would.
+fn drain_at_most(chs: &mut Channels, id: SubId, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let q = chs.sub_mut(id).unwrap().queue.as_mut().unwrap();
+    while let Some(f) = q.front() {
+        let n = f.len().min(max - out.len());
+        out.extend_from_slice(&f[..n]);
+        q.consume(n);
+        if out.len() == max {
+            break;
+        }
+    }
+    out
+}
+
+fn video_tags(flv: &[u8]) -> Vec<bool> {
+    tags(flv)
+        .into_iter()
+        .filter(|t| t.1 == TagKind::Video)
+        .map(|t| t.2)
+        .collect()
+}
+
+#[test]
+fn a_watcher_waiting_before_the_broadcast_gets_all_of_it() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    assert!(chs.sub(W).unwrap().queue.is_none(), "waits: not live");
+    assert!(fx.flush.is_empty());
+    assert_eq!(chs.broadcast(PUB, &key(), None, peer(), &mut fx), None);
+    // Fed in uneven pieces, as a socket would.
+    let mut rng = testdata::Rng(7);
+    let mut at = 0;
+    for n in rng.cuts(flv.len(), 3000) {
+        chs.push(&key(), &flv[at..at + n], t0, &mut fx);
+        at += n;
+    }
+    assert_eq!(fx.flush, [W], "one flush entry until flushed");
+    assert!(fx.drop.is_empty() && fx.refuse.is_empty());
+    assert_eq!(chs.end(&key(), t0, "end", &mut fx), Some(PUB));
+    assert!(chs.sub(W).unwrap().eof_after_drain);
+    assert_eq!(drain(&mut chs, W), flv);
+}
+
+#[test]
+fn a_watcher_joining_mid_broadcast_starts_at_the_last_keyframe() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    // Up to the end of the second IDR's tag (the third video keyframe tag, after the sequence
+    // header and the first IDR): the cache holds the GOP it starts. (A tag still incomplete is
+    // not in the cache yet.)
+    let k2 = keyframe_at(&flv, 2);
+    let cut = tags(&flv).iter().find(|t| t.0 > k2).unwrap().0 + 100;
+    chs.push(&key(), &flv[..cut], t0, &mut fx);
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    assert_eq!(fx.flush, [W]);
+    chs.push(&key(), &flv[cut..], t0, &mut fx);
+    let got = drain(&mut chs, W);
+    // The FLV header and sequence headers, then the stream from the third keyframe on.
+    let first_tag = tags(&flv)[0].0;
+    let headers: Vec<u8> = flv[..first_tag]
+        .iter()
+        .chain(
+            tags(&flv)
+                .iter()
+                .take_while(|t| t.0 < keyframe_at(&flv, 0))
+                .flat_map(|t| {
+                    let end = tags(&flv)
+                        .iter()
+                        .find(|u| u.0 > t.0)
+                        .map_or(flv.len(), |u| u.0);
+                    flv[t.0..end].iter()
+                }),
+        )
+        .copied()
+        .collect();
+    assert!(got.starts_with(&headers), "starts with the headers");
+    let v = video_tags(&got);
+    assert!(v[0], "the sequence header");
+    // The sequence header, then every video tag from the IDR on.
+    assert_eq!(v.len(), 1 + video_tags(&flv[k2..]).len());
+    assert!(v[1], "the first frame is the IDR");
+    assert!(got.ends_with(&flv[k2 + 200..]), "then the rest, unchanged");
+}
+
+#[test]
+fn a_takeover_keeps_the_watchers_and_continues_without_a_second_file_header() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    let half = keyframe_at(&flv, 2);
+    chs.push(&key(), &flv[..half], t0, &mut fx);
+    assert_eq!(
+        chs.broadcast(PUB2, &key(), None, peer(), &mut fx),
+        Some(PUB)
+    );
+    assert!(chs.is_publisher(&key(), PUB2) && !chs.is_publisher(&key(), PUB));
+    chs.push(&key(), &flv, t0, &mut fx);
+    chs.end(&key(), t0, "end", &mut fx);
+    let got = drain(&mut chs, W);
+    assert_eq!(got.windows(3).filter(|w| w == b"FLV").count(), 1);
+    assert!(got.starts_with(&flv[..half]), "the first stream as it was");
+    let v = video_tags(&got);
+    assert_eq!(
+        v.len(),
+        video_tags(&flv[..half]).len() + video_tags(&flv).len()
+    );
+    assert!(got.ends_with(&flv[keyframe_at(&flv, 3)..]));
+}
+
+#[test]
+fn the_end_leaves_full_queues_to_drain_then_eof() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for id in [W, W2] {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    chs.push(&key(), &flv, t0, &mut fx);
+    fx.flush.clear();
+    assert_eq!(chs.end(&key(), t0, "end", &mut fx), Some(PUB));
+    // Nothing more to deliver, but both are told to write out and finish.
+    assert_eq!(fx.flush, [W, W2]);
+    assert!(chs.live_password(&key()).is_none(), "not live");
+    for id in [W, W2] {
+        assert!(chs.sub(id).unwrap().eof_after_drain);
+        assert_eq!(drain(&mut chs, id), flv, "nothing lost");
+    }
+    // The channel goes once its last watcher does.
+    assert!(chs.leave(W).is_some() && chs.leave(W2).is_some());
+    assert!(chs.keys().is_empty());
+}
+
+#[test]
+fn a_slow_watcher_skips_to_the_next_keyframe() {
+    let flv = testdata::flv();
+    let gop = keyframe_at(&flv, 2) - keyframe_at(&flv, 1);
+    let t0 = Instant::now();
+    let limits = QueueLimits {
+        max_bytes: gop / 2,
+        ..roomy()
+    };
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    // A reader at 60% of the stream's rate, tag by tag.
+    let ts = tags(&flv);
+    let budget = flv.len() * 6 / 10 / ts.len();
+    let mut got = Vec::new();
+    let mut prev = 0;
+    for t in ts.iter().skip(1).map(|t| t.0).chain([flv.len()]) {
+        chs.push(&key(), &flv[prev..t], t0, &mut fx);
+        prev = t;
+        got.extend(drain_at_most(&mut chs, W, budget));
+    }
+    assert!(fx.drop.is_empty(), "skipped, not dropped: {:?}", fx.drop);
+    let st = chs.sub(W).unwrap().stats();
+    assert!(st.skips >= 1 && st.chunks_dropped > 0, "{st:?}");
+    // What it got decodes: wherever frames are missing, it resumes on a keyframe.
+    let clip: Vec<(u32, bool)> = tags_ts(&flv)
+        .into_iter()
+        .filter(|t| t.1 == TagKind::Video)
+        .map(|t| (t.3, t.2))
+        .collect();
+    got.extend(drain(&mut chs, W));
+    let mut at = None;
+    // Starts, at the first video tag or after a gap: each on a keyframe.
+    let mut gaps = 0;
+    for t in tags_ts(&got).into_iter().filter(|t| t.1 == TagKind::Video) {
+        // The clip's video tags are in timestamp order; the sequence header and the first IDR
+        // share timestamp 0.
+        let from = at.map_or(0, |a| a + 1);
+        let i = from + clip[from..].iter().position(|c| *c == (t.3, t.2)).unwrap();
+        if at.is_none_or(|a| i != a + 1) {
+            gaps += 1;
+            assert!(
+                clip[i].1,
+                "resumes at video tag {i} ({} ms), not a keyframe",
+                t.3
+            );
+        }
+        at = Some(i);
+    }
+    let n = tags_ts(&got)
+        .iter()
+        .filter(|t| t.1 == TagKind::Video)
+        .count();
+    assert!(n < clip.len(), "{n} of {} video tags", clip.len());
+    eprintln!("{gaps} starts, {n} of {} video tags", clip.len());
+}
+
+#[test]
+fn a_stalled_watcher_is_dropped_and_the_others_are_not() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let limits = QueueLimits {
+        max_bytes: 32 * 1024,
+        max_age: Duration::from_secs(3600),
+        max_behind: Duration::from_secs(1),
+    };
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for id in [W, W2] {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    // In real time: one tag every 15 ms (the clip's pace, about), W2 reading everything.
+    let ts = tags(&flv);
+    let mut prev = 0;
+    for (i, t) in ts.iter().enumerate().skip(1) {
+        let now = t0 + Duration::from_millis(15 * i as u64);
+        chs.push(&key(), &flv[prev..t.0], now, &mut fx);
+        prev = t.0;
+        drain(&mut chs, W2);
+        if !fx.drop.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(fx.drop.len(), 1, "{:?}", fx.drop);
+    assert_eq!(fx.drop[0].0, W);
+    assert!(chs.sub(W2).is_some());
+}
+
+#[test]
+fn refusals_passwords_waiting_limit_and_removal() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    // Two may wait (max_waiting 2), the third is refused with 503.
+    chs.watch(
+        W,
+        &key(),
+        Some("pw".into()),
+        SubKind::Http(Ext::Flv),
+        peer(),
+        t0,
+        &mut fx,
+    )
+    .unwrap();
+    chs.watch(W2, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    let r = chs
+        .watch(12, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap_err();
+    assert_eq!(r.status, 503);
+    // The broadcaster sets no password: the watcher that gave one is refused (403).
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    assert_eq!(fx.refuse.len(), 1);
+    assert_eq!((fx.refuse[0].0, fx.refuse[0].1.status), (W, 403));
+    assert!(chs.sub(W).is_none(), "left its channel");
+    // A live channel with a password refuses a wrong one at once.
+    let other: ChanKey = ("live".into(), "other".into());
+    chs.broadcast(PUB2, &other, Some("secret".into()), peer(), &mut fx);
+    let r = chs
+        .watch(13, &other, None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap_err();
+    assert_eq!(r.status, 403);
+    // A watcher that leaves gets nothing more.
+    chs.leave(W2);
+    fx.flush.clear();
+    chs.push(&key(), &flv, t0, &mut fx);
+    assert!(fx.flush.is_empty());
+    // One that waits too long expires.
+    chs.watch(
+        14,
+        &("a".into(), "b".into()),
+        None,
+        SubKind::Fstream,
+        peer(),
+        t0,
+        &mut fx,
+    )
+    .unwrap();
+    assert!(chs.expired(t0 + Duration::from_secs(4)).is_empty());
+    let e = chs.expired(t0 + Duration::from_secs(5));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].0, e[0].1.status), (14, 404));
+}
+
+#[test]
+fn an_http_watcher_of_ts_gets_a_converted_view() {
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.push(&key(), &flv[..keyframe_at(&flv, 1)], t0, &mut fx);
+    chs.watch(W, &key(), None, SubKind::Http(Ext::Ts), peer(), t0, &mut fx)
+        .unwrap();
+    chs.push(&key(), &flv[keyframe_at(&flv, 1)..], t0, &mut fx);
+    chs.end(&key(), t0, "end", &mut fx);
+    let s = chs.sub(W).unwrap();
+    assert!(s.converted);
+    let got = drain(&mut chs, W);
+    assert!(
+        !got.is_empty() && got.len() % 188 == 0,
+        "{} bytes",
+        got.len()
+    );
+    assert!(got.chunks(188).all(|p| p[0] == 0x47), "TS packets");
+}
