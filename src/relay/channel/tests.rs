@@ -78,8 +78,7 @@ fn keyframe_at(flv: &[u8], n: usize) -> usize {
 fn drain(chs: &mut Channels, id: SubId) -> Vec<u8> {
     let mut out = Vec::new();
     let s = chs.sub_mut(id).unwrap();
-    loop {
-        let Some(q) = s.queue.as_mut() else { break };
+    while let Some(q) = s.queue.as_mut() {
         while let Some(f) = q.front() {
             let n = f.len();
             out.extend_from_slice(f);
