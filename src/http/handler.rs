@@ -147,6 +147,9 @@ pub trait Handler {
     }
     /// A parked or streaming request's connection is gone.
     fn closed(&mut self, _id: ReqId) {}
+    /// A streaming response's outbox was written out: there is room for more (a stream fed
+    /// only while there is room waits for this after [`SendError::Full`]).
+    fn writable(&mut self, _id: ReqId) {}
 }
 
 /// Why [`Server::send`](super::server::Server::send) did not queue a chunk.

@@ -321,6 +321,14 @@ impl<H: Handler> Server<H> {
         data: Bytes,
         now: Instant,
     ) -> Result<(), SendError> {
+        self.queue(id, data)?;
+        self.kick(registry, id, now);
+        Ok(())
+    }
+
+    /// Queues a piece of a streaming response like [`Self::send`] without writing it yet, so
+    /// that several pieces leave in one vectored write at [`Self::kick`].
+    pub fn queue(&mut self, id: ReqId, data: Bytes) -> Result<(), SendError> {
         let slot = self.slot_of(id).ok_or(SendError::Gone)?;
         let c = self.conns[slot].as_mut().ok_or(SendError::Gone)?;
         let Phase::Streaming { chunked } = c.phase else {
@@ -341,8 +349,22 @@ impl<H: Handler> Server<H> {
         } else {
             c.net.out.push(data).map_err(|_| SendError::Full)?;
         }
-        self.after(registry, slot, now);
         Ok(())
+    }
+
+    /// Writes what [`Self::queue`] queued.
+    pub fn kick(&mut self, registry: &Registry, id: ReqId, now: Instant) {
+        if let Some(slot) = self.slot_of(id) {
+            self.after(registry, slot, now);
+        }
+    }
+
+    /// Drops a request's connection at once, whatever it was writing (a stream whose reader
+    /// fell too far behind): the client sees the close, not a clean end.
+    pub fn abort(&mut self, registry: &Registry, id: ReqId) {
+        if let Some(slot) = self.slot_of(id) {
+            self.close(registry, slot, true);
+        }
     }
 
     /// Room in a stream's outbox, in bytes (0 when gone).
@@ -735,6 +757,11 @@ impl<H: Handler> Server<H> {
                     }
                     if !w.drained {
                         return Wrote::Blocked;
+                    }
+                    if let (Phase::Streaming { .. }, Some(k)) = (&c.phase, &c.cur) {
+                        let id = req_id(self.server, slot, k.serial);
+                        self.handler.writable(id);
+                        return Wrote::Idle;
                     }
                 }
                 Err(_) => {

@@ -250,28 +250,25 @@ impl Channel {
     }
 }
 
-/// The watchers' slots, indexed by [`SubId`].
+/// The watchers, by [`SubId`].
 #[derive(Default)]
-struct Subs(Vec<Option<Sub>>);
+struct Subs(HashMap<SubId, Sub>);
 
 impl Subs {
     fn get_mut(&mut self, id: SubId) -> Option<&mut Sub> {
-        self.0.get_mut(id).and_then(|s| s.as_mut())
+        self.0.get_mut(&id)
     }
 
     fn get(&self, id: SubId) -> Option<&Sub> {
-        self.0.get(id).and_then(|s| s.as_ref())
+        self.0.get(&id)
     }
 
     fn insert(&mut self, id: SubId, s: Sub) {
-        if self.0.len() <= id {
-            self.0.resize_with(id + 1, || None);
-        }
-        self.0[id] = Some(s);
+        self.0.insert(id, s);
     }
 
     fn remove(&mut self, id: SubId) -> Option<Sub> {
-        self.0.get_mut(id).and_then(|s| s.take())
+        self.0.remove(&id)
     }
 
     /// Queues `chunk` to every watcher in `list`; notes the ones to flush and to drop.
@@ -385,7 +382,7 @@ impl Channels {
 
     /// Anything queued for any watcher.
     pub fn busy(&self) -> bool {
-        self.subs.0.iter().flatten().any(Sub::busy)
+        self.subs.0.values().any(Sub::busy)
     }
 
     fn gc(&mut self, key: &ChanKey) {
@@ -797,8 +794,7 @@ impl Channels {
     /// Watchers whose channel did not go live within the wait timeout.
     pub fn expired(&self, now: Instant) -> Vec<(SubId, Refusal)> {
         let mut out = Vec::new();
-        for (id, s) in self.subs.0.iter().enumerate() {
-            let Some(s) = s else { continue };
+        for (&id, s) in &self.subs.0 {
             if s.wait_deadline.is_some_and(|d| now >= d) {
                 let why = format!(
                     "watcher of {}: channel not live within the wait timeout",

@@ -1,9 +1,8 @@
-//! The relay's HTTP side, pure: request heads (httparse, bounded), routes, the chunked request-body
-//! decoder and response heads. The hub (src/relay/hub.rs) drives these on its mio loop.
+//! The relay's HTTP requests, pure: the hub's view of a request head (path and query decoded)
+//! and its routes. The connections, limits and responses are the HTTP layer's
+//! ([`crate::http::server`]); the hub's front is `relay/front/http.rs`.
 
-pub use crate::http::chunked::ChunkedDecoder;
 use crate::http::head::{self, BodyFraming, Limits};
-pub use crate::http::response::reason;
 
 /// The largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -62,6 +61,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
         Ok(None) => return Ok(None),
         Err(r) => return Err(bad(r.status, r.message)),
     };
+    Ok(Some((from_head(h)?, len)))
+}
+
+/// The hub's view of a head the HTTP layer parsed: path and query decoded.
+pub fn from_head(h: head::Head) -> Result<Head, HeadError> {
     if !h.target.starts_with('/') {
         return Err(bad(400, "request target is not an absolute path"));
     }
@@ -74,17 +78,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
         BodyFraming::Length(n) => (false, Some(n)),
         BodyFraming::Chunked => (true, None),
     };
-    Ok(Some((
-        Head {
-            method: h.method,
-            path,
-            query,
-            version: h.version,
-            chunked,
-            content_length,
-        },
-        len,
-    )))
+    Ok(Head {
+        method: h.method,
+        path,
+        query,
+        version: h.version,
+        chunked,
+        content_length,
+    })
 }
 
 /// The container an HTTP watcher asks for.
@@ -159,44 +160,6 @@ pub fn route(head: &Head) -> Route {
         channel: channel.to_string(),
         ext,
     }
-}
-
-/// A response head. `len` None = close-delimited body (`Connection: close`, no length).
-pub fn response_head(status: u16, extra: &[(&str, &str)], len: Option<usize>) -> Vec<u8> {
-    let mut s = format!(
-        "HTTP/1.1 {status} {}\r\nServer: river-relay\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nConnection: close\r\n",
-        reason(status)
-    );
-    for (k, v) in extra {
-        s.push_str(k);
-        s.push_str(": ");
-        s.push_str(v);
-        s.push_str("\r\n");
-    }
-    if let Some(n) = len {
-        s.push_str(&format!("Content-Length: {n}\r\n"));
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
-}
-
-/// A whole response with a text body (for errors and small answers); `head_only` for HEAD.
-pub fn text_response(status: u16, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let mut v = response_head(status, &[("Content-Type", content_type)], Some(body.len()));
-    if !head_only {
-        v.extend_from_slice(body.as_bytes());
-    }
-    v
-}
-
-/// An error response: status and a one-line plain-text reason.
-pub fn error_response(status: u16, message: &str) -> Vec<u8> {
-    text_response(
-        status,
-        "text/plain; charset=utf-8",
-        &format!("{status} {}: {message}\n", reason(status)),
-        false,
-    )
 }
 
 #[cfg(test)]

@@ -4,8 +4,11 @@
 //! timers, the stop, and applying what the channels decide ([`Effects`]).
 //!
 //! A connection's slot in `conns` is its token (offset by [`FIRST`]) and, when it watches, its
-//! [`SubId`] in the channels.
+//! [`SubId`] in the channels. HTTP connections are the HTTP layer's ([`crate::http::server`],
+//! tokens from [`HTTP_TOKENS`]); an HTTP watcher or push has a [`SubId`] from [`HTTP_SUBS`] up,
+//! never reused.
 
+use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,15 +18,16 @@ use bytes::Bytes;
 use mio::{Interest, Token};
 
 use super::cache::CacheLimits;
-use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubKind};
+use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId, SubKind};
 use super::front::fstream::Publisher;
+use super::front::http::{HttpReq, Inbox};
 use super::front::rtmp::RtmpSide;
 use super::front::rtsp::Udp;
-use super::http::{self, Ext};
 use super::queue::QueueLimits;
 use super::rtsp::RtspConn;
 use super::stats::HubStats;
 use super::users::Users;
+use crate::http::server::{ReqId, Server};
 use crate::net::conn::Received;
 use crate::net::{self, Accept, Listener, Reactor};
 use crate::proto::fstream::Handshake;
@@ -36,6 +40,10 @@ pub(super) const RTSP: Token = Token(4);
 pub(super) const UDP_RTP: Token = Token(5);
 pub(super) const UDP_RTCP: Token = Token(6);
 const FIRST: usize = 7;
+/// The HTTP layer's tokens start here (the hub's own connections stay below).
+pub(super) const HTTP_TOKENS: usize = usize::MAX / 2;
+/// HTTP watchers' and pushes' [`SubId`]s start here.
+pub(super) const HTTP_SUBS: SubId = usize::MAX / 2;
 /// Bytes read from one socket per event before other sockets get a turn.
 const READ_BUDGET: usize = 1 << 20;
 const READ_BUF: usize = 64 * 1024;
@@ -68,9 +76,7 @@ pub struct Config {
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
 pub(super) struct Watching {
-    /// HTTP: the response head not yet queued (it goes with the first bytes).
-    pub head_due: Option<Ext>,
-    /// Bytes received after the request (watchers send nothing).
+    /// Bytes received after the handshake (watchers send nothing).
     pub input: u64,
 }
 
@@ -79,10 +85,6 @@ pub(super) enum State {
     RtmpIdle,
     Handshake {
         hs: Handshake,
-        deadline: Instant,
-    },
-    HttpHead {
-        buf: Vec<u8>,
         deadline: Instant,
     },
     Publisher(Publisher),
@@ -135,14 +137,20 @@ pub struct Hub {
     free: Vec<usize>,
     nconns: usize,
     pub(super) channels: Channels,
+    /// The HTTP front's connections (None without `--http`).
+    pub(super) http: Option<Server<Inbox>>,
+    /// HTTP watchers and pushes, by their [`SubId`] and by request.
+    pub(super) http_reqs: HashMap<SubId, HttpReq>,
+    pub(super) by_req: HashMap<ReqId, SubId>,
+    pub(super) next_http_sub: SubId,
     pub(super) buf: Vec<u8>,
     /// What the channels decided, applied by [`Hub::apply`].
     pub(super) fx: Effects,
     /// Connections with more to read than their turn took.
     again: Vec<usize>,
-    next_id: u64,
+    pub(super) next_id: u64,
     pub(super) start: Instant,
-    accepted: u64,
+    pub(super) accepted: u64,
     pub(super) refused: u64,
     last_stats: Instant,
     last_timers: Instant,
@@ -186,6 +194,9 @@ impl Hub {
             max_waiting: cfg.max_waiting,
             wait_timeout: cfg.wait_timeout,
         });
+        let http = http_l
+            .is_some()
+            .then(|| super::front::http::server(cfg.max_connections));
         let hub = Hub {
             cfg,
             reactor,
@@ -199,6 +210,10 @@ impl Hub {
             free: Vec::new(),
             nconns: 0,
             channels,
+            http,
+            http_reqs: HashMap::new(),
+            by_req: HashMap::new(),
+            next_http_sub: HTTP_SUBS,
             buf: Vec::with_capacity(READ_BUF),
             fx: Effects::default(),
             again: Vec::new(),
@@ -221,7 +236,13 @@ impl Hub {
             let next = if pending_reads {
                 Some(Instant::now())
             } else {
-                self.accept_paused.iter().flatten().min().copied()
+                let http = self.http.as_ref().and_then(|h| h.next_deadline());
+                self.accept_paused
+                    .iter()
+                    .flatten()
+                    .chain(&http)
+                    .min()
+                    .copied()
             };
             let now = self.reactor.poll(next, cap)?;
             for idx in std::mem::take(&mut self.again) {
@@ -233,18 +254,25 @@ impl Hub {
                     self.accept(i, now);
                 }
             }
-            let events: Vec<(Token, bool, bool)> = self
+            let events: Vec<(Token, bool, bool, bool)> = self
                 .reactor
                 .events
                 .iter()
                 .map(|ev| {
                     let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                     let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                    (ev.token(), w, r)
+                    let closed = ev.is_read_closed() || ev.is_error();
+                    (ev.token(), w, r, closed)
                 })
                 .collect();
-            for (token, writable, readable) in events {
+            for (token, writable, readable, read_closed) in events {
                 match token {
+                    Token(t) if t >= HTTP_TOKENS => {
+                        if let Some(h) = self.http.as_mut() {
+                            h.event(self.reactor.registry(), token, readable, read_closed, now);
+                        }
+                        self.http_events(now);
+                    }
                     Reactor::WAKER => {}
                     FSTREAM | HTTP | RTMP | RTSP => self.accept(token.0 - FSTREAM.0, now),
                     UDP_RTP | UDP_RTCP => {
@@ -262,6 +290,10 @@ impl Hub {
                 }
             }
             self.flush_dirty(now);
+            if let Some(h) = self.http.as_mut() {
+                h.timers(self.reactor.registry(), now);
+            }
+            self.http_events(now);
             self.timers(now);
             if stopping.is_none() && stop() {
                 log::info!("stop signal: closing listeners, flushing watchers");
@@ -270,6 +302,7 @@ impl Hub {
             }
             if let Some(t) = stopping {
                 let busy = self.channels.busy()
+                    || self.http.as_ref().is_some_and(|h| h.open() > 0)
                     || self.conns.iter().flatten().any(|c| {
                         !c.io.out.is_empty()
                             || c.rtmp
@@ -294,6 +327,11 @@ impl Hub {
             self.end_broadcast(&k, now, "hub stopping");
         }
         self.apply(now);
+        self.flush_dirty(now);
+        if let Some(h) = self.http.as_mut() {
+            h.close_idle(self.reactor.registry(), now);
+        }
+        self.http_events(now);
         for i in 0..self.conns.len() {
             let watching = self
                 .channels
@@ -328,12 +366,19 @@ impl Hub {
                 }
             };
             self.accept_paused[front] = None;
-            if self.nconns >= self.cfg.max_connections {
+            let open = self.nconns + self.http.as_ref().map_or(0, |h| h.open());
+            if open >= self.cfg.max_connections {
                 self.refused += 1;
-                log::warn!(
-                    "{peer}: refused: {} connections open (--max-connections)",
-                    self.nconns
-                );
+                log::warn!("{peer}: refused: {open} connections open (--max-connections)");
+                continue;
+            }
+            if which == Front::Http {
+                self.accepted += 1;
+                log::debug!("{peer}: connected (http)");
+                if let Some(h) = self.http.as_mut() {
+                    h.adopt(self.reactor.registry(), sock, peer, now);
+                }
+                self.http_events(now);
                 continue;
             }
             let idx = self.free.pop().unwrap_or_else(|| {
@@ -357,7 +402,7 @@ impl Hub {
             let (state, rtmp) = match which {
                 Front::Rtmp => (State::RtmpIdle, Some(RtmpSide::new(now))),
                 Front::Rtsp => (State::Rtsp(self.rtsp_conn(now)), None),
-                Front::Http => (super::front::http::new_conn(now), None),
+                Front::Http => unreachable!("the HTTP layer adopts HTTP connections"),
                 Front::Fstream => (super::front::fstream::new_conn(now), None),
             };
             self.conns[idx] = Some(Conn {
@@ -413,13 +458,12 @@ impl Hub {
 
     /// Refuses a watcher as the channels decided: an HTTP watcher that has had no response gets
     /// the refusal's status.
-    pub(super) fn refuse_watcher(&mut self, idx: usize, r: &Refusal) {
-        let head_due = matches!(
-            self.conns.get(idx),
-            Some(Some(Conn { state: State::Watcher(w), .. })) if w.head_due.is_some()
-        );
-        let resp = head_due.then(|| http::error_response(r.status, &r.message));
-        self.refuse(idx, &r.why, resp);
+    pub(super) fn refuse_watcher(&mut self, id: SubId, r: &Refusal) {
+        if id >= HTTP_SUBS {
+            self.http_refuse(id, r);
+        } else {
+            self.refuse(id, &r.why, None);
+        }
     }
 
     /// Queues `resp` after what is queued, leaves whatever the connection was part of, and
@@ -485,13 +529,6 @@ impl Hub {
         match &mut c.state {
             State::Publisher(_) => self.publisher_eof(idx, now),
             State::Handshake { .. } => self.refuse(idx, "closed during the handshake", None),
-            State::HttpHead { buf, .. } => {
-                if buf.is_empty() {
-                    self.close(idx, None)
-                } else {
-                    self.refuse(idx, "closed during the request head", None)
-                }
-            }
             State::RtmpIdle => self.close(idx, None),
             // Its response may still be going out: the flush closes it once written (a write to a
             // peer that is gone fails and closes it too).
@@ -510,7 +547,6 @@ impl Hub {
         }
         match &mut c.state {
             State::Handshake { .. } => self.on_fstream_data(idx, data, now),
-            State::HttpHead { .. } => self.on_http_data(idx, data, now),
             State::Publisher(_) => self.on_publisher_data(idx, data, now),
             State::Watcher(w) => {
                 w.input += data.len() as u64;
@@ -541,41 +577,50 @@ impl Hub {
         idx: usize,
         key: ChanKey,
         password: Option<String>,
-        publisher: Publisher,
         now: Instant,
     ) {
         let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
             return;
         };
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.state = State::Publisher(Publisher::raw(key.clone()));
+        }
+        self.begin_broadcast(idx, peer, key, password, "", now);
+    }
+
+    /// `id` broadcasts on `key`: the channels' side, the log line, and the broadcaster it
+    /// replaces closed.
+    pub(super) fn begin_broadcast(
+        &mut self,
+        id: SubId,
+        peer: SocketAddr,
+        key: ChanKey,
+        password: Option<String>,
+        how: &str,
+        now: Instant,
+    ) {
         let old = self
             .channels
-            .broadcast(idx, &key, password.clone(), peer, &mut self.fx);
-        if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Publisher(publisher);
-        }
+            .broadcast(id, &key, password.clone(), peer, &mut self.fx);
         log::info!(
-            "{peer}: broadcasting {}{}{}",
+            "{peer}: broadcasting {}{}{how}",
             key_str(&key),
             if password.is_some() {
                 " (channel password set)"
             } else {
                 ""
             },
-            if self.conns[idx]
-                .as_ref()
-                .is_some_and(|c| matches!(&c.state, State::Publisher(p) if p.http))
-            {
-                " over HTTP"
-            } else {
-                ""
-            }
         );
-        if let Some(old) = old {
-            if let Some(c) = self.conns[old].as_mut() {
-                // Detach first so closing it does not end the broadcast.
-                c.state = State::Closing;
+        match old {
+            Some(old) if old >= HTTP_SUBS => self.http_replaced(old),
+            Some(old) => {
+                if let Some(c) = self.conns[old].as_mut() {
+                    // Detach first so closing it does not end the broadcast.
+                    c.state = State::Closing;
+                }
+                self.close(old, Some("replaced by a new broadcaster"));
             }
-            self.close(old, Some("replaced by a new broadcaster"));
+            None => {}
         }
         self.apply(now);
     }
@@ -592,20 +637,15 @@ impl Hub {
         let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
             return;
         };
-        let head_due = match kind {
-            SubKind::Http(e) => Some(e),
-            _ => None,
-        };
         let r = self
             .channels
             .watch(idx, &key, password, kind, peer, now, &mut self.fx);
         if let Err(r) = r {
-            let resp = head_due.map(|_| http::error_response(r.status, &r.message));
-            self.refuse(idx, &r.why, resp);
+            self.refuse(idx, &r.why, None);
             return;
         }
         if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Watcher(Watching { head_due, input: 0 });
+            c.state = State::Watcher(Watching { input: 0 });
         }
         self.apply(now);
     }
@@ -619,7 +659,7 @@ impl Hub {
     /// The broadcast on `key` ended: every watcher gets what is queued, then EOF.
     pub(super) fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
         if let Some(p) = self.channels.end(key, now, why, &mut self.fx) {
-            if let Some(Some(c)) = self.conns.get_mut(p) {
+            if let Some(Some(c)) = self.conns.get_mut(p).filter(|_| p < HTTP_SUBS) {
                 if matches!(c.state, State::Publisher(_)) {
                     c.state = State::Closing;
                 }
@@ -648,7 +688,12 @@ impl Hub {
                     .sub(w)
                     .map(|s| key_str(&s.key))
                     .unwrap_or_default();
-                self.close(w, Some(&format!("slow watcher of {kstr}: {why}")));
+                let why = format!("slow watcher of {kstr}: {why}");
+                if w >= HTTP_SUBS {
+                    self.http_drop(w, &why);
+                } else {
+                    self.close(w, Some(&why));
+                }
             }
         }
     }
@@ -668,6 +713,10 @@ impl Hub {
 
     /// Writes what is pending on a connection; closes it when done and it should close.
     pub(super) fn flush(&mut self, idx: usize, now: Instant) {
+        if idx >= HTTP_SUBS {
+            self.flush_http(idx, now);
+            return;
+        }
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
@@ -684,15 +733,6 @@ impl Hub {
                 return;
             };
             let sub = self.channels.sub_mut(idx);
-            if let (State::Watcher(w), Some(s)) = (&mut c.state, &sub) {
-                if s.queue.is_some() {
-                    if let Some(ext) = w.head_due.take() {
-                        let h =
-                            http::response_head(200, &[("Content-Type", ext.content_type())], None);
-                        c.io.out.push_always(Bytes::from(h));
-                    }
-                }
-            }
             if !c.io.out.is_empty() {
                 match c.io.flush() {
                     Ok(w) if w.drained => {}
@@ -759,11 +799,6 @@ impl Hub {
                     "fstream handshake not completed within 10 s".into(),
                     None,
                 )),
-                State::HttpHead { deadline, .. } if now >= *deadline => expired.push((
-                    i,
-                    "HTTP request head not received within 10 s".into(),
-                    Some(http::error_response(408, "request head took too long")),
-                )),
                 State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => {
                     expired.push((i, "end of broadcast: all sent".into(), None))
                 }
@@ -805,24 +840,20 @@ impl Hub {
 
     /// A snapshot of the figures.
     pub fn stats(&self, now: Instant) -> HubStats {
-        let conns = &self.conns;
-        let channels = self.channels.stats(now, |w| {
-            conns
+        let (conns, reqs) = (&self.conns, &self.http_reqs);
+        let channels = self.channels.stats(now, |w| match reqs.get(&w) {
+            Some(r) => Some((r.conn_id, r.peer, r.since)),
+            None => conns
                 .get(w)
                 .and_then(|c| c.as_ref())
-                .map(|c| (c.id, c.peer, c.since))
+                .map(|c| (c.id, c.peer, c.since)),
         });
         HubStats {
             uptime_secs: now.duration_since(self.start).as_secs_f64(),
-            connections: self.nconns,
+            connections: self.nconns + self.http.as_ref().map_or(0, |h| h.open()),
             accepted: self.accepted,
             refused: self.refused,
             channels,
         }
     }
-}
-
-/// The peer of a connection slot, for log lines.
-pub(super) fn c_peer(c: &Option<Conn>) -> String {
-    c.as_ref().map(|c| c.peer.to_string()).unwrap_or_default()
 }

@@ -386,6 +386,12 @@ impl WatcherQueue {
         self.q.front().map(|e| &e.data[self.front_off..])
     }
 
+    /// Unwritten bytes of the front chunk, shared (no copy), for a writer that queues chunks
+    /// elsewhere; [`Self::consume`] them once taken.
+    pub fn front_bytes(&self) -> Option<Bytes> {
+        self.q.front().map(|e| e.data.slice(self.front_off..))
+    }
+
     /// Marks `n` bytes as written.
     pub fn consume(&mut self, mut n: usize) {
         n = n.min(self.bytes);

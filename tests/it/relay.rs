@@ -21,11 +21,12 @@ fn start_hub(extra: &[&str]) -> Hub {
     hub
 }
 
-/// One HTTP GET over a raw socket (close-delimited or Content-Length): (head, body).
+/// One HTTP GET over a raw socket (`Connection: close`, so the body ends with the connection):
+/// (head, body).
 fn http_get(addr: &str, path: &str) -> (String, Vec<u8>) {
     http_raw(
         addr,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
     )
 }
 
@@ -437,7 +438,10 @@ fn hostile_handshakes_and_requests_are_closed_and_the_hub_survives() {
     assert!(head.starts_with("HTTP/1.1 431"), "{head}");
     let (head, _) = http_get(&hub.http, "/nothing");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
-    let (head, _) = http_raw(&hub.http, b"OPTIONS /fier/x.flv HTTP/1.1\r\n\r\n");
+    let (head, _) = http_raw(
+        &hub.http,
+        b"OPTIONS /fier/x.flv HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
     assert!(
         head.starts_with("HTTP/1.1 204") && head.contains("Access-Control-Allow-Origin: *"),
         "{head}"
@@ -718,6 +722,103 @@ fn second_broadcaster_takes_over_and_watchers_continue() {
         want.len()
     );
     hub.log.wait_for("takes over channel fier/tk", "the hub");
+}
+
+/// Reads one response with a Content-Length body from `s`: (head, body). `rest` holds what was
+/// read past it (the next pipelined response's start).
+fn read_response(s: &mut TcpStream, rest: &mut Vec<u8>) -> (String, Vec<u8>) {
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(p) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&rest[..p + 4]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            while rest.len() < p + 4 + len {
+                let n = s.read(&mut b).unwrap();
+                assert!(n > 0, "closed inside a body: {head}");
+                rest.extend_from_slice(&b[..n]);
+            }
+            let body = rest[p + 4..p + 4 + len].to_vec();
+            rest.drain(..p + 4 + len);
+            return (head, body);
+        }
+        let n = s.read(&mut b).unwrap();
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(rest)
+        );
+        rest.extend_from_slice(&b[..n]);
+    }
+}
+
+/// The hub's HTTP side is the HTTP layer's: one connection serves requests in turn
+/// (pipelined), HEAD of a stream gets the head a GET would, and an HTTP/1.1 stream is chunked.
+#[test]
+fn http_keep_alive_pipelining_head_and_a_chunked_stream() {
+    let hub = start_hub(&[]);
+    let mut s = TcpStream::connect(&hub.http).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(
+        b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /fier/ka.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    let (h1, b1) = read_response(&mut s, &mut rest);
+    assert!(
+        h1.starts_with("HTTP/1.1 200") && h1.contains("application/json"),
+        "{h1}"
+    );
+    assert!(serde_json::from_slice::<serde_json::Value>(&b1).is_ok());
+    let (h2, b2) = read_response(&mut s, &mut rest);
+    assert!(h2.starts_with("HTTP/1.1 200"), "{h2}");
+    assert!(String::from_utf8_lossy(&b2).contains("river_"), "{h2}");
+    let (h3, b3) = read_response(&mut s, &mut rest);
+    assert!(
+        h3.starts_with("HTTP/1.1 200") && h3.contains("video/x-flv"),
+        "{h3}"
+    );
+    assert!(b3.is_empty());
+    // The same connection then watches: a chunked body carrying the broadcast byte for byte,
+    // ended by the last chunk (the connection stays open for another request).
+    let clip = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/testsrc/clip.flv"))
+        .unwrap();
+    let mut live = TcpStream::connect(&hub.fstream).unwrap();
+    live.write_all(&handshake(
+        "broadcast,user=fier,user-password=123,channel=ka",
+    ))
+    .unwrap();
+    s.write_all(b"GET /fier/ka.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    hub.wait_watchers("fier", "ka", 1);
+    live.write_all(&clip).unwrap();
+    drop(live);
+    let mut v = Vec::new();
+    let mut b = [0u8; 65536];
+    while !v.ends_with(b"\r\n0\r\n\r\n") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed before the last chunk");
+        v.extend_from_slice(&b[..n]);
+    }
+    let p = v.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&v[..p]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    let (mut body, mut at) = (Vec::new(), p);
+    loop {
+        let eol = at + v[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&v[at..eol]).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&v[eol + 2..eol + 2 + n]);
+        at = eol + 2 + n + 2;
+    }
+    assert!(body == clip, "{} bytes, want {}", body.len(), clip.len());
 }
 
 #[test]

@@ -1,70 +1,181 @@
-//! The HTTP front: a request head (bounded, with a deadline), then a watch (http-flv/http-ts), a
-//! push (chunked, sized, or HTTP/1.0 until EOF), `/stats` (JSON) or `/metrics` (Prometheus).
-//! One request per connection: a watch streams until the end of the broadcast, every other
-//! answer closes.
+//! The HTTP front, on the one HTTP layer ([`crate::http::server`]): the layer owns the
+//! connections (keep-alive, head limits and deadlines, HEAD, the connection cap) and hands every
+//! request to [`Inbox`], which only records it; the hub acts on the records after each call:
+//! - `GET /<user>/<channel>.flv|.ts`: a watcher, parked until its channel is live, then a
+//!   streaming response (chunked over HTTP/1.1, close-delimited over HTTP/1.0) fed from its queue
+//!   while the connection's outbox has room;
+//! - `POST|PUT /<user>/<channel>` with a sized or chunked body: a broadcast;
+//! - `/stats` (JSON), `/metrics` and `/stats?format=prometheus` (Prometheus text), `OPTIONS`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::channel::{key_str, SubKind};
-use super::super::http::{self, ChunkedDecoder, Head, Route};
-use super::super::hub::{c_peer, Hub, State};
-use super::fstream::{Body, Publisher};
+use bytes::Bytes;
 
-/// Deadline for an HTTP request head.
-pub(in crate::relay) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+use super::super::channel::{key_str, ChanKey, Refusal, SubId, SubKind};
+use super::super::http::{self as route, Ext, Route};
+use super::super::hub::Hub;
+use crate::http::head::Limits;
+use crate::http::response::reason;
+use crate::http::server::{
+    Body, Handler, Options, Reply, ReqId, Request, Response, SendError, Server,
+};
 
-/// A new HTTP connection: the request head has its deadline.
-pub(in crate::relay) fn new_conn(now: Instant) -> State {
-    State::HttpHead {
-        buf: Vec::new(),
-        deadline: now + HEAD_TIMEOUT,
+/// What a stream may hold in its connection's outbox beyond its queue: enough for the socket to
+/// stay busy, small enough that the queue's slow-watcher policy decides what a slow reader gets.
+const STREAM_OUTBOX: usize = 256 * 1024;
+
+/// What the HTTP layer reported during a call, for the hub to act on afterwards.
+pub(in crate::relay) enum Event {
+    Request(Box<Request>),
+    Body { id: ReqId, data: Vec<u8>, end: bool },
+    Closed(ReqId),
+    Writable(ReqId),
+}
+
+/// The hub's [`Handler`]: every request is parked and recorded.
+#[derive(Default)]
+pub(in crate::relay) struct Inbox {
+    events: Vec<Event>,
+}
+
+impl Handler for Inbox {
+    fn request(&mut self, req: &Request, _now: Instant) -> Reply {
+        self.events.push(Event::Request(Box::new(Request {
+            id: req.id,
+            head: req.head.clone(),
+            peer: req.peer,
+        })));
+        Reply::Park
+    }
+
+    fn body(&mut self, id: ReqId, data: &[u8], end: bool) -> Option<Response> {
+        self.events.push(Event::Body {
+            id,
+            data: data.to_vec(),
+            end,
+        });
+        None
+    }
+
+    fn closed(&mut self, id: ReqId) {
+        self.events.push(Event::Closed(id));
+    }
+
+    fn writable(&mut self, id: ReqId) {
+        self.events.push(Event::Writable(id));
     }
 }
 
+/// The hub's HTTP server: connections are capped by the hub (all fronts together).
+pub(in crate::relay) fn server(max_connections: usize) -> Server<Inbox> {
+    let opts = Options {
+        max_connections,
+        limits: Limits {
+            max_line: route::MAX_HEAD,
+            max_head: route::MAX_HEAD,
+            max_headers: 48,
+        },
+        head_timeout: Duration::from_secs(10),
+        max_output: STREAM_OUTBOX,
+        base_fields: vec![
+            ("Server", "river-relay"),
+            ("Access-Control-Allow-Origin", "*"),
+            ("Cache-Control", "no-cache"),
+        ],
+        ..Options::default()
+    };
+    let counters = Arc::new(Default::default());
+    Server::new(
+        Inbox::default(),
+        opts,
+        super::super::hub::HTTP_TOKENS,
+        0,
+        counters,
+    )
+}
+
+/// An HTTP watcher or push.
+pub(in crate::relay) struct HttpReq {
+    id: ReqId,
+    pub conn_id: u64,
+    pub peer: SocketAddr,
+    pub since: Instant,
+    kind: ReqKind,
+}
+
+enum ReqKind {
+    /// `started`: the response head is out and the body streams.
+    Watch {
+        ext: Ext,
+        started: bool,
+    },
+    Push {
+        key: ChanKey,
+    },
+}
+
+/// A plain-text error answer: "STATUS REASON: message".
+fn error(status: u16, message: &str) -> Response {
+    Response::text(status, format!("{status} {}: {message}\n", reason(status)))
+}
+
 impl Hub {
-    /// Bytes of a request head (and whatever follows it).
-    pub(in crate::relay) fn on_http_data(&mut self, idx: usize, data: &[u8], now: Instant) {
-        let Some(Some(c)) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let State::HttpHead { buf, .. } = &mut c.state else {
-            return;
-        };
-        let room = http::MAX_HEAD + 1 - buf.len().min(http::MAX_HEAD + 1);
-        let take = data.len().min(room);
-        buf.extend_from_slice(&data[..take]);
-        match http::parse_head(buf) {
-            Ok(None) => {}
-            Ok(Some((head, len))) => {
-                let mut rest = buf[len..].to_vec();
-                rest.extend_from_slice(&data[take..]);
-                self.on_http_request(idx, head, &rest, now);
+    /// Acts on what the HTTP layer recorded.
+    pub(in crate::relay) fn http_events(&mut self, now: Instant) {
+        loop {
+            let Some(h) = self.http.as_mut() else { return };
+            if h.handler.events.is_empty() {
+                return;
             }
-            Err(e) => {
-                let r = http::error_response(e.status, &e.message);
-                self.refuse(idx, &format!("HTTP {}: {}", e.status, e.message), Some(r));
+            let events = std::mem::take(&mut h.handler.events);
+            for e in events {
+                match e {
+                    Event::Request(r) => self.http_request(*r, now),
+                    Event::Body { id, data, end } => self.http_body(id, &data, end, now),
+                    Event::Closed(id) => self.http_closed(id, now),
+                    Event::Writable(id) => {
+                        if let Some(&sub) = self.by_req.get(&id) {
+                            self.flush_http(sub, now);
+                        }
+                    }
+                }
             }
         }
     }
 
-    fn on_http_request(&mut self, idx: usize, head: Head, rest: &[u8], now: Instant) {
-        let head_only = head.method == "HEAD";
-        let route = http::route(&head);
-        let peer = c_peer(&self.conns[idx]);
-        log::debug!("{peer}: {} {}", head.method, head.path);
-        match (head.method.as_str(), route) {
+    fn http_respond(&mut self, id: ReqId, resp: Response, now: Instant) {
+        if let Some(h) = self.http.as_mut() {
+            h.complete(self.reactor.registry(), id, resp, now);
+        }
+    }
+
+    /// Answers a request with an error and counts it refused.
+    fn http_refused(&mut self, r: &Request, why: &str, status: u16, message: &str, now: Instant) {
+        self.refused += 1;
+        log::warn!("{}: refused: {why}", r.peer);
+        self.http_respond(r.id, error(status, message), now);
+    }
+
+    fn http_request(&mut self, r: Request, now: Instant) {
+        let head = match route::from_head(r.head.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                let why = format!("HTTP {}: {}", e.status, e.message);
+                self.http_refused(&r, &why, e.status, &e.message, now);
+                return;
+            }
+        };
+        log::debug!("{}: {} {}", r.peer, head.method, head.path);
+        match (head.method.as_str(), route::route(&head)) {
             ("OPTIONS", _) => {
                 let methods = "GET, HEAD, POST, PUT, OPTIONS";
-                let r = http::response_head(
-                    204,
-                    &[
-                        ("Allow", methods),
-                        ("Access-Control-Allow-Methods", methods),
-                        ("Access-Control-Allow-Headers", "*"),
-                    ],
-                    Some(0),
-                );
-                self.respond_and_close(idx, r);
+                let resp = Response::new(204, Body::Empty)
+                    .field("Allow", methods)
+                    .field("Access-Control-Allow-Methods", methods)
+                    .field("Access-Control-Allow-Headers", "*");
+                self.http_respond(r.id, resp, now);
             }
             ("GET" | "HEAD", Route::Stats { prometheus }) => {
                 let s = self.stats(now);
@@ -76,81 +187,268 @@ impl Hub {
                 } else {
                     ("application/json", s.to_json())
                 };
-                let r = http::text_response(200, ct, &body, head_only);
-                self.respond_and_close(idx, r);
+                let resp =
+                    Response::new(200, Body::Bytes(Bytes::from(body))).field("Content-Type", ct);
+                self.http_respond(r.id, resp, now);
             }
             ("GET" | "HEAD", Route::Stream { user, channel, ext }) => {
                 let Some(ext) = ext else {
-                    let r = http::error_response(404, "ask for /<user>/<channel>.flv or .ts");
-                    self.refuse(idx, "HTTP GET without .flv or .ts", Some(r));
+                    let m = "ask for /<user>/<channel>.flv or .ts";
+                    self.http_refused(&r, "HTTP GET without .flv or .ts", 404, m, now);
                     return;
                 };
-                if head_only {
-                    let r = http::response_head(200, &[("Content-Type", ext.content_type())], None);
-                    self.respond_and_close(idx, r);
+                if head.method == "HEAD" {
+                    let resp =
+                        Response::new(200, Body::Empty).field("Content-Type", ext.content_type());
+                    if let Some(h) = self.http.as_mut() {
+                        h.stream(self.reactor.registry(), r.id, resp, now);
+                    }
                     return;
                 }
                 let pw = head.param("password").map(str::to_string);
-                self.start_watcher(idx, (user, channel), pw, SubKind::Http(ext), now);
+                self.http_watch(&r, (user, channel), pw, ext, now);
             }
             ("POST" | "PUT", Route::Stream { user, channel, .. }) => {
-                self.on_http_push(idx, (user, channel), &head, rest, now)
+                let pw = head
+                    .param("user-password")
+                    .or_else(|| head.param("password"))
+                    .unwrap_or("")
+                    .to_string();
+                let key = (user, channel);
+                if let Err(why) = self.check_user(&key.0, &pw) {
+                    let why = format!("HTTP broadcaster for {}: {why}", key_str(&key));
+                    self.http_refused(&r, &why, 403, "wrong user password or unknown user", now);
+                    return;
+                }
+                if !head.chunked && head.content_length.is_none() {
+                    let m = "a push needs a chunked or Content-Length body";
+                    self.http_refused(&r, "HTTP push without a body length", 411, m, now);
+                    return;
+                }
+                let cpw = head.param("channel-password").map(str::to_string);
+                let sub = self.http_sub(&r, ReqKind::Push { key: key.clone() }, now);
+                self.begin_broadcast(sub, r.peer, key.clone(), cpw, " over HTTP", now);
+                if head.content_length == Some(0) {
+                    self.http_push_done(sub, "empty push", now);
+                }
             }
             (_, Route::NotFound) => {
-                let r = http::error_response(404, "no such path");
-                self.refuse(idx, &format!("HTTP 404 {}", head.path), Some(r));
+                let why = format!("HTTP 404 {}", head.path);
+                self.http_refused(&r, &why, 404, "no such path", now);
             }
             (m, _) => {
-                let r = http::error_response(405, &format!("method {m} not allowed here"));
-                self.refuse(idx, &format!("HTTP 405 {m}"), Some(r));
+                let why = format!("HTTP 405 {m}");
+                self.http_refused(&r, &why, 405, &format!("method {m} not allowed here"), now);
             }
         }
     }
 
-    /// A push: the user's password checked, then the body is the broadcast.
-    fn on_http_push(
+    /// A new HTTP watcher or push: its [`SubId`], never reused.
+    fn http_sub(&mut self, r: &Request, kind: ReqKind, now: Instant) -> SubId {
+        let sub = self.next_http_sub;
+        self.next_http_sub += 1;
+        let conn_id = self.next_id;
+        self.next_id += 1;
+        self.http_reqs.insert(
+            sub,
+            HttpReq {
+                id: r.id,
+                conn_id,
+                peer: r.peer,
+                since: now,
+                kind,
+            },
+        );
+        self.by_req.insert(r.id, sub);
+        sub
+    }
+
+    /// Forgets an HTTP watcher or push (its request is answered or gone).
+    fn http_forget(&mut self, sub: SubId) -> Option<HttpReq> {
+        let r = self.http_reqs.remove(&sub)?;
+        self.by_req.remove(&r.id);
+        self.channels.leave(sub);
+        Some(r)
+    }
+
+    fn http_watch(
         &mut self,
-        idx: usize,
-        key: (String, String),
-        head: &Head,
-        rest: &[u8],
+        r: &Request,
+        key: ChanKey,
+        password: Option<String>,
+        ext: Ext,
         now: Instant,
     ) {
-        let pw = head
-            .param("user-password")
-            .or_else(|| head.param("password"))
-            .unwrap_or("")
-            .to_string();
-        if let Err(why) = self.check_user(&key.0, &pw) {
-            let r = http::error_response(403, "wrong user password or unknown user");
-            let why = format!("HTTP broadcaster for {}: {why}", key_str(&key));
-            self.refuse(idx, &why, Some(r));
+        let sub = self.http_sub(
+            r,
+            ReqKind::Watch {
+                ext,
+                started: false,
+            },
+            now,
+        );
+        let kind = SubKind::Http(ext);
+        match self
+            .channels
+            .watch(sub, &key, password, kind, r.peer, now, &mut self.fx)
+        {
+            Ok(()) => self.apply(now),
+            Err(refusal) => self.http_refuse(sub, &refusal),
+        }
+    }
+
+    /// Refuses an HTTP watcher: its status if its response has not started, else the close.
+    pub(in crate::relay) fn http_refuse(&mut self, sub: SubId, r: &Refusal) {
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        self.refused += 1;
+        log::warn!("{}: refused: {}", req.peer, r.why);
+        let now = Instant::now();
+        match req.kind {
+            ReqKind::Watch { started: false, .. } => {
+                self.http_respond(req.id, error(r.status, &r.message), now)
+            }
+            _ => {
+                if let Some(h) = self.http.as_mut() {
+                    h.abort(self.reactor.registry(), req.id);
+                }
+            }
+        }
+    }
+
+    /// Drops an HTTP watcher the slow-watcher policy gave up on: its connection closes at once.
+    pub(in crate::relay) fn http_drop(&mut self, sub: SubId, why: &str) {
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        log::info!("{}: closed: {why}", req.peer);
+        if let Some(h) = self.http.as_mut() {
+            h.abort(self.reactor.registry(), req.id);
+        }
+    }
+
+    /// An HTTP push was replaced by a new broadcaster: it is answered 409 and its connection
+    /// closes (its body is still coming).
+    pub(in crate::relay) fn http_replaced(&mut self, sub: SubId) {
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        log::info!("{}: closed: replaced by a new broadcaster", req.peer);
+        let resp = error(409, "replaced by a new broadcaster");
+        self.http_respond(req.id, resp, Instant::now());
+    }
+
+    fn http_body(&mut self, id: ReqId, data: &[u8], end: bool, now: Instant) {
+        let Some(&sub) = self.by_req.get(&id) else {
+            return;
+        };
+        let Some(ReqKind::Push { key }) = self.http_reqs.get(&sub).map(|r| &r.kind) else {
+            return;
+        };
+        let key = key.clone();
+        if !data.is_empty() {
+            self.broadcast_data(&key, data, now);
+        }
+        if end {
+            if let Some(r) = self.http_reqs.get(&sub) {
+                log::info!("{}: HTTP push to {} complete", r.peer, key_str(&key));
+            }
+            self.http_push_done(sub, "end of broadcast", now);
+        }
+    }
+
+    /// A push's body is complete: the end of its broadcast, and 200.
+    fn http_push_done(&mut self, sub: SubId, why: &str, now: Instant) {
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        if let ReqKind::Push { key } = &req.kind {
+            if self.channels.is_publisher(key, sub) {
+                self.end_broadcast(key, now, why);
+            }
+        }
+        self.http_respond(req.id, Response::new(200, Body::Empty), now);
+    }
+
+    /// A parked or streaming request's connection is gone.
+    fn http_closed(&mut self, id: ReqId, now: Instant) {
+        let Some(&sub) = self.by_req.get(&id) else {
+            return;
+        };
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        match req.kind {
+            ReqKind::Push { key } => {
+                log::warn!(
+                    "{}: HTTP push to {} ended before its body did",
+                    req.peer,
+                    key_str(&key)
+                );
+                if self.channels.is_publisher(&key, sub) {
+                    log::info!("{}: broadcast of {} ended", req.peer, key_str(&key));
+                    self.end_broadcast(&key, now, "end of broadcast");
+                }
+            }
+            ReqKind::Watch { .. } => log::info!("{}: closed: peer closed", req.peer),
+        }
+    }
+
+    /// Moves an HTTP watcher's queue into its response while the connection has room; ends the
+    /// response once the queue of an ended broadcast is written.
+    pub(in crate::relay) fn flush_http(&mut self, sub: SubId, now: Instant) {
+        let Some(req) = self.http_reqs.get_mut(&sub) else {
+            return;
+        };
+        let Some(h) = self.http.as_mut() else { return };
+        let registry = self.reactor.registry();
+        let Some(s) = self.channels.sub_mut(sub) else {
+            return;
+        };
+        let ReqKind::Watch { ext, started } = &mut req.kind else {
+            return;
+        };
+        if s.queue.is_none() {
             return;
         }
-        let body = if head.chunked {
-            Body::Chunked(ChunkedDecoder::new())
-        } else if let Some(n) = head.content_length {
-            Body::Length(n)
-        } else if head.version == 0 {
-            Body::Raw
+        if !*started {
+            *started = true;
+            let resp = Response::new(200, Body::Empty).field("Content-Type", ext.content_type());
+            h.stream(registry, req.id, resp, now);
+        }
+        let id = req.id;
+        let mut gone = false;
+        let mut done = false;
+        while let Some(q) = s.queue.as_mut() {
+            let Some(b) = q.front_bytes() else {
+                if s.advance() {
+                    continue;
+                }
+                done = s.eof_after_drain;
+                break;
+            };
+            let n = b.len();
+            match h.queue(id, b) {
+                Ok(()) => q.consume(n),
+                Err(SendError::Full | SendError::Busy) => break,
+                Err(SendError::Gone) => {
+                    gone = true;
+                    break;
+                }
+            }
+        }
+        if done {
+            h.end(registry, id, now);
         } else {
-            let r = http::error_response(411, "a push needs a chunked or Content-Length body");
-            self.refuse(idx, "HTTP push without a body length", Some(r));
-            return;
-        };
-        let cpw = head.param("channel-password").map(str::to_string);
-        let empty = matches!(body, Body::Length(0));
-        let publisher = Publisher {
-            key: key.clone(),
-            body,
-            http: true,
-        };
-        self.start_broadcast(idx, key.clone(), cpw, publisher, now);
-        if empty {
-            self.end_broadcast(&key, now, "empty push");
-            self.respond_and_close(idx, http::response_head(200, &[], Some(0)));
-        } else if !rest.is_empty() {
-            self.on_publisher_data(idx, rest, now);
+            h.kick(registry, id, now);
+        }
+        if done || gone {
+            if let Some(r) = self.http_forget(sub) {
+                if done {
+                    log::info!("{}: closed: end of broadcast: all sent", r.peer);
+                }
+            }
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::super::channel::{key_str, SubKind};
 use super::super::hub::{Conn, Hub, State};
-use super::fstream::Publisher;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
 
@@ -176,8 +175,7 @@ impl Hub {
                         self.close(idx, Some(&format!("RTMP: {e}")));
                         return;
                     }
-                    let p = Publisher::raw(key.clone());
-                    self.start_broadcast(idx, key, cpw, p, now);
+                    self.start_broadcast(idx, key, cpw, now);
                 }
                 ServerEvent::Metadata { body, .. } => {
                     let State::Publisher(p) = &c.state else {

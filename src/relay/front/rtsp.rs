@@ -14,7 +14,6 @@ use super::super::channel::{key_str, ChanKey, Channels};
 use super::super::hub::{Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
 use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
 use super::super::users::Users;
-use super::fstream::Publisher as Broadcaster;
 use crate::net::{self, Reactor};
 use crate::proto::rtp::ingest::{FlvIngest, Ingest};
 use crate::proto::rtp::view::unframe;
@@ -231,8 +230,7 @@ impl Hub {
                     self.udp_route(idx, peer, r.session.streams());
                     let password = rfront::query_password(r.session.uri());
                     // Sets the connection's state to Publisher; the RTSP state is put back below.
-                    let b = Broadcaster::raw(key.clone());
-                    self.start_broadcast(idx, key.clone(), password, b, now);
+                    self.start_broadcast(idx, key.clone(), password, now);
                     r.role = Role::Publisher(Box::new(Publisher {
                         key,
                         ingest: FlvIngest::new(ingest),
