@@ -76,8 +76,10 @@ Limits: the handshake must complete within 10 s and is at most 4096 bytes; HTTP 
 at most 8 KiB and must arrive within 10 s; at most --max-connections connections. Bytes a watcher \
 sends after its handshake are read and discarded; a watcher that sends more than 1 MiB is closed.
 
-HTTP: GET /<user>/<channel>.flv (video/x-flv) and .ts (video/mp2t) with ?password=; the body is \
-close-delimited (Connection: close) and starts on a keyframe. A broadcast in the other container is \
+HTTP: GET /<user>/<channel>.flv (video/x-flv) and .ts (video/mp2t) with ?password=; the body \
+starts on a keyframe, chunked over HTTP/1.1 (the connection can serve another request after the \
+end of the broadcast) and close-delimited over HTTP/1.0. Connections are kept alive (idle ones \
+close after 15 s) and pipelined requests are answered in order; HEAD answers with the GET's head. A broadcast in the other container is \
 converted by one shared view per channel and format. Unknown content gets 415. POST or PUT \
 /<user>/<channel>[.flv|.ts] with a chunked or Content-Length body is a broadcast \
 (?user-password=, ?channel-password=). GET /stats is JSON, /stats?format=prometheus and /metrics \
