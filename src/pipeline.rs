@@ -11,11 +11,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cli::InputFormat;
 use crate::codec::{aac, h264};
 use crate::error::Diag;
 use crate::format::{flv, ts};
-use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{AudioConfig, Frame, MediaEvent, StreamFormat, Track, VideoConfig, CLOCK_HZ};
 use crate::timeline::{Timeline, TimelineConfig, WRAP_FLV, WRAP_TS};
 
 /// How many bytes detection looks at: enough to see three TS sync bytes 188 apart from any start
@@ -25,14 +24,14 @@ const DETECT_LIMIT: usize = 188 * 3 + 188;
 /// Detects the container from the first bytes. `None` means: not enough bytes yet to tell.
 /// The answer depends only on the first [`DETECT_LIMIT`] bytes (or on all of a shorter input at
 /// `at_eof`), never on how they arrived.
-pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
+pub fn detect(prefix: &[u8], at_eof: bool) -> Option<StreamFormat> {
     if prefix.starts_with(b"FLV") {
-        return Some(InputFormat::Flv);
+        return Some(StreamFormat::Flv);
     }
     // A start code at the very beginning means Annex B (TS packets start with 0x47; a TS cut
     // exactly at a PES header is the rare exception, and --input-format ts covers it).
     if starts_like_annexb(prefix) {
-        return Some(InputFormat::H264);
+        return Some(StreamFormat::AnnexB);
     }
     if prefix.len() < DETECT_LIMIT && !at_eof {
         return None;
@@ -45,10 +44,10 @@ pub fn detect(prefix: &[u8], at_eof: bool) -> Option<InputFormat> {
             break;
         }
         if (0..=need).all(|k| p[start + 188 * k] == 0x47) {
-            return Some(InputFormat::Ts);
+            return Some(StreamFormat::Ts);
         }
     }
-    Some(InputFormat::H264)
+    Some(StreamFormat::AnnexB)
 }
 
 fn starts_like_annexb(p: &[u8]) -> bool {
@@ -57,7 +56,7 @@ fn starts_like_annexb(p: &[u8]) -> bool {
 
 /// The input side: bytes in, clean media events out.
 pub struct Demux {
-    forced: Option<InputFormat>,
+    forced: Option<StreamFormat>,
     fps: Option<(u32, u32)>,
     max_gap: i64,
     pending: Vec<u8>,
@@ -76,9 +75,9 @@ enum Inner {
 }
 
 impl Demux {
-    /// `forced` skips detection; `fps` is the Annex B frame-rate override; `max_gap` is the timeline's
+    /// `forced` skips detection ([`StreamFormat::Opaque`] reads as Annex B); `fps` is the Annex B frame-rate override; `max_gap` is the timeline's
     /// forward-jump threshold in seconds.
-    pub fn new(forced: Option<InputFormat>, fps: Option<(u32, u32)>, max_gap: f64) -> Self {
+    pub fn new(forced: Option<StreamFormat>, fps: Option<(u32, u32)>, max_gap: f64) -> Self {
         let max_gap = (max_gap.max(0.0) * CLOCK_HZ as f64) as i64;
         Demux {
             forced,
@@ -94,11 +93,11 @@ impl Demux {
     }
 
     /// The detected (or forced) input format, once known.
-    pub fn format(&self) -> Option<InputFormat> {
+    pub fn format(&self) -> Option<StreamFormat> {
         self.inner.as_ref().map(|i| match i {
-            Inner::Flv(_) => InputFormat::Flv,
-            Inner::Ts(_) => InputFormat::Ts,
-            Inner::H264(_) => InputFormat::H264,
+            Inner::Flv(_) => StreamFormat::Flv,
+            Inner::Ts(_) => StreamFormat::Ts,
+            Inner::H264(_) => StreamFormat::AnnexB,
         })
     }
 
@@ -107,19 +106,19 @@ impl Demux {
         self.timeline.repairs()
     }
 
-    fn start(&mut self, fmt: InputFormat) {
+    fn start(&mut self, fmt: StreamFormat) {
         let wrap = match fmt {
-            InputFormat::Flv => Some(WRAP_FLV),
-            InputFormat::Ts => Some(WRAP_TS),
-            InputFormat::H264 => None,
+            StreamFormat::Flv => Some(WRAP_FLV),
+            StreamFormat::Ts => Some(WRAP_TS),
+            StreamFormat::AnnexB | StreamFormat::Opaque => None,
         };
         let mut cfg = TimelineConfig::new(wrap);
         cfg.max_gap = self.max_gap;
         self.timeline = Timeline::new(cfg);
         self.inner = Some(match fmt {
-            InputFormat::Flv => Inner::Flv(FlvInput::default()),
-            InputFormat::Ts => Inner::Ts(TsInput::default()),
-            InputFormat::H264 => {
+            StreamFormat::Flv => Inner::Flv(FlvInput::default()),
+            StreamFormat::Ts => Inner::Ts(TsInput::default()),
+            StreamFormat::AnnexB | StreamFormat::Opaque => {
                 self.gate.announce(true, false);
                 Inner::H264(h264::AnnexBReader::new(self.fps))
             }
@@ -160,7 +159,7 @@ impl Demux {
             let fmt = self
                 .forced
                 .or_else(|| detect(&self.pending, true))
-                .unwrap_or(InputFormat::H264);
+                .unwrap_or(StreamFormat::AnnexB);
             self.start(fmt);
             let buf = std::mem::take(&mut self.pending);
             self.feed(&buf, out, diags, false)?;
@@ -1214,19 +1213,19 @@ mod tests {
 
     #[test]
     fn detection() {
-        assert_eq!(detect(FLV, false), Some(InputFormat::Flv));
-        assert_eq!(detect(TS, false), Some(InputFormat::Ts));
-        assert_eq!(detect(H264, false), Some(InputFormat::H264));
+        assert_eq!(detect(FLV, false), Some(StreamFormat::Flv));
+        assert_eq!(detect(TS, false), Some(StreamFormat::Ts));
+        assert_eq!(detect(H264, false), Some(StreamFormat::AnnexB));
         assert_eq!(detect(b"FL", false), None);
         assert_eq!(
             detect(&TS[..100], false),
             None,
             "a lone sync byte waits for more"
         );
-        assert_eq!(detect(&TS[..100], true), Some(InputFormat::H264));
+        assert_eq!(detect(&TS[..100], true), Some(StreamFormat::AnnexB));
         // TS joined mid-packet still detects.
-        assert_eq!(detect(&TS[50..], false), Some(InputFormat::Ts));
-        assert_eq!(detect(b"", true), Some(InputFormat::H264));
+        assert_eq!(detect(&TS[50..], false), Some(StreamFormat::Ts));
+        assert_eq!(detect(b"", true), Some(StreamFormat::AnnexB));
     }
 
     #[test]

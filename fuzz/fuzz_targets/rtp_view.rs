@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use river::cli::InputFormat;
+use river::media::StreamFormat;
 use river::proto::rtp::view::{unframe, RtpView, ViewPacket};
 use river::proto::rtp::Packet;
 use river::proto::sdp::Sdp;
@@ -35,9 +35,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let input = match mode & 3 {
         0 => None,
-        1 => Some(InputFormat::Flv),
-        2 => Some(InputFormat::Ts),
-        _ => Some(InputFormat::H264),
+        1 => Some(StreamFormat::Flv),
+        2 => Some(StreamFormat::Ts),
+        _ => Some(StreamFormat::AnnexB),
     };
     let mut v = RtpView::new(input);
     let t0 = Instant::now();

@@ -1,12 +1,9 @@
 //! Derived views: a broadcast re-muxed into another container (FLV → TS, TS → FLV, Annex B → either),
 //! on [`crate::pipeline`]'s [`Demux`] and [`TsOut`]/[`FlvOut`].
 
-use crate::cli::InputFormat;
 use crate::error::Diag;
-use crate::media::MediaEvent;
+use crate::media::{MediaEvent, StreamFormat};
 use crate::pipeline::{Demux, FlvOut, TsOut};
-
-use super::stream::StreamFormat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ViewFormat {
@@ -35,16 +32,14 @@ pub struct Convert {
 impl Convert {
     /// `None` for opaque content, or when the view is the broadcast's own format.
     pub fn new(input: StreamFormat, output: ViewFormat) -> Option<Self> {
-        let fmt = match (input, output) {
+        match (input, output) {
             (StreamFormat::Opaque, _)
             | (StreamFormat::Flv, ViewFormat::Flv)
             | (StreamFormat::Ts, ViewFormat::Ts) => return None,
-            (StreamFormat::Flv, _) => InputFormat::Flv,
-            (StreamFormat::Ts, _) => InputFormat::Ts,
-            (StreamFormat::AnnexB, _) => InputFormat::H264,
-        };
+            _ => {}
+        }
         Some(Convert {
-            demux: Demux::new(Some(fmt), None, 10.0),
+            demux: Demux::new(Some(input), None, 10.0),
             out: match output {
                 ViewFormat::Flv => Out::Flv(FlvOut::new()),
                 ViewFormat::Ts => Out::Ts(TsOut::new()),

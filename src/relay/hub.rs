@@ -20,9 +20,10 @@ use super::rtsp::{
     self as rfront, Player, Publisher as RtspPublisher, Role as RRole, RtpChannel, RtspConn,
 };
 use super::stats::{ChannelStats, HubStats, WatcherStats};
-use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
+use super::stream::{Chunk, HeaderKind, Mark, Splitter};
 use super::users::Users;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::media::StreamFormat;
 use crate::proto::fstream::{self, Handshake, Role as FRole};
 use crate::proto::rtp::ingest::{FlvIngest, Ingest};
 use crate::proto::rtp::view::unframe;

@@ -16,8 +16,8 @@ use bytes::Bytes;
 
 use super::cache::{CacheLimits, GopCache};
 use super::queue::WatcherQueue;
-use super::stream::{Chunk, Mark, StreamFormat};
-use crate::cli::InputFormat;
+use super::stream::{Chunk, Mark};
+use crate::media::StreamFormat;
 use crate::proto::fstream::valid_name;
 use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
@@ -84,22 +84,16 @@ pub struct RtpChannel {
     packets: Vec<ViewPacket>,
 }
 
-fn input_format(f: StreamFormat) -> Option<InputFormat> {
-    match f {
-        StreamFormat::Flv => Some(InputFormat::Flv),
-        StreamFormat::Ts => Some(InputFormat::Ts),
-        StreamFormat::AnnexB => Some(InputFormat::H264),
-        StreamFormat::Opaque => None,
-    }
-}
-
 impl RtpChannel {
     /// `None` for opaque broadcasts. `udp`: RTP packets small enough for one datagram on an
     /// Ethernet path; over TCP they are larger (fewer interleaved frames for the same bytes).
     pub fn new(format: StreamFormat, limits: CacheLimits, udp: bool) -> Option<Self> {
+        if format == StreamFormat::Opaque {
+            return None;
+        }
         let mtu = if udp { MTU_UDP } else { MTU_TCP };
         Some(RtpChannel {
-            view: RtpView::new(Some(input_format(format)?)).with_mtu(mtu),
+            view: RtpView::new(Some(format)).with_mtu(mtu),
             cache: GopCache::new(limits, true),
             watchers: Vec::new(),
             packets: Vec::new(),

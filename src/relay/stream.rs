@@ -27,8 +27,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cli::InputFormat;
 use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
+use crate::media::StreamFormat;
 use crate::pipeline::detect;
 
 /// How many bytes detection may hold back (as [`crate::pipeline::detect`]).
@@ -42,14 +42,6 @@ pub const MAX_HELD: usize = 1 << 20;
 pub const MAX_PARAM_SET: usize = 64 * 1024;
 
 const TS: usize = 188;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamFormat {
-    Flv,
-    Ts,
-    AnnexB,
-    Opaque,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HeaderKind {
@@ -118,10 +110,8 @@ pub fn detect_format(prefix: &[u8], at_eof: bool) -> Option<StreamFormat> {
         };
     }
     match detect(prefix, at_eof)? {
-        InputFormat::Flv => Some(StreamFormat::Flv),
-        InputFormat::Ts => Some(StreamFormat::Ts),
-        InputFormat::H264 if starts_like_annexb(prefix) => Some(StreamFormat::AnnexB),
-        InputFormat::H264 => Some(StreamFormat::Opaque),
+        StreamFormat::AnnexB if !starts_like_annexb(prefix) => Some(StreamFormat::Opaque),
+        f => Some(f),
     }
 }
 

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{aac, h264, rtcp, Payload, Sender, MTU_TCP};
-use crate::cli::InputFormat;
 use crate::error::Diag;
-use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{AudioConfig, MediaEvent, StreamFormat, Track, VideoConfig, CLOCK_HZ};
 use crate::pipeline::Demux;
 use crate::proto::sdp::{self, PT_AAC, PT_H264};
 use crate::proto::util::random_u64;
@@ -74,7 +73,7 @@ pub struct RtpView {
 
 impl RtpView {
     /// `input`: the broadcast's format, when known (else detected).
-    pub fn new(input: Option<InputFormat>) -> Self {
+    pub fn new(input: Option<StreamFormat>) -> Self {
         RtpView {
             demux: Demux::new(input, None, 10.0),
             video: None,
@@ -717,7 +716,7 @@ mod tests {
 
     #[test]
     fn opaque_input_fails_cleanly() {
-        let mut v = RtpView::new(Some(InputFormat::Flv));
+        let mut v = RtpView::new(Some(StreamFormat::Flv));
         let mut out = Vec::new();
         v.push(
             b"this is not flv at all",
