@@ -92,7 +92,7 @@ pub enum MediaEvent {
     Discontinuity,
 }
 
-/// What container a byte stream is in, as detection ([`crate::pipeline::detect`]) tells it from the
+/// What container a byte stream is in, as detection ([`crate::format::detect()`]) tells it from the
 /// first bytes or as a user names it. The one format type of every layer: the demuxer, RTP views
 /// and the relay's splitter take it; the tools' `--input-format` converts into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

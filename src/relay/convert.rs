@@ -113,8 +113,8 @@ impl Convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::detect;
     use crate::media::Track;
-    use crate::relay::stream::detect_format;
     use crate::relay::testdata::{self, Rng};
 
     fn view(input: &[u8], from: StreamFormat, to: ViewFormat, max_cut: usize) -> Vec<u8> {
@@ -158,10 +158,10 @@ mod tests {
         let want = counts(&flv);
         assert_eq!(want, (120, 4, 125));
         let ts = view(&flv, StreamFormat::Flv, ViewFormat::Ts, 4000);
-        assert_eq!(detect_format(&ts, true), Some(StreamFormat::Ts));
+        assert_eq!(detect(&ts, true), Some(StreamFormat::Ts));
         assert_eq!(counts(&ts), want);
         let back = view(&ts, StreamFormat::Ts, ViewFormat::Flv, 777);
-        assert_eq!(detect_format(&back, true), Some(StreamFormat::Flv));
+        assert_eq!(detect(&back, true), Some(StreamFormat::Flv));
         assert_eq!(counts(&back), want);
         // The view does not depend on how the broadcast arrived.
         assert_eq!(view(&flv, StreamFormat::Flv, ViewFormat::Ts, 1 << 20), ts);
