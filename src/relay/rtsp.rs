@@ -100,10 +100,22 @@ impl RtpChannel {
         })
     }
 
-    /// Feeds broadcast bytes (or, with `finish`, ends the broadcast); returns the chunks to fan
-    /// out, already in the cache.
+    /// [`RtpChannel::feed_at`] with the system's wall clock, read now: the hub's entry point until
+    /// it passes its own reading.
     pub fn feed(&mut self, data: &[u8], finish: bool, now: Instant) -> Vec<Chunk> {
-        let wall = SystemTime::now();
+        self.feed_at(data, finish, now, SystemTime::now())
+    }
+
+    /// Feeds broadcast bytes (or, with `finish`, ends the broadcast) that arrived at `now` on the
+    /// monotonic clock and `wall` on the wall clock (what sender reports map media time to);
+    /// returns the chunks to fan out, already in the cache.
+    pub fn feed_at(
+        &mut self,
+        data: &[u8],
+        finish: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Chunk> {
         self.packets.clear();
         if finish {
             self.view.finish(now, wall, &mut self.packets);
@@ -166,8 +178,9 @@ mod tests {
         let mut sizes = Vec::new();
         for udp in [false, true] {
             let mut ch = RtpChannel::new(StreamFormat::Flv, limits, udp).unwrap();
-            let mut chunks = ch.feed(&flv, false, now);
-            chunks.extend(ch.feed(&[], true, now));
+            let wall = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_320_605);
+            let mut chunks = ch.feed_at(&flv, false, now, wall);
+            chunks.extend(ch.feed_at(&[], true, now, wall));
             let frames: Vec<usize> = chunks
                 .iter()
                 .map(|c| crate::proto::rtp::view::unframe(&c.data).unwrap().1.len())

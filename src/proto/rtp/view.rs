@@ -480,11 +480,16 @@ mod tests {
     const FLV: &[u8] = include_bytes!("../../../tests/fixtures/flv/ffmpeg-x264-aac-160x120-1s.flv");
     const TS: &[u8] = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h264-aac-1s.ts");
 
+    /// The wall clock the tests' frames arrive at (2026-11-22T04:10:05Z).
+    fn wall() -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(1_795_320_605)
+    }
+
     fn view_of(input: &[u8], chunk: usize) -> (RtpView, Vec<ViewPacket>) {
         let mut v = RtpView::new(None);
         let mut out = Vec::new();
         let now = Instant::now();
-        let wall = SystemTime::now();
+        let wall = wall();
         for c in input.chunks(chunk) {
             v.push(c, now, wall, &mut out);
         }
@@ -646,7 +651,7 @@ mod tests {
         let rate = |i: usize| f64::from(senders[i].clock_rate);
         // Seconds from RTP time `a` to `b` on track i.
         let secs = |i: usize, a: u32, b: u32| f64::from(b.wrapping_sub(a) as i32) / rate(i);
-        let later = SystemTime::now() + Duration::from_secs(5);
+        let later = wall() + Duration::from_secs(5);
         let now = srs(&v.sender_reports(later));
         for skip in 0..rtp.len() / 2 {
             let join = &rtp[skip..];
@@ -695,7 +700,7 @@ mod tests {
     #[test]
     fn byes_are_compound_with_a_sender_report_first() {
         let (v, _) = view_of(FLV, 100_000);
-        let byes = v.byes(SystemTime::now());
+        let byes = v.byes(wall() + Duration::from_secs(1));
         assert_eq!(byes.len(), 2);
         for b in &byes {
             let (ch, pkt) = unframe(b).unwrap();
@@ -718,12 +723,7 @@ mod tests {
     fn opaque_input_fails_cleanly() {
         let mut v = RtpView::new(Some(StreamFormat::Flv));
         let mut out = Vec::new();
-        v.push(
-            b"this is not flv at all",
-            Instant::now(),
-            SystemTime::now(),
-            &mut out,
-        );
+        v.push(b"this is not flv at all", Instant::now(), wall(), &mut out);
         assert!(v.failed.is_some() || !v.ready());
         assert!(out.is_empty());
     }
