@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         2 => Some(StreamFormat::Ts),
         _ => Some(StreamFormat::AnnexB),
     };
-    let mut v = RtpView::new(input);
+    let mut v = RtpView::new(input, 1);
     let t0 = Instant::now();
     let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut out = Vec::new();

@@ -23,6 +23,7 @@ use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
 use crate::proto::rtp::{MTU_TCP, MTU_UDP};
 use crate::proto::rtsp::Session;
+use crate::proto::util::random_u64;
 
 /// `<user>/<channel>` from an RTSP path (no leading slash), names checked as fstream's.
 pub fn parse_key(path: &str) -> Option<(String, String)> {
@@ -93,7 +94,7 @@ impl RtpChannel {
         }
         let mtu = if udp { MTU_UDP } else { MTU_TCP };
         Some(RtpChannel {
-            view: RtpView::new(Some(format)).with_mtu(mtu),
+            view: RtpView::new(Some(format), random_u64()).with_mtu(mtu),
             cache: GopCache::new(limits, true),
             watchers: Vec::new(),
             packets: Vec::new(),
