@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         for m in &sdp.media {
             m.codec().expect("a codec river writes");
         }
-        for b in v.sender_reports(w0).iter().chain(v.byes().iter()) {
+        for b in v.sender_reports(w0).iter().chain(v.byes(w0).iter()) {
             let (ch, pkt) = unframe(b).unwrap();
             assert_eq!(ch % 2, 1);
             assert_eq!(pkt.len() + 4, b.len());
