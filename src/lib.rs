@@ -10,8 +10,8 @@
 //! - [`timeline`]: the one timestamp stage every tool uses (unwrap, re-stamp jumps, stay monotonic).
 //! - [`codec`]: H.264 (Annex B / AVCC, access units, parameter sets, avcC, timestamps for raw
 //!   streams) and AAC (ADTS, AudioSpecificConfig).
-//! - [`format`]: containers without I/O: FLV (tags, AMF0 metadata), MPEG-TS (mux and demux), HLS
-//!   (segmenter, playlist), and [`format::detect()`], the one container detection.
+//! - [`format`](mod@format): containers without I/O: FLV (tags, AMF0 metadata), MPEG-TS (mux and
+//!   demux), HLS (segmenter, playlist), and [`format::detect()`], the one container detection.
 //! - [`net`]: sockets on mio: the reactor and timers, listeners whose accept survives running out
 //!   of descriptors, the one bounded write path, outbound connects with deadlines, the UDP pair.
 //!   Every socket outside the relay hub goes through it (the hub moves onto it next; retina's
@@ -23,8 +23,8 @@
 //! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
 //!   AMF0 commands, a server session for publish and play) and [`proto::fstream`] (the fstream
 //!   handshake).
-//! - [`pipeline`]: the stages between containers and frames: [`pipeline::Demux`] (bridges, timeline,
-//!   start gate), [`pipeline::TsOut`] and [`pipeline::FlvOut`].
+//! - [`pipeline`]: the stages between containers and frames: [`pipeline::Demux`] (bridges,
+//!   timeline, start gate), [`pipeline::TsOut`] and [`pipeline::FlvOut`].
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).

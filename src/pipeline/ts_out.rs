@@ -4,8 +4,8 @@ use crate::codec::{aac, h264};
 use crate::format::ts;
 use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig};
 
-/// Where output timestamps start, in 90 kHz (the [`Demux`] starts them at zero): ffmpeg's MPEG-TS
-/// muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
+/// Where output timestamps start, in 90 kHz (the [`super::Demux`] starts them at zero): ffmpeg's
+/// MPEG-TS muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
 const TS_START: i64 = 126_000;
 /// PCR runs this far (90 kHz) ahead of DTS, as ffmpeg's default `muxdelay` of 0.7 s.
 const PCR_DELAY: u64 = 63_000;
@@ -87,8 +87,8 @@ impl TsOut {
         }
     }
 
-    /// Writes one event. Frames of a track without a configuration are skipped (the [`Demux`] gate
-    /// never sends such frames).
+    /// Writes one event. Frames of a track without a configuration are skipped (the
+    /// [`super::Demux`] gate never sends such frames).
     pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
         match ev {
             MediaEvent::Tracks { .. } => {}
