@@ -91,3 +91,31 @@ pub enum MediaEvent {
     /// frame: muxers that can mark it (HLS `EXT-X-DISCONTINUITY`) should.
     Discontinuity,
 }
+
+/// What container a byte stream is in, as detection ([`crate::format::detect()`]) tells it from the
+/// first bytes or as a user names it. The one format type of every layer: the demuxer, RTP views
+/// and the relay's splitter take it; the tools' `--input-format` converts into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamFormat {
+    /// FLV (H.264 + AAC).
+    Flv,
+    /// MPEG-TS, 188-byte packets.
+    Ts,
+    /// A raw H.264 Annex B byte stream (start codes).
+    AnnexB,
+    /// None of these: the relay forwards such bytes as they are; the demuxer reads them as
+    /// Annex B, whose reader skips whatever precedes the first start code.
+    Opaque,
+}
+
+impl StreamFormat {
+    /// The name logs use: `FLV`, `MPEG-TS`, `H.264 Annex B` or `unknown (opaque)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StreamFormat::Flv => "FLV",
+            StreamFormat::Ts => "MPEG-TS",
+            StreamFormat::AnnexB => "H.264 Annex B",
+            StreamFormat::Opaque => "unknown (opaque)",
+        }
+    }
+}

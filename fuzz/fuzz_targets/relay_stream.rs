@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use river::media::StreamFormat;
 use river::relay::cache::{CacheLimits, GopCache, Join};
 use river::relay::queue::{QueueLimits, Verdict, WatcherQueue};
-use river::relay::stream::{Chunk, Mark, Splitter, StreamFormat};
+use river::relay::stream::{Chunk, Mark, Splitter};
 
 fn split(data: &[u8], cuts: &[u8]) -> (Vec<Chunk>, StreamFormat) {
     let mut s = Splitter::new();

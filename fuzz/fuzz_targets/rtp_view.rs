@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use river::cli::InputFormat;
+use river::media::StreamFormat;
 use river::proto::rtp::view::{unframe, RtpView, ViewPacket};
 use river::proto::rtp::Packet;
 use river::proto::sdp::Sdp;
@@ -35,11 +35,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let input = match mode & 3 {
         0 => None,
-        1 => Some(InputFormat::Flv),
-        2 => Some(InputFormat::Ts),
-        _ => Some(InputFormat::H264),
+        1 => Some(StreamFormat::Flv),
+        2 => Some(StreamFormat::Ts),
+        _ => Some(StreamFormat::AnnexB),
     };
-    let mut v = RtpView::new(input);
+    let mut v = RtpView::new(input, 1);
     let t0 = Instant::now();
     let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut out = Vec::new();
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         for m in &sdp.media {
             m.codec().expect("a codec river writes");
         }
-        for b in v.sender_reports(w0).iter().chain(v.byes().iter()) {
+        for b in v.sender_reports(w0).iter().chain(v.byes(w0).iter()) {
             let (ch, pkt) = unframe(b).unwrap();
             assert_eq!(ch % 2, 1);
             assert_eq!(pkt.len() + 4, b.len());

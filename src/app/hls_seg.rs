@@ -12,8 +12,7 @@ use anyhow::Context;
 use super::{pump, EventSink};
 use crate::cli::HlsSeg;
 use crate::format::hls::{
-    local_offset_ms, strftime_local, strftime_utc, Cut, Playlist, PlaylistKind, Segment, Segmenter,
-    SegmenterConfig,
+    strftime, Cut, Playlist, PlaylistKind, Segment, Segmenter, SegmenterConfig,
 };
 use crate::http::{self, ServeOptions};
 use crate::media::{MediaEvent, Track, CLOCK_HZ};
@@ -33,6 +32,20 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The local time zone's offset from UTC in force at `unix_ms`, in milliseconds (TZ, else
+/// /etc/localtime): read here, at the edge, and passed into the pure naming and segmenting.
+fn local_offset_ms(unix_ms: i64) -> i64 {
+    // SAFETY: localtime_r writes into the tm we own; time_t is a plain integer.
+    unsafe {
+        let t: libc::time_t = unix_ms.div_euclid(1000) as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff * 1000
+    }
 }
 
 /// Writes `data` to `path` through a temporary file in the same folder and a rename, so readers
@@ -154,22 +167,28 @@ impl HlsWriter {
         })
     }
 
-    /// The wall clock the segmenter and the names use: local time unless --utc.
-    fn clock(&self, unix_ms: i64) -> i64 {
+    /// The time zone the segmenter and the names use, as its offset from UTC at `unix_ms`: local
+    /// time unless --utc.
+    fn zone_offset_ms(&self, unix_ms: i64) -> i64 {
         if self.args.utc {
-            unix_ms
+            0
         } else {
-            unix_ms + local_offset_ms(unix_ms)
+            local_offset_ms(unix_ms)
         }
+    }
+
+    /// The wall clock the segmenter uses, in [`Self::zone_offset_ms`]'s zone.
+    fn clock(&self, unix_ms: i64) -> i64 {
+        unix_ms + self.zone_offset_ms(unix_ms)
     }
 
     fn segment_uri(&self, date_ms: i64) -> anyhow::Result<String> {
         let uri = if self.args.dvr {
-            let name = if self.args.utc {
-                strftime_utc(&self.args.segment_name, date_ms)
-            } else {
-                strftime_local(&self.args.segment_name, date_ms)
-            };
+            let name = strftime(
+                &self.args.segment_name,
+                date_ms,
+                self.zone_offset_ms(date_ms),
+            );
             check_relative(&name)?;
             if name == self.last_uri || self.args.dir.join(&name).exists() {
                 // Two segments in the same second (or a restart): keep both.

@@ -20,9 +20,9 @@ use std::io;
 
 use anyhow::Context;
 
-use crate::cli::{InputFormat, MuxInput};
+use crate::cli::MuxInput;
 use crate::error::Diag;
-use crate::media::MediaEvent;
+use crate::media::{MediaEvent, StreamFormat};
 use crate::pipeline::Demux;
 use crate::stdio::{read_some, ReadOutcome};
 
@@ -71,7 +71,7 @@ fn deliver(
 /// held no media at all.
 pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Result<PumpStats> {
     let mut demux = Demux::new(
-        input.input_format,
+        input.input_format.map(Into::into),
         input.fps.map(|f| (f.num, f.den)),
         input.max_gap,
     );
@@ -121,11 +121,9 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
     log::info!(
         "{} bytes of {} in, {} frames; timeline: {} wraps, {} jumps, {} DTS and {} PTS clamped",
         stats.bytes_in,
-        demux.format().map_or("unknown input", |f| match f {
-            InputFormat::Flv => "FLV",
-            InputFormat::Ts => "MPEG-TS",
-            InputFormat::H264 => "H.264 Annex B",
-        }),
+        demux
+            .format()
+            .map_or("unknown input", StreamFormat::describe),
         stats.frames,
         r.wraps,
         r.jumps,

@@ -85,7 +85,7 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         }
     };
     let mut run = Run {
-        demux: Demux::new(args.input_format, None, 10.0),
+        demux: Demux::new(args.input_format.map(Into::into), None, 10.0),
         store: KeyframeStore::new(),
         renderer: Renderer::new(opts),
         shared,

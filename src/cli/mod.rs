@@ -4,7 +4,7 @@
 
 use clap::{CommandFactory, ValueEnum};
 
-use crate::media::CLOCK_HZ;
+use crate::media::{StreamFormat, CLOCK_HZ};
 
 mod hls_seg;
 mod mux;
@@ -24,7 +24,8 @@ pub use rtsp_pull::{RtspFormat, RtspPull, RtspTransport};
 pub use testsrc::{TestSrc, TestSrcFormat};
 pub use thumb::{parse_duration, Thumb};
 
-/// Input container formats river's stdin readers understand.
+/// Input container formats river's stdin readers understand: the values `--input-format` takes,
+/// for [`StreamFormat`] (clap's help and completions need the documented enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormat {
     /// FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it
@@ -33,6 +34,16 @@ pub enum InputFormat {
     Ts,
     /// Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it
     H264,
+}
+
+impl From<InputFormat> for StreamFormat {
+    fn from(f: InputFormat) -> Self {
+        match f {
+            InputFormat::Flv => StreamFormat::Flv,
+            InputFormat::Ts => StreamFormat::Ts,
+            InputFormat::H264 => StreamFormat::AnnexB,
+        }
+    }
 }
 
 /// A frame rate: `30`, `29.97` or `30000/1001`.

@@ -29,7 +29,8 @@ use super::http::Ext;
 use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
 use super::rtsp::RtpChannel;
 use super::stats::{ChannelStats, WatcherStats};
-use super::stream::{Chunk, HeaderKind, Mark, Splitter, StreamFormat};
+use super::stream::{Chunk, HeaderKind, Mark, Splitter};
+use crate::media::StreamFormat;
 
 /// A channel's name: (user, channel).
 pub type ChanKey = (String, String);
@@ -644,8 +645,16 @@ impl Channels {
         }
     }
 
-    /// Bytes of the broadcast on `key`.
-    pub fn push(&mut self, key: &ChanKey, data: &[u8], now: Instant, fx: &mut Effects) {
+    /// Bytes of the broadcast on `key`, arrived at `now` (`wall` on the wall clock, for RTCP
+    /// sender reports).
+    pub fn push(
+        &mut self,
+        key: &ChanKey,
+        data: &[u8],
+        now: Instant,
+        wall: SystemTime,
+        fx: &mut Effects,
+    ) {
         let Some(ch) = self.map.get_mut(key) else {
             return;
         };
@@ -653,7 +662,7 @@ impl Channels {
         let mut chunks = std::mem::take(&mut self.chunks);
         chunks.clear();
         ch.splitter.push(data, &mut chunks);
-        self.deliver(key, &chunks, now, false, fx);
+        self.deliver(key, &chunks, now, wall, false, fx);
         self.chunks = chunks;
     }
 
@@ -662,6 +671,7 @@ impl Channels {
         key: &ChanKey,
         chunks: &[Chunk],
         now: Instant,
+        wall: SystemTime,
         finish: bool,
         fx: &mut Effects,
     ) {
@@ -673,12 +683,7 @@ impl Channels {
             log::info!(
                 "channel {}: {} content",
                 key_str(key),
-                match ch.format {
-                    Some(StreamFormat::Flv) => "FLV",
-                    Some(StreamFormat::Ts) => "MPEG-TS",
-                    Some(StreamFormat::AnnexB) => "H.264 Annex B",
-                    _ => "unknown (opaque)",
-                }
+                ch.format.map_or("unknown (opaque)", StreamFormat::describe)
             );
             self.attach_pending(key, now, fx);
         }
@@ -693,7 +698,7 @@ impl Channels {
                 feed_view(v, &c.data, subs, now, fx, key, false);
             }
             for rv in ch.rtp.iter_mut().flatten() {
-                for x in rv.feed(&c.data, false, now) {
+                for x in rv.feed(&c.data, false, now, wall) {
                     subs.fan_out(&rv.watchers, &x, now, fx);
                 }
             }
@@ -703,7 +708,7 @@ impl Channels {
                 feed_view(v, &[], subs, now, fx, key, true);
             }
             for rv in ch.rtp.iter_mut().flatten() {
-                for x in rv.feed(&[], true, now) {
+                for x in rv.feed(&[], true, now, wall) {
                     subs.fan_out(&rv.watchers, &x, now, fx);
                 }
             }
@@ -716,6 +721,7 @@ impl Channels {
         &mut self,
         key: &ChanKey,
         now: Instant,
+        wall: SystemTime,
         why: &str,
         fx: &mut Effects,
     ) -> Option<SubId> {
@@ -726,7 +732,7 @@ impl Channels {
         if let Some(ch) = self.map.get_mut(key) {
             ch.splitter.finish(&mut chunks);
         }
-        self.deliver(key, &chunks, now, true, fx);
+        self.deliver(key, &chunks, now, wall, true, fx);
         let ch = self.map.get_mut(key)?;
         let publisher = ch.publisher.take();
         let mut ending: Vec<SubId> = std::mem::take(&mut ch.watchers);
@@ -823,7 +829,7 @@ impl Channels {
         if slot.is_none() {
             let mut rv = RtpChannel::new(format, limits, udp).ok_or(415u16)?;
             for c in ch.cache.join().chunks {
-                rv.feed(&c.data, false, now);
+                rv.feed(&c.data, false, now, wall);
             }
             rv.view.reanchor(wall);
             *slot = Some(rv);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::cache::{CacheLimits, GopCache};
-use super::stream::{Chunk, Splitter, StreamFormat};
+use super::stream::{Chunk, Splitter};
+use crate::media::StreamFormat;
 use crate::proto::fstream::Request;
 use crate::stdio::{read_some, stop_signal, ReadOutcome};
 

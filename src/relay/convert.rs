@@ -1,12 +1,9 @@
 //! Derived views: a broadcast re-muxed into another container (FLV → TS, TS → FLV, Annex B → either),
 //! on [`crate::pipeline`]'s [`Demux`] and [`TsOut`]/[`FlvOut`].
 
-use crate::cli::InputFormat;
 use crate::error::Diag;
-use crate::media::MediaEvent;
+use crate::media::{MediaEvent, StreamFormat};
 use crate::pipeline::{Demux, FlvOut, TsOut};
-
-use super::stream::StreamFormat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ViewFormat {
@@ -35,16 +32,14 @@ pub struct Convert {
 impl Convert {
     /// `None` for opaque content, or when the view is the broadcast's own format.
     pub fn new(input: StreamFormat, output: ViewFormat) -> Option<Self> {
-        let fmt = match (input, output) {
+        match (input, output) {
             (StreamFormat::Opaque, _)
             | (StreamFormat::Flv, ViewFormat::Flv)
             | (StreamFormat::Ts, ViewFormat::Ts) => return None,
-            (StreamFormat::Flv, _) => InputFormat::Flv,
-            (StreamFormat::Ts, _) => InputFormat::Ts,
-            (StreamFormat::AnnexB, _) => InputFormat::H264,
-        };
+            _ => {}
+        }
         Some(Convert {
-            demux: Demux::new(Some(fmt), None, 10.0),
+            demux: Demux::new(Some(input), None, 10.0),
             out: match output {
                 ViewFormat::Flv => Out::Flv(FlvOut::new()),
                 ViewFormat::Ts => Out::Ts(TsOut::new()),
@@ -118,8 +113,8 @@ impl Convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::detect;
     use crate::media::Track;
-    use crate::relay::stream::detect_format;
     use crate::relay::testdata::{self, Rng};
 
     fn view(input: &[u8], from: StreamFormat, to: ViewFormat, max_cut: usize) -> Vec<u8> {
@@ -163,10 +158,10 @@ mod tests {
         let want = counts(&flv);
         assert_eq!(want, (120, 4, 125));
         let ts = view(&flv, StreamFormat::Flv, ViewFormat::Ts, 4000);
-        assert_eq!(detect_format(&ts, true), Some(StreamFormat::Ts));
+        assert_eq!(detect(&ts, true), Some(StreamFormat::Ts));
         assert_eq!(counts(&ts), want);
         let back = view(&ts, StreamFormat::Ts, ViewFormat::Flv, 777);
-        assert_eq!(detect_format(&back, true), Some(StreamFormat::Flv));
+        assert_eq!(detect(&back, true), Some(StreamFormat::Flv));
         assert_eq!(counts(&back), want);
         // The view does not depend on how the broadcast arrived.
         assert_eq!(view(&flv, StreamFormat::Flv, ViewFormat::Ts, 1 << 20), ts);

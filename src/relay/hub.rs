@@ -652,13 +652,15 @@ impl Hub {
 
     /// Bytes of the broadcast on `key`.
     pub(super) fn broadcast_data(&mut self, key: &ChanKey, data: &[u8], now: Instant) {
-        self.channels.push(key, data, now, &mut self.fx);
+        let wall = std::time::SystemTime::now();
+        self.channels.push(key, data, now, wall, &mut self.fx);
         self.apply(now);
     }
 
     /// The broadcast on `key` ended: every watcher gets what is queued, then EOF.
     pub(super) fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
-        if let Some(p) = self.channels.end(key, now, why, &mut self.fx) {
+        let wall = std::time::SystemTime::now();
+        if let Some(p) = self.channels.end(key, now, wall, why, &mut self.fx) {
             if let Some(Some(c)) = self.conns.get_mut(p).filter(|_| p < HTTP_SUBS) {
                 if matches!(c.state, State::Publisher(_)) {
                     c.state = State::Closing;

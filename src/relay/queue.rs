@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::cache::Join;
-use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark, StreamFormat};
+use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark};
+use crate::media::StreamFormat;
 
 const TS_PACKET: usize = 188;
 

@@ -15,13 +15,14 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 
 use super::cache::{CacheLimits, GopCache};
-use super::stream::{Chunk, Mark, StreamFormat};
-use crate::cli::InputFormat;
+use super::stream::{Chunk, Mark};
+use crate::media::StreamFormat;
 use crate::proto::fstream::valid_name;
 use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
 use crate::proto::rtp::{MTU_TCP, MTU_UDP};
 use crate::proto::rtsp::Session;
+use crate::proto::util::random_u64;
 
 /// `<user>/<channel>` from an RTSP path (no leading slash), names checked as fstream's.
 pub fn parse_key(path: &str) -> Option<(String, String)> {
@@ -71,32 +72,32 @@ pub struct RtpChannel {
     packets: Vec<ViewPacket>,
 }
 
-fn input_format(f: StreamFormat) -> Option<InputFormat> {
-    match f {
-        StreamFormat::Flv => Some(InputFormat::Flv),
-        StreamFormat::Ts => Some(InputFormat::Ts),
-        StreamFormat::AnnexB => Some(InputFormat::H264),
-        StreamFormat::Opaque => None,
-    }
-}
-
 impl RtpChannel {
     /// `None` for opaque broadcasts. `udp`: RTP packets small enough for one datagram on an
     /// Ethernet path; over TCP they are larger (fewer interleaved frames for the same bytes).
     pub fn new(format: StreamFormat, limits: CacheLimits, udp: bool) -> Option<Self> {
+        if format == StreamFormat::Opaque {
+            return None;
+        }
         let mtu = if udp { MTU_UDP } else { MTU_TCP };
         Some(RtpChannel {
-            view: RtpView::new(Some(input_format(format)?)).with_mtu(mtu),
+            view: RtpView::new(Some(format), random_u64()).with_mtu(mtu),
             cache: GopCache::new(limits, true),
             watchers: Vec::new(),
             packets: Vec::new(),
         })
     }
 
-    /// Feeds broadcast bytes (or, with `finish`, ends the broadcast); returns the chunks to fan
-    /// out, already in the cache.
-    pub fn feed(&mut self, data: &[u8], finish: bool, now: Instant) -> Vec<Chunk> {
-        let wall = SystemTime::now();
+    /// Feeds broadcast bytes (or, with `finish`, ends the broadcast) that arrived at `now` on the
+    /// monotonic clock and `wall` on the wall clock (what sender reports map media time to);
+    /// returns the chunks to fan out, already in the cache.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        finish: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Chunk> {
         self.packets.clear();
         if finish {
             self.view.finish(now, wall, &mut self.packets);
@@ -159,8 +160,9 @@ mod tests {
         let mut sizes = Vec::new();
         for udp in [false, true] {
             let mut ch = RtpChannel::new(StreamFormat::Flv, limits, udp).unwrap();
-            let mut chunks = ch.feed(&flv, false, now);
-            chunks.extend(ch.feed(&[], true, now));
+            let wall = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_320_605);
+            let mut chunks = ch.feed(&flv, false, now, wall);
+            chunks.extend(ch.feed(&[], true, now, wall));
             let frames: Vec<usize> = chunks
                 .iter()
                 .map(|c| crate::proto::rtp::view::unframe(&c.data).unwrap().1.len())

@@ -5,10 +5,10 @@
 //! to a keyframe. Concatenating all chunks always gives back the input, byte for byte, whatever the
 //! content and however it was cut into pushes.
 //!
-//! - Detection ([`detect_format`]) uses the rules of [`crate::pipeline::detect`] (FLV signature,
-//!   an Annex B start code at byte 0, three TS sync bytes 188 apart), holding at most
-//!   [`DETECT_LIMIT`] bytes; anything else is [`StreamFormat::Opaque`] (decided as soon as no TS
-//!   sync pattern is possible any more).
+//! - Detection is [`crate::format::detect()`] (FLV signature, an Annex B start code at byte 0,
+//!   three TS sync bytes 188 apart), holding at most [`crate::format::DETECT_LIMIT`] bytes;
+//!   anything else is [`StreamFormat::Opaque`] (decided as soon as no TS sync pattern is possible
+//!   any more).
 //! - FLV: one chunk per tag, including its trailing PreviousTagSize; the 13-byte file header is one
 //!   [`HeaderKind::FlvFile`] chunk. onMetaData, AVC/HEVC/Enhanced-FLV video sequence starts and
 //!   AAC/Enhanced audio sequence starts are headers; a video keyframe tag (legacy or Enhanced FLV)
@@ -27,12 +27,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cli::InputFormat;
+use crate::format::detect;
 use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
-use crate::pipeline::detect;
+use crate::media::StreamFormat;
 
-/// How many bytes detection may hold back (as [`crate::pipeline::detect`]).
-pub const DETECT_LIMIT: usize = 188 * 4;
 /// Largest FLV tag (header, body and PreviousTagSize) the splitter buffers: the 24-bit size field
 /// allows 16 MiB.
 pub const MAX_FLV_TAG: usize = 11 + 0xFF_FFFF + 4;
@@ -42,14 +40,6 @@ pub const MAX_HELD: usize = 1 << 20;
 pub const MAX_PARAM_SET: usize = 64 * 1024;
 
 const TS: usize = 188;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamFormat {
-    Flv,
-    Ts,
-    AnnexB,
-    Opaque,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HeaderKind {
@@ -82,46 +72,6 @@ impl Chunk {
             data: data.into(),
             mark,
         }
-    }
-}
-
-fn starts_like_annexb(p: &[u8]) -> bool {
-    p.starts_with(&[0, 0, 1]) || p.starts_with(&[0, 0, 0, 1])
-}
-
-/// Could more bytes still make this prefix FLV, Annex B or TS?
-fn could_be_media(p: &[u8]) -> bool {
-    let n = p.len().min(3);
-    if p[..n] == b"FLV"[..n] {
-        return true;
-    }
-    let n = p.len().min(4);
-    if p[..n] == [0, 0, 0, 1][..n] || p[..p.len().min(3)] == [0, 0, 1][..p.len().min(3)] {
-        return true;
-    }
-    if p.len() < TS {
-        return true;
-    }
-    (0..TS).any(|s| p[s] == 0x47 && (s + TS >= p.len() || p[s + TS] == 0x47))
-}
-
-/// Detects the format of a broadcast from its first bytes; `None` = not enough bytes yet.
-pub fn detect_format(prefix: &[u8], at_eof: bool) -> Option<StreamFormat> {
-    if !at_eof && !prefix.is_empty() && !could_be_media(prefix) {
-        return Some(StreamFormat::Opaque);
-    }
-    if prefix.is_empty() {
-        return if at_eof {
-            Some(StreamFormat::Opaque)
-        } else {
-            None
-        };
-    }
-    match detect(prefix, at_eof)? {
-        InputFormat::Flv => Some(StreamFormat::Flv),
-        InputFormat::Ts => Some(StreamFormat::Ts),
-        InputFormat::H264 if starts_like_annexb(prefix) => Some(StreamFormat::AnnexB),
-        InputFormat::H264 => Some(StreamFormat::Opaque),
     }
 }
 
@@ -178,7 +128,7 @@ impl Splitter {
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
         if self.format.is_none() {
             self.pending.extend_from_slice(data);
-            match detect_format(&self.pending, false) {
+            match detect(&self.pending, false) {
                 Some(f) => self.start(f),
                 None => return,
             }
@@ -190,10 +140,11 @@ impl Splitter {
     }
 
     /// Decides the format now from what is held (as at the end of the input) without ending the
-    /// stream; for a caller that will not wait longer for the first [`DETECT_LIMIT`] bytes.
+    /// stream; for a caller that will not wait longer for the first
+    /// [`crate::format::DETECT_LIMIT`] bytes.
     pub fn decide(&mut self, out: &mut Vec<Chunk>) {
         if self.format.is_none() {
-            let f = detect_format(&self.pending, true).unwrap_or(StreamFormat::Opaque);
+            let f = detect(&self.pending, true).unwrap_or(StreamFormat::Opaque);
             self.start(f);
             let held = std::mem::take(&mut self.pending);
             self.feed(&held, out);
@@ -1175,41 +1126,6 @@ mod tests {
         assert_eq!(
             flv_tag_mark(&tag(18, b"\x02\x00\x0AonCuePoint"), false),
             Mark::Data
-        );
-    }
-
-    #[test]
-    fn detection() {
-        assert_eq!(detect_format(b"FL", false), None);
-        assert_eq!(detect_format(b"FLV", false), Some(StreamFormat::Flv));
-        assert_eq!(detect_format(b"FLX", false), None);
-        assert_eq!(detect_format(&[0, 0, 0], false), None);
-        assert_eq!(
-            detect_format(&[0, 0, 0, 1], false),
-            Some(StreamFormat::AnnexB)
-        );
-        assert_eq!(
-            detect_format(&[0, 0, 1, 9], false),
-            Some(StreamFormat::AnnexB)
-        );
-        assert_eq!(
-            detect_format(&[0, 0, 0, 1], true),
-            Some(StreamFormat::AnnexB)
-        );
-        assert_eq!(detect_format(b"x", true), Some(StreamFormat::Opaque));
-        assert_eq!(
-            detect_format(&[0x20; 188], false),
-            Some(StreamFormat::Opaque)
-        );
-        let ts = testdata::ts();
-        assert_eq!(detect_format(&ts[..188], false), None);
-        assert_eq!(
-            detect_format(&ts[..DETECT_LIMIT], false),
-            Some(StreamFormat::Ts)
-        );
-        assert_eq!(
-            detect_format(&ts[100..100 + DETECT_LIMIT], false),
-            Some(StreamFormat::Ts)
         );
     }
 

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use river::media::StreamFormat;
 use river::relay::cache::{CacheLimits, GopCache};
 use river::relay::convert::{Convert, ViewFormat};
 use river::relay::queue::{QueueLimits, Verdict, WatcherQueue};
-use river::relay::stream::{Chunk, Mark, Splitter, StreamFormat};
+use river::relay::stream::{Chunk, Mark, Splitter};
 
 /// 2 s GOPs with B-frames and audio, 6 s.
 const CLIP: Clip = Clip {

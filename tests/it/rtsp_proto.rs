@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::rtsp::{finish_gst, gst_launch, require_gst, Log};
 use crate::common::*;
-use river::cli::InputFormat;
+use river::media::StreamFormat;
 use river::pipeline::FlvOut;
 use river::proto::rtp::ingest::Ingest;
 use river::proto::rtp::view::{RtpView, ViewPacket};
@@ -20,6 +20,7 @@ use river::proto::rtsp::{
     Access, AuthVerdict, Credentials, Event, Host, RtpInfo, Session, SessionConfig, StreamSetup,
 };
 use river::proto::sdp::Sdp;
+use river::proto::util::random_u64;
 
 const USER: &str = "live";
 const PASSWORD: &str = "s3cret";
@@ -53,7 +54,7 @@ impl Host for ConnHost {
 
     fn describe(&mut self, _path: &str) -> Result<String, u16> {
         let flv = self.channel.lock().unwrap().flv.clone();
-        let mut v = RtpView::new(Some(InputFormat::Flv));
+        let mut v = RtpView::new(Some(StreamFormat::Flv), random_u64());
         let mut packets = Vec::new();
         let (now, wall) = (Instant::now(), SystemTime::now());
         v.push(&flv, now, wall, &mut packets);

@@ -1,8 +1,9 @@
 //! HLS (RFC 8216) without I/O: when to cut a segment ([`Segmenter`]), what the media playlist
-//! says ([`Playlist`]), and how DVR segment names are made ([`strftime_utc`]/[`strftime_local`]).
+//! says ([`Playlist`]), and how DVR segment names are made ([`strftime`]).
 //!
 //! Time is an input everywhere: the segmenter gets each frame's timestamps and the wall clock
-//! reading the caller took, so tests drive it with a fake clock.
+//! reading the caller took, and names get the time zone's offset from the caller, so tests drive
+//! both with a fake clock and a fixed zone.
 
 mod playlist;
 mod segmenter;
@@ -10,40 +11,12 @@ mod segmenter;
 pub use playlist::{format_date_time, Playlist, PlaylistKind, Segment};
 pub use segmenter::{Cut, Segmenter, SegmenterConfig};
 
-/// Formats `unix_ms` with a strftime pattern, in UTC. Supports %Y %m %d %H %M %S %j %s %%, and
-/// %F (%Y-%m-%d) and %T (%H:%M:%S). Any other `%x` is kept as written.
-pub fn strftime_utc(pattern: &str, unix_ms: i64) -> String {
-    strftime_with(pattern, unix_ms, 0)
-}
-
-/// Like [`strftime_utc`] in the machine's local time zone (the offset in force at `unix_ms`).
-pub fn strftime_local(pattern: &str, unix_ms: i64) -> String {
-    strftime_with(
-        pattern,
-        unix_ms,
-        local_offset_secs(unix_ms.div_euclid(1000)),
-    )
-}
-
-/// The local time zone's offset from UTC at `unix_ms`, in milliseconds.
-pub fn local_offset_ms(unix_ms: i64) -> i64 {
-    local_offset_secs(unix_ms.div_euclid(1000)) * 1000
-}
-
-fn local_offset_secs(unix_secs: i64) -> i64 {
-    // SAFETY: localtime_r writes into the tm we own; time_t is a plain integer.
-    unsafe {
-        let t: libc::time_t = unix_secs as libc::time_t;
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff
-    }
-}
-
-fn strftime_with(pattern: &str, unix_ms: i64, offset_secs: i64) -> String {
-    let secs = unix_ms.div_euclid(1000) + offset_secs;
+/// Formats `unix_ms` with a strftime pattern, in the time zone `offset_ms` ahead of UTC (0 for
+/// UTC; the caller reads the local zone's offset in force at `unix_ms`). Supports %Y %m %d %H %M
+/// %S %j %s %%, and %F (%Y-%m-%d) and %T (%H:%M:%S). Any other `%x` is kept as written; %s is
+/// the Unix time, whatever the zone.
+pub fn strftime(pattern: &str, unix_ms: i64, offset_ms: i64) -> String {
+    let secs = (unix_ms + offset_ms).div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -114,17 +87,36 @@ mod tests {
     fn strftime_patterns() {
         // 2026-11-22T04:10:05.250Z
         let t = 1_795_320_605_250;
+        assert_eq!(strftime("%Y/%m/%d/%H%M%S.ts", t, 0), "2026/11/22/041005.ts");
         assert_eq!(
-            strftime_utc("%Y/%m/%d/%H%M%S.ts", t),
-            "2026/11/22/041005.ts"
-        );
-        assert_eq!(
-            strftime_utc("%F %T %j %% %q", t),
+            strftime("%F %T %j %% %q", t, 0),
             "2026-11-22 04:10:05 326 % %q"
         );
-        assert_eq!(strftime_utc("%s", t), "1795320605");
-        assert_eq!(strftime_utc("%Y-%m-%d", 0), "1970-01-01");
-        assert_eq!(strftime_utc("%Y-%m-%d", 951_782_400_000), "2000-02-29");
+        assert_eq!(strftime("%s", t, 0), "1795320605");
+        assert_eq!(strftime("%Y-%m-%d", 0, 0), "1970-01-01");
+        assert_eq!(strftime("%Y-%m-%d", 951_782_400_000, 0), "2000-02-29");
+    }
+
+    #[test]
+    fn strftime_in_a_given_zone() {
+        // 2026-11-22T04:10:05.250Z
+        let t = 1_795_320_605_250;
+        let hour = 3_600_000;
+        assert_eq!(strftime("%F %T", t, 2 * hour), "2026-11-22 06:10:05");
+        // West of UTC the local date is still the day before.
+        assert_eq!(
+            strftime("%F %T %j", t, -5 * hour),
+            "2026-11-21 23:10:05 325"
+        );
+        assert_eq!(
+            strftime("%F %T", t, 5 * hour + hour / 2),
+            "2026-11-22 09:40:05"
+        );
+        assert_eq!(
+            strftime("%s", t, -5 * hour),
+            "1795320605",
+            "%s is the Unix time"
+        );
     }
 
     #[test]

@@ -18,6 +18,11 @@ fn peer() -> SocketAddr {
     PEER.parse().unwrap()
 }
 
+/// A fixed wall clock (what RTCP sender reports carry; no RTSP players here).
+fn wall() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
 fn key() -> ChanKey {
     ("live".into(), "cam".into())
 }
@@ -129,12 +134,12 @@ fn a_watcher_waiting_before_the_broadcast_gets_all_of_it() {
     let mut rng = testdata::Rng(7);
     let mut at = 0;
     for n in rng.cuts(flv.len(), 3000) {
-        chs.push(&key(), &flv[at..at + n], t0, &mut fx);
+        chs.push(&key(), &flv[at..at + n], t0, wall(), &mut fx);
         at += n;
     }
     assert_eq!(fx.flush, [W], "one flush entry until flushed");
     assert!(fx.drop.is_empty() && fx.refuse.is_empty());
-    assert_eq!(chs.end(&key(), t0, "end", &mut fx), Some(PUB));
+    assert_eq!(chs.end(&key(), t0, wall(), "end", &mut fx), Some(PUB));
     assert!(chs.sub(W).unwrap().eof_after_drain);
     assert_eq!(drain(&mut chs, W), flv);
 }
@@ -151,11 +156,11 @@ fn a_watcher_joining_mid_broadcast_starts_at_the_last_keyframe() {
     // not in the cache yet.)
     let k2 = keyframe_at(&flv, 2);
     let cut = tags(&flv).iter().find(|t| t.0 > k2).unwrap().0 + 100;
-    chs.push(&key(), &flv[..cut], t0, &mut fx);
+    chs.push(&key(), &flv[..cut], t0, wall(), &mut fx);
     chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
         .unwrap();
     assert_eq!(fx.flush, [W]);
-    chs.push(&key(), &flv[cut..], t0, &mut fx);
+    chs.push(&key(), &flv[cut..], t0, wall(), &mut fx);
     let got = drain(&mut chs, W);
     // The FLV header and sequence headers, then the stream from the third keyframe on.
     let first_tag = tags(&flv)[0].0;
@@ -194,14 +199,14 @@ fn a_takeover_keeps_the_watchers_and_continues_without_a_second_file_header() {
     chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
         .unwrap();
     let half = keyframe_at(&flv, 2);
-    chs.push(&key(), &flv[..half], t0, &mut fx);
+    chs.push(&key(), &flv[..half], t0, wall(), &mut fx);
     assert_eq!(
         chs.broadcast(PUB2, &key(), None, peer(), &mut fx),
         Some(PUB)
     );
     assert!(chs.is_publisher(&key(), PUB2) && !chs.is_publisher(&key(), PUB));
-    chs.push(&key(), &flv, t0, &mut fx);
-    chs.end(&key(), t0, "end", &mut fx);
+    chs.push(&key(), &flv, t0, wall(), &mut fx);
+    chs.end(&key(), t0, wall(), "end", &mut fx);
     let got = drain(&mut chs, W);
     assert_eq!(got.windows(3).filter(|w| w == b"FLV").count(), 1);
     assert!(got.starts_with(&flv[..half]), "the first stream as it was");
@@ -224,9 +229,9 @@ fn the_end_leaves_full_queues_to_drain_then_eof() {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
     }
-    chs.push(&key(), &flv, t0, &mut fx);
+    chs.push(&key(), &flv, t0, wall(), &mut fx);
     fx.flush.clear();
-    assert_eq!(chs.end(&key(), t0, "end", &mut fx), Some(PUB));
+    assert_eq!(chs.end(&key(), t0, wall(), "end", &mut fx), Some(PUB));
     // Nothing more to deliver, but both are told to write out and finish.
     assert_eq!(fx.flush, [W, W2]);
     assert!(chs.live_password(&key()).is_none(), "not live");
@@ -259,7 +264,7 @@ fn a_slow_watcher_skips_to_the_next_keyframe() {
     let mut got = Vec::new();
     let mut prev = 0;
     for t in ts.iter().skip(1).map(|t| t.0).chain([flv.len()]) {
-        chs.push(&key(), &flv[prev..t], t0, &mut fx);
+        chs.push(&key(), &flv[prev..t], t0, wall(), &mut fx);
         prev = t;
         got.extend(drain_at_most(&mut chs, W, budget));
     }
@@ -320,7 +325,7 @@ fn a_stalled_watcher_is_dropped_and_the_others_are_not() {
     let mut prev = 0;
     for (i, t) in ts.iter().enumerate().skip(1) {
         let now = t0 + Duration::from_millis(15 * i as u64);
-        chs.push(&key(), &flv[prev..t.0], now, &mut fx);
+        chs.push(&key(), &flv[prev..t.0], now, wall(), &mut fx);
         prev = t.0;
         drain(&mut chs, W2);
         if !fx.drop.is_empty() {
@@ -370,7 +375,7 @@ fn refusals_passwords_waiting_limit_and_removal() {
     // A watcher that leaves gets nothing more.
     chs.leave(W2);
     fx.flush.clear();
-    chs.push(&key(), &flv, t0, &mut fx);
+    chs.push(&key(), &flv, t0, wall(), &mut fx);
     assert!(fx.flush.is_empty());
     // One that waits too long expires.
     chs.watch(
@@ -396,11 +401,11 @@ fn an_http_watcher_of_ts_gets_a_converted_view() {
     let mut chs = Channels::new(config(roomy()));
     let mut fx = Effects::default();
     chs.broadcast(PUB, &key(), None, peer(), &mut fx);
-    chs.push(&key(), &flv[..keyframe_at(&flv, 1)], t0, &mut fx);
+    chs.push(&key(), &flv[..keyframe_at(&flv, 1)], t0, wall(), &mut fx);
     chs.watch(W, &key(), None, SubKind::Http(Ext::Ts), peer(), t0, &mut fx)
         .unwrap();
-    chs.push(&key(), &flv[keyframe_at(&flv, 1)..], t0, &mut fx);
-    chs.end(&key(), t0, "end", &mut fx);
+    chs.push(&key(), &flv[keyframe_at(&flv, 1)..], t0, wall(), &mut fx);
+    chs.end(&key(), t0, wall(), "end", &mut fx);
     let s = chs.sub(W).unwrap();
     assert!(s.converted);
     let got = drain(&mut chs, W);

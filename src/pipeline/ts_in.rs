@@ -1,0 +1,269 @@
+//! The MPEG-TS bridge: PES packets ([`crate::format::ts`]) to media events (Annex B to AVCC
+//! video, ADTS to raw AAC frames stamped by the PES they started in).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{aac, h264};
+use crate::error::Diag;
+use crate::format::ts;
+use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+
+/// How many audio PES starts [`TsInput`] remembers for stamping AAC frames.
+const MAX_AUDIO_PES_RECORDS: usize = 64;
+
+/// MPEG-TS bytes → media events.
+#[derive(Default)]
+pub(super) struct TsInput {
+    demux: ts::TsDemuxer,
+    events: Vec<ts::TsEvent>,
+    video_pid: Option<u16>,
+    audio_pid: Option<u16>,
+    sps: Vec<Bytes>,
+    pps: Vec<Bytes>,
+    video_cfg: Option<VideoConfig>,
+    adts: aac::AdtsReader,
+    adts_frames: Vec<aac::AdtsFrame>,
+    audio_cfg: Option<AudioConfig>,
+    /// Bytes pushed into the ADTS reader so far.
+    adts_pos: u64,
+    /// Audio PES starts still owning frames: (ADTS stream offset, PTS, frames stamped so far,
+    /// the PES's byte offset in the input).
+    audio_pes: std::collections::VecDeque<(u64, Option<i64>, i64, u64)>,
+    /// The last audio timestamp given out, for PES without PTS.
+    last_audio_ts: Option<i64>,
+    last_video_dts: Option<i64>,
+    /// After a damaged video PES, frames are dropped until the next keyframe so the output stays
+    /// decodable; this counts them.
+    skipping_to_key: Option<u64>,
+    warned_streams: bool,
+}
+
+impl TsInput {
+    pub(super) fn push(
+        &mut self,
+        data: &[u8],
+        eof: bool,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
+        let mut evs = std::mem::take(&mut self.events);
+        if eof {
+            self.demux.finish(&mut evs);
+        } else {
+            self.demux.push(data, &mut evs);
+        }
+        for ev in evs.drain(..) {
+            match ev {
+                ts::TsEvent::Program { streams, .. } => self.program(&streams, out, diags),
+                ts::TsEvent::Pes(p) => {
+                    if Some(p.pid) == self.video_pid {
+                        self.video_pes(p, out, diags);
+                    } else if Some(p.pid) == self.audio_pid {
+                        self.audio_pes(p, out, diags);
+                    }
+                }
+                ts::TsEvent::Warning(d) => diags.push(d),
+            }
+        }
+        self.events = evs;
+        if eof {
+            let mut frames = std::mem::take(&mut self.adts_frames);
+            let first = diags.len();
+            self.adts.finish(&mut frames, diags);
+            self.input_offsets(&mut diags[first..]);
+            self.audio_frames(&mut frames, out);
+            self.adts_frames = frames;
+        }
+        Ok(())
+    }
+
+    fn program(
+        &mut self,
+        streams: &[ts::StreamInfo],
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) {
+        self.video_pid = streams
+            .iter()
+            .find(|s| s.stream_type == ts::STREAM_TYPE_H264)
+            .map(|s| s.pid);
+        self.audio_pid = streams
+            .iter()
+            .find(|s| s.stream_type == ts::STREAM_TYPE_AAC_ADTS)
+            .map(|s| s.pid);
+        let others: Vec<String> = streams
+            .iter()
+            .filter(|s| Some(s.pid) != self.video_pid && Some(s.pid) != self.audio_pid)
+            .map(|s| format!("pid {} type 0x{:02x}", s.pid, s.stream_type))
+            .collect();
+        if !others.is_empty() && !self.warned_streams {
+            self.warned_streams = true;
+            diags.push(Diag::new(
+                0,
+                format!(
+                    "ignoring MPEG-TS streams river does not carry (H.264 and AAC only): {}",
+                    others.join(", ")
+                ),
+            ));
+        }
+        out.push(MediaEvent::Tracks {
+            video: self.video_pid.is_some(),
+            audio: self.audio_pid.is_some(),
+        });
+    }
+
+    fn video_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        let mut au = BytesMut::with_capacity(p.data.len() + 16);
+        let mut keyframe = false;
+        let mut new_sps = Vec::new();
+        let mut new_pps = Vec::new();
+        for nal in h264::annexb_nals(&p.data) {
+            let t = h264::nal_type(nal);
+            match t {
+                9 => continue,
+                7 => new_sps.push(p.data.slice_ref(nal)),
+                8 => new_pps.push(p.data.slice_ref(nal)),
+                5 => keyframe = true,
+                _ => {}
+            }
+            au.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            au.extend_from_slice(nal);
+        }
+        if !new_sps.is_empty() || !new_pps.is_empty() {
+            if !new_sps.is_empty() {
+                self.sps = new_sps;
+            }
+            if !new_pps.is_empty() {
+                self.pps = new_pps;
+            }
+            if !self.sps.is_empty() && !self.pps.is_empty() {
+                let changed = self
+                    .video_cfg
+                    .as_ref()
+                    .is_none_or(|c| c.sps != self.sps || c.pps != self.pps);
+                if changed {
+                    match h264::video_config(self.sps.clone(), self.pps.clone()) {
+                        Ok(cfg) => {
+                            self.video_cfg = Some(cfg.clone());
+                            out.push(MediaEvent::Video(cfg));
+                        }
+                        Err(e) => diags.push(Diag::new(
+                            p.offset,
+                            format!("bad SPS in MPEG-TS video: {e}"),
+                        )),
+                    }
+                }
+            }
+        }
+        if au.is_empty() {
+            return;
+        }
+        if p.corrupt {
+            diags.push(Diag::new(
+                p.offset,
+                "damaged video PES (packets lost or truncated); dropping video until the next keyframe",
+            ));
+            self.skipping_to_key = Some(1);
+            return;
+        }
+        if let Some(n) = self.skipping_to_key {
+            if !keyframe {
+                self.skipping_to_key = Some(n + 1);
+                return;
+            }
+            diags.push(Diag::new(
+                p.offset,
+                format!("video resumes at a keyframe; {n} frames dropped"),
+            ));
+            self.skipping_to_key = None;
+        }
+        let (pts, dts) = match (p.pts, p.dts) {
+            (Some(pts), dts) => (pts as i64, dts.unwrap_or(pts) as i64),
+            (None, _) => match self.last_video_dts {
+                Some(d) => (d, d),
+                None => {
+                    diags.push(Diag::new(p.offset, "video PES without PTS; skipped"));
+                    return;
+                }
+            },
+        };
+        self.last_video_dts = Some(dts);
+        out.push(MediaEvent::Frame(Frame {
+            track: Track::Video,
+            dts,
+            pts,
+            keyframe,
+            data: au.freeze(),
+        }));
+    }
+
+    fn audio_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+        // The ADTS reader may hold a frame back until the next header confirms it, so frames are
+        // stamped by the PES they started in, found by their offset in the ADTS stream.
+        self.audio_pes
+            .push_back((self.adts_pos, p.pts.map(|t| t as i64), 0, p.offset));
+        // Bounded: a frame can only start in a recent PES (the ADTS reader holds at most one
+        // frame back), so PES records that gave no frame (garbage audio) are dropped.
+        while self.audio_pes.len() > MAX_AUDIO_PES_RECORDS {
+            self.audio_pes.pop_front();
+        }
+        self.adts_pos += p.data.len() as u64;
+        let mut frames = std::mem::take(&mut self.adts_frames);
+        let first = diags.len();
+        self.adts.push(&p.data, &mut frames, diags);
+        self.input_offsets(&mut diags[first..]);
+        self.audio_frames(&mut frames, out);
+        self.adts_frames = frames;
+    }
+
+    /// The ADTS reader counts offsets in the audio elementary stream; a diagnostic names the
+    /// input's byte offset of the audio PES that carried the damaged bytes instead.
+    fn input_offsets(&self, diags: &mut [Diag]) {
+        for d in diags {
+            let pes = self.audio_pes.iter().rev().find(|r| r.0 <= d.offset);
+            d.message = match (pes, self.audio_pid) {
+                (Some(r), Some(pid)) => {
+                    let within = d.offset - r.0;
+                    d.offset = r.3;
+                    format!(
+                        "{} ({within} bytes into the audio PES on pid {pid:#x})",
+                        d.message
+                    )
+                }
+                _ => format!("{} (offset {} in the audio stream)", d.message, d.offset),
+            };
+        }
+    }
+
+    fn audio_frames(&mut self, frames: &mut Vec<aac::AdtsFrame>, out: &mut Vec<MediaEvent>) {
+        for f in frames.drain(..) {
+            while self.audio_pes.len() > 1 && self.audio_pes[1].0 <= f.offset {
+                self.audio_pes.pop_front();
+            }
+            let sr = f.config.sample_rate.max(1) as i64;
+            let ts = match self.audio_pes.front_mut() {
+                Some((_, Some(pts), n, _)) => {
+                    let t = *pts + *n * 1024 * CLOCK_HZ / sr;
+                    *n += 1;
+                    t
+                }
+                _ => match self.last_audio_ts {
+                    Some(t) => t + 1024 * CLOCK_HZ / sr,
+                    None => continue,
+                },
+            };
+            self.last_audio_ts = Some(ts);
+            if self.audio_cfg.as_ref() != Some(&f.config) {
+                self.audio_cfg = Some(f.config.clone());
+                out.push(MediaEvent::Audio(f.config.clone()));
+            }
+            out.push(MediaEvent::Frame(Frame {
+                track: Track::Audio,
+                dts: ts,
+                pts: ts,
+                keyframe: true,
+                data: f.payload,
+            }));
+        }
+    }
+}

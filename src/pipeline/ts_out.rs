@@ -1,0 +1,139 @@
+//! [`TsOut`]: media events to MPEG-TS bytes.
+
+use crate::codec::{aac, h264};
+use crate::format::ts;
+use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig};
+
+/// Where output timestamps start, in 90 kHz (the [`super::Demux`] starts them at zero): ffmpeg's
+/// MPEG-TS muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
+const TS_START: i64 = 126_000;
+/// PCR runs this far (90 kHz) ahead of DTS, as ffmpeg's default `muxdelay` of 0.7 s.
+const PCR_DELAY: u64 = 63_000;
+
+/// Media events → MPEG-TS bytes.
+pub struct TsOut {
+    mux: Option<ts::TsMuxer>,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    scratch: Vec<u8>,
+    streams: (bool, bool),
+}
+
+impl Default for TsOut {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TsOut {
+    pub fn new() -> Self {
+        TsOut {
+            mux: None,
+            video: None,
+            audio: None,
+            scratch: Vec::with_capacity(1 << 16),
+            streams: (false, false),
+        }
+    }
+
+    fn mux_streams(&self) -> Vec<ts::MuxStream> {
+        let mut s = Vec::new();
+        if self.video.is_some() {
+            s.push(ts::MuxStream {
+                pid: ts::PID_VIDEO,
+                stream_type: ts::STREAM_TYPE_H264,
+                stream_id: 0xE0,
+            });
+        }
+        if self.audio.is_some() {
+            s.push(ts::MuxStream {
+                pid: ts::PID_AUDIO,
+                stream_type: ts::STREAM_TYPE_AAC_ADTS,
+                stream_id: 0xC0,
+            });
+        }
+        s
+    }
+
+    fn ensure_streams(&mut self) {
+        let want = (self.video.is_some(), self.audio.is_some());
+        let pcr = if want.0 { ts::PID_VIDEO } else { ts::PID_AUDIO };
+        match &mut self.mux {
+            None => {
+                let mut m = ts::TsMuxer::new(self.mux_streams(), pcr);
+                m.set_pcr_delay(PCR_DELAY);
+                self.mux = Some(m);
+            }
+            Some(_) if self.streams != want => {
+                let s = self.mux_streams();
+                if let Some(m) = &mut self.mux {
+                    m.set_streams(s, pcr);
+                }
+            }
+            _ => {}
+        }
+        self.streams = want;
+    }
+
+    fn stamp(t: i64) -> u64 {
+        (t + TS_START).max(0) as u64
+    }
+
+    /// Writes PAT and PMT now (for a new HLS segment that does not start on a video keyframe,
+    /// which brings its own). Nothing before the first frame, when the streams are not known yet.
+    pub fn write_tables(&mut self, out: &mut Vec<u8>) {
+        if let Some(m) = &mut self.mux {
+            m.write_tables(out);
+        }
+    }
+
+    /// Writes one event. Frames of a track without a configuration are skipped (the
+    /// [`super::Demux`] gate never sends such frames).
+    pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
+        match ev {
+            MediaEvent::Tracks { .. } => {}
+            // A break in the source: the next packet of each stream says so.
+            MediaEvent::Discontinuity => {
+                if let Some(m) = &mut self.mux {
+                    m.mark_discontinuity();
+                }
+            }
+            MediaEvent::Video(c) => self.video = Some(c.clone()),
+            MediaEvent::Audio(c) => self.audio = Some(c.clone()),
+            MediaEvent::Frame(f) => {
+                self.ensure_streams();
+                let (dts, pts) = (Self::stamp(f.dts), Self::stamp(f.pts));
+                self.scratch.clear();
+                match f.track {
+                    Track::Video => {
+                        let Some(cfg) = &self.video else {
+                            return Ok(());
+                        };
+                        h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch);
+                        let mux = self.mux.as_mut().expect("streams ensured");
+                        mux.write_pes(
+                            ts::PID_VIDEO,
+                            pts,
+                            Some(dts),
+                            f.keyframe,
+                            &self.scratch,
+                            out,
+                        )
+                        .map_err(|e| e.message)?;
+                    }
+                    Track::Audio => {
+                        let Some(cfg) = &self.audio else {
+                            return Ok(());
+                        };
+                        aac::write_adts_header(cfg, f.data.len(), &mut self.scratch)?;
+                        self.scratch.extend_from_slice(&f.data);
+                        let mux = self.mux.as_mut().expect("streams ensured");
+                        mux.write_pes(ts::PID_AUDIO, pts, None, true, &self.scratch, out)
+                            .map_err(|e| e.message)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
