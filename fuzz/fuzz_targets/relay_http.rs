@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use river::relay::http::{parse_head, route, ChunkedDecoder};
+use river::http::chunked::ChunkedDecoder;
+use river::relay::http::{parse_head, route};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some((head, len))) = parse_head(data) {
