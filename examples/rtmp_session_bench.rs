@@ -57,7 +57,7 @@ fn main() {
 
     // Play: tags in, chunks out.
     let now = Instant::now();
-    let mut s = ServerSession::new(ServerConfig::default(), now);
+    let mut s = ServerSession::new(ServerConfig::default(), now, 1);
     let (mut c, mut w) = (Vec::new(), ChunkWriter::new());
     connect(&mut c, &mut w);
     w.write(
@@ -117,7 +117,7 @@ fn main() {
         }
     }
     let now = Instant::now();
-    let mut s = ServerSession::new(ServerConfig::default(), now);
+    let mut s = ServerSession::new(ServerConfig::default(), now, 1);
     let t = Instant::now();
     let mut media = 0;
     for piece in c.chunks(64 * 1024) {

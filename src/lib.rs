@@ -14,12 +14,11 @@
 //!   demux), HLS (segmenter, playlist), and [`format::detect()`], the one container detection.
 //! - [`net`]: sockets on mio: the reactor and timers, listeners whose accept survives running out
 //!   of descriptors, the one bounded write path, outbound connects with deadlines, the UDP pair.
-//!   Every socket outside the relay hub goes through it (the hub moves onto it next; retina's
-//!   tokio stays inside river-rtsp-pull).
+//!   Every socket goes through it (retina's tokio stays inside river-rtsp-pull).
 //! - [`http`]: the one HTTP/1.x layer on [`net`]: pure request heads (with limits), responses,
 //!   ranges and entity tags; a server with keep-alive, a connection cap, streams and parked
-//!   requests; a POST client with a deadline. river-hls-seg `--serve` ([`http::serve`]) and
-//!   river-thumb `--serve` run on it.
+//!   requests; a POST client with a deadline. river-hls-seg `--serve` ([`http::serve`]),
+//!   river-thumb `--serve` and the relay hub's `--http` run on it.
 //! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
 //!   AMF0 commands, a server session for publish and play) and [`proto::fstream`] (the fstream
 //!   handshake).
@@ -29,7 +28,9 @@
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
 //! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
-//! - [`relay`]: river-relay's pure parts: users, keyframe-aware chunking, GOP cache, watcher queues.
+//! - [`relay`]: river-relay: users, keyframe-aware chunking, GOP cache, watcher queues, the
+//!   channels ([`relay::channel`]: attach, deliver, takeover, end, removal; pure), and the hub
+//!   (one reactor) with its fstream, HTTP, RTMP and RTSP fronts.
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 //!
@@ -47,6 +48,10 @@
 //!
 //! So nothing below `cli` and `app` sees clap types, and the stages sit below the protocols that
 //! packetize their output.
+//!
+//! Time and chance are inputs: parsers, stages and protocol sessions take the monotonic time, the
+//! wall clock, the time zone offset and random seeds from their callers (`net`, `relay`'s hub and
+//! `app` read the clocks and draw seeds with [`proto::util::random_u64`]).
 
 pub mod app;
 pub mod camera;

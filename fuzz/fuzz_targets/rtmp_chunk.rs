@@ -30,7 +30,7 @@ fn session(data: &[u8], split: usize) -> Vec<ServerEvent> {
     let now = Instant::now();
     let mut cfg = ServerConfig::default();
     cfg.limits.max_buffered = 1 << 20;
-    let mut s = ServerSession::new(cfg, now);
+    let mut s = ServerSession::new(cfg, now, 1);
     let mut input = client_c0c1(0);
     input.extend(std::iter::repeat_n(0u8, HANDSHAKE_SIZE));
     input.extend_from_slice(data);

@@ -51,7 +51,7 @@ fn parse(chunks: &[&[u8]]) -> (Vec<Message>, Option<u16>) {
 }
 
 fn session(chunks: &[&[u8]], now: Instant) -> (Vec<u8>, Vec<Event>) {
-    let mut s = Session::new(SessionConfig::default(), now).with_session_id("1");
+    let mut s = Session::new(SessionConfig::default(), now, 1).with_session_id("1");
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     for c in chunks {
         s.push(c, now, &mut AllowAll, &mut out, &mut ev);

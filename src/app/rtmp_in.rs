@@ -294,7 +294,11 @@ fn connection(mut sock: TcpStream, peer: SocketAddr, sh: &Shared) {
     let _ = sock.set_read_timeout(Some(POLL));
     let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
     log::debug!("{peer}: connected");
-    let mut s = ServerSession::new(sh.settings.cfg, Instant::now());
+    let mut s = ServerSession::new(
+        sh.settings.cfg,
+        Instant::now(),
+        crate::proto::util::random_u64(),
+    );
     let mut buf = vec![0u8; 64 * 1024];
     let mut active: Option<Active> = None;
     let mut app = String::new();

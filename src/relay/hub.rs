@@ -203,7 +203,7 @@ impl Hub {
             listeners: [fstream, http_l, rtmp_l, rtsp_l],
             accept_paused: [None; 4],
             rtsp_addr,
-            rtsp_auth: Authenticator::new("river", now),
+            rtsp_auth: Authenticator::new("river", now, crate::proto::util::random_u64()),
             udp,
             users,
             conns: Vec::new(),

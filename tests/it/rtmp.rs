@@ -432,7 +432,7 @@ fn session_play_side_serves_ffmpeg() {
         let (mut sock, _) = listener.accept().unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let mut s = ServerSession::new(ServerConfig::default(), Instant::now());
+        let mut s = ServerSession::new(ServerConfig::default(), Instant::now(), 1);
         let mut buf = vec![0u8; 65536];
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut sent = false;

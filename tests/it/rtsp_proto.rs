@@ -98,7 +98,7 @@ fn serve(mut sock: TcpStream, channel: Arc<Mutex<Channel>>) {
         shared_streams: true,
         ..Default::default()
     };
-    let mut session = Session::new(cfg, Instant::now());
+    let mut session = Session::new(cfg, Instant::now(), 1);
     let mut host = ConnHost {
         channel: channel.clone(),
         ingest: None,

@@ -188,12 +188,9 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
-    /// A session for a connection accepted at `now`.
-    pub fn new(cfg: ServerConfig, now: Instant) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
+    /// A session for a connection accepted at `now`; `seed` fills the handshake's random part
+    /// (the caller draws it, [`crate::proto::util::random_u64`]; tests fix it).
+    pub fn new(cfg: ServerConfig, now: Instant, seed: u64) -> Self {
         ServerSession {
             cfg,
             phase: Phase::Handshake,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest as _, Md5};
 
-use crate::proto::util::{base64_decode, ct_eq, hex, random_u64};
+#[cfg(doc)]
+use crate::proto::util::random_u64;
+use crate::proto::util::{base64_decode, ct_eq, hex, splitmix64};
 
 /// How long a nonce may be used to start a session.
 pub const NONCE_TTL: Duration = Duration::from_secs(120);
@@ -202,10 +204,12 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(realm: &str, now: Instant) -> Self {
+    /// `seed` makes the nonce secret (the caller draws it, [`random_u64`]; tests fix it).
+    pub fn new(realm: &str, now: Instant, seed: u64) -> Self {
+        let mut state = seed;
         let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&random_u64().to_le_bytes());
-        secret[8..].copy_from_slice(&random_u64().to_le_bytes());
+        secret[..8].copy_from_slice(&splitmix64(&mut state).to_le_bytes());
+        secret[8..].copy_from_slice(&splitmix64(&mut state).to_le_bytes());
         Authenticator {
             realm: realm.to_string(),
             secret,
@@ -301,7 +305,7 @@ mod tests {
     #[test]
     fn digest_without_qop_as_ffmpeg_sends() {
         let now = Instant::now();
-        let a = Authenticator::new("river", now);
+        let a = Authenticator::new("river", now, 7);
         let nonce = a.nonce(now);
         let uri = "rtsp://127.0.0.1:8554/live/cam";
         let ha1 = md5_hex(&["live", ":", "river", ":", "secret"]);
@@ -322,7 +326,8 @@ mod tests {
         );
         assert!(stale);
         assert_eq!(c2, Credentials::None);
-        let other = Authenticator::new("river", now);
+        // Another secret (another seed) does not take this one's nonces.
+        let other = Authenticator::new("river", now, 8);
         assert!(!other.nonce_valid(&nonce, now));
         assert!(!a.nonce_valid("zz", now));
     }
@@ -348,7 +353,7 @@ mod tests {
     #[test]
     fn challenges() {
         let now = Instant::now();
-        let a = Authenticator::new("river", now);
+        let a = Authenticator::new("river", now, 7);
         let c = a.challenges(now, false);
         assert!(c[0].starts_with("Digest realm=\"river\", nonce=\""));
         assert_eq!(c[1], "Basic realm=\"river\"");

@@ -31,7 +31,7 @@ use super::auth::{self, Authenticator, Credentials};
 use super::message::{uri_path, Message, Method, Reader, Request, Response};
 use super::transport::{self, Lower, Transport};
 use crate::proto::sdp::Sdp;
-use crate::proto::util::random_u64;
+use crate::proto::util::splitmix64;
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -145,6 +145,8 @@ enum State {
 
 pub struct Session {
     cfg: SessionConfig,
+    /// The state of the session's own random numbers (see [`Session::new`]).
+    rng: u64,
     reader: Reader,
     auth: Authenticator,
     state: State,
@@ -165,9 +167,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
-        let auth = Authenticator::new(&cfg.realm, now);
+    /// `seed` draws the session id and the SSRCs, sequence numbers and RTP times a PLAY
+    /// starts from (the caller draws it, [`crate::proto::util::random_u64`]; tests fix it).
+    pub fn new(cfg: SessionConfig, now: Instant, seed: u64) -> Self {
+        let mut rng = seed;
+        let auth = Authenticator::new(&cfg.realm, now, splitmix64(&mut rng));
         Session {
+            rng,
             cfg,
             reader: Reader::new(),
             auth,
@@ -618,7 +624,7 @@ impl Session {
             .unwrap_or_default();
         let (ssrc, seq, rtptime) = match mode {
             Access::Play => {
-                let r = random_u64();
+                let r = splitmix64(&mut self.rng);
                 t.ssrc = (!shared).then_some(r as u32);
                 t.record = false;
                 (r as u32, (r >> 32) as u16, (r >> 48) as u32 * 0x10001)
@@ -644,7 +650,7 @@ impl Session {
             self.id = Some(
                 self.fixed_id
                     .clone()
-                    .unwrap_or_else(|| format!("{:016X}", random_u64())),
+                    .unwrap_or_else(|| format!("{:016X}", splitmix64(&mut self.rng))),
             );
         }
         self.state = State::Ready;

@@ -50,6 +50,7 @@ impl RtmpSide {
                     ..ServerConfig::default()
                 },
                 now,
+                crate::proto::util::random_u64(),
             ),
             app: String::new(),
             connect_query: String::new(),

@@ -193,7 +193,8 @@ impl Hub {
             ..d
         };
         Box::new(RtspConn {
-            session: Session::new(cfg, now).with_authenticator(self.rtsp_auth.clone()),
+            session: Session::new(cfg, now, crate::proto::util::random_u64())
+                .with_authenticator(self.rtsp_auth.clone()),
             role: Role::Idle,
             linger_until: None,
         })

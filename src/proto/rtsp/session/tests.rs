@@ -99,7 +99,7 @@ fn hdr<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
 
 fn run(host: &mut MockHost, input: &[u8], sizes: &[usize]) -> (Session, Vec<u8>, Vec<Event>) {
     let now = Instant::now();
-    let mut s = Session::new(SessionConfig::default(), now).with_session_id("12345678");
+    let mut s = Session::new(SessionConfig::default(), now, 1).with_session_id("12345678");
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     let mut pos = 0;
     let mut i = 0;
@@ -205,7 +205,7 @@ fn publish_needs_the_user_password_basic_and_digest() {
         r.extend_from_slice(body.as_bytes());
         r
     };
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     s.push(&announce(1, ""), now, &mut host, &mut out, &mut ev);
     let r = responses(&out);
@@ -250,7 +250,7 @@ fn publish_needs_the_user_password_basic_and_digest() {
     assert_eq!(responses(&out)[0].0, 200);
     assert!(ev.is_empty());
     // Basic with the right password on a fresh connection.
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     out.clear();
     s.push(
         &announce(1, "Authorization: Basic bGl2ZTpzZWNyZXQ=\r\n"),
@@ -270,7 +270,7 @@ fn play_flow_tcp() {
         udp: Some((6970, 6971)),
         ..Default::default()
     };
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     let base = "rtsp://127.0.0.1:8554/live/cam";
     s.push(
@@ -447,7 +447,7 @@ fn play_and_record_over_udp_answer_the_server_ports() {
         udp: Some((6970, 6971)),
         ..Default::default()
     };
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     let base = "rtsp://127.0.0.1:8554/live/cam";
     s.push(
@@ -527,7 +527,7 @@ fn play_and_record_over_udp_answer_the_server_ports() {
     );
     // Without UDP ports on the host, a UDP-only SETUP gets 461.
     host.udp = None;
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     out.clear();
     s.push(
         &req("DESCRIBE", base, 1, ""),
@@ -560,7 +560,7 @@ fn play_is_refused_without_the_channel_password_and_unknown_is_404() {
         channel_password: Some("pw".into()),
         ..Default::default()
     };
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     s.push(
         &req(
@@ -587,7 +587,7 @@ fn play_is_refused_without_the_channel_password_and_unknown_is_404() {
         &mut ev,
     );
     let mut host2 = MockHost::default();
-    let mut s2 = Session::new(SessionConfig::default(), now);
+    let mut s2 = Session::new(SessionConfig::default(), now, 1);
     let mut out2 = Vec::new();
     s2.push(
         &req("DESCRIBE", "rtsp://h/live/none", 3, ""),
@@ -633,7 +633,7 @@ fn malformed_and_oversized_close_the_connection() {
             sdp: Some(sdp_text()),
             ..Default::default()
         };
-        let mut s = Session::new(SessionConfig::default(), now);
+        let mut s = Session::new(SessionConfig::default(), now, 1);
         let (mut out, mut ev) = (Vec::new(), Vec::new());
         s.push(input, now, &mut host, &mut out, &mut ev);
         assert_eq!(
@@ -655,7 +655,7 @@ fn malformed_and_oversized_close_the_connection() {
         assert!(out.is_empty());
     }
     let mut host = MockHost::default();
-    let mut s = Session::new(SessionConfig::default(), now);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     let big = vec![b'A'; super::super::message::MAX_HEADER + 1];
     s.push(&big, now, &mut host, &mut out, &mut ev);
@@ -670,7 +670,7 @@ fn timeouts_follow_activity() {
         sdp: Some(sdp_text()),
         ..Default::default()
     };
-    let mut s = Session::new(cfg.clone(), now);
+    let mut s = Session::new(cfg.clone(), now, 1);
     assert_eq!(s.deadline(), now + cfg.idle_timeout);
     let t1 = now + Duration::from_secs(5);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
@@ -705,7 +705,7 @@ fn shared_streams_fix_the_interleaved_channels() {
         shared_streams: true,
         ..Default::default()
     };
-    let mut s = Session::new(cfg, now);
+    let mut s = Session::new(cfg, now, 1);
     let (mut out, mut ev) = (Vec::new(), Vec::new());
     s.push(
         &req("DESCRIBE", "rtsp://h/live/cam", 1, ""),
