@@ -111,6 +111,9 @@ struct HConn {
     armed: Option<Instant>,
     /// Body bytes of the response being written (counted when it is all out).
     resp_body: u64,
+    /// Not read until [`Server::resume`]: its request body waits in the socket (back-pressure
+    /// for an application that cannot take more yet).
+    paused: bool,
 }
 
 /// The HTTP connections of one reactor; see the module docs.
@@ -232,6 +235,7 @@ impl<H: Handler> Server<H> {
             head_started: None,
             armed: None,
             resp_body: 0,
+            paused: false,
         });
         // The request may already be there (the listener fired after it arrived); no event
         // says whether a FIN came with it, so read to `WouldBlock`.
@@ -367,6 +371,33 @@ impl<H: Handler> Server<H> {
         }
     }
 
+    /// Stops reading a request's connection (its body, for an application that cannot take more
+    /// now): TCP holds the client back until [`Self::resume`].
+    pub fn pause(&mut self, id: ReqId) {
+        if let Some(slot) = self.slot_of(id) {
+            if let Some(c) = self.conns[slot].as_mut() {
+                c.paused = true;
+            }
+        }
+    }
+
+    /// Reads a paused request's connection again.
+    pub fn resume(&mut self, registry: &Registry, id: ReqId, now: Instant) {
+        let Some(slot) = self.slot_of(id) else { return };
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
+        if !c.paused {
+            return;
+        }
+        c.paused = false;
+        if c.unread {
+            self.read(registry, slot, false, now);
+        } else {
+            self.after(registry, slot, now);
+        }
+    }
+
     /// Room in a stream's outbox, in bytes (0 when gone).
     pub fn room(&self, id: ReqId) -> usize {
         self.slot_of(id)
@@ -446,6 +477,11 @@ impl<H: Handler> Server<H> {
         if c.peer_closed {
             return;
         }
+        if c.paused {
+            // Read at `resume`: no event comes for bytes already signalled.
+            c.unread = true;
+            return;
+        }
         match c.net.read_into(&mut c.inbuf, cap, short_drains) {
             Ok(r) => {
                 let (n, unread, eof) = match r {
@@ -485,7 +521,7 @@ impl<H: Handler> Server<H> {
                 self.close(registry, slot, false);
                 return;
             }
-            if !(c.unread && c.inbuf.len() < self.opts.limits.max_head) {
+            if c.paused || !(c.unread && c.inbuf.len() < self.opts.limits.max_head) {
                 break;
             }
             let cap = self.opts.limits.max_head + 64 * 1024;

@@ -7,8 +7,15 @@
 //!   known gets the GOP cache at once, in its container (the broadcast's, or a converted view's);
 //!   before that it waits, at most `wait_timeout`, and at most `max_waiting` watchers wait in all.
 //! - Deliver ([`Channels::push`]): the broadcast is cut into chunks, cached, and queued to every
-//!   watcher and view; the slow-watcher policy is [`WatcherQueue::push`]'s, and a watcher it gives
-//!   up on comes back in [`Effects::drop`].
+//!   watcher and view. How depends on the broadcast's pace ([`super::pace`]):
+//!   - real time: the broadcaster is never held back; a watcher that falls behind skips to the
+//!     next keyframe ([`WatcherQueue::push`]) and one that stays behind comes back in
+//!     [`Effects::drop`];
+//!   - paced (faster than real time, or no clock): nothing is dropped; the hub reads the
+//!     broadcaster only while [`Channels::room`] says every watcher has room, and
+//!     [`Channels::tick`] drops a straggler: a watcher that drained nothing, or less than a tenth
+//!     of what the fastest drained, over `max_behind` while the broadcaster was held back. RTSP
+//!     players over UDP cannot push back and keep the real-time policy.
 //! - Takeover ([`Channels::broadcast`]): a second broadcaster replaces the first; the watchers keep
 //!   their queues, drain them, and continue with the new stream (without its FLV file header)
 //!   when its format is theirs, or end when it is not.
@@ -26,6 +33,7 @@ use bytes::Bytes;
 use super::cache::{CacheLimits, GopCache};
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
+use super::pace::{PaceMeter, Regime};
 use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
 use super::rtsp::RtpChannel;
 use super::stats::{ChannelStats, WatcherStats};
@@ -148,6 +156,8 @@ pub struct Sub {
     dirty: bool,
     /// Figures of queues already finished (before a takeover).
     prev: QueueStats,
+    /// Bytes sent when the channel's straggler window began.
+    window_sent: u64,
 }
 
 impl Sub {
@@ -172,6 +182,23 @@ impl Sub {
             self.prev.skips += st.skips;
         }
         true
+    }
+
+    /// Below its queue's byte bound (or not queued yet): a paced broadcast may be read for it.
+    fn has_room(&self) -> bool {
+        [&self.queue, &self.next]
+            .into_iter()
+            .flatten()
+            .all(WatcherQueue::has_room)
+    }
+
+    fn bytes_sent(&self) -> u64 {
+        self.prev.bytes_sent
+            + [&self.queue, &self.next]
+                .into_iter()
+                .flatten()
+                .map(|q| q.stats().bytes_sent)
+                .sum::<u64>()
     }
 
     /// Anything left to write.
@@ -226,6 +253,14 @@ struct Channel {
     rtp: [Option<RtpChannel>; 2],
     bytes_in: u64,
     broadcasts: u64,
+    /// The broadcast's pace (None until its format is known).
+    pace: Option<PaceMeter>,
+    /// The broadcaster is held back since then (a watcher has no room).
+    held_since: Option<Instant>,
+    held_total: Duration,
+    /// The straggler window: since when, and whether the broadcaster was held back in it.
+    window_start: Option<Instant>,
+    window_held: bool,
 }
 
 impl Channel {
@@ -243,7 +278,26 @@ impl Channel {
             rtp: [None, None],
             bytes_in: 0,
             broadcasts: 0,
+            pace: None,
+            held_since: None,
+            held_total: Duration::ZERO,
+            window_start: None,
+            window_held: false,
         }
+    }
+
+    fn paced(&self) -> bool {
+        self.pace
+            .as_ref()
+            .is_none_or(|p| p.regime() == Regime::Paced)
+    }
+
+    /// The watchers that push back when the broadcast is paced: all but RTSP over UDP.
+    fn paced_lists(&self) -> impl Iterator<Item = &SubId> {
+        std::iter::once(&self.watchers)
+            .chain(self.views.iter().map(|v| &v.watchers))
+            .chain(self.rtp[0].iter().map(|r| &r.watchers))
+            .flatten()
     }
 
     fn live(&self) -> bool {
@@ -273,7 +327,14 @@ impl Subs {
     }
 
     /// Queues `chunk` to every watcher in `list`; notes the ones to flush and to drop.
-    fn fan_out(&mut self, list: &[SubId], chunk: &Chunk, now: Instant, fx: &mut Effects) {
+    fn fan_out(
+        &mut self,
+        list: &[SubId],
+        chunk: &Chunk,
+        now: Instant,
+        paced: bool,
+        fx: &mut Effects,
+    ) {
         for &w in list {
             let Some(s) = self.get_mut(w) else { continue };
             if s.skip_flv_header && chunk.mark == Mark::Header(HeaderKind::FlvFile) {
@@ -281,7 +342,12 @@ impl Subs {
                 continue;
             }
             let Some(q) = s.live_queue() else { continue };
-            match q.push(chunk, now) {
+            let verdict = if paced {
+                q.push_paced(chunk, now)
+            } else {
+                q.push(chunk, now)
+            };
+            match verdict {
                 Verdict::Ok => {
                     if !s.dirty {
                         s.dirty = true;
@@ -304,6 +370,7 @@ fn feed_view(
     fx: &mut Effects,
     key: &ChanKey,
     finish: bool,
+    paced: bool,
 ) {
     if view.failed {
         return;
@@ -327,7 +394,7 @@ fn feed_view(
     }
     for c in &chunks {
         view.cache.push(c, now);
-        subs.fan_out(&view.watchers, c, now, fx);
+        subs.fan_out(&view.watchers, c, now, paced, fx);
     }
 }
 
@@ -425,6 +492,7 @@ impl Channels {
             ch.splitter = Splitter::new();
             ch.cache = GopCache::new(cfg.cache, cfg.gop_cache);
             ch.format = None;
+            ch.pace = None;
         }
         ch.publisher = Some(id);
         ch.publisher_peer = Some(peer);
@@ -499,6 +567,7 @@ impl Channels {
                 skip_flv_header: false,
                 dirty: false,
                 prev: Default::default(),
+                window_sent: 0,
             },
         );
         let cfg = &self.cfg;
@@ -602,6 +671,7 @@ impl Channels {
                                     &mut ignore,
                                     key,
                                     false,
+                                    false,
                                 );
                             }
                             ch.views.push(view);
@@ -680,6 +750,7 @@ impl Channels {
         };
         if ch.format.is_none() && ch.splitter.format().is_some() {
             ch.format = ch.splitter.format();
+            ch.pace = ch.format.map(PaceMeter::new);
             log::info!(
                 "channel {}: {} content",
                 key_str(key),
@@ -692,24 +763,41 @@ impl Channels {
         };
         let subs = &mut self.subs;
         for c in chunks {
-            ch.cache.push(c, now);
-            subs.fan_out(&ch.watchers, c, now, fx);
-            for v in &mut ch.views {
-                feed_view(v, &c.data, subs, now, fx, key, false);
+            if let (Some(p), Some(f)) = (ch.pace.as_mut(), ch.format) {
+                if let Some(change) = p.chunk(f, c, now) {
+                    log::info!(
+                        "channel {}: {} (media at {:.2}x real time)",
+                        key_str(key),
+                        match change.regime {
+                            Regime::RealTime => "real time: slow watchers skip to keyframes",
+                            Regime::Paced => "paced to its watchers: nothing is dropped",
+                        },
+                        change.speed
+                    );
+                }
             }
-            for rv in ch.rtp.iter_mut().flatten() {
+            let paced = ch.paced();
+            ch.cache.push(c, now);
+            subs.fan_out(&ch.watchers, c, now, paced, fx);
+            for v in &mut ch.views {
+                feed_view(v, &c.data, subs, now, fx, key, false, paced);
+            }
+            for (udp, rv) in ch.rtp.iter_mut().enumerate() {
+                let Some(rv) = rv else { continue };
                 for x in rv.feed(&c.data, false, now, wall) {
-                    subs.fan_out(&rv.watchers, &x, now, fx);
+                    subs.fan_out(&rv.watchers, &x, now, paced && udp == 0, fx);
                 }
             }
         }
         if finish {
+            let paced = ch.paced();
             for v in &mut ch.views {
-                feed_view(v, &[], subs, now, fx, key, true);
+                feed_view(v, &[], subs, now, fx, key, true, paced);
             }
-            for rv in ch.rtp.iter_mut().flatten() {
+            for (udp, rv) in ch.rtp.iter_mut().enumerate() {
+                let Some(rv) = rv else { continue };
                 for x in rv.feed(&[], true, now, wall) {
-                    subs.fan_out(&rv.watchers, &x, now, fx);
+                    subs.fan_out(&rv.watchers, &x, now, paced && udp == 0, fx);
                 }
             }
         }
@@ -753,6 +841,11 @@ impl Channels {
         ch.cache = GopCache::new(self.cfg.cache, self.cfg.gop_cache);
         ch.format = None;
         ch.password = None;
+        ch.pace = None;
+        if let Some(t) = ch.held_since.take() {
+            ch.held_total += now.saturating_duration_since(t);
+        }
+        ch.window_start = None;
         log::info!(
             "channel {}: {why}; {} watchers get what is queued, then EOF",
             key_str(key),
@@ -772,6 +865,87 @@ impl Channels {
         }
         self.gc(key);
         publisher
+    }
+
+    /// May the broadcaster of `key` be read? Always for a real-time broadcast; for a paced one,
+    /// only while every watcher that pushes back has room.
+    pub fn room(&self, key: &ChanKey) -> bool {
+        let Some(ch) = self.map.get(key) else {
+            return true;
+        };
+        !ch.paced()
+            || ch
+                .paced_lists()
+                .all(|&w| self.subs.get(w).is_none_or(Sub::has_room))
+    }
+
+    /// The broadcaster of `key` is held back from `now` (no [`Self::room`]).
+    pub fn hold(&mut self, key: &ChanKey, now: Instant) {
+        if let Some(ch) = self.map.get_mut(key) {
+            ch.held_since.get_or_insert(now);
+            ch.window_held = true;
+            if let Some(p) = ch.pace.as_mut() {
+                p.held(now);
+            }
+        }
+    }
+
+    /// The broadcaster of `key` is read again from `now`.
+    pub fn release(&mut self, key: &ChanKey, now: Instant) {
+        if let Some(ch) = self.map.get_mut(key) {
+            if let Some(t) = ch.held_since.take() {
+                ch.held_total += now.saturating_duration_since(t);
+            }
+        }
+    }
+
+    /// The straggler policy of paced broadcasts, run every so often: each `max_behind` in which
+    /// the broadcaster was held back, a watcher that drained nothing, or less than a tenth of what
+    /// the fastest drained, is dropped (the hub then reads the broadcaster again).
+    pub fn tick(&mut self, now: Instant, fx: &mut Effects) {
+        let span = self.cfg.queue.max_behind;
+        for (key, ch) in self.map.iter_mut() {
+            if !ch.live() || !ch.paced() || ch.format.is_none() {
+                ch.window_start = None;
+                continue;
+            }
+            let start = *ch.window_start.get_or_insert(now);
+            if now < start + span {
+                continue;
+            }
+            let ids: Vec<SubId> = ch.paced_lists().copied().collect();
+            let drained: Vec<(SubId, u64)> = ids
+                .iter()
+                .filter_map(|&w| {
+                    self.subs
+                        .get(w)
+                        .map(|s| (w, s.bytes_sent() - s.window_sent))
+                })
+                .collect();
+            if ch.window_held {
+                let fastest = drained.iter().map(|d| d.1).max().unwrap_or(0);
+                for &(w, n) in &drained {
+                    if n == 0 || n.saturating_mul(10) < fastest {
+                        fx.drop.push((
+                            w,
+                            format!(
+                                "held back the paced broadcast of {}: drained {n} bytes in {} s \
+                                 while the fastest watcher drained {fastest}",
+                                key_str(key),
+                                span.as_secs()
+                            ),
+                        ));
+                    }
+                }
+            }
+            for &w in &ids {
+                if let Some(s) = self.subs.get_mut(w) {
+                    s.window_sent = s.bytes_sent();
+                }
+            }
+            ch.window_start = Some(now);
+            ch.window_held = ch.held_since.is_some();
+        }
     }
 
     /// `id` stops watching (closed, refused, torn down): out of every list, its queue dropped.
@@ -872,6 +1046,7 @@ impl Channels {
                 skip_flv_header: false,
                 dirty: false,
                 prev: Default::default(),
+                window_sent: 0,
             },
         );
         Some(srs)
@@ -912,6 +1087,16 @@ impl Channels {
                     cache_bytes: ch.cache.bytes(),
                     broadcasts: ch.broadcasts,
                     waiting: ch.pending.len(),
+                    delivery: match (&ch.pace, ch.live()) {
+                        (_, false) => "",
+                        (None, true) => "paced",
+                        (Some(p), true) if p.regime() == Regime::Paced => "paced",
+                        _ => "realtime",
+                    },
+                    backpressure_secs: (ch.held_total
+                        + ch.held_since
+                            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)))
+                    .as_secs_f64(),
                     watchers,
                 }
             })

@@ -148,6 +148,8 @@ pub struct Hub {
     pub(super) fx: Effects,
     /// Connections with more to read than their turn took.
     again: Vec<usize>,
+    /// Broadcasters not read because a watcher of their paced broadcast has no room.
+    pub(super) held: Vec<(SubId, ChanKey)>,
     pub(super) next_id: u64,
     pub(super) start: Instant,
     pub(super) accepted: u64,
@@ -217,6 +219,7 @@ impl Hub {
             buf: Vec::with_capacity(READ_BUF),
             fx: Effects::default(),
             again: Vec::new(),
+            held: Vec::new(),
             next_id: 1,
             start: now,
             accepted: 0,
@@ -290,6 +293,7 @@ impl Hub {
                 }
             }
             self.flush_dirty(now);
+            self.release_held(now);
             if let Some(h) = self.http.as_mut() {
                 h.timers(self.reactor.registry(), now);
             }
@@ -485,13 +489,72 @@ impl Hub {
         self.flush(idx, Instant::now());
     }
 
+    /// The channel a connection broadcasts on, if it broadcasts over TCP.
+    fn publishing(&self, idx: usize) -> Option<ChanKey> {
+        match &self.conns.get(idx)?.as_ref()?.state {
+            State::Publisher(p) => Some(p.key.clone()),
+            State::Rtsp(r) => match &r.role {
+                super::rtsp::Role::Publisher(p) => Some(p.key.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Holds broadcaster `id` of `key` back: its watchers have no room.
+    pub(super) fn hold(&mut self, id: SubId, key: ChanKey, now: Instant) {
+        if !self.held.iter().any(|h| h.0 == id) {
+            self.channels.hold(&key, now);
+            self.held.push((id, key));
+        }
+    }
+
+    /// Reads the held broadcasters whose watchers have room again.
+    fn release_held(&mut self, now: Instant) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        for (id, key) in held {
+            if !self.channels.is_publisher(&key, id) {
+                continue;
+            }
+            if !self.channels.room(&key) {
+                self.held.push((id, key));
+                continue;
+            }
+            self.channels.release(&key, now);
+            if id >= HTTP_SUBS {
+                self.http_resume(id, now);
+            } else {
+                self.again.push(id);
+            }
+        }
+    }
+
     fn on_readable(&mut self, idx: usize, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = READ_BUDGET;
-        while let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
+        while let Some(publishing) = self
+            .conns
+            .get(idx)
+            .and_then(|c| c.as_ref())
+            .map(|_| self.publishing(idx))
+        {
+            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                break;
+            };
             // A closing connection's input is ignored (and not read: it may hold a big body).
             if matches!(c.state, State::Closing) {
                 break;
+            }
+            // A paced broadcast is read only while every watcher has room (TCP holds the
+            // broadcaster back meanwhile).
+            if let Some(key) = &publishing {
+                if !self.channels.room(key) {
+                    self.hold(idx, key.clone(), now);
+                    break;
+                }
             }
             if budget == 0 {
                 self.again.push(idx);
@@ -818,6 +881,8 @@ impl Hub {
         for (i, r) in self.channels.expired(now) {
             self.refuse_watcher(i, &r);
         }
+        self.channels.tick(now, &mut self.fx);
+        self.apply(now);
         if now.duration_since(self.last_stats) >= self.cfg.stats_interval {
             self.last_stats = now;
             if log::log_enabled!(log::Level::Info) {

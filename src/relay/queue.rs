@@ -208,6 +208,24 @@ impl WatcherQueue {
         self.check(now)
     }
 
+    /// Queues a live chunk of a paced broadcast (see `relay::channel`): nothing is dropped for
+    /// size or age, because the hub reads the broadcaster only while every queue
+    /// [`has_room`](Self::has_room). A queue still waiting for a keyframe (it skipped while the
+    /// broadcast was real-time, or joined mid-GOP) goes on waiting.
+    pub fn push_paced(&mut self, chunk: &Chunk, now: Instant) -> Verdict {
+        if self.waiting {
+            return self.push(chunk, now);
+        }
+        self.enqueue(chunk.data.clone(), chunk.mark, now);
+        self.behind_since = None;
+        Verdict::Ok
+    }
+
+    /// Below its byte bound: a paced broadcast may be read for this watcher.
+    pub fn has_room(&self) -> bool {
+        self.bytes < self.limits.max_bytes
+    }
+
     fn overflowing(&self, now: Instant) -> bool {
         if self.bytes > self.limits.max_bytes {
             return true;

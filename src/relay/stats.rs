@@ -33,6 +33,11 @@ pub struct ChannelStats {
     pub cache_bytes: usize,
     pub broadcasts: u64,
     pub waiting: usize,
+    /// `paced` (the broadcaster is read only while every watcher has room) or `realtime`;
+    /// empty while no broadcast.
+    pub delivery: &'static str,
+    /// Time the broadcaster was held back because a watcher had no room (all broadcasts).
+    pub backpressure_secs: f64,
     pub watchers: Vec<WatcherStats>,
 }
 
@@ -89,8 +94,8 @@ impl HubStats {
             }
             let _ = write!(
                 o,
-                ",\"bytes_in\":{},\"cache_bytes\":{},\"broadcasts\":{},\"waiting\":{},\"watchers\":[",
-                c.bytes_in, c.cache_bytes, c.broadcasts, c.waiting
+                ",\"bytes_in\":{},\"cache_bytes\":{},\"broadcasts\":{},\"waiting\":{},\"delivery\":\"{}\",\"backpressure_secs\":{:.3},\"watchers\":[",
+                c.bytes_in, c.cache_bytes, c.broadcasts, c.waiting, c.delivery, c.backpressure_secs
             );
             for (j, w) in c.watchers.iter().enumerate() {
                 if j > 0 {
@@ -125,7 +130,7 @@ impl HubStats {
                 .replace('"', "\\\"")
                 .replace('\n', "\\n")
         };
-        let chan_metrics: [Metric<ChannelStats>; 4] = [
+        let chan_metrics: [Metric<ChannelStats>; 6] = [
             ("river_relay_channel_live", "gauge", |c| c.live as u8 as f64),
             ("river_relay_channel_bytes_in_total", "counter", |c| {
                 c.bytes_in as f64
@@ -136,6 +141,14 @@ impl HubStats {
             ("river_relay_channel_watchers", "gauge", |c| {
                 c.watchers.len() as f64
             }),
+            ("river_relay_channel_paced", "gauge", |c| {
+                (c.delivery == "paced") as u8 as f64
+            }),
+            (
+                "river_relay_channel_backpressure_seconds_total",
+                "counter",
+                |c| c.backpressure_secs,
+            ),
         ];
         for (name, ty, f) in chan_metrics {
             let _ = writeln!(o, "# TYPE {name} {ty}");

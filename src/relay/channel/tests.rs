@@ -245,66 +245,6 @@ fn the_end_leaves_full_queues_to_drain_then_eof() {
 }
 
 #[test]
-fn a_slow_watcher_skips_to_the_next_keyframe() {
-    let flv = testdata::flv();
-    let gop = keyframe_at(&flv, 2) - keyframe_at(&flv, 1);
-    let t0 = Instant::now();
-    let limits = QueueLimits {
-        max_bytes: gop / 2,
-        ..roomy()
-    };
-    let mut chs = Channels::new(config(limits));
-    let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
-    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
-        .unwrap();
-    // A reader at 60% of the stream's rate, tag by tag.
-    let ts = tags(&flv);
-    let budget = flv.len() * 6 / 10 / ts.len();
-    let mut got = Vec::new();
-    let mut prev = 0;
-    for t in ts.iter().skip(1).map(|t| t.0).chain([flv.len()]) {
-        chs.push(&key(), &flv[prev..t], t0, wall(), &mut fx);
-        prev = t;
-        got.extend(drain_at_most(&mut chs, W, budget));
-    }
-    assert!(fx.drop.is_empty(), "skipped, not dropped: {:?}", fx.drop);
-    let st = chs.sub(W).unwrap().stats();
-    assert!(st.skips >= 1 && st.chunks_dropped > 0, "{st:?}");
-    // What it got decodes: wherever frames are missing, it resumes on a keyframe.
-    let clip: Vec<(u32, bool)> = tags_ts(&flv)
-        .into_iter()
-        .filter(|t| t.1 == TagKind::Video)
-        .map(|t| (t.3, t.2))
-        .collect();
-    got.extend(drain(&mut chs, W));
-    let mut at = None;
-    // Starts, at the first video tag or after a gap: each on a keyframe.
-    let mut gaps = 0;
-    for t in tags_ts(&got).into_iter().filter(|t| t.1 == TagKind::Video) {
-        // The clip's video tags are in timestamp order; the sequence header and the first IDR
-        // share timestamp 0.
-        let from = at.map_or(0, |a| a + 1);
-        let i = from + clip[from..].iter().position(|c| *c == (t.3, t.2)).unwrap();
-        if at.is_none_or(|a| i != a + 1) {
-            gaps += 1;
-            assert!(
-                clip[i].1,
-                "resumes at video tag {i} ({} ms), not a keyframe",
-                t.3
-            );
-        }
-        at = Some(i);
-    }
-    let n = tags_ts(&got)
-        .iter()
-        .filter(|t| t.1 == TagKind::Video)
-        .count();
-    assert!(n < clip.len(), "{n} of {} video tags", clip.len());
-    eprintln!("{gaps} starts, {n} of {} video tags", clip.len());
-}
-
-#[test]
 fn a_stalled_watcher_is_dropped_and_the_others_are_not() {
     let flv = testdata::flv();
     let t0 = Instant::now();
@@ -415,4 +355,180 @@ fn an_http_watcher_of_ts_gets_a_converted_view() {
         got.len()
     );
     assert!(got.chunks(188).all(|p| p[0] == 0x47), "TS packets");
+}
+
+/// Opaque bytes (no clock: paced) pushed in 64 KiB reads while `room` allows, to watchers that
+/// each read `rates[i]` bytes per 10 ms step; returns what each received and who was dropped.
+fn paced_run(rates: &[usize], total: usize, secs: u64) -> (Vec<Vec<u8>>, Vec<SubId>) {
+    let data: Vec<u8> = (0..total as u64)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    let limits = QueueLimits {
+        max_bytes: 1 << 20,
+        max_age: Duration::from_millis(500),
+        max_behind: Duration::from_secs(2),
+    };
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    let ids: Vec<SubId> = (0..rates.len()).map(|i| W + i).collect();
+    for &id in &ids {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    let mut got = vec![Vec::new(); rates.len()];
+    let mut dropped = Vec::new();
+    let mut at = 0;
+    for step in 0..secs * 100 {
+        let now = t0 + Duration::from_millis(10 * step);
+        // The hub: read the broadcaster while there is room.
+        while at < total && chs.room(&key()) {
+            let n = (total - at).min(64 * 1024);
+            chs.push(&key(), &data[at..at + n], now, wall(), &mut fx);
+            at += n;
+        }
+        if at < total {
+            chs.hold(&key(), now);
+        } else {
+            chs.release(&key(), now);
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if chs.sub(id).is_some() && rates[i] > 0 {
+                got[i].extend(drain_at_most(&mut chs, id, rates[i]));
+            }
+        }
+        chs.tick(now, &mut fx);
+        for (w, _) in fx.drop.drain(..) {
+            chs.leave(w);
+            dropped.push(w);
+        }
+        assert!(fx.refuse.is_empty());
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        if chs.sub(id).is_some() {
+            got[i].extend(drain(&mut chs, id));
+        }
+    }
+    assert_eq!(at, total, "the whole broadcast was read");
+    let _ = data;
+    (got, dropped)
+}
+
+fn paced_data(total: usize) -> Vec<u8> {
+    (0..total as u64)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect()
+}
+
+#[test]
+fn paced_equal_watchers_get_every_byte() {
+    let total = 32 << 20;
+    let (got, dropped) = paced_run(&[256 * 1024; 3], total, 20);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    let want = paced_data(total);
+    for g in &got {
+        assert!(*g == want, "{} of {} bytes", g.len(), total);
+    }
+}
+
+#[test]
+fn paced_a_half_speed_watcher_slows_the_broadcast_and_is_not_cut() {
+    let total = 16 << 20;
+    let (got, dropped) = paced_run(&[256 * 1024, 256 * 1024, 128 * 1024], total, 20);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    let want = paced_data(total);
+    assert!(got.iter().all(|g| *g == want));
+}
+
+#[test]
+fn paced_a_stalled_or_crawling_watcher_is_dropped_and_the_others_get_every_byte() {
+    let total = 16 << 20;
+    // A watcher that never reads, and one at 40 KB/s: over a 2 s window the others drain its
+    // 80 KB plus the 1 MiB queue bound it holds them to, more than ten times as much.
+    let (got, dropped) = paced_run(&[256 * 1024, 256 * 1024, 0, 400], total, 30);
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert!(dropped.contains(&(W + 2)) && dropped.contains(&(W + 3)));
+    let want = paced_data(total);
+    assert!(got[0] == want && got[1] == want);
+}
+
+#[test]
+fn real_time_a_slow_watcher_skips_and_the_broadcaster_is_not_held() {
+    // The clip as a live source: one tag per its own timestamp, a watcher reading everything and
+    // one at a quarter of the rate.
+    let flv = testdata::flv();
+    let ts = tags_ts(&flv);
+    let limits = QueueLimits {
+        max_bytes: 24 * 1024,
+        max_age: Duration::from_secs(30),
+        max_behind: Duration::from_secs(30),
+    };
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for id in [W, W2] {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    let budget = flv.len() / ts.len() / 4;
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    let mut prev = 0;
+    // The video tags sent, in order: (timestamp, keyframe).
+    let mut clip: Vec<(u32, bool)> = Vec::new();
+    // Three loops of the clip, re-stamped, so the pace is measured: 12 s at real time.
+    for lap in 0..3u32 {
+        for (i, t) in ts.iter().enumerate() {
+            let end = ts.get(i + 1).map_or(flv.len(), |n| n.0);
+            let start = if lap == 0 { prev.min(t.0) } else { t.0 };
+            let _ = start;
+            let mut tag = flv[t.0..end].to_vec();
+            let stamp = t.3 + 4000 * lap;
+            if tag.len() >= 11 && matches!(tag[0] & 0x1f, 8 | 9) {
+                tag[4..7].copy_from_slice(&stamp.to_be_bytes()[1..]);
+                tag[7] = (stamp >> 24) as u8;
+            }
+            if t.1 == TagKind::Video {
+                clip.push((stamp, t.2));
+            }
+            let now = t0 + Duration::from_millis(u64::from(stamp));
+            if lap == 0 && i == 0 {
+                chs.push(&key(), &flv[..t.0], now, wall(), &mut fx);
+            }
+            chs.push(&key(), &tag, now, wall(), &mut fx);
+            prev = end;
+            fast.extend(drain(&mut chs, W));
+            slow.extend(drain_at_most(&mut chs, W2, budget));
+        }
+    }
+    assert!(fx.drop.is_empty(), "{:?}", fx.drop);
+    let st = chs.sub(W2).unwrap().stats();
+    assert!(st.skips >= 1, "the slow watcher skipped: {st:?}");
+    assert_eq!(chs.sub(W).unwrap().stats().skips, 0, "the fast one did not");
+    assert!(chs.room(&key()), "real time: the broadcaster is never held");
+    // What the slow one got decodes: wherever frames are missing, it resumes on a keyframe.
+    let mut at: Option<usize> = None;
+    let mut starts = 0;
+    for t in tags_ts(&slow).into_iter().filter(|t| t.1 == TagKind::Video) {
+        // The sequence header and the first IDR share timestamp 0: search forward.
+        let from = at.map_or(0, |a| a + 1);
+        let i = from + clip[from..].iter().position(|c| *c == (t.3, t.2)).unwrap();
+        if at.is_none_or(|a| i != a + 1) {
+            starts += 1;
+            assert!(
+                clip[i].1,
+                "resumes at video tag {i} ({} ms), not a keyframe",
+                t.3
+            );
+        }
+        at = Some(i);
+    }
+    assert!(starts >= 2, "{starts} starts");
+    assert_eq!(
+        video_tags(&fast).len(),
+        clip.len(),
+        "the fast one got every frame"
+    );
+    assert!(chs.stats(t0, |_| None)[0].delivery == "realtime");
 }

@@ -349,6 +349,13 @@ impl Hub {
         let key = key.clone();
         if !data.is_empty() {
             self.broadcast_data(&key, data, now);
+            // A paced broadcast: no more until every watcher has room.
+            if !end && self.channels.is_publisher(&key, sub) && !self.channels.room(&key) {
+                if let Some(h) = self.http.as_mut() {
+                    h.pause(id);
+                }
+                self.hold(sub, key.clone(), now);
+            }
         }
         if end {
             if let Some(r) = self.http_reqs.get(&sub) {
@@ -356,6 +363,18 @@ impl Hub {
             }
             self.http_push_done(sub, "end of broadcast", now);
         }
+    }
+
+    /// Reads a held HTTP push again.
+    pub(in crate::relay) fn http_resume(&mut self, sub: SubId, now: Instant) {
+        let Some(req) = self.http_reqs.get(&sub) else {
+            return;
+        };
+        let id = req.id;
+        if let Some(h) = self.http.as_mut() {
+            h.resume(self.reactor.registry(), id, now);
+        }
+        self.http_events(now);
     }
 
     /// A push's body is complete: the end of its broadcast, and 200.
