@@ -158,6 +158,8 @@ pub struct Sub {
     prev: QueueStats,
     /// Bytes sent when the channel's straggler window began.
     window_sent: u64,
+    /// The last time its bytes sent grew (seen by [`Channels::tick`]), and that count.
+    progress: Option<(Instant, u64)>,
 }
 
 impl Sub {
@@ -568,6 +570,7 @@ impl Channels {
                 dirty: false,
                 prev: Default::default(),
                 window_sent: 0,
+                progress: None,
             },
         );
         let cfg = &self.cfg;
@@ -909,23 +912,51 @@ impl Channels {
                 ch.window_start = None;
                 continue;
             }
+            // A watcher with bytes queued that wrote none of them for `max_behind` while the
+            // broadcaster was held back is stalled (its socket buffer is full).
+            for &w in ch.paced_lists() {
+                let Some(s) = self.subs.get_mut(w) else {
+                    continue;
+                };
+                let sent = s.bytes_sent();
+                match s.progress {
+                    Some((_, n)) if n == sent && s.busy() => {}
+                    _ => s.progress = Some((now, sent)),
+                }
+                let since = s.progress.map_or(now, |p| p.0);
+                if ch.held_since.is_some() && now.saturating_duration_since(since) >= span {
+                    fx.drop.push((
+                        w,
+                        format!(
+                            "held back the paced broadcast of {}: wrote nothing in {} s",
+                            key_str(key),
+                            span.as_secs()
+                        ),
+                    ));
+                    s.progress = Some((now, sent));
+                }
+            }
             let start = *ch.window_start.get_or_insert(now);
             if now < start + span {
                 continue;
             }
             let ids: Vec<SubId> = ch.paced_lists().copied().collect();
-            let drained: Vec<(SubId, u64)> = ids
+            // Only a watcher with something to drain is judged: one that is caught up is not
+            // slow, whatever it drained.
+            let drained: Vec<(SubId, u64, bool)> = ids
                 .iter()
                 .filter_map(|&w| {
-                    self.subs
-                        .get(w)
-                        .map(|s| (w, s.bytes_sent() - s.window_sent))
+                    let s = self.subs.get(w)?;
+                    Some((w, s.bytes_sent() - s.window_sent, s.busy()))
                 })
                 .collect();
             if ch.window_held {
                 let fastest = drained.iter().map(|d| d.1).max().unwrap_or(0);
-                for &(w, n) in &drained {
-                    if n == 0 || n.saturating_mul(10) < fastest {
+                for &(w, n, backlogged) in &drained {
+                    if backlogged
+                        && n.saturating_mul(10) < fastest
+                        && !fx.drop.iter().any(|d| d.0 == w)
+                    {
                         fx.drop.push((
                             w,
                             format!(
@@ -1047,6 +1078,7 @@ impl Channels {
                 dirty: false,
                 prev: Default::default(),
                 window_sent: 0,
+                progress: None,
             },
         );
         Some(srs)

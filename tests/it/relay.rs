@@ -198,7 +198,7 @@ fn opaque_fan_out_is_byte_exact_to_20_watchers_then_eof() {
 }
 
 #[test]
-fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded() {
+fn a_watcher_that_never_reads_is_dropped_and_the_reader_gets_every_byte_with_bounded_rss() {
     // A 32 MiB queue gives the reading watcher (a debug build, on a busy 2-core machine) a second
     // of slack at the paced rate; the stuck one overflows it after a second either way.
     let hub = start_hub(&["--queue-bytes", "32MiB", "--queue-time", "30s"]);
@@ -289,9 +289,10 @@ fn a_watcher_that_never_reads_does_not_hold_up_the_others_and_rss_stays_bounded(
         hub.log.text()
     );
     assert!(ok, "the reading watcher's bytes are exact");
-    // Opaque content: the stuck watcher overflowed its queue and was disconnected.
+    // Opaque content is paced: the stuck watcher held the broadcaster back until it was dropped
+    // for writing nothing in --max-behind.
     assert!(
-        hub.log.text().contains("slow watcher"),
+        hub.log.text().contains("wrote nothing in 10 s"),
         "{}",
         hub.log.text()
     );
@@ -601,6 +602,100 @@ fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
         b"POST /live/stream1?user-password=bad HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}
+
+/// Issue 15's first case: `cat` of a file (unpaced, opaque) to three `river-relay watch`
+/// watchers that read as fast as they can, and one raw watcher that never reads. The broadcast is
+/// paced to its watchers: the three get every byte, the stuck one is dropped after --max-behind
+/// (2 s here). Size: RIVER_PACED_MIB (CI: 48; the note reports 1 GiB).
+#[test]
+fn an_unpaced_file_reaches_every_watcher_that_keeps_up_whole() {
+    let mib: usize = std::env::var("RIVER_PACED_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48);
+    let hub = start_hub(&["--max-behind", "2s"]);
+    // A 1 MiB block (with a prime-length pattern, so it does not repeat within it) `mib` times.
+    let block = pattern(1 << 20, 11);
+    let input = tmpdir().join("relay-paced.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        for _ in 0..mib {
+            f.write_all(&block).unwrap();
+        }
+    }
+    let mut stuck = TcpStream::connect(&hub.fstream).unwrap();
+    stuck
+        .write_all(&handshake("watch,user=fier,channel=paced"))
+        .unwrap();
+    let mut watchers: Vec<Child> = (0..3)
+        .map(|_| {
+            spawn_relay(
+                &[
+                    "watch",
+                    &hub.fstream,
+                    "--user",
+                    "fier",
+                    "--channel",
+                    "paced",
+                ],
+                Stdio::null(),
+                Stdio::piped(),
+            )
+        })
+        .collect();
+    hub.wait_watchers("fier", "paced", 4);
+    let readers: Vec<_> = watchers
+        .iter_mut()
+        .map(|w| {
+            let mut out = w.stdout.take().unwrap();
+            let block = block.clone();
+            // Checked as it arrives: (bytes, all equal to the input).
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let (mut n, mut ok) = (0usize, true);
+                loop {
+                    let k = out.read(&mut buf).unwrap();
+                    if k == 0 {
+                        break (n, ok);
+                    }
+                    let mut done = 0;
+                    while done < k {
+                        let off = (n + done) % block.len();
+                        let m = (k - done).min(block.len() - off);
+                        ok &= buf[done..done + m] == block[off..off + m];
+                        done += m;
+                    }
+                    n += k;
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut b = broadcast_file(&hub, "fier", "123", "paced", &input);
+    let st = wait_deadline(&mut b, Duration::from_secs(120), "broadcaster");
+    assert!(st.success(), "broadcaster: {}", stderr_of(&mut b));
+    for (i, (mut w, r)) in watchers.into_iter().zip(readers).enumerate() {
+        let st = wait_deadline(&mut w, WAIT, "watcher");
+        assert!(st.success(), "watcher {i}: {}", stderr_of(&mut w));
+        let (n, ok) = r.join().unwrap();
+        assert!(
+            n == mib << 20 && ok,
+            "watcher {i}: {n} of {} bytes (equal: {ok}); hub log:\n{}",
+            mib << 20,
+            hub.log.text()
+        );
+    }
+    let _ = std::fs::remove_file(&input);
+    eprintln!(
+        "{mib} MiB to 3 watchers (and a stuck one) in {:?}",
+        start.elapsed()
+    );
+    let log = hub.log.text();
+    assert!(log.contains("wrote nothing in 2 s"), "{log}");
+    assert_eq!(log.matches("slow watcher").count(), 1, "{log}");
+    let s = hub.stats();
+    assert!(s["refused"].as_u64().is_some());
 }
 
 /// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw
