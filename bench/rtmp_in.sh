@@ -8,13 +8,22 @@
 # 2. One publisher as fast as it can send (no -re): wall time, MB/s and server CPU.
 #
 # Each figure is the median of RUNS runs; the ratio is nginx / river (above 1: river uses less).
-# Usage: bench/rtmp_in.sh            (env: N=10 SECS=15 RUNS=3 FAST_SECS=120)
+# BASE=path/to/an/older/river-rtmp-in adds it as a third server ("base"), measured in the same
+# runs: before/after figures for a change.
+# Usage: bench/rtmp_in.sh            (env: N=10 SECS=15 RUNS=3 FAST_SECS=120 BASE=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10}
 SECS=${SECS:-15}
 RUNS=${RUNS:-3}
 FAST_SECS=${FAST_SECS:-120}
+BASE=${BASE:-}
+SERVERS="river"
+if [ -n "$BASE" ]; then
+  [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable"; exit 1; }
+  SERVERS="river base"
+fi
+SERVERS="$SERVERS nginx"
 command -v ffmpeg >/dev/null || { echo "needs ffmpeg (apt-get install ffmpeg)"; exit 1; }
 command -v nginx >/dev/null || { echo "needs nginx + libnginx-mod-rtmp (apt-get install nginx libnginx-mod-rtmp)"; exit 1; }
 MOD=/usr/lib/nginx/modules/ngx_rtmp_module.so
@@ -53,11 +62,13 @@ measure() { # pids...
   echo "$(awk -v c="$cpu" 'BEGIN{printf "%.2f", c/100}') $rss"
 }
 
-start_river() { # port -> sets SRV_PIDS
-  "$BIN" --listen "127.0.0.1:$1" -q --exec 'exec cat > /dev/null' >/dev/null 2>"$tmp/river.err" &
+start_rtmp_in() { # binary port -> sets SRV_PIDS
+  "$1" --listen "127.0.0.1:$2" -q --exec 'exec cat > /dev/null' >/dev/null 2>>"$tmp/river.err" &
   SRV_PIDS=($!)
   pids+=($!)
 }
+start_river() { start_rtmp_in "$BIN" "$1"; }
+start_base() { start_rtmp_in "$BASE" "$1"; }
 
 start_nginx() { # port -> sets SRV_PIDS
   mkdir -p "$tmp/nginx/logs"
@@ -126,9 +137,9 @@ run_fast() {
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A cpu rss wall fcpu
-for s in river nginx; do cpu[$s]=""; rss[$s]=""; wall[$s]=""; fcpu[$s]=""; done
+for s in $SERVERS; do cpu[$s]=""; rss[$s]=""; wall[$s]=""; fcpu[$s]=""; done
 for r in $(seq "$RUNS"); do
-  for s in river nginx; do
+  for s in $SERVERS; do
     read -r pc pm < <(run_parallel "$s")
     cpu[$s]+="$pc"$'\n'; rss[$s]+="$pm"$'\n'
     read -r fw fc < <(run_fast "$s")
@@ -140,7 +151,7 @@ done
 size=$(stat -c %s "$tmp/long.flv")
 printf '\n%d publishers x %ss of 720p (~3.2 Mb/s each), medians of %d runs\n' "$N" "$SECS" "$RUNS"
 printf '%-8s %10s %12s %12s %12s %12s\n' server cpu_s peak_rss_KiB fast_wall_s fast_MB/s fast_cpu_s
-for s in river nginx; do
+for s in $SERVERS; do
   C=$(printf '%s' "${cpu[$s]}" | median); M=$(printf '%s' "${rss[$s]}" | median)
   W=$(printf '%s' "${wall[$s]}" | median); F=$(printf '%s' "${fcpu[$s]}" | median)
   eval "C_$s=$C M_$s=$M W_$s=$W F_$s=$F"
@@ -148,3 +159,7 @@ for s in river nginx; do
 done
 awk -v cr="$C_river" -v cn="$C_nginx" -v mr="$M_river" -v mn="$M_nginx" -v fr="$F_river" -v fn="$F_nginx" 'BEGIN{
   printf "ratio nginx/river: parallel cpu %.2f, peak rss %.2f, fast cpu %.2f\n", (cr>0?cn/cr:0), (mr>0?mn/mr:0), (fr>0?fn/fr:0) }'
+if [ -n "$BASE" ]; then
+  awk -v cr="$C_river" -v cb="$C_base" -v mr="$M_river" -v mb="$M_base" -v fr="$F_river" -v fb="$F_base" -v wr="$W_river" -v wb="$W_base" 'BEGIN{
+    printf "ratio base/river: parallel cpu %.2f, peak rss %.2f, fast cpu %.2f, fast wall %.2f\n", (cr>0?cb/cr:0), (mr>0?mb/mr:0), (fr>0?fb/fr:0), (wr>0?wb/wr:0) }'
+fi

@@ -23,7 +23,7 @@ _river__rtmp__in() {
 
     case "${cmd}" in
         river__rtmp__in)
-            opts="-v -q -h -V --listen --app --key --keys --exec --persist --verbose --quiet --help --version"
+            opts="-v -q -h -V --listen --app --key --keys --exec --persist --max-connections --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,10 @@ _river__rtmp__in() {
                     return 0
                     ;;
                 --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -3,6 +3,7 @@ complete -c river-rtmp-in -l app -d 'Accept only this application (rtmp://HOST/A
 complete -c river-rtmp-in -l key -d 'Accept only this stream key (or set RIVER_RTMP_KEY, which keeps it out of `ps`)' -r
 complete -c river-rtmp-in -l keys -d 'Accept the stream keys listed in FILE, one per line (blank lines and #comments ignored)' -r -F
 complete -c river-rtmp-in -l exec -d 'Run CMD (sh -c) once per accepted publish with its FLV on stdin and RIVER_APP, RIVER_KEY, RIVER_REMOTE_ADDR set; stdout is then unused' -r
+complete -c river-rtmp-in -l max-connections -d 'Most open connections; one over the cap is closed at once (and logged with its address)' -r
 complete -c river-rtmp-in -l persist -d 'Keep listening and keep stdout one continuous FLV across publisher reconnects'
 complete -c river-rtmp-in -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-rtmp-in -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'

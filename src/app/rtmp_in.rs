@@ -1,28 +1,52 @@
-//! river-rtmp-in: a listener, one thread per connection driving a [`ServerSession`], and the FLV
-//! writer that splices publishes into one stream.
+//! river-rtmp-in: one thread runs a reactor ([`crate::net`]) with the listener and every
+//! connection. Each connection drives a [`ServerSession`]; the RTMP policy shared with the relay
+//! hub ([`crate::proto::rtmp::policy`]) names and decides its connect and publish. A publish goes
+//! to stdout (one at a time; [`FlvSplice`] makes one FLV of them with --persist) or to an --exec
+//! child of its own ([`exec`]).
+//!
+//! Nothing blocks the reactor: stdout is written by a thread of its own ([`stdout`]), a child's
+//! stdin is a non-blocking pipe on the reactor. A slow reader slows its publisher down as the
+//! blocking writes did before: while more than [`HIGH_WATER`] bytes of a publish wait to be
+//! written, its connection is not read (TCP pushes back on the encoder), and it is read again
+//! once they drain. Deadlines (handshake, idle, writes) are timers on the reactor.
+
+mod exec;
+mod stdout;
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
 use crate::cli::RtmpIn;
+use crate::net::conn::Received;
+use crate::net::listener::PAUSE;
+use crate::net::{Accept, Conn, Listener, Reactor, Timers};
+use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
 use crate::proto::rtmp::{FlvSplice, ServerConfig, ServerEvent, ServerSession};
 use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
+use exec::ExecChild;
+use stdout::StdoutPipe;
 
-/// How often blocking reads wake up to look at the stop flags.
-const POLL: Duration = Duration::from_millis(200);
-/// After a publish ends, how long an --exec child may take to exit on its own (stdin closed).
-const EXEC_GRACE: Duration = Duration::from_secs(2);
-/// How long it then has after SIGTERM before SIGKILL.
-const EXEC_TERM_WAIT: Duration = Duration::from_secs(10);
+const LISTENER: Token = Token(1);
+/// Connection slot `s` is token `FIRST + 2s`, child slot `k` token `FIRST + 2k + 1` (timers use
+/// the same numbers as keys).
+const FIRST: usize = 2;
+/// Bytes read from one connection per turn before the others get theirs.
+const READ_CAP: usize = 256 * 1024;
+/// A publisher is not read while this much of its FLV waits for stdout or its --exec child.
+const HIGH_WATER: usize = 256 * 1024;
+/// The answers queued for one client (acknowledgements, statuses): past this it is closed.
+const OUT_LIMIT: usize = 1 << 20;
+/// Answers that make no write progress for this long close the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest the reactor sleeps with nothing due (a signal also ends the wait).
+const TICK: Duration = Duration::from_millis(250);
 
 /// A key as it may appear in logs: never in full.
 pub(crate) fn mask(key: &str) -> String {
@@ -35,146 +59,94 @@ pub(crate) fn mask(key: &str) -> String {
     }
 }
 
+enum Tok {
+    Waker,
+    Listener,
+    Conn(usize),
+    Child(usize),
+}
+
+fn tok(t: usize) -> Tok {
+    match t {
+        0 => Tok::Waker,
+        1 => Tok::Listener,
+        n if (n - FIRST) % 2 == 0 => Tok::Conn((n - FIRST) / 2),
+        n => Tok::Child((n - FIRST) / 2),
+    }
+}
+
+fn conn_token(slot: usize) -> Token {
+    Token(FIRST + 2 * slot)
+}
+
+fn child_token(slot: usize) -> Token {
+    Token(FIRST + 2 * slot + 1)
+}
+
 /// Where a publish goes.
 enum Sink {
     /// The shared stdout stream.
     Stdout,
-    /// An --exec child.
-    Exec(Box<ExecChild>),
+    /// The --exec child in this slot.
+    Exec(usize),
 }
 
-struct ExecChild {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    flv: FlvSplice,
+/// The publish a connection holds.
+struct Active {
+    stream_id: u32,
     key: String,
-    broken: bool,
+    sink: Sink,
 }
 
-impl ExecChild {
-    fn spawn(cmd: &str, app: &str, key: &str, peer: SocketAddr) -> io::Result<ExecChild> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("RIVER_APP", app)
-            .env("RIVER_KEY", key)
-            .env("RIVER_REMOTE_ADDR", peer.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            // Its own process group: SIGTERM reaches the whole pipeline it may run, and a Ctrl-C
-            // on the terminal reaches river first, which then ends the children in order.
-            .process_group(0)
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let mut flv = FlvSplice::new();
-        flv.begin();
-        Ok(ExecChild {
-            child,
-            stdin,
-            flv,
-            key: key.to_string(),
-            broken: false,
-        })
-    }
-
-    fn flush(&mut self) {
-        let data = self.flv.take();
-        if self.broken || data.is_empty() {
-            return;
-        }
-        if let Some(w) = self.stdin.as_mut() {
-            if let Err(e) = w.write_all(&data) {
-                self.broken = true;
-                log::warn!(
-                    "exec child {} (key {}) stopped reading its stdin ({e}); this publish's data is dropped",
-                    self.child.id(),
-                    mask(&self.key)
-                );
-            }
-        }
-    }
-
-    /// Closes stdin, waits a little, then SIGTERM, then (only if ignored) SIGKILL; always reaps.
-    fn end(mut self) {
-        self.flv.end();
-        self.flush();
-        drop(self.stdin.take());
-        let pid = self.child.id() as libc::pid_t;
-        let exited = |c: &mut Child, d: Duration| {
-            let t = Instant::now();
-            loop {
-                match c.try_wait() {
-                    Ok(Some(s)) => return Some(s),
-                    Ok(None) if t.elapsed() < d => std::thread::sleep(Duration::from_millis(20)),
-                    _ => return None,
-                }
-            }
-        };
-        let status = match exited(&mut self.child, EXEC_GRACE) {
-            Some(s) => s,
-            None => {
-                log::info!("exec child {pid}: SIGTERM");
-                // SAFETY: kill(2) on the child's own process group.
-                unsafe { libc::kill(-pid, libc::SIGTERM) };
-                match exited(&mut self.child, EXEC_TERM_WAIT) {
-                    Some(s) => s,
-                    None => {
-                        log::warn!(
-                            "exec child {pid} ignored SIGTERM for {EXEC_TERM_WAIT:?}; SIGKILL"
-                        );
-                        // SAFETY: as above.
-                        unsafe { libc::kill(-pid, libc::SIGKILL) };
-                        match self.child.wait() {
-                            Ok(s) => s,
-                            Err(_) => return,
-                        }
-                    }
-                }
-            }
-        };
-        log::info!("exec child {pid} (key {}) ended: {status}", mask(&self.key));
-    }
+struct RConn {
+    net: Conn,
+    peer: SocketAddr,
+    session: ServerSession,
+    connect: Connect,
+    active: Option<Active>,
+    /// Not read because its publish's output is over [`HIGH_WATER`]; read again when it drains.
+    stalled: bool,
+    /// The last write progress (or when answers were queued on an empty outbox).
+    last_write: Instant,
+    /// The earliest timer queued for this slot.
+    armed: Option<Instant>,
 }
 
-struct Settings {
-    app: Option<String>,
-    keys: Option<HashSet<String>>,
+struct ChildSlot {
+    child: ExecChild,
+    /// The connection whose publish it gets (`None` once the publish ended).
+    owner: Option<usize>,
+    armed: Option<Instant>,
+}
+
+struct Ingest {
+    access: Access,
     exec: Option<String>,
     persist: bool,
     cfg: ServerConfig,
-}
-
-#[derive(Default)]
-struct State {
-    active_keys: HashSet<String>,
-    stdout_busy: bool,
-}
-
-struct Shared {
-    settings: Settings,
-    state: Mutex<State>,
-    stdout: Mutex<FlvSplice>,
+    max_conns: usize,
+    listener: Option<Listener>,
+    /// Accepting is paused until then (after an accept error).
+    accept_resume: Option<Instant>,
+    /// Connections closed for want of descriptors since the last one accepted.
+    shed: u64,
+    conns: Vec<Option<RConn>>,
+    free: Vec<usize>,
+    open: usize,
+    children: Vec<Option<ChildSlot>>,
+    free_children: Vec<usize>,
+    timers: Timers,
+    due: Vec<usize>,
+    /// Connections whose last read stopped at [`READ_CAP`].
+    again: Vec<usize>,
+    buf: Vec<u8>,
+    live_keys: HashSet<String>,
+    /// Without --exec: the writer, the one FLV stream and the connection publishing into it.
+    stdout: Option<StdoutPipe>,
+    flv: FlvSplice,
+    stdout_owner: Option<usize>,
     /// Without --persist: the one publish has ended.
-    done: AtomicBool,
-    stopping: AtomicBool,
-    fatal: Mutex<Option<io::Error>>,
-}
-
-impl Shared {
-    fn write_stdout(&self, flv: &mut FlvSplice) {
-        let data = flv.take();
-        if data.is_empty() {
-            return;
-        }
-        let mut so = io::stdout().lock();
-        if let Err(e) = so.write_all(&data).and_then(|_| so.flush()) {
-            let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
-            if f.is_none() {
-                *f = Some(e);
-            }
-            self.stopping.store(true, Ordering::SeqCst);
-        }
-    }
+    done: bool,
 }
 
 fn load_keys(args: &RtmpIn) -> anyhow::Result<Option<HashSet<String>>> {
@@ -210,325 +182,610 @@ pub fn rtmp_in(args: RtmpIn) -> anyhow::Result<()> {
         require_binary_stdout("FLV")?;
     }
     let keys = load_keys(&args)?;
-    let listener =
-        TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
-    eprintln!(
-        "river-rtmp-in: listening on rtmp://{bound}/{}",
-        args.app.as_deref().unwrap_or("<app>")
-    );
-    match &keys {
-        None => log::warn!("no --key/--keys: any stream key is accepted"),
-        Some(k) => log::info!("{} stream key(s) accepted", k.len()),
-    }
-    let shared = Arc::new(Shared {
-        settings: Settings {
-            app: args.app.clone(),
-            keys,
-            exec: args.exec.clone(),
-            persist: args.persist,
-            cfg: ServerConfig::default(),
-        },
-        state: Mutex::new(State::default()),
-        stdout: Mutex::new(FlvSplice::new()),
-        done: AtomicBool::new(false),
-        stopping: AtomicBool::new(false),
-        fatal: Mutex::new(None),
-    });
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    loop {
-        if stop_signal().is_some()
-            || shared.done.load(Ordering::SeqCst)
-            || shared.stopping.load(Ordering::SeqCst)
-        {
-            break;
-        }
-        match listener.accept() {
-            Ok((sock, peer)) => {
-                let sh = shared.clone();
-                threads.retain(|t| !t.is_finished());
-                match std::thread::Builder::new()
-                    .name(format!("rtmp {peer}"))
-                    .spawn(move || connection(sock, peer, &sh))
-                {
-                    Ok(t) => threads.push(t),
-                    Err(e) => log::warn!("{peer}: cannot start a thread for the connection: {e}"),
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::warn!("accept on {bound}: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-    drop(listener);
-    shared.stopping.store(true, Ordering::SeqCst);
-    for t in threads {
-        let _ = t.join();
-    }
-    if let Some(e) = shared
-        .fatal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
+    if args
+        .app
+        .as_deref()
+        .is_some_and(|a| a.trim_matches('/').is_empty())
     {
+        return Err(UsageError("--app is empty".into()).into());
+    }
+    let access = Access::ingest(args.app.as_deref(), keys);
+    let mut reactor = Reactor::new().context("creating the reactor")?;
+    let listener = Listener::bind(args.listen, reactor.registry(), LISTENER)
+        .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "river-rtmp-in: listening on rtmp://{}/{}",
+        listener.local_addr(),
+        access.app().unwrap_or("<app>")
+    );
+    match access.key_count() {
+        None => log::warn!("no --key/--keys: any stream key is accepted"),
+        Some(n) => log::info!("{n} stream key(s) accepted"),
+    }
+    let stdout = match args.exec {
+        None => Some(StdoutPipe::start(reactor.waker(), HIGH_WATER)?),
+        Some(_) => None,
+    };
+    let mut ing = Ingest {
+        access,
+        exec: args.exec.clone(),
+        persist: args.persist,
+        cfg: ServerConfig::default(),
+        max_conns: args.max_connections,
+        listener: Some(listener),
+        accept_resume: None,
+        shed: 0,
+        conns: Vec::new(),
+        free: Vec::new(),
+        open: 0,
+        children: Vec::new(),
+        free_children: Vec::new(),
+        timers: Timers::new(),
+        due: Vec::new(),
+        again: Vec::new(),
+        buf: Vec::with_capacity(READ_CAP),
+        live_keys: HashSet::new(),
+        stdout,
+        flv: FlvSplice::new(),
+        stdout_owner: None,
+        done: false,
+    };
+    let r = ing.run(&mut reactor);
+    // Everything handed to the writer is written before the exit (or the error is known).
+    let failed = ing.stdout.take().and_then(StdoutPipe::finish);
+    r.context("reactor")?;
+    if let Some(e) = failed {
         return Err(anyhow::Error::new(e).context("writing FLV to stdout"));
     }
     Ok(())
 }
 
-/// The publish a connection holds.
-struct Active {
-    stream_id: u32,
-    key: String,
-    sink: Sink,
-}
+impl Ingest {
+    fn run(&mut self, r: &mut Reactor) -> io::Result<()> {
+        let mut stopping = false;
+        loop {
+            let cap = if self.again.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            let now = r.poll(self.timers.next(), cap)?;
+            let reg = r.registry();
+            for ev in r.events.iter() {
+                match tok(ev.token().0) {
+                    Tok::Waker => self.on_wake(reg, now),
+                    Tok::Listener => self.accept(reg, now),
+                    Tok::Conn(s) => {
+                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                            self.on_writable(reg, s, now);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            let closed = ev.is_read_closed() || ev.is_error();
+                            self.read(reg, s, !closed, now);
+                        }
+                    }
+                    Tok::Child(k) => self.on_child(reg, k, now),
+                }
+            }
+            for s in std::mem::take(&mut self.again) {
+                self.read(reg, s, false, now);
+            }
+            self.timers_due(reg, now);
+            let failed = self.stdout.as_ref().is_some_and(StdoutPipe::failed);
+            if !stopping && (stop_signal().is_some() || self.done || failed) {
+                stopping = true;
+                self.begin_stop(reg, now);
+            }
+            if stopping && self.open == 0 && self.children.iter().all(Option::is_none) {
+                return Ok(());
+            }
+        }
+    }
 
-fn connection(mut sock: TcpStream, peer: SocketAddr, sh: &Shared) {
-    let _ = sock.set_nodelay(true);
-    let _ = sock.set_read_timeout(Some(POLL));
-    let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
-    log::debug!("{peer}: connected");
-    let mut s = ServerSession::new(
-        sh.settings.cfg,
-        Instant::now(),
-        crate::proto::util::random_u64(),
-    );
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut active: Option<Active> = None;
-    let mut app = String::new();
-    let reason: String = loop {
-        // Send what the session produced (answers, handshake).
-        let out = s.take_output();
-        if !out.is_empty() {
-            if let Err(e) = sock.write_all(&out) {
-                break format!("write: {e}");
+    /// Closes the listener and every connection (their publishes end and are written); the
+    /// loop then runs until every --exec child is reaped.
+    fn begin_stop(&mut self, reg: &Registry, now: Instant) {
+        if let Some(mut l) = self.listener.take() {
+            l.deregister(reg);
+        }
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].take() {
+                self.close(reg, slot, c, "shutting down", now);
             }
         }
-        if s.should_close() {
-            break "closed by the server".into();
-        }
-        if stop_signal().is_some() || sh.stopping.load(Ordering::SeqCst) {
-            break "shutting down".into();
-        }
-        let now = Instant::now();
-        let r = match sock.read(&mut buf) {
-            Ok(0) => break "the peer closed the connection".into(),
-            Ok(n) => s.push(&buf[..n], now),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                s.handle_timeout(now)
+    }
+
+    fn accept(&mut self, reg: &Registry, now: Instant) {
+        loop {
+            let Some(l) = self.listener.as_mut() else {
+                return;
+            };
+            match l.accept(now) {
+                Accept::Conn(sock, peer) => {
+                    self.accept_resume = None;
+                    if self.shed > 0 {
+                        log::warn!(
+                            "descriptors free again; {} waiting connection(s) were closed for want of them",
+                            self.shed
+                        );
+                        self.shed = 0;
+                    }
+                    self.adopt(reg, sock, peer, now);
+                }
+                Accept::Drained => {
+                    self.accept_resume = None;
+                    return;
+                }
+                Accept::Shed(e) => {
+                    self.shed += 1;
+                    if self.shed == 1 {
+                        log::warn!("accept: {e}: waiting connections are closed until descriptors are free");
+                    }
+                }
+                Accept::PausedUntil(t, e) => {
+                    if self.accept_resume != Some(t) {
+                        if self.accept_resume.is_none() {
+                            log::warn!("accept: {e}; accepting again in {PAUSE:?}");
+                        }
+                        self.accept_resume = Some(t);
+                        self.timers.at(t, LISTENER.0);
+                    }
+                    return;
+                }
             }
-            Err(e) => break format!("read: {e}"),
+        }
+    }
+
+    fn adopt(&mut self, reg: &Registry, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
+        if self.open >= self.max_conns {
+            log::warn!(
+                "{peer}: refused: {} connections open (--max-connections)",
+                self.open
+            );
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = reg.register(&mut sock, conn_token(slot), interest) {
+            log::warn!("{peer}: cannot watch the connection: {e}");
+            self.free.push(slot);
+            return;
+        }
+        self.open += 1;
+        log::debug!("{peer}: connected");
+        self.conns[slot] = Some(RConn {
+            net: Conn::new(sock, OUT_LIMIT),
+            peer,
+            session: ServerSession::new(self.cfg, now, crate::proto::util::random_u64()),
+            connect: Connect::default(),
+            active: None,
+            stalled: false,
+            last_write: now,
+            armed: None,
+        });
+        // The handshake may be there already; no event says whether a FIN came with it.
+        self.read(reg, slot, false, now);
+    }
+
+    /// Bytes of this connection's publish waiting for stdout or its child.
+    fn backlog(&self, c: &RConn) -> usize {
+        match c.active.as_ref().map(|a| &a.sink) {
+            Some(Sink::Stdout) => self.stdout.as_ref().map_or(0, StdoutPipe::backlog),
+            Some(Sink::Exec(k)) => self.children[*k].as_ref().map_or(0, |c| c.child.backlog()),
+            None => 0,
+        }
+    }
+
+    /// Reads what the socket has (up to [`READ_CAP`]) unless the publish's output is backed up,
+    /// and acts on it.
+    fn read(&mut self, reg: &Registry, slot: usize, short_drains: bool, now: Instant) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
         };
-        let failed = r.err();
-        while let Some(ev) = s.poll_event() {
-            event(&mut s, ev, peer, sh, &mut active, &mut app);
+        if self.backlog(&c) >= HIGH_WATER {
+            c.stalled = true;
+            return self.after(reg, slot, c, now);
         }
-        flush_active(sh, &mut active);
+        c.stalled = false;
+        self.buf.clear();
+        let (eof, error) = match c.net.read_into(&mut self.buf, READ_CAP, short_drains) {
+            Ok(Received::Drained(_)) => (false, None),
+            Ok(Received::Capped(_)) => {
+                self.again.push(slot);
+                (false, None)
+            }
+            Ok(Received::Eof(_)) => (true, None),
+            Err(e) => (false, Some(format!("read: {e}"))),
+        };
+        let failed = if self.buf.is_empty() {
+            None
+        } else {
+            c.session.push(&self.buf, now).err()
+        };
+        self.handle_events(reg, slot, &mut c, now);
+        self.pump(&c, now);
         if let Some(e) = failed {
-            log::warn!("{peer}: {e}");
-            break "protocol error".into();
+            log::warn!("{}: {e}", c.peer);
+            return self.close(reg, slot, c, "protocol error", now);
         }
-    };
-    let _ = sock.write_all(&s.take_output());
-    s.finish();
-    while let Some(ev) = s.poll_event() {
-        event(&mut s, ev, peer, sh, &mut active, &mut app);
-    }
-    end_active(sh, &mut active);
-    let _ = sock.shutdown(Shutdown::Both);
-    log::debug!("{peer}: disconnected ({reason})");
-}
-
-fn flush_active(sh: &Shared, active: &mut Option<Active>) {
-    match active.as_mut().map(|a| &mut a.sink) {
-        Some(Sink::Exec(c)) => c.flush(),
-        Some(Sink::Stdout) => {
-            let mut flv = sh.stdout.lock().unwrap_or_else(|e| e.into_inner());
-            sh.write_stdout(&mut flv);
+        if let Some(why) = error {
+            return self.close(reg, slot, c, &why, now);
         }
-        None => {}
+        if eof {
+            return self.close(reg, slot, c, "the peer closed the connection", now);
+        }
+        self.after(reg, slot, c, now);
     }
-}
 
-fn end_active(sh: &Shared, active: &mut Option<Active>) {
-    let Some(a) = active.take() else {
-        return;
-    };
-    log::info!("publish of key {} ended", mask(&a.key));
-    match a.sink {
-        Sink::Exec(c) => (*c).end(),
-        Sink::Stdout => {
-            {
-                let mut flv = sh.stdout.lock().unwrap_or_else(|e| e.into_inner());
-                flv.end();
-                if flv.dropped_at_splice > 0 {
+    fn on_writable(&mut self, reg: &Registry, slot: usize, now: Instant) {
+        if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
+            self.after(reg, slot, c, now);
+        }
+    }
+
+    /// Sends the session's answers, closes the connection when the session is done and its
+    /// answers are out, else puts it back and re-arms its deadline.
+    fn after(&mut self, reg: &Registry, slot: usize, mut c: RConn, now: Instant) {
+        if let Err(why) = send(&mut c, now) {
+            return self.close(reg, slot, c, &why, now);
+        }
+        if c.session.should_close() && c.net.out.is_empty() {
+            return self.close(reg, slot, c, "closed by the server", now);
+        }
+        let due = deadline(&c);
+        if let Some(t) = due.filter(|&t| c.armed.is_none_or(|a| t < a)) {
+            c.armed = Some(t);
+            self.timers.at(t, conn_token(slot).0);
+        }
+        self.conns[slot] = Some(c);
+    }
+
+    /// Ends a connection: its last answers (best effort), the end of its publish, the close.
+    fn close(&mut self, reg: &Registry, slot: usize, mut c: RConn, reason: &str, now: Instant) {
+        let _ = send(&mut c, now);
+        c.session.finish();
+        self.handle_events(reg, slot, &mut c, now);
+        self.end_active(reg, &mut c, now);
+        let _ = reg.deregister(&mut c.net.sock);
+        let _ = c.net.sock.shutdown(Shutdown::Both);
+        self.open -= 1;
+        self.free.push(slot);
+        log::debug!("{}: disconnected ({reason})", c.peer);
+    }
+
+    fn timers_due(&mut self, reg: &Registry, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.due(now, &mut due);
+        for &key in &due {
+            match tok(key) {
+                Tok::Listener => self.accept(reg, now),
+                Tok::Conn(s) => self.conn_timer(reg, s, now),
+                Tok::Child(k) => {
+                    if let Some(cs) = self.children[k].as_mut() {
+                        if cs.armed.is_some_and(|a| a <= now) {
+                            cs.armed = None;
+                        }
+                    }
+                    self.step_child(reg, k, now);
+                }
+                Tok::Waker => {}
+            }
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    fn conn_timer(&mut self, reg: &Registry, slot: usize, now: Instant) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if c.armed.is_some_and(|a| a <= now) {
+            c.armed = None;
+        }
+        if !c.net.out.is_empty() && now >= c.last_write + WRITE_TIMEOUT {
+            let why = format!("write: no progress for {WRITE_TIMEOUT:?}");
+            return self.close(reg, slot, c, &why, now);
+        }
+        if !c.stalled && c.session.poll_deadline().is_some_and(|d| now >= d) {
+            if let Err(e) = c.session.handle_timeout(now) {
+                log::warn!("{}: {e}", c.peer);
+                return self.close(reg, slot, c, "protocol error", now);
+            }
+        }
+        self.after(reg, slot, c, now);
+    }
+
+    /// The stdout writer woke the reactor: its backlog fell under the mark (or it failed, which
+    /// the loop sees).
+    fn on_wake(&mut self, reg: &Registry, now: Instant) {
+        if let Some(s) = self.stdout_owner {
+            self.resume(reg, s, now);
+        }
+    }
+
+    /// Reads a stalled connection again once its output has room.
+    fn resume(&mut self, reg: &Registry, slot: usize, now: Instant) {
+        let stalled = self
+            .conns
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.stalled && self.backlog(c) < HIGH_WATER);
+        if stalled {
+            self.read(reg, slot, false, now);
+        }
+    }
+
+    /// A child's stdin can take more.
+    fn on_child(&mut self, reg: &Registry, k: usize, now: Instant) {
+        let Some(cs) = self.children.get_mut(k).and_then(Option::as_mut) else {
+            return;
+        };
+        match cs.owner {
+            Some(owner) => {
+                cs.child.write(now);
+                self.resume(reg, owner, now);
+            }
+            None => self.step_child(reg, k, now),
+        }
+    }
+
+    /// Takes an ending child on; frees its slot once it is reaped.
+    fn step_child(&mut self, reg: &Registry, k: usize, now: Instant) {
+        let Some(cs) = self.children.get_mut(k).and_then(Option::as_mut) else {
+            return;
+        };
+        match cs.child.step(reg, now) {
+            Some(t) if cs.armed.is_none_or(|a| t < a) => {
+                cs.armed = Some(t);
+                self.timers.at(t, child_token(k).0);
+            }
+            Some(_) => {}
+            None if cs.child.is_done() => {
+                self.children[k] = None;
+                self.free_children.push(k);
+            }
+            None => {}
+        }
+    }
+
+    /// Moves what the last events produced to the publish's output.
+    fn pump(&mut self, c: &RConn, now: Instant) {
+        match c.active.as_ref().map(|a| &a.sink) {
+            Some(Sink::Exec(k)) => {
+                if let Some(cs) = self.children[*k].as_mut() {
+                    cs.child.pump(now);
+                }
+            }
+            Some(Sink::Stdout) => self.send_stdout(),
+            None => {}
+        }
+    }
+
+    fn send_stdout(&mut self) {
+        let data = self.flv.take();
+        if let Some(p) = &self.stdout {
+            p.send(data);
+        }
+    }
+
+    fn handle_events(&mut self, reg: &Registry, slot: usize, c: &mut RConn, now: Instant) {
+        while let Some(ev) = c.session.poll_event() {
+            self.event(reg, slot, c, ev, now);
+        }
+    }
+
+    fn event(&mut self, reg: &Registry, slot: usize, c: &mut RConn, ev: ServerEvent, now: Instant) {
+        let peer = c.peer;
+        match ev {
+            ServerEvent::Connect { app, tc_url, .. } => {
+                let connect = Connect::parse(&app, tc_url.as_deref());
+                match self.access.connect(&connect) {
+                    Err(why) => {
+                        log::warn!("{peer}: refused: {why}");
+                        let _ = c.session.reject_connect(&why.to_string());
+                    }
+                    Ok(()) => {
+                        c.connect = connect;
+                        let _ = c.session.accept_connect();
+                    }
+                }
+            }
+            ServerEvent::Publish {
+                stream_id,
+                stream_key,
+                query,
+                ..
+            } => {
+                let s = Stream::new(&c.connect, &stream_key, &query);
+                self.publish(reg, slot, c, stream_id, s, now);
+            }
+            ServerEvent::Play {
+                stream_id,
+                stream_name,
+                query,
+                ..
+            } => {
+                let s = Stream::new(&c.connect, &stream_name, &query);
+                let why = match self.access.play(&s, c.active.is_some()) {
+                    Err(why) => why,
+                    Ok(()) => Refusal::NoPlay,
+                };
+                log::warn!("{peer}: play refused: {why}");
+                let _ = c.session.reject_play(stream_id, &why.to_string());
+            }
+            ServerEvent::Metadata {
+                stream_id,
+                name,
+                body,
+                ..
+            } => {
+                if name == "onMetaData" {
+                    if let Some(f) = self.flv_of(c, stream_id) {
+                        f.metadata(&body);
+                    }
+                }
+            }
+            ServerEvent::Media {
+                stream_id,
+                kind,
+                timestamp,
+                body,
+            } => {
+                if let Some(f) = self.flv_of(c, stream_id) {
+                    if let Some(n) = f.media(kind, timestamp, &body) {
+                        log::info!("{peer}: {n}");
+                    }
+                }
+            }
+            ServerEvent::Unpublish { stream_id } => {
+                if c.active.as_ref().is_some_and(|a| a.stream_id == stream_id) {
+                    self.end_active(reg, c, now);
+                }
+            }
+            ServerEvent::PlayStop { .. } | ServerEvent::Closed => {}
+        }
+    }
+
+    fn publish(
+        &mut self,
+        reg: &Registry,
+        slot: usize,
+        c: &mut RConn,
+        stream_id: u32,
+        s: Stream,
+        now: Instant,
+    ) {
+        let peer = c.peer;
+        let refuse = |c: &mut RConn, why: &str| {
+            log::warn!("{peer}: publish of key {} refused: {why}", mask(&s.name));
+            let _ = c
+                .session
+                .reject_publish(stream_id, "NetStream.Publish.BadName", why);
+        };
+        let state = PublishState {
+            conn_busy: c.active.is_some(),
+            key_live: self.live_keys.contains(&s.name),
+            output_busy: self.exec.is_none() && self.stdout_owner.is_some(),
+        };
+        if let Err(why) = self.access.publish(&s, state) {
+            return refuse(c, &why.to_string());
+        }
+        let sink = match &self.exec {
+            Some(cmd) => {
+                let k = self.free_children.pop().unwrap_or_else(|| {
+                    self.children.push(None);
+                    self.children.len() - 1
+                });
+                match ExecChild::spawn(cmd, &s.app, &s.name, peer, reg, child_token(k), now) {
+                    Ok(child) => {
+                        self.children[k] = Some(ChildSlot {
+                            child,
+                            owner: Some(slot),
+                            armed: None,
+                        });
+                        Sink::Exec(k)
+                    }
+                    Err(e) => {
+                        self.free_children.push(k);
+                        log::error!("{peer}: cannot run --exec command: {e}");
+                        return refuse(c, "server error");
+                    }
+                }
+            }
+            None => {
+                self.stdout_owner = Some(slot);
+                self.flv.begin();
+                Sink::Stdout
+            }
+        };
+        self.live_keys.insert(s.name.clone());
+        log::info!("{peer}: publishing app {:?} key {}", s.app, mask(&s.name));
+        let _ = c.session.accept_publish(stream_id);
+        c.active = Some(Active {
+            stream_id,
+            key: s.name,
+            sink,
+        });
+    }
+
+    /// The FLV writer of the connection's publish on `stream_id`.
+    fn flv_of(&mut self, c: &RConn, stream_id: u32) -> Option<&mut FlvSplice> {
+        let a = c.active.as_ref().filter(|a| a.stream_id == stream_id)?;
+        match a.sink {
+            Sink::Stdout => Some(&mut self.flv),
+            Sink::Exec(k) => self.children[k].as_mut().map(|cs| &mut cs.child.flv),
+        }
+    }
+
+    fn end_active(&mut self, reg: &Registry, c: &mut RConn, now: Instant) {
+        let Some(a) = c.active.take() else {
+            return;
+        };
+        log::info!("publish of key {} ended", mask(&a.key));
+        match a.sink {
+            Sink::Exec(k) => {
+                if let Some(cs) = self.children[k].as_mut() {
+                    cs.owner = None;
+                    cs.child.end(now);
+                }
+                self.step_child(reg, k, now);
+            }
+            Sink::Stdout => {
+                self.flv.end();
+                if self.flv.dropped_at_splice > 0 {
                     log::warn!(
                         "{} frame(s) of this publish dropped: a track came back late, at timestamps that overlap the previous publish",
-                        flv.dropped_at_splice
+                        self.flv.dropped_at_splice
                     );
                 }
-                sh.write_stdout(&mut flv);
-            }
-            let mut st = sh.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.stdout_busy = false;
-            if !sh.settings.persist {
-                sh.done.store(true, Ordering::SeqCst);
-            }
-        }
-    }
-    let mut st = sh.state.lock().unwrap_or_else(|e| e.into_inner());
-    st.active_keys.remove(&a.key);
-}
-
-fn event(
-    s: &mut ServerSession,
-    ev: ServerEvent,
-    peer: SocketAddr,
-    sh: &Shared,
-    active: &mut Option<Active>,
-    app: &mut String,
-) {
-    let set = &sh.settings;
-    match ev {
-        ServerEvent::Connect { app: a, .. } => {
-            let name = a
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .trim_end_matches('/')
-                .to_string();
-            match &set.app {
-                Some(want) if *want != name => {
-                    log::warn!("{peer}: refused: unknown application {name:?}");
-                    let _ = s.reject_connect(&format!("unknown application {name:?}"));
-                }
-                _ => {
-                    *app = name;
-                    let _ = s.accept_connect();
+                self.send_stdout();
+                self.stdout_owner = None;
+                if !self.persist {
+                    self.done = true;
                 }
             }
         }
-        ServerEvent::Publish {
-            stream_id,
-            stream_key,
-            ..
-        } => {
-            let refuse = |s: &mut ServerSession, why: &str| {
-                log::warn!(
-                    "{peer}: publish of key {} refused: {why}",
-                    mask(&stream_key)
-                );
-                let _ = s.reject_publish(stream_id, "NetStream.Publish.BadName", why);
-            };
-            if active.is_some() {
-                return refuse(s, "this connection already publishes");
-            }
-            if let Some(keys) = &set.keys {
-                if !keys.contains(&stream_key) {
-                    return refuse(s, "stream key not accepted");
-                }
-            }
-            let sink = {
-                let mut st = sh.state.lock().unwrap_or_else(|e| e.into_inner());
-                if st.active_keys.contains(&stream_key) {
-                    drop(st);
-                    return refuse(s, "this stream key is already publishing");
-                }
-                if set.exec.is_none() && st.stdout_busy {
-                    drop(st);
-                    return refuse(s, "another publisher is active (stdout carries one stream)");
-                }
-                let sink = match &set.exec {
-                    Some(cmd) => match ExecChild::spawn(cmd, app, &stream_key, peer) {
-                        Ok(c) => Sink::Exec(Box::new(c)),
-                        Err(e) => {
-                            drop(st);
-                            log::error!("{peer}: cannot run --exec command: {e}");
-                            return refuse(s, "server error");
-                        }
-                    },
-                    None => {
-                        st.stdout_busy = true;
-                        sh.stdout.lock().unwrap_or_else(|e| e.into_inner()).begin();
-                        Sink::Stdout
-                    }
-                };
-                st.active_keys.insert(stream_key.clone());
-                sink
-            };
-            log::info!("{peer}: publishing app {app:?} key {}", mask(&stream_key));
-            let _ = s.accept_publish(stream_id);
-            *active = Some(Active {
-                stream_id,
-                key: stream_key,
-                sink,
-            });
-        }
-        ServerEvent::Play { stream_id, .. } => {
-            log::warn!("{peer}: play refused: river-rtmp-in only ingests");
-            let _ = s.reject_play(stream_id, "river-rtmp-in only accepts publishers");
-        }
-        ServerEvent::Metadata {
-            stream_id,
-            name,
-            body,
-            ..
-        } => {
-            if name != "onMetaData" {
-                return;
-            }
-            with_flv(sh, active, stream_id, |f| f.metadata(&body));
-        }
-        ServerEvent::Media {
-            stream_id,
-            kind,
-            timestamp,
-            body,
-        } => {
-            with_flv(sh, active, stream_id, |f| {
-                if let Some(n) = f.media(kind, timestamp, &body) {
-                    log::info!("{peer}: {n}");
-                }
-            });
-        }
-        ServerEvent::Unpublish { stream_id } => {
-            if active.as_ref().is_some_and(|a| a.stream_id == stream_id) {
-                end_active(sh, active);
-            }
-        }
-        ServerEvent::PlayStop { .. } | ServerEvent::Closed => {}
+        self.live_keys.remove(&a.key);
     }
 }
 
-fn with_flv(
-    sh: &Shared,
-    active: &mut Option<Active>,
-    stream_id: u32,
-    f: impl FnOnce(&mut FlvSplice),
-) {
-    let Some(a) = active.as_mut().filter(|a| a.stream_id == stream_id) else {
-        return;
+/// Queues the session's answers and writes what the socket takes.
+fn send(c: &mut RConn, now: Instant) -> Result<(), String> {
+    let out = c.session.take_output();
+    if !out.is_empty() {
+        if c.net.out.is_empty() {
+            c.last_write = now;
+        }
+        c.net
+            .out
+            .push(Bytes::from(out))
+            .map_err(|_| "the client does not read what it is sent".to_string())?;
+    }
+    if !c.net.out.is_empty() {
+        match c.net.flush() {
+            Ok(w) if w.bytes > 0 => c.last_write = now,
+            Ok(_) => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// When the connection's timer must fire: the session's deadline (handshake, idle; not while
+/// stalled: the publisher waits for us then) or the write deadline.
+fn deadline(c: &RConn) -> Option<Instant> {
+    let session = if c.stalled {
+        None
+    } else {
+        c.session.poll_deadline()
     };
-    match &mut a.sink {
-        Sink::Exec(c) => f(&mut c.flv),
-        Sink::Stdout => {
-            let mut flv = sh.stdout.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut flv);
-            // Written per read, not per tag: see flush_active.
-        }
+    let write = (!c.net.out.is_empty()).then(|| c.last_write + WRITE_TIMEOUT);
+    match (session, write) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

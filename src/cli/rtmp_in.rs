@@ -14,10 +14,12 @@ bytes), the sequence headers, then the audio and video tags. Codecs pass through
 and AAC, and Enhanced-RTMP FourCC video such as hvc1 or av01, which river's other tools refuse by \
 name).
 
-Access: --app limits the application (the first path element of the URL), --key/--keys the stream \
-keys (the last path element). A wrong application is refused at connect (NetConnection.Connect.Rejected), \
-a wrong key at publish (NetStream.Publish.BadName), and the connection is closed. Without \
---key/--keys any key is accepted. Keys are never logged in full. One publisher per key at a time.
+Access: --app limits the application (the first path element of the URL, without the slashes \
+around it: /live/ is live), --key/--keys the stream keys (the last path element). A wrong application \
+is refused at connect (NetConnection.Connect.Rejected), a wrong key at publish \
+(NetStream.Publish.BadName), and the connection is closed. A publish needs an application and a \
+key. Without --key/--keys any key is accepted. Keys are never logged in full. One publisher per key \
+at a time. The names follow the same rules as river-relay's RTMP front.
 
 Without --exec, stdout carries one stream: one publisher at a time, and the tool exits when the \
 publish ends. --persist keeps listening instead and keeps stdout one continuous FLV across \
@@ -29,12 +31,20 @@ downstream. Each publish starts on a video keyframe.
 and RIVER_APP, RIVER_KEY and RIVER_REMOTE_ADDR in its environment, like nginx-rtmp's exec: one \
 ingest serves many stream keys. When the publish ends the child's stdin is closed; a child still \
 running 2 s later gets SIGTERM (its whole process group), SIGKILL only if it is still there 10 s \
-after that, and it is always reaped.
+after that, and it is always reaped (a child that reads nothing of the rest of its input for 2 s \
+after the publish ended gets its stdin closed then).
+
+A slow reader (the pipe on stdout, or an --exec command) slows its publisher down: while more than \
+256 KiB of a publish wait to be written, its connection is not read, so TCP holds the encoder back \
+until they drain. An --exec command that stops reading (closes its stdin) loses the rest of that \
+publish; the publish goes on.
 
 Timestamps pass through river's timeline stage: RTMP's 32-bit millisecond wrap is unwrapped and \
-the output is monotonic. Limits: 10 s for the handshake and connect, 30 s without data closes a \
-connection, at most 8 streams per connection, messages up to 8 MiB. SIGINT/SIGTERM finish the tag \
-in hand, flush, end the --exec children and exit. The bound address is printed on stderr (use port \
+the output is monotonic. One thread serves every connection. Limits: at most --max-connections \
+connections open (one over the cap is closed at once and logged with its address), 10 s for the \
+handshake and connect, 30 s without data closes a connection, 10 s without progress writing to a \
+client closes it, at most 8 streams per connection, messages up to 8 MiB. SIGINT/SIGTERM finish the \
+tag in hand, flush, end the --exec children and exit. The bound address is printed on stderr (use port \
 0 for any free port).
 
 Examples:
@@ -77,6 +87,10 @@ pub struct RtmpIn {
     /// Keep listening and keep stdout one continuous FLV across publisher reconnects
     #[arg(long, conflicts_with = "exec")]
     pub persist: bool,
+    /// Most open connections; one over the cap is closed at once (and logged with its address)
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -96,6 +110,10 @@ mod tests {
         let a = RtmpIn::try_parse_from(["river-rtmp-in"]).unwrap();
         assert_eq!(a.listen.to_string(), "0.0.0.0:1935");
         assert!(!a.persist);
+        assert_eq!(a.max_connections, 4096);
+        let a = RtmpIn::try_parse_from(["river-rtmp-in", "--max-connections", "3"]).unwrap();
+        assert_eq!(a.max_connections, 3);
+        assert!(RtmpIn::try_parse_from(["river-rtmp-in", "--max-connections", "0"]).is_err());
         assert!(RtmpIn::try_parse_from(["river-rtmp-in", "--exec", "cat", "--persist"]).is_err());
         assert!(RtmpIn::try_parse_from(["river-rtmp-in", "--listen", "nope"]).is_err());
     }

@@ -4,7 +4,8 @@
 //! - `EMFILE`/`ENFILE` (no descriptor for the new socket): the listener holds one reserve
 //!   descriptor (`/dev/null`). It closes the reserve, accepts the waiting connection and closes it
 //!   at once, so the client sees a close instead of hanging in the backlog, and reopens the
-//!   reserve. When even that fails, accepting pauses for [`PAUSE`] and is retried then; it never
+//!   reserve. (At the limit accept fails so even with nothing waiting; that is
+//!   [`Accept::Drained`], not a shed connection.) When even that fails, accepting pauses for [`PAUSE`] and is retried then; it never
 //!   stops for good.
 //! - Any other error (`ENOBUFS`, `ENOMEM`, ...): a pause of [`PAUSE`], then a retry.
 //!
@@ -116,11 +117,19 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if out_of_fds(&e) && self.reserve.is_some() => {
                     self.reserve = None;
+                    // accept(2) takes the descriptor before it looks at the queue, so at the
+                    // limit it fails with EMFILE even when nothing is waiting: then nothing is
+                    // shed and the queue is drained.
                     let shed = self.sock.accept();
+                    let empty = matches!(&shed, Err(x) if x.kind() == io::ErrorKind::WouldBlock);
                     drop(shed);
                     self.reserve = reserve_fd();
                     if self.reserve.is_some() {
-                        return Accept::Shed(e);
+                        return if empty {
+                            Accept::Drained
+                        } else {
+                            Accept::Shed(e)
+                        };
                     }
                     let until = now + PAUSE;
                     self.paused_until = Some(until);

@@ -29,8 +29,21 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str], stdout: &Path) -> Server {
+        Self::spawn(Command::new(river("river-rtmp-in")), args, stdout)
+    }
+
+    /// [`Server::start`] with at most `nofile` descriptors (RLIMIT_NOFILE).
+    fn start_limited(nofile: u32, args: &[&str], stdout: &Path) -> Server {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(river("river-rtmp-in"));
+        Self::spawn(sh, args, stdout)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], stdout: &Path) -> Server {
         let out = std::fs::File::create(stdout).unwrap();
-        let mut child = Command::new(river("river-rtmp-in"))
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "-v"])
             .args(args)
             .stdin(Stdio::null())
@@ -64,6 +77,34 @@ impl Server {
             addr,
             stderr: rx,
             log,
+        }
+    }
+
+    /// Waits (up to 30 s) for a stderr line containing `needle` and returns it.
+    fn wait_log(&mut self, needle: &str) -> String {
+        self.wait_lines(needle, 1).pop().unwrap()
+    }
+
+    /// Waits (up to 30 s) for `n` stderr lines containing `needle` and returns them.
+    fn wait_lines(&mut self, needle: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found: Vec<String> = self
+                .log
+                .iter()
+                .filter(|l| l.contains(needle))
+                .cloned()
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            let Ok(l) = self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                panic!("no {n} log lines with {needle:?}:\n{}", self.log.join("\n"));
+            };
+            self.log.push(l);
         }
     }
 
@@ -102,6 +143,18 @@ fn publish(src: &Path, url: &str, realtime: bool) -> (bool, String) {
         args.push("-re");
     }
     args.extend_from_slice(&["-i", &s, "-c", "copy", "-f", "flv", url]);
+    let out = run(Path::new("ffmpeg"), &args, b"");
+    (out.status.success(), out.stderr)
+}
+
+/// [`publish`] with ffmpeg's RTMP options (`-rtmp_app`, `-rtmp_playpath`) before the URL.
+fn publish_with(src: &Path, url: &str, rtmp_opts: &[&str]) -> (bool, String) {
+    require("ffmpeg");
+    let s = src.to_string_lossy().to_string();
+    let mut args = vec!["-nostdin", "-hide_banner", "-loglevel", "error"];
+    args.extend_from_slice(&["-i", &s, "-c", "copy"]);
+    args.extend_from_slice(rtmp_opts);
+    args.extend_from_slice(&["-f", "flv", url]);
     let out = run(Path::new("ffmpeg"), &args, b"");
     (out.status.success(), out.stderr)
 }
@@ -240,6 +293,132 @@ fn wrong_key_or_app_is_refused_with_a_clear_error() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("refused"), "{log}");
     assert_same_as_source(&out, "after refusals");
+}
+
+/// The application is trimmed of `/` on both sides (as river-relay's RTMP front does), and a
+/// publish needs a key.
+#[test]
+fn the_app_is_trimmed_of_slashes_and_a_key_is_required() {
+    let dir = out_path("trim");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_string_lossy();
+    let cmd = format!("printf '%s' \"$RIVER_APP\" > {d}/$RIVER_KEY.app; cat > {d}/$RIVER_KEY.flv");
+    let mut srv = Server::start(&["--app", "/live/", "--exec", &cmd], &dir.join("stdout"));
+    let src = CLIP.flv();
+    // ffmpeg sends the application as given: "/live/" and "/live" are the application "live".
+    for (app, key) in [("/live/", "both"), ("/live", "lead"), ("live/", "trail")] {
+        let url = srv.url("ignored/ignored");
+        let (ok, err) = publish_with(&src, &url, &["-rtmp_app", app, "-rtmp_playpath", key]);
+        assert!(ok, "app {app:?}: {err}");
+    }
+    // rtmp://HOST/live/ has no key: refused, as river-relay refuses it.
+    let (ok, err) = publish(&src, &srv.url("live/"), false);
+    assert!(!ok, "a publish without a key must fail");
+    assert!(
+        err.contains("publish to rtmp://HOST/<app>/<key>"),
+        "ffmpeg said: {err}"
+    );
+    srv.wait_log("refused: publish to rtmp://HOST/<app>/<key>");
+    // Each child ends once its stdin is closed (its publish ended).
+    srv.wait_lines("(key ****(4 chars)) ended", 2);
+    srv.wait_lines("(key tr…(5 chars)) ended", 1);
+    for key in ["both", "lead", "trail"] {
+        let app = dir.join(format!("{key}.app"));
+        assert_eq!(std::fs::read_to_string(&app).unwrap(), "live", "{key}");
+        assert_same_as_source(&dir.join(format!("{key}.flv")), key);
+    }
+    srv.signal(libc::SIGTERM);
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(log.matches("publishing app \"live\"").count(), 3, "{log}");
+}
+
+/// --max-connections: a connection over the cap is closed at once and logged with its address;
+/// connections that never finish the handshake are closed at its deadline, which frees their
+/// places.
+#[test]
+fn connections_over_the_cap_are_closed_and_silent_ones_time_out() {
+    let out = out_path("cap.flv");
+    let mut srv = Server::start(&["--max-connections", "2", "--key", "k"], &out);
+    let t0 = Instant::now();
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&srv.addr).unwrap())
+        .collect();
+    let mut over = TcpStream::connect(&srv.addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    let r = over.read(&mut b);
+    assert!(
+        matches!(r, Ok(0)) || r.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection over the cap is closed"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "closed at once");
+    let me = over.local_addr().unwrap();
+    let line = srv.wait_log(&format!("{me}: refused: 2 connections open"));
+    assert!(line.contains("--max-connections"), "{line}");
+    // The two held connections send nothing: the handshake deadline (10 s) closes them.
+    for mut h in held {
+        h.set_read_timeout(Some(Duration::from_secs(25))).unwrap();
+        let r = h.read(&mut b);
+        assert!(matches!(r, Ok(0)) || r.is_err(), "{r:?}");
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(25),
+        "closed at the handshake deadline, not {waited:?}"
+    );
+    srv.wait_log("handshake not done within 10s");
+    // Their places are free again.
+    let (ok, err) = publish(&CLIP.flv(), &srv.url("live/k"), false);
+    assert!(ok, "{err}");
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert_same_as_source(&out, "after the cap");
+}
+
+/// Out of descriptors (a low RLIMIT_NOFILE), the connections the process cannot hold are closed
+/// at once, without a flood of log lines, and once they are gone the server serves again.
+#[test]
+fn running_out_of_descriptors_sheds_connections_and_recovers() {
+    let out = out_path("nofile.flv");
+    let mut srv = Server::start_limited(32, &["--key", "k"], &out);
+    let socks: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(&srv.addr).unwrap())
+        .collect();
+    srv.wait_log("Too many open files");
+    // Some were closed by the server at once.
+    let mut closed = 0;
+    for mut s in socks {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        let r = s.read(&mut b);
+        if matches!(r, Ok(0)) || r.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0, "no connection was shed");
+    // The rest are closed by the client now; the server notices and serves again.
+    let mut tries = 0;
+    loop {
+        let (ok, err) = publish(&CLIP.flv(), &srv.url("live/k"), false);
+        if ok {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 20,
+            "publish after running out of descriptors: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    let lines = log.lines().filter(|l| l.contains("descriptor")).count();
+    assert!(lines <= 4, "{lines} lines about descriptors: {log}");
+    assert_same_as_source(&out, "after running out of descriptors");
 }
 
 #[test]

@@ -12,6 +12,9 @@
 //!   [`ServerSession::poll_event`], answer them (`accept_*`/`reject_*`), send what
 //!   [`ServerSession::take_output`] returns, and call [`ServerSession::handle_timeout`] at
 //!   [`ServerSession::poll_deadline`].
+//! - [`policy`]: the publish/play policy river-rtmp-in and the relay hub share: the application
+//!   and stream names of a connect, publish and play, their parameters (passwords), and the
+//!   accept/refuse decisions.
 //!
 //! Media travels as FLV tag bodies (the RTMP audio/video message payload is exactly an FLV tag
 //! body), so [`crate::format::flv`] parses it, including the Enhanced-RTMP FourCC video header.
@@ -21,6 +24,7 @@
 pub mod chunk;
 pub mod handshake;
 pub mod message;
+pub mod policy;
 mod session;
 pub mod splice;
 

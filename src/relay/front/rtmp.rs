@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::super::channel::{key_str, SubKind};
 use super::super::hub::{Conn, Hub, State};
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::proto::rtmp::policy::{Access, Connect, PublishState, Stream};
 use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
 
 /// An RTMP player gets more FLV from its queue only while its session holds less than this.
@@ -19,10 +20,8 @@ const PING: Duration = Duration::from_secs(10);
 /// The RTMP part of a connection.
 pub(in crate::relay) struct RtmpSide {
     pub session: ServerSession,
-    /// The user (the connect `app` without its query).
-    app: String,
-    /// The connect URL's query (app or tcUrl), where passwords may go.
-    connect_query: String,
+    /// What the connect named: the user (its `app`) and its query, where passwords may go.
+    connect: Connect,
     /// The stream being published or played.
     stream_id: Option<u32>,
     /// A play waiting for `accept_play`/`reject_play`.
@@ -52,8 +51,7 @@ impl RtmpSide {
                 now,
                 crate::proto::util::random_u64(),
             ),
-            app: String::new(),
-            connect_query: String::new(),
+            connect: Connect::default(),
             stream_id: None,
             play_pending: false,
             splice: FlvSplice::new(),
@@ -64,13 +62,6 @@ impl RtmpSide {
             close_after: false,
         })
     }
-}
-
-fn query_param(q: &str, key: &str) -> Option<String> {
-    q.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| v.to_string())
-    })
 }
 
 /// Is this FLV audio/video body a sequence header (AVC/AAC, or an Enhanced-RTMP SequenceStart)?
@@ -116,17 +107,8 @@ impl Hub {
             };
             match ev {
                 ServerEvent::Connect { app, tc_url, .. } => {
-                    let (a, q) = app.split_once('?').unwrap_or((app.as_str(), ""));
-                    r.app = a.trim_matches('/').to_string();
-                    r.connect_query = if q.is_empty() {
-                        tc_url
-                            .as_deref()
-                            .and_then(|t| t.split_once('?'))
-                            .map(|(_, q)| q.to_string())
-                            .unwrap_or_default()
-                    } else {
-                        q.to_string()
-                    };
+                    // The hub serves any application (its users); the user is checked at publish.
+                    r.connect = Connect::parse(&app, tc_url.as_deref());
                     if let Err(e) = r.session.accept_connect() {
                         self.close(idx, Some(&format!("RTMP: {e}")));
                         return;
@@ -138,19 +120,16 @@ impl Hub {
                     query,
                     ..
                 } => {
-                    let key = (r.app.clone(), stream_key);
-                    let busy = !matches!(c.state, State::RtmpIdle);
-                    let pw = query_param(&query, "user-password")
-                        .or_else(|| query_param(&r.connect_query, "user-password"))
-                        .unwrap_or_default();
-                    let cpw = query_param(&query, "password")
-                        .or_else(|| query_param(&r.connect_query, "password"));
-                    let res = if busy {
-                        Err("one publish or play per connection".to_string())
-                    } else if key.0.is_empty() || key.1.is_empty() {
-                        Err("publish to rtmp://HOST/<user>/<channel>".to_string())
-                    } else {
-                        self.check_user(&key.0, &pw)
+                    let s = Stream::new(&r.connect, &stream_key, &query);
+                    let key = (s.app.clone(), s.name.clone());
+                    let st = PublishState {
+                        conn_busy: !matches!(c.state, State::RtmpIdle),
+                        ..Default::default()
+                    };
+                    let cpw = s.channel_password();
+                    let res = match Access::hub().publish(&s, st) {
+                        Err(refusal) => Err(refusal.to_string()),
+                        Ok(()) => self.check_user(&key.0, &s.user_password()),
                     };
                     let Some(c) = self.conns[idx].as_mut() else {
                         return;
@@ -219,13 +198,15 @@ impl Hub {
                     query,
                     ..
                 } => {
-                    let key = (r.app.clone(), stream_name);
-                    let cpw = query_param(&query, "password")
-                        .or_else(|| query_param(&r.connect_query, "password"));
+                    let s = Stream::new(&r.connect, &stream_name, &query);
+                    let key = (s.app.clone(), s.name.clone());
+                    let cpw = s.channel_password();
                     r.stream_id = Some(stream_id);
                     r.play_pending = true;
-                    if !matches!(c.state, State::RtmpIdle) {
-                        self.refuse(idx, "one publish or play per connection", None);
+                    if let Err(refusal) =
+                        Access::hub().play(&s, !matches!(c.state, State::RtmpIdle))
+                    {
+                        self.refuse(idx, &refusal.to_string(), None);
                         return;
                     }
                     self.start_watcher(idx, key, cpw, SubKind::Rtmp, now);
