@@ -189,8 +189,9 @@ pub fn text_response(status: u16, content_type: &str, body: &str, head_only: boo
     v
 }
 
-/// An error response: status and a one-line plain-text reason.
-pub fn error_response(status: u16, message: &str) -> Vec<u8> {
+/// An error response: status and a one-line plain-text reason (any displayable error, so a typed
+/// one such as the chunked decoder's [`crate::error::Diag`] goes in as it is).
+pub fn error_response(status: u16, message: &(impl std::fmt::Display + ?Sized)) -> Vec<u8> {
     text_response(
         status,
         "text/plain; charset=utf-8",
