@@ -41,30 +41,58 @@ impl std::fmt::Debug for CameraUrl {
 /// Largest URL accepted (cameras' URLs are short; this bounds what is parsed and logged).
 const MAX_URL_LEN: usize = 4096;
 
+/// A camera URL that cannot be used. The URLs it holds are redacted ([`redact_str`]): no password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraUrlError {
+    /// Longer than river accepts (its length in bytes).
+    TooLong(usize),
+    /// Not a URL: the URL and the `url` crate's reason.
+    Invalid { url: String, reason: String },
+    /// A scheme other than `rtsp`.
+    Scheme { scheme: String, url: String },
+    /// No host.
+    NoHost { url: String },
+}
+
+impl std::fmt::Display for CameraUrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CameraUrlError::TooLong(n) => {
+                write!(f, "URL of {n} bytes is too long (at most {MAX_URL_LEN})")
+            }
+            CameraUrlError::Invalid { url, reason } => write!(
+                f,
+                "invalid URL {url:?}: {reason}; expected rtsp://HOST[:PORT]/PATH"
+            ),
+            CameraUrlError::Scheme { scheme, url } => write!(
+                f,
+                "unsupported URL scheme {scheme:?} in {url:?}: river-rtsp-pull speaks rtsp://"
+            ),
+            CameraUrlError::NoHost { url } => write!(f, "URL {url:?} has no host"),
+        }
+    }
+}
+
+impl std::error::Error for CameraUrlError {}
+
 impl CameraUrl {
     /// Parses an `rtsp://` URL. The error never repeats the password.
-    pub fn parse(s: &str) -> Result<CameraUrl, String> {
+    pub fn parse(s: &str) -> Result<CameraUrl, CameraUrlError> {
         if s.len() > MAX_URL_LEN {
-            return Err(format!(
-                "URL of {} bytes is too long (at most {MAX_URL_LEN})",
-                s.len()
-            ));
+            return Err(CameraUrlError::TooLong(s.len()));
         }
-        let mut url = url::Url::parse(s).map_err(|e| {
-            format!(
-                "invalid URL {:?}: {e}; expected rtsp://HOST[:PORT]/PATH",
-                redact_str(s)
-            )
+        let mut url = url::Url::parse(s).map_err(|e| CameraUrlError::Invalid {
+            url: redact_str(s),
+            reason: e.to_string(),
         })?;
         if url.scheme() != "rtsp" {
-            return Err(format!(
-                "unsupported URL scheme {:?} in {:?}: river-rtsp-pull speaks rtsp://",
-                url.scheme(),
-                redact_str(s)
-            ));
+            return Err(CameraUrlError::Scheme {
+                scheme: url.scheme().to_string(),
+                url: redact_str(s),
+            });
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("URL {:?} has no host", redact_str(s)));
+            return Err(CameraUrlError::NoHost { url: redact_str(s) });
         }
         let user = Some(percent_decode(url.username())).filter(|u| !u.is_empty());
         let password = url.password().map(percent_decode);
@@ -430,9 +458,22 @@ mod tests {
             "rtsp://u:hunter2@/x",
         ] {
             let e = CameraUrl::parse(bad).unwrap_err();
-            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
         }
         assert!(CameraUrl::parse(&format!("rtsp://h/{}", "a".repeat(5000))).is_err());
+        assert_eq!(
+            CameraUrl::parse("rtsp://u:hunter2@/x"),
+            Err(CameraUrlError::Invalid {
+                url: "rtsp://u@/x".into(),
+                reason: "empty host".into()
+            })
+        );
+        let e = CameraUrl::parse("http://cam/x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported URL scheme \"http\" in \"http://cam/x\": river-rtsp-pull speaks rtsp://"
+        );
         assert_eq!(
             redact_str("rtsp://u:hunter2@h:1/p@x"),
             "rtsp://u@h:1/p@x".to_string()

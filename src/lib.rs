@@ -4,6 +4,15 @@
 //! wire it to stdin/stdout. Nothing in the library prints: problems travel as values
 //! ([`error::Diag`]) and the binaries log them.
 //!
+//! Errors: library functions return typed errors: [`error::Diag`] (a message and a byte offset)
+//! from stream parsers, and a small enum per layer elsewhere, with a `Diag` inside where the
+//! problem has an offset ([`codec::h264::H264Error`], [`codec::aac::AacError`],
+//! [`format::flv::FlvError`], [`proto::sdp::SdpError`], [`proto::rtp::ingest::IngestError`],
+//! [`proto::rtsp::auth::AuthError`], [`relay::convert::ConvertError`],
+//! [`relay::client::ClientError`], [`thumb::ThumbError`], [`camera::CameraUrlError`]). `anyhow`
+//! is only for [`app`], where each tool adds context and gives up, and [`stdio::main_with`] takes
+//! any error that lends itself as a `dyn Error` (an `anyhow::Error` does).
+//!
 //! Map:
 //! - [`media`]: the shared unit, [`media::Frame`] with 90 kHz timestamps, track configuration, and
 //!   [`media::StreamFormat`], the one name for a byte stream's container in every layer.
@@ -25,7 +34,7 @@
 //! - [`pipeline`]: the stages between containers and frames: [`pipeline::Demux`] (bridges,
 //!   timeline, start gate), [`pipeline::TsOut`] and [`pipeline::FlvOut`].
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
-//! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>`.
+//! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>` (the only module on `anyhow`).
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
 //! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
 //! - [`relay`]: river-relay: users, keyframe-aware chunking, GOP cache, watcher queues, the

@@ -7,10 +7,13 @@
 //! - SIGINT, SIGTERM and SIGHUP set a flag that the tool's loop checks between units; the tool then
 //!   finishes the unit in hand, flushes and exits (130 after SIGINT, 0 after SIGTERM/SIGHUP).
 
+use std::error::Error;
 use std::io::{self, IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::Parser;
+
+use crate::error::{chain, Chain};
 
 /// Exit statuses shared by every tool, documented in every man page.
 pub mod exit {
@@ -82,7 +85,15 @@ pub trait ToolArgs: Parser {
 
 /// The shared main: parse arguments, set up logging and signals, run, map the result to an exit
 /// status. Never returns.
-pub fn main_with<A: ToolArgs>(tool: &'static str, run: fn(A) -> anyhow::Result<()>) -> ! {
+///
+/// `run`'s error is anything that lends itself as a `dyn Error` with its causes: the `app`
+/// functions' `anyhow::Error`, or a `Box<dyn Error + Send + Sync>`. It is printed with every cause
+/// ([`Chain`]); a [`UsageError`] anywhere in the chain exits 2, an EPIPE anywhere exits 0 quietly.
+pub fn main_with<A, E>(tool: &'static str, run: fn(A) -> Result<(), E>) -> !
+where
+    A: ToolArgs,
+    E: AsRef<dyn Error + Send + Sync + 'static>,
+{
     let args = A::parse(); // clap exits 2 on usage errors, 0 for --help/--version
     init_logging(tool, args.log_args());
     install_signal_handlers();
@@ -91,22 +102,24 @@ pub fn main_with<A: ToolArgs>(tool: &'static str, run: fn(A) -> anyhow::Result<(
             Some(libc::SIGINT) => exit::INTERRUPTED,
             _ => exit::OK,
         },
-        Err(e) if is_broken_pipe(&e) => {
-            log::debug!("downstream closed the pipe; exiting");
-            exit::OK
-        }
-        Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some();
-            eprintln!("{tool}: error: {e:#}");
-            if usage {
-                exit::USAGE
-            } else {
-                exit::ERROR
-            }
-        }
+        Err(e) => failure_code(tool, e.as_ref()),
     };
     let _ = io::stderr().flush();
     std::process::exit(code)
+}
+
+/// Reports a failed run on stderr (unless the pipe closed) and gives its exit status.
+fn failure_code(tool: &str, e: &(dyn Error + 'static)) -> i32 {
+    if is_broken_pipe(e) {
+        log::debug!("downstream closed the pipe; exiting");
+        return exit::OK;
+    }
+    eprintln!("{tool}: error: {}", Chain(e));
+    if chain(e).any(|c| c.is::<UsageError>()) {
+        exit::USAGE
+    } else {
+        exit::ERROR
+    }
 }
 
 fn init_logging(tool: &'static str, log: &LogArgs) {
@@ -141,8 +154,8 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// True when the error chain holds an EPIPE from writing to a closed pipe.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
+pub fn is_broken_pipe(e: &(dyn Error + 'static)) -> bool {
+    chain(e).any(|c| {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
@@ -179,12 +192,11 @@ pub fn stop_signal() -> Option<i32> {
 }
 
 /// Refuses binary output to a terminal.
-pub fn require_binary_stdout(what: &str) -> anyhow::Result<()> {
+pub fn require_binary_stdout(what: &str) -> Result<(), UsageError> {
     if io::stdout().is_terminal() {
         return Err(UsageError(format!(
             "refusing to write {what} to a terminal; redirect stdout to a file or pipe it (for example `| ffplay -`)"
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
@@ -211,5 +223,57 @@ pub fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<ReadOutcom
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The tools' errors are `anyhow::Error`s (src/app): their chains must read as before, when
+    // main_with took `anyhow::Error` itself and printed `{:#}`.
+    fn code(e: anyhow::Error) -> i32 {
+        failure_code("river-test", e.as_ref())
+    }
+
+    fn pipe() -> io::Error {
+        io::Error::from(io::ErrorKind::BrokenPipe)
+    }
+
+    #[test]
+    fn exit_codes_follow_the_chain() {
+        use anyhow::Context;
+        assert_eq!(code(UsageError("bad option".into()).into()), exit::USAGE);
+        let wrapped = Err::<(), _>(UsageError("bad".into())).context("outer");
+        assert_eq!(code(wrapped.unwrap_err()), exit::USAGE);
+        let twice = Err::<(), _>(UsageError("bad".into()))
+            .context("inner")
+            .context("outer");
+        assert_eq!(code(twice.unwrap_err()), exit::USAGE);
+        assert_eq!(code(pipe().into()), exit::OK);
+        let ctx = Err::<(), _>(pipe()).context("writing stdout");
+        assert_eq!(code(ctx.unwrap_err()), exit::OK);
+        assert_eq!(
+            code(anyhow::anyhow!("no video frames received")),
+            exit::ERROR
+        );
+        let other = Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)).context("reading");
+        assert_eq!(code(other.unwrap_err()), exit::ERROR);
+    }
+
+    #[test]
+    fn the_error_line_is_anyhows_alternate_form() {
+        use anyhow::Context;
+        let e = Err::<(), _>(io::Error::other("disk full"))
+            .context("writing seg1.ts")
+            .context("closing the segment")
+            .unwrap_err();
+        assert_eq!(Chain(e.as_ref()).to_string(), format!("{e:#}"));
+        assert_eq!(
+            Chain(e.as_ref()).to_string(),
+            "closing the segment: writing seg1.ts: disk full"
+        );
+        let e = anyhow::Error::new(crate::error::Diag::new(9, "bad tag")).context("muxing");
+        assert_eq!(Chain(e.as_ref()).to_string(), format!("{e:#}"));
     }
 }

@@ -17,7 +17,13 @@ struct StdoutMux<F> {
     total: u64,
 }
 
-impl<F: FnMut(&MediaEvent, &mut Vec<u8>) -> Result<(), String>> EventSink for StdoutMux<F> {
+/// Any muxer error that displays: today the `String` of [`TsOut::event`] and [`FlvOut::event`],
+/// their typed errors once they have them.
+impl<F, E> EventSink for StdoutMux<F>
+where
+    F: FnMut(&MediaEvent, &mut Vec<u8>) -> Result<(), E>,
+    E: std::fmt::Display,
+{
     fn event(&mut self, ev: MediaEvent) -> anyhow::Result<bool> {
         (self.mux)(&ev, &mut self.out).map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
         Ok(true)

@@ -130,13 +130,15 @@ fn broadcast(b: BroadcastArgs) -> anyhow::Result<()> {
         }
     };
     let req = request(Role::Broadcast, &b.chan, Some(pw), b.bufsize)?;
-    client::broadcast(&b.addr, &req, b.bufsize, &retry(&b.retry))
+    client::broadcast(&b.addr, &req, b.bufsize, &retry(&b.retry))?;
+    Ok(())
 }
 
 fn watch(w: WatchArgs) -> anyhow::Result<()> {
     let req = request(Role::Watch, &w.chan, None, None)?;
     require_binary_stdout("the stream")?;
-    client::watch(&w.addr, &req, &retry(&w.retry))
+    client::watch(&w.addr, &req, &retry(&w.retry))?;
+    Ok(())
 }
 
 /// `river-relay ADDR PAYLOAD`, as fstream.py takes it.
@@ -167,11 +169,13 @@ fn fstream_form(v: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
             if req.user_password.is_none() {
                 return Err(UsageError("a broadcaster needs user-password=...".into()).into());
             }
-            client::broadcast(addr, &req, req.bufsize.filter(|&b| b > 0), &r)
+            client::broadcast(addr, &req, req.bufsize.filter(|&b| b > 0), &r)?;
+            Ok(())
         }
         Role::Watch => {
             require_binary_stdout("the stream")?;
-            client::watch(addr, &req, &r)
+            client::watch(addr, &req, &r)?;
+            Ok(())
         }
     }
 }

@@ -621,7 +621,7 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
         RtspFormat::H264 => "H.264",
     };
     require_binary_stdout(what)?;
-    let cam = CameraUrl::parse(&args.url).map_err(crate::stdio::UsageError)?;
+    let cam = CameraUrl::parse(&args.url).map_err(|e| crate::stdio::UsageError(e.to_string()))?;
     let creds = credentials(&args, &cam)?;
     let timeout = args.stall_timeout.as_duration();
     let started = Instant::now();

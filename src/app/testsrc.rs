@@ -30,10 +30,11 @@ impl Sink {
         !matches!((self, ev), (Sink::H264(_), MediaEvent::Frame(f)) if f.track == Track::Audio)
     }
 
-    fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
+    fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> anyhow::Result<()> {
         match self {
-            Sink::Ts(t) => t.event(ev, out),
-            Sink::Flv(f) => f.event(ev, out),
+            // The muxers report a `String` (src/pipeline.rs).
+            Sink::Ts(t) => t.event(ev, out).map_err(anyhow::Error::msg),
+            Sink::Flv(f) => f.event(ev, out).map_err(anyhow::Error::msg),
             Sink::H264(cfg) => {
                 match ev {
                     MediaEvent::Video(c) => *cfg = Some(c.clone()),
@@ -109,8 +110,7 @@ pub fn testsrc(args: TestSrc) -> anyhow::Result<()> {
             }
             frames += 1;
         }
-        sink.event(&ev, &mut out)
-            .map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
+        sink.event(&ev, &mut out).context("muxing")?;
         // Live: every frame leaves as soon as it is due. Otherwise: in blocks, for throughput.
         if (args.realtime && !out.is_empty()) || out.len() >= WRITE_BLOCK {
             stdout.write_all(&out).context("writing stdout")?;

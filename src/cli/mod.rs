@@ -54,6 +54,9 @@ pub struct FrameRate {
 }
 
 impl std::str::FromStr for FrameRate {
+    // A String error on purpose: clap's value parsers only show it (`invalid value 'x' for
+    // '--opt': {err}`), and a command-line value has no byte offset or kind a caller would match
+    // on. clap would take a typed error too (anything `Into<Box<dyn Error + Send + Sync>>`).
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
@@ -109,6 +112,9 @@ impl TimeSpan {
 }
 
 impl std::str::FromStr for TimeSpan {
+    // A String error on purpose: clap's value parsers only show it (`invalid value 'x' for
+    // '--opt': {err}`), and a command-line value has no byte offset or kind a caller would match
+    // on. clap would take a typed error too (anything `Into<Box<dyn Error + Send + Sync>>`).
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {

@@ -93,6 +93,9 @@ SIGINT/SIGTERM: stop accepting, give watchers up to 2 s to receive what is queue
 pub struct ByteSize(pub usize);
 
 impl std::str::FromStr for ByteSize {
+    // A String error on purpose: clap's value parsers only show it (`invalid value 'x' for
+    // '--opt': {err}`), and a command-line value has no byte offset or kind a caller would match
+    // on. clap would take a typed error too (anything `Into<Box<dyn Error + Send + Sync>>`).
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();

@@ -89,6 +89,9 @@ impl ToolArgs for Thumb {
 
 /// A duration: `500ms`, `10s`, `1.5m`, `1h`, or a bare number of seconds (the shared
 /// [`TimeSpan`](super::TimeSpan) syntax), as a wall-clock [`Duration`].
+///
+/// A clap value parser: its `String` error is only shown by clap (see [`super::TimeSpan`]'s
+/// `FromStr`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<super::TimeSpan>().map(|t| t.as_duration())
 }

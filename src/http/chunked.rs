@@ -1,5 +1,7 @@
 //! A push decoder for `Transfer-Encoding: chunked` request bodies, pure.
 
+use crate::error::Diag;
+
 /// The longest chunk-size line (with extensions) in a chunked body, and the longest trailer.
 const MAX_CHUNK_LINE: usize = 1024;
 
@@ -33,8 +35,9 @@ impl ChunkedDecoder {
     }
 
     /// Decodes `data`, appending body bytes to `out`. Returns how many input bytes were used
-    /// (less than `data.len()` only once done).
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+    /// (less than `data.len()` only once done). An error is located by its offset in the chunked
+    /// body (counted from its first byte, framing included).
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<usize, Diag> {
         let mut i = 0;
         while i < data.len() {
             match self.state {
@@ -57,9 +60,9 @@ impl ChunkedDecoder {
                     self.offset += 1;
                     if b != b'\n' {
                         if self.line.len() >= MAX_CHUNK_LINE {
-                            return Err(format!(
-                                "chunked body: line over {MAX_CHUNK_LINE} bytes at byte {}",
-                                self.offset
+                            return Err(Diag::new(
+                                self.offset,
+                                format!("chunked body: line over {MAX_CHUNK_LINE} bytes"),
                             ));
                         }
                         self.line.push(b);
@@ -70,9 +73,9 @@ impl ChunkedDecoder {
                     match self.state {
                         CState::DataEnd => {
                             if !line.is_empty() {
-                                return Err(format!(
-                                    "chunked body: missing CRLF after chunk data at byte {}",
-                                    self.offset
+                                return Err(Diag::new(
+                                    self.offset,
+                                    "chunked body: missing CRLF after chunk data",
                                 ));
                             }
                             self.state = CState::Size;
@@ -86,15 +89,15 @@ impl ChunkedDecoder {
                             let hexpart = line.split(|&c| c == b';').next().unwrap_or(b"");
                             let s = std::str::from_utf8(hexpart).unwrap_or("").trim();
                             if s.is_empty() || s.len() > 15 {
-                                return Err(format!(
-                                    "chunked body: bad chunk size line at byte {}",
-                                    self.offset
+                                return Err(Diag::new(
+                                    self.offset,
+                                    "chunked body: bad chunk size line",
                                 ));
                             }
                             let n = u64::from_str_radix(s, 16).map_err(|_| {
-                                format!(
-                                    "chunked body: bad chunk size {s:?} at byte {}",
-                                    self.offset
+                                Diag::new(
+                                    self.offset,
+                                    format!("chunked body: bad chunk size {s:?}"),
                                 )
                             })?;
                             self.state = if n == 0 {
@@ -136,5 +139,35 @@ mod tests {
         assert!(d.push(&[b'1'; 2000], &mut Vec::new()).is_err());
         let mut d = ChunkedDecoder::new();
         assert!(d.push(b"2\r\nabX\r\n", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn chunked_errors_are_located() {
+        let e = ChunkedDecoder::new()
+            .push(b"zz\r\n", &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e, Diag::new(4, "chunked body: bad chunk size \"zz\""));
+        assert_eq!(
+            e.to_string(),
+            "chunked body: bad chunk size \"zz\" (at byte offset 4)"
+        );
+        // The same place however the input is cut.
+        let body = b"2\r\nab\r\n3\r\nabcX\r\n";
+        for step in 1..body.len() {
+            let mut d = ChunkedDecoder::new();
+            let e = body
+                .chunks(step)
+                .find_map(|p| d.push(p, &mut Vec::new()).err())
+                .unwrap();
+            assert_eq!(
+                e,
+                Diag::new(16, "chunked body: missing CRLF after chunk data"),
+                "step {step}"
+            );
+        }
+        let e = ChunkedDecoder::new()
+            .push(&[b'1'; 2000], &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.offset, 1025);
     }
 }

@@ -71,7 +71,7 @@ pub fn parse_response(buf: &[u8], eof: bool) -> io::Result<Parsed> {
     } else if chunked {
         let mut d = ChunkedDecoder::new();
         let mut out = Vec::new();
-        d.push(rest, &mut out).map_err(bad)?;
+        d.push(rest, &mut out).map_err(|e| bad(e.to_string()))?;
         if !d.is_done() {
             return if eof {
                 Err(bad("the server closed inside a chunked body"))

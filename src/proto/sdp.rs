@@ -8,14 +8,61 @@
 
 use bytes::Bytes;
 
-use crate::codec::{aac, h264};
+use crate::codec::aac::{self, AacError};
+use crate::codec::h264::{self, H264Error};
 use crate::media::{AudioConfig, VideoConfig};
-use crate::proto::util::{base64_decode, base64_encode, hex, unhex};
+use crate::proto::util::{base64_decode, base64_encode, hex, unhex, Base64Error};
 
 /// Largest SDP accepted, in bytes.
 pub const MAX_SDP: usize = 64 * 1024;
 /// Most media sections accepted.
 pub const MAX_MEDIA: usize = 8;
+
+/// An SDP that river cannot use, or a media section whose H.264/AAC parameters are malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdpError {
+    /// More than [`MAX_SDP`] bytes.
+    TooLarge,
+    /// More than [`MAX_MEDIA`] media sections.
+    TooManyMedia,
+    /// No `v=` line.
+    NoVersion,
+    /// A malformed line: its number (from 1) and what was expected.
+    Line { line: usize, message: String },
+    /// `sprop-parameter-sets` that is not base64.
+    SpropBase64(Base64Error),
+    /// `sprop-parameter-sets` without a PPS.
+    SpropNoPps,
+    /// `sprop-parameter-sets` whose SPS does not parse.
+    H264(H264Error),
+    /// An AAC `config=` that does not parse.
+    Aac(AacError),
+    /// Other AAC fmtp parameters (`config=` missing or not hex, a length out of range): what was
+    /// expected and what came.
+    AacFmtp(String),
+}
+
+impl std::fmt::Display for SdpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SdpError::TooLarge => write!(f, "expected an SDP of at most {MAX_SDP} bytes"),
+            SdpError::TooManyMedia => write!(f, "expected at most {MAX_MEDIA} media sections"),
+            SdpError::NoVersion => {
+                f.write_str("expected an SDP starting with v=0, found no v= line")
+            }
+            SdpError::Line { line, message } => write!(f, "line {line}: {message}"),
+            SdpError::SpropBase64(e) => write!(f, "bad sprop-parameter-sets: {e}"),
+            SdpError::SpropNoPps => {
+                f.write_str("expected a pps in sprop-parameter-sets, found none")
+            }
+            SdpError::H264(e) => write!(f, "{e}"),
+            SdpError::Aac(e) => write!(f, "{e}"),
+            SdpError::AacFmtp(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SdpError {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sdp {
@@ -66,7 +113,7 @@ impl Media {
     }
 
     /// Interprets the section. `Err` for a section that claims H.264/AAC but is malformed.
-    pub fn codec(&self) -> Result<Codec, String> {
+    pub fn codec(&self) -> Result<Codec, SdpError> {
         let enc = self.encoding.to_ascii_lowercase();
         match enc.as_str() {
             "h264" => {
@@ -88,24 +135,26 @@ impl Media {
                 if !mode.eq_ignore_ascii_case("aac-hbr") {
                     return Ok(Codec::Unsupported(format!("mpeg4-generic mode {mode:?}")));
                 }
-                let cfg = self
-                    .fmtp("config")
-                    .ok_or("expected config= in the AAC fmtp, found none")?;
-                let asc =
-                    unhex(cfg).ok_or_else(|| format!("expected hex AAC config, found {cfg:?}"))?;
-                let config = aac::parse_asc(&asc)?;
-                let num =
-                    |n: &str, d: u8| -> Result<u8, String> {
-                        match self.fmtp(n) {
-                            None => Ok(d),
-                            Some(v) => v.parse::<u8>().ok().filter(|&x| x <= 32).ok_or_else(|| {
-                                format!("expected a small number for {n}, found {v:?}")
-                            }),
-                        }
-                    };
+                let cfg = self.fmtp("config").ok_or_else(|| {
+                    SdpError::AacFmtp("expected config= in the AAC fmtp, found none".into())
+                })?;
+                let asc = unhex(cfg).ok_or_else(|| {
+                    SdpError::AacFmtp(format!("expected hex AAC config, found {cfg:?}"))
+                })?;
+                let config = aac::parse_asc(&asc).map_err(SdpError::Aac)?;
+                let num = |n: &str, d: u8| -> Result<u8, SdpError> {
+                    match self.fmtp(n) {
+                        None => Ok(d),
+                        Some(v) => v.parse::<u8>().ok().filter(|&x| x <= 32).ok_or_else(|| {
+                            SdpError::AacFmtp(format!(
+                                "expected a small number for {n}, found {v:?}"
+                            ))
+                        }),
+                    }
+                };
                 let size_length = num("sizelength", 13)?;
                 if size_length == 0 {
-                    return Err("expected sizelength > 0".into());
+                    return Err(SdpError::AacFmtp("expected sizelength > 0".into()));
                 }
                 Ok(Codec::Aac {
                     config,
@@ -119,11 +168,11 @@ impl Media {
     }
 }
 
-fn parse_sprop(s: &str) -> Result<VideoConfig, String> {
+fn parse_sprop(s: &str) -> Result<VideoConfig, SdpError> {
     let mut sps = Vec::new();
     let mut pps = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let nal = base64_decode(part).map_err(|e| format!("bad sprop-parameter-sets: {e}"))?;
+        let nal = base64_decode(part).map_err(SdpError::SpropBase64)?;
         match h264::nal_type(&nal) {
             h264::nal_types::SPS => sps.push(Bytes::from(nal)),
             h264::nal_types::PPS => pps.push(Bytes::from(nal)),
@@ -131,15 +180,15 @@ fn parse_sprop(s: &str) -> Result<VideoConfig, String> {
         }
     }
     if pps.is_empty() {
-        return Err("expected a pps in sprop-parameter-sets, found none".into());
+        return Err(SdpError::SpropNoPps);
     }
-    h264::video_config(sps, pps)
+    h264::video_config(sps, pps).map_err(SdpError::H264)
 }
 
 impl Sdp {
-    pub fn parse(text: &str) -> Result<Sdp, String> {
+    pub fn parse(text: &str) -> Result<Sdp, SdpError> {
         if text.len() > MAX_SDP {
-            return Err(format!("expected an SDP of at most {MAX_SDP} bytes"));
+            return Err(SdpError::TooLarge);
         }
         let mut sdp = Sdp::default();
         let mut saw_version = false;
@@ -149,16 +198,16 @@ impl Sdp {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                return Err(format!(
-                    "line {}: expected 'x=value', found {line:?}",
-                    n + 1
-                ));
+                return Err(SdpError::Line {
+                    line: n + 1,
+                    message: format!("expected 'x=value', found {line:?}"),
+                });
             };
             match k {
                 "v" => saw_version = true,
                 "m" => {
                     if sdp.media.len() >= MAX_MEDIA {
-                        return Err(format!("expected at most {MAX_MEDIA} media sections"));
+                        return Err(SdpError::TooManyMedia);
                     }
                     let mut f = v.split_whitespace();
                     let kind = f.next().unwrap_or("").to_string();
@@ -168,7 +217,10 @@ impl Sdp {
                         .next()
                         .and_then(|p| p.parse::<u8>().ok())
                         .filter(|&p| p < 128)
-                        .ok_or_else(|| format!("line {}: expected a payload type in m=", n + 1))?;
+                        .ok_or_else(|| SdpError::Line {
+                            line: n + 1,
+                            message: "expected a payload type in m=".into(),
+                        })?;
                     sdp.media.push(Media {
                         kind,
                         protocol,
@@ -215,7 +267,7 @@ impl Sdp {
             }
         }
         if !saw_version {
-            return Err("expected an SDP starting with v=0, found no v= line".into());
+            return Err(SdpError::NoVersion);
         }
         // Static payload types without rtpmap.
         for m in &mut sdp.media {
@@ -429,10 +481,33 @@ a=control:streamid=1
         assert!(Sdp::parse("v=0\r\nnonsense\r\n").is_err());
         let many = "v=0\r\n".to_string() + &"m=video 0 RTP/AVP 96\r\n".repeat(MAX_MEDIA + 1);
         assert!(Sdp::parse(&many).is_err());
+        assert_eq!(Sdp::parse(&many), Err(SdpError::TooManyMedia));
+        assert_eq!(Sdp::parse(""), Err(SdpError::NoVersion));
+        let e = Sdp::parse("v=0\r\nnonsense\r\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: expected 'x=value', found \"nonsense\""
+        );
+        assert!(matches!(
+            Sdp::parse("v=0\r\nm=video\r\n"),
+            Err(SdpError::Line { line: 2, .. })
+        ));
         let sdp = Sdp::parse("v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=zz\r\n").unwrap();
         assert!(sdp.media[0].codec().is_err());
+        assert_eq!(
+            sdp.media[0].codec().unwrap_err().to_string(),
+            "expected hex AAC config, found \"zz\""
+        );
         let sdp = Sdp::parse("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 sprop-parameter-sets=!!\r\n").unwrap();
         assert!(sdp.media[0].codec().is_err());
+        let e = sdp.media[0].codec().unwrap_err();
+        assert!(matches!(e, SdpError::SpropBase64(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "bad sprop-parameter-sets: expected a base64 character at position 0, found '!'"
+        );
+        let sdp = Sdp::parse("v=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=1240\r\n").unwrap();
+        assert!(matches!(sdp.media[0].codec(), Err(SdpError::Aac(_))));
         let sdp = Sdp::parse("v=0\r\nm=audio 0 RTP/AVP 0\r\n").unwrap();
         assert!(matches!(
             sdp.media[0].codec().unwrap(),

@@ -25,8 +25,33 @@ pub fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// Base64 that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64Error {
+    /// A character outside the alphabet, at this (byte) position of the text.
+    Char { at: usize, found: char },
+    /// A last character that does not complete a byte.
+    Dangling,
+}
+
+impl std::fmt::Display for Base64Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Base64Error::Char { at, found } => write!(
+                f,
+                "expected a base64 character at position {at}, found {found:?}"
+            ),
+            Base64Error::Dangling => {
+                f.write_str("expected base64 of whole bytes, found a dangling character")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Base64Error {}
+
 /// Decodes standard (or URL-safe) base64; padding is optional, whitespace is not allowed.
-pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
     let s = s.trim_end_matches('=');
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc: u32 = 0;
@@ -39,10 +64,10 @@ pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
             _ => {
-                return Err(format!(
-                    "expected a base64 character at position {i}, found {:?}",
-                    c as char
-                ))
+                return Err(Base64Error::Char {
+                    at: i,
+                    found: c as char,
+                })
             }
         };
         acc = (acc << 6) | u32::from(v);
@@ -54,7 +79,7 @@ pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
         }
     }
     if bits >= 6 {
-        return Err("expected base64 of whole bytes, found a dangling character".into());
+        return Err(Base64Error::Dangling);
     }
     Ok(out)
 }
@@ -127,6 +152,13 @@ mod tests {
         );
         assert!(base64_decode("a b").is_err());
         assert!(base64_decode("A").is_err());
+        let e = base64_decode("a b").unwrap_err();
+        assert_eq!(e, Base64Error::Char { at: 1, found: ' ' });
+        assert_eq!(
+            e.to_string(),
+            "expected a base64 character at position 1, found ' '"
+        );
+        assert_eq!(base64_decode("A"), Err(Base64Error::Dangling));
     }
 
     #[test]

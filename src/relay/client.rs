@@ -1,21 +1,104 @@
 //! The hub's two clients, blocking std::net: broadcast (stdin → hub) and watch (hub → stdout),
 //! each with bounded-backoff reconnects.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-
 use super::cache::{CacheLimits, GopCache};
 use super::stream::{Chunk, Splitter};
+use crate::error::Chain;
 use crate::media::StreamFormat;
 use crate::proto::fstream::Request;
 use crate::stdio::{read_some, stop_signal, ReadOutcome};
 
 const READ_CHUNK: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a client stopped, or (logged, before a retry) why a connection ended. Each names the hub
+/// (`addr`, as given) it is about; an I/O failure is the [`source`](std::error::Error::source),
+/// so the line reads `connecting to hub:9000: Connection refused (os error 111)` when printed
+/// with its causes ([`Chain`]).
+#[derive(Debug)]
+pub enum ClientError {
+    /// The hub's address did not resolve.
+    Resolve { addr: String, source: io::Error },
+    /// The hub's address resolved to nothing.
+    NoAddress { addr: String },
+    /// No address of the hub took the connection (the last failure).
+    Connect { addr: String, source: io::Error },
+    /// The fstream handshake could not be sent.
+    Handshake { addr: String, source: io::Error },
+    /// Sending stream bytes to the hub failed.
+    Send { addr: String, source: io::Error },
+    /// Receiving from the hub failed.
+    Receive { addr: String, source: io::Error },
+    /// The hub closed a broadcaster's connection while bytes were queued.
+    Refused { addr: String },
+    /// The hub reset a broadcaster's connection at the end, with its data unread.
+    Reset { addr: String, source: io::Error },
+    /// The input ended before a byte could be sent.
+    NothingSent { addr: String },
+    /// The broadcast a watcher was receiving ended (a reason to reconnect, with retry).
+    EndOfBroadcast { addr: String },
+    /// The hub closed a watcher's connection without sending anything.
+    NothingReceived { addr: String },
+    /// Reading the stream from stdin failed.
+    Stdin(io::Error),
+    /// Writing the stream to stdout failed (an EPIPE here is the downstream reader leaving).
+    Stdout(io::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Resolve { addr, .. } => write!(f, "resolving {addr}"),
+            ClientError::NoAddress { addr } => write!(f, "{addr}: no address"),
+            ClientError::Connect { addr, .. } => write!(f, "connecting to {addr}"),
+            ClientError::Handshake { addr, .. } => write!(f, "{addr}: sending the handshake"),
+            ClientError::Send { addr, .. } => write!(f, "{addr}: sending"),
+            ClientError::Receive { addr, .. } => write!(f, "{addr}: receiving"),
+            ClientError::Refused { addr } => write!(
+                f,
+                "{addr}: the hub closed the connection (refused: wrong user/password, or replaced; see the hub's log)"
+            ),
+            ClientError::Reset { addr, source } => write!(
+                f,
+                "{addr}: the hub closed the connection ({source}): refused (wrong user/password?) or replaced; see the hub's log"
+            ),
+            ClientError::NothingSent { addr } => write!(f, "{addr}: nothing was sent"),
+            ClientError::EndOfBroadcast { addr } => write!(f, "{addr}: end of broadcast"),
+            ClientError::NothingReceived { addr } => write!(
+                f,
+                "{addr}: the hub closed the connection without sending anything (refused: wrong channel password, or the channel did not go live in time; see the hub's log)"
+            ),
+            ClientError::Stdin(_) => f.write_str("reading stdin"),
+            ClientError::Stdout(_) => f.write_str("writing stdout"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Resolve { source, .. }
+            | ClientError::Connect { source, .. }
+            | ClientError::Handshake { source, .. }
+            | ClientError::Send { source, .. }
+            | ClientError::Receive { source, .. } => Some(source),
+            ClientError::Stdin(e) | ClientError::Stdout(e) => Some(e),
+            // The reset's text is in the message already.
+            ClientError::Reset { .. }
+            | ClientError::NoAddress { .. }
+            | ClientError::Refused { .. }
+            | ClientError::NothingSent { .. }
+            | ClientError::EndOfBroadcast { .. }
+            | ClientError::NothingReceived { .. } => None,
+        }
+    }
+}
 
 /// Reconnect policy.
 #[derive(Debug, Clone)]
@@ -59,25 +142,35 @@ impl Backoff {
     }
 }
 
-fn connect(addr: &str, req: &Request) -> anyhow::Result<TcpStream> {
+fn connect(addr: &str, req: &Request) -> Result<TcpStream, ClientError> {
+    let addr_s = || addr.to_string();
     let mut last = None;
-    for a in addr
+    let addrs = addr
         .to_socket_addrs()
-        .with_context(|| format!("resolving {addr}"))?
-    {
+        .map_err(|source| ClientError::Resolve {
+            addr: addr_s(),
+            source,
+        })?;
+    for a in addrs {
         match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
             Ok(mut s) => {
                 let _ = s.set_nodelay(true);
                 s.write_all(&req.encode())
-                    .with_context(|| format!("{addr}: sending the handshake"))?;
+                    .map_err(|source| ClientError::Handshake {
+                        addr: addr_s(),
+                        source,
+                    })?;
                 return Ok(s);
             }
             Err(e) => last = Some(e),
         }
     }
     Err(match last {
-        Some(e) => anyhow::Error::new(e).context(format!("connecting to {addr}")),
-        None => anyhow::anyhow!("{addr}: no address"),
+        Some(source) => ClientError::Connect {
+            addr: addr_s(),
+            source,
+        },
+        None => ClientError::NoAddress { addr: addr_s() },
     })
 }
 
@@ -100,7 +193,7 @@ pub fn broadcast(
     req: &Request,
     bufsize: Option<usize>,
     retry: &Retry,
-) -> anyhow::Result<()> {
+) -> Result<(), ClientError> {
     let mut stdin = io::stdin().lock();
     let mut splitter = Splitter::new();
     let mut cache = GopCache::new(CacheLimits::default(), true);
@@ -142,19 +235,19 @@ pub fn broadcast(
                     if !backoff.wait(retry) {
                         return Err(e);
                     }
-                    log::warn!("{e:#}; retrying");
+                    log::warn!("{}; retrying", Chain(&e));
                     continue;
                 }
             }
         }
         let s = sock.as_mut().unwrap();
         // Send what is queued.
-        let mut failed: Option<anyhow::Error> = None;
+        let mut failed: Option<ClientError> = None;
         // The hub never sends a broadcaster anything: readable means it closed the connection.
         if !queue.is_empty() && hub_closed(s) {
-            failed = Some(anyhow::anyhow!(
-                "{addr}: the hub closed the connection (refused: wrong user/password, or replaced; see the hub's log)"
-            ));
+            failed = Some(ClientError::Refused {
+                addr: addr.to_string(),
+            });
         }
         while let Some(front) = queue.front().filter(|_| failed.is_none()) {
             match s.write(&front.data[sent_front..]) {
@@ -172,8 +265,11 @@ pub fn broadcast(
                         break;
                     }
                 }
-                Err(e) => {
-                    failed = Some(anyhow::Error::new(e).context(format!("{addr}: sending")));
+                Err(source) => {
+                    failed = Some(ClientError::Send {
+                        addr: addr.to_string(),
+                        source,
+                    });
                     break;
                 }
             }
@@ -183,7 +279,7 @@ pub fn broadcast(
             if !backoff.wait(retry) {
                 return Err(e);
             }
-            log::warn!("{e:#}; reconnecting");
+            log::warn!("{}; reconnecting", Chain(&e));
             continue;
         }
         if eof || stop_signal().is_some() {
@@ -193,7 +289,7 @@ pub fn broadcast(
         let n = if let Some(bs) = bufsize {
             let mut got = 0;
             while got < bs {
-                match read_some(&mut stdin, &mut buf[got..bs]).context("reading stdin")? {
+                match read_some(&mut stdin, &mut buf[got..bs]).map_err(ClientError::Stdin)? {
                     ReadOutcome::Data(n) => got += n,
                     ReadOutcome::Eof | ReadOutcome::Stop => {
                         eof = true;
@@ -203,7 +299,7 @@ pub fn broadcast(
             }
             got
         } else {
-            match read_some(&mut stdin, &mut buf).context("reading stdin")? {
+            match read_some(&mut stdin, &mut buf).map_err(ClientError::Stdin)? {
                 ReadOutcome::Data(n) => n,
                 ReadOutcome::Eof | ReadOutcome::Stop => {
                     eof = true;
@@ -233,23 +329,33 @@ pub fn broadcast(
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => break,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
+                    break
+                }
                 // A reset: the hub closed the connection with our data unread, i.e. it refused it.
-                Err(e) => bail!(
-                    "{addr}: the hub closed the connection ({e}): refused (wrong user/password?) or replaced; see the hub's log"
-                ),
+                Err(source) => {
+                    return Err(ClientError::Reset {
+                        addr: addr.to_string(),
+                        source,
+                    })
+                }
             }
         }
     }
     log::info!("{addr}: {total} bytes sent");
     if total == 0 && !queue.is_empty() {
-        bail!("{addr}: nothing was sent");
+        return Err(ClientError::NothingSent {
+            addr: addr.to_string(),
+        });
     }
     Ok(())
 }
 
 /// hub → stdout. Returns after EOF (or, with retry, only on a stop signal or the retry limit).
-pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
+pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError> {
     let mut out = io::stdout().lock();
     let mut backoff = Backoff::new();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -261,7 +367,7 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
                 if !backoff.wait(retry) {
                     return Err(e);
                 }
-                log::warn!("{e:#}; retrying");
+                log::warn!("{}; retrying", Chain(&e));
                 continue;
             }
         };
@@ -270,8 +376,8 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
         let end = loop {
             match read_some(&mut s, &mut buf) {
                 Ok(ReadOutcome::Data(n)) => {
-                    out.write_all(&buf[..n]).context("writing stdout")?;
-                    out.flush().context("writing stdout")?;
+                    out.write_all(&buf[..n]).map_err(ClientError::Stdout)?;
+                    out.flush().map_err(ClientError::Stdout)?;
                     got += n as u64;
                     if got == n as u64 {
                         backoff.reset();
@@ -279,7 +385,12 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
                 }
                 Ok(ReadOutcome::Eof) => break None,
                 Ok(ReadOutcome::Stop) => return Ok(()),
-                Err(e) => break Some(anyhow::Error::new(e).context(format!("{addr}: receiving"))),
+                Err(source) => {
+                    break Some(ClientError::Receive {
+                        addr: addr.to_string(),
+                        source,
+                    })
+                }
             }
         };
         total += got;
@@ -290,11 +401,13 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
                 if !retry.enabled {
                     return Ok(());
                 }
-                anyhow::anyhow!("{addr}: end of broadcast")
+                ClientError::EndOfBroadcast {
+                    addr: addr.to_string(),
+                }
             }
-            None => anyhow::anyhow!(
-                "{addr}: the hub closed the connection without sending anything (refused: wrong channel password, or the channel did not go live in time; see the hub's log)"
-            ),
+            None => ClientError::NothingReceived {
+                addr: addr.to_string(),
+            },
         };
         if !backoff.wait(retry) {
             if total > 0 && got > 0 {
@@ -302,6 +415,6 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> anyhow::Result<()> {
             }
             return Err(e);
         }
-        log::warn!("{e:#}; reconnecting");
+        log::warn!("{}; reconnecting", Chain(&e));
     }
 }

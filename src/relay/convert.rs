@@ -16,6 +16,28 @@ enum Out {
     Ts(TsOut),
 }
 
+/// Why a view cannot continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvertError {
+    /// The broadcast cannot be demuxed further (an unsupported codec, say), at this offset in the
+    /// broadcast's bytes.
+    Demux(Diag),
+    /// The muxer refused what the demuxer gave. The text is [`FlvOut::event`]'s or
+    /// [`TsOut::event`]'s, which still report a `String`.
+    Mux(String),
+}
+
+impl std::fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConvertError::Demux(d) => write!(f, "{d}"),
+            ConvertError::Mux(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
 /// Most diagnostics kept for [`Convert::take_diags`].
 const MAX_DIAGS: usize = 64;
 
@@ -53,14 +75,14 @@ impl Convert {
 
     /// Feeds broadcast bytes; appends view bytes to `out`. An `Err` means the view cannot continue
     /// (for example an unsupported codec); later pushes are ignored.
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
         if self.failed {
             return Ok(());
         }
         let mut diags = Vec::new();
         let r = self.demux.push(data, &mut self.events, &mut diags);
         self.keep_diags(diags);
-        let r = r.map_err(|d| d.to_string()).and_then(|()| self.mux(out));
+        let r = r.map_err(ConvertError::Demux).and_then(|()| self.mux(out));
         if r.is_err() {
             self.failed = true;
         }
@@ -79,17 +101,18 @@ impl Convert {
             self.keep_diags(vec![d]);
         }
         if let Err(e) = self.mux(out) {
-            self.keep_diags(vec![Diag::new(0, e)]);
+            self.keep_diags(vec![Diag::new(0, e.to_string())]);
         }
         self.failed = true;
     }
 
-    fn mux(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+    fn mux(&mut self, out: &mut Vec<u8>) -> Result<(), ConvertError> {
         for ev in self.events.drain(..) {
             match &mut self.out {
-                Out::Flv(f) => f.event(&ev, out)?,
-                Out::Ts(t) => t.event(&ev, out)?,
+                Out::Flv(f) => f.event(&ev, out),
+                Out::Ts(t) => t.event(&ev, out),
             }
+            .map_err(ConvertError::Mux)?;
         }
         Ok(())
     }

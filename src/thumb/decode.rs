@@ -1,7 +1,7 @@
 //! One long-lived openh264 decoder, fed single keyframes.
 
 use super::picture::{Colour, Picture};
-use super::Keyframe;
+use super::{Keyframe, ThumbError};
 use crate::codec::h264;
 
 /// Decodes keyframes to [`Picture`]s. The openh264 decoder is created on first use and kept
@@ -22,7 +22,7 @@ impl KeyframeDecoder {
     }
 
     /// Decodes one keyframe (its SPS/PPS are put in band first).
-    pub fn decode(&mut self, key: &Keyframe) -> Result<Picture, String> {
+    pub fn decode(&mut self, key: &Keyframe) -> Result<Picture, ThumbError> {
         self.annexb.clear();
         h264::write_annexb_au(&key.data, &key.config, true, &mut self.annexb);
         let res = self.decode_annexb(Colour::from_config(&key.config));
@@ -32,18 +32,18 @@ impl KeyframeDecoder {
         res
     }
 
-    fn decode_annexb(&mut self, colour: Colour) -> Result<Picture, String> {
+    fn decode_annexb(&mut self, colour: Colour) -> Result<Picture, ThumbError> {
         let dec = match &mut self.decoder {
             Some(d) => d,
             None => self.decoder.insert(
                 openh264::decoder::Decoder::new()
-                    .map_err(|e| format!("cannot start the H.264 decoder: {e}"))?,
+                    .map_err(|e| ThumbError::DecoderStart(e.to_string()))?,
             ),
         };
         let yuv = dec
             .decode(&self.annexb)
-            .map_err(|e| format!("H.264 decoding failed: {e}"))?
-            .ok_or("the decoder produced no picture for this keyframe")?;
+            .map_err(|e| ThumbError::Decode(e.to_string()))?
+            .ok_or(ThumbError::NoPicture)?;
         copy_picture(&yuv, colour)
     }
 }
@@ -51,20 +51,20 @@ impl KeyframeDecoder {
 fn copy_picture(
     yuv: &openh264::decoder::DecodedYUV<'_>,
     colour: Colour,
-) -> Result<Picture, String> {
+) -> Result<Picture, ThumbError> {
     use openh264::formats::YUVSource;
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
     if w == 0 || h == 0 || w.saturating_mul(h) > MAX_PIXELS || sy < w {
-        return Err(format!("the decoder returned an unusable {w}x{h} picture"));
+        return Err(ThumbError::UnusablePicture(w, h));
     }
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let plane = |src: &[u8], stride: usize, pw: usize, ph: usize| -> Result<Vec<u8>, String> {
+    let plane = |src: &[u8], stride: usize, pw: usize, ph: usize| -> Result<Vec<u8>, ThumbError> {
         let mut out = Vec::with_capacity(pw * ph);
         for r in 0..ph {
             let row = src
                 .get(r * stride..r * stride + pw)
-                .ok_or("the decoder returned a short picture plane")?;
+                .ok_or(ThumbError::ShortPlane)?;
             out.extend_from_slice(row);
         }
         Ok(out)

@@ -7,7 +7,7 @@
 use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType};
 
 use super::picture::{Matrix, Picture};
-use super::ImageFormat;
+use super::{ImageFormat, ThumbError};
 
 /// Encodes `p` as `format` into `out` (appended). `quality` (1–100) applies to JPEG.
 pub fn encode(
@@ -15,7 +15,7 @@ pub fn encode(
     format: ImageFormat,
     quality: u8,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), ThumbError> {
     match format {
         ImageFormat::Jpeg => encode_jpeg(p, quality, out),
         ImageFormat::Png => encode_png(p, out),
@@ -23,18 +23,13 @@ pub fn encode(
 }
 
 /// Baseline JPEG, 4:2:0, at `quality` (clamped to 1–100).
-pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), ThumbError> {
     if !p.is_consistent() {
-        return Err("inconsistent picture planes".into());
+        return Err(ThumbError::InconsistentPicture);
     }
     let (w, h) = match (u16::try_from(p.width), u16::try_from(p.height)) {
         (Ok(w), Ok(h)) if w > 0 && h > 0 => (w, h),
-        _ => {
-            return Err(format!(
-                "{}x{} is outside JPEG's 1..65535 range",
-                p.width, p.height
-            ))
-        }
+        _ => return Err(ThumbError::JpegSize(p.width, p.height)),
     };
     let mut enc = Encoder::new(&mut *out, quality.clamp(1, 100));
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
@@ -45,13 +40,13 @@ pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), St
         p.to_rgb(&mut rgb);
         enc.encode(&rgb, w, h, ColorType::Rgb)
     };
-    res.map_err(|e| format!("JPEG encoding failed: {e}"))
+    res.map_err(|e| ThumbError::Jpeg(e.to_string()))
 }
 
 /// PNG, 8-bit RGB, fast compression.
-pub fn encode_png(p: &Picture, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn encode_png(p: &Picture, out: &mut Vec<u8>) -> Result<(), ThumbError> {
     if !p.is_consistent() || p.width == 0 || p.height == 0 {
-        return Err("inconsistent picture planes".into());
+        return Err(ThumbError::InconsistentPicture);
     }
     let mut rgb = Vec::new();
     p.to_rgb(&mut rgb);
@@ -59,12 +54,10 @@ pub fn encode_png(p: &Picture, out: &mut Vec<u8>) -> Result<(), String> {
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
-    let mut w = enc
-        .write_header()
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    w.write_image_data(&rgb)
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    w.finish().map_err(|e| format!("PNG encoding failed: {e}"))
+    let failed = |e: png::EncodingError| ThumbError::Png(e.to_string());
+    let mut w = enc.write_header().map_err(failed)?;
+    w.write_image_data(&rgb).map_err(failed)?;
+    w.finish().map_err(failed)
 }
 
 /// A BT.601 picture seen as JFIF YCbCr rows (full range), chroma repeated to full width; the
@@ -219,5 +212,12 @@ mod tests {
         assert!(encode_png(&p, &mut Vec::new()).is_err());
         let big = Picture::filled(70_000, 1, (0, 0, 0), Colour::default());
         assert!(encode_jpeg(&big, 80, &mut Vec::new()).is_err());
+        assert_eq!(
+            encode_jpeg(&p, 80, &mut Vec::new()),
+            Err(ThumbError::InconsistentPicture)
+        );
+        let e = encode_jpeg(&big, 80, &mut Vec::new()).unwrap_err();
+        assert_eq!(e, ThumbError::JpegSize(70_000, 1));
+        assert_eq!(e.to_string(), "70000x1 is outside JPEG's 1..65535 range");
     }
 }

@@ -13,11 +13,13 @@ use crate::media::{MediaEvent, Track, VideoConfig, CLOCK_HZ};
 
 mod decode;
 mod encode;
+mod error;
 mod picture;
 mod scale;
 
 pub use decode::KeyframeDecoder;
 pub use encode::{encode, encode_jpeg, encode_png};
+pub use error::ThumbError;
 pub use picture::{Colour, Matrix, Picture};
 pub use scale::{fit, scale, MAX_SIDE};
 
@@ -168,7 +170,7 @@ impl Renderer {
     }
 
     /// The decoded and scaled picture of `key`.
-    pub fn picture(&mut self, key: &Keyframe) -> Result<Arc<Picture>, String> {
+    pub fn picture(&mut self, key: &Keyframe) -> Result<Arc<Picture>, ThumbError> {
         if let Some((seq, p)) = &self.last {
             if *seq == key.seq {
                 return Ok(p.clone());
@@ -186,7 +188,7 @@ impl Renderer {
     }
 
     /// `key` as an image.
-    pub fn render(&mut self, key: &Keyframe, format: ImageFormat) -> Result<Vec<u8>, String> {
+    pub fn render(&mut self, key: &Keyframe, format: ImageFormat) -> Result<Vec<u8>, ThumbError> {
         let p = self.picture(key)?;
         let mut out = Vec::with_capacity(p.y.len() / 4);
         encode(&p, format, self.opts.quality, &mut out)?;

@@ -3,14 +3,15 @@
 use bytes::Bytes;
 use memchr::memmem;
 
-use super::{nal_type, nal_types, parse_sps};
+use super::{nal_type, nal_types, parse_sps, H264Error};
+use crate::error::Diag;
 use crate::media::VideoConfig;
 
 /// Iterates over the NAL units of a length-prefixed (AVCC) buffer. `length_size` is 1, 2, 3 or 4.
 ///
-/// Strict: a truncated length prefix or a length running past the end yields one `Err` and ends
-/// the iteration. Zero-length NAL units are yielded as empty slices.
-pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[u8], String>> {
+/// Strict: a truncated length prefix or a length running past the end yields one `Err` (located in
+/// `data`) and ends the iteration. Zero-length NAL units are yielded as empty slices.
+pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[u8], H264Error>> {
     let mut rest = data;
     let mut pos = 0usize;
     let mut done = false;
@@ -21,16 +22,17 @@ pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[
         let ls = usize::from(length_size);
         if !(1..=4).contains(&ls) {
             done = true;
-            return Some(Err(format!(
-                "expected a nal length size of 1 to 4 bytes, found {length_size}"
-            )));
+            return Some(Err(H264Error::LengthSize(length_size)));
         }
         if rest.len() < ls {
             done = true;
-            return Some(Err(format!(
-                "expected a {ls}-byte nal length at byte {pos}, found only {} bytes",
-                rest.len()
-            )));
+            return Some(Err(H264Error::NalLength(Diag::new(
+                pos as u64,
+                format!(
+                    "expected a {ls}-byte nal length at byte {pos}, found only {} bytes",
+                    rest.len()
+                ),
+            ))));
         }
         let len = rest[..ls]
             .iter()
@@ -38,10 +40,13 @@ pub fn avcc_nals(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[
         let body = &rest[ls..];
         if body.len() < len {
             done = true;
-            return Some(Err(format!(
-                "expected a nal unit of {len} bytes at byte {pos}, found only {} bytes",
-                body.len()
-            )));
+            return Some(Err(H264Error::NalLength(Diag::new(
+                pos as u64,
+                format!(
+                    "expected a nal unit of {len} bytes at byte {pos}, found only {} bytes",
+                    body.len()
+                ),
+            ))));
         }
         let (nal, tail) = body.split_at(len);
         rest = tail;
@@ -85,11 +90,15 @@ pub fn annexb_to_avcc(data: &[u8], out: &mut Vec<u8>) -> usize {
 
 /// Rewrites an AVCC buffer with `length_size`-byte lengths (1 to 3, as some avcC records declare)
 /// to 4-byte lengths, river's in-memory form.
-pub fn avcc_relength(data: &[u8], length_size: u8) -> Result<Bytes, String> {
+pub fn avcc_relength(data: &[u8], length_size: u8) -> Result<Bytes, H264Error> {
     let mut out = Vec::with_capacity(data.len() + 16);
     for nal in avcc_nals(data, length_size) {
         let nal = nal?;
-        let l = u32::try_from(nal.len()).map_err(|_| "nal unit too large".to_string())?;
+        let l = u32::try_from(nal.len()).map_err(|_| {
+            // Where the unit's length prefix starts.
+            let at = (nal.as_ptr() as usize - data.as_ptr() as usize) - usize::from(length_size);
+            H264Error::NalLength(Diag::new(at as u64, "nal unit too large"))
+        })?;
         out.extend_from_slice(&l.to_be_bytes());
         out.extend_from_slice(nal);
     }
@@ -160,7 +169,7 @@ pub struct AvccExt {
 
 impl Avcc {
     /// The [`VideoConfig`] for this record's parameter sets.
-    pub fn video_config(&self) -> Result<VideoConfig, String> {
+    pub fn video_config(&self) -> Result<VideoConfig, H264Error> {
         super::video_config(self.sps.clone(), self.pps.clone())
     }
 }
@@ -175,27 +184,31 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
+    fn err(&self, message: String) -> H264Error {
+        H264Error::Avcc(Diag::new(self.pos as u64, message))
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, H264Error> {
         let b = *self.data.get(self.pos).ok_or_else(|| {
-            format!(
+            self.err(format!(
                 "expected {what} at byte {} of the avcc record, found its end",
                 self.pos
-            )
+            ))
         })?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn sets(&mut self, count: usize, what: &str) -> Result<Vec<Bytes>, String> {
+    fn sets(&mut self, count: usize, what: &str) -> Result<Vec<Bytes>, H264Error> {
         let mut v = Vec::with_capacity(count);
         for _ in 0..count {
             let len = usize::from(u16::from_be_bytes([self.u8(what)?, self.u8(what)?]));
             let body = self.data.get(self.pos..self.pos + len).ok_or_else(|| {
-                format!(
+                self.err(format!(
                     "expected a {len}-byte {what} at byte {} of the avcc record, found {} bytes",
                     self.pos,
                     self.data.len() - self.pos
-                )
+                ))
             })?;
             self.pos += len;
             v.push(Bytes::copy_from_slice(body));
@@ -206,20 +219,24 @@ impl<'a> Cursor<'a> {
 
 /// Parses an AVCDecoderConfigurationRecord. Tolerates a missing or truncated high-profile
 /// extension and trailing bytes.
-pub fn parse_avcc(data: &[u8]) -> Result<Avcc, String> {
+pub fn parse_avcc(data: &[u8]) -> Result<Avcc, H264Error> {
     let mut c = Cursor { data, pos: 0 };
     let version = c.u8("configurationVersion")?;
     if version != 1 {
-        return Err(format!(
-            "expected avcc configurationVersion 1, found {version}"
-        ));
+        return Err(H264Error::Avcc(Diag::new(
+            0,
+            format!("expected avcc configurationVersion 1, found {version}"),
+        )));
     }
     let profile_idc = c.u8("AVCProfileIndication")?;
     let profile_compatibility = c.u8("profile_compatibility")?;
     let level_idc = c.u8("AVCLevelIndication")?;
     let length_size = (c.u8("lengthSizeMinusOne")? & 3) + 1;
     if length_size == 3 {
-        return Err("expected an avcc nal length size of 1, 2 or 4, found 3".to_string());
+        return Err(H264Error::Avcc(Diag::new(
+            4,
+            "expected an avcc nal length size of 1, 2 or 4, found 3",
+        )));
     }
     let num_sps = usize::from(c.u8("numOfSequenceParameterSets")? & 0x1f);
     let sps = c.sets(num_sps, "sps")?;
@@ -228,7 +245,7 @@ pub fn parse_avcc(data: &[u8]) -> Result<Avcc, String> {
     let mut ext = None;
     if has_high_ext(profile_idc) && data.len() >= c.pos + 4 {
         let mut e = Cursor { data, pos: c.pos };
-        let parsed = (|| -> Result<AvccExt, String> {
+        let parsed = (|| -> Result<AvccExt, H264Error> {
             let chroma_format = e.u8("chroma_format")? & 3;
             let bit_depth_luma_minus8 = e.u8("bit_depth_luma_minus8")? & 7;
             let bit_depth_chroma_minus8 = e.u8("bit_depth_chroma_minus8")? & 7;
@@ -367,6 +384,33 @@ mod tests {
     }
 
     #[test]
+    fn avcc_errors_are_located_in_the_record() {
+        let e = parse_avcc(b"\x02\x64\x00\x0b\xff\xe0\x00").unwrap_err();
+        assert_eq!(
+            e,
+            H264Error::Avcc(Diag::new(
+                0,
+                "expected avcc configurationVersion 1, found 2"
+            ))
+        );
+        let e = parse_avcc(b"\x01\x64\x00\x0b\xfe\xe0\x00").unwrap_err();
+        assert_eq!(e.diag().map(|d| d.offset), Some(4));
+        // Cut inside the SPS length: the offset is where the record ends.
+        let e = parse_avcc(b"\x01\x64\x00\x0b\xff\xe1\x00").unwrap_err();
+        assert_eq!(e.diag().map(|d| d.offset), Some(7));
+        assert_eq!(
+            e.to_string(),
+            "expected sps at byte 7 of the avcc record, found its end"
+        );
+        // One SPS of 4 bytes announced, 1 there.
+        let e = parse_avcc(b"\x01\x64\x00\x0b\xff\xe1\x00\x04\x67").unwrap_err();
+        assert_eq!(e.diag().map(|d| d.offset), Some(8));
+        // Moved into the stream the record came from.
+        let d = e.diag().unwrap().clone().shift(1000);
+        assert_eq!(d.offset, 1008);
+    }
+
+    #[test]
     fn avcc_nals_strict() {
         let data = b"\x00\x00\x00\x02\x09\xf0\x00\x00\x00\x01\x65";
         let v: Vec<_> = avcc_nals(data, 4).collect();
@@ -374,11 +418,30 @@ mod tests {
         let v: Vec<_> = avcc_nals(&data[..10], 4).collect();
         assert_eq!(v.len(), 2);
         assert!(v[1].is_err());
+        assert_eq!(
+            v[1],
+            Err(H264Error::NalLength(Diag::new(
+                6,
+                "expected a nal unit of 1 bytes at byte 6, found only 0 bytes"
+            )))
+        );
         let v: Vec<_> = avcc_nals(&data[..8], 4).collect();
         assert!(v[1].is_err());
+        assert_eq!(v[1].as_ref().unwrap_err().diag().map(|d| d.offset), Some(6));
+        assert_eq!(
+            avcc_relength(b"\x02\x09\xf0\x05\x65", 1)
+                .unwrap_err()
+                .diag()
+                .map(|d| d.offset),
+            Some(3)
+        );
         let v: Vec<_> = avcc_nals(b"\x02\x09\xf0\x01\x65", 1).collect();
         assert_eq!(v, vec![Ok(&b"\x09\xf0"[..]), Ok(&b"\x65"[..])]);
         assert!(avcc_nals(b"\x01", 0).next().unwrap().is_err());
+        assert_eq!(
+            avcc_nals(b"\x01", 0).next(),
+            Some(Err(H264Error::LengthSize(0)))
+        );
         assert_eq!(avcc_nals(b"", 4).count(), 0);
         assert!(avcc_is_keyframe(
             b"\x00\x00\x00\x01\x67\x00\x00\x00\x01\x65"

@@ -14,6 +14,7 @@
 //! [`MediaEvent`]: crate::media::MediaEvent
 
 mod avcc;
+mod error;
 mod reader;
 mod split;
 
@@ -21,6 +22,7 @@ pub use avcc::{
     annexb_nals, annexb_to_avcc, avcc_is_keyframe, avcc_nals, avcc_relength, parse_avcc,
     write_annexb_au, write_avcc, Avcc,
 };
+pub use error::H264Error;
 pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
 pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
 
@@ -47,15 +49,13 @@ pub fn nal_type(nal: &[u8]) -> u8 {
 }
 
 /// Parses an SPS NAL unit (header byte included).
-pub(crate) fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, String> {
+pub(crate) fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, H264Error> {
     if nal_type(nal) != nal_types::SPS {
-        return Err(format!(
-            "expected an sps nal unit (type 7), found type {}",
-            nal_type(nal)
-        ));
+        return Err(H264Error::NotSps(nal_type(nal)));
     }
-    let rbsp = decode_nal(nal).map_err(|e| format!("bad sps nal unit: {e}"))?;
-    SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).map_err(|e| format!("bad sps: {e:?}"))
+    let rbsp = decode_nal(nal).map_err(|e| H264Error::BadSps(format!("bad sps nal unit: {e}")))?;
+    SeqParameterSet::from_bits(BitReader::new(&rbsp[..]))
+        .map_err(|e| H264Error::BadSps(format!("bad sps: {e:?}")))
 }
 
 /// Frame rate from the VUI timing info: time_scale / (2 * num_units_in_tick), reduced.
@@ -80,14 +80,12 @@ pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// Builds a [`VideoConfig`] from parameter sets, parsing the first SPS for the picture size (after
 /// cropping) and the frame rate (VUI timing info, if present).
-pub fn video_config(sps: Vec<Bytes>, pps: Vec<Bytes>) -> Result<VideoConfig, String> {
-    let first = sps
-        .first()
-        .ok_or_else(|| "expected at least one sps, found none".to_string())?;
+pub fn video_config(sps: Vec<Bytes>, pps: Vec<Bytes>) -> Result<VideoConfig, H264Error> {
+    let first = sps.first().ok_or(H264Error::NoSps)?;
     let parsed = parse_sps(first)?;
     let (width, height) = parsed
         .pixel_dimensions()
-        .map_err(|e| format!("bad sps picture size: {e:?}"))?;
+        .map_err(|e| H264Error::BadSps(format!("bad sps picture size: {e:?}")))?;
     let frame_rate = sps_frame_rate(&parsed);
     Ok(VideoConfig {
         sps,
@@ -206,9 +204,21 @@ mod tests {
         let cfg = video_config(avcc.sps.clone(), avcc.pps.clone()).unwrap();
         assert_eq!((cfg.width, cfg.height), (160, 120));
         assert_eq!(cfg.frame_rate, Some((25, 1)));
-        assert!(video_config(vec![], vec![]).is_err());
-        assert!(video_config(vec![Bytes::from_static(b"\x67\x64")], vec![]).is_err());
-        assert!(video_config(vec![Bytes::from_static(b"\x68\x64")], vec![]).is_err());
+        assert_eq!(video_config(vec![], vec![]), Err(H264Error::NoSps));
+        assert_eq!(
+            video_config(vec![], vec![]).unwrap_err().to_string(),
+            "expected at least one sps, found none"
+        );
+        assert!(matches!(
+            video_config(vec![Bytes::from_static(b"\x67\x64")], vec![]),
+            Err(H264Error::BadSps(_))
+        ));
+        let e = video_config(vec![Bytes::from_static(b"\x68\x64")], vec![]).unwrap_err();
+        assert_eq!(e, H264Error::NotSps(8));
+        assert_eq!(
+            e.to_string(),
+            "expected an sps nal unit (type 7), found type 8"
+        );
     }
 
     /// The avcC box payload ffmpeg wrote into the MP4 fixture.

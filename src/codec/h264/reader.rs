@@ -11,7 +11,9 @@ use h264_reader::rbsp::{decode_nal, BitReader};
 use h264_reader::Context;
 
 use super::split::{Nal, NalSplitter};
-use super::{first_mb_in_slice, nal_type, nal_types, parse_sps, sps_frame_rate, video_config};
+use super::{
+    first_mb_in_slice, nal_type, nal_types, parse_sps, sps_frame_rate, video_config, H264Error,
+};
 use crate::error::Diag;
 use crate::media::{Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 
@@ -471,18 +473,19 @@ impl AnnexBReader {
         }
     }
 
-    /// Parses the first slice header of an access unit.
-    fn slice(&self, nal: &Nal) -> Result<(SliceInfo, SeqParameterSet), String> {
+    /// Parses the first slice header of an access unit; an error is located at the NAL unit.
+    fn slice(&self, nal: &Nal) -> Result<(SliceInfo, SeqParameterSet), Diag> {
+        let bad = |m: String| Diag::new(nal.offset, m);
         let header = NalHeader::new(nal.data.first().copied().unwrap_or(0))
-            .map_err(|e| format!("bad nal header: {e:?}"))?;
+            .map_err(|e| bad(format!("bad nal header: {e:?}")))?;
         // The header is at the start: unescape a prefix, not the whole slice.
         let prefix = &nal.data[..nal.data.len().min(SLICE_HEADER_PREFIX)];
         let rbsp = decode_nal(prefix)
             .or_else(|_| decode_nal(&nal.data))
-            .map_err(|e| format!("bad slice nal unit: {e}"))?;
+            .map_err(|e| bad(format!("bad slice nal unit: {e}")))?;
         let mut r = BitReader::new(&rbsp[..]);
         let (h, sps, _pps) = SliceHeader::from_bits(&self.ctx, &mut r, header, None)
-            .map_err(|e| format!("bad slice header: {e:?}"))?;
+            .map_err(|e| bad(format!("bad slice header: {e:?}")))?;
         let info = SliceInfo::from_header(
             &h,
             nal_type(&nal.data) == nal_types::IDR,
@@ -491,7 +494,7 @@ impl AnnexBReader {
         Ok((info, sps.clone()))
     }
 
-    fn current_config(&self) -> Option<Result<VideoConfig, String>> {
+    fn current_config(&self) -> Option<Result<VideoConfig, H264Error>> {
         if !self.ps_changed {
             if let Some(c) = &self.config {
                 return Some(Ok(c.clone()));
@@ -525,7 +528,7 @@ impl AnnexBReader {
                 t @ (nal_types::SLICE | nal_types::IDR) => {
                     keyframe |= t == nal_types::IDR;
                     if slice.is_none() {
-                        slice = Some(self.slice(nal).map_err(|e| (nal.offset, e)));
+                        slice = Some(self.slice(nal));
                     }
                 }
                 _ => {}
@@ -552,8 +555,11 @@ impl AnnexBReader {
         }
         let (info, sps) = match slice {
             Ok(s) => s,
-            Err((off, e)) => {
-                warnings.push(Diag::new(off, format!("{e}; access unit dropped")));
+            Err(d) => {
+                warnings.push(Diag::new(
+                    d.offset,
+                    format!("{}; access unit dropped", d.message),
+                ));
                 return;
             }
         };

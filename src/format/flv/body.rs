@@ -5,6 +5,14 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::error::FlvError;
+use crate::error::Diag;
+
+/// A body problem at byte `at` of the body.
+fn bad(at: usize, message: impl Into<String>) -> FlvError {
+    FlvError::Body(Diag::new(at as u64, message))
+}
+
 /// A four-character code from an Enhanced-RTMP ex-header, e.g. `hvc1`, `av01`, `avc1`, `Opus`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourCc(pub [u8; 4]);
@@ -175,8 +183,9 @@ fn si24(b: &[u8]) -> i32 {
 
 impl VideoTag {
     /// Parses the header of a video tag body; the payload is a slice of `body`.
-    pub fn parse(body: &Bytes) -> Result<VideoTag, String> {
-        let b0 = *body.first().ok_or("empty video tag body")?;
+    /// An error is located in `body`.
+    pub fn parse(body: &Bytes) -> Result<VideoTag, FlvError> {
+        let b0 = *body.first().ok_or_else(|| bad(0, "empty video tag body"))?;
         if b0 & 0x80 != 0 {
             return Self::parse_ex(body, b0);
         }
@@ -201,16 +210,19 @@ impl VideoTag {
                     },
                 });
             }
-            return Err(format!(
-                "avc video tag body is {} bytes, need at least 5",
-                body.len()
+            return Err(bad(
+                body.len(),
+                format!(
+                    "avc video tag body is {} bytes, need at least 5",
+                    body.len()
+                ),
             ));
         };
         let packet_type = match h[1] {
             0 => AvcPacketType::SequenceHeader,
             1 => AvcPacketType::Nalu,
             2 => AvcPacketType::EndOfSequence,
-            n => return Err(format!("reserved avc packet type {n}")),
+            n => return Err(bad(1, format!("reserved avc packet type {n}"))),
         };
         Ok(VideoTag {
             frame_type,
@@ -222,13 +234,13 @@ impl VideoTag {
         })
     }
 
-    fn parse_ex(body: &Bytes, b0: u8) -> Result<VideoTag, String> {
+    fn parse_ex(body: &Bytes, b0: u8) -> Result<VideoTag, FlvError> {
         let frame_type = VideoFrameType::from_u8((b0 >> 4) & 0x07);
         let packet_type = ExVideoPacketType::from_u8(b0 & 0x0F);
         if frame_type == VideoFrameType::Command && packet_type != ExVideoPacketType::Metadata {
             let command = *body
                 .get(1)
-                .ok_or("enhanced video command frame without its command byte")?;
+                .ok_or_else(|| bad(1, "enhanced video command frame without its command byte"))?;
             return Ok(VideoTag {
                 frame_type,
                 packet: VideoPacket::ExCommand { command },
@@ -247,9 +259,12 @@ impl VideoTag {
             });
         }
         let f = body.get(1..5).ok_or_else(|| {
-            format!(
-                "enhanced video tag body is {} bytes, too short for its fourcc",
-                body.len()
+            bad(
+                body.len(),
+                format!(
+                    "enhanced video tag body is {} bytes, too short for its fourcc",
+                    body.len()
+                ),
             )
         })?;
         let fourcc = FourCc([f[0], f[1], f[2], f[3]]);
@@ -259,7 +274,10 @@ impl VideoTag {
             && (fourcc == FourCc::AVC1 || fourcc == FourCc::HVC1)
         {
             let c = body.get(5..8).ok_or_else(|| {
-                format!("enhanced {fourcc} coded frames without the composition time offset")
+                bad(
+                    body.len(),
+                    format!("enhanced {fourcc} coded frames without the composition time offset"),
+                )
             })?;
             cts_ms = si24(c);
             start = 8;
@@ -336,16 +354,17 @@ pub type AudioTagHeader = AudioTag;
 
 impl AudioTag {
     /// Parses the header of an audio tag body; the payload is a slice of `body`.
-    pub fn parse(body: &Bytes) -> Result<AudioTag, String> {
-        let b0 = *body.first().ok_or("empty audio tag body")?;
+    /// An error is located in `body`.
+    pub fn parse(body: &Bytes) -> Result<AudioTag, FlvError> {
+        let b0 = *body.first().ok_or_else(|| bad(0, "empty audio tag body"))?;
         let sound_format = b0 >> 4;
         let packet = match sound_format {
             10 => {
                 let packet_type = match body.get(1) {
                     Some(0) => AacPacketType::SequenceHeader,
                     Some(1) => AacPacketType::Raw,
-                    Some(n) => return Err(format!("reserved aac packet type {n}")),
-                    None => return Err("aac audio tag body without its packet type".into()),
+                    Some(n) => return Err(bad(1, format!("reserved aac packet type {n}"))),
+                    None => return Err(bad(1, "aac audio tag body without its packet type")),
                 };
                 AudioPacket::Aac {
                     packet_type,
@@ -361,9 +380,12 @@ impl AudioTag {
                     }
                 } else {
                     let f = body.get(1..5).ok_or_else(|| {
-                        format!(
-                            "enhanced audio tag body is {} bytes, too short for its fourcc",
-                            body.len()
+                        bad(
+                            body.len(),
+                            format!(
+                                "enhanced audio tag body is {} bytes, too short for its fourcc",
+                                body.len()
+                            ),
                         )
                     })?;
                     AudioPacket::Ex {

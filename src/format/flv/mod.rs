@@ -13,6 +13,7 @@
 //! H.264 and AAC bitstreams themselves are not looked at here.
 
 mod body;
+mod error;
 mod reader;
 mod script;
 pub mod writer;
@@ -21,6 +22,7 @@ pub use body::{
     AacPacketType, AudioPacket, AudioTag, AudioTagHeader, AvcPacketType, ExVideoPacketType, FourCc,
     VideoFrameType, VideoPacket, VideoTag, VideoTagHeader,
 };
+pub use error::FlvError;
 pub use reader::{FlvEvent, FlvReader, DEFAULT_MAX_TAG_SIZE};
 pub use script::{parse_script, ScriptData, MAX_AMF_DEPTH};
 pub use writer::{

@@ -34,6 +34,41 @@ pub enum FlvEvent {
     Warning(Diag),
 }
 
+/// Why a tag header is refused on the in-sync path (the reason a resync warning gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadHeader {
+    /// The type byte has a reserved bit (0xC0) set.
+    Reserved(u8),
+    /// The type byte has the filter (encryption) bit set.
+    Filtered(u8),
+    /// An unknown tag type with a size above the limit for unknown types.
+    UnknownTooLarge { kind: u8, size: u32, limit: u32 },
+    /// A size above the reader's limit.
+    TooLarge { size: u32, limit: u32 },
+}
+
+impl std::fmt::Display for BadHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            BadHeader::Reserved(t) => write!(
+                f,
+                "tag header with reserved bits set in type byte 0x{t:02x}"
+            ),
+            BadHeader::Filtered(t) => write!(
+                f,
+                "tag header with the filter (encryption) bit set in type byte 0x{t:02x}"
+            ),
+            BadHeader::UnknownTooLarge { kind, size, limit } => write!(
+                f,
+                "tag header of unknown type {kind} with implausible size {size} (limit {limit})"
+            ),
+            BadHeader::TooLarge { size, limit } => {
+                write!(f, "tag size {size} exceeds the limit of {limit} bytes")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct RawHeader {
     type_byte: u8,
@@ -203,18 +238,12 @@ impl FlvReader {
     }
 
     /// Checks a tag header against the rules for the normal (in-sync) path.
-    fn check_header(&self, h: &RawHeader) -> Result<(), String> {
+    fn check_header(&self, h: &RawHeader) -> Result<(), BadHeader> {
         if h.type_byte & 0xC0 != 0 {
-            return Err(format!(
-                "tag header with reserved bits set in type byte 0x{:02x}",
-                h.type_byte
-            ));
+            return Err(BadHeader::Reserved(h.type_byte));
         }
         if h.type_byte & 0x20 != 0 {
-            return Err(format!(
-                "tag header with the filter (encryption) bit set in type byte 0x{:02x}",
-                h.type_byte
-            ));
+            return Err(BadHeader::Filtered(h.type_byte));
         }
         let kind = TagKind::from_u8(h.type_byte);
         let limit = match kind {
@@ -223,11 +252,15 @@ impl FlvReader {
         };
         if h.size > limit {
             return Err(match kind {
-                TagKind::Other(t) => format!(
-                    "tag header of unknown type {t} with implausible size {} (limit {limit})",
-                    h.size
-                ),
-                _ => format!("tag size {} exceeds the limit of {limit} bytes", h.size),
+                TagKind::Other(t) => BadHeader::UnknownTooLarge {
+                    kind: t,
+                    size: h.size,
+                    limit,
+                },
+                _ => BadHeader::TooLarge {
+                    size: h.size,
+                    limit,
+                },
             });
         }
         Ok(())
@@ -415,7 +448,7 @@ impl FlvReader {
                         self.buf.reserve(total.saturating_sub(n));
                         self.state = State::Body { header };
                     }
-                    Err(reason) => self.resync(reason, self.buf_pos, false),
+                    Err(reason) => self.resync(reason.to_string(), self.buf_pos, false),
                 }
                 Step::Continue
             }

@@ -11,6 +11,9 @@
 use amf::amf0::Value;
 use amf::Pair;
 
+use super::error::FlvError;
+use crate::error::Diag;
+
 /// Deepest nesting of objects/arrays accepted in script data.
 pub const MAX_AMF_DEPTH: usize = 64;
 
@@ -69,25 +72,32 @@ impl ScriptData {
     }
 }
 
-/// Decodes a script tag body: a string name, then AMF0 values up to the end of the body.
-pub fn parse_script(body: &[u8]) -> Result<ScriptData, String> {
+/// Decodes a script tag body: a string name, then AMF0 values up to the end of the body. An error
+/// ([`FlvError::Script`]) is located in `body`.
+pub fn parse_script(body: &[u8]) -> Result<ScriptData, FlvError> {
+    let bad = |at: usize, m: String| FlvError::Script(Diag::new(at as u64, m));
     if body.is_empty() {
-        return Err("empty script data".into());
+        return Err(bad(0, "empty script data".into()));
     }
-    prescan(body)?;
+    prescan(body).map_err(FlvError::Script)?;
     let mut dec = amf::amf0::Decoder::new(body);
     let mut values = Vec::new();
     while !dec.inner().is_empty() {
         let at = body.len() - dec.inner().len();
         match dec.decode() {
             Ok(v) => values.push(v),
-            Err(e) => return Err(format!("amf0 value at script byte {at}: {e}")),
+            Err(e) => return Err(bad(at, format!("amf0 value at script byte {at}: {e}"))),
         }
     }
     let mut values = values.into_iter();
     let name = match values.next() {
         Some(Value::String(s)) => s,
-        _ => return Err("script data does not start with a string name".into()),
+        _ => {
+            return Err(bad(
+                0,
+                "script data does not start with a string name".into(),
+            ))
+        }
     };
     let mut values: Vec<Value> = values.collect();
     let mut set_data_frame = false;
@@ -108,8 +118,8 @@ pub fn parse_script(body: &[u8]) -> Result<ScriptData, String> {
 }
 
 /// Walks `body` as a sequence of AMF0 values, as `amf::amf0::Decoder` would, without allocating
-/// per value; fails where decoding would be unsafe or too expensive.
-pub(crate) fn prescan(body: &[u8]) -> Result<(), String> {
+/// per value; fails where decoding would be unsafe or too expensive (located in `body`).
+pub(crate) fn prescan(body: &[u8]) -> Result<(), Diag> {
     let budget = (body.len() as u64)
         .saturating_mul(16)
         .saturating_add(1024 * 1024)
@@ -138,11 +148,14 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    fn eof(&self, what: &str) -> String {
-        format!("script data ends inside {what} at byte {}", self.pos)
+    fn eof(&self, what: &str) -> Diag {
+        Diag::new(
+            self.pos as u64,
+            format!("script data ends inside {what} at byte {}", self.pos),
+        )
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], Diag> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len());
         let Some(end) = end else {
             return Err(self.eof(what));
@@ -152,34 +165,38 @@ impl Scan<'_> {
         Ok(s)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
+    fn u8(&mut self, what: &str) -> Result<u8, Diag> {
         Ok(self.take(1, what)?[0])
     }
 
-    fn u16(&mut self, what: &str) -> Result<usize, String> {
+    fn u16(&mut self, what: &str) -> Result<usize, Diag> {
         let b = self.take(2, what)?;
         Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u64, String> {
+    fn u32(&mut self, what: &str) -> Result<u64, Diag> {
         let b = self.take(4, what)?;
         Ok(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
     }
 
-    fn charge(&mut self, c: u64) -> Result<(), String> {
+    fn charge(&mut self, c: u64) -> Result<(), Diag> {
         self.cost = self.cost.saturating_add(c);
         if self.cost > self.budget {
-            return Err(format!(
-                "script data would decode to more than {} bytes (at byte {})",
-                self.budget, self.pos
+            return Err(Diag::new(
+                self.pos as u64,
+                format!(
+                    "script data would decode to more than {} bytes (at byte {})",
+                    self.budget, self.pos
+                ),
             ));
         }
         Ok(())
     }
 
     /// Scans one value; returns its expanded cost.
-    fn value(&mut self, depth: usize) -> Result<u64, String> {
+    fn value(&mut self, depth: usize) -> Result<u64, Diag> {
         let at = self.pos;
+        let bad = |m: String| Diag::new(at as u64, m);
         let marker = self.u8("a value marker")?;
         let cost = match marker {
             0x00 => {
@@ -200,8 +217,12 @@ impl Scan<'_> {
                 let i = self.u16("a reference")?;
                 match self.complexes.get(i) {
                     Some(Some(c)) => *c,
-                    Some(None) => return Err(format!("circular amf0 reference {i} at byte {at}")),
-                    None => return Err(format!("amf0 reference {i} out of range at byte {at}")),
+                    Some(None) => {
+                        return Err(bad(format!("circular amf0 reference {i} at byte {at}")))
+                    }
+                    None => {
+                        return Err(bad(format!("amf0 reference {i} out of range at byte {at}")))
+                    }
                 }
             }
             0x0B => {
@@ -216,9 +237,9 @@ impl Scan<'_> {
             }
             0x03 | 0x08 | 0x0A | 0x10 => {
                 if depth >= MAX_AMF_DEPTH {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "amf0 values nested deeper than {MAX_AMF_DEPTH} levels at byte {at}"
-                    ));
+                    )));
                 }
                 let index = self.complexes.len();
                 self.complexes.push(None);
@@ -237,9 +258,9 @@ impl Scan<'_> {
                         let count = self.u32("a strict array count")?;
                         let left = (self.b.len() - self.pos) as u64;
                         if count > left {
-                            return Err(format!(
+                            return Err(bad(format!(
                                 "strict array of {count} values at byte {at} but only {left} bytes follow"
-                            ));
+                            )));
                         }
                         let mut c = 0u64;
                         for _ in 0..count {
@@ -256,25 +277,29 @@ impl Scan<'_> {
                 self.charge(total)?;
                 total
             }
-            0x09 => return Err(format!("unexpected amf0 object end at byte {at}")),
+            0x09 => return Err(bad(format!("unexpected amf0 object end at byte {at}"))),
             0x11 => {
-                return Err(format!(
+                return Err(bad(format!(
                     "amf3 values (avm+ marker) are not supported in script data (byte {at})"
-                ))
+                )))
             }
             0x04 | 0x0D | 0x0E => {
-                return Err(format!(
+                return Err(bad(format!(
                     "unsupported amf0 marker 0x{marker:02x} at byte {at}"
-                ))
+                )))
             }
-            _ => return Err(format!("unknown amf0 marker 0x{marker:02x} at byte {at}")),
+            _ => {
+                return Err(bad(format!(
+                    "unknown amf0 marker 0x{marker:02x} at byte {at}"
+                )))
+            }
         };
         self.charge(cost)?;
         Ok(cost)
     }
 
     /// Key/value pairs up to the empty key + object end marker; returns their cost.
-    fn pairs(&mut self, depth: usize) -> Result<u64, String> {
+    fn pairs(&mut self, depth: usize) -> Result<u64, Diag> {
         let mut c = 0u64;
         loop {
             let n = self.u16("a property name length")?;

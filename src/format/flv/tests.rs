@@ -339,6 +339,12 @@ fn one_pass_writers_match_body_builders() {
     let mut out = Vec::new();
     assert!(write_tag(TagKind::Video, 0, &vec![0; MAX_DATA_SIZE + 1], &mut out).is_err());
     assert!(out.is_empty());
+    let e = write_tag(TagKind::Video, 0, &vec![0; MAX_DATA_SIZE + 1], &mut out).unwrap_err();
+    assert_eq!(e, FlvError::TooLarge(MAX_DATA_SIZE + 1));
+    assert_eq!(
+        e.to_string(),
+        "tag body of 16777216 bytes does not fit in flv's 24-bit size (max 16777215)"
+    );
 }
 
 #[test]
@@ -618,6 +624,19 @@ fn video_legacy_edge_cases() {
     assert!(VideoTag::parse(&Bytes::new()).is_err());
     assert!(VideoTag::parse(&Bytes::from_static(b"\x17\x01\x00")).is_err());
     assert!(VideoTag::parse(&Bytes::from_static(b"\x17\x03\x00\x00\x00")).is_err());
+    // Errors are located in the body and keep their words.
+    let e = VideoTag::parse(&Bytes::from_static(b"\x17\x03\x00\x00\x00")).unwrap_err();
+    assert_eq!(
+        e,
+        FlvError::Body(crate::error::Diag::new(1, "reserved avc packet type 3"))
+    );
+    assert_eq!(e.to_string(), "reserved avc packet type 3");
+    let e = VideoTag::parse(&Bytes::from_static(b"\x17\x01\x00")).unwrap_err();
+    assert_eq!(e.diag().map(|d| d.offset), Some(3));
+    assert_eq!(
+        e.to_string(),
+        "avc video tag body is 3 bytes, need at least 5"
+    );
     let v = VideoTag::parse(&Bytes::from_static(b"\x22rest")).unwrap();
     assert_eq!(
         v.packet,
@@ -643,6 +662,11 @@ fn audio_parsing() {
     assert!(AudioTag::parse(&Bytes::from_static(b"\xaf")).is_err());
     assert!(AudioTag::parse(&Bytes::from_static(b"\xaf\x02")).is_err());
     assert!(AudioTag::parse(&Bytes::new()).is_err());
+    let e = AudioTag::parse(&Bytes::from_static(b"\xaf\x02")).unwrap_err();
+    assert_eq!(
+        e,
+        FlvError::Body(crate::error::Diag::new(1, "reserved aac packet type 2"))
+    );
     let a = AudioTag::parse(&Bytes::from_static(b"\x2e\xff\xfb")).unwrap();
     assert_eq!(
         (a.sound_format, a.sound_rate, a.sound_size, a.sound_type),
@@ -707,11 +731,19 @@ fn script_errors() {
     let mut body = amf(&Value::String("x".into()));
     body.extend_from_slice(&[0x0C, 0xFF, 0xFF, 0xFF, 0xF0, b'a']);
     let e = parse_script(&body).unwrap_err();
-    assert!(e.contains("ends inside a long string"), "{e}");
-    // AMF3 is refused.
+    assert!(e.to_string().contains("ends inside a long string"), "{e}");
+    // Located where the string's bytes start (after its marker and length).
+    assert_eq!(e.diag().map(|d| d.offset), Some(body.len() as u64 - 1));
+    // AMF3 is refused, at its marker.
     let mut body = amf(&Value::String("x".into()));
+    let marker_at = body.len() as u64;
     body.extend_from_slice(&[0x11, 0x04, 0x01]);
-    assert!(parse_script(&body).unwrap_err().contains("amf3"));
+    let e = parse_script(&body).unwrap_err();
+    assert!(e.to_string().contains("amf3"));
+    assert!(
+        matches!(&e, FlvError::Script(d) if d.offset == marker_at),
+        "{e:?}"
+    );
     // A strict array claiming more values than bytes.
     let mut body = amf(&Value::String("x".into()));
     body.extend_from_slice(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x05]);
@@ -728,7 +760,7 @@ fn script_deep_nesting_is_refused_without_overflow() {
     }
     body.push(0x05);
     let e = parse_script(&body).unwrap_err();
-    assert!(e.contains("nested deeper"), "{e}");
+    assert!(e.to_string().contains("nested deeper"), "{e}");
     // At the limit it decodes.
     let mut body = amf(&Value::String("x".into()));
     for _ in 0..MAX_AMF_DEPTH {
@@ -755,7 +787,7 @@ fn script_reference_bomb_is_refused() {
         }
     }
     let e = parse_script(&body).unwrap_err();
-    assert!(e.contains("would decode to more than"), "{e}");
+    assert!(e.to_string().contains("would decode to more than"), "{e}");
     // A few references are fine, and decode as copies.
     let mut body = amf(&Value::String("x".into()));
     body.push(0x0A);
@@ -770,10 +802,16 @@ fn script_reference_bomb_is_refused() {
     // Circular and out-of-range references.
     let mut body = amf(&Value::String("x".into()));
     body.extend_from_slice(&[0x0A, 0, 0, 0, 1, 0x07, 0, 0]);
-    assert!(parse_script(&body).unwrap_err().contains("circular"));
+    assert!(parse_script(&body)
+        .unwrap_err()
+        .to_string()
+        .contains("circular"));
     let mut body = amf(&Value::String("x".into()));
     body.extend_from_slice(&[0x07, 0, 9]);
-    assert!(parse_script(&body).unwrap_err().contains("out of range"));
+    assert!(parse_script(&body)
+        .unwrap_err()
+        .to_string()
+        .contains("out of range"));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use amf::amf0::Value;
 
 use super::body::{AacPacketType, AvcPacketType};
+use super::error::FlvError;
 use super::script::{write_pairs, write_value};
 use super::{TagKind, HEADER_LEN, MAX_DATA_SIZE, TAG_HEADER_LEN};
 
@@ -35,11 +36,9 @@ pub fn write_tag_header(
     timestamp_ms: u32,
     data_size: usize,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), FlvError> {
     if data_size > MAX_DATA_SIZE {
-        return Err(format!(
-            "tag body of {data_size} bytes does not fit in flv's 24-bit size (max {MAX_DATA_SIZE})"
-        ));
+        return Err(FlvError::TooLarge(data_size));
     }
     let size = (data_size as u32).to_be_bytes();
     let ts = timestamp_ms.to_be_bytes();
@@ -70,7 +69,7 @@ pub fn write_tag(
     timestamp_ms: u32,
     body: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), FlvError> {
     write_tag_header(kind, timestamp_ms, body.len(), out)?;
     out.extend_from_slice(body);
     write_prev_tag_size(body.len(), out);
@@ -118,7 +117,7 @@ pub fn write_avc_video_tag(
     cts_ms: i32,
     payload: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), FlvError> {
     let size = AVC_BODY_HEADER_LEN.saturating_add(payload.len());
     write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
     avc_video_body(keyframe, packet_type, cts_ms, payload, out);
@@ -132,7 +131,7 @@ pub fn write_aac_audio_tag(
     packet_type: AacPacketType,
     payload: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), FlvError> {
     let size = 2usize.saturating_add(payload.len());
     write_tag_header(TagKind::Audio, timestamp_ms, size, out)?;
     aac_audio_body(packet_type, payload, out);

@@ -408,14 +408,14 @@ impl TsDemuxer {
         if payload.is_empty() {
             return;
         }
-        let mut pieces: Vec<Result<Vec<u8>, String>> = Vec::new();
+        let mut pieces: Vec<Result<Vec<u8>, psi::PsiError>> = Vec::new();
         asm.feed(payload, pusi, |piece| match piece {
             SectionPiece::Section(s) => pieces.push(Ok(s.to_vec())),
             SectionPiece::Error(e) => pieces.push(Err(e)),
         });
         for piece in pieces {
             match piece {
-                Err(e) => Self::warn(out, off, e),
+                Err(e) => Self::warn(out, off, e.to_string()),
                 Ok(sec) if is_pat => self.pat_section(sec, off, out),
                 Ok(sec) => self.pmt_section(sec, off, out),
             }
@@ -428,7 +428,7 @@ impl TsDemuxer {
         }
         let s = match psi::parse_long_section(&sec) {
             Ok(s) => s,
-            Err(e) => return Self::warn(out, off, e),
+            Err(e) => return Self::warn(out, off, e.to_string()),
         };
         if s.table_id != psi::TABLE_ID_PAT || !s.current_next {
             return;
@@ -463,14 +463,14 @@ impl TsDemuxer {
         }
         let s = match psi::parse_long_section(&sec) {
             Ok(s) => s,
-            Err(e) => return Self::warn(out, off, e),
+            Err(e) => return Self::warn(out, off, e.to_string()),
         };
         if s.table_id != psi::TABLE_ID_PMT || !s.current_next || s.id != self.program_number {
             return;
         }
         let (pcr_pid, mut streams) = match psi::parse_pmt(s.body) {
             Ok(x) => x,
-            Err(e) => return Self::warn(out, off, e),
+            Err(e) => return Self::warn(out, off, e.to_string()),
         };
         self.pmt_last = sec;
         // One entry per PID, and none on the PIDs with another role.

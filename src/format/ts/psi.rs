@@ -11,6 +11,76 @@ pub const MAX_SECTION: usize = 4096;
 pub const TABLE_ID_PAT: u8 = 0x00;
 pub const TABLE_ID_PMT: u8 = 0x02;
 
+/// A PSI problem: how a section could not be collected, or why a section or PMT does not parse.
+/// The demuxer reports it as a warning at the offset of the packet that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsiError {
+    /// payload_unit_start on a packet with no payload.
+    EmptyStart,
+    /// A pointer_field past the payload (pointer, payload bytes after it).
+    PointerBeyond { pointer: usize, len: usize },
+    /// A section that did not end where the next one starts.
+    CutShort,
+    /// A section_length outside what PSI allows.
+    SectionLength(usize),
+    /// A section too short for the long form (its length).
+    TooShort(usize),
+    /// A section without section_syntax_indicator (its table_id).
+    NoSyntaxIndicator(u8),
+    /// A CRC that does not match.
+    Crc {
+        table_id: u8,
+        computed: u32,
+        stored: u32,
+    },
+    /// A PMT body shorter than its fixed fields.
+    PmtTooShort,
+    /// program_info_length past the section.
+    ProgramInfoOverrun(usize),
+    /// A stream entry cut short (bytes left).
+    EntryTruncated(usize),
+    /// ES_info_length past the section (length, pid).
+    EsInfoOverrun { len: usize, pid: u16 },
+}
+
+impl std::fmt::Display for PsiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            PsiError::EmptyStart => f.write_str("empty psi payload with payload_unit_start"),
+            PsiError::PointerBeyond { pointer, len } => write!(
+                f,
+                "psi pointer_field {pointer} beyond the {len} payload bytes"
+            ),
+            PsiError::CutShort => f.write_str("psi section cut short by the next section start"),
+            PsiError::SectionLength(n) => write!(f, "psi section_length {n} out of range"),
+            PsiError::TooShort(n) => write!(f, "psi section of {n} bytes is too short"),
+            PsiError::NoSyntaxIndicator(t) => write!(
+                f,
+                "psi table 0x{t:02x} without section_syntax_indicator"
+            ),
+            PsiError::Crc {
+                table_id,
+                computed,
+                stored,
+            } => write!(
+                f,
+                "psi table 0x{table_id:02x} crc mismatch: computed 0x{computed:08x}, stored 0x{stored:08x}"
+            ),
+            PsiError::PmtTooShort => f.write_str("pmt body shorter than 4 bytes"),
+            PsiError::ProgramInfoOverrun(n) => {
+                write!(f, "pmt program_info_length {n} overruns the section")
+            }
+            PsiError::EntryTruncated(n) => write!(f, "pmt stream entry truncated ({n} bytes)"),
+            PsiError::EsInfoOverrun { len, pid } => write!(
+                f,
+                "pmt ES_info_length {len} of pid 0x{pid:x} overruns the section"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PsiError {}
+
 /// Collects one PSI section at a time from packet payloads.
 #[derive(Debug, Default)]
 pub struct SectionAssembler {
@@ -23,8 +93,8 @@ pub struct SectionAssembler {
 pub enum SectionPiece<'a> {
     /// A complete section (header through CRC).
     Section(&'a [u8]),
-    /// A malformed pointer field or section length; the message says what.
-    Error(String),
+    /// A malformed pointer field or section length.
+    Error(PsiError),
 }
 
 impl SectionAssembler {
@@ -39,18 +109,16 @@ impl SectionAssembler {
         let mut rest = payload;
         if pusi {
             let Some((&pointer, after)) = rest.split_first() else {
-                f(SectionPiece::Error(
-                    "empty psi payload with payload_unit_start".into(),
-                ));
+                f(SectionPiece::Error(PsiError::EmptyStart));
                 self.reset();
                 return;
             };
             let pointer = pointer as usize;
             if pointer > after.len() {
-                f(SectionPiece::Error(format!(
-                    "psi pointer_field {pointer} beyond the {} payload bytes",
-                    after.len()
-                )));
+                f(SectionPiece::Error(PsiError::PointerBeyond {
+                    pointer,
+                    len: after.len(),
+                }));
                 self.reset();
                 return;
             }
@@ -59,9 +127,7 @@ impl SectionAssembler {
                 self.append(tail, &mut f);
                 if self.active {
                     // The previous section did not end where the pointer says the next begins.
-                    f(SectionPiece::Error(
-                        "psi section cut short by the next section start".into(),
-                    ));
+                    f(SectionPiece::Error(PsiError::CutShort));
                 }
             }
             self.buf.clear();
@@ -96,10 +162,7 @@ impl SectionAssembler {
             }
             let total = section_total_len(&self.buf);
             if !(3 + 5 + 4..=MAX_SECTION).contains(&total) {
-                f(SectionPiece::Error(format!(
-                    "psi section_length {} out of range",
-                    total - 3
-                )));
+                f(SectionPiece::Error(PsiError::SectionLength(total - 3)));
                 self.reset();
                 return;
             }
@@ -133,15 +196,12 @@ pub struct LongSection<'a> {
 }
 
 /// Checks syntax and CRC of a complete section.
-pub fn parse_long_section(sec: &[u8]) -> Result<LongSection<'_>, String> {
+pub fn parse_long_section(sec: &[u8]) -> Result<LongSection<'_>, PsiError> {
     if sec.len() < 12 {
-        return Err(format!("psi section of {} bytes is too short", sec.len()));
+        return Err(PsiError::TooShort(sec.len()));
     }
     if sec[1] & 0x80 == 0 {
-        return Err(format!(
-            "psi table 0x{:02x} without section_syntax_indicator",
-            sec[0]
-        ));
+        return Err(PsiError::NoSyntaxIndicator(sec[0]));
     }
     let crc_stored = u32::from_be_bytes([
         sec[sec.len() - 4],
@@ -151,10 +211,11 @@ pub fn parse_long_section(sec: &[u8]) -> Result<LongSection<'_>, String> {
     ]);
     let crc = crc32_mpeg2(&sec[..sec.len() - 4]);
     if crc != crc_stored {
-        return Err(format!(
-            "psi table 0x{:02x} crc mismatch: computed 0x{crc:08x}, stored 0x{crc_stored:08x}",
-            sec[0]
-        ));
+        return Err(PsiError::Crc {
+            table_id: sec[0],
+            computed: crc,
+            stored: crc_stored,
+        });
     }
     Ok(LongSection {
         table_id: sec[0],
@@ -175,25 +236,26 @@ pub fn pat_first_program(body: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// PMT body: (pcr_pid, streams).
-pub fn parse_pmt(body: &[u8]) -> Result<(u16, Vec<StreamInfo>), String> {
+pub fn parse_pmt(body: &[u8]) -> Result<(u16, Vec<StreamInfo>), PsiError> {
     if body.len() < 4 {
-        return Err("pmt body shorter than 4 bytes".into());
+        return Err(PsiError::PmtTooShort);
     }
     let pcr_pid = u16::from_be_bytes([body[0] & 0x1F, body[1]]);
     let info_len = (u16::from_be_bytes([body[2] & 0x0F, body[3]])) as usize;
     let mut rest = body
         .get(4 + info_len..)
-        .ok_or_else(|| format!("pmt program_info_length {info_len} overruns the section"))?;
+        .ok_or(PsiError::ProgramInfoOverrun(info_len))?;
     let mut streams = Vec::new();
     while !rest.is_empty() {
         if rest.len() < 5 {
-            return Err(format!("pmt stream entry truncated ({} bytes)", rest.len()));
+            return Err(PsiError::EntryTruncated(rest.len()));
         }
         let stream_type = rest[0];
         let pid = u16::from_be_bytes([rest[1] & 0x1F, rest[2]]);
         let es_info_len = u16::from_be_bytes([rest[3] & 0x0F, rest[4]]) as usize;
-        rest = rest.get(5 + es_info_len..).ok_or_else(|| {
-            format!("pmt ES_info_length {es_info_len} of pid 0x{pid:x} overruns the section")
+        rest = rest.get(5 + es_info_len..).ok_or(PsiError::EsInfoOverrun {
+            len: es_info_len,
+            pid,
         })?;
         streams.push(StreamInfo { pid, stream_type });
     }
@@ -266,7 +328,12 @@ mod tests {
         bad[10] ^= 1;
         assert!(parse_long_section(&bad)
             .unwrap_err()
+            .to_string()
             .contains("crc mismatch"));
+        assert!(matches!(
+            parse_long_section(&bad),
+            Err(PsiError::Crc { table_id: 0, .. })
+        ));
     }
 
     #[test]
@@ -291,6 +358,14 @@ mod tests {
     fn pmt_overrun_is_error() {
         // program_info_length 10 with no bytes behind it.
         assert!(parse_pmt(&[0xE1, 0x00, 0xF0, 0x0A]).is_err());
+        assert_eq!(
+            parse_pmt(&[0xE1, 0x00, 0xF0, 0x0A]),
+            Err(PsiError::ProgramInfoOverrun(10))
+        );
+        assert_eq!(
+            PsiError::ProgramInfoOverrun(10).to_string(),
+            "pmt program_info_length 10 overruns the section"
+        );
         // stream entry with ES_info_length beyond the end.
         assert!(parse_pmt(&[0xE1, 0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x05]).is_err());
     }

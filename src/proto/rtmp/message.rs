@@ -3,7 +3,8 @@
 use amf::amf0::Value;
 use amf::Pair;
 
-use crate::format::flv::parse_script;
+use crate::error::Diag;
+use crate::format::flv::{parse_script, FlvError};
 
 /// Message type ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,10 +156,14 @@ pub struct Command {
 impl Command {
     /// Decodes a command message body (type 20; for type 17 skip its first byte first). The body
     /// goes through the bounded AMF0 pre-scan of [`parse_script`] before the `amf` crate sees it.
-    pub fn parse(body: &[u8]) -> Result<Command, String> {
+    /// An error is [`FlvError::Script`], located in `body`.
+    pub fn parse(body: &[u8]) -> Result<Command, FlvError> {
         let s = parse_script(body)?;
         if s.set_data_frame {
-            return Err("@setDataFrame is data, not a command".into());
+            return Err(FlvError::Script(Diag::new(
+                0,
+                "@setDataFrame is data, not a command",
+            )));
         }
         let mut vals = s.values.into_iter();
         let transaction_id = match vals.next() {

@@ -14,7 +14,7 @@ use super::{aac, h264, Packet};
 use crate::error::Diag;
 use crate::media::{MediaEvent, Track, CLOCK_HZ};
 use crate::proto::rtsp::StreamSetup;
-use crate::proto::sdp::{Codec, Sdp};
+use crate::proto::sdp::{Codec, Sdp, SdpError};
 
 /// Added to every timestamp (90 kHz): 200 ms.
 pub const LEAD: i64 = CLOCK_HZ / 5;
@@ -29,6 +29,56 @@ struct TrackIn {
     clock_rate: u32,
     sr: Option<(u64, u32)>,
     offset: Option<i64>,
+}
+
+/// Why a publish cannot be taken in, with the stream (index in the session's setup order) where
+/// one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// The stream's SDP section claims H.264 or AAC but its parameters are malformed.
+    Codec { stream: usize, error: SdpError },
+    /// No stream carries H.264 or AAC; what the others carry (empty when there are none).
+    NoMedia { ignored: Vec<String> },
+    /// The FLV writer refused this stream's media. The text is
+    /// [`crate::pipeline::FlvOut::event`]'s, which still reports a `String`.
+    Mux { stream: usize, message: String },
+}
+
+impl IngestError {
+    /// The stream to blame, if one is.
+    pub fn stream(&self) -> Option<usize> {
+        match self {
+            IngestError::Codec { stream, .. } | IngestError::Mux { stream, .. } => Some(*stream),
+            IngestError::NoMedia { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Codec { error, .. } => write!(f, "{error}"),
+            IngestError::NoMedia { ignored } => write!(
+                f,
+                "expected an H.264 or AAC stream, found {}",
+                if ignored.is_empty() {
+                    "none".to_string()
+                } else {
+                    ignored.join(", ")
+                }
+            ),
+            IngestError::Mux { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IngestError::Codec { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -47,16 +97,19 @@ pub struct Ingest {
 
 impl Ingest {
     /// `Err` when no stream carries H.264 or AAC (the RECORD is refused with 415).
-    pub fn new(sdp: &Sdp, streams: &[StreamSetup]) -> Result<Ingest, String> {
+    pub fn new(sdp: &Sdp, streams: &[StreamSetup]) -> Result<Ingest, IngestError> {
         let mut tracks = Vec::new();
         let mut ignored = Vec::new();
         let (mut video, mut audio) = (false, false);
-        for s in streams {
+        for (stream, s) in streams.iter().enumerate() {
             let Some(m) = sdp.media.get(s.index) else {
                 tracks.push(None);
                 continue;
             };
-            let t = match m.codec()? {
+            let codec = m
+                .codec()
+                .map_err(|error| IngestError::Codec { stream, error })?;
+            let t = match codec {
                 Codec::H264 { config, .. } if !video => {
                     video = true;
                     Some(TrackIn {
@@ -109,14 +162,7 @@ impl Ingest {
             tracks.push(t);
         }
         if !video && !audio {
-            return Err(format!(
-                "expected an H.264 or AAC stream, found {}",
-                if ignored.is_empty() {
-                    "none".to_string()
-                } else {
-                    ignored.join(", ")
-                }
-            ));
+            return Err(IngestError::NoMedia { ignored });
         }
         Ok(Ingest {
             tracks,
@@ -255,7 +301,7 @@ impl FlvIngest {
         now: Instant,
         out: &mut Vec<u8>,
         diags: &mut Vec<Diag>,
-    ) -> Result<(), String> {
+    ) -> Result<(), IngestError> {
         if rtcp {
             return self.push(stream, true, data, offset, out, diags);
         }
@@ -281,7 +327,7 @@ impl FlvIngest {
         &mut self,
         out: &mut Vec<u8>,
         diags: &mut Vec<Diag>,
-    ) -> Result<(), String> {
+    ) -> Result<(), IngestError> {
         let mut res = Ok(());
         for stream in 0..self.reorder.len() {
             let mut r = std::mem::take(&mut self.reorder[stream]);
@@ -304,7 +350,7 @@ impl FlvIngest {
         offset: u64,
         out: &mut Vec<u8>,
         diags: &mut Vec<Diag>,
-    ) -> Result<(), String> {
+    ) -> Result<(), IngestError> {
         if rtcp {
             self.ingest.push_rtcp(stream, data);
             return Ok(());
@@ -316,7 +362,9 @@ impl FlvIngest {
         self.ingest
             .push_rtp(stream, data, offset, &mut self.media, diags);
         for m in self.media.drain(..) {
-            self.flv.event(&m, out)?;
+            self.flv
+                .event(&m, out)
+                .map_err(|message| IngestError::Mux { stream, message })?;
         }
         Ok(())
     }

@@ -32,6 +32,43 @@ pub const MTU_UDP: usize = 1400;
 /// Payload size over TCP interleaved: larger packets, fewer headers.
 pub const MTU_TCP: usize = 8192;
 
+/// Why bytes are not an RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketError {
+    /// Shorter than the fixed header (its length).
+    TooShort(usize),
+    /// A version other than 2.
+    Version(u8),
+    /// The extension bit set, the extension header missing.
+    Extension,
+    /// A padding count of zero or past the packet.
+    Padding(usize),
+    /// CSRCs or the extension run past the payload.
+    NoPayload,
+}
+
+impl std::fmt::Display for PacketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            PacketError::TooShort(n) => {
+                write!(f, "expected an RTP packet of at least 12 bytes, found {n}")
+            }
+            PacketError::Version(v) => write!(f, "expected RTP version 2, found {v}"),
+            PacketError::Extension => {
+                f.write_str("expected an RTP header extension, found the end")
+            }
+            PacketError::Padding(p) => {
+                write!(f, "expected RTP padding within the packet, found {p}")
+            }
+            PacketError::NoPayload => {
+                f.write_str("expected an RTP payload after the header, found the end")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
 /// A parsed RTP packet borrowing its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -44,21 +81,18 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
-    pub fn parse(data: &'a [u8]) -> Result<Packet<'a>, String> {
+    pub fn parse(data: &'a [u8]) -> Result<Packet<'a>, PacketError> {
         if data.len() < 12 {
-            return Err(format!(
-                "expected an RTP packet of at least 12 bytes, found {}",
-                data.len()
-            ));
+            return Err(PacketError::TooShort(data.len()));
         }
         if data[0] >> 6 != 2 {
-            return Err(format!("expected RTP version 2, found {}", data[0] >> 6));
+            return Err(PacketError::Version(data[0] >> 6));
         }
         let cc = usize::from(data[0] & 0x0f);
         let mut start = 12 + 4 * cc;
         if data[0] & 0x10 != 0 {
             if data.len() < start + 4 {
-                return Err("expected an RTP header extension, found the end".into());
+                return Err(PacketError::Extension);
             }
             let words = usize::from(u16::from_be_bytes([data[start + 2], data[start + 3]]));
             start += 4 + 4 * words;
@@ -67,14 +101,12 @@ impl<'a> Packet<'a> {
         if data[0] & 0x20 != 0 {
             let pad = usize::from(data[end - 1]);
             if pad == 0 || pad > end {
-                return Err(format!(
-                    "expected RTP padding within the packet, found {pad}"
-                ));
+                return Err(PacketError::Padding(pad));
             }
             end -= pad;
         }
         if start > end {
-            return Err("expected an RTP payload after the header, found the end".into());
+            return Err(PacketError::NoPayload);
         }
         Ok(Packet {
             marker: data[1] & 0x80 != 0,
@@ -227,6 +259,12 @@ mod tests {
         bad[0] |= 0x20;
         bad.push(200);
         assert!(Packet::parse(&bad).is_err());
+        assert_eq!(Packet::parse(&bad), Err(PacketError::Padding(200)));
+        assert_eq!(Packet::parse(&pkt[..11]), Err(PacketError::TooShort(11)));
+        assert_eq!(
+            Packet::parse(&[0x40u8; 12]).unwrap_err().to_string(),
+            "expected RTP version 2, found 1"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use md5::{Digest as _, Md5};
 
 #[cfg(doc)]
 use crate::proto::util::random_u64;
-use crate::proto::util::{base64_decode, ct_eq, hex, splitmix64};
+use crate::proto::util::{base64_decode, ct_eq, hex, splitmix64, Base64Error};
 
 /// How long a nonce may be used to start a session.
 pub const NONCE_TTL: Duration = Duration::from_secs(120);
@@ -82,21 +82,70 @@ fn md5_hex(parts: &[&str]) -> String {
     hex(&h.finalize())
 }
 
+/// An `Authorization` value that cannot be used (answered with 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Longer than river accepts.
+    TooLong,
+    /// Basic credentials that are not base64.
+    Base64(Base64Error),
+    /// Basic credentials that are not UTF-8.
+    NotUtf8,
+    /// Basic credentials without the `:` between user and password.
+    NoColon,
+    /// Digest parameters that do not parse: what was expected.
+    DigestSyntax(&'static str),
+    /// More than 32 Digest parameters.
+    DigestTooMany,
+    /// A Digest algorithm other than MD5 (as sent).
+    DigestAlgorithm(String),
+    /// Digest credentials without a nonce or a response.
+    DigestIncomplete,
+    /// A scheme other than Basic and Digest (its first 20 characters).
+    Scheme(String),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::TooLong => write!(
+                f,
+                "expected an Authorization header of at most {MAX_AUTH_LEN} bytes"
+            ),
+            AuthError::Base64(e) => write!(f, "{e}"),
+            AuthError::NotUtf8 => f.write_str("expected UTF-8 Basic credentials"),
+            AuthError::NoColon => f.write_str("expected 'user:password' in Basic credentials"),
+            AuthError::DigestSyntax(what) => write!(f, "expected {what} in Digest credentials"),
+            AuthError::DigestTooMany => f.write_str("expected at most 32 Digest parameters"),
+            AuthError::DigestAlgorithm(v) => {
+                write!(f, "expected Digest algorithm MD5, found {v:?}")
+            }
+            AuthError::DigestIncomplete => {
+                f.write_str("expected nonce and response in Digest credentials")
+            }
+            AuthError::Scheme(s) => {
+                write!(
+                    f,
+                    "expected Basic or Digest credentials, found scheme {s:?}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
 /// Parses an `Authorization` header value for a request of `method`. Unknown schemes and
 /// malformed values give `Err` (answered with 400).
-pub fn parse_authorization(value: &str, method: &str) -> Result<Credentials, String> {
+pub fn parse_authorization(value: &str, method: &str) -> Result<Credentials, AuthError> {
     if value.len() > MAX_AUTH_LEN {
-        return Err(format!(
-            "expected an Authorization header of at most {MAX_AUTH_LEN} bytes"
-        ));
+        return Err(AuthError::TooLong);
     }
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if scheme.eq_ignore_ascii_case("basic") {
-        let raw = base64_decode(rest.trim())?;
-        let s = String::from_utf8(raw).map_err(|_| "expected UTF-8 Basic credentials")?;
-        let (user, password) = s
-            .split_once(':')
-            .ok_or("expected 'user:password' in Basic credentials")?;
+        let raw = base64_decode(rest.trim()).map_err(AuthError::Base64)?;
+        let s = String::from_utf8(raw).map_err(|_| AuthError::NotUtf8)?;
+        let (user, password) = s.split_once(':').ok_or(AuthError::NoColon)?;
         return Ok(Credentials::Basic {
             user: user.to_string(),
             password: password.to_string(),
@@ -118,24 +167,21 @@ pub fn parse_authorization(value: &str, method: &str) -> Result<Credentials, Str
                 "nc" => d.nc = Some(v),
                 "cnonce" => d.cnonce = Some(v),
                 "algorithm" if !v.eq_ignore_ascii_case("md5") => {
-                    return Err(format!("expected Digest algorithm MD5, found {v:?}"))
+                    return Err(AuthError::DigestAlgorithm(v))
                 }
                 _ => {}
             }
         }
         if d.nonce.is_empty() || d.response.is_empty() {
-            return Err("expected nonce and response in Digest credentials".into());
+            return Err(AuthError::DigestIncomplete);
         }
         return Ok(Credentials::Digest(d));
     }
-    Err(format!(
-        "expected Basic or Digest credentials, found scheme {:?}",
-        scheme.chars().take(20).collect::<String>()
-    ))
+    Err(AuthError::Scheme(scheme.chars().take(20).collect()))
 }
 
 /// `k=v, k="quoted, value"` pairs.
-fn auth_params(s: &str) -> Result<Vec<(String, String)>, String> {
+fn auth_params(s: &str) -> Result<Vec<(String, String)>, AuthError> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
@@ -151,7 +197,7 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, String> {
             i += 1;
         }
         if i >= b.len() {
-            return Err("expected key=value in Digest credentials".into());
+            return Err(AuthError::DigestSyntax("key=value"));
         }
         let key = s[ks..i].trim().to_string();
         i += 1;
@@ -160,7 +206,7 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, String> {
             let mut v = String::new();
             loop {
                 match b.get(i) {
-                    None => return Err("expected a closing quote in Digest credentials".into()),
+                    None => return Err(AuthError::DigestSyntax("a closing quote")),
                     Some(b'"') => {
                         i += 1;
                         break;
@@ -186,7 +232,7 @@ fn auth_params(s: &str) -> Result<Vec<(String, String)>, String> {
         };
         out.push((key, val));
         if out.len() > 32 {
-            return Err("expected at most 32 Digest parameters".into());
+            return Err(AuthError::DigestTooMany);
         }
     }
     Ok(out)
@@ -347,6 +393,33 @@ mod tests {
         assert!(parse_authorization("Bearer x", "X").is_err());
         assert!(parse_authorization("Digest username=\"a", "X").is_err());
         assert!(parse_authorization("Digest nonce=1", "X").is_err());
+        // Each refusal says which, in the words it always used.
+        assert_eq!(
+            parse_authorization("Bearer x", "X"),
+            Err(AuthError::Scheme("Bearer".into()))
+        );
+        assert_eq!(
+            parse_authorization("Bearer x", "X")
+                .unwrap_err()
+                .to_string(),
+            "expected Basic or Digest credentials, found scheme \"Bearer\""
+        );
+        assert_eq!(
+            parse_authorization("Digest username=\"a", "X"),
+            Err(AuthError::DigestSyntax("a closing quote"))
+        );
+        assert_eq!(
+            AuthError::DigestSyntax("a closing quote").to_string(),
+            "expected a closing quote in Digest credentials"
+        );
+        assert_eq!(
+            parse_authorization("Digest nonce=1", "X"),
+            Err(AuthError::DigestIncomplete)
+        );
+        assert!(matches!(
+            parse_authorization("Basic !!!", "X"),
+            Err(AuthError::Base64(Base64Error::Char { at: 0, .. }))
+        ));
         assert!(!Credentials::None.check(""));
     }
 
