@@ -42,7 +42,7 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp-t
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (fstream and HTTP together); more are closed at once' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r
-complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-behind -d 'Disconnect a watcher that has been behind (skipping) for this long' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-behind -d 'Disconnect a watcher that has been behind (skipping) for this long; paced broadcasts: one that held the broadcaster back without writing for this long' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-bytes -d 'GOP cache bound in bytes per channel' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-time -d 'GOP cache bound in time per channel' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-waiting -d 'Most watchers waiting for channels that are not live' -r

@@ -67,10 +67,20 @@ EOF. Watchers still waiting for the channel keep waiting.
 Keyframes: the hub detects MPEG-TS, FLV or H.264 Annex B from the first bytes, keeps the headers \
 (FLV header, onMetaData, sequence headers; PAT/PMT; SPS/PPS) and the bytes since the last keyframe \
 (bounded by --cache-bytes and --cache-time), so a watcher who joins late starts decodable at once. \
-A watcher whose queue overflows (--queue-bytes, --queue-time) skips ahead to the next keyframe and \
-is disconnected after --max-behind. Unknown content behaves exactly like fstream: bytes from the \
-join point, and a watcher that overflows is disconnected. --no-gop-cache turns the GOP cache off \
-(watchers wait for the next keyframe).
+Unknown content is forwarded as it is, from the join point. --no-gop-cache turns the GOP cache \
+off (watchers wait for the next keyframe).
+
+Delivery: a broadcast whose media arrives at about real time (its FLV or MPEG-TS timestamps \
+against the clock, over 2 s) never waits for a watcher: a watcher whose queue overflows \
+(--queue-bytes, --queue-time) skips ahead to the next keyframe and is disconnected after \
+--max-behind. A broadcast faster than real time (a file pushed unpaced), and all content without \
+a clock (unknown bytes, raw H.264), is paced to its watchers and nothing is lost: the hub reads \
+the broadcaster only while every watcher's queue is under --queue-bytes (TCP holds the \
+broadcaster back meanwhile), and disconnects a watcher that holds it back without writing \
+anything, or draining less than a tenth of what the fastest watcher drained, for --max-behind. \
+A broadcast starts paced until its pace is known; each change is logged. /stats shows the regime \
+(delivery) and the time the broadcaster was held back (backpressure_secs). RTSP players over UDP \
+cannot push back and always get the real-time policy.
 
 Limits: the handshake must complete within 10 s and is at most 4096 bytes; HTTP request heads are \
 at most 8 KiB and must arrive within 10 s; at most --max-connections connections. Bytes a watcher \
@@ -215,7 +225,8 @@ pub struct ServeArgs {
     /// Per-watcher queue bound in time (age of the oldest queued chunk)
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub queue_time: TimeSpan,
-    /// Disconnect a watcher that has been behind (skipping) for this long
+    /// Disconnect a watcher that has been behind (skipping) for this long; paced broadcasts: one
+    /// that held the broadcaster back without writing for this long
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub max_behind: TimeSpan,
     /// GOP cache bound in bytes per channel
