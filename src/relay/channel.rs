@@ -307,9 +307,29 @@ impl Channel {
     }
 }
 
+/// Hashes a [`SubId`] (a small integer the hub chose) as itself: the watchers are looked up for
+/// every chunk delivered, and SipHash's resistance to chosen keys buys nothing here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the low bits across the word (Fibonacci hashing): hashbrown uses the top bits.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+}
+
 /// The watchers, by [`SubId`].
 #[derive(Default)]
-struct Subs(HashMap<SubId, Sub>);
+struct Subs(HashMap<SubId, Sub, std::hash::BuildHasherDefault<IdHasher>>);
 
 impl Subs {
     fn get_mut(&mut self, id: SubId) -> Option<&mut Sub> {
