@@ -28,8 +28,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-
 use super::cache::{CacheLimits, GopCache};
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
@@ -163,6 +161,25 @@ pub struct Sub {
 }
 
 impl Sub {
+    fn new(key: &ChanKey, kind: SubKind, password: Option<String>) -> Sub {
+        Sub {
+            key: key.clone(),
+            kind,
+            password,
+            queue: None,
+            next: None,
+            out_format: None,
+            converted: false,
+            wait_deadline: None,
+            eof_after_drain: false,
+            skip_flv_header: false,
+            dirty: false,
+            prev: Default::default(),
+            window_sent: 0,
+            progress: None,
+        }
+    }
+
     fn live_queue(&mut self) -> Option<&mut WatcherQueue> {
         if self.next.is_some() {
             self.next.as_mut()
@@ -574,25 +591,9 @@ impl Channels {
                 " (waiting for it to go live)"
             }
         );
-        self.subs.insert(
-            id,
-            Sub {
-                key: key.clone(),
-                kind,
-                password,
-                queue: None,
-                next: None,
-                out_format: None,
-                converted: false,
-                wait_deadline: Some(now + self.cfg.wait_timeout),
-                eof_after_drain: false,
-                skip_flv_header: false,
-                dirty: false,
-                prev: Default::default(),
-                window_sent: 0,
-                progress: None,
-            },
-        );
+        let mut sub = Sub::new(key, kind, password);
+        sub.wait_deadline = Some(now + self.cfg.wait_timeout);
+        self.subs.insert(id, sub);
         let cfg = &self.cfg;
         let ch = self
             .map
@@ -890,115 +891,6 @@ impl Channels {
         publisher
     }
 
-    /// May the broadcaster of `key` be read? Always for a real-time broadcast; for a paced one,
-    /// only while every watcher that pushes back has room.
-    pub fn room(&self, key: &ChanKey) -> bool {
-        let Some(ch) = self.map.get(key) else {
-            return true;
-        };
-        !ch.paced()
-            || ch
-                .paced_lists()
-                .all(|&w| self.subs.get(w).is_none_or(Sub::has_room))
-    }
-
-    /// The broadcaster of `key` is held back from `now` (no [`Self::room`]).
-    pub fn hold(&mut self, key: &ChanKey, now: Instant) {
-        if let Some(ch) = self.map.get_mut(key) {
-            ch.held_since.get_or_insert(now);
-            ch.window_held = true;
-            if let Some(p) = ch.pace.as_mut() {
-                p.held(now);
-            }
-        }
-    }
-
-    /// The broadcaster of `key` is read again from `now`.
-    pub fn release(&mut self, key: &ChanKey, now: Instant) {
-        if let Some(ch) = self.map.get_mut(key) {
-            if let Some(t) = ch.held_since.take() {
-                ch.held_total += now.saturating_duration_since(t);
-            }
-        }
-    }
-
-    /// The straggler policy of paced broadcasts, run every so often: each `max_behind` in which
-    /// the broadcaster was held back, a watcher that drained nothing, or less than a tenth of what
-    /// the fastest drained, is dropped (the hub then reads the broadcaster again).
-    pub fn tick(&mut self, now: Instant, fx: &mut Effects) {
-        let span = self.cfg.queue.max_behind;
-        for (key, ch) in self.map.iter_mut() {
-            if !ch.live() || !ch.paced() || ch.format.is_none() {
-                ch.window_start = None;
-                continue;
-            }
-            // A watcher with bytes queued that wrote none of them for `max_behind` while the
-            // broadcaster was held back is stalled (its socket buffer is full).
-            for &w in ch.paced_lists() {
-                let Some(s) = self.subs.get_mut(w) else {
-                    continue;
-                };
-                let sent = s.bytes_sent();
-                match s.progress {
-                    Some((_, n)) if n == sent && s.busy() => {}
-                    _ => s.progress = Some((now, sent)),
-                }
-                let since = s.progress.map_or(now, |p| p.0);
-                if ch.held_since.is_some() && now.saturating_duration_since(since) >= span {
-                    fx.drop.push((
-                        w,
-                        format!(
-                            "held back the paced broadcast of {}: wrote nothing in {} s",
-                            key_str(key),
-                            span.as_secs()
-                        ),
-                    ));
-                    s.progress = Some((now, sent));
-                }
-            }
-            let start = *ch.window_start.get_or_insert(now);
-            if now < start + span {
-                continue;
-            }
-            let ids: Vec<SubId> = ch.paced_lists().copied().collect();
-            // Only a watcher with something to drain is judged: one that is caught up is not
-            // slow, whatever it drained.
-            let drained: Vec<(SubId, u64, bool)> = ids
-                .iter()
-                .filter_map(|&w| {
-                    let s = self.subs.get(w)?;
-                    Some((w, s.bytes_sent() - s.window_sent, s.busy()))
-                })
-                .collect();
-            if ch.window_held {
-                let fastest = drained.iter().map(|d| d.1).max().unwrap_or(0);
-                for &(w, n, backlogged) in &drained {
-                    if backlogged
-                        && n.saturating_mul(10) < fastest
-                        && !fx.drop.iter().any(|d| d.0 == w)
-                    {
-                        fx.drop.push((
-                            w,
-                            format!(
-                                "held back the paced broadcast of {}: drained {n} bytes in {} s \
-                                 while the fastest watcher drained {fastest}",
-                                key_str(key),
-                                span.as_secs()
-                            ),
-                        ));
-                    }
-                }
-            }
-            for &w in &ids {
-                if let Some(s) = self.subs.get_mut(w) {
-                    s.window_sent = s.bytes_sent();
-                }
-            }
-            ch.window_start = Some(now);
-            ch.window_held = ch.held_since.is_some();
-        }
-    }
-
     /// `id` stops watching (closed, refused, torn down): out of every list, its queue dropped.
     pub fn leave(&mut self, id: SubId) -> Option<Sub> {
         let s = self.subs.remove(id)?;
@@ -1035,73 +927,6 @@ impl Channels {
             }
         }
         out
-    }
-
-    /// The channel's RTP view for TCP or UDP players, made on first use and primed with the
-    /// broadcast's headers and cached GOP. Errors are RTSP statuses: 404 not live, 503 format not
-    /// known yet, 415 not carried over RTP.
-    pub fn rtp_view(
-        &mut self,
-        key: &ChanKey,
-        udp: bool,
-        now: Instant,
-        wall: SystemTime,
-    ) -> Result<&mut RtpChannel, u16> {
-        let limits = self.cfg.cache;
-        let ch = self.map.get_mut(key).filter(|c| c.live()).ok_or(404u16)?;
-        let format = ch.format.ok_or(503u16)?;
-        let slot = &mut ch.rtp[usize::from(udp)];
-        if slot.is_none() {
-            let mut rv = RtpChannel::new(format, limits, udp).ok_or(415u16)?;
-            for c in ch.cache.join().chunks {
-                rv.feed(&c.data, false, now, wall);
-            }
-            rv.view.reanchor(wall);
-            *slot = Some(rv);
-        }
-        slot.as_mut().ok_or(500u16)
-    }
-
-    /// `id` plays `key` over RTSP from the RTP view made by [`Self::rtp_view`]. Returns the RTCP
-    /// sender reports to send before the first packet (interleaved frames), or None when the view
-    /// is gone.
-    pub fn play_rtp(
-        &mut self,
-        id: SubId,
-        key: &ChanKey,
-        udp: bool,
-        now: Instant,
-        wall: SystemTime,
-    ) -> Option<Vec<Bytes>> {
-        let rv = self.map.get_mut(key)?.rtp[usize::from(udp)].as_mut()?;
-        let join = rv.cache.join();
-        // Sender reports first, for the packets it starts with (see `join_sender_reports`), so
-        // the player syncs audio and video from the start.
-        let srs = rv
-            .view
-            .join_sender_reports(join.chunks.iter().map(|c| &c.data[..]), wall);
-        let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
-        rv.watchers.push(id);
-        self.subs.insert(
-            id,
-            Sub {
-                key: key.clone(),
-                kind: SubKind::Rtsp { udp },
-                password: None,
-                queue: Some(q),
-                next: None,
-                out_format: Some(StreamFormat::Flv),
-                converted: true,
-                wait_deadline: None,
-                eof_after_drain: false,
-                skip_flv_header: false,
-                dirty: false,
-                prev: Default::default(),
-                window_sent: 0,
-                progress: None,
-            },
-        );
-        Some(srs)
     }
 
     /// Each channel's figures; `conn` gives a watcher's connection id, peer and age.
@@ -1158,5 +983,7 @@ impl Channels {
     }
 }
 
+mod paced;
+mod rtsp;
 #[cfg(test)]
 mod tests;
