@@ -601,13 +601,16 @@ impl Channels {
             .or_insert_with(|| Channel::new(cfg));
         ch.pending.push(id);
         if ch.format.is_some() {
-            self.attach_pending(key, now, fx);
+            self.attach_pending(key, now, false, fx);
         }
         Ok(())
     }
 
-    /// Attaches the channel's pending watchers (the format is known).
-    fn attach_pending(&mut self, key: &ChanKey, now: Instant, fx: &mut Effects) {
+    /// Attaches the channel's pending watchers (the format is known). `from_start`: the format was
+    /// just detected, nothing of this broadcast has been delivered yet, and the watchers get it
+    /// from its first byte (whatever precedes the first keyframe too: a TS file's SDT, audio
+    /// before video); otherwise a watcher starts on the cached GOP's keyframe.
+    fn attach_pending(&mut self, key: &ChanKey, now: Instant, from_start: bool, fx: &mut Effects) {
         let Some(ch) = self.map.get_mut(key) else {
             return;
         };
@@ -706,6 +709,7 @@ impl Channels {
                 }
             };
             let mut join = join;
+            join.starts_on_keyframe |= from_start;
             if continuing {
                 join.chunks
                     .retain(|c| c.mark != Mark::Header(HeaderKind::FlvFile));
@@ -780,7 +784,7 @@ impl Channels {
                 key_str(key),
                 ch.format.map_or("unknown (opaque)", StreamFormat::describe)
             );
-            self.attach_pending(key, now, fx);
+            self.attach_pending(key, now, true, fx);
         }
         let Some(ch) = self.map.get_mut(key) else {
             return;

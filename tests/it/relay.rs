@@ -706,6 +706,60 @@ fn an_unpaced_file_reaches_every_watcher_that_keeps_up_whole() {
     assert!(s["refused"].as_u64().is_some());
 }
 
+/// Issue 15: a 20 s MPEG-TS file piped unpaced (media at many times real time) to three watchers
+/// with 64 KiB queues: the broadcast is paced, and each watcher gets every byte (every packet, no
+/// skip).
+#[test]
+fn an_unpaced_ts_file_is_paced_and_every_watcher_gets_every_packet() {
+    require("ffmpeg");
+    let clip = Clip {
+        width: 640,
+        height: 360,
+        fps: 30,
+        bframes: 2,
+        audio: true,
+        gop_secs: 2,
+        secs: 20,
+    };
+    let ts = clip.remux("mpegts");
+    // Small queues: under the real-time policy these watchers (writing files) would overflow and
+    // skip; paced, the broadcaster waits for them.
+    let hub = start_hub(&["--queue-bytes", "64KiB"]);
+    let dir = tmpdir();
+    let outs: Vec<PathBuf> = (0..3)
+        .map(|i| dir.join(format!("relay-paced-ts-{i}.ts")))
+        .collect();
+    let mut ws: Vec<Child> = outs
+        .iter()
+        .map(|o| watch_to_file(&hub, "fier", "pts", &[], o))
+        .collect();
+    hub.wait_watchers("fier", "pts", 3);
+    let mut b = broadcast_file(&hub, "fier", "123", "pts", &ts);
+    let st = wait_deadline(&mut b, WAIT, "broadcaster");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let want = std::fs::read(&ts).unwrap();
+    for (w, o) in ws.iter_mut().zip(&outs) {
+        let st = wait_deadline(w, WAIT, "watcher");
+        assert!(st.success(), "{}", stderr_of(w));
+        let got = std::fs::read(o).unwrap();
+        assert!(
+            got == want,
+            "{}: {} of {} bytes",
+            o.display(),
+            got.len(),
+            want.len()
+        );
+    }
+    let s = hub.stats();
+    let log = hub.log.text();
+    assert!(!log.contains("slow watcher"), "{log}");
+    assert!(
+        !log.contains("real time:"),
+        "never taken for real time: {log}"
+    );
+    let _ = s;
+}
+
 /// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw
 /// watcher 5.5 s in (mid-GOP) and reads to the end. Returns the time to the first 13 bytes, the
 /// first video packet's pts, and the received file.

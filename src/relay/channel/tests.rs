@@ -532,3 +532,22 @@ fn real_time_a_slow_watcher_skips_and_the_broadcaster_is_not_held() {
     );
     assert!(chs.stats(t0, |_| None)[0].delivery == "realtime");
 }
+
+#[test]
+fn a_watcher_waiting_before_a_ts_broadcast_gets_what_precedes_its_first_keyframe() {
+    // An SDT packet (PID 17, as ffmpeg writes first), then river's TS of the clip.
+    let mut ts = vec![0x47, 0x40, 0x11, 0x10];
+    ts.resize(188, 0xff);
+    ts.extend(testdata::ts());
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for piece in ts.chunks(1000) {
+        chs.push(&key(), piece, t0, wall(), &mut fx);
+    }
+    chs.end(&key(), t0, wall(), "end", &mut fx);
+    assert_eq!(drain(&mut chs, W), ts);
+}
