@@ -535,12 +535,8 @@ impl Hub {
     fn on_readable(&mut self, idx: usize, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = READ_BUDGET;
-        while let Some(publishing) = self
-            .conns
-            .get(idx)
-            .and_then(|c| c.as_ref())
-            .map(|_| self.publishing(idx))
-        {
+        loop {
+            let publishing = self.publishing(idx);
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 break;
             };

@@ -47,6 +47,26 @@ fn http_raw(addr: &str, req: &[u8]) -> (String, Vec<u8>) {
     )
 }
 
+/// Reads `r` to its end, checking each byte against `block` repeated: (bytes read, all equal).
+fn read_repeating(r: &mut impl Read, block: &[u8]) -> (usize, bool) {
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut n, mut ok) = (0usize, true);
+    loop {
+        let k = r.read(&mut buf).unwrap();
+        if k == 0 {
+            return (n, ok);
+        }
+        let mut done = 0;
+        while done < k {
+            let off = (n + done) % block.len();
+            let m = (k - done).min(block.len() - off);
+            ok &= buf[done..done + m] == block[off..off + m];
+            done += m;
+        }
+        n += k;
+    }
+}
+
 fn handshake(payload: &str) -> Vec<u8> {
     let mut v = b"\n\n".to_vec();
     v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -247,24 +267,7 @@ fn a_watcher_that_never_reads_is_dropped_and_the_reader_gets_every_byte_with_bou
     let mut gout = good.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let block = pattern(1 << 20, 3);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut n: usize = 0;
-        let mut ok = true;
-        loop {
-            let k = gout.read(&mut buf).unwrap();
-            if k == 0 {
-                break;
-            }
-            let mut done = 0;
-            while done < k {
-                let off = (n + done) % block.len();
-                let m = (k - done).min(block.len() - off);
-                ok &= buf[done..done + m] == block[off..off + m];
-                done += m;
-            }
-            n += k;
-        }
-        (n, ok)
+        read_repeating(&mut gout, &block)
     });
     let mut max_rss = 0;
     let start = Instant::now();
@@ -659,24 +662,7 @@ fn an_unpaced_file_reaches_every_watcher_that_keeps_up_whole() {
             let mut out = w.stdout.take().unwrap();
             let block = block.clone();
             // Checked as it arrives: (bytes, all equal to the input).
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                let (mut n, mut ok) = (0usize, true);
-                loop {
-                    let k = out.read(&mut buf).unwrap();
-                    if k == 0 {
-                        break (n, ok);
-                    }
-                    let mut done = 0;
-                    while done < k {
-                        let off = (n + done) % block.len();
-                        let m = (k - done).min(block.len() - off);
-                        ok &= buf[done..done + m] == block[off..off + m];
-                        done += m;
-                    }
-                    n += k;
-                }
-            })
+            std::thread::spawn(move || read_repeating(&mut out, &block))
         })
         .collect();
     let start = Instant::now();
@@ -750,14 +736,12 @@ fn an_unpaced_ts_file_is_paced_and_every_watcher_gets_every_packet() {
             want.len()
         );
     }
-    let s = hub.stats();
     let log = hub.log.text();
     assert!(!log.contains("slow watcher"), "{log}");
     assert!(
         !log.contains("real time:"),
         "never taken for real time: {log}"
     );
-    let _ = s;
 }
 
 /// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw

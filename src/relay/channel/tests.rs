@@ -411,7 +411,6 @@ fn paced_run(rates: &[usize], total: usize, secs: u64) -> (Vec<Vec<u8>>, Vec<Sub
         }
     }
     assert_eq!(at, total, "the whole broadcast was read");
-    let _ = data;
     (got, dropped)
 }
 
@@ -474,15 +473,12 @@ fn real_time_a_slow_watcher_skips_and_the_broadcaster_is_not_held() {
     }
     let budget = flv.len() / ts.len() / 4;
     let (mut fast, mut slow) = (Vec::new(), Vec::new());
-    let mut prev = 0;
     // The video tags sent, in order: (timestamp, keyframe).
     let mut clip: Vec<(u32, bool)> = Vec::new();
     // Three loops of the clip, re-stamped, so the pace is measured: 12 s at real time.
     for lap in 0..3u32 {
         for (i, t) in ts.iter().enumerate() {
             let end = ts.get(i + 1).map_or(flv.len(), |n| n.0);
-            let start = if lap == 0 { prev.min(t.0) } else { t.0 };
-            let _ = start;
             let mut tag = flv[t.0..end].to_vec();
             let stamp = t.3 + 4000 * lap;
             if tag.len() >= 11 && matches!(tag[0] & 0x1f, 8 | 9) {
@@ -497,7 +493,6 @@ fn real_time_a_slow_watcher_skips_and_the_broadcaster_is_not_held() {
                 chs.push(&key(), &flv[..t.0], now, wall(), &mut fx);
             }
             chs.push(&key(), &tag, now, wall(), &mut fx);
-            prev = end;
             fast.extend(drain(&mut chs, W));
             slow.extend(drain_at_most(&mut chs, W2, budget));
         }
