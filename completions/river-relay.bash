@@ -189,7 +189,7 @@ _river__relay() {
             return 0
             ;;
         river__subcmd__relay__subcmd__serve)
-            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --verbose --quiet --help"
+            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +245,10 @@ _river__relay() {
                     ;;
                 --max-behind)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unclocked)
+                    COMPREPLY=($(compgen -W "pace isolate" -- "${cur}"))
                     return 0
                     ;;
                 --cache-bytes)

@@ -43,6 +43,8 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-co
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-behind -d 'Disconnect a watcher that has been behind (skipping) for this long; paced broadcasts: one that held the broadcaster back without writing for this long' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l unclocked -d 'Delivery of content without a clock (unknown bytes, raw H.264): `pace` holds the broadcaster to its watchers so nothing is lost, as fstream does; `isolate` never holds it back (a watcher that cannot keep up skips to the next keyframe, or is disconnected)' -r -f -a "pace\t'Paced to the watchers: nothing is lost, a straggler is dropped'
+isolate\t'Never held back: the real-time policy'"
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-bytes -d 'GOP cache bound in bytes per channel' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-time -d 'GOP cache bound in time per channel' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-waiting -d 'Most watchers waiting for channels that are not live' -r

@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{BroadcastArgs, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, WatchArgs};
+use crate::cli::{
+    BroadcastArgs, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode, WatchArgs,
+};
 use crate::proto::fstream::{Request, Role};
 use crate::relay::cache::CacheLimits;
 use crate::relay::client::{self, Retry};
 use crate::relay::hub::{Config, Hub};
+use crate::relay::pace::Unclocked;
 use crate::relay::queue::QueueLimits;
 use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
 
@@ -46,6 +49,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_waiting: a.max_waiting,
         wait_timeout: a.wait_timeout.as_duration(),
         stats_interval: a.stats_interval.as_duration(),
+        unclocked: match a.unclocked {
+            UnclockedMode::Pace => Unclocked::Pace,
+            UnclockedMode::Isolate => Unclocked::Isolate,
+        },
     };
     if !a.users.is_dir() {
         log::warn!(

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::TimeSpan;
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
@@ -78,9 +78,14 @@ a clock (unknown bytes, raw H.264), is paced to its watchers and nothing is lost
 the broadcaster only while every watcher's queue is under --queue-bytes (TCP holds the \
 broadcaster back meanwhile), and disconnects a watcher that holds it back without writing \
 anything, or draining less than a tenth of what the fastest watcher drained, for --max-behind. \
-A broadcast starts paced until its pace is known; each change is logged. /stats shows the regime \
-(delivery) and the time the broadcaster was held back (backpressure_secs). RTSP players over UDP \
-cannot push back and always get the real-time policy.
+A broadcast starts paced until its pace is known; each change is logged. While a broadcast is held \
+at no more than real time, the hub now and then reads it freely for a moment to tell a live source \
+(switched to real time) from a file (kept paced). Live content without a \
+clock is paced too, as fstream does; --unclocked isolate gives it the real-time policy instead (a \
+watcher that cannot keep up skips to the next H.264 keyframe, or is disconnected from unknown \
+bytes, and never slows the others). /stats shows the regime (delivery) and the time the \
+broadcaster was held back (backpressure_secs). RTSP players over UDP cannot push back and always \
+get the real-time policy.
 
 Limits: the handshake must complete within 10 s and is at most 4096 bytes; HTTP request heads are \
 at most 8 KiB and must arrive within 10 s; at most --max-connections connections. Bytes a watcher \
@@ -229,6 +234,11 @@ pub struct ServeArgs {
     /// that held the broadcaster back without writing for this long
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub max_behind: TimeSpan,
+    /// Delivery of content without a clock (unknown bytes, raw H.264): `pace` holds the
+    /// broadcaster to its watchers so nothing is lost, as fstream does; `isolate` never holds it
+    /// back (a watcher that cannot keep up skips to the next keyframe, or is disconnected)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = UnclockedMode::Pace)]
+    pub unclocked: UnclockedMode,
     /// GOP cache bound in bytes per channel
     #[arg(long, value_name = "SIZE", default_value = "32MiB")]
     pub cache_bytes: ByteSize,
@@ -244,6 +254,15 @@ pub struct ServeArgs {
     /// Log per-channel stats (info level, -v) this often
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub stats_interval: TimeSpan,
+}
+
+/// `serve --unclocked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnclockedMode {
+    /// Paced to the watchers: nothing is lost, a straggler is dropped
+    Pace,
+    /// Never held back: the real-time policy
+    Isolate,
 }
 
 /// Where a password comes from: the option, its environment variable, or a file.

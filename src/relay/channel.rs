@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::cache::{CacheLimits, GopCache};
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
-use super::pace::{PaceMeter, Regime};
+use super::pace::{PaceMeter, Regime, Unclocked};
 use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
 use super::rtsp::RtpChannel;
 use super::stats::{ChannelStats, WatcherStats};
@@ -72,6 +72,8 @@ pub struct Config {
     pub cache: CacheLimits,
     pub max_waiting: usize,
     pub wait_timeout: Duration,
+    /// The delivery of content without a clock.
+    pub unclocked: Unclocked,
 }
 
 /// How a watcher watches.
@@ -152,6 +154,9 @@ pub struct Sub {
     /// (one header per FLV stream; players read a second one as a tag).
     skip_flv_header: bool,
     dirty: bool,
+    /// Its queue said disconnect: the hub drops it at the end of this call, and nothing more is
+    /// queued for it (one drop per watcher, however many chunks the call carries).
+    doomed: bool,
     /// Figures of queues already finished (before a takeover).
     prev: QueueStats,
     /// Bytes sent when the channel's straggler window began.
@@ -173,6 +178,7 @@ impl Sub {
             wait_deadline: None,
             eof_after_drain: false,
             skip_flv_header: false,
+            doomed: false,
             dirty: false,
             prev: Default::default(),
             window_sent: 0,
@@ -375,7 +381,9 @@ impl Subs {
         fx: &mut Effects,
     ) {
         for &w in list {
-            let Some(s) = self.get_mut(w) else { continue };
+            let Some(s) = self.get_mut(w).filter(|s| !s.doomed) else {
+                continue;
+            };
             if s.skip_flv_header && chunk.mark == Mark::Header(HeaderKind::FlvFile) {
                 s.skip_flv_header = false;
                 continue;
@@ -393,7 +401,10 @@ impl Subs {
                         fx.flush.push(w);
                     }
                 }
-                Verdict::Disconnect(r) => fx.drop.push((w, r.to_string())),
+                Verdict::Disconnect(r) => {
+                    s.doomed = true;
+                    fx.drop.push((w, r.to_string()));
+                }
             }
         }
     }
@@ -778,7 +789,7 @@ impl Channels {
         };
         if ch.format.is_none() && ch.splitter.format().is_some() {
             ch.format = ch.splitter.format();
-            ch.pace = ch.format.map(PaceMeter::new);
+            ch.pace = ch.format.map(|f| PaceMeter::new(f, self.cfg.unclocked));
             log::info!(
                 "channel {}: {} content",
                 key_str(key),

@@ -72,6 +72,8 @@ pub struct Config {
     pub max_waiting: usize,
     pub wait_timeout: Duration,
     pub stats_interval: Duration,
+    /// The delivery of content without a clock.
+    pub unclocked: super::pace::Unclocked,
 }
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
@@ -195,6 +197,7 @@ impl Hub {
             cache: cfg.cache,
             max_waiting: cfg.max_waiting,
             wait_timeout: cfg.wait_timeout,
+            unclocked: cfg.unclocked,
         });
         let http = http_l
             .is_some()

@@ -13,6 +13,14 @@
 //! pace, not its own). It becomes paced again when media advances at least [`FASTER_MIN`] times as
 //! fast over [`WINDOW`].
 //!
+//! A held broadcaster shows its watchers' pace, not its own, so a live source held from its start
+//! by a slow watcher would look like a file held at that watcher's pace. While a broadcast is held
+//! at no more than real time, the meter probes now and then: the hub reads it freely (queues may
+//! pass their bound; nothing is dropped) and watches its media against the wall clock. A file
+//! runs ahead of the clock by more than [`LIVE_LEAD_MS`] at once, which ends the probe (the next
+//! one waits twice as long); a live source catches up with its backlog and then keeps to the
+//! clock, and after [`WINDOW`] of that it is real time.
+//!
 //! Media time comes from the chunks themselves: FLV tag timestamps, MPEG-TS PES PTS.
 
 use std::collections::VecDeque;
@@ -27,6 +35,23 @@ pub const WINDOW: Duration = Duration::from_secs(2);
 pub const REAL_TIME_MAX: f64 = 1.25;
 /// At least this fast is faster than real time.
 pub const FASTER_MIN: f64 = 1.5;
+/// How far a live source's media may run ahead of the wall clock (since the meter's anchor): an
+/// encoder's start-up burst. A file read freely runs ahead by far more within a moment.
+pub const LIVE_LEAD_MS: i64 = 3000;
+/// The longest wait between probes of a held broadcast.
+pub const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(64);
+
+/// How content without a clock (unknown bytes, raw H.264) is delivered: its pace cannot be
+/// measured, so the hub's operator chooses (`river-relay serve --unclocked`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unclocked {
+    /// Paced to its watchers, as fstream does: nothing is lost, a straggler is dropped.
+    #[default]
+    Pace,
+    /// Never held back: the real-time policy (a watcher that cannot keep up skips to the next
+    /// keyframe, or is disconnected when the content has none).
+    Isolate,
+}
 
 /// The delivery regime of a broadcast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +117,16 @@ pub struct PaceMeter {
     media: u64,
     /// The broadcaster was last held back at this time.
     held: Option<Instant>,
+    /// (wall, media) where media is taken to keep to the clock: the first sample, and each switch
+    /// to real time.
+    anchor: Option<(Instant, u64)>,
+    /// The speed measured over the last full window.
+    speed: Option<f64>,
+    /// A probe in progress: since when, and the media time then.
+    probe: Option<(Instant, u64)>,
+    /// No probe before this; the wait after a probe that found a file.
+    next_probe: Option<Instant>,
+    backoff: Duration,
 }
 
 /// A regime change, for the log.
@@ -103,24 +138,48 @@ pub struct Change {
 }
 
 impl PaceMeter {
-    pub fn new(format: StreamFormat) -> Self {
+    pub fn new(format: StreamFormat, unclocked: Unclocked) -> Self {
+        let clock = matches!(format, StreamFormat::Flv | StreamFormat::Ts);
         PaceMeter {
-            clock: matches!(format, StreamFormat::Flv | StreamFormat::Ts),
-            regime: Regime::Paced,
+            clock,
+            regime: if clock || unclocked == Unclocked::Pace {
+                Regime::Paced
+            } else {
+                Regime::RealTime
+            },
             samples: VecDeque::new(),
             last_raw: None,
             media: 0,
             held: None,
+            anchor: None,
+            speed: None,
+            probe: None,
+            next_probe: None,
+            backoff: Duration::ZERO,
         }
+    }
+
+    /// Whether the hub should read the broadcaster freely to learn its pace (see the module).
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
     }
 
     pub fn regime(&self) -> Regime {
         self.regime
     }
 
-    /// The broadcaster was held back at `now` (its watchers had no room).
+    /// The broadcaster is held back at `now` (its watchers have no room); called when the hold
+    /// begins and every so often while it lasts. Starts a probe when one is due.
     pub fn held(&mut self, now: Instant) {
         self.held = Some(now);
+        if self.clock
+            && self.regime == Regime::Paced
+            && self.probe.is_none()
+            && self.speed.is_some_and(|s| s <= REAL_TIME_MAX)
+            && self.next_probe.is_none_or(|t| now >= t)
+        {
+            self.probe = Some((now, self.media));
+        }
     }
 
     /// A chunk arrived at `now`; returns a regime change.
@@ -147,6 +206,30 @@ impl PaceMeter {
             }
         }
         self.last_raw = Some(raw);
+        let anchor = *self.anchor.get_or_insert((now, self.media));
+        if let Some((since, m0)) = self.probe {
+            let lead = self.media as i64
+                - anchor.1 as i64
+                - now.saturating_duration_since(anchor.0).as_millis() as i64;
+            if lead > LIVE_LEAD_MS {
+                // Ahead of the clock: a file. Held again; probed again later.
+                self.probe = None;
+                self.backoff = (self.backoff * 2).clamp(WINDOW, MAX_PROBE_BACKOFF);
+                self.next_probe = Some(now + self.backoff);
+            } else if now >= since + WINDOW {
+                self.probe = None;
+                self.backoff = Duration::ZERO;
+                self.regime = Regime::RealTime;
+                self.anchor = Some((now, self.media));
+                self.samples.clear();
+                self.samples.push_back((now, self.media));
+                let span = now.saturating_duration_since(since).as_millis().max(1);
+                return Some(Change {
+                    regime: Regime::RealTime,
+                    speed: self.media.saturating_sub(m0) as f64 / span as f64,
+                });
+            }
+        }
         if self.samples.back().is_some_and(|s| now < s.0 + WINDOW / 8) {
             return None;
         }
@@ -160,6 +243,7 @@ impl PaceMeter {
             return None;
         }
         let speed = self.media.saturating_sub(m0) as f64 / span.as_millis().max(1) as f64;
+        self.speed = Some(speed);
         let next = match self.regime {
             Regime::Paced if speed <= REAL_TIME_MAX && self.held.is_none_or(|h| h < t0) => {
                 Regime::RealTime
@@ -169,6 +253,9 @@ impl PaceMeter {
         };
         (next != self.regime).then(|| {
             self.regime = next;
+            if next == Regime::RealTime {
+                self.anchor = Some((now, self.media));
+            }
             Change {
                 regime: next,
                 speed,
@@ -240,12 +327,12 @@ mod tests {
     #[test]
     fn a_live_broadcast_becomes_real_time_and_a_file_stays_paced() {
         let t0 = Instant::now();
-        let mut live = PaceMeter::new(StreamFormat::Flv);
+        let mut live = PaceMeter::new(StreamFormat::Flv, Unclocked::Pace);
         let ch = run(&mut live, t0, 0, 40, 40, 3);
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].regime, Regime::RealTime);
         assert!((ch[0].speed - 1.0).abs() < 0.05, "{ch:?}");
-        let mut file = PaceMeter::new(StreamFormat::Flv);
+        let mut file = PaceMeter::new(StreamFormat::Flv, Unclocked::Pace);
         assert!(run(&mut file, t0, 0, 400, 40, 5).is_empty());
         assert_eq!(file.regime(), Regime::Paced);
     }
@@ -253,7 +340,7 @@ mod tests {
     #[test]
     fn a_held_back_broadcast_is_not_taken_for_real_time() {
         let t0 = Instant::now();
-        let mut m = PaceMeter::new(StreamFormat::Flv);
+        let mut m = PaceMeter::new(StreamFormat::Flv, Unclocked::Pace);
         // Its watchers read at real time, so media arrives at real time, but only because the
         // broadcaster is held back.
         let mut changes = Vec::new();
@@ -269,7 +356,7 @@ mod tests {
     #[test]
     fn real_time_then_an_unpaced_push_is_paced_again() {
         let t0 = Instant::now();
-        let mut m = PaceMeter::new(StreamFormat::Flv);
+        let mut m = PaceMeter::new(StreamFormat::Flv, Unclocked::Pace);
         run(&mut m, t0, 0, 40, 40, 3);
         assert_eq!(m.regime(), Regime::RealTime);
         let ch = run(&mut m, t0 + Duration::from_secs(3), 3000, 400, 40, 3);
@@ -282,13 +369,26 @@ mod tests {
     fn content_without_a_clock_is_always_paced() {
         let t0 = Instant::now();
         for f in [StreamFormat::Opaque, StreamFormat::AnnexB] {
-            let mut m = PaceMeter::new(f);
+            let mut m = PaceMeter::new(f, Unclocked::Pace);
             for i in 0..200u64 {
                 assert!(m
                     .chunk(f, &tag(40 * i as u32), t0 + Duration::from_millis(40 * i))
                     .is_none());
             }
             assert_eq!(m.regime(), Regime::Paced);
+            // Unless the operator isolates it: then it is real time throughout.
+            let mut m = PaceMeter::new(f, Unclocked::Isolate);
+            for i in 0..200u64 {
+                assert!(m
+                    .chunk(f, &tag(40 * i as u32), t0 + Duration::from_millis(40 * i))
+                    .is_none());
+            }
+            assert_eq!(m.regime(), Regime::RealTime);
         }
+        // A clock decides for itself: isolate does not touch FLV or TS.
+        assert_eq!(
+            PaceMeter::new(StreamFormat::Flv, Unclocked::Isolate).regime(),
+            Regime::Paced
+        );
     }
 }

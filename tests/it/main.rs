@@ -11,6 +11,7 @@ mod http_layer;
 mod mux;
 mod relay;
 mod relay_core;
+mod relay_delivery;
 mod relay_rtmp;
 mod roundtrip;
 mod rtmp;

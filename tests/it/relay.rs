@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use crate::common::hub::*;
 use crate::common::*;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// A hub with the users fier:123, live:pushpw and ann:456, whose file is written with CRLF line
 /// ends and spaces around `=`, as Windows editors leave it.
-fn start_hub(extra: &[&str]) -> Hub {
+pub(crate) fn start_hub(extra: &[&str]) -> Hub {
     let hub = Hub::start_with(USERS, extra);
     hub.write_user_file("ann", "[DEFAULT]\r\npassword = 456\r\n");
     hub
@@ -48,7 +48,7 @@ fn http_raw(addr: &str, req: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// Reads `r` to its end, checking each byte against `block` repeated: (bytes read, all equal).
-fn read_repeating(r: &mut impl Read, block: &[u8]) -> (usize, bool) {
+pub(crate) fn read_repeating(r: &mut impl Read, block: &[u8]) -> (usize, bool) {
     let mut buf = vec![0u8; 1 << 16];
     let (mut n, mut ok) = (0usize, true);
     loop {
@@ -67,7 +67,7 @@ fn read_repeating(r: &mut impl Read, block: &[u8]) -> (usize, bool) {
     }
 }
 
-fn handshake(payload: &str) -> Vec<u8> {
+pub(crate) fn handshake(payload: &str) -> Vec<u8> {
     let mut v = b"\n\n".to_vec();
     v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     v.push(0);
@@ -86,7 +86,7 @@ fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `river-relay ARGS` with stdout to a file, stderr collected.
-fn spawn_relay(args: &[&str], stdin: Stdio, stdout: Stdio) -> Child {
+pub(crate) fn spawn_relay(args: &[&str], stdin: Stdio, stdout: Stdio) -> Child {
     Command::new(river("river-relay"))
         .args(args)
         .stdin(stdin)
@@ -96,7 +96,7 @@ fn spawn_relay(args: &[&str], stdin: Stdio, stdout: Stdio) -> Child {
         .expect("spawn river-relay")
 }
 
-fn stderr_of(c: &mut Child) -> String {
+pub(crate) fn stderr_of(c: &mut Child) -> String {
     let mut s = String::new();
     if let Some(mut e) = c.stderr.take() {
         let _ = e.read_to_string(&mut s);
@@ -105,7 +105,13 @@ fn stderr_of(c: &mut Child) -> String {
 }
 
 /// A watcher process writing to a file.
-fn watch_to_file(hub: &Hub, user: &str, channel: &str, extra: &[&str], out: &Path) -> Child {
+pub(crate) fn watch_to_file(
+    hub: &Hub,
+    user: &str,
+    channel: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Child {
     let mut args = vec!["watch", &hub.fstream, "--user", user, "--channel", channel];
     args.extend_from_slice(extra);
     spawn_relay(
@@ -116,7 +122,13 @@ fn watch_to_file(hub: &Hub, user: &str, channel: &str, extra: &[&str], out: &Pat
 }
 
 /// A broadcaster process fed from a file.
-fn broadcast_file(hub: &Hub, user: &str, pw: &str, channel: &str, input: &Path) -> Child {
+pub(crate) fn broadcast_file(
+    hub: &Hub,
+    user: &str,
+    pw: &str,
+    channel: &str,
+    input: &Path,
+) -> Child {
     spawn_relay(
         &[
             "broadcast",
@@ -133,7 +145,7 @@ fn broadcast_file(hub: &Hub, user: &str, pw: &str, channel: &str, input: &Path) 
     )
 }
 
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -613,135 +625,6 @@ fn http_push_from_ffmpeg_watched_over_fstream_with_ffprobe() {
         b"POST /live/stream1?user-password=bad HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-}
-
-/// Issue 15's first case: `cat` of a file (unpaced, opaque) to three `river-relay watch`
-/// watchers that read as fast as they can, and one raw watcher that never reads. The broadcast is
-/// paced to its watchers: the three get every byte, the stuck one is dropped after --max-behind
-/// (2 s here). Size: RIVER_PACED_MIB (CI: 48; the note reports 1 GiB).
-#[test]
-fn an_unpaced_file_reaches_every_watcher_that_keeps_up_whole() {
-    let mib: usize = std::env::var("RIVER_PACED_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48);
-    let hub = start_hub(&["--max-behind", "2s"]);
-    // A 1 MiB block (with a prime-length pattern, so it does not repeat within it) `mib` times.
-    let block = pattern(1 << 20, 11);
-    let input = tmpdir().join("relay-paced.bin");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-        for _ in 0..mib {
-            f.write_all(&block).unwrap();
-        }
-    }
-    let mut stuck = TcpStream::connect(&hub.fstream).unwrap();
-    stuck
-        .write_all(&handshake("watch,user=fier,channel=paced"))
-        .unwrap();
-    let mut watchers: Vec<Child> = (0..3)
-        .map(|_| {
-            spawn_relay(
-                &[
-                    "watch",
-                    &hub.fstream,
-                    "--user",
-                    "fier",
-                    "--channel",
-                    "paced",
-                ],
-                Stdio::null(),
-                Stdio::piped(),
-            )
-        })
-        .collect();
-    hub.wait_watchers("fier", "paced", 4);
-    let readers: Vec<_> = watchers
-        .iter_mut()
-        .map(|w| {
-            let mut out = w.stdout.take().unwrap();
-            let block = block.clone();
-            // Checked as it arrives: (bytes, all equal to the input).
-            std::thread::spawn(move || read_repeating(&mut out, &block))
-        })
-        .collect();
-    let start = Instant::now();
-    let mut b = broadcast_file(&hub, "fier", "123", "paced", &input);
-    let st = wait_deadline(&mut b, Duration::from_secs(120), "broadcaster");
-    assert!(st.success(), "broadcaster: {}", stderr_of(&mut b));
-    for (i, (mut w, r)) in watchers.into_iter().zip(readers).enumerate() {
-        let st = wait_deadline(&mut w, WAIT, "watcher");
-        assert!(st.success(), "watcher {i}: {}", stderr_of(&mut w));
-        let (n, ok) = r.join().unwrap();
-        assert!(
-            n == mib << 20 && ok,
-            "watcher {i}: {n} of {} bytes (equal: {ok}); hub log:\n{}",
-            mib << 20,
-            hub.log.text()
-        );
-    }
-    let _ = std::fs::remove_file(&input);
-    eprintln!(
-        "{mib} MiB to 3 watchers (and a stuck one) in {:?}",
-        start.elapsed()
-    );
-    let log = hub.log.text();
-    assert!(log.contains("wrote nothing in 2 s"), "{log}");
-    assert_eq!(log.matches("slow watcher").count(), 1, "{log}");
-    let s = hub.stats();
-    assert!(s["refused"].as_u64().is_some());
-}
-
-/// Issue 15: a 20 s MPEG-TS file piped unpaced (media at many times real time) to three watchers
-/// with 64 KiB queues: the broadcast is paced, and each watcher gets every byte (every packet, no
-/// skip).
-#[test]
-fn an_unpaced_ts_file_is_paced_and_every_watcher_gets_every_packet() {
-    require("ffmpeg");
-    let clip = Clip {
-        width: 640,
-        height: 360,
-        fps: 30,
-        bframes: 2,
-        audio: true,
-        gop_secs: 2,
-        secs: 20,
-    };
-    let ts = clip.remux("mpegts");
-    // Small queues: under the real-time policy these watchers (writing files) would overflow and
-    // skip; paced, the broadcaster waits for them.
-    let hub = start_hub(&["--queue-bytes", "64KiB"]);
-    let dir = tmpdir();
-    let outs: Vec<PathBuf> = (0..3)
-        .map(|i| dir.join(format!("relay-paced-ts-{i}.ts")))
-        .collect();
-    let mut ws: Vec<Child> = outs
-        .iter()
-        .map(|o| watch_to_file(&hub, "fier", "pts", &[], o))
-        .collect();
-    hub.wait_watchers("fier", "pts", 3);
-    let mut b = broadcast_file(&hub, "fier", "123", "pts", &ts);
-    let st = wait_deadline(&mut b, WAIT, "broadcaster");
-    assert!(st.success(), "{}", stderr_of(&mut b));
-    let want = std::fs::read(&ts).unwrap();
-    for (w, o) in ws.iter_mut().zip(&outs) {
-        let st = wait_deadline(w, WAIT, "watcher");
-        assert!(st.success(), "{}", stderr_of(w));
-        let got = std::fs::read(o).unwrap();
-        assert!(
-            got == want,
-            "{}: {} of {} bytes",
-            o.display(),
-            got.len(),
-            want.len()
-        );
-    }
-    let log = hub.log.text();
-    assert!(!log.contains("slow watcher"), "{log}");
-    assert!(
-        !log.contains("real time:"),
-        "never taken for real time: {log}"
-    );
 }
 
 /// Broadcasts the 12 s clip (4 s GOP) with -re through a hub started with `hub_args`, joins a raw

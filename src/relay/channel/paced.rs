@@ -6,13 +6,15 @@ use std::time::Instant;
 use super::{key_str, ChanKey, Channels, Effects, Sub, SubId};
 
 impl Channels {
-    /// May the broadcaster of `key` be read? Always for a real-time broadcast; for a paced one,
-    /// only while every watcher that pushes back has room.
+    /// May the broadcaster of `key` be read? Always for a real-time broadcast and while its pace
+    /// is probed (`relay::pace`); for a paced one, only while every watcher that pushes back has
+    /// room.
     pub fn room(&self, key: &ChanKey) -> bool {
         let Some(ch) = self.map.get(key) else {
             return true;
         };
         !ch.paced()
+            || ch.pace.as_ref().is_some_and(|p| p.probing())
             || ch
                 .paced_lists()
                 .all(|&w| self.subs.get(w).is_none_or(Sub::has_room))
@@ -44,6 +46,10 @@ impl Channels {
     pub fn tick(&mut self, now: Instant, fx: &mut Effects) {
         let span = self.cfg.queue.max_behind;
         for (key, ch) in self.map.iter_mut() {
+            // Still held: a probe of its pace may be due.
+            if let (Some(p), Some(_)) = (ch.pace.as_mut(), ch.held_since) {
+                p.held(now);
+            }
             if !ch.live() || !ch.paced() || ch.format.is_none() {
                 ch.window_start = None;
                 continue;

@@ -37,6 +37,7 @@ fn config(queue: QueueLimits) -> Config {
         },
         max_waiting: 2,
         wait_timeout: Duration::from_secs(5),
+        unclocked: Unclocked::Pace,
     }
 }
 
@@ -360,16 +361,30 @@ fn an_http_watcher_of_ts_gets_a_converted_view() {
 /// Opaque bytes (no clock: paced) pushed in 64 KiB reads while `room` allows, to watchers that
 /// each read `rates[i]` bytes per 10 ms step; returns what each received and who was dropped.
 fn paced_run(rates: &[usize], total: usize, secs: u64) -> (Vec<Vec<u8>>, Vec<SubId>) {
-    let data: Vec<u8> = (0..total as u64)
-        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
-        .collect();
+    opaque_run(Unclocked::Pace, usize::MAX, rates, total, secs)
+}
+
+/// Opaque bytes pushed in 64 KiB reads, at most `per_step` bytes per 10 ms step, while `room`
+/// allows, to watchers that each read `rates[i]` bytes per step; returns what each received and
+/// who was dropped.
+fn opaque_run(
+    unclocked: Unclocked,
+    per_step: usize,
+    rates: &[usize],
+    total: usize,
+    secs: u64,
+) -> (Vec<Vec<u8>>, Vec<SubId>) {
+    let data = paced_data(total);
     let limits = QueueLimits {
         max_bytes: 1 << 20,
         max_age: Duration::from_millis(500),
         max_behind: Duration::from_secs(2),
     };
     let t0 = Instant::now();
-    let mut chs = Channels::new(config(limits));
+    let mut chs = Channels::new(Config {
+        unclocked,
+        ..config(limits)
+    });
     let mut fx = Effects::default();
     chs.broadcast(PUB, &key(), None, peer(), &mut fx);
     let ids: Vec<SubId> = (0..rates.len()).map(|i| W + i).collect();
@@ -379,16 +394,17 @@ fn paced_run(rates: &[usize], total: usize, secs: u64) -> (Vec<Vec<u8>>, Vec<Sub
     }
     let mut got = vec![Vec::new(); rates.len()];
     let mut dropped = Vec::new();
-    let mut at = 0;
+    let mut at: usize = 0;
     for step in 0..secs * 100 {
         let now = t0 + Duration::from_millis(10 * step);
         // The hub: read the broadcaster while there is room.
-        while at < total && chs.room(&key()) {
-            let n = (total - at).min(64 * 1024);
+        let step_end = at.saturating_add(per_step).min(total);
+        while at < step_end && chs.room(&key()) {
+            let n = (step_end - at).min(64 * 1024);
             chs.push(&key(), &data[at..at + n], now, wall(), &mut fx);
             at += n;
         }
-        if at < total {
+        if at < step_end {
             chs.hold(&key(), now);
         } else {
             chs.release(&key(), now);
@@ -450,6 +466,182 @@ fn paced_a_stalled_or_crawling_watcher_is_dropped_and_the_others_get_every_byte(
     assert!(dropped.contains(&(W + 2)) && dropped.contains(&(W + 3)));
     let want = paced_data(total);
     assert!(got[0] == want && got[1] == want);
+}
+
+#[test]
+fn isolated_opaque_content_is_never_held_and_a_watcher_that_cannot_keep_up_is_cut() {
+    // 128 KiB per 10 ms pushed; two watchers read 256 KiB per step, one never reads.
+    let total = 16 << 20;
+    let (got, dropped) = opaque_run(
+        Unclocked::Isolate,
+        128 * 1024,
+        &[256 * 1024, 256 * 1024, 0],
+        total,
+        20,
+    );
+    assert_eq!(dropped, vec![W + 2], "only the one that never reads");
+    let want = paced_data(total);
+    assert!(got[0] == want && got[1] == want);
+    // Paced instead, the one that never reads holds the broadcast until --max-behind (2 s) and is
+    // then dropped: the same outcome, later.
+    let (got, dropped) = opaque_run(
+        Unclocked::Pace,
+        128 * 1024,
+        &[256 * 1024, 256 * 1024, 0],
+        total,
+        20,
+    );
+    assert_eq!(dropped, vec![W + 2]);
+    assert!(got[0] == want && got[1] == want);
+}
+
+#[test]
+fn isolated_opaque_content_drops_a_watcher_at_half_speed_where_pacing_keeps_it() {
+    let total = 16 << 20;
+    let rates = [256 * 1024, 256 * 1024, 64 * 1024];
+    let (got, dropped) = opaque_run(Unclocked::Isolate, 128 * 1024, &rates, total, 20);
+    assert_eq!(dropped, vec![W + 2], "isolated: it overflows its queue");
+    let want = paced_data(total);
+    assert!(got[0] == want && got[1] == want);
+    let (got, dropped) = opaque_run(Unclocked::Pace, 128 * 1024, &rates, total, 30);
+    assert!(dropped.is_empty(), "paced: {dropped:?}");
+    assert!(got.iter().all(|g| *g == want));
+}
+
+/// The clip's tags re-stamped over `laps` loops: (tag bytes, timestamp ms, video keyframe or
+/// not video). The first entry is the FLV header and whatever precedes the first tag.
+fn live_tags(flv: &[u8], laps: u32) -> Vec<(Vec<u8>, u32, Option<bool>)> {
+    let ts = tags_ts(flv);
+    let mut out = vec![(flv[..ts[0].0].to_vec(), 0, None)];
+    for lap in 0..laps {
+        for (i, t) in ts.iter().enumerate() {
+            let end = ts.get(i + 1).map_or(flv.len(), |n| n.0);
+            let mut tag = flv[t.0..end].to_vec();
+            let stamp = t.3 + 4000 * lap;
+            tag[4..7].copy_from_slice(&stamp.to_be_bytes()[1..]);
+            tag[7] = (stamp >> 24) as u8;
+            out.push((tag, stamp, (t.1 == TagKind::Video).then_some(t.2)));
+        }
+    }
+    out
+}
+
+#[test]
+fn real_time_a_live_source_held_from_its_start_by_a_slow_watcher_is_found_and_released() {
+    // A live source (each tag available when its timestamp is due) and, from the start, a watcher
+    // reading a quarter of the rate with its queue full: the hub must still find the broadcast is
+    // live, stop holding it, and let the slow watcher skip.
+    let flv = testdata::flv();
+    let tags = live_tags(&flv, 4);
+    let limits = QueueLimits {
+        max_bytes: 24 * 1024,
+        max_age: Duration::from_secs(30),
+        max_behind: Duration::from_secs(60),
+    };
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for id in [W, W2] {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    let rate = flv.len() / 4 / 100; // the clip's bytes per 10 ms
+    let (mut fast, mut at) = (Vec::new(), 0);
+    let mut lag_ms = 0u64;
+    for step in 0..1800u64 {
+        let now = t0 + Duration::from_millis(10 * step);
+        let due = |t: &(Vec<u8>, u32, Option<bool>)| u64::from(t.1) <= 10 * step;
+        while at < tags.len() && due(&tags[at]) && chs.room(&key()) {
+            chs.push(&key(), &tags[at].0, now, wall(), &mut fx);
+            at += 1;
+        }
+        if at < tags.len() && due(&tags[at]) {
+            chs.hold(&key(), now);
+            lag_ms = lag_ms.max(10 * step - u64::from(tags[at].1));
+        } else {
+            chs.release(&key(), now);
+        }
+        fast.extend(drain(&mut chs, W));
+        drain_at_most(&mut chs, W2, rate / 4);
+        chs.tick(now, &mut fx);
+        assert!(fx.drop.is_empty(), "{:?}", fx.drop);
+    }
+    assert_eq!(at, tags.len(), "the whole broadcast was read in time");
+    let st = chs.sub(W2).unwrap().stats();
+    assert!(st.skips >= 1, "the slow watcher skipped: {st:?}");
+    assert!(chs.stats(t0, |_| None)[0].delivery == "realtime");
+    let frames = tags.iter().filter(|t| t.2.is_some()).count();
+    assert_eq!(
+        video_tags(&fast).len(),
+        frames,
+        "the fast one got every frame"
+    );
+    assert!(lag_ms <= 5000, "held back {lag_ms} ms behind the source");
+}
+
+#[test]
+fn paced_a_file_held_below_real_time_is_probed_and_stays_paced_with_nothing_lost() {
+    // The clip pushed as a file (every tag available at once) to a watcher at real-time speed and
+    // one at half of it: held at or below real time, it is probed (read freely), runs ahead of the
+    // clock, and stays paced. Nothing is skipped, and the probes add a bounded excess to queues.
+    let flv = testdata::flv();
+    let tags = live_tags(&flv, 3);
+    let limits = QueueLimits {
+        max_bytes: 24 * 1024,
+        max_age: Duration::from_secs(1),
+        max_behind: Duration::from_secs(60),
+    };
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(limits));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    for id in [W, W2] {
+        chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+            .unwrap();
+    }
+    let rate = flv.len() / 4 / 100; // the clip's bytes per 10 ms
+    let (mut a, mut b, mut at) = (Vec::new(), Vec::new(), 0);
+    let mut most = 0;
+    let mut step = 0u64;
+    while chs
+        .sub(W2)
+        .is_some_and(|s| s.queue.as_ref().is_some_and(|q| !q.is_empty()))
+        || at < tags.len()
+    {
+        let now = t0 + Duration::from_millis(10 * step);
+        while at < tags.len() && chs.room(&key()) {
+            chs.push(&key(), &tags[at].0, now, wall(), &mut fx);
+            at += 1;
+        }
+        if at < tags.len() {
+            chs.hold(&key(), now);
+        } else {
+            chs.release(&key(), now);
+        }
+        let q = |chs: &Channels, w| chs.sub(w).unwrap().queue.as_ref().unwrap().bytes();
+        most = most.max(q(&chs, W)).max(q(&chs, W2));
+        a.extend(drain_at_most(&mut chs, W, rate));
+        b.extend(drain_at_most(&mut chs, W2, rate / 2));
+        chs.tick(now, &mut fx);
+        assert!(fx.drop.is_empty(), "{:?}", fx.drop);
+        step += 1;
+        assert!(step < 6000, "the broadcast never ended");
+    }
+    a.extend(drain(&mut chs, W));
+    let frames = tags.iter().filter(|t| t.2.is_some()).count();
+    assert_eq!(video_tags(&a).len(), frames);
+    assert_eq!(video_tags(&b).len(), frames);
+    for w in [W, W2] {
+        assert_eq!(chs.sub(w).unwrap().stats().skips, 0);
+    }
+    assert!(chs.stats(t0, |_| None)[0].delivery == "paced");
+    // A probe reads until the file is LIVE_LEAD_MS ahead of the clock: about that much media
+    // (the clip is ~70 KB/s) on top of the bound.
+    assert!(
+        (24 * 1024 + 1..24 * 1024 + 400 * 1024).contains(&most),
+        "queues reached {most} bytes: a probe passes the bound, by at most the lead"
+    );
 }
 
 #[test]
