@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::cache::{CacheLimits, GopCache};
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
+use super::metrics::{kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired};
 use super::pace::{PaceMeter, Regime, Unclocked};
 use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
 use super::rtsp::RtpChannel;
@@ -205,6 +206,7 @@ impl Sub {
             self.prev.chunks_dropped += st.chunks_dropped;
             self.prev.bytes_dropped += st.bytes_dropped;
             self.prev.skips += st.skips;
+            self.prev.delay.add(&st.delay);
         }
         true
     }
@@ -229,6 +231,15 @@ impl Sub {
     /// Anything left to write.
     pub fn busy(&self) -> bool {
         self.queue.as_ref().is_some_and(|q| !q.is_empty())
+    }
+
+    /// Its queue-delay histogram, over every queue it had.
+    fn delay(&self) -> Histogram {
+        let mut h = self.prev.delay;
+        for q in [&self.queue, &self.next].into_iter().flatten() {
+            h.add(&q.stats().delay);
+        }
+        h
     }
 
     fn stats(&self) -> WatcherStats {
@@ -278,6 +289,11 @@ struct Channel {
     rtp: [Option<RtpChannel>; 2],
     bytes_in: u64,
     broadcasts: u64,
+    /// The front the broadcaster came in on (`fstream`, `http`, `rtmp`, `rtsp`), and since when.
+    proto: &'static str,
+    live_since: Option<Instant>,
+    /// Bytes received by front, over its broadcasts.
+    bytes_in_by: Vec<(&'static str, u64)>,
     /// The broadcast's pace (None until its format is known).
     pace: Option<PaceMeter>,
     /// The broadcaster is held back since then (a watcher has no room).
@@ -303,6 +319,9 @@ impl Channel {
             rtp: [None, None],
             bytes_in: 0,
             broadcasts: 0,
+            proto: "",
+            live_since: None,
+            bytes_in_by: Vec::new(),
             pace: None,
             held_since: None,
             held_total: Duration::ZERO,
@@ -454,6 +473,8 @@ pub struct Channels {
     map: HashMap<ChanKey, Channel>,
     subs: Subs,
     chunks: Vec<Chunk>,
+    /// What `/metrics` keeps of watchers and channels that are gone.
+    retired: Retired,
 }
 
 impl Channels {
@@ -463,6 +484,7 @@ impl Channels {
             map: HashMap::new(),
             subs: Subs::default(),
             chunks: Vec::new(),
+            retired: Retired::default(),
         }
     }
 
@@ -506,19 +528,34 @@ impl Channels {
     fn gc(&mut self, key: &ChanKey) {
         if let Some(ch) = self.map.get(key) {
             if ch.publisher.is_none() && ch.watchers.is_empty() && ch.pending.is_empty() {
+                let (held, by) = (ch.held_total, ch.bytes_in_by.clone());
                 self.map.remove(key);
+                // Marked gone by the next `metrics` call, which has the time.
+                let t = self.totals(key);
+                t.backpressure += held;
+                for (p, n) in by {
+                    *t.bytes_in.entry(p).or_default() += n;
+                }
             }
         }
     }
 
+    /// A channel's totals for `/metrics`, made on first use.
+    fn totals(&mut self, key: &ChanKey) -> &mut ChannelTotals {
+        self.retired.channels.entry(key.clone()).or_default()
+    }
+
     /// `id` (at `peer`) starts broadcasting on `key`. Returns the broadcaster it replaces, which
     /// the caller closes without ending the broadcast.
+    #[allow(clippy::too_many_arguments)]
     pub fn broadcast(
         &mut self,
         id: SubId,
         key: &ChanKey,
         password: Option<String>,
         peer: SocketAddr,
+        proto: &'static str,
+        now: Instant,
         fx: &mut Effects,
     ) -> Option<SubId> {
         let cfg = &self.cfg;
@@ -546,6 +583,8 @@ impl Channels {
         }
         ch.publisher = Some(id);
         ch.publisher_peer = Some(peer);
+        ch.proto = proto;
+        ch.live_since = Some(now);
         ch.password = password.clone();
         ch.broadcasts += 1;
         // Waiting watchers with another channel password are refused.
@@ -556,7 +595,7 @@ impl Channels {
                     "watcher of {}: the broadcaster set another channel password",
                     key_str(key)
                 );
-                self.leave(w);
+                self.leave_as(w, Leave::Refused);
                 fx.refuse
                     .push((w, Refusal::new(why, 403, "wrong channel password")));
             }
@@ -749,7 +788,7 @@ impl Channels {
             }
         }
         for (w, r) in refuse {
-            self.leave(w);
+            self.leave_as(w, Leave::Refused);
             fx.refuse.push((w, r));
         }
     }
@@ -768,6 +807,10 @@ impl Channels {
             return;
         };
         ch.bytes_in += data.len() as u64;
+        match ch.bytes_in_by.iter_mut().find(|b| b.0 == ch.proto) {
+            Some(b) => b.1 += data.len() as u64,
+            None => ch.bytes_in_by.push((ch.proto, data.len() as u64)),
+        }
         let mut chunks = std::mem::take(&mut self.chunks);
         chunks.clear();
         ch.splitter.push(data, &mut chunks);
@@ -908,7 +951,27 @@ impl Channels {
 
     /// `id` stops watching (closed, refused, torn down): out of every list, its queue dropped.
     pub fn leave(&mut self, id: SubId) -> Option<Sub> {
+        let why = match self.subs.get(id)? {
+            s if s.doomed => Leave::Slow,
+            s if s.eof_after_drain => Leave::End,
+            _ => Leave::Closed,
+        };
+        self.leave_as(id, why)
+    }
+
+    /// [`Self::leave`], counted in `/metrics` as `why`.
+    fn leave_as(&mut self, id: SubId, why: Leave) -> Option<Sub> {
         let s = self.subs.remove(id)?;
+        if s.queue.is_some() {
+            let st = s.stats();
+            let k = kind_index(s.kind.name());
+            let t = &mut self.totals(&s.key).by_kind[k];
+            t.bytes_out += st.bytes_sent;
+            t.skips += st.skips;
+            t.bytes_dropped += st.bytes_dropped;
+            t.leaves[Leave::ALL.iter().position(|&l| l == why).unwrap_or(0)] += 1;
+            self.retired.delay[k].add(&s.delay());
+        }
         if let Some(ch) = self.map.get_mut(&s.key) {
             ch.watchers.retain(|&x| x != id);
             ch.pending.retain(|&x| x != id);
@@ -927,6 +990,74 @@ impl Channels {
     /// forget empty channels.
     pub fn forget(&mut self, key: &ChanKey) {
         self.gc(key);
+    }
+
+    /// The channels' `/metrics` series at `now`: every channel, and those gone for less than
+    /// `metrics::EXPIRY` (then forgotten); and the queue delay by watcher kind.
+    pub fn metrics(&mut self, now: Instant) -> (Vec<ChannelMetrics>, [Histogram; 6]) {
+        for (k, t) in self.retired.channels.iter_mut() {
+            match (self.map.contains_key(k), t.gone_since) {
+                (true, _) => t.gone_since = None,
+                (false, None) => t.gone_since = Some(now),
+                (false, Some(_)) => {}
+            }
+        }
+        self.retired.expire(now);
+        let mut delay = self.retired.delay;
+        let mut out: Vec<ChannelMetrics> = Vec::new();
+        let mut keys: Vec<&ChanKey> = self
+            .map
+            .keys()
+            .chain(self.retired.channels.keys())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let t = self.retired.channels.get(key).cloned().unwrap_or_default();
+            let mut m = ChannelMetrics {
+                user: key.0.clone(),
+                channel: key.1.clone(),
+                totals: t.by_kind,
+                backpressure_secs: t.backpressure.as_secs_f64(),
+                bytes_in: t.bytes_in.iter().map(|(p, n)| (*p, *n)).collect(),
+                ..Default::default()
+            };
+            if let Some(ch) = self.map.get(key) {
+                m.live = ch.live();
+                m.paced = ch.live() && ch.paced();
+                m.publish_uptime_secs = ch
+                    .live_since
+                    .filter(|_| ch.live())
+                    .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+                m.cache_bytes = ch.cache.bytes();
+                m.backpressure_secs += (ch.held_total
+                    + ch.held_since
+                        .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)))
+                .as_secs_f64();
+                for (p, n) in &ch.bytes_in_by {
+                    match m.bytes_in.iter_mut().find(|b| b.0 == *p) {
+                        Some(b) => b.1 += n,
+                        None => m.bytes_in.push((p, *n)),
+                    }
+                }
+                let lists = std::iter::once(&ch.watchers)
+                    .chain(ch.views.iter().map(|v| &v.watchers))
+                    .chain(ch.rtp.iter().flatten().map(|r| &r.watchers));
+                for &w in lists.flatten() {
+                    let Some(s) = self.subs.get(w) else { continue };
+                    let k = kind_index(s.kind.name());
+                    let st = s.stats();
+                    m.watchers[k] += 1;
+                    m.totals[k].bytes_out += st.bytes_sent;
+                    m.totals[k].skips += st.skips;
+                    m.totals[k].bytes_dropped += st.bytes_dropped;
+                    delay[k].add(&s.delay());
+                }
+            }
+            m.bytes_in.sort();
+            out.push(m);
+        }
+        (out, delay)
     }
 
     /// Watchers whose channel did not go live within the wait timeout.

@@ -23,6 +23,7 @@ use super::front::fstream::Publisher;
 use super::front::http::{HttpReq, Inbox};
 use super::front::rtmp::RtmpSide;
 use super::front::rtsp::Udp;
+use super::metrics::{FrontMetrics, Refused, Snapshot};
 use super::queue::QueueLimits;
 use super::rtsp::RtspConn;
 use super::stats::HubStats;
@@ -104,6 +105,8 @@ pub(super) struct Conn {
     pub state: State,
     /// RTMP connections: the session and its FLV glue.
     pub rtmp: Option<Box<RtmpSide>>,
+    /// The front it came in on (never HTTP: the HTTP layer keeps those).
+    pub front: Front,
 }
 
 /// Bound listening addresses.
@@ -122,6 +125,20 @@ pub(super) enum Front {
     Http,
     Rtmp,
     Rtsp,
+}
+
+impl Front {
+    pub const ALL: [Front; 4] = [Front::Fstream, Front::Http, Front::Rtmp, Front::Rtsp];
+
+    /// Its name in logs and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Front::Fstream => "fstream",
+            Front::Http => "http",
+            Front::Rtmp => "rtmp",
+            Front::Rtsp => "rtsp",
+        }
+    }
 }
 
 pub struct Hub {
@@ -156,6 +173,8 @@ pub struct Hub {
     pub(super) start: Instant,
     pub(super) accepted: u64,
     pub(super) refused: u64,
+    /// Refusals by front and reason ([`Front`] and [`Refused`] order).
+    refusals: [[u64; 5]; 4],
     last_stats: Instant,
     last_timers: Instant,
 }
@@ -227,6 +246,7 @@ impl Hub {
             start: now,
             accepted: 0,
             refused: 0,
+            refusals: [[0; 5]; 4],
             last_stats: now,
             last_timers: now,
         };
@@ -360,7 +380,7 @@ impl Hub {
                 Accept::Conn(s, peer) => (s, peer),
                 Accept::Drained => return,
                 Accept::Shed(e) => {
-                    self.refused += 1;
+                    self.count_refused(which, Refused::Limit);
                     log::warn!("{which:?} accept: {e}: a connection was closed at once");
                     continue;
                 }
@@ -375,7 +395,7 @@ impl Hub {
             self.accept_paused[front] = None;
             let open = self.nconns + self.http.as_ref().map_or(0, |h| h.open());
             if open >= self.cfg.max_connections {
-                self.refused += 1;
+                self.count_refused(which, Refused::Limit);
                 log::warn!("{peer}: refused: {open} connections open (--max-connections)");
                 continue;
             }
@@ -420,6 +440,7 @@ impl Hub {
                 since: now,
                 state,
                 rtmp,
+                front: which,
             });
             self.next_id += 1;
             self.nconns += 1;
@@ -447,11 +468,24 @@ impl Hub {
         }
     }
 
-    /// Refuses a client: logs why and closes it without sending anything (HTTP: `response`).
-    pub(super) fn refuse(&mut self, idx: usize, why: &str, response: Option<Vec<u8>>) {
+    /// Counts a refusal on `front`, for `/stats` and `/metrics`.
+    pub(super) fn count_refused(&mut self, front: Front, reason: Refused) {
         self.refused += 1;
+        self.refusals[front as usize][reason as usize] += 1;
+    }
+
+    /// Refuses a client: logs why and closes it without sending anything (HTTP: `response`).
+    pub(super) fn refuse(
+        &mut self,
+        idx: usize,
+        reason: Refused,
+        why: &str,
+        response: Option<Vec<u8>>,
+    ) {
         if let Some(c) = &self.conns[idx] {
+            let front = c.front;
             log::warn!("{}: refused: {why}", c.peer);
+            self.count_refused(front, reason);
         }
         if self.conns[idx].as_ref().is_some_and(|c| c.rtmp.is_some()) {
             self.rtmp_refuse(idx, why);
@@ -469,7 +503,7 @@ impl Hub {
         if id >= HTTP_SUBS {
             self.http_refuse(id, r);
         } else {
-            self.refuse(id, &r.why, None);
+            self.refuse(id, Refused::from_status(r.status), &r.why, None);
         }
     }
 
@@ -590,7 +624,9 @@ impl Hub {
         };
         match &mut c.state {
             State::Publisher(_) => self.publisher_eof(idx, now),
-            State::Handshake { .. } => self.refuse(idx, "closed during the handshake", None),
+            State::Handshake { .. } => {
+                self.refuse(idx, Refused::Protocol, "closed during the handshake", None)
+            }
             State::RtmpIdle => self.close(idx, None),
             // Its response may still be going out: the flush closes it once written (a write to a
             // peer that is gone fails and closes it too).
@@ -647,7 +683,8 @@ impl Hub {
         if let Some(c) = self.conns[idx].as_mut() {
             c.state = State::Publisher(Publisher::raw(key.clone()));
         }
-        self.begin_broadcast(idx, peer, key, password, "", now);
+        let front = self.conns[idx].as_ref().map_or(Front::Fstream, |c| c.front);
+        self.begin_broadcast(idx, peer, key, password, front, now);
     }
 
     /// `id` broadcasts on `key`: the channels' side, the log line, and the broadcaster it
@@ -658,12 +695,24 @@ impl Hub {
         peer: SocketAddr,
         key: ChanKey,
         password: Option<String>,
-        how: &str,
+        front: Front,
         now: Instant,
     ) {
-        let old = self
-            .channels
-            .broadcast(id, &key, password.clone(), peer, &mut self.fx);
+        let old = self.channels.broadcast(
+            id,
+            &key,
+            password.clone(),
+            peer,
+            front.name(),
+            now,
+            &mut self.fx,
+        );
+        let how = match front {
+            Front::Fstream => "",
+            Front::Http => " over HTTP",
+            Front::Rtmp => " over RTMP",
+            Front::Rtsp => " over RTSP",
+        };
         log::info!(
             "{peer}: broadcasting {}{}{how}",
             key_str(&key),
@@ -703,7 +752,7 @@ impl Hub {
             .channels
             .watch(idx, &key, password, kind, peer, now, &mut self.fx);
         if let Err(r) = r {
-            self.refuse(idx, &r.why, None);
+            self.refuse(idx, Refused::from_status(r.status), &r.why, None);
             return;
         }
         if let Some(c) = self.conns[idx].as_mut() {
@@ -832,7 +881,7 @@ impl Hub {
                         c.io.write_iov(&iov)
                     };
                     match r {
-                        Ok(Some(n)) => q.consume(n),
+                        Ok(Some(n)) => q.consume(n, now),
                         Ok(None) => return,
                         Err(e) => {
                             self.close(idx, Some(&format!("write error: {e}")));
@@ -855,6 +904,7 @@ impl Hub {
             self.rtmp_timers(now);
         }
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
+        let mut ended: Vec<usize> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
             let Some(c) = c else { continue };
             match &c.state {
@@ -863,9 +913,7 @@ impl Hub {
                     "fstream handshake not completed within 10 s".into(),
                     None,
                 )),
-                State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => {
-                    expired.push((i, "end of broadcast: all sent".into(), None))
-                }
+                State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => ended.push(i),
                 State::Rtsp(r) if r.session.timed_out(now) => expired.push((
                     i,
                     "RTSP session timed out (no request or RTCP from the client)".into(),
@@ -874,8 +922,11 @@ impl Hub {
                 _ => {}
             }
         }
+        for i in ended {
+            self.close(i, Some("end of broadcast: all sent"));
+        }
         for (i, why, r) in expired {
-            self.refuse(i, &why, r);
+            self.refuse(i, Refused::Timeout, &why, r);
         }
         for (i, r) in self.channels.expired(now) {
             self.refuse_watcher(i, &r);
@@ -901,6 +952,34 @@ impl Hub {
                     }
                 }
             }
+        }
+    }
+
+    /// What `/metrics` shows (and forgets channels gone for a while).
+    pub fn metrics(&mut self, now: Instant) -> Snapshot {
+        let (channels, delay) = self.channels.metrics(now);
+        let mut open = [0usize; 4];
+        for c in self.conns.iter().flatten() {
+            open[c.front as usize] += 1;
+        }
+        open[Front::Http as usize] = self.http.as_ref().map_or(0, |h| h.open());
+        Snapshot {
+            uptime_secs: now.duration_since(self.start).as_secs_f64(),
+            accepted: self.accepted,
+            fronts: Front::ALL
+                .iter()
+                .filter(|&&f| self.listeners[f as usize].is_some() || open[f as usize] > 0)
+                .map(|&f| FrontMetrics {
+                    name: f.name(),
+                    open: open[f as usize],
+                    refused: Refused::ALL
+                        .iter()
+                        .map(|&r| (r.name(), self.refusals[f as usize][r as usize]))
+                        .collect(),
+                })
+                .collect(),
+            channels,
+            delay,
         }
     }
 

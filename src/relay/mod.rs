@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod convert;
+pub mod metrics;
 pub mod pace;
 pub mod queue;
 pub mod stream;

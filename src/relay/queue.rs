@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::cache::Join;
+use super::metrics::Histogram;
 use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark};
 use crate::media::StreamFormat;
 
@@ -48,6 +49,8 @@ pub struct QueueStats {
     pub bytes_dropped: u64,
     /// Times the watcher was skipped ahead to the next keyframe.
     pub skips: u64,
+    /// Time from queueing to written, per chunk.
+    pub delay: Histogram,
 }
 
 struct Entry {
@@ -411,8 +414,9 @@ impl WatcherQueue {
         self.q.front().map(|e| e.data.slice(self.front_off..))
     }
 
-    /// Marks `n` bytes as written.
-    pub fn consume(&mut self, mut n: usize) {
+    /// Marks `n` bytes as written at `now` (each chunk written whole counts in the delay
+    /// histogram).
+    pub fn consume(&mut self, mut n: usize, now: Instant) {
         n = n.min(self.bytes);
         self.stats.bytes_sent += n as u64;
         self.bytes -= n;
@@ -421,6 +425,9 @@ impl WatcherQueue {
             let left = front.data.len() - self.front_off;
             if n >= left {
                 n -= left;
+                self.stats
+                    .delay
+                    .observe(now.saturating_duration_since(front.at));
                 self.q.pop_front();
                 self.front_off = 0;
             } else {
@@ -492,7 +499,7 @@ mod tests {
         let mut v = Vec::new();
         while let Some(f) = q.front() {
             let f = f.to_vec();
-            q.consume(f.len());
+            q.consume(f.len(), Instant::now());
             v.extend_from_slice(&f);
         }
         v
@@ -523,7 +530,7 @@ mod tests {
         q.fill_iovecs(&mut io, 8);
         assert_eq!(io.len(), 2);
         drop(io);
-        q.consume(3);
+        q.consume(3, Instant::now());
         assert_eq!(q.bytes(), 12);
         assert_eq!(q.front().unwrap().len(), 7);
         let mut io = Vec::new();
@@ -596,7 +603,7 @@ mod tests {
         let mut q = live(StreamFormat::Flv, t);
         q.push(&c(Mark::Keyframe, 400, 1), t);
         q.push(&c(Mark::Data, 400, 2), t);
-        q.consume(100); // the front is partly written
+        q.consume(100, Instant::now()); // the front is partly written
         q.push(&c(SPS, 10, 5), t);
         q.push(&c(SPS, 10, 6), t);
         assert_eq!(q.push(&c(Mark::Data, 400, 3), t), Verdict::Ok); // 300+400+20+400 > 1000
@@ -702,7 +709,7 @@ mod tests {
         );
         let k = ts_packet(0x100, true, b'K');
         q.push(&Chunk::new(k, Mark::Keyframe), t);
-        q.consume(100);
+        q.consume(100, Instant::now());
         let d1 = [
             ts_packet(0x100, false, b'A'),
             ts_packet(0x101, true, b'B'),
@@ -763,7 +770,7 @@ mod tests {
         let mut k = nal(&[0, 0, 0, 1, 0x65, 0x88], 300, 1);
         k.mark = Mark::Keyframe;
         q.push(&k, t);
-        q.consume(10);
+        q.consume(10, Instant::now());
         q.push(&nal(&[], 300, 2), t); // the rest of the IDR slice
         q.push(&nal(&[0, 0, 0, 1, 0x65, 0x08], 100, 3), t); // its second slice (first_mb != 0)
         q.push(&nal(&[0, 0, 0, 1, 0x41, 0x9A], 200, 4), t); // next picture

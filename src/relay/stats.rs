@@ -1,5 +1,5 @@
 //! The hub's statistics as plain values, rendered as JSON (`GET /stats`), Prometheus text
-//! (`GET /metrics`) and one log line per channel.
+//! (`GET /metrics` is `relay::metrics`) and one log line per channel.
 
 use std::fmt::Write;
 
@@ -50,9 +50,6 @@ pub struct HubStats {
     pub refused: u64,
     pub channels: Vec<ChannelStats>,
 }
-
-/// A Prometheus metric: name, type, and how to read it.
-type Metric<T> = (&'static str, &'static str, fn(&T) -> f64);
 
 fn json_str(s: &str, out: &mut String) {
     out.push('"');
@@ -114,85 +111,6 @@ impl HubStats {
             o.push_str("]}");
         }
         o.push_str("]}\n");
-        o
-    }
-
-    pub fn to_prometheus(&self) -> String {
-        let mut o = String::new();
-        let _ = writeln!(o, "# TYPE river_relay_connections gauge");
-        let _ = writeln!(o, "river_relay_connections {}", self.connections);
-        let _ = writeln!(o, "# TYPE river_relay_accepted_total counter");
-        let _ = writeln!(o, "river_relay_accepted_total {}", self.accepted);
-        let _ = writeln!(o, "# TYPE river_relay_refused_total counter");
-        let _ = writeln!(o, "river_relay_refused_total {}", self.refused);
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        let chan_metrics: [Metric<ChannelStats>; 6] = [
-            ("river_relay_channel_live", "gauge", |c| c.live as u8 as f64),
-            ("river_relay_channel_bytes_in_total", "counter", |c| {
-                c.bytes_in as f64
-            }),
-            ("river_relay_channel_cache_bytes", "gauge", |c| {
-                c.cache_bytes as f64
-            }),
-            ("river_relay_channel_watchers", "gauge", |c| {
-                c.watchers.len() as f64
-            }),
-            ("river_relay_channel_paced", "gauge", |c| {
-                (c.delivery == "paced") as u8 as f64
-            }),
-            (
-                "river_relay_channel_backpressure_seconds_total",
-                "counter",
-                |c| c.backpressure_secs,
-            ),
-        ];
-        for (name, ty, f) in chan_metrics {
-            let _ = writeln!(o, "# TYPE {name} {ty}");
-            for c in &self.channels {
-                let _ = writeln!(
-                    o,
-                    "{name}{{user=\"{}\",channel=\"{}\"}} {}",
-                    esc(&c.user),
-                    esc(&c.channel),
-                    f(c)
-                );
-            }
-        }
-        let watcher_metrics: [Metric<WatcherStats>; 4] = [
-            ("river_relay_watcher_bytes_sent_total", "counter", |w| {
-                w.bytes_sent as f64
-            }),
-            ("river_relay_watcher_queue_bytes", "gauge", |w| {
-                w.queue_bytes as f64
-            }),
-            ("river_relay_watcher_chunks_dropped_total", "counter", |w| {
-                w.chunks_dropped as f64
-            }),
-            ("river_relay_watcher_bytes_dropped_total", "counter", |w| {
-                w.bytes_dropped as f64
-            }),
-        ];
-        for (name, ty, f) in watcher_metrics {
-            let _ = writeln!(o, "# TYPE {name} {ty}");
-            for c in &self.channels {
-                for w in &c.watchers {
-                    let _ = writeln!(
-                        o,
-                        "{name}{{user=\"{}\",channel=\"{}\",watcher=\"{}\",peer=\"{}\",kind=\"{}\"}} {}",
-                        esc(&c.user),
-                        esc(&c.channel),
-                        w.id,
-                        esc(&w.peer),
-                        w.kind,
-                        f(w)
-                    );
-                }
-            }
-        }
         o
     }
 }
@@ -258,8 +176,6 @@ mod tests {
         let j = s.to_json();
         assert!(j.contains("\"user\":\"fi\\\"er\""), "{j}");
         assert!(j.contains("\"bytes_sent\":9"), "{j}");
-        let p = s.to_prometheus();
-        assert!(p.contains("river_relay_watcher_bytes_sent_total{user=\"fi\\\"er\",channel=\"c\",watcher=\"7\",peer=\"127.0.0.1:2\",kind=\"fstream\"} 9"), "{p}");
         assert!(s.channels[0].log_line().contains("1 watchers"));
     }
 }

@@ -12,6 +12,7 @@ mod mux;
 mod relay;
 mod relay_core;
 mod relay_delivery;
+mod relay_metrics;
 mod relay_rtmp;
 mod roundtrip;
 mod rtmp;

@@ -94,7 +94,7 @@ fn late_joiner_gets_a_decodable_stream() {
         while let Some(f) = q.front() {
             let n = f.len();
             got.extend_from_slice(f);
-            q.consume(n);
+            q.consume(n, Instant::now());
         }
         let out = write_tmp(&format!("relay-core-join.{}", ext(fmt)), &got);
         assert_decodes_cleanly(&out);
@@ -137,7 +137,7 @@ fn slow_watcher_skips_whole_gops_and_stays_decodable() {
                 let Some(f) = q.front() else { break };
                 let n = f.len().min(budget);
                 got.extend_from_slice(&f[..n]);
-                q.consume(n);
+                q.consume(n, t0);
                 budget -= n;
             }
         }

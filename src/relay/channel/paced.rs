@@ -67,6 +67,7 @@ impl Channels {
                 }
                 let since = s.progress.map_or(now, |p| p.0);
                 if ch.held_since.is_some() && now.saturating_duration_since(since) >= span {
+                    s.doomed = true;
                     fx.drop.push((
                         w,
                         format!(
@@ -99,6 +100,9 @@ impl Channels {
                         && n.saturating_mul(10) < fastest
                         && !fx.drop.iter().any(|d| d.0 == w)
                     {
+                        if let Some(s) = self.subs.get_mut(w) {
+                            s.doomed = true;
+                        }
                         fx.drop.push((
                             w,
                             format!(

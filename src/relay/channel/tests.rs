@@ -88,7 +88,7 @@ fn drain(chs: &mut Channels, id: SubId) -> Vec<u8> {
         while let Some(f) = q.front() {
             let n = f.len();
             out.extend_from_slice(f);
-            q.consume(n);
+            q.consume(n, Instant::now());
         }
         if !s.advance() {
             break;
@@ -104,7 +104,7 @@ fn drain_at_most(chs: &mut Channels, id: SubId, max: usize) -> Vec<u8> {
     while let Some(f) = q.front() {
         let n = f.len().min(max - out.len());
         out.extend_from_slice(&f[..n]);
-        q.consume(n);
+        q.consume(n, Instant::now());
         if out.len() == max {
             break;
         }
@@ -130,7 +130,18 @@ fn a_watcher_waiting_before_the_broadcast_gets_all_of_it() {
         .unwrap();
     assert!(chs.sub(W).unwrap().queue.is_none(), "waits: not live");
     assert!(fx.flush.is_empty());
-    assert_eq!(chs.broadcast(PUB, &key(), None, peer(), &mut fx), None);
+    assert_eq!(
+        chs.broadcast(
+            PUB,
+            &key(),
+            None,
+            peer(),
+            "fstream",
+            Instant::now(),
+            &mut fx
+        ),
+        None
+    );
     // Fed in uneven pieces, as a socket would.
     let mut rng = testdata::Rng(7);
     let mut at = 0;
@@ -151,7 +162,15 @@ fn a_watcher_joining_mid_broadcast_starts_at_the_last_keyframe() {
     let t0 = Instant::now();
     let mut chs = Channels::new(config(roomy()));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     // Up to the end of the second IDR's tag (the third video keyframe tag, after the sequence
     // header and the first IDR): the cache holds the GOP it starts. (A tag still incomplete is
     // not in the cache yet.)
@@ -196,13 +215,29 @@ fn a_takeover_keeps_the_watchers_and_continues_without_a_second_file_header() {
     let t0 = Instant::now();
     let mut chs = Channels::new(config(roomy()));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
         .unwrap();
     let half = keyframe_at(&flv, 2);
     chs.push(&key(), &flv[..half], t0, wall(), &mut fx);
     assert_eq!(
-        chs.broadcast(PUB2, &key(), None, peer(), &mut fx),
+        chs.broadcast(
+            PUB2,
+            &key(),
+            None,
+            peer(),
+            "fstream",
+            Instant::now(),
+            &mut fx
+        ),
         Some(PUB)
     );
     assert!(chs.is_publisher(&key(), PUB2) && !chs.is_publisher(&key(), PUB));
@@ -225,7 +260,15 @@ fn the_end_leaves_full_queues_to_drain_then_eof() {
     let t0 = Instant::now();
     let mut chs = Channels::new(config(roomy()));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for id in [W, W2] {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
@@ -256,7 +299,15 @@ fn a_stalled_watcher_is_dropped_and_the_others_are_not() {
     };
     let mut chs = Channels::new(config(limits));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for id in [W, W2] {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
@@ -302,13 +353,29 @@ fn refusals_passwords_waiting_limit_and_removal() {
         .unwrap_err();
     assert_eq!(r.status, 503);
     // The broadcaster sets no password: the watcher that gave one is refused (403).
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     assert_eq!(fx.refuse.len(), 1);
     assert_eq!((fx.refuse[0].0, fx.refuse[0].1.status), (W, 403));
     assert!(chs.sub(W).is_none(), "left its channel");
     // A live channel with a password refuses a wrong one at once.
     let other: ChanKey = ("live".into(), "other".into());
-    chs.broadcast(PUB2, &other, Some("secret".into()), peer(), &mut fx);
+    chs.broadcast(
+        PUB2,
+        &other,
+        Some("secret".into()),
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     let r = chs
         .watch(13, &other, None, SubKind::Fstream, peer(), t0, &mut fx)
         .unwrap_err();
@@ -341,7 +408,15 @@ fn an_http_watcher_of_ts_gets_a_converted_view() {
     let t0 = Instant::now();
     let mut chs = Channels::new(config(roomy()));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     chs.push(&key(), &flv[..keyframe_at(&flv, 1)], t0, wall(), &mut fx);
     chs.watch(W, &key(), None, SubKind::Http(Ext::Ts), peer(), t0, &mut fx)
         .unwrap();
@@ -386,7 +461,15 @@ fn opaque_run(
         ..config(limits)
     });
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     let ids: Vec<SubId> = (0..rates.len()).map(|i| W + i).collect();
     for &id in &ids {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
@@ -541,7 +624,15 @@ fn real_time_a_live_source_held_from_its_start_by_a_slow_watcher_is_found_and_re
     let t0 = Instant::now();
     let mut chs = Channels::new(config(limits));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for id in [W, W2] {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
@@ -595,7 +686,15 @@ fn paced_a_file_held_below_real_time_is_probed_and_stays_paced_with_nothing_lost
     let t0 = Instant::now();
     let mut chs = Channels::new(config(limits));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for id in [W, W2] {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
@@ -658,7 +757,15 @@ fn real_time_a_slow_watcher_skips_and_the_broadcaster_is_not_held() {
     let t0 = Instant::now();
     let mut chs = Channels::new(config(limits));
     let mut fx = Effects::default();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for id in [W, W2] {
         chs.watch(id, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
             .unwrap();
@@ -731,10 +838,72 @@ fn a_watcher_waiting_before_a_ts_broadcast_gets_what_precedes_its_first_keyframe
     let mut fx = Effects::default();
     chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
         .unwrap();
-    chs.broadcast(PUB, &key(), None, peer(), &mut fx);
+    chs.broadcast(
+        PUB,
+        &key(),
+        None,
+        peer(),
+        "fstream",
+        Instant::now(),
+        &mut fx,
+    );
     for piece in ts.chunks(1000) {
         chs.push(&key(), piece, t0, wall(), &mut fx);
     }
     chs.end(&key(), t0, wall(), "end", &mut fx);
     assert_eq!(drain(&mut chs, W), ts);
+}
+
+#[test]
+fn metrics_keep_what_watchers_and_channels_leave_behind() {
+    use crate::relay::metrics::{kind_index, Leave, EXPIRY};
+    let flv = testdata::flv();
+    let t0 = Instant::now();
+    let mut chs = Channels::new(config(roomy()));
+    let mut fx = Effects::default();
+    chs.broadcast(PUB, &key(), None, peer(), "rtmp", t0, &mut fx);
+    chs.watch(W, &key(), None, SubKind::Fstream, peer(), t0, &mut fx)
+        .unwrap();
+    chs.watch(
+        W2,
+        &key(),
+        None,
+        SubKind::Http(Ext::Flv),
+        peer(),
+        t0,
+        &mut fx,
+    )
+    .unwrap();
+    chs.push(&key(), &flv, t0, wall(), &mut fx);
+    let a = drain(&mut chs, W);
+    let b = drain(&mut chs, W2);
+    assert_eq!(a.len(), flv.len());
+    chs.leave(W);
+    let (fs, hf) = (kind_index("fstream"), kind_index("http-flv"));
+    let closed = Leave::ALL.iter().position(|&l| l == Leave::Closed).unwrap();
+    let end = Leave::ALL.iter().position(|&l| l == Leave::End).unwrap();
+    let t1 = t0 + Duration::from_secs(3);
+    let (m, delay) = chs.metrics(t1);
+    assert_eq!(m.len(), 1);
+    let c = &m[0];
+    assert!(c.live);
+    assert_eq!(c.publish_uptime_secs, 3.0);
+    assert_eq!(c.bytes_in, vec![("rtmp", flv.len() as u64)]);
+    assert_eq!((c.watchers[fs], c.watchers[hf]), (0, 1));
+    assert_eq!(c.totals[fs].bytes_out, a.len() as u64, "kept after it left");
+    assert_eq!(c.totals[fs].leaves[closed], 1);
+    assert_eq!(c.totals[hf].bytes_out, b.len() as u64);
+    assert!(delay[fs].count() > 0 && delay[hf].count() > 0);
+    // The broadcast ends: the HTTP watcher drains, leaves as "end"; the channel goes.
+    chs.end(&key(), t1, wall(), "end", &mut fx);
+    assert!(chs.sub(W2).unwrap().eof_after_drain);
+    chs.leave(W2);
+    let (m, _) = chs.metrics(t1);
+    assert_eq!(m.len(), 1, "a gone channel's series stay a while");
+    assert!(!m[0].live);
+    assert_eq!(m[0].totals[hf].leaves[end], 1);
+    assert_eq!(m[0].bytes_in, vec![("rtmp", flv.len() as u64)]);
+    let (m, delay) = chs.metrics(t1 + EXPIRY);
+    assert!(m.is_empty(), "then they go");
+    assert!(delay[fs].count() > 0, "the hub-wide histogram stays");
 }

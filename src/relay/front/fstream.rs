@@ -2,6 +2,7 @@
 //! broadcaster's byte stream (RTMP and RTSP broadcasters are connections of this kind too, fed
 //! by their own fronts).
 
+use crate::relay::metrics::Refused;
 use std::time::Instant;
 
 use super::super::channel::{key_str, ChanKey, SubKind};
@@ -38,7 +39,12 @@ impl Hub {
         match hs.push(data) {
             Ok(None) => {}
             Ok(Some((req, used))) => self.on_handshake(idx, req, &data[used..], now),
-            Err(e) => self.refuse(idx, &format!("bad fstream handshake: {e}"), None),
+            Err(e) => self.refuse(
+                idx,
+                Refused::Protocol,
+                &format!("bad fstream handshake: {e}"),
+                None,
+            ),
         }
     }
 
@@ -50,6 +56,7 @@ impl Hub {
                 if let Err(why) = self.check_user(&req.user, &pw) {
                     self.refuse(
                         idx,
+                        Refused::Auth,
                         &format!("broadcaster for {}: {why}", key_str(&key)),
                         None,
                     );

@@ -7,6 +7,7 @@
 //! - `POST|PUT /<user>/<channel>` with a sized or chunked body: a broadcast;
 //! - `/stats` (JSON), `/metrics` and `/stats?format=prometheus` (Prometheus text), `OPTIONS`.
 
+use crate::relay::metrics::Refused;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use bytes::Bytes;
 
 use super::super::channel::{key_str, ChanKey, Refusal, SubId, SubKind};
 use super::super::http::{self as route, Ext, Route};
-use super::super::hub::Hub;
+use super::super::hub::{Front, Hub};
 use crate::http::head::Limits;
 use crate::http::response::reason;
 use crate::http::server::{
@@ -153,7 +154,7 @@ impl Hub {
 
     /// Answers a request with an error and counts it refused.
     fn http_refused(&mut self, r: &Request, why: &str, status: u16, message: &str, now: Instant) {
-        self.refused += 1;
+        self.count_refused(Front::Http, Refused::from_status(status));
         log::warn!("{}: refused: {why}", r.peer);
         self.http_respond(r.id, error(status, message), now);
     }
@@ -178,14 +179,13 @@ impl Hub {
                 self.http_respond(r.id, resp, now);
             }
             ("GET" | "HEAD", Route::Stats { prometheus }) => {
-                let s = self.stats(now);
                 let (ct, body) = if prometheus {
                     (
                         "text/plain; version=0.0.4; charset=utf-8",
-                        s.to_prometheus(),
+                        self.metrics(now).to_prometheus(),
                     )
                 } else {
-                    ("application/json", s.to_json())
+                    ("application/json", self.stats(now).to_json())
                 };
                 let resp =
                     Response::new(200, Body::Bytes(Bytes::from(body))).field("Content-Type", ct);
@@ -227,7 +227,7 @@ impl Hub {
                 }
                 let cpw = head.param("channel-password").map(str::to_string);
                 let sub = self.http_sub(&r, ReqKind::Push { key: key.clone() }, now);
-                self.begin_broadcast(sub, r.peer, key.clone(), cpw, " over HTTP", now);
+                self.begin_broadcast(sub, r.peer, key.clone(), cpw, Front::Http, now);
                 if head.content_length == Some(0) {
                     self.http_push_done(sub, "empty push", now);
                 }
@@ -302,7 +302,7 @@ impl Hub {
         let Some(req) = self.http_forget(sub) else {
             return;
         };
-        self.refused += 1;
+        self.count_refused(Front::Http, Refused::from_status(r.status));
         log::warn!("{}: refused: {}", req.peer, r.why);
         let now = Instant::now();
         match req.kind {
@@ -449,7 +449,7 @@ impl Hub {
             };
             let n = b.len();
             match h.queue(id, b) {
-                Ok(()) => q.consume(n),
+                Ok(()) => q.consume(n, now),
                 Err(SendError::Full | SendError::Busy) => break,
                 Err(SendError::Gone) => {
                     gone = true;

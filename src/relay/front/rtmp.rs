@@ -3,11 +3,12 @@
 //! while the session's own output is small, so the queue's slow-watcher policy applies to RTMP
 //! players as to any other.
 
+use crate::relay::metrics::Refused;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
 use super::super::channel::{key_str, SubKind};
-use super::super::hub::{Conn, Hub, State};
+use super::super::hub::{Conn, Front, Hub, State};
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Stream};
 use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
@@ -131,12 +132,14 @@ impl Hub {
                         Err(refusal) => Err(refusal.to_string()),
                         Ok(()) => self.check_user(&key.0, &s.user_password()),
                     };
+                    if res.is_err() {
+                        self.count_refused(Front::Rtmp, Refused::Auth);
+                    }
                     let Some(c) = self.conns[idx].as_mut() else {
                         return;
                     };
                     let Some(r) = c.rtmp.as_mut() else { return };
                     if let Err(why) = res {
-                        self.refused += 1;
                         log::warn!(
                             "{peer}: refused: RTMP broadcaster for {}: {why}",
                             key_str(&key)
@@ -206,7 +209,7 @@ impl Hub {
                     if let Err(refusal) =
                         Access::hub().play(&s, !matches!(c.state, State::RtmpIdle))
                     {
-                        self.refuse(idx, &refusal.to_string(), None);
+                        self.refuse(idx, Refused::Protocol, &refusal.to_string(), None);
                         return;
                     }
                     self.start_watcher(idx, key, cpw, SubKind::Rtmp, now);
@@ -253,7 +256,7 @@ impl Hub {
 
     /// Writes the session's output; for players, feeds it FLV tags from the watcher queue while
     /// its output is small (so the queue's slow-watcher policy applies).
-    pub(in crate::relay) fn flush_rtmp(&mut self, idx: usize, _now: Instant) {
+    pub(in crate::relay) fn flush_rtmp(&mut self, idx: usize, now: Instant) {
         loop {
             let Some(Conn {
                 io, state, rtmp, ..
@@ -308,7 +311,7 @@ impl Hub {
                 let Some(f) = q.front() else { break };
                 let n = f.len();
                 r.reader.push(f, &mut r.tags);
-                q.consume(n);
+                q.consume(n, now);
                 moved += n;
             }
             let mut tags = std::mem::take(&mut r.tags);
@@ -357,7 +360,7 @@ impl Hub {
             }
         }
         for (i, why) in fail {
-            self.refused += 1;
+            self.count_refused(Front::Rtmp, Refused::Timeout);
             self.close(i, Some(&why));
         }
         for i in flush {

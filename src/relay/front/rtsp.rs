@@ -556,7 +556,7 @@ impl Hub {
                         }
                     }
                 }
-                q.consume(len);
+                q.consume(len, now);
                 continue;
             }
             let wrote = if out_pending {
@@ -568,7 +568,7 @@ impl Hub {
                 c.io.write_iov(&iov)
             };
             match wrote {
-                Ok(Some(n)) => q.consume(n),
+                Ok(Some(n)) => q.consume(n, now),
                 Ok(None) => return,
                 Err(e) => {
                     self.close(idx, Some(&format!("write error: {e}")));

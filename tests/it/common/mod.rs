@@ -44,6 +44,22 @@ pub fn require(program: &str) {
     );
 }
 
+/// Fails (never skips) when `program` is missing (it must answer `--version`), naming the
+/// install command.
+pub fn require_with(program: &str, install: &str) {
+    let ok = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{program} is required for this test but was not found; install it with `{install}` or run .ci/run"
+    );
+}
+
 /// Runs a shell command line with a pseudo-terminal as its stdout (via util-linux `script`) and
 /// returns what the terminal showed in `stdout`.
 pub fn run_on_terminal(cmdline: &str) -> Out {
