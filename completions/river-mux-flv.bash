@@ -23,7 +23,7 @@ _river__mux__flv() {
 
     case "${cmd}" in
         river__mux__flv)
-            opts="-f -v -q -h -V --input-format --fps --max-gap --verbose --quiet --help --version"
+            opts="-f -v -q -h -V --input-format --fps --max-gap --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -42,6 +42,14 @@ _river__mux__flv() {
                     return 0
                     ;;
                 --max-gap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

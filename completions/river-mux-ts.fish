@@ -3,6 +3,9 @@ ts\t'MPEG-TS (H.264 + AAC in ADTS), 188-byte packets'
 h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'"
 complete -c river-mux-ts -l fps -d 'Frame rate for H.264 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001' -r
 complete -c river-mux-ts -l max-gap -d 'Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap' -r
+complete -c river-mux-ts -l stats-period -d 'How often --stats prints a line when stderr is not a terminal' -r
+complete -c river-mux-ts -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics' -r
+complete -c river-mux-ts -l stats -d 'Show progress on stderr: frames, media time, bitrate, speed against real time, repairs and drops (a line redrawn in place on a terminal, else a line every --stats-period)'
 complete -c river-mux-ts -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-mux-ts -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
 complete -c river-mux-ts -s h -l help -d 'Print help (see more with \'--help\')'

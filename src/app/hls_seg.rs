@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::HlsSeg;
 use crate::format::hls::{
@@ -409,7 +410,7 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let res = pump(&input, &mut w);
+    let res = pump(&input, &mut w, &mut Stats::off(), |_| 0);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;
     w.finish()?;

@@ -6,6 +6,7 @@ mod mux;
 mod relay;
 mod rtmp_in;
 mod rtsp_pull;
+mod stats;
 mod testsrc;
 mod thumb;
 
@@ -17,6 +18,7 @@ pub use rtsp_pull::rtsp_pull;
 pub use testsrc::testsrc;
 
 use std::io;
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -25,6 +27,7 @@ use crate::error::Diag;
 use crate::media::{MediaEvent, StreamFormat};
 use crate::pipeline::Demux;
 use crate::stdio::{read_some, ReadOutcome};
+use stats::Stats;
 
 /// How much is read from stdin at once. A read returns what is there, so a live pipe is never
 /// delayed by this; it only caps the work per step.
@@ -42,6 +45,18 @@ pub(crate) trait EventSink {
 pub(crate) struct PumpStats {
     pub bytes_in: u64,
     pub frames: u64,
+}
+
+/// Counts a read's events, its bytes and the timeline's repairs so far in the meter.
+fn count(stats: &Stats, events: &[MediaEvent], demux: &Demux, read: usize) {
+    let r = demux.repairs();
+    stats.with(|m| {
+        for ev in events {
+            m.event(ev);
+        }
+        m.bytes_in += read as u64;
+        m.repairs = r.wraps + r.jumps + r.dts_clamped + r.pts_clamped;
+    });
 }
 
 fn log_diags(diags: &mut Vec<Diag>) {
@@ -69,7 +84,15 @@ fn deliver(
 /// stdin → demux (detection, bridges, timeline, start gate) → `sink`, one read at a time, until end
 /// of input, a stop signal, or the sink has enough. Fails when the input cannot be continued or
 /// held no media at all.
-pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Result<PumpStats> {
+/// Reads stdin through a [`Demux`] into `sink` until the end, a fatal error or a stop signal;
+/// `stats` counts what passes (`--stats`, `--metrics`), and `out` tells how many bytes the sink
+/// has written.
+pub(crate) fn pump<S: EventSink>(
+    input: &MuxInput,
+    sink: &mut S,
+    stats_meter: &mut Stats,
+    out: impl Fn(&S) -> u64,
+) -> anyhow::Result<PumpStats> {
     let mut demux = Demux::new(
         input.input_format.map(Into::into),
         input.fps.map(|f| (f.num, f.den)),
@@ -100,8 +123,11 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
             fatal = Some(e);
         }
         log_diags(&mut diags);
+        count(stats_meter, &events, &demux, n);
         deliver(&mut events, sink, &mut stats, &mut more)?;
         sink.flush()?;
+        stats_meter.with(|m| m.bytes_out = out(sink));
+        stats_meter.tick(Instant::now());
         if fatal.is_some() {
             break;
         }
@@ -114,9 +140,12 @@ pub(crate) fn pump(input: &MuxInput, sink: &mut impl EventSink) -> anyhow::Resul
             fatal = Some(e);
         }
         log_diags(&mut diags);
+        count(stats_meter, &events, &demux, 0);
         deliver(&mut events, sink, &mut stats, &mut more)?;
     }
     sink.flush()?;
+    stats_meter.with(|m| m.bytes_out = out(sink));
+    stats_meter.finish();
     let r = demux.repairs();
     log::info!(
         "{} bytes of {} in, {} frames; timeline: {} wraps, {} jumps, {} DTS and {} PTS clamped",

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 
+use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::{MuxFlv, MuxTs};
 use crate::media::MediaEvent;
@@ -50,7 +51,8 @@ pub fn mux_ts(args: MuxTs) -> anyhow::Result<()> {
         out: Vec::with_capacity(1 << 20),
         total: 0,
     };
-    pump(&args.input, &mut sink)?;
+    let mut stats = Stats::start(&args.stats, "mux_ts", "river-mux-ts")?;
+    pump(&args.input, &mut sink, &mut stats, |s| s.total)?;
     log::info!("{} bytes of MPEG-TS out", sink.total);
     Ok(())
 }
@@ -64,7 +66,8 @@ pub fn mux_flv(args: MuxFlv) -> anyhow::Result<()> {
         out: Vec::with_capacity(1 << 20),
         total: 0,
     };
-    pump(&args.input, &mut sink)?;
+    let mut stats = Stats::start(&args.stats, "mux_flv", "river-mux-flv")?;
+    pump(&args.input, &mut sink, &mut stats, |s| s.total)?;
     log::info!("{} bytes of FLV out", sink.total);
     Ok(())
 }

@@ -98,6 +98,21 @@ impl std::str::FromStr for FrameRate {
     }
 }
 
+/// `--stats` and `--metrics`, shared by the pipe tools.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// Show progress on stderr: frames, media time, bitrate, speed against real time, repairs
+    /// and drops (a line redrawn in place on a terminal, else a line every --stats-period)
+    #[arg(long)]
+    pub stats: bool,
+    /// How often --stats prints a line when stderr is not a terminal
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub stats_period: TimeSpan,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
 /// A span of media time: `500ms`, `10s`, `1.5s`, `1m`, `1h`, or plain seconds (`90`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeSpan {

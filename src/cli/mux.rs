@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use super::MuxInput;
+use super::{MuxInput, StatsArgs};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const MUX_TS_LONG: &str = "\
@@ -49,6 +49,8 @@ pub struct MuxTs {
     #[command(flatten)]
     pub input: MuxInput,
     #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -64,6 +66,8 @@ pub struct MuxTs {
 pub struct MuxFlv {
     #[command(flatten)]
     pub input: MuxInput,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

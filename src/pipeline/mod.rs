@@ -16,6 +16,7 @@ mod demux;
 mod flv_in;
 mod flv_out;
 mod gate;
+pub mod progress;
 mod ts_in;
 mod ts_out;
 

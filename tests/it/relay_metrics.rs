@@ -11,7 +11,7 @@ use crate::common::*;
 use crate::relay::{handshake, http_get, pattern, raw_exchange, start_hub, WAIT};
 
 /// `promtool check metrics` on an exposition: no errors and no lint warnings.
-fn promtool_check(body: &str) {
+pub(crate) fn promtool_check(body: &str) {
     require_with("promtool", "apt-get install prometheus");
     let mut c = Command::new("promtool")
         .args(["check", "metrics"])
