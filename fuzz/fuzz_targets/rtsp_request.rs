@@ -27,7 +27,7 @@ impl Host for AllowAll {
     fn describe(&mut self, _: &str) -> Result<String, u16> {
         Ok(SDP.to_string())
     }
-    fn record(&mut self, _: &str, sdp: &Sdp, s: &[StreamSetup]) -> Result<(), u16> {
+    fn record(&mut self, _: &str, _: &str, sdp: &Sdp, s: &[StreamSetup]) -> Result<(), u16> {
         let _ = river::proto::rtp::ingest::Ingest::new(sdp, s);
         Ok(())
     }

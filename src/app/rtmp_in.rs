@@ -27,6 +27,7 @@ use crate::cli::RtmpIn;
 use crate::net::conn::Received;
 use crate::net::listener::PAUSE;
 use crate::net::{Accept, Conn, Listener, Reactor, Timers};
+use crate::proto::names::{check_name, BadName, NameError};
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
 use crate::proto::rtmp::{FlvSplice, ServerConfig, ServerEvent, ServerSession};
 use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
@@ -54,7 +55,7 @@ pub(crate) fn mask(key: &str) -> String {
     if n <= 4 {
         format!("****({n} chars)")
     } else {
-        let head: String = key.chars().take(2).collect();
+        let head: String = key.chars().take(2).flat_map(char::escape_debug).collect();
         format!("{head}…({n} chars)")
     }
 }
@@ -152,19 +153,22 @@ struct Ingest {
 fn load_keys(args: &RtmpIn) -> anyhow::Result<Option<HashSet<String>>> {
     let mut keys = HashSet::new();
     let mut any = false;
+    // Keys follow the one name rule (they become RIVER_KEY, and often file names); an error
+    // never shows the key.
+    let bad = |what: String, e: NameError| UsageError(BadName::new(b"", e).message_hidden(&what));
     if let Some(k) = &args.key {
-        if k.is_empty() {
-            return Err(UsageError("--key (or RIVER_RTMP_KEY) is empty".into()).into());
-        }
+        check_name(k).map_err(|e| bad("--key (or RIVER_RTMP_KEY)".into(), e))?;
         keys.insert(k.clone());
         any = true;
     }
     if let Some(p) = &args.keys {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("reading the keys file {}", p.display()))?;
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
             let l = line.trim();
             if !l.is_empty() && !l.starts_with('#') {
+                let what = format!("the key on line {} of {}", n + 1, p.display());
+                check_name(l).map_err(|e| bad(what, e))?;
                 keys.insert(l.to_string());
             }
         }
@@ -182,12 +186,18 @@ pub fn rtmp_in(args: RtmpIn) -> anyhow::Result<()> {
         require_binary_stdout("FLV")?;
     }
     let keys = load_keys(&args)?;
-    if args
-        .app
-        .as_deref()
-        .is_some_and(|a| a.trim_matches('/').is_empty())
-    {
-        return Err(UsageError("--app is empty".into()).into());
+    if let Some(a) = &args.app {
+        let a = a.trim_matches('/');
+        if a.is_empty() {
+            return Err(UsageError("--app is empty".into()).into());
+        }
+        if let Err(e) = check_name(a) {
+            return Err(UsageError(format!(
+                "--app: {}",
+                BadName::new(a.as_bytes(), e).message("app")
+            ))
+            .into());
+        }
     }
     let access = Access::ingest(args.app.as_deref(), keys);
     let mut reactor = Reactor::new().context("creating the reactor")?;
@@ -611,7 +621,7 @@ impl Ingest {
                 let s = Stream::new(&c.connect, &stream_name, &query);
                 let why = match self.access.play(&s, c.active.is_some()) {
                     Err(why) => why,
-                    Ok(()) => Refusal::NoPlay,
+                    Ok(_) => Refusal::NoPlay,
                 };
                 log::warn!("{peer}: play refused: {why}");
                 let _ = c.session.reject_play(stream_id, &why.to_string());
@@ -667,19 +677,21 @@ impl Ingest {
         };
         let state = PublishState {
             conn_busy: c.active.is_some(),
-            key_live: self.live_keys.contains(&s.name),
+            live_keys: Some(&self.live_keys),
             output_busy: self.exec.is_none() && self.stdout_owner.is_some(),
         };
-        if let Err(why) = self.access.publish(&s, state) {
-            return refuse(c, &why.to_string());
-        }
+        // The names as decoded and checked: only these reach --exec's environment.
+        let n = match self.access.publish(&s, state) {
+            Ok(n) => n,
+            Err(why) => return refuse(c, &why.to_string()),
+        };
         let sink = match &self.exec {
             Some(cmd) => {
                 let k = self.free_children.pop().unwrap_or_else(|| {
                     self.children.push(None);
                     self.children.len() - 1
                 });
-                match ExecChild::spawn(cmd, &s.app, &s.name, peer, reg, child_token(k), now) {
+                match ExecChild::spawn(cmd, &n.app, &n.name, peer, reg, child_token(k), now) {
                     Ok(child) => {
                         self.children[k] = Some(ChildSlot {
                             child,
@@ -701,12 +713,12 @@ impl Ingest {
                 Sink::Stdout
             }
         };
-        self.live_keys.insert(s.name.clone());
-        log::info!("{peer}: publishing app {:?} key {}", s.app, mask(&s.name));
+        self.live_keys.insert(n.name.clone());
+        log::info!("{peer}: publishing app {:?} key {}", n.app, mask(&n.name));
         let _ = c.session.accept_publish(stream_id);
         c.active = Some(Active {
             stream_id,
-            key: s.name,
+            key: n.name,
             sink,
         });
     }
@@ -897,5 +909,7 @@ mod tests {
         assert_eq!(mask("secret"), "se…(6 chars)");
         assert_eq!(mask("abc"), "****(3 chars)");
         assert!(!mask("supersecretkey").contains("secret"));
+        // One line whatever the key holds.
+        assert_eq!(mask("\n\r\u{1}xyz"), "\\n\\r…(6 chars)");
     }
 }

@@ -150,6 +150,9 @@ pub trait Handler {
     /// A streaming response's outbox was written out: there is room for more (a stream fed
     /// only while there is room waits for this after [`SendError::Full`]).
     fn writable(&mut self, _id: ReqId) {}
+    /// The layer refused a request head from `peer` itself (malformed, over a limit): it answers
+    /// `status` and closes; `message` says why, in one line.
+    fn refused(&mut self, _peer: std::net::SocketAddr, _status: u16, _message: &str) {}
 }
 
 /// Why [`Server::send`](super::server::Server::send) did not queue a chunk.

@@ -41,37 +41,10 @@ pub enum Refused {
     Forbidden(&'static str),
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits (the one decoder,
+/// [`crate::proto::names::percent_decode`]).
 pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match memchr::memchr(b'%', &b[i..]) {
-            None => {
-                out.extend_from_slice(&b[i..]);
-                break;
-            }
-            Some(p) => {
-                out.extend_from_slice(&b[i..i + p]);
-                let at = i + p;
-                let hi = hex(*b.get(at + 1)?)?;
-                let lo = hex(*b.get(at + 2)?)?;
-                out.push(hi << 4 | lo);
-                i = at + 3;
-            }
-        }
-    }
-    Some(out)
+    crate::proto::names::percent_decode(s).ok()
 }
 
 /// Maps a raw request target (as the client sent it) to what it names. `prefix` is the decoded

@@ -613,6 +613,7 @@ impl<H: Handler> Server<H> {
                     c.inbuf.clear();
                     c.cur = Some(Current::refusal());
                     c.close_after = true;
+                    self.handler.refused(c.peer, r.status, &r.message);
                     let text = format!(
                         "{} {}: {}\n",
                         r.status,

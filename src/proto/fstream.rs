@@ -16,8 +16,9 @@
 //! - the payload is UTF-8 without control characters;
 //! - the first field is the role (`broadcast` or `watch`), then `key=value` fields (the value is
 //!   everything after the first `=` and may be empty), no key twice;
-//! - `user` is required; `user` and `channel` are names: `[A-Za-z0-9._-]{1,64}`, not starting with
-//!   `.` and without `..` (they become paths and URLs);
+//! - `user` is required; `user` and `channel` are names, and `user-password` and
+//!   `channel-password` passwords, as [`crate::proto::names`] rules them for every front (a payload
+//!   is not a URL: nothing in it is percent-decoded);
 //! - `channel` defaults to `default`; an empty or absent `channel-password` means no password;
 //! - `bufsize` is a decimal number of bytes up to [`MAX_BUFSIZE`];
 //! - unknown keys are kept in [`Request::extra`].
@@ -26,6 +27,8 @@
 
 use std::fmt;
 use std::time::Duration;
+
+use super::names::{check_name, check_password, BadName};
 
 /// Largest payload accepted (the length field's cap).
 pub const MAX_PAYLOAD: usize = 4096;
@@ -37,8 +40,6 @@ pub const MAGIC: &[u8; 2] = b"\n\n";
 pub const PREFIX_LEN: usize = 7;
 /// Largest `bufsize` accepted.
 pub const MAX_BUFSIZE: usize = 16 << 20;
-/// Longest user or channel name.
-pub const MAX_NAME: usize = 64;
 /// The channel a request names when it names none.
 pub const DEFAULT_CHANNEL: &str = "default";
 
@@ -113,16 +114,6 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// Checks a user or channel name: `[A-Za-z0-9._-]{1,64}`, not starting with `.`, no `..`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME
-        && !s.starts_with('.')
-        && !s.contains("..")
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 impl Request {
     /// A request with the defaults: channel `default`, no passwords, no bufsize.
     pub fn new(role: Role, user: impl Into<String>) -> Self {
@@ -191,24 +182,29 @@ impl Request {
                 ));
             }
             seen.push(k);
+            let at = here + k.len() as u64 + 1;
             let name = |what: &str| -> Result<String, HandshakeError> {
-                if valid_name(v) {
-                    Ok(v.to_string())
-                } else {
-                    Err(HandshakeError::new(
-                        here + k.len() as u64 + 1,
-                        format!(
-                            "{what} name {:?} is not allowed: use 1 to {MAX_NAME} of A-Z a-z 0-9 . _ -, not starting with '.', without '..'",
-                            truncate(v)
-                        ),
-                    ))
+                match check_name(v) {
+                    Ok(()) => Ok(v.to_string()),
+                    Err(e) => Err(HandshakeError::new(
+                        at,
+                        BadName::new(v.as_bytes(), e).message(what),
+                    )),
+                }
+            };
+            let password = |what: &str| -> Result<String, HandshakeError> {
+                match check_password(v) {
+                    Ok(()) => Ok(v.to_string()),
+                    Err(e) => Err(HandshakeError::new(at, format!("{what} not allowed: {e}"))),
                 }
             };
             match k {
                 "user" => user = Some(name("user")?),
                 "channel" => channel = Some(name("channel")?),
-                "user-password" => user_password = Some(v.to_string()),
-                "channel-password" => channel_password = (!v.is_empty()).then(|| v.to_string()),
+                "user-password" => user_password = Some(password("user-password")?),
+                "channel-password" => {
+                    channel_password = Some(password("channel-password")?).filter(|p| !p.is_empty())
+                }
                 "bufsize" => match v.parse::<usize>() {
                     Ok(n) if n <= MAX_BUFSIZE => bufsize = Some(n),
                     _ => {
@@ -407,6 +403,7 @@ impl Handshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::names;
 
     fn parse_all(bytes: &[u8]) -> Result<Option<(Request, usize)>, HandshakeError> {
         Handshake::new().push(bytes)
@@ -604,7 +601,8 @@ mod tests {
             "a%2fb",
             "ü",
             "a?b",
-            &"x".repeat(65),
+            "-x",
+            &"x".repeat(names::MAX_NAME + 1),
         ] {
             for key in ["user", "channel"] {
                 let p = if key == "user" {
@@ -614,11 +612,42 @@ mod tests {
                 };
                 let e = Request::parse_payload(&p).unwrap_err();
                 assert!(e.message.contains("not allowed"), "{p:?}: {e}");
+                assert!(e.message.starts_with(&format!("{key} name ")), "{p:?}: {e}");
             }
         }
-        for name in ["fier", "exampleChannel", "a.b", "A-Z_09", &"x".repeat(64)] {
-            assert!(valid_name(name), "{name}");
+        for name in [
+            "fier",
+            "exampleChannel",
+            "a.b",
+            "A-Z_09",
+            &"x".repeat(names::MAX_NAME),
+        ] {
+            let p = format!("watch,user={name},channel={name}");
+            assert!(Request::parse_payload(&p).is_ok(), "{name}");
         }
+        // The offset is the value's.
+        let e = Request::parse_payload("watch,user=ok,channel=a..b").unwrap_err();
+        assert_eq!(e.offset, 22);
+        assert!(e.message.contains("\"..\" at byte 1"), "{e}");
+    }
+
+    #[test]
+    fn passwords_follow_the_password_rule() {
+        let long = "x".repeat(names::MAX_PASSWORD + 1);
+        for p in [
+            format!("broadcast,user=a,user-password={long}"),
+            format!("watch,user=a,channel-password={long}"),
+        ] {
+            let e = Request::parse_payload(&p).unwrap_err();
+            assert!(
+                e.message.contains("not allowed: it is 257 bytes long"),
+                "{e}"
+            );
+            assert!(!e.message.contains("xxx"), "the password is not shown: {e}");
+        }
+        let ok = "x".repeat(names::MAX_PASSWORD);
+        let r = Request::parse_payload(&format!("broadcast,user=a,user-password={ok}")).unwrap();
+        assert_eq!(r.user_password.as_deref(), Some(ok.as_str()));
     }
 
     #[test]

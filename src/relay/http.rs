@@ -1,8 +1,13 @@
-//! The relay's HTTP requests, pure: the hub's view of a request head (path and query decoded)
-//! and its routes. The connections, limits and responses are the HTTP layer's
-//! ([`crate::http::server`]); the hub's front is `relay/front/http.rs`.
+//! The relay's HTTP requests, pure: the hub's view of a request head and its routes. The
+//! connections, limits and responses are the HTTP layer's ([`crate::http::server`]); the hub's
+//! front is `relay/front/http.rs`.
+//!
+//! Names and passwords come out of the URL as [`crate::proto::names`] rules it for every front:
+//! the path is split at `/` and the query at `&` and `=` as sent, then each piece is
+//! percent-decoded once and checked (`/fier/a%2Fb.flv` names the channel `a/b`, refused).
 
 use crate::http::head::{self, BodyFraming, Limits};
+use crate::proto::names::{self, BadName, PasswordError};
 
 /// The largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -13,10 +18,10 @@ const MAX_HEADERS: usize = 48;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub method: String,
-    /// The path, percent-decoded, without the query.
+    /// The path as sent (not decoded), without the query.
     pub path: String,
-    /// Query pairs, percent-decoded (`+` is a space).
-    pub query: Vec<(String, String)>,
+    /// The query as sent (not decoded), without the `?`; empty when none.
+    pub query: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     pub chunked: bool,
@@ -24,12 +29,21 @@ pub struct Head {
 }
 
 impl Head {
-    /// The first value of a query key.
+    /// The first value of a query key, as sent ([`names::query_value`]).
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        names::query_value(&self.query, key)
+    }
+
+    /// A password from the query, decoded and checked ([`names::query_password`]).
+    pub fn password(&self, key: &str) -> Option<Result<String, PasswordError>> {
+        names::query_password(&self.query, key)
+    }
+
+    /// The user a push names: the first path segment, decoded and checked. A push authenticates
+    /// with it before anything else of the request is looked at.
+    pub fn push_user(&self) -> Result<String, BadName> {
+        let rest = self.path.strip_prefix('/').unwrap_or(&self.path);
+        names::decode_name(rest.split('/').next().unwrap_or(""))
     }
 }
 
@@ -64,15 +78,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     Ok(Some((from_head(h)?, len)))
 }
 
-/// The hub's view of a head the HTTP layer parsed: path and query decoded.
+/// The hub's view of a head the HTTP layer parsed: path and query split, not decoded.
 pub fn from_head(h: head::Head) -> Result<Head, HeadError> {
     if !h.target.starts_with('/') {
         return Err(bad(400, "request target is not an absolute path"));
     }
-    let path = h
-        .path()
-        .ok_or_else(|| bad(400, "malformed percent escape in path"))?;
-    let query = h.query().ok_or_else(|| bad(400, "malformed query"))?;
+    let target = h.target.split('#').next().unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_string(), query.to_string());
     let (chunked, content_length) = match h.body {
         BodyFraming::None => (false, None),
         BodyFraming::Length(n) => (false, Some(n)),
@@ -117,48 +130,55 @@ pub enum Route {
         channel: String,
         ext: Option<Ext>,
     },
+    /// `/<user>/<channel>[.flv|.ts]` where a name breaks the rule: why, one line.
+    BadName(String),
     NotFound,
 }
 
-/// A user or channel name as the fstream handshake allows it: `[A-Za-z0-9._-]{1,64}`, not starting
-/// with `.`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Routes a request head.
+/// Routes a request head. The path is split at `/` first; then each segment is decoded once and
+/// the channel's `.flv` or `.ts` taken off before its name is checked.
 pub fn route(head: &Head) -> Route {
-    match head.path.as_str() {
-        "/stats" => {
+    match names::percent_decode(&head.path).as_deref() {
+        Ok(b"/stats") => {
             return Route::Stats {
                 prometheus: head.param("format") == Some("prometheus"),
             }
         }
-        "/metrics" => return Route::Stats { prometheus: true },
+        Ok(b"/metrics") => return Route::Stats { prometheus: true },
         _ => {}
     }
-    let rest = &head.path[1..];
+    let rest = head.path.strip_prefix('/').unwrap_or(&head.path);
     let Some((user, chan)) = rest.split_once('/') else {
         return Route::NotFound;
     };
-    let (channel, ext) = if let Some(c) = chan.strip_suffix(".flv") {
-        (c, Some(Ext::Flv))
-    } else if let Some(c) = chan.strip_suffix(".ts") {
-        (c, Some(Ext::Ts))
-    } else {
-        (chan, None)
-    };
-    if !valid_name(user) || !valid_name(channel) {
+    if chan.contains('/') {
         return Route::NotFound;
     }
-    Route::Stream {
-        user: user.to_string(),
-        channel: channel.to_string(),
-        ext,
+    let user = match names::decode_name(user) {
+        Ok(u) => u,
+        Err(e) => return Route::BadName(e.message("user")),
+    };
+    let chan_bytes = match names::percent_decode(chan) {
+        Ok(b) => b,
+        Err(at) => {
+            let e = BadName::new(chan.as_bytes(), names::NameError::BadEscape(at));
+            return Route::BadName(e.message("channel"));
+        }
+    };
+    let (channel, ext) = if let Some(c) = chan_bytes.strip_suffix(b".flv") {
+        (c, Some(Ext::Flv))
+    } else if let Some(c) = chan_bytes.strip_suffix(b".ts") {
+        (c, Some(Ext::Ts))
+    } else {
+        (&chan_bytes[..], None)
+    };
+    match names::check_name_bytes(channel) {
+        Ok(c) => Route::Stream {
+            user,
+            channel: c.to_string(),
+            ext,
+        },
+        Err(e) => Route::BadName(BadName::new(channel, e).message("channel")),
     }
 }
 
@@ -173,7 +193,9 @@ mod tests {
         assert_eq!(&r[n..], b"BODY");
         assert_eq!(h.method, "POST");
         assert!(h.chunked);
-        assert_eq!(h.param("user-password"), Some("a b c"));
+        assert_eq!(h.param("user-password"), Some("a%20b+c"));
+        assert_eq!(h.password("user-password"), Some(Ok("a b+c".into())));
+        assert_eq!(h.push_user().unwrap(), "live");
         assert_eq!(
             route(&h),
             Route::Stream {
@@ -198,11 +220,74 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(route(&h), Route::Stats { prometheus: true });
-        for p in ["/", "/a", "/a/b/c.flv", "/../x.flv", "/.a/b.flv", "/a/.flv"] {
+        for p in ["/", "/a", "/a/b/c.flv", "/a/b/"] {
             let req = format!("GET {p} HTTP/1.1\r\n\r\n");
             let (h, _) = parse_head(req.as_bytes()).unwrap().unwrap();
             assert_eq!(route(&h), Route::NotFound, "{p}");
         }
+    }
+
+    fn route_of(target: &str) -> Route {
+        let req = format!("GET {target} HTTP/1.1\r\n\r\n");
+        route(&parse_head(req.as_bytes()).unwrap().unwrap().0)
+    }
+
+    #[test]
+    fn names_are_split_then_decoded_once_then_checked() {
+        let stream = |u: &str, c: &str, ext| Route::Stream {
+            user: u.into(),
+            channel: c.into(),
+            ext,
+        };
+        assert_eq!(
+            route_of("/fier/%63am.flv"),
+            stream("fier", "cam", Some(Ext::Flv))
+        );
+        assert_eq!(
+            route_of("/fier/cam%2Eflv"),
+            stream("fier", "cam", Some(Ext::Flv))
+        );
+        assert_eq!(route_of("/st%61ts"), Route::Stats { prometheus: false });
+        for (target, want) in [
+            (
+                "/../x.flv",
+                "user name \"..\" is not allowed: it starts with '.'",
+            ),
+            ("/.a/b.flv", "user name \".a\""),
+            ("/a/.flv", "channel name \"\" is not allowed: it is empty"),
+            ("//x.flv", "user name \"\" is not allowed: it is empty"),
+            (
+                "/fier/a%2Fb.flv",
+                "channel name \"a/b\" is not allowed: '/' at byte 1",
+            ),
+            ("/fier%2Fcam.flv", "NOT FOUND"),
+            (
+                "/fier/a%252Fb.ts",
+                "channel name \"a%2Fb\" is not allowed: '%' at byte 1",
+            ),
+            ("/fier/a%0Ab.flv", "'\\n' at byte 1"),
+            (
+                "/fier/%FF.flv",
+                "channel name \"\u{fffd}\" is not allowed: not valid UTF-8 at byte 0",
+            ),
+            (
+                "/fier/a%zz.flv",
+                "channel name \"a%zz.flv\" is not allowed: malformed percent escape at byte 1",
+            ),
+            ("/a..b/c.ts", "\"..\" at byte 1"),
+            ("/-a/c.ts", "it starts with '-'"),
+        ] {
+            match route_of(target) {
+                Route::BadName(m) => assert!(m.contains(want), "{target}: {m}"),
+                Route::NotFound => assert_eq!(want, "NOT FOUND", "{target}"),
+                r => panic!("{target}: {r:?}"),
+            }
+        }
+        let long = format!("/fier/{}.flv", "x".repeat(4096));
+        let Route::BadName(m) = route_of(&long) else {
+            panic!("4 KiB name accepted")
+        };
+        assert!(m.contains("4096 bytes long") && m.len() < 300, "{m}");
     }
 
     #[test]
@@ -215,10 +300,6 @@ mod tests {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.resize(MAX_HEAD + 10, b'a');
         assert_eq!(parse_head(&big).unwrap_err().status, 431);
-        assert_eq!(
-            parse_head(b"GET /%zz HTTP/1.1\r\n\r\n").unwrap_err().status,
-            400
-        );
         assert_eq!(
             parse_head(b"POST /a/b HTTP/1.1\r\nContent-Length: x\r\n\r\n")
                 .unwrap_err()

@@ -17,26 +17,39 @@ use bytes::Bytes;
 use super::cache::{CacheLimits, GopCache};
 use super::stream::{Chunk, Mark};
 use crate::media::StreamFormat;
-use crate::proto::fstream::valid_name;
+use crate::proto::names::{self, BadName, PasswordError};
 use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
 use crate::proto::rtp::{MTU_TCP, MTU_UDP};
 use crate::proto::rtsp::Session;
 use crate::proto::util::random_u64;
 
-/// `<user>/<channel>` from an RTSP path (no leading slash), names checked as fstream's.
-pub fn parse_key(path: &str) -> Option<(String, String)> {
-    let (u, c) = path.split_once('/')?;
-    (valid_name(u) && valid_name(c)).then(|| (u.to_string(), c.to_string()))
+/// `<user>/<channel>` from an RTSP path as sent (no leading slash): split at `/`, then each name
+/// decoded once and checked ([`crate::proto::names`]). `Err`: why not, one line.
+pub fn parse_key(path: &str) -> Result<(String, String), String> {
+    let Some((u, c)) = path.split_once('/').filter(|(_, c)| !c.contains('/')) else {
+        return Err(format!(
+            "path {} is not /<user>/<channel>",
+            names::shown(path.as_bytes())
+        ));
+    };
+    let user = names::decode_name(u).map_err(|e| e.message("user"))?;
+    let channel = names::decode_name(c).map_err(|e| e.message("channel"))?;
+    Ok((user, channel))
 }
 
-/// `channel-password=` from a URI's query.
-pub fn query_password(uri: &str) -> Option<String> {
+/// The user a publish to `path` names (its first segment, decoded and checked): it authenticates
+/// with it before anything else of the request counts.
+pub fn path_user(path: &str) -> Result<String, BadName> {
+    names::decode_name(path.split('/').next().unwrap_or(""))
+}
+
+/// `channel-password=` from a URI's query, decoded and checked; `None` when absent or empty.
+pub fn query_password(uri: &str) -> Option<Result<String, PasswordError>> {
     let q = uri.split_once('?')?.1;
-    q.split('&')
-        .find_map(|kv| kv.strip_prefix("channel-password="))
-        .map(str::to_string)
-        .filter(|p| !p.is_empty())
+    let q = q.split('#').next().unwrap_or("");
+    names::query_password(q, "channel-password")
+        .filter(|p| p.as_ref().map_or(true, |p| !p.is_empty()))
 }
 
 pub struct Publisher {
@@ -137,14 +150,40 @@ mod tests {
 
     #[test]
     fn keys_and_passwords() {
-        assert_eq!(parse_key("live/cam"), Some(("live".into(), "cam".into())));
-        assert_eq!(parse_key("live"), None);
-        assert_eq!(parse_key("live/cam/x"), None);
-        assert_eq!(parse_key("../x"), None);
+        assert_eq!(parse_key("live/cam"), Ok(("live".into(), "cam".into())));
+        assert_eq!(parse_key("live/%63am"), Ok(("live".into(), "cam".into())));
+        for (path, why) in [
+            ("live", "path \"live\" is not /<user>/<channel>"),
+            ("live/cam/x", "is not /<user>/<channel>"),
+            ("live/", "channel name \"\" is not allowed: it is empty"),
+            ("../x", "user name \"..\" is not allowed"),
+            (
+                "live/a%2Fb",
+                "channel name \"a/b\" is not allowed: '/' at byte 1",
+            ),
+            ("live%2Fcam", "is not /<user>/<channel>"),
+            ("live/%FF", "not valid UTF-8"),
+            ("live/a%0Db", "'\\r' at byte 1"),
+        ] {
+            let e = parse_key(path).unwrap_err();
+            assert!(e.contains(why), "{path}: {e}");
+        }
+        assert_eq!(path_user("live/x/y").unwrap(), "live");
+        assert_eq!(path_user("l%69ve/x").unwrap(), "live");
+        assert!(path_user("").is_err());
+        assert!(path_user("../x").is_err());
         assert_eq!(
             query_password("rtsp://h/a/b?channel-password=pw&x=1"),
-            Some("pw".into())
+            Some(Ok("pw".into()))
         );
+        assert_eq!(
+            query_password("rtsp://h/a/b?channel-password=p%26w"),
+            Some(Ok("p&w".into()))
+        );
+        assert!(matches!(
+            query_password("rtsp://h/a/b?channel-password=%0A"),
+            Some(Err(PasswordError::Control(0)))
+        ));
         assert_eq!(query_password("rtsp://h/a/b?channel-password="), None);
         assert_eq!(query_password("rtsp://h/a/b"), None);
     }

@@ -9,13 +9,15 @@
 //! Python's configparser where it matters: `password=…` or `password = …` or `password: …`, key case
 //! ignored, values trimmed, whole-line comments starting with `#` or `;`, CRLF, a UTF-8 BOM. Only the
 //! `[DEFAULT]` section counts. A missing file, a file without a password, or an empty password
-//! refuses the user. Passwords are compared in constant time.
+//! refuses the user; a stored password that breaks the password rule
+//! ([`crate::proto::names::PASSWORD_RULE`]) is an error naming the file. Passwords are compared in
+//! constant time. Only names that follow the name rule ([`crate::proto::names`]) become paths.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::proto::fstream::valid_name;
+use crate::proto::names::{check_password, valid_name};
 
 /// Largest users file read (a password file is tiny; this bounds a hostile or mistaken one).
 pub const MAX_FILE: u64 = 64 * 1024;
@@ -66,26 +68,15 @@ impl Users {
 
     /// Does `password` match `user`'s file? Re-reads the file on every call. A bad name, a missing
     /// file or a file without a (non-empty) `[DEFAULT]` password is `Ok(false)`; other I/O errors
-    /// (permissions, a directory in the way, a file over [`MAX_FILE`]) are `Err` naming the path.
+    /// (permissions, a directory in the way, a file over [`MAX_FILE`]) and a stored password that
+    /// breaks the rule are `Err` naming the path.
     pub fn check(&self, user: &str, password: &str) -> Result<bool, UsersError> {
-        let Some(path) = self.path_of(user) else {
-            return Ok(false);
-        };
-        let text = match read_capped(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(source) => return Err(UsersError { path, source }),
-        };
-        Ok(match default_password(&text) {
-            Some(stored) if !stored.is_empty() => {
-                constant_time_eq(stored.as_bytes(), password.as_bytes())
-            }
-            _ => false,
+        Ok(match self.password(user)? {
+            Some(stored) => constant_time_eq(stored.as_bytes(), password.as_bytes()),
+            None => false,
         })
     }
-}
 
-impl Users {
     /// `user`'s stored password (re-read on every call), for checks that need the password
     /// itself (RTSP Digest). `Ok(None)` for a bad name, a missing file or no (non-empty) password.
     pub fn password(&self, user: &str) -> Result<Option<String>, UsersError> {
@@ -97,7 +88,14 @@ impl Users {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(UsersError { path, source }),
         };
-        Ok(default_password(&text).filter(|p| !p.is_empty()))
+        let Some(stored) = default_password(&text).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        if let Err(e) = check_password(&stored) {
+            let source = io::Error::new(io::ErrorKind::InvalidData, format!("password: {e}"));
+            return Err(UsersError { path, source });
+        }
+        Ok(Some(stored))
     }
 }
 
@@ -203,9 +201,25 @@ mod tests {
         assert!(!users.check("x", "p").unwrap());
         let users = Users::new(&d.0);
         assert!(!users.check("nobody", "p").unwrap());
-        for bad in ["../x", "x/..", ".x", "", "x\0"] {
+        for bad in ["../x", "x/..", ".x", "", "x\0", "-x"] {
             assert!(!users.check(bad, "p").unwrap(), "{bad:?}");
         }
+        // Even when a file of that name exists.
+        std::fs::write(d.0.join(".x.ini"), "[DEFAULT]\npassword=p\n").unwrap();
+        assert!(!users.check(".x", "p").unwrap());
+        assert_eq!(users.path_of("a/b"), None);
+    }
+
+    #[test]
+    fn a_stored_password_that_breaks_the_rule_is_an_error_naming_the_file() {
+        let d = TempDir::new("rule");
+        std::fs::write(d.0.join("t.ini"), "[DEFAULT]\npassword=a\tb\n").unwrap();
+        let e = Users::new(&d.0).check("t", "a\tb").unwrap_err().to_string();
+        assert!(
+            e.contains("t.ini") && e.contains("control character"),
+            "{e}"
+        );
+        assert!(!e.contains("a\tb"), "the password is not shown: {e}");
     }
 
     #[test]

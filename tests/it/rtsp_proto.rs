@@ -64,7 +64,13 @@ impl Host for ConnHost {
         Ok(sdp)
     }
 
-    fn record(&mut self, _path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
+    fn record(
+        &mut self,
+        _uri: &str,
+        _path: &str,
+        sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<(), u16> {
         self.ingest = Some(Ingest::new(sdp, streams).map_err(|_| 415u16)?);
         self.channel.lock().unwrap().publishers += 1;
         Ok(())

@@ -179,6 +179,23 @@ impl Command {
         })
     }
 
+    /// The name and transaction id of a command message body, read without decoding the rest
+    /// (AMF0: a string, then a number): what a server needs to answer a command whose arguments
+    /// do not decode. The transaction id is 0 when it is not a number.
+    pub fn head(body: &[u8]) -> Option<(&str, f64)> {
+        let (&marker, rest) = body.split_first()?;
+        if marker != 0x02 {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        let name = std::str::from_utf8(rest.get(2..2 + len)?).ok()?;
+        let txn = match rest.get(2 + len..2 + len + 9) {
+            Some([0x00, n @ ..]) => f64::from_be_bytes(n.try_into().ok()?),
+            _ => 0.0,
+        };
+        Some((name, txn))
+    }
+
     /// Encodes a command.
     pub fn encode(name: &str, transaction_id: f64, values: &[Value]) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);

@@ -547,7 +547,13 @@ impl ServerSession {
     }
 
     fn command_in(&mut self, m: &Message, body: &[u8]) -> Result<(), RtmpError> {
-        let c = Command::parse(body).map_err(|e| self.perr(format!("bad command message: {e}")))?;
+        let c = match Command::parse(body) {
+            Ok(c) => c,
+            Err(e) => {
+                self.answer_unreadable(m.stream_id, body, &e.to_string());
+                return Err(self.perr(format!("bad command message: {e}")));
+            }
+        };
         let txn = c.transaction_id;
         match (c.name.as_str(), self.phase) {
             ("connect", Phase::AwaitConnect) => {
@@ -692,6 +698,29 @@ impl ServerSession {
             }
         }
         Ok(())
+    }
+
+    /// A `connect`, `publish` or `play` whose arguments do not decode (a name that is not UTF-8
+    /// is the usual one) gets the error status the client waits for, so it can say why, before
+    /// the session fails. Other commands get nothing.
+    fn answer_unreadable(&mut self, stream_id: u32, body: &[u8], why: &str) {
+        let Some((name, txn)) = Command::head(body) else {
+            return;
+        };
+        let d = format!("{name}: {why}");
+        match (name, self.phase) {
+            ("connect", Phase::AwaitConnect) => {
+                let info = status("error", "NetConnection.Connect.Rejected", &d);
+                self.command(0, "_error", txn, &[Value::Null, info]);
+            }
+            ("publish", _) if self.streams.get(&stream_id) == Some(&StreamState::Idle) => {
+                self.on_status(stream_id, "error", "NetStream.Publish.BadName", &d);
+            }
+            ("play", _) if self.streams.get(&stream_id) == Some(&StreamState::Idle) => {
+                self.on_status(stream_id, "error", "NetStream.Play.StreamNotFound", &d);
+            }
+            _ => {}
+        }
     }
 
     fn end_stream(&mut self, id: u32) {

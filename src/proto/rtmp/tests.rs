@@ -578,6 +578,76 @@ fn rejections_close() {
     );
 }
 
+/// `body` with the first occurrence of `from` replaced by `to` (same length).
+fn patched(body: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = body.windows(from.len()).position(|w| w == from).unwrap();
+    let mut b = body;
+    b[at..at + to.len()].copy_from_slice(to);
+    b
+}
+
+/// A connect, publish or play whose name is not UTF-8 (AMF0 strings are) cannot be decoded: the
+/// client still gets the error status it waits for, with the reason, then the session fails.
+#[test]
+fn commands_that_do_not_decode_get_their_error_status() {
+    // publish and play on a created stream.
+    for (cmd, code) in [
+        ("publish", "NetStream.Publish.BadName"),
+        ("play", "NetStream.Play.StreamNotFound"),
+    ] {
+        let (mut s, mut c, now) = after_connect();
+        c.cmd(0, "createStream", 2.0, &[Value::Null]);
+        let body = Command::encode(cmd, 3.0, &[Value::Null, Value::String("ab-cd".into())]);
+        let body = patched(body, b"ab-cd", b"a\xff\xfecd");
+        c.msg(3, 20, 1, 0, &body);
+        let e = s.push(&c.out, now).unwrap_err();
+        assert!(e.to_string().contains("bad command message"), "{e}");
+        let msgs = server_messages_tail(&s.take_output());
+        assert_eq!(
+            status_codes(&msgs).last().map(String::as_str),
+            Some(code),
+            "{cmd}"
+        );
+        let (_, vals) = commands(&msgs).pop().unwrap();
+        let desc = format!("{vals:?}");
+        assert!(
+            desc.contains(&format!("{cmd}: ")) && desc.contains("utf"),
+            "{desc}"
+        );
+    }
+    // connect: `_error` with its transaction id.
+    let now = Instant::now();
+    let mut s = ServerSession::new(ServerConfig::default(), now, 1);
+    let mut c = Client::new();
+    let obj = object(vec![("app", Value::String("li-ve".into()))]);
+    let body = patched(
+        Command::encode("connect", 1.0, &[obj]),
+        b"li-ve",
+        b"li\xc3(e",
+    );
+    c.msg(3, 20, 0, 0, &body);
+    assert!(s.push(&c.out, now).is_err());
+    let msgs = server_messages(&s.take_output());
+    let (name, _) = commands(&msgs).pop().unwrap();
+    assert_eq!(name, "_error");
+    assert_eq!(status_codes(&msgs), ["NetConnection.Connect.Rejected"]);
+    assert_eq!(
+        Command::parse(&msgs.last().unwrap().payload)
+            .unwrap()
+            .transaction_id,
+        1.0
+    );
+    // Other commands that do not decode get no answer.
+    let (mut s, mut c, now) = after_connect();
+    let body = Command::encode("FCPublish", 2.0, &[Value::Null, Value::String("ab".into())]);
+    c.msg(3, 20, 0, 0, &patched(body, b"ab", b"\xff\xff"));
+    assert!(s.push(&c.out, now).is_err());
+    assert!(server_messages_tail(&s.take_output()).is_empty());
+    assert_eq!(Command::head(b"\x02\x00\x04play"), Some(("play", 0.0)));
+    assert_eq!(Command::head(b"\x02\x00\x05play"), None);
+    assert_eq!(Command::head(b"\x05"), None);
+}
+
 #[test]
 fn stream_limit() {
     let (mut s, mut c, now) = after_connect();

@@ -13,7 +13,11 @@
 //! - Authorization is asked once per connection for a path and an access kind, on the first
 //!   request that needs it (DESCRIBE / ANNOUNCE, or SETUP without either). A Digest answer to a
 //!   nonce this server did not issue, or issued more than [`super::auth::NONCE_TTL`] ago, counts
-//!   as no credentials (401 with `stale=TRUE`).
+//!   as no credentials (401 with `stale=TRUE`); so does an `Authorization` header that does not
+//!   parse.
+//! - Authentication comes before anything else of an ANNOUNCE: one without good credentials gets
+//!   401 whatever its URI, `Content-Type` or body, so an unauthenticated client learns nothing
+//!   about how the rest would parse.
 //! - One connection is either a publisher or a player. Streams can be set up only before
 //!   RECORD/PLAY (455 after). Interleaved frames on channels no stream was set up for, or before
 //!   RECORD/PLAY, are counted and skipped.
@@ -75,6 +79,8 @@ pub enum AuthVerdict {
     Forbidden,
     /// 404.
     NotFound,
+    /// 400: the path names nothing the server could serve (e.g. a name that breaks its rules).
+    BadRequest,
 }
 
 /// One stream set up with SETUP.
@@ -100,9 +106,16 @@ pub trait Host {
     /// The SDP to play `path`, or an error status (404 when there is no such broadcast, 415 when
     /// its codecs cannot be served).
     fn describe(&mut self, path: &str) -> Result<String, u16>;
-    /// RECORD: start receiving `streams` of `sdp` for `path`. An error status refuses (e.g. 403 for
-    /// a channel another publisher holds, 415 for codecs river cannot carry).
-    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16>;
+    /// RECORD: start receiving `streams` of `sdp` for `path`, announced at `uri` (query
+    /// included). An error status refuses (e.g. 403 for a channel another publisher holds, 415
+    /// for codecs river cannot carry).
+    fn record(
+        &mut self,
+        uri: &str,
+        path: &str,
+        sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<(), u16>;
     /// PLAY: start sending `streams`. Returns, per stream, the sequence number and RTP timestamp
     /// of the first packet the player will get, when known (for `RTP-Info`).
     fn play(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup])
@@ -384,12 +397,10 @@ impl Session {
                 return Ok(());
             }
         }
-        let creds = match req.header("Authorization") {
-            Some(v) => {
-                auth::parse_authorization(v, req.method.as_str()).map_err(|_| Response::new(400))?
-            }
-            None => Credentials::None,
-        };
+        let creds = req
+            .header("Authorization")
+            .and_then(|v| auth::parse_authorization(v, req.method.as_str()).ok())
+            .unwrap_or(Credentials::None);
         let (creds, stale) = self.auth.screen(creds, now);
         match host.authorize(access, path, &creds) {
             AuthVerdict::Allow => {
@@ -405,6 +416,7 @@ impl Session {
             }
             AuthVerdict::Forbidden => Err(Response::new(403)),
             AuthVerdict::NotFound => Err(Response::new(404)),
+            AuthVerdict::BadRequest => Err(Response::new(400)),
         }
     }
 
@@ -497,7 +509,11 @@ impl Session {
         if self.state != State::Init {
             return Err(Response::new(455));
         }
-        let path = Self::req_path(req)?;
+        // Authentication first: an URI that names no path cannot authenticate either.
+        let path = Self::req_path(req);
+        let named = path.as_deref().unwrap_or("");
+        self.authorize(req, Access::Publish, named, now, host)?;
+        let path = path?;
         if let Some(ct) = req.header("Content-Type") {
             if !ct.to_ascii_lowercase().starts_with("application/sdp") {
                 return Err(Response::new(415));
@@ -508,7 +524,6 @@ impl Session {
         if sdp.media.is_empty() {
             return Err(Response::new(400));
         }
-        self.authorize(req, Access::Publish, &path, now, host)?;
         self.set_mode(Access::Publish)?;
         self.sdp = Some(sdp);
         self.path = Some(path);
@@ -712,7 +727,7 @@ impl Session {
             self.path.clone().unwrap_or_default(),
             self.sdp.clone().unwrap_or_default(),
         );
-        host.record(&path, &sdp, &self.streams)
+        host.record(&self.base_uri, &path, &sdp, &self.streams)
             .map_err(Response::new)?;
         self.state = State::Recording;
         Ok(Response::new(200))

@@ -39,12 +39,7 @@ impl Hub {
         match hs.push(data) {
             Ok(None) => {}
             Ok(Some((req, used))) => self.on_handshake(idx, req, &data[used..], now),
-            Err(e) => self.refuse(
-                idx,
-                Refused::Protocol,
-                &format!("bad fstream handshake: {e}"),
-                None,
-            ),
+            Err(e) => self.refuse(idx, Refused::Protocol, &e.to_string(), None),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::http::response::reason;
 use crate::http::server::{
     Body, Handler, Options, Reply, ReqId, Request, Response, SendError, Server,
 };
+use crate::proto::names;
 
 /// What a stream may hold in its connection's outbox beyond its queue: enough for the socket to
 /// stay busy, small enough that the queue's slow-watcher policy decides what a slow reader gets.
@@ -30,9 +31,19 @@ const STREAM_OUTBOX: usize = 256 * 1024;
 /// What the HTTP layer reported during a call, for the hub to act on afterwards.
 pub(in crate::relay) enum Event {
     Request(Box<Request>),
-    Body { id: ReqId, data: Vec<u8>, end: bool },
+    Body {
+        id: ReqId,
+        data: Vec<u8>,
+        end: bool,
+    },
     Closed(ReqId),
     Writable(ReqId),
+    /// The HTTP layer refused a head itself.
+    Refused {
+        peer: SocketAddr,
+        status: u16,
+        message: String,
+    },
 }
 
 /// The hub's [`Handler`]: every request is parked and recorded.
@@ -66,6 +77,14 @@ impl Handler for Inbox {
 
     fn writable(&mut self, id: ReqId) {
         self.events.push(Event::Writable(id));
+    }
+
+    fn refused(&mut self, peer: SocketAddr, status: u16, message: &str) {
+        self.events.push(Event::Refused {
+            peer,
+            status,
+            message: message.to_string(),
+        });
     }
 }
 
@@ -141,6 +160,14 @@ impl Hub {
                             self.flush_http(sub, now);
                         }
                     }
+                    Event::Refused {
+                        peer,
+                        status,
+                        message,
+                    } => {
+                        self.count_refused(Front::Http, Refused::from_status(status));
+                        log::warn!("{peer}: refused: HTTP {status}: {message}");
+                    }
                 }
             }
         }
@@ -168,7 +195,12 @@ impl Hub {
                 return;
             }
         };
-        log::debug!("{}: {} {}", r.peer, head.method, head.path);
+        log::debug!(
+            "{}: {} {}",
+            r.peer,
+            head.method,
+            names::shown(head.path.as_bytes())
+        );
         match (head.method.as_str(), route::route(&head)) {
             ("OPTIONS", _) => {
                 let methods = "GET, HEAD, POST, PUT, OPTIONS";
@@ -205,41 +237,93 @@ impl Hub {
                     }
                     return;
                 }
-                let pw = head.param("password").map(str::to_string);
-                self.http_watch(&r, (user, channel), pw, ext, now);
-            }
-            ("POST" | "PUT", Route::Stream { user, channel, .. }) => {
-                let pw = head
-                    .param("user-password")
-                    .or_else(|| head.param("password"))
-                    .unwrap_or("")
-                    .to_string();
                 let key = (user, channel);
-                if let Err(why) = self.check_user(&key.0, &pw) {
-                    let why = format!("HTTP broadcaster for {}: {why}", key_str(&key));
-                    self.http_refused(&r, &why, 403, "wrong user password or unknown user", now);
-                    return;
-                }
-                if !head.chunked && head.content_length.is_none() {
-                    let m = "a push needs a chunked or Content-Length body";
-                    self.http_refused(&r, "HTTP push without a body length", 411, m, now);
-                    return;
-                }
-                let cpw = head.param("channel-password").map(str::to_string);
-                let sub = self.http_sub(&r, ReqKind::Push { key: key.clone() }, now);
-                self.begin_broadcast(sub, r.peer, key.clone(), cpw, Front::Http, now);
-                if head.content_length == Some(0) {
-                    self.http_push_done(sub, "empty push", now);
-                }
+                let pw = match head.password("password") {
+                    None => None,
+                    Some(Ok(p)) => Some(p).filter(|p| !p.is_empty()),
+                    // Told apart from a wrong password only in the log.
+                    Some(Err(e)) => {
+                        let why = format!("watcher of {}: channel password: {e}", key_str(&key));
+                        self.http_refused(&r, &why, 403, "wrong channel password", now);
+                        return;
+                    }
+                };
+                self.http_watch(&r, key, pw, ext, now);
+            }
+            ("GET" | "HEAD", Route::BadName(why)) => {
+                let log = format!("HTTP 400 {}: {why}", head.method);
+                self.http_refused(&r, &log, 400, &why, now);
+            }
+            ("POST" | "PUT", route) if !matches!(route, Route::Stats { .. }) => {
+                self.http_push(&r, &head, route, now)
             }
             (_, Route::NotFound) => {
-                let why = format!("HTTP 404 {}", head.path);
+                let why = format!("HTTP 404 {}", names::shown(head.path.as_bytes()));
                 self.http_refused(&r, &why, 404, "no such path", now);
             }
             (m, _) => {
                 let why = format!("HTTP 405 {m}");
                 self.http_refused(&r, &why, 405, &format!("method {m} not allowed here"), now);
             }
+        }
+    }
+
+    /// `POST|PUT /<user>/<channel>`: the user authenticates before anything else of the request
+    /// is looked at, so a client without the user's password learns nothing from the answer (403,
+    /// whatever the path, query or body); the log says what was wrong.
+    fn http_push(&mut self, r: &Request, head: &route::Head, route: Route, now: Instant) {
+        let pw = head
+            .password("user-password")
+            .or_else(|| head.password("password"));
+        let auth = match (head.push_user(), pw) {
+            (Err(e), _) => Err(e.message("user")),
+            (Ok(_), Some(Err(e))) => Err(format!("user password: {e}")),
+            (Ok(user), pw) => {
+                let pw = pw.and_then(Result::ok).unwrap_or_default();
+                self.check_user(&user, &pw)
+            }
+        };
+        if let Err(why) = auth {
+            let why = format!(
+                "HTTP broadcaster to {}: {why}",
+                names::shown(head.path.as_bytes())
+            );
+            self.http_refused(r, &why, 403, "wrong user password or unknown user", now);
+            return;
+        }
+        let (user, channel) = match route {
+            Route::Stream { user, channel, .. } => (user, channel),
+            Route::BadName(why) => {
+                let log = format!("HTTP 400 {}: {why}", head.method);
+                self.http_refused(r, &log, 400, &why, now);
+                return;
+            }
+            _ => {
+                let why = format!("HTTP 404 {}", names::shown(head.path.as_bytes()));
+                self.http_refused(r, &why, 404, "no such path", now);
+                return;
+            }
+        };
+        let key = (user, channel);
+        if !head.chunked && head.content_length.is_none() {
+            let m = "a push needs a chunked or Content-Length body";
+            self.http_refused(r, "HTTP push without a body length", 411, m, now);
+            return;
+        }
+        let cpw = match head.password("channel-password") {
+            None => None,
+            Some(Ok(p)) => Some(p).filter(|p| !p.is_empty()),
+            Some(Err(e)) => {
+                let m = format!("channel-password not allowed: {e}");
+                let why = format!("HTTP broadcaster for {}: {m}", key_str(&key));
+                self.http_refused(r, &why, 400, &m, now);
+                return;
+            }
+        };
+        let sub = self.http_sub(r, ReqKind::Push { key: key.clone() }, now);
+        self.begin_broadcast(sub, r.peer, key.clone(), cpw, Front::Http, now);
+        if head.content_length == Some(0) {
+            self.http_push_done(sub, "empty push", now);
         }
     }
 

@@ -7,10 +7,11 @@ use crate::relay::metrics::Refused;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
-use super::super::channel::{key_str, SubKind};
+use super::super::channel::{key_str, ChanKey, SubKind};
 use super::super::hub::{Conn, Front, Hub, State};
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
-use crate::proto::rtmp::policy::{Access, Connect, PublishState, Stream};
+use crate::proto::names;
+use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
 use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
 
 /// An RTMP player gets more FLV from its queue only while its session holds less than this.
@@ -88,8 +89,13 @@ impl Hub {
         }
         let Some(r) = c.rtmp.as_mut() else { return };
         if let Err(e) = r.session.push(data, now) {
-            let why = format!("RTMP: {e}");
-            self.close(idx, Some(&why));
+            // What the session answered before it gave up (the error status of a command it
+            // could not read) goes out, then the connection closes.
+            log::info!("{}: closed: RTMP: {e}", c.peer);
+            r.close_after = true;
+            c.state = State::Closing;
+            self.channels.leave(idx);
+            self.flush(idx, now);
             return;
         }
         self.rtmp_events(idx, now);
@@ -122,16 +128,12 @@ impl Hub {
                     ..
                 } => {
                     let s = Stream::new(&r.connect, &stream_key, &query);
-                    let key = (s.app.clone(), s.name.clone());
                     let st = PublishState {
                         conn_busy: !matches!(c.state, State::RtmpIdle),
                         ..Default::default()
                     };
-                    let cpw = s.channel_password();
-                    let res = match Access::hub().publish(&s, st) {
-                        Err(refusal) => Err(refusal.to_string()),
-                        Ok(()) => self.check_user(&key.0, &s.user_password()),
-                    };
+                    // (log line, what the client is told)
+                    let res = self.rtmp_publish_check(&s, st);
                     if res.is_err() {
                         self.count_refused(Front::Rtmp, Refused::Auth);
                     }
@@ -139,20 +141,23 @@ impl Hub {
                         return;
                     };
                     let Some(r) = c.rtmp.as_mut() else { return };
-                    if let Err(why) = res {
-                        log::warn!(
-                            "{peer}: refused: RTMP broadcaster for {}: {why}",
-                            key_str(&key)
-                        );
-                        let _ = r.session.reject_publish(
-                            stream_id,
-                            "NetStream.Publish.BadName",
-                            &format!("river-relay: {why}"),
-                        );
-                        r.close_after = true;
-                        c.state = State::Closing;
-                        continue;
-                    }
+                    let (key, cpw) = match res {
+                        Ok(x) => x,
+                        Err((why, told)) => {
+                            log::warn!(
+                                "{peer}: refused: RTMP broadcaster for {}: {why}",
+                                s.label()
+                            );
+                            let _ = r.session.reject_publish(
+                                stream_id,
+                                "NetStream.Publish.BadName",
+                                &format!("river-relay: {told}"),
+                            );
+                            r.close_after = true;
+                            c.state = State::Closing;
+                            continue;
+                        }
+                    };
                     r.stream_id = Some(stream_id);
                     if let Err(e) = r.session.accept_publish(stream_id) {
                         self.close(idx, Some(&format!("RTMP: {e}")));
@@ -202,16 +207,35 @@ impl Hub {
                     ..
                 } => {
                     let s = Stream::new(&r.connect, &stream_name, &query);
-                    let key = (s.app.clone(), s.name.clone());
-                    let cpw = s.channel_password();
                     r.stream_id = Some(stream_id);
                     r.play_pending = true;
-                    if let Err(refusal) =
-                        Access::hub().play(&s, !matches!(c.state, State::RtmpIdle))
-                    {
-                        self.refuse(idx, Refused::Protocol, &refusal.to_string(), None);
-                        return;
-                    }
+                    let busy = !matches!(c.state, State::RtmpIdle);
+                    let n = match Access::hub().play(&s, busy) {
+                        Ok(n) => n,
+                        Err(refusal) => {
+                            let reason = match refusal {
+                                Refusal::Busy => Refused::Protocol,
+                                _ => Refused::Auth,
+                            };
+                            let why = format!("RTMP player of {}: {refusal}", s.label());
+                            self.refuse(idx, reason, &why, None);
+                            return;
+                        }
+                    };
+                    let key = (n.app, n.name);
+                    let cpw = match s.channel_password() {
+                        None => None,
+                        Some(Ok(p)) => Some(p),
+                        // Told apart from a wrong password only in the log.
+                        Some(Err(e)) => {
+                            self.count_refused(Front::Rtmp, Refused::Auth);
+                            let k = key_str(&key);
+                            log::warn!("{peer}: refused: watcher of {k}: channel password: {e}");
+                            let told = format!("watcher of {k}: wrong channel password");
+                            self.rtmp_refuse(idx, &told);
+                            return;
+                        }
+                    };
                     self.start_watcher(idx, key, cpw, SubKind::Rtmp, now);
                     let Some(c) = self.conns[idx].as_mut() else {
                         return;
@@ -232,6 +256,37 @@ impl Hub {
                 ServerEvent::Closed => return,
             }
         }
+    }
+
+    /// A publish, in this order: the user (the application) authenticates with its password
+    /// before anything else counts, so a client without it is told only that; then one publish per
+    /// connection, the channel name, the channel password. `Ok`: the channel and its password;
+    /// `Err`: (what to log, what to tell the client).
+    fn rtmp_publish_check(
+        &mut self,
+        s: &Stream,
+        st: PublishState<'_>,
+    ) -> Result<(ChanKey, Option<String>), (String, String)> {
+        let auth = match (names::decode_name(&s.app), s.user_password()) {
+            (Err(e), _) => Err(e.message("user")),
+            (Ok(_), Err(e)) => Err(format!("user password: {e}")),
+            (Ok(user), Ok(pw)) => self.check_user(&user, &pw),
+        };
+        if let Err(why) = auth {
+            return Err((why, "wrong user password or unknown user".into()));
+        }
+        let n = Access::hub()
+            .publish(s, st)
+            .map_err(|r| (r.to_string(), r.to_string()))?;
+        let cpw = match s.channel_password() {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                let m = format!("channel password not allowed: {e}");
+                return Err((m.clone(), m));
+            }
+        };
+        Ok(((n.app, n.name), cpw))
     }
 
     /// Refuses an RTMP client: a pending play gets `NetStream.Play.StreamNotFound` with `why`;

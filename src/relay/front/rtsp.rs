@@ -11,10 +11,11 @@ use mio::net::UdpSocket;
 use mio::Interest;
 
 use super::super::channel::{key_str, ChanKey, Channels};
-use super::super::hub::{Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
+use super::super::hub::{Front, Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
 use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
 use super::super::users::Users;
 use crate::net::{self, Reactor};
+use crate::proto::names;
 use crate::proto::rtp::ingest::{FlvIngest, Ingest};
 use crate::proto::rtp::view::unframe;
 use crate::proto::rtsp::{
@@ -22,6 +23,7 @@ use crate::proto::rtsp::{
     StreamSetup,
 };
 use crate::proto::sdp::Sdp;
+use crate::relay::metrics::Refused;
 
 /// Datagrams read from one UDP socket per event before other sockets get a turn.
 const UDP_BUDGET: usize = 512;
@@ -83,8 +85,15 @@ impl Udp {
 
 /// What an RTSP request decided that needs the whole hub (done after the session returns).
 enum Action {
-    Publish { key: ChanKey, ingest: Ingest },
-    Play { key: ChanKey, udp: bool },
+    Publish {
+        key: ChanKey,
+        ingest: Ingest,
+        password: Option<String>,
+    },
+    Play {
+        key: ChanKey,
+        udp: bool,
+    },
 }
 
 /// Whether a session's streams go over UDP.
@@ -94,44 +103,109 @@ fn over_udp(streams: &[StreamSetup]) -> bool {
         .any(|s| matches!(s.transport.lower, Lower::Udp { .. }))
 }
 
-/// The hub as an RTSP session sees it while it handles a request.
+/// The hub as an RTSP session sees it while it handles a request from `peer`.
 struct HubHost<'a> {
     users: &'a Users,
     channels: &'a mut Channels,
     actions: &'a mut Vec<Action>,
+    peer: SocketAddr,
+    /// Refusals to count once the session returns (the hub is borrowed meanwhile).
+    refusals: &'a mut Vec<Refused>,
     origin: String,
     udp_ports: Option<(u16, u16)>,
     now: Instant,
     wall: SystemTime,
 }
 
+impl HubHost<'_> {
+    /// Logs a refusal, one line with the peer, and counts it.
+    fn refuse(&mut self, reason: Refused, why: &str) {
+        self.refusals.push(reason);
+        log::warn!("{}: refused: {why}", self.peer);
+    }
+
+    /// A 401: a refusal when credentials were presented, else the usual first step of a login.
+    fn deny(&mut self, creds: &Credentials, why: &str) -> AuthVerdict {
+        if matches!(creds, Credentials::None) {
+            log::info!("{}: {why} (401, no credentials yet)", self.peer);
+        } else {
+            self.refuse(Refused::Auth, why);
+        }
+        AuthVerdict::Deny
+    }
+
+    /// The channel `path` names, or 400 (logged).
+    fn key(&mut self, what: &str, path: &str) -> Result<ChanKey, u16> {
+        rfront::parse_key(path).map_err(|why| {
+            self.refuse(Refused::Auth, &format!("RTSP {what}: {why}"));
+            400u16
+        })
+    }
+}
+
 impl Host for HubHost<'_> {
     fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
-        let Some(key) = rfront::parse_key(path) else {
-            return AuthVerdict::NotFound;
-        };
+        let shown = || names::shown(path.as_bytes());
         match access {
-            Access::Publish => match self.users.password(&key.0) {
-                Ok(Some(pw)) if creds.user() == Some(key.0.as_str()) && creds.check(&pw) => {
-                    AuthVerdict::Allow
+            // The user and its password first; only then does the rest of the path count.
+            Access::Publish => {
+                let user = match rfront::path_user(path) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        let why = format!("RTSP publisher of {}: {}", shown(), e.message("user"));
+                        return self.deny(creds, &why);
+                    }
+                };
+                match self.users.password(&user) {
+                    Ok(Some(pw)) if creds.user() == Some(user.as_str()) && creds.check(&pw) => {}
+                    Ok(_) => {
+                        let why = format!(
+                            "RTSP publisher of {}: wrong user password or unknown user {user:?}",
+                            shown()
+                        );
+                        return self.deny(creds, &why);
+                    }
+                    Err(e) => {
+                        log::error!("users: {e}");
+                        self.refuse(
+                            Refused::Auth,
+                            &format!("RTSP publisher of {}: cannot check user {user:?}", shown()),
+                        );
+                        return AuthVerdict::Forbidden;
+                    }
                 }
-                Ok(_) => AuthVerdict::Deny,
-                Err(e) => {
-                    log::error!("users: {e}");
-                    AuthVerdict::Forbidden
+                match self.key("publisher", path) {
+                    Ok(_) => AuthVerdict::Allow,
+                    Err(_) => AuthVerdict::BadRequest,
                 }
-            },
-            Access::Play => match self.channels.live_password(&key) {
-                Some(None) => AuthVerdict::Allow,
-                Some(Some(pw)) if creds.check(pw) => AuthVerdict::Allow,
-                Some(Some(_)) => AuthVerdict::Deny,
-                None => AuthVerdict::NotFound,
-            },
+            }
+            Access::Play => {
+                let Ok(key) = self.key("player", path) else {
+                    return AuthVerdict::BadRequest;
+                };
+                match self.channels.live_password(&key) {
+                    Some(None) => AuthVerdict::Allow,
+                    Some(Some(pw)) if creds.check(pw) => AuthVerdict::Allow,
+                    Some(Some(_)) => {
+                        let why =
+                            format!("RTSP player of {}: wrong channel password", key_str(&key));
+                        self.deny(creds, &why)
+                    }
+                    None => {
+                        log::info!(
+                            "{}: RTSP player of {}: not live (404)",
+                            self.peer,
+                            key_str(&key)
+                        );
+                        AuthVerdict::NotFound
+                    }
+                }
+            }
         }
     }
 
     fn describe(&mut self, path: &str) -> Result<String, u16> {
-        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let key = self.key("player", path)?;
         let rv = self.channels.rtp_view(&key, false, self.now, self.wall)?;
         if let Some(why) = &rv.view.failed {
             log::warn!(
@@ -144,13 +218,32 @@ impl Host for HubHost<'_> {
         rv.view.sdp(&self.origin, &key_str(&key)).ok_or(503u16)
     }
 
-    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
-        let key = rfront::parse_key(path).ok_or(404u16)?;
+    fn record(
+        &mut self,
+        uri: &str,
+        path: &str,
+        sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<(), u16> {
+        let key = self.key("publisher", path)?;
+        let password = match rfront::query_password(uri) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                let why = format!("RTSP publisher of {}: channel-password: {e}", key_str(&key));
+                self.refuse(Refused::Auth, &why);
+                return Err(400);
+            }
+        };
         let ingest = Ingest::new(sdp, streams).map_err(|e| {
-            log::warn!("RTSP publish to {}: {e}", key_str(&key));
+            log::warn!("{}: RTSP publish to {}: {e}", self.peer, key_str(&key));
             415u16
         })?;
-        self.actions.push(Action::Publish { key, ingest });
+        self.actions.push(Action::Publish {
+            key,
+            ingest,
+            password,
+        });
         Ok(())
     }
 
@@ -160,7 +253,7 @@ impl Host for HubHost<'_> {
         _sdp: &Sdp,
         streams: &[StreamSetup],
     ) -> Result<Vec<RtpInfo>, u16> {
-        let key = rfront::parse_key(path).ok_or(404u16)?;
+        let key = self.key("player", path)?;
         let udp = over_udp(streams);
         let rv = self.channels.rtp_view(&key, udp, self.now, self.wall)?;
         let join = rv.cache.join();
@@ -210,11 +303,14 @@ impl Hub {
         };
         let wall = SystemTime::now();
         let (mut out, mut events, mut actions) = (Vec::new(), Vec::new(), Vec::new());
+        let mut refusals = Vec::new();
         {
             let mut host = HubHost {
                 users: &self.users,
                 channels: &mut self.channels,
                 actions: &mut actions,
+                peer,
+                refusals: &mut refusals,
                 origin: self
                     .rtsp_addr
                     .map(|a| a.ip().to_string())
@@ -225,11 +321,17 @@ impl Hub {
             };
             r.session.push(data, now, &mut host, &mut out, &mut events);
         }
+        for reason in refusals {
+            self.count_refused(Front::Rtsp, reason);
+        }
         for a in actions {
             match a {
-                Action::Publish { key, ingest } => {
+                Action::Publish {
+                    key,
+                    ingest,
+                    password,
+                } => {
                     self.udp_route(idx, peer, r.session.streams());
-                    let password = rfront::query_password(r.session.uri());
                     // Sets the connection's state to Publisher; the RTSP state is put back below.
                     self.start_broadcast(idx, key.clone(), password, now);
                     r.role = Role::Publisher(Box::new(Publisher {

@@ -34,7 +34,13 @@ impl Host for MockHost {
     fn describe(&mut self, _path: &str) -> Result<String, u16> {
         self.sdp.clone().ok_or(404)
     }
-    fn record(&mut self, path: &str, sdp: &Sdp, streams: &[StreamSetup]) -> Result<(), u16> {
+    fn record(
+        &mut self,
+        _uri: &str,
+        path: &str,
+        sdp: &Sdp,
+        streams: &[StreamSetup],
+    ) -> Result<(), u16> {
         self.recording = Some((path.to_string(), sdp.clone(), streams.to_vec()));
         Ok(())
     }
@@ -624,10 +630,6 @@ fn malformed_and_oversized_close_the_connection() {
             b"ANNOUNCE rtsp://h/a/b RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 9\r\n\r\nnot an sdp",
             400,
         ),
-        (
-            b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic !!\r\n\r\n",
-            400,
-        ),
     ] {
         let mut host = MockHost {
             sdp: Some(sdp_text()),
@@ -660,6 +662,70 @@ fn malformed_and_oversized_close_the_connection() {
     let big = vec![b'A'; super::super::message::MAX_HEADER + 1];
     s.push(&big, now, &mut host, &mut out, &mut ev);
     assert!(out.starts_with(b"RTSP/1.0 431 "));
+}
+
+/// An ANNOUNCE without good credentials gets 401 whatever else is wrong with it; with them, what
+/// is wrong gets its own status. (Before, an empty body got 400 before the credentials counted.)
+#[test]
+fn announce_authenticates_before_anything_else() {
+    let now = Instant::now();
+    let announce = |uri: &str, extra: &str, body: &str| {
+        format!(
+            "ANNOUNCE {uri} RTSP/1.0\r\nCSeq: 1\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let good = "Authorization: Basic bGl2ZTpzZWNyZXQ=\r\n";
+    let sdp = sdp_text();
+    let cases: &[(String, u16)] = &[
+        (announce("rtsp://h/live/cam", "", ""), 400),
+        (announce("rtsp://h/live/cam", "", "not an sdp"), 400),
+        (
+            announce("rtsp://h/live/cam", "Content-Type: text/plain\r\n", &sdp),
+            415,
+        ),
+        (announce("*", "", &sdp), 400),
+        (announce("rtsp://h/live/cam", "", "v=0\r\n"), 400),
+        (announce("rtsp://h/live/cam", "", &sdp), 200),
+    ];
+    for (req, with_creds) in cases {
+        for creds in [
+            "",
+            "Authorization: Basic !!\r\n",
+            "Authorization: Digest x\r\n",
+            good,
+        ] {
+            let mut host = MockHost {
+                user_password: Some("secret".into()),
+                ..Default::default()
+            };
+            let req = req.replacen("CSeq: 1\r\n", &format!("CSeq: 1\r\n{creds}"), 1);
+            let mut s = Session::new(SessionConfig::default(), now, 1);
+            let (mut out, mut ev) = (Vec::new(), Vec::new());
+            s.push(req.as_bytes(), now, &mut host, &mut out, &mut ev);
+            let want = if creds == good { *with_creds } else { 401 };
+            assert_eq!(responses(&out)[0].0, want, "{req:?}");
+        }
+    }
+}
+
+/// An `Authorization` header that does not parse counts as none: 401 where credentials are
+/// needed, and no matter where they are not.
+#[test]
+fn a_malformed_authorization_is_no_credentials() {
+    let now = Instant::now();
+    let describe = b"DESCRIBE rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic !!\r\n\r\n";
+    for (pw, want) in [(Some("pw".to_string()), 401), (None, 200)] {
+        let mut host = MockHost {
+            sdp: Some(sdp_text()),
+            channel_password: pw,
+            ..Default::default()
+        };
+        let mut s = Session::new(SessionConfig::default(), now, 1);
+        let (mut out, mut ev) = (Vec::new(), Vec::new());
+        s.push(describe, now, &mut host, &mut out, &mut ev);
+        assert_eq!(responses(&out)[0].0, want);
+    }
 }
 
 #[test]
