@@ -29,8 +29,8 @@
 //!   requests; a POST client with a deadline. river-hls-seg `--serve` ([`http::serve`]),
 //!   river-thumb `--serve` and the relay hub's `--http` run on it.
 //! - [`proto`]: network protocols as sans-IO sessions: [`proto::rtmp`] (handshake, chunk stream,
-//!   AMF0 commands, a server session for publish and play) and [`proto::fstream`] (the fstream
-//!   handshake).
+//!   AMF0 commands, a server session for publish and play), [`proto::fstream`] (the fstream
+//!   handshake) and [`proto::names`] (the one rule for names and passwords on every front).
 //! - [`pipeline`]: the stages between containers and frames: [`pipeline::Demux`] (bridges,
 //!   timeline, start gate), [`pipeline::TsOut`] and [`pipeline::FlvOut`].
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.

@@ -28,6 +28,12 @@ receives it. Users are DIR/<name>.ini files with `[DEFAULT]` and `password=...`,
 broadcaster login. Channels are per user (fier/cam and ann/cam differ); the channel defaults to \
 `default` and its password to none.
 
+Names (every front, and river-rtmp-in's keys): user and channel names are 1 to 128 bytes of \
+A-Z a-z 0-9 . _ -, not starting with '.' or '-', without '..'. Passwords are at most 256 bytes of \
+UTF-8 without control characters; empty means none. In URLs (HTTP, RTMP, RTSP) the path is split at \
+'/' and the query at '&' and '=' first, then each part is percent-decoded exactly once and checked: \
+%2F in a name is a '/' in that name (refused), '+' is a plus. The fstream payload is not decoded.
+
 Policies (see `river-relay serve --help` for the details):
 - A refused client is closed without any data sent; the reason and peer are logged.
 - A second broadcaster on a live channel that authenticates takes the channel over: the old one is \
@@ -52,7 +58,15 @@ re-read at every login. A watcher's channel-password must equal the one the live
 (none = none). A watcher of a channel that is not live waits (at most --max-waiting of them, for at \
 most --wait-timeout); when the broadcaster comes with a different channel password the waiting \
 watcher is dropped. A refused client is closed without any data sent (HTTP clients get a 4xx \
-status), and the reason is logged with the peer address.
+status, RTMP clients an error status, RTSP clients a 4xx), and the reason is logged with the peer \
+address.
+
+Authentication comes first: a broadcaster without the right user password is told only that \
+(fstream: closed; HTTP push: 403; RTMP publish: `wrong user password or unknown user`; RTSP \
+ANNOUNCE: 401), whatever else is wrong with its request (channel name, query, body, SDP). Names \
+that break the rule (see `river-relay --help`) then get 400 over HTTP and RTSP, an error status \
+naming the problem over RTMP. Channel names are public (/stats lists them): a watcher of a channel \
+that is not live is told so, or waits.
 
 Second broadcaster: when a broadcaster authenticates for a channel that is already live, it takes \
 over (the usual case is the same user reconnecting after a network failure). The old broadcaster's \

@@ -19,7 +19,10 @@ around it: /live/ is live), --key/--keys the stream keys (the last path element)
 is refused at connect (NetConnection.Connect.Rejected), a wrong key at publish \
 (NetStream.Publish.BadName), and the connection is closed. A publish needs an application and a \
 key. Without --key/--keys any key is accepted. Keys are never logged in full. One publisher per key \
-at a time. The names follow the same rules as river-relay's RTMP front.
+at a time. The names follow the same rules as river-relay's RTMP front: the application and the key \
+are percent-decoded once and must be 1 to 128 bytes of A-Z a-z 0-9 . _ -, not starting with '.' or \
+'-', without '..' (a key like ../x is refused before --exec runs anything); --app, --key and the \
+lines of --keys are checked at start.
 
 Without --exec, stdout carries one stream: one publisher at a time, and the tool exits when the \
 publish ends. --persist keeps listening instead and keeps stdout one continuous FLV across \

@@ -549,10 +549,7 @@ impl ServerSession {
     fn command_in(&mut self, m: &Message, body: &[u8]) -> Result<(), RtmpError> {
         let c = match Command::parse(body) {
             Ok(c) => c,
-            Err(e) => {
-                self.answer_unreadable(m.stream_id, body, &e.to_string());
-                return Err(self.perr(format!("bad command message: {e}")));
-            }
+            Err(e) => return self.unreadable(m.stream_id, body, &e.to_string()),
         };
         let txn = c.transaction_id;
         match (c.name.as_str(), self.phase) {
@@ -700,27 +697,39 @@ impl ServerSession {
         Ok(())
     }
 
-    /// A `connect`, `publish` or `play` whose arguments do not decode (a name that is not UTF-8
-    /// is the usual one) gets the error status the client waits for, so it can say why, before
-    /// the session fails. Other commands get nothing.
-    fn answer_unreadable(&mut self, stream_id: u32, body: &[u8], why: &str) {
+    /// A command whose arguments do not decode (a name that is not UTF-8 is the usual one: ffmpeg
+    /// sends the stream name in `releaseStream`, `FCPublish` and `getStreamLength` too). A
+    /// `connect`, `publish` or `play` gets the error status the client waits for, so it can say
+    /// why, and the session fails. Any other command (the chunk stream is intact) is skipped like
+    /// an unknown one: `_error` when it has a transaction id.
+    fn unreadable(&mut self, stream_id: u32, body: &[u8], why: &str) -> Result<(), RtmpError> {
         let Some((name, txn)) = Command::head(body) else {
-            return;
+            return Err(self.perr(format!("bad command message: {why}")));
         };
         let d = format!("{name}: {why}");
+        let idle = self.streams.get(&stream_id) == Some(&StreamState::Idle);
         match (name, self.phase) {
             ("connect", Phase::AwaitConnect) => {
                 let info = status("error", "NetConnection.Connect.Rejected", &d);
                 self.command(0, "_error", txn, &[Value::Null, info]);
             }
-            ("publish", _) if self.streams.get(&stream_id) == Some(&StreamState::Idle) => {
+            ("publish", _) if idle => {
                 self.on_status(stream_id, "error", "NetStream.Publish.BadName", &d);
             }
-            ("play", _) if self.streams.get(&stream_id) == Some(&StreamState::Idle) => {
+            ("play", _) if idle => {
                 self.on_status(stream_id, "error", "NetStream.Play.StreamNotFound", &d);
             }
-            _ => {}
+            ("connect" | "publish" | "play", _) => {}
+            _ => {
+                self.stats.ignored_messages += 1;
+                if txn != 0.0 {
+                    let info = status("error", "NetConnection.Call.Failed", &d);
+                    self.command(0, "_error", txn, &[Value::Null, info]);
+                }
+                return Ok(());
+            }
         }
+        Err(self.perr(format!("bad command message: {d}")))
     }
 
     fn end_stream(&mut self, id: u32) {

@@ -637,12 +637,24 @@ fn commands_that_do_not_decode_get_their_error_status() {
             .transaction_id,
         1.0
     );
-    // Other commands that do not decode get no answer.
+    // Other commands that do not decode are skipped (ffmpeg sends the stream name in
+    // releaseStream and FCPublish before the publish): `_error` with their transaction id.
     let (mut s, mut c, now) = after_connect();
-    let body = Command::encode("FCPublish", 2.0, &[Value::Null, Value::String("ab".into())]);
-    c.msg(3, 20, 0, 0, &patched(body, b"ab", b"\xff\xff"));
+    for (name, txn) in [("releaseStream", 2.0), ("FCPublish", 0.0)] {
+        let body = Command::encode(name, txn, &[Value::Null, Value::String("ab".into())]);
+        c.msg(3, 20, 0, 0, &patched(body, b"ab", b"\xff\xff"));
+    }
+    c.cmd(0, "createStream", 3.0, &[Value::Null]);
+    s.push(&c.out, now).unwrap();
+    let msgs = server_messages_tail(&s.take_output());
+    let names: Vec<String> = commands(&msgs).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["_error", "_result"]);
+    assert_eq!(status_codes(&msgs), ["NetConnection.Call.Failed"]);
+    assert_eq!(s.stats().ignored_messages, 2);
+    // Garbage that is not even a command name fails the session.
+    c.out.clear();
+    c.msg(3, 20, 0, 0, b"\x02\x00\x09ab");
     assert!(s.push(&c.out, now).is_err());
-    assert!(server_messages_tail(&s.take_output()).is_empty());
     assert_eq!(Command::head(b"\x02\x00\x04play"), Some(("play", 0.0)));
     assert_eq!(Command::head(b"\x02\x00\x05play"), None);
     assert_eq!(Command::head(b"\x05"), None);

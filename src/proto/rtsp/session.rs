@@ -9,7 +9,8 @@
 //!
 //! Policies:
 //! - A parse error is answered (400/413/431/505, echoing the CSeq when it was readable) and ends
-//!   the connection ([`Event::Close`]): a byte stream cannot be resynchronised after one.
+//!   the connection ([`Event::Close`]): a byte stream cannot be resynchronised after one. A 400
+//!   the [`Host`] decides (about what a request names) does not: the stream is in step.
 //! - Authorization is asked once per connection for a path and an access kind, on the first
 //!   request that needs it (DESCRIBE / ANNOUNCE, or SETUP without either). A Digest answer to a
 //!   nonce this server did not issue, or issued more than [`super::auth::NONCE_TTL`] ago, counts
@@ -175,6 +176,8 @@ pub struct Session {
     closed: bool,
     msgs: Vec<Message>,
     fixed_id: Option<String>,
+    /// The host answered this request 400 (about what it names, not how it parsed).
+    host_400: bool,
     /// Interleaved frames skipped (unknown channel, or before RECORD/PLAY).
     pub skipped_frames: u64,
 }
@@ -202,6 +205,7 @@ impl Session {
             closed: false,
             msgs: Vec::new(),
             fixed_id: None,
+            host_400: false,
             skipped_frames: 0,
         }
     }
@@ -369,9 +373,16 @@ impl Session {
             }
         }
         resp.write(req.cseq(), out);
-        if resp.status == 400 {
+        // A 400 the host decided is about what the request names: the stream is in step.
+        if resp.status == 400 && !std::mem::take(&mut self.host_400) {
             self.close(events, format!("malformed {} request", req.method.as_str()));
         }
+    }
+
+    /// A status from the host (see `host_400`).
+    fn host_status(&mut self, status: u16) -> Response {
+        self.host_400 = status == 400;
+        Response::new(status)
     }
 
     fn check_session(&self, req: &Request) -> Result<(), Response> {
@@ -416,7 +427,7 @@ impl Session {
             }
             AuthVerdict::Forbidden => Err(Response::new(403)),
             AuthVerdict::NotFound => Err(Response::new(404)),
-            AuthVerdict::BadRequest => Err(Response::new(400)),
+            AuthVerdict::BadRequest => Err(self.host_status(400)),
         }
     }
 
@@ -489,7 +500,7 @@ impl Session {
         }
         let path = Self::req_path(req)?;
         self.authorize(req, Access::Play, &path, now, host)?;
-        let text = host.describe(&path).map_err(Response::new)?;
+        let text = host.describe(&path).map_err(|st| self.host_status(st))?;
         let sdp = Sdp::parse(&text).map_err(|_| Response::new(500))?;
         self.set_mode(Access::Play)?;
         self.sdp = Some(sdp);
@@ -575,7 +586,7 @@ impl Session {
                 .map(|(p, _)| p.to_string())
                 .unwrap_or_default();
             self.authorize(req, Access::Play, &parent, now, host)?;
-            let text = host.describe(&parent).map_err(Response::new)?;
+            let text = host.describe(&parent).map_err(|st| self.host_status(st))?;
             let sdp = Sdp::parse(&text).map_err(|_| Response::new(500))?;
             self.set_mode(Access::Play)?;
             self.sdp = Some(sdp);
@@ -688,7 +699,7 @@ impl Session {
         );
         let times = host
             .play(&path, &sdp, &self.streams)
-            .map_err(Response::new)?;
+            .map_err(|st| self.host_status(st))?;
         self.state = State::Playing;
         let info: Vec<String> = self
             .streams
@@ -728,7 +739,7 @@ impl Session {
             self.sdp.clone().unwrap_or_default(),
         );
         host.record(&self.base_uri, &path, &sdp, &self.streams)
-            .map_err(Response::new)?;
+            .map_err(|st| self.host_status(st))?;
         self.state = State::Recording;
         Ok(Response::new(200))
     }

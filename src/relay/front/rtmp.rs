@@ -91,9 +91,10 @@ impl Hub {
         if let Err(e) = r.session.push(data, now) {
             // What the session answered before it gave up (the error status of a command it
             // could not read) goes out, then the connection closes.
-            log::info!("{}: closed: RTMP: {e}", c.peer);
+            log::warn!("{}: refused: RTMP: {e}", c.peer);
             r.close_after = true;
             c.state = State::Closing;
+            self.count_refused(Front::Rtmp, Refused::Protocol);
             self.channels.leave(idx);
             self.flush(idx, now);
             return;

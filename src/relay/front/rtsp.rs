@@ -124,12 +124,13 @@ impl HubHost<'_> {
         log::warn!("{}: refused: {why}", self.peer);
     }
 
-    /// A 401: a refusal when credentials were presented, else the usual first step of a login.
-    fn deny(&mut self, creds: &Credentials, why: &str) -> AuthVerdict {
+    /// A 401 for `what` ("RTSP publisher of …"): a refusal for `why` when credentials were
+    /// presented, else the usual first step of a login.
+    fn deny(&mut self, creds: &Credentials, what: &str, why: &str) -> AuthVerdict {
         if matches!(creds, Credentials::None) {
-            log::info!("{}: {why} (401, no credentials yet)", self.peer);
+            log::info!("{}: {what}: 401, no credentials yet", self.peer);
         } else {
-            self.refuse(Refused::Auth, why);
+            self.refuse(Refused::Auth, &format!("{what}: {why}"));
         }
         AuthVerdict::Deny
     }
@@ -149,21 +150,16 @@ impl Host for HubHost<'_> {
         match access {
             // The user and its password first; only then does the rest of the path count.
             Access::Publish => {
+                let what = format!("RTSP publisher of {}", shown());
                 let user = match rfront::path_user(path) {
                     Ok(u) => u,
-                    Err(e) => {
-                        let why = format!("RTSP publisher of {}: {}", shown(), e.message("user"));
-                        return self.deny(creds, &why);
-                    }
+                    Err(e) => return self.deny(creds, &what, &e.message("user")),
                 };
                 match self.users.password(&user) {
                     Ok(Some(pw)) if creds.user() == Some(user.as_str()) && creds.check(&pw) => {}
                     Ok(_) => {
-                        let why = format!(
-                            "RTSP publisher of {}: wrong user password or unknown user {user:?}",
-                            shown()
-                        );
-                        return self.deny(creds, &why);
+                        let why = format!("wrong user password or unknown user {user:?}");
+                        return self.deny(creds, &what, &why);
                     }
                     Err(e) => {
                         log::error!("users: {e}");
@@ -187,9 +183,8 @@ impl Host for HubHost<'_> {
                     Some(None) => AuthVerdict::Allow,
                     Some(Some(pw)) if creds.check(pw) => AuthVerdict::Allow,
                     Some(Some(_)) => {
-                        let why =
-                            format!("RTSP player of {}: wrong channel password", key_str(&key));
-                        self.deny(creds, &why)
+                        let what = format!("RTSP player of {}", key_str(&key));
+                        self.deny(creds, &what, "wrong channel password")
                     }
                     None => {
                         log::info!(

@@ -16,6 +16,8 @@ struct MockHost {
     recording: Option<(String, Sdp, Vec<StreamSetup>)>,
     playing: usize,
     authorized: Vec<(Access, String)>,
+    /// DESCRIBE answers this instead.
+    describe_err: Option<u16>,
 }
 
 impl Host for MockHost {
@@ -32,6 +34,9 @@ impl Host for MockHost {
         }
     }
     fn describe(&mut self, _path: &str) -> Result<String, u16> {
+        if let Some(st) = self.describe_err {
+            return Err(st);
+        }
         self.sdp.clone().ok_or(404)
     }
     fn record(
@@ -726,6 +731,36 @@ fn a_malformed_authorization_is_no_credentials() {
         s.push(describe, now, &mut host, &mut out, &mut ev);
         assert_eq!(responses(&out)[0].0, want);
     }
+}
+
+/// A 400 the host decides (a name it refuses) leaves the connection open: the request parsed,
+/// so the byte stream is in step; the next request is answered.
+#[test]
+fn a_400_from_the_host_keeps_the_connection() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        describe_err: Some(400),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now, 1);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req("DESCRIBE", "rtsp://h/a/b", 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(
+        &req("OPTIONS", "*", 2, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let st: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
+    assert_eq!(st, vec![400, 200]);
+    assert!(ev.is_empty(), "{ev:?}");
 }
 
 #[test]
