@@ -161,7 +161,11 @@ pub fn route(head: &Head) -> Route {
     let chan_bytes = match names::percent_decode(chan) {
         Ok(b) => b,
         Err(at) => {
-            let e = BadName::new(chan.as_bytes(), names::NameError::BadEscape(at));
+            let shown = [".flv", ".ts"]
+                .iter()
+                .find_map(|x| chan.strip_suffix(x))
+                .unwrap_or(chan);
+            let e = BadName::new(shown.as_bytes(), names::NameError::BadEscape(at));
             return Route::BadName(e.message("channel"));
         }
     };
@@ -272,7 +276,7 @@ mod tests {
             ),
             (
                 "/fier/a%zz.flv",
-                "channel name \"a%zz.flv\" is not allowed: malformed percent escape at byte 1",
+                "channel name \"a%zz\" is not allowed: malformed percent escape at byte 1",
             ),
             ("/a..b/c.ts", "\"..\" at byte 1"),
             ("/-a/c.ts", "it starts with '-'"),

@@ -14,6 +14,7 @@ mod relay;
 mod relay_core;
 mod relay_delivery;
 mod relay_metrics;
+mod relay_names;
 mod relay_rtmp;
 mod roundtrip;
 mod rtmp;

@@ -670,3 +670,164 @@ fn session_play_side_serves_ffmpeg() {
     server.join().unwrap();
     assert_same_as_source(&out, "played by ffmpeg");
 }
+
+/// `ffmpeg -i SRC -c copy [OPTS] -f flv URL` with options that may not be UTF-8: (success,
+/// stderr).
+fn publish_os(src: &Path, url: &str, opts: &[&std::ffi::OsStr]) -> (bool, String) {
+    require("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+        .arg(src)
+        .args(["-c", "copy"])
+        .args(opts)
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let mut c = out;
+    let st = wait_deadline(&mut c, Duration::from_secs(30), "ffmpeg");
+    let mut err = String::new();
+    let _ = c.stderr.take().unwrap().read_to_string(&mut err);
+    (st.success(), err)
+}
+
+/// --exec puts the key in RIVER_KEY, which commands use in paths: a key or application that
+/// breaks the name rule (src/proto/names.rs) is refused at publish with a status ffmpeg prints,
+/// the command never runs, and the key is not shown; --key, --keys and --app are checked at
+/// start.
+#[test]
+fn exec_refuses_bad_keys_and_never_runs_the_command() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = out_path("badkeys");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ran = dir.join("ran.log");
+    let cmd = format!(
+        "printf '%s\\n' \"$RIVER_APP/$RIVER_KEY\" >> '{}'; cat > /dev/null",
+        ran.display()
+    );
+    let mut srv = Server::start(&["--exec", &cmd], &dir.join("stdout"));
+    let src = CLIP.flv();
+    let long = "k".repeat(4096);
+    let cases: Vec<(String, Vec<&OsStr>, &str)> = vec![
+        (
+            srv.url("live/.."),
+            vec![],
+            "key is not allowed: it starts with '.'",
+        ),
+        (
+            srv.url("live/a%2Fb"),
+            vec![],
+            "key is not allowed: '/' at byte 1",
+        ),
+        (
+            srv.url("live/-rf"),
+            vec![],
+            "key is not allowed: it starts with '-'",
+        ),
+        (
+            srv.url("live/%24(reboot)"),
+            vec![],
+            "key is not allowed: '$' at byte 0",
+        ),
+        (
+            srv.url("live/a%0Ab"),
+            vec![],
+            "key is not allowed: '\\n' at byte 1",
+        ),
+        (
+            srv.url("a%2Fb/key"),
+            vec![],
+            "app name \"a/b\" is not allowed: '/' at byte 1",
+        ),
+        (
+            srv.url("x/y"),
+            vec![
+                "-rtmp_app".as_ref(),
+                "live".as_ref(),
+                "-rtmp_playpath".as_ref(),
+                OsStr::from_bytes(b"a\x01b"),
+            ],
+            "key is not allowed: '\\u{1}' at byte 1",
+        ),
+        (
+            srv.url("x/y"),
+            vec![
+                "-rtmp_app".as_ref(),
+                "live".as_ref(),
+                "-rtmp_playpath".as_ref(),
+                long.as_ref(),
+            ],
+            "key is not allowed: it is 4096 bytes long",
+        ),
+        (
+            srv.url("x/y"),
+            vec![
+                "-rtmp_app".as_ref(),
+                "live".as_ref(),
+                "-rtmp_playpath".as_ref(),
+                OsStr::from_bytes(b"a\xffb"),
+            ],
+            "publish: amf0 value at script byte",
+        ),
+    ];
+    for (url, opts, want) in &cases {
+        let (ok, err) = publish_os(&src, url, opts);
+        assert!(
+            !ok && err.contains(&format!("Server error: {want}")),
+            "{url} {opts:?}: {err}"
+        );
+        let line = srv.wait_log(want);
+        assert!(line.contains("127.0.0.1:"), "{line}");
+        assert!(
+            !line.contains("reboot") && !line.contains("kkkkk"),
+            "the key is not shown: {line}"
+        );
+    }
+    // Nothing ran; a good key runs the command with the names as given.
+    let (ok, err) = publish(&src, &srv.url("l%69ve/good-key_1"), false);
+    assert!(ok, "{err}");
+    wait_for("the command for the good key", || ran.exists());
+    srv.signal(libc::SIGTERM);
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "live/good-key_1\n",
+        "{log}"
+    );
+    // The command line is checked at start; the key is not shown.
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "ok\n../x\n").unwrap();
+    let k = keys.to_string_lossy().to_string();
+    for (args, want) in [
+        (
+            vec!["--key", "../secret"],
+            "--key (or RIVER_RTMP_KEY) is not allowed: '/' at byte 2",
+        ),
+        (vec!["--keys", &k], "the key on line 2 of"),
+        (
+            vec!["--app", "a/b", "--key", "k"],
+            "--app: app name \"a/b\" is not allowed",
+        ),
+        (
+            vec!["--key", ""],
+            "--key (or RIVER_RTMP_KEY) is not allowed: it is empty",
+        ),
+    ] {
+        let mut full = vec!["--listen", "127.0.0.1:0"];
+        full.extend_from_slice(&args);
+        full.extend_from_slice(&["--exec", "true"]);
+        let out = run(&river("river-rtmp-in"), &full, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("secret") && !out.stderr.contains("../x"),
+            "{}",
+            out.stderr
+        );
+    }
+}
