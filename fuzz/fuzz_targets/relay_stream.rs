@@ -51,7 +51,7 @@ fn drain_some(q: &mut WatcherQueue, budget: usize, sent: &mut usize) {
         let Some(f) = q.front() else { break };
         let n = f.len().min(left);
         assert!(n > 0);
-        q.consume(n);
+        q.consume(n, Instant::now());
         *sent += n;
         left -= n;
     }
@@ -105,7 +105,7 @@ fuzz_target!(|input: &[u8]| {
         while let Some(f) = all.front() {
             all_out.extend_from_slice(f);
             let n = f.len();
-            all.consume(n);
+            all.consume(n, Instant::now());
         }
         // A late, slow joiner.
         if i == chunked.len() / 3 {
