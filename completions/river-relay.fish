@@ -34,7 +34,7 @@ complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "watch" -d '
 complete -c river-relay -n "__fish_river_relay_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s l -l listen -d 'fstream address to listen on (port 0 = any; the bound address is printed on stderr)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s u -l users -d 'Directory of users: <name>.ini with [DEFAULT] password=...' -r -F
-complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l http -d 'Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l http -d 'Also serve HTTP on this address (GET .flv/.ts, player pages, POST/PUT push, /stats, /metrics)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtmp -d 'Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel> (?user-password= to publish, ?password= for the channel password)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp -d 'Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, RTP over TCP (interleaved) or UDP' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp-udp-port -d 'UDP port for RTSP\'s RTP over UDP, on the --rtsp address (RTCP uses the next port); 0 picks a free even/odd pair' -r

@@ -48,7 +48,9 @@ HTTP side (serve --http ADDR): GET /<user>/<channel>.flv or .ts (?password=CHANN
 the channel (converted when the broadcast is in the other container); POST or PUT \
 /<user>/<channel>[.flv] (?user-password=...&channel-password=...) is a broadcast, as ffmpeg -f flv \
 http://HOST:PORT/live/stream1?user-password=... sends it; GET /stats (JSON) and /metrics \
-(Prometheus text).";
+(Prometheus text). A browser plays a channel at GET /<user>/<channel>: a page with mpegts.js (served \
+by the hub at /mpegts.js) playing its http-flv, or its http-ts with ?format=ts. Every answer carries \
+Access-Control-Allow-Origin: *, so pages on other sites can play the streams too.";
 
 const SERVE_LONG: &str = "\
 Runs the hub: one thread, one mio event loop for fstream (--listen) and HTTP (--http).
@@ -112,7 +114,19 @@ close after 15 s) and pipelined requests are answered in order; HEAD answers wit
 converted by one shared view per channel and format. Unknown content gets 415. POST or PUT \
 /<user>/<channel>[.flv|.ts] with a chunked or Content-Length body is a broadcast \
 (?user-password=, ?channel-password=). GET /stats is JSON, /stats?format=prometheus and /metrics \
-Prometheus text: per channel and per watcher bytes, drops and queue depth. The same figures are \
+Prometheus text: per channel and per watcher bytes, drops and queue depth.
+
+Player pages: GET /<user>/<channel> answers an HTML page that plays the channel's http-flv with \
+mpegts.js 1.8.2 (served by the hub at /mpegts.js, its licences at /mpegts.js.LICENSE.txt); \
+?format=ts plays http-ts instead, and ?password= is passed on to the stream. The page starts again \
+2 s after the stream ends or fails, so it can be opened before the broadcast starts.
+
+CORS: every response carries Access-Control-Allow-Origin: * (streams, stats, refusals), so a page \
+on any origin can play the streams and read the stats. OPTIONS on a resource answers a preflight \
+with 204: Allow and Access-Control-Allow-Methods (the resource's methods), the requested \
+Access-Control-Request-Headers echoed in Access-Control-Allow-Headers, \
+Access-Control-Allow-Private-Network: true when asked (a public page calling a hub on a LAN), and \
+Access-Control-Max-Age: 86400. OPTIONS on an unknown path is 404; OPTIONS * lists every method. The same figures are \
 logged per channel every --stats-interval at info level (-v).
 
 SIGINT/SIGTERM: stop accepting, give watchers up to 2 s to receive what is queued, exit.";
@@ -204,7 +218,7 @@ pub struct ServeArgs {
     /// Directory of users: <name>.ini with [DEFAULT] password=...
     #[arg(long, short = 'u', value_name = "DIR", default_value = "users")]
     pub users: PathBuf,
-    /// Also serve HTTP on this address (GET .flv/.ts, POST/PUT push, /stats, /metrics)
+    /// Also serve HTTP on this address (GET .flv/.ts, player pages, POST/PUT push, /stats, /metrics)
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
     /// Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel>

@@ -124,7 +124,9 @@ pub enum Route {
     Stats {
         prometheus: bool,
     },
-    /// `/<user>/<channel>[.flv|.ts]`.
+    /// `/mpegts.js` and `/mpegts.js.LICENSE.txt`, for the player pages.
+    Asset(Asset),
+    /// `/<user>/<channel>[.flv|.ts]` (without an extension: a push, or the player page).
     Stream {
         user: String,
         channel: String,
@@ -133,6 +135,64 @@ pub enum Route {
     /// `/<user>/<channel>[.flv|.ts]` where a name breaks the rule: why, one line.
     BadName(String),
     NotFound,
+}
+
+/// A file the hub serves from its binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asset {
+    MpegtsJs,
+    MpegtsJsLicense,
+}
+
+/// The methods a route answers, for `Allow` and CORS preflights; `None` for no resource.
+pub fn allowed_methods(route: &Route) -> Option<&'static str> {
+    match route {
+        Route::Stats { .. } | Route::Asset(_) => Some("GET, HEAD, OPTIONS"),
+        Route::Stream { .. } => Some("GET, HEAD, POST, PUT, OPTIONS"),
+        Route::BadName(_) | Route::NotFound => None,
+    }
+}
+
+/// The longest `Access-Control-Request-Headers` echoed in a preflight answer.
+const MAX_REQUEST_HEADERS: usize = 1024;
+
+/// The fields of a `204` answer to `OPTIONS` on a resource that answers `methods`, beside the
+/// base fields every response carries (`Access-Control-Allow-Origin: *`). A CORS preflight
+/// (Fetch standard, "CORS-preflight fetch") passes when these allow its method
+/// (`Access-Control-Request-Method`) and every header it names in `Access-Control-Request-Headers`:
+/// that list is echoed when it is a list of header names (the `*` wildcard does not cover
+/// `Authorization`, and older browsers do not know it), and a Private Network Access preflight
+/// (`Access-Control-Request-Private-Network: true`, a public page asking a LAN address) is
+/// allowed. Browsers cache the answer for `Access-Control-Max-Age` seconds.
+pub fn preflight(
+    methods: &'static str,
+    request_headers: Option<&str>,
+    private_network: bool,
+) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("Allow", methods.to_string()),
+        ("Access-Control-Allow-Methods", methods.to_string()),
+        ("Access-Control-Max-Age", "86400".to_string()),
+    ];
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if let Some(h) = request_headers.map(str::trim) {
+        // Names and the commas and blanks between them, nothing else (no line break can reach
+        // the answer).
+        if !h.is_empty()
+            && h.len() <= MAX_REQUEST_HEADERS
+            && h.bytes()
+                .all(|b| token(b) || matches!(b, b',' | b' ' | b'\t'))
+            && h.split(',')
+                .map(str::trim)
+                .all(|n| !n.is_empty() && n.bytes().all(token))
+        {
+            f.push(("Access-Control-Allow-Headers", h.to_string()));
+        }
+    }
+    if private_network {
+        f.push(("Access-Control-Allow-Private-Network", "true".to_string()));
+    }
+    f
 }
 
 /// Routes a request head. The path is split at `/` first; then each segment is decoded once and
@@ -145,6 +205,8 @@ pub fn route(head: &Head) -> Route {
             }
         }
         Ok(b"/metrics") => return Route::Stats { prometheus: true },
+        Ok(b"/mpegts.js") => return Route::Asset(Asset::MpegtsJs),
+        Ok(b"/mpegts.js.LICENSE.txt") => return Route::Asset(Asset::MpegtsJsLicense),
         _ => {}
     }
     let rest = head.path.strip_prefix('/').unwrap_or(&head.path);
@@ -292,6 +354,64 @@ mod tests {
             panic!("4 KiB name accepted")
         };
         assert!(m.contains("4096 bytes long") && m.len() < 300, "{m}");
+    }
+
+    #[test]
+    fn assets_and_preflights() {
+        let get = |p: &str| {
+            let req = format!("GET {p} HTTP/1.1\r\n\r\n");
+            route(&parse_head(req.as_bytes()).unwrap().unwrap().0)
+        };
+        assert_eq!(get("/mpegts.js"), Route::Asset(Asset::MpegtsJs));
+        assert_eq!(
+            get("/mpegts.js.LICENSE.txt"),
+            Route::Asset(Asset::MpegtsJsLicense)
+        );
+        assert_eq!(get("/mpegts.js.map"), Route::NotFound);
+        assert_eq!(allowed_methods(&get("/stats")), Some("GET, HEAD, OPTIONS"));
+        let page = get("/fier/cam?format=ts");
+        assert_eq!(
+            allowed_methods(&page),
+            Some("GET, HEAD, POST, PUT, OPTIONS")
+        );
+        assert_eq!(allowed_methods(&get("/nothing")), None);
+
+        let f = preflight("GET, HEAD, OPTIONS", Some("range, x-player"), true);
+        let field = |n: &str| f.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        assert_eq!(field("Allow"), Some("GET, HEAD, OPTIONS"));
+        assert_eq!(
+            field("Access-Control-Allow-Methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            field("Access-Control-Allow-Headers"),
+            Some("range, x-player")
+        );
+        assert_eq!(field("Access-Control-Max-Age"), Some("86400"));
+        assert_eq!(field("Access-Control-Allow-Private-Network"), Some("true"));
+        // Not a list of header names, or none asked: no Allow-Headers, and no private network
+        // unless asked.
+        for bad in [
+            None,
+            Some(""),
+            Some("a b"),
+            Some("a,,b"),
+            Some("x\u{7f}"),
+            Some("a,\r\nSet-Cookie: x"),
+            Some("a,\nb"),
+        ] {
+            let f = preflight("GET", bad, false);
+            assert!(
+                f.iter()
+                    .all(|(k, _)| !k.starts_with("Access-Control-Allow-Headers")
+                        && *k != "Access-Control-Allow-Private-Network"),
+                "{bad:?}: {f:?}"
+            );
+        }
+        let long = vec!["x"; 600].join(",");
+        assert!(preflight("GET", Some(&long), false)
+            .iter()
+            .all(|(k, _)| *k != "Access-Control-Allow-Headers"));
     }
 
     #[test]

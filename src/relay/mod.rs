@@ -11,13 +11,14 @@ pub mod queue;
 pub mod stream;
 pub mod users;
 
-// The channels (pure), and the hub (one reactor) with its fronts, HTTP side, stats and the two
-// clients.
+// The channels (pure), and the hub (one reactor) with its fronts, HTTP side (with its player
+// pages), stats and the two clients.
 pub mod channel;
 pub mod client;
 mod front;
 pub mod http;
 pub mod hub;
+pub mod player;
 pub mod rtsp;
 pub mod stats;
 

@@ -9,6 +9,7 @@ mod hls;
 mod http;
 mod http_layer;
 mod mux;
+mod players;
 mod progress;
 mod relay;
 mod relay_core;

@@ -5,7 +5,11 @@
 //!   streaming response (chunked over HTTP/1.1, close-delimited over HTTP/1.0) fed from its queue
 //!   while the connection's outbox has room;
 //! - `POST|PUT /<user>/<channel>` with a sized or chunked body: a broadcast;
-//! - `/stats` (JSON), `/metrics` and `/stats?format=prometheus` (Prometheus text), `OPTIONS`.
+//! - `GET /<user>/<channel>[?format=ts]`: the player page ([`player`]), and `/mpegts.js` with
+//!   its licence at `/mpegts.js.LICENSE.txt`;
+//! - `/stats` (JSON), `/metrics` and `/stats?format=prometheus` (Prometheus text);
+//! - `OPTIONS`: a CORS preflight answer ([`route::preflight`]); every response carries
+//!   `Access-Control-Allow-Origin: *`, so pages from anywhere can play and read the stats.
 
 use crate::relay::metrics::Refused;
 use std::net::SocketAddr;
@@ -15,8 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::super::channel::{key_str, ChanKey, Refusal, SubId, SubKind};
-use super::super::http::{self as route, Ext, Route};
+use super::super::http::{self as route, Asset, Ext, Route};
 use super::super::hub::{Front, Hub};
+use super::super::player;
 use crate::http::head::Limits;
 use crate::http::response::reason;
 use crate::http::server::{
@@ -181,12 +186,31 @@ impl Hub {
 
     /// Answers a request with an error and counts it refused.
     fn http_refused(&mut self, r: &Request, why: &str, status: u16, message: &str, now: Instant) {
+        self.http_refused_with(r, why, status, error(status, message), now);
+    }
+
+    /// [`Self::http_refused`] with the answer given (its status is `status`).
+    fn http_refused_with(
+        &mut self,
+        r: &Request,
+        why: &str,
+        status: u16,
+        resp: Response,
+        now: Instant,
+    ) {
         self.count_refused(Front::Http, Refused::from_status(status));
         log::warn!("{}: refused: {why}", r.peer);
-        self.http_respond(r.id, error(status, message), now);
+        self.http_respond(r.id, resp, now);
     }
 
     fn http_request(&mut self, r: Request, now: Instant) {
+        if r.head.method == "OPTIONS" && r.head.target == "*" {
+            // The server as a whole (RFC 9110 9.3.7).
+            let all = "GET, HEAD, POST, PUT, OPTIONS";
+            let resp = Response::new(204, Body::Empty).field("Allow", all);
+            self.http_respond(r.id, resp, now);
+            return;
+        }
         let head = match route::from_head(r.head.clone()) {
             Ok(h) => h,
             Err(e) => {
@@ -202,12 +226,40 @@ impl Hub {
             names::shown(head.path.as_bytes())
         );
         match (head.method.as_str(), route::route(&head)) {
-            ("OPTIONS", _) => {
-                let methods = "GET, HEAD, POST, PUT, OPTIONS";
-                let resp = Response::new(204, Body::Empty)
-                    .field("Allow", methods)
-                    .field("Access-Control-Allow-Methods", methods)
-                    .field("Access-Control-Allow-Headers", "*");
+            ("OPTIONS", Route::BadName(why)) => {
+                let log = format!("HTTP 400 OPTIONS: {why}");
+                self.http_refused(&r, &log, 400, &why, now);
+            }
+            ("OPTIONS", route) => {
+                let Some(methods) = route::allowed_methods(&route) else {
+                    let why = format!("HTTP 404 OPTIONS {}", names::shown(head.path.as_bytes()));
+                    self.http_refused(&r, &why, 404, "no such path", now);
+                    return;
+                };
+                let fields = route::preflight(
+                    methods,
+                    r.head.header("Access-Control-Request-Headers"),
+                    r.head
+                        .header("Access-Control-Request-Private-Network")
+                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+                );
+                let resp = fields
+                    .into_iter()
+                    .fold(Response::new(204, Body::Empty), |resp, (k, v)| {
+                        resp.field(k, v)
+                    });
+                self.http_respond(r.id, resp, now);
+            }
+            ("GET" | "HEAD", Route::Asset(asset)) => {
+                let (ct, body): (&str, &'static [u8]) = match asset {
+                    Asset::MpegtsJs => ("text/javascript; charset=utf-8", player::MPEGTS_JS),
+                    Asset::MpegtsJsLicense => (
+                        "text/plain; charset=utf-8",
+                        player::MPEGTS_JS_LICENSE.as_bytes(),
+                    ),
+                };
+                let resp = Response::new(200, Body::Bytes(Bytes::from_static(body)))
+                    .field("Content-Type", ct);
                 self.http_respond(r.id, resp, now);
             }
             ("GET" | "HEAD", Route::Stats { prometheus }) => {
@@ -225,8 +277,7 @@ impl Hub {
             }
             ("GET" | "HEAD", Route::Stream { user, channel, ext }) => {
                 let Some(ext) = ext else {
-                    let m = "ask for /<user>/<channel>.flv or .ts";
-                    self.http_refused(&r, "HTTP GET without .flv or .ts", 404, m, now);
+                    self.http_page(&r, &head, &user, &channel, now);
                     return;
                 };
                 if head.method == "HEAD" {
@@ -261,11 +312,43 @@ impl Hub {
                 let why = format!("HTTP 404 {}", names::shown(head.path.as_bytes()));
                 self.http_refused(&r, &why, 404, "no such path", now);
             }
-            (m, _) => {
+            (m, route) => {
                 let why = format!("HTTP 405 {m}");
-                self.http_refused(&r, &why, 405, &format!("method {m} not allowed here"), now);
+                let mut resp = error(405, &format!("method {m} not allowed here"));
+                if let Some(methods) = route::allowed_methods(&route) {
+                    resp = resp.field("Allow", methods);
+                }
+                self.http_refused_with(&r, &why, 405, resp, now);
             }
         }
+    }
+
+    /// `GET /<user>/<channel>`: the page that plays the channel with mpegts.js, over http-flv or,
+    /// with `?format=ts`, http-ts; `?password=` goes on to the stream's URL.
+    fn http_page(&mut self, r: &Request, head: &route::Head, user: &str, chan: &str, now: Instant) {
+        let kind = match head.param("format") {
+            None | Some("flv") => player::Kind::Flv,
+            Some("ts") => player::Kind::Ts,
+            Some(_) => {
+                let m = "format is flv or ts";
+                self.http_refused(r, "HTTP page with a bad ?format=", 400, m, now);
+                return;
+            }
+        };
+        let pw = match head.password("password") {
+            None => None,
+            Some(Ok(p)) => Some(p).filter(|p| !p.is_empty()),
+            Some(Err(e)) => {
+                let why = format!("page of {user}/{chan}: channel password: {e}");
+                self.http_refused(r, &why, 403, "wrong channel password", now);
+                return;
+            }
+        };
+        let src = player::stream_path(user, chan, kind, pw.as_deref());
+        let page = player::page("/mpegts.js", &src, kind, &format!("{user}/{chan}"));
+        let resp = Response::new(200, Body::Bytes(Bytes::from(page)))
+            .field("Content-Type", "text/html; charset=utf-8");
+        self.http_respond(r.id, resp, now);
     }
 
     /// `POST|PUT /<user>/<channel>`: the user authenticates before anything else of the request
