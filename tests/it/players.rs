@@ -363,12 +363,30 @@ fn require_vlc(home: &Path) {
     );
 }
 
-/// A directory the unprivileged VLC user may write to.
-fn vlc_dir() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let d = scratch("vlc");
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-    d
+/// A directory the unprivileged VLC user may write to, removed on drop. Under the system temp
+/// directory: the checkout's may sit under a directory `nobody` cannot enter (/root is 0700).
+struct VlcDir(PathBuf);
+
+impl VlcDir {
+    fn new() -> VlcDir {
+        use std::os::unix::fs::PermissionsExt;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "river-vlc-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        VlcDir(d)
+    }
+}
+
+impl Drop for VlcDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What ffprobe found in a recording: per stream its codec, the frames that decode, and the
@@ -470,7 +488,8 @@ fn vlc_records(url: &str, dir: &Path, name: &str, secs: u32) -> (PathBuf, Child)
 #[test]
 fn vlc_plays_rtmp_http_flv_and_http_ts_from_the_hub() {
     const SECS: u32 = 5;
-    let dir = vlc_dir();
+    let tmp = VlcDir::new();
+    let dir = tmp.0.clone();
     require_vlc(&dir);
     let hub = Hub::start(USERS);
     let _b = broadcast(&hub);
