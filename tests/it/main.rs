@@ -14,6 +14,7 @@ mod progress;
 mod relay;
 mod relay_core;
 mod relay_delivery;
+mod relay_faults;
 mod relay_metrics;
 mod relay_names;
 mod relay_rtmp;

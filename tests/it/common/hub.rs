@@ -90,6 +90,8 @@ pub struct Hub {
     pub rtsp: String,
     pub log: Log,
     users: PathBuf,
+    /// The options after the addresses, for [`Hub::restart`].
+    extra: Vec<String>,
 }
 
 impl Hub {
@@ -108,18 +110,9 @@ impl Hub {
             )
             .unwrap();
         }
-        let mut child = Command::new(river("river-relay"))
-            .args(["-v", "serve", "--listen", "127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
-            .args(["--rtsp", "127.0.0.1:0", "--users"])
-            .arg(&dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn river-relay serve");
-        let log = Log::follow(&mut child);
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let any = "127.0.0.1:0";
+        let (child, log) = Hub::spawn(&dir, [any, any, any, any], &extra);
         let addr = |what: &str| {
             let prefix = format!("river-relay: {what} listening on ");
             log.wait_for(&prefix, "river-relay serve")
@@ -138,7 +131,48 @@ impl Hub {
             rtsp,
             log,
             users: dir,
+            extra,
         }
+    }
+
+    /// `river-relay -v serve` on `addrs` (fstream, HTTP, RTMP, RTSP) with `extra` options.
+    fn spawn(users: &Path, addrs: [&str; 4], extra: &[String]) -> (Child, Log) {
+        let [fstream, http, rtmp, rtsp] = addrs;
+        let mut child = Command::new(river("river-relay"))
+            .args(["-v", "serve", "--listen", fstream])
+            .args(["--http", http, "--rtmp", rtmp])
+            .args(["--rtsp", rtsp, "--users"])
+            .arg(users)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn river-relay serve");
+        let log = Log::follow(&mut child);
+        (child, log)
+    }
+
+    /// Kills the hub (SIGKILL: no flush, no goodbye) and starts a new one on the same four
+    /// addresses, users and options; waits until it listens. The old log is kept in the returned
+    /// [`Log`]; `self.log` is the new hub's.
+    pub fn restart(&mut self) -> Log {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let addrs = [
+            self.fstream.as_str(),
+            self.http.as_str(),
+            self.rtmp.as_str(),
+            self.rtsp.as_str(),
+        ];
+        let (child, log) = Hub::spawn(&self.users, addrs, &self.extra);
+        self.child = child;
+        let old = std::mem::replace(&mut self.log, log);
+        self.log.wait_for(
+            "river-relay: rtsp listening on ",
+            "restarted river-relay serve",
+        );
+        old
     }
 
     /// Writes a user's file as given (the hub re-reads it at every login).

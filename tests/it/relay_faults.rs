@@ -1,0 +1,890 @@
+//! river-relay under faults, with real peers on 127.0.0.1: a hub killed and restarted under a
+//! `--retry` broadcaster, the connection cap, a watcher that talks too much, slow handshakes on
+//! every front, an Annex B broadcast watched as MPEG-TS, an RTMP takeover, and an RTMP player
+//! that stops reading.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::hub::*;
+use crate::common::*;
+
+fn stderr_of(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+fn ffmpeg_bg(args: &[&str]) -> Child {
+    require("ffmpeg");
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+/// `sh -c CMD` with stderr piped.
+fn sh(cmd: &str) -> Child {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh")
+}
+
+fn relay() -> String {
+    river("river-relay").display().to_string()
+}
+
+fn handshake(payload: &str) -> Vec<u8> {
+    let mut v = b"\n\n".to_vec();
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.push(0);
+    v.extend_from_slice(payload.as_bytes());
+    v
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// 320x240 at 25 fps, a keyframe every second, AAC, `secs` long.
+fn clip(secs: u32) -> Clip {
+    Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 0,
+        audio: true,
+        gop_secs: 1,
+        secs,
+    }
+}
+
+fn video(pk: &[Packet]) -> Vec<&Packet> {
+    pk.iter().filter(|p| p.kind == "video").collect()
+}
+
+/// Item 1 of issue 15: `ffmpeg -re | river-relay broadcast --retry` while the hub is killed
+/// (SIGKILL) and started again on the same port. The broadcaster reconnects and sends the headers
+/// and the current GOP again; a `watch --retry` watcher reconnects too and its file holds both
+/// connections' streams; a player that joins the restarted hub gets a clean stream to the end.
+#[test]
+fn a_retrying_broadcaster_and_watcher_survive_a_hub_restart() {
+    let mut hub = Hub::start(USERS);
+    let src = clip(10).flv();
+    let dir = tmpdir();
+    let w_out = dir.join("faults-restart-watch.flv");
+    let mut w = Command::new(river("river-relay"))
+        .args([
+            "-v",
+            "watch",
+            &hub.fstream,
+            "--user",
+            "fier",
+            "--channel",
+            "rs",
+        ])
+        .args(["--retry", "--retry-max-delay", "200ms"])
+        .stdout(Stdio::from(std::fs::File::create(&w_out).unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let w_log = Log::follow(&mut w);
+    hub.wait_watchers("fier", "rs", 1);
+    let mut b = sh(&format!(
+        "ffmpeg -nostdin -v error -re -i '{}' -c copy -f flv - | '{}' -v broadcast {} --user fier --password 123 --channel rs --retry --retry-max-delay 200ms",
+        src.display(),
+        relay(),
+        hub.fstream
+    ));
+    let b_log = Log::follow(&mut b);
+    hub.log.wait_for("channel fier/rs: FLV content", "the hub");
+    std::thread::sleep(Duration::from_millis(3000));
+    let old_log = hub.restart();
+    let killed_at = Instant::now();
+    hub.log
+        .wait_for("broadcasting fier/rs", "the restarted hub");
+    let reconnected = killed_at.elapsed();
+    b_log.wait_for("reconnecting", "the broadcaster");
+    // A player joining the restarted hub: a clean stream from a keyframe to the end.
+    let p_out = dir.join("faults-restart-player.flv");
+    let url = format!("http://{}/fier/rs.flv", hub.http);
+    let mut p = ffmpeg_bg(&["-i", &url, "-c", "copy", "-f", "flv", &path_str(&p_out)]);
+    let st = wait_deadline(&mut b, WAIT, "ffmpeg | broadcast --retry");
+    assert!(st.success(), "broadcaster: {}", b_log.text());
+    let st = wait_deadline(&mut p, WAIT, "http-flv player");
+    assert!(st.success(), "player: {}", stderr_of(&mut p));
+    hub.log.wait_for("end of broadcast", "the restarted hub");
+    // The watcher reconnects after the end too (--retry): stop it.
+    w_log.wait_for("end of broadcast after", "the watcher");
+    let _ = w.kill();
+    let _ = w.wait();
+    eprintln!(
+        "broadcaster back {reconnected:?} after the kill\nold hub:\n{}\nnew hub:\n{}\nwatcher:\n{}\nbroadcaster:\n{}",
+        old_log.text(),
+        hub.log.text(),
+        w_log.text(),
+        b_log.text()
+    );
+    let pk = probe_packets(&p_out);
+    let v = video(&pk);
+    eprintln!(
+        "player: {} video packets, first pts {} last pts {}",
+        v.len(),
+        v[0].pts,
+        v.last().unwrap().pts
+    );
+    assert_decodes_cleanly(&p_out);
+    let pk = probe_packets(&w_out);
+    let v = video(&pk);
+    eprintln!(
+        "watcher: {} video packets, first pts {} last pts {}",
+        v.len(),
+        v[0].pts,
+        v.last().unwrap().pts
+    );
+    assert_decodes_without_errors(&w_out);
+}
+
+/// A raw fstream client: the handshake sent, reads with a deadline.
+fn fstream_client(hub: &Hub, payload: &str) -> TcpStream {
+    let mut s = TcpStream::connect(&hub.fstream).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(&handshake(payload)).unwrap();
+    s
+}
+
+fn peer_of(s: &TcpStream) -> String {
+    s.local_addr().unwrap().to_string()
+}
+
+/// Reads exactly `want.len()` bytes and checks them.
+fn expect_bytes(s: &mut TcpStream, want: &[u8], what: &str) {
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(got == want, "{what}: the bytes differ");
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Connects without sending anything and reads until the peer closes: (bytes received, how it
+/// ended, our address). Panics if it is still open after `WAIT`.
+fn connect_and_read(addr: &str) -> (Vec<u8>, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let me = peer_of(&s);
+    let mut got = Vec::new();
+    let end = match s.read_to_end(&mut got) {
+        Ok(_) => "EOF".to_string(),
+        Err(e) => {
+            assert!(
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut,
+                "{addr}: still open after {WAIT:?}"
+            );
+            e.to_string()
+        }
+    };
+    (got, end, me)
+}
+
+/// Item 2 of issue 15: `--max-connections 3`, filled by a broadcaster and two watchers. A client
+/// over the cap, on any front, is accepted and closed at once without a byte (EOF), and the hub
+/// logs its address; real clients fail with a clear message; the three keep being served; once a
+/// watcher leaves, a new one is accepted.
+#[test]
+fn connections_over_the_cap_are_closed_at_once_and_the_rest_are_served() {
+    let hub = Hub::start_with(USERS, &["--max-connections", "3"]);
+    let mut b = fstream_client(&hub, "broadcast,user=fier,user-password=123,channel=cap");
+    hub.log.wait_for(
+        &format!("{}: broadcasting fier/cap", peer_of(&b)),
+        "the hub",
+    );
+    let mut w1 = fstream_client(&hub, "watch,user=fier,channel=cap");
+    hub.log
+        .wait_for(&format!("{}: watching fier/cap", peer_of(&w1)), "the hub");
+    let mut w2 = fstream_client(&hub, "watch,user=fier,channel=cap");
+    hub.log
+        .wait_for(&format!("{}: watching fier/cap", peer_of(&w2)), "the hub");
+    let block = pattern(100_000, 1);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut w1, &block, "watcher 1");
+    expect_bytes(&mut w2, &block, "watcher 2");
+    let mut refused = 0;
+    for (front, addr) in [
+        ("fstream", &hub.fstream),
+        ("http", &hub.http),
+        ("rtmp", &hub.rtmp),
+        ("rtsp", &hub.rtsp),
+    ] {
+        let (got, end, me) = connect_and_read(addr);
+        assert!(
+            got.is_empty() && end == "EOF",
+            "{front}: got {} bytes, then {end}",
+            got.len()
+        );
+        hub.log.wait_for(
+            &format!("{me}: refused: 3 connections open (--max-connections)"),
+            "the hub",
+        );
+        refused += 1;
+    }
+    // Real clients over the cap.
+    let mut watch = Command::new(river("river-relay"))
+        .args(["watch", &hub.fstream, "--user", "fier", "--channel", "cap"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_deadline(&mut watch, WAIT, "river-relay watch over the cap");
+    let err = stderr_of(&mut watch);
+    assert!(!st.success(), "{err}");
+    assert!(
+        err.contains("the hub closed the connection without sending anything"),
+        "{err}"
+    );
+    refused += 1;
+    let mut players = Vec::new();
+    for url in [
+        format!("http://{}/fier/cap.flv", hub.http),
+        format!("rtmp://{}/fier/cap", hub.rtmp),
+    ] {
+        let mut p = ffmpeg_bg(&["-i", &url, "-c", "copy", "-f", "null", "-"]);
+        let st = wait_deadline(&mut p, WAIT, &url);
+        let err = stderr_of(&mut p);
+        assert!(!st.success(), "{url}: {err}");
+        players.push(format!("{url}: {}", err.trim()));
+        refused += 1;
+    }
+    eprintln!("ffmpeg over the cap:\n{}", players.join("\n"));
+    // The three are still served.
+    let block = pattern(100_000, 2);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut w1, &block, "watcher 1 after the refusals");
+    expect_bytes(&mut w2, &block, "watcher 2 after the refusals");
+    // One leaves: a new watcher is accepted in its place.
+    let gone = peer_of(&w2);
+    drop(w2);
+    hub.log
+        .wait_for(&format!("{gone}: closed: peer closed"), "the hub");
+    let mut w3 = fstream_client(&hub, "watch,user=fier,channel=cap");
+    hub.log
+        .wait_for(&format!("{}: watching fier/cap", peer_of(&w3)), "the hub");
+    let block = pattern(100_000, 3);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut w1, &block, "watcher 1 after the change");
+    expect_bytes(&mut w3, &block, "the new watcher");
+    // And an HTTP request once another leaves.
+    let gone = peer_of(&w3);
+    drop(w3);
+    hub.log
+        .wait_for(&format!("{gone}: closed: peer closed"), "the hub");
+    let s = hub.stats();
+    assert_eq!(s["refused"], refused, "{s}");
+    assert_eq!(
+        hub.log.count("(--max-connections)"),
+        refused as usize,
+        "{}",
+        hub.log.text()
+    );
+}
+
+/// Our socket's send queue and the hub's receive queue for one loopback connection, from
+/// /proc/net/tcp: (bytes we have not had acknowledged, bytes the hub has not read).
+fn tcp_queues(ours: &TcpStream) -> (u64, u64) {
+    let hex = |a: std::net::SocketAddr| {
+        let std::net::SocketAddr::V4(a) = a else {
+            panic!("IPv4 only")
+        };
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    let (me, hub) = (
+        hex(ours.local_addr().unwrap()),
+        hex(ours.peer_addr().unwrap()),
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let queue = |local: &str, remote: &str| {
+        table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&local) && f.get(2) == Some(&remote)).then(|| {
+                let (tx, rx) = f[4].split_once(':').unwrap();
+                (
+                    u64::from_str_radix(tx, 16).unwrap(),
+                    u64::from_str_radix(rx, 16).unwrap(),
+                )
+            })
+        })
+    };
+    let (tx, _) = queue(&me, &hub).expect("our socket in /proc/net/tcp");
+    let (_, rx) = queue(&hub, &me).expect("the hub's socket in /proc/net/tcp");
+    (tx, rx)
+}
+
+/// Waits until the hub has read everything sent on `s`.
+fn wait_read_by_hub(s: &TcpStream) {
+    wait_until("the hub reads what the watcher sent", WAIT, || {
+        tcp_queues(s) == (0, 0)
+    });
+}
+
+/// Item 3 of issue 15: a watcher may send up to 1 MiB after its handshake (read and discarded);
+/// the byte past it closes the watcher, with a log line naming it; the other watcher gets every
+/// byte throughout.
+#[test]
+fn a_watcher_that_sends_more_than_1_mib_is_closed_at_that_byte() {
+    let hub = Hub::start(USERS);
+    let mut b = fstream_client(&hub, "broadcast,user=fier,user-password=123,channel=talk");
+    let mut talker = fstream_client(&hub, "watch,user=fier,channel=talk");
+    let mut quiet = fstream_client(&hub, "watch,user=fier,channel=talk");
+    hub.wait_watchers("fier", "talk", 2);
+    let block = pattern(50_000, 4);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut talker, &block, "talker");
+    expect_bytes(&mut quiet, &block, "quiet watcher");
+    // Exactly 1 MiB, in pieces: read by the hub, and the talker is still served.
+    for piece in pattern(1 << 20, 5).chunks(100_000) {
+        talker.write_all(piece).unwrap();
+    }
+    wait_read_by_hub(&talker);
+    let block = pattern(50_000, 6);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut quiet, &block, "quiet watcher");
+    expect_bytes(&mut talker, &block, "talker at exactly 1 MiB");
+    assert!(!hub.log.contains("more than 1 MiB"), "{}", hub.log.text());
+    // One byte more.
+    talker.write_all(b"x").unwrap();
+    let line = hub
+        .log
+        .wait_for("closed: watcher sent more than 1 MiB", "the hub");
+    assert!(
+        line.contains(&format!("{}: closed", peer_of(&talker))),
+        "{line}"
+    );
+    let mut rest = Vec::new();
+    let _ = talker.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{} bytes after the close", rest.len());
+    let block = pattern(50_000, 7);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut quiet, &block, "quiet watcher after the close");
+    assert_eq!(hub.watchers("fier", "talk"), 1);
+}
+
+/// A client that sends `opening` one byte a second and never completes it: (how long after the
+/// connect the hub closed the connection, what it received, its address).
+fn slowloris(
+    addr: String,
+    opening: Vec<u8>,
+) -> std::thread::JoinHandle<(Duration, Vec<u8>, String)> {
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let start = Instant::now();
+        let me = peer_of(&s);
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut sent = 0;
+        loop {
+            let t = start.elapsed();
+            assert!(t < WAIT, "{addr}: never closed (sent {sent} bytes)");
+            if sent < opening.len() - 1 && t >= Duration::from_secs(sent as u64) {
+                if s.write_all(&opening[sent..sent + 1]).is_err() {
+                    return (start.elapsed(), got, me);
+                }
+                sent += 1;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => return (start.elapsed(), got, me),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return (start.elapsed(), got, me),
+            }
+        }
+    })
+}
+
+/// Item 4 of issue 15: slow handshakes (one byte a second) on fstream, HTTP, RTMP and RTSP are
+/// closed at their 10 s deadline with a log line naming the client, while the hub serves others.
+#[test]
+fn slow_handshakes_on_every_front_are_closed_at_the_deadline() {
+    use river::proto::rtmp::handshake::{client_c0c1, HANDSHAKE_SIZE};
+    let hub = Hub::start(USERS);
+    let openings: Vec<(&str, String, Vec<u8>)> = vec![
+        (
+            "fstream",
+            hub.fstream.clone(),
+            handshake("watch,user=fier,channel=slow"),
+        ),
+        (
+            "http",
+            hub.http.clone(),
+            b"GET /fier/slow.flv HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("rtmp", hub.rtmp.clone(), client_c0c1(0)),
+        (
+            "rtsp",
+            hub.rtsp.clone(),
+            format!(
+                "OPTIONS rtsp://{}/fier/slow RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+                hub.rtsp
+            )
+            .into_bytes(),
+        ),
+    ];
+    let slow: Vec<_> = openings
+        .iter()
+        .flat_map(|(front, addr, opening)| {
+            (0..2).map(move |_| (*front, slowloris(addr.clone(), opening.clone())))
+        })
+        .collect();
+    // Meanwhile, every front serves others.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut b = fstream_client(&hub, "broadcast,user=fier,user-password=123,channel=fast");
+    let mut w = fstream_client(&hub, "watch,user=fier,channel=fast");
+    hub.wait_watchers("fier", "fast", 1);
+    let block = pattern(100_000, 8);
+    b.write_all(&block).unwrap();
+    expect_bytes(&mut w, &block, "a watcher beside the slow clients");
+    let mut r = TcpStream::connect(&hub.rtmp).unwrap();
+    r.set_read_timeout(Some(WAIT)).unwrap();
+    r.write_all(&client_c0c1(0)).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * HANDSHAKE_SIZE];
+    r.read_exact(&mut s0s1s2).unwrap();
+    assert_eq!(s0s1s2[0], 3, "RTMP version");
+    let mut t = TcpStream::connect(&hub.rtsp).unwrap();
+    t.set_read_timeout(Some(WAIT)).unwrap();
+    t.write_all(
+        format!(
+            "OPTIONS rtsp://{}/fier/fast RTSP/1.0\r\nCSeq: 7\r\n\r\n",
+            hub.rtsp
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = t.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.starts_with("RTSP/1.0 200 OK") && answer.contains("CSeq: 7"),
+        "{answer}"
+    );
+    let before = Instant::now();
+    let (head, _) = hub.get("/stats");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    eprintln!("GET /stats beside the slow clients: {:?}", before.elapsed());
+    for (front, h) in slow {
+        let (after, got, me) = h.join().unwrap();
+        let got = String::from_utf8_lossy(&got).into_owned();
+        eprintln!("{front} {me}: closed after {after:?}, got {got:?}");
+        assert!(
+            after >= Duration::from_millis(9900) && after < Duration::from_secs(12),
+            "{front}: closed after {after:?}\n{}",
+            hub.log.text()
+        );
+        let line = match front {
+            "fstream" => "refused: fstream handshake not completed within 10 s",
+            "http" => "refused: request head not complete within 10 s (408)",
+            "rtmp" => "closed: RTMP: handshake not done within 10s of the connection",
+            _ => "refused: RTSP request not complete within 10 s (408)",
+        };
+        hub.log.wait_for(&format!("{me}: {line}"), "the hub");
+        match front {
+            "http" => assert!(got.starts_with("HTTP/1.1 408 "), "{got}"),
+            "rtsp" => assert!(got.starts_with("RTSP/1.0 408 "), "{got}"),
+            _ => assert!(got.is_empty(), "{front}: {got:?}"),
+        }
+    }
+}
+
+/// Item 5 of issue 15: raw H.264 (Annex B, B-frames, no container clock) broadcast over fstream
+/// and played as MPEG-TS over HTTP (`/<user>/<channel>.ts`, the hub's shared conversion): every
+/// frame, timestamps at the SPS frame rate in presentation order, decodes cleanly.
+#[test]
+fn an_annex_b_broadcast_plays_as_mpeg_ts_with_every_frame() {
+    let hub = Hub::start(USERS);
+    let clip = Clip {
+        width: 320,
+        height: 240,
+        fps: 25,
+        bframes: 2,
+        audio: false,
+        gop_secs: 1,
+        secs: 4,
+    };
+    let src = clip.remux("h264");
+    let frames = (clip.fps * clip.secs) as usize;
+    let out = tmpdir().join("faults-annexb.ts");
+    // HTTP/1.0: the body is the stream itself, to the end of the broadcast.
+    let http = hub.http.clone();
+    let reader = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&http).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"GET /fier/ab.ts HTTP/1.0\r\n\r\n").unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).unwrap();
+        v
+    });
+    hub.wait_watchers("fier", "ab", 1);
+    let mut b = sh(&format!(
+        "'{}' broadcast {} --user fier --password 123 --channel ab < '{}'",
+        relay(),
+        hub.fstream,
+        src.display()
+    ));
+    let st = wait_deadline(&mut b, WAIT, "broadcast < h264");
+    assert!(st.success(), "{}", stderr_of(&mut b));
+    let got = reader.join().unwrap();
+    let split = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&got[..split]);
+    // An HTTP/1.0 request gets a close-delimited body (no chunked framing).
+    assert!(
+        head.starts_with("HTTP/1.1 200")
+            && head.contains("video/mp2t")
+            && !head.contains("Transfer-Encoding"),
+        "{head}"
+    );
+    std::fs::write(&out, &got[split..]).unwrap();
+    let pk = probe_packets(&out);
+    let v = video(&pk);
+    assert_eq!(v.len(), frames, "{}: video packets", out.display());
+    assert!(v[0].key, "starts on a keyframe");
+    for p in v.windows(2) {
+        assert!(
+            p[1].dts > p[0].dts,
+            "dts not increasing: {:?} then {:?}",
+            p[0],
+            p[1]
+        );
+    }
+    let mut pts: Vec<f64> = v.iter().map(|p| p.pts - v[0].dts).collect();
+    pts.sort_by(f64::total_cmp);
+    let step = 1.0 / f64::from(clip.fps);
+    let first = pts[0];
+    for (i, t) in pts.iter().enumerate() {
+        assert!(
+            (t - first - i as f64 * step).abs() < 0.0005,
+            "frame {i} in presentation order at {t:.4}, want {:.4}",
+            first + i as f64 * step
+        );
+    }
+    assert_decodes_cleanly(&out);
+    let ffprobe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    // The stream is listed twice: in its program and on its own.
+    assert_eq!(
+        String::from_utf8_lossy(&ffprobe.stdout).lines().next(),
+        Some(frames.to_string().as_str()),
+        "decoded frames; {}",
+        String::from_utf8_lossy(&ffprobe.stderr)
+    );
+}
+
+/// Item 6 of issue 15: the documented policy (README, `river-relay serve --help`): a second
+/// broadcaster that authenticates takes the channel over, the first is closed, and watchers keep
+/// their connection and continue with the new stream. Here both are `ffmpeg -f flv rtmp://…` on
+/// the same key; an RTMP and an http-flv player record the whole broadcast.
+#[test]
+fn a_second_rtmp_publisher_takes_over_and_players_continue() {
+    let hub = Hub::start(USERS);
+    let src = clip(8).flv();
+    let s = path_str(&src);
+    let dir = tmpdir();
+    let url = format!("rtmp://{}/fier/tk?user-password=123", hub.rtmp);
+    let o_rtmp = dir.join("faults-takeover-rtmp.flv");
+    let o_http = dir.join("faults-takeover-http.flv");
+    let mut r = ffmpeg_bg(&[
+        "-i",
+        &format!("rtmp://{}/fier/tk", hub.rtmp),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &path_str(&o_rtmp),
+    ]);
+    let mut h = ffmpeg_bg(&[
+        "-i",
+        &format!("http://{}/fier/tk.flv", hub.http),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &path_str(&o_http),
+    ]);
+    hub.wait_watchers("fier", "tk", 2);
+    let mut first = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &url]);
+    hub.log.wait_for("channel fier/tk: FLV content", "the hub");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut second = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &url]);
+    hub.log.wait_for("takes over channel fier/tk", "the hub");
+    let st = wait_deadline(&mut first, WAIT, "the first publisher");
+    let first_err = stderr_of(&mut first);
+    eprintln!("first publisher ({st}): {first_err}");
+    assert!(!st.success(), "the first publisher was closed: {first_err}");
+    hub.log
+        .wait_for("closed: replaced by a new broadcaster", "the hub");
+    let st = wait_deadline(&mut second, WAIT, "the second publisher");
+    assert!(st.success(), "second publisher: {}", stderr_of(&mut second));
+    for (c, out) in [(&mut r, &o_rtmp), (&mut h, &o_http)] {
+        let st = wait_deadline(c, WAIT, "player");
+        let err = stderr_of(c);
+        eprintln!("{}: {err}", out.display());
+        assert!(st.success(), "{}: {err}", out.display());
+        let pk = probe_packets(out);
+        let v = video(&pk);
+        eprintln!(
+            "{}: {} video packets, pts {:.3} .. {:.3}",
+            out.display(),
+            v.len(),
+            v[0].pts,
+            v.last().unwrap().pts
+        );
+        assert_decodes_cleanly(out);
+    }
+}
+
+/// Shrinks a socket's receive buffer to 4 KiB (the kernel doubles it): a reader that stops now
+/// leaves little room in the kernel.
+fn shrink_receive_buffer(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt on our own socket with a c_int option value.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+}
+
+/// An RTMP player over a raw socket: handshake, connect, createStream, play `app/name`; returns
+/// once the hub answered NetStream.Play.Start.
+fn rtmp_play(addr: &str, app: &str, name: &str) -> TcpStream {
+    use amf::amf0::Value;
+    use river::proto::rtmp::handshake::{client_c0c1, client_c2, HANDSHAKE_SIZE};
+    use river::proto::rtmp::message::object;
+    use river::proto::rtmp::{ChunkWriter, Command as Cmd};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(&client_c0c1(0)).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * HANDSHAKE_SIZE];
+    s.read_exact(&mut s0s1s2).unwrap();
+    let mut out = client_c2(&s0s1s2);
+    let mut w = ChunkWriter::new();
+    let connect = object(vec![
+        ("app", Value::String(app.into())),
+        ("tcUrl", Value::String(format!("rtmp://{addr}/{app}"))),
+    ]);
+    w.write(
+        3,
+        20,
+        0,
+        0,
+        &Cmd::encode("connect", 1.0, &[connect]),
+        &mut out,
+    );
+    w.write(
+        3,
+        20,
+        0,
+        0,
+        &Cmd::encode("createStream", 2.0, &[Value::Null]),
+        &mut out,
+    );
+    let play = [Value::Null, Value::String(name.into())];
+    w.write(8, 20, 1, 0, &Cmd::encode("play", 3.0, &play), &mut out);
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(20).any(|w| w == b"NetStream.Play.Start") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the hub closed the RTMP player");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// Item 7 of issue 15: an RTMP player that completes the handshake and play, then stops reading
+/// (a raw client, its receive buffer shrunk to 4 KiB) once the broadcast is known to be real time, against
+/// a 40 Mbit/s stream: the hub's memory stays bounded, the stuck player skips and is dropped after
+/// --max-behind with a log line naming it, and a healthy RTMP player (ffmpeg) beside it gets every
+/// frame without a gap.
+#[test]
+fn a_stuck_rtmp_player_is_dropped_and_a_healthy_one_gets_every_frame() {
+    let hub = Hub::start_with(
+        USERS,
+        &[
+            "--queue-bytes",
+            "2MiB",
+            "--queue-time",
+            "1s",
+            "--max-behind",
+            "2s",
+        ],
+    );
+    // Lossless x264 of a noisy picture: about 5 MB/s, so a stuck player is far behind at once.
+    let src = tmpdir().join("faults-heavy-640x360-8s.flv");
+    if !src.exists() {
+        let tmp = tmpdir().join("faults-heavy.tmp.flv");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=8,noise=alls=6:allf=t",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=8",
+            "-threads",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-bitexact",
+            "-f",
+            "flv",
+            &path_str(&tmp),
+        ]);
+        std::fs::rename(&tmp, &src).unwrap();
+    }
+    let size = std::fs::metadata(&src).unwrap().len();
+    let want = video(&probe_packets(&src)).len();
+    let o_good = tmpdir().join("faults-stuck-good.flv");
+    let play = format!("rtmp://{}/fier/heavy", hub.rtmp);
+    let mut good = ffmpeg_bg(&["-i", &play, "-c", "copy", "-f", "flv", &path_str(&o_good)]);
+    let mut stuck = rtmp_play(&hub.rtmp, "fier", "heavy");
+    let stuck_peer = peer_of(&stuck);
+    hub.wait_watchers("fier", "heavy", 2);
+    let base_rss = hub.rss_kib();
+    let url = format!("rtmp://{}/fier/heavy?user-password=123", hub.rtmp);
+    let mut p = ffmpeg_bg(&[
+        "-re",
+        "-i",
+        &path_str(&src),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &url,
+    ]);
+    // The stuck player reads until the hub knows the broadcast is real time (2 s of media), then
+    // stops.
+    stuck
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut read = 0;
+    let start = Instant::now();
+    while !hub.log.contains("channel fier/heavy: real time") {
+        assert!(
+            start.elapsed() < WAIT,
+            "never real time:\n{}",
+            hub.log.text()
+        );
+        if let Ok(n) = stuck.read(&mut buf) {
+            read += n;
+        }
+    }
+    shrink_receive_buffer(&stuck);
+    let mut max_rss = 0;
+    while p.try_wait().unwrap().is_none() {
+        max_rss = max_rss.max(hub.rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = wait_deadline(&mut p, WAIT, "publisher");
+    assert!(st.success(), "publisher: {}", stderr_of(&mut p));
+    let st = wait_deadline(&mut good, WAIT, "healthy player");
+    assert!(st.success(), "healthy player: {}", stderr_of(&mut good));
+    let growth = max_rss.saturating_sub(base_rss);
+    eprintln!("the stuck player read {read} bytes; {size} bytes broadcast; hub RSS {base_rss} KiB before, {max_rss} KiB peak (+{growth} KiB)");
+    let line = hub.log.wait_for(
+        &format!("{stuck_peer}: closed: slow watcher of fier/heavy"),
+        "the hub",
+    );
+    assert!(line.ends_with("behind for too long"), "{line}");
+    // The stuck player's 2 MiB queue, the channel's GOP cache (a 1 s GOP: about 5 MB here), the
+    // RTMP session's 256 KiB and the healthy player's queue: far below the 40 MB broadcast.
+    assert!(
+        growth < 20 * 1024,
+        "hub RSS grew by {growth} KiB\n{}",
+        hub.log.text()
+    );
+    let pk = probe_packets(&o_good);
+    let v = video(&pk);
+    assert_eq!(
+        v.len(),
+        want,
+        "the healthy player got every frame\n{}",
+        hub.log.text()
+    );
+    for p in v.windows(2) {
+        assert!(
+            (p[1].dts - p[0].dts - 0.04).abs() < 0.0015,
+            "a gap: {:?} then {:?}",
+            p[0],
+            p[1]
+        );
+    }
+    assert_decodes_cleanly(&o_good);
+    drop(stuck);
+}
