@@ -859,6 +859,11 @@ impl<H: Handler> Server<H> {
                 let Some(c) = self.conns[slot].as_mut() else {
                     return;
                 };
+                log::warn!(
+                    "{}: refused: request head not complete within {} s (408)",
+                    c.peer,
+                    self.opts.head_timeout.as_secs_f64()
+                );
                 c.inbuf.clear();
                 c.head_started = None;
                 c.cur = Some(Current::refusal());

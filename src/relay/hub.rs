@@ -914,6 +914,15 @@ impl Hub {
                     None,
                 )),
                 State::Rtsp(r) if r.linger_until.is_some_and(|t| now >= t) => ended.push(i),
+                State::Rtsp(r) if r.session.request_late(now) => expired.push((
+                    i,
+                    "RTSP request not complete within 10 s (408)".into(),
+                    Some({
+                        let mut v = Vec::new();
+                        crate::proto::rtsp::Response::new(408).write(None, &mut v);
+                        v
+                    }),
+                )),
                 State::Rtsp(r) if r.session.timed_out(now) => expired.push((
                     i,
                     "RTSP session timed out (no request or RTCP from the client)".into(),

@@ -511,7 +511,7 @@ fn slow_handshakes_on_every_front_are_closed_at_the_deadline() {
         let line = match front {
             "fstream" => "refused: fstream handshake not completed within 10 s",
             "http" => "refused: request head not complete within 10 s (408)",
-            "rtmp" => "closed: RTMP: handshake not done within 10s of the connection",
+            "rtmp" => "refused: RTMP: rtmp: handshake not done within 10s of the connection",
             _ => "refused: RTSP request not complete within 10 s (408)",
         };
         hub.log.wait_for(&format!("{me}: {line}"), "the hub");

@@ -177,6 +177,12 @@ impl Reader {
         self.offset
     }
 
+    /// Part of a message has arrived, not all of it (a request head waiting for its body
+    /// counts).
+    pub fn mid_message(&self) -> bool {
+        !self.buf.is_empty() || self.pending.is_some()
+    }
+
     /// Feeds bytes; appends complete messages. After an error every later call returns it again.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Message>) -> Result<(), ParseError> {
         if let Some(e) = &self.failed {

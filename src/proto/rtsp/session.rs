@@ -25,8 +25,11 @@
 //! - All streams of a session use the same lower transport (TCP interleaved or UDP); a SETUP that
 //!   would mix them gets 461.
 //! - Timeouts: [`SessionConfig::idle_timeout`] until a session exists, then
-//!   [`SessionConfig::session_timeout`] since the last request or media from the client. The host
-//!   reports media that arrives elsewhere (UDP) with [`Session::touch`].
+//!   [`SessionConfig::session_timeout`] since the last complete request or interleaved frame from
+//!   the client (bytes of an unfinished one do not count: a client sending a byte a second is not
+//!   alive). The host reports media that arrives elsewhere (UDP) with [`Session::touch`]. A
+//!   request or frame must be complete within [`SessionConfig::request_timeout`] of its first
+//!   byte ([`Session::request_late`]).
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,9 @@ pub struct SessionConfig {
     pub session_timeout: Duration,
     /// Before SETUP created a session.
     pub idle_timeout: Duration,
+    /// A request or interleaved frame must be complete within this time of its first byte (or of
+    /// the end of the message before it).
+    pub request_timeout: Duration,
     /// Realm of the authentication challenges.
     pub realm: String,
     /// Players share one RTP stream per track (one packetization for all, see
@@ -57,6 +63,7 @@ impl Default for SessionConfig {
         SessionConfig {
             session_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(10),
             realm: "river".to_string(),
             shared_streams: false,
         }
@@ -173,6 +180,8 @@ pub struct Session {
     streams: Vec<StreamSetup>,
     authorized: Option<(Access, String)>,
     last_activity: Instant,
+    /// Since when the reader holds part of a message (None: nothing buffered).
+    partial_since: Option<Instant>,
     closed: bool,
     msgs: Vec<Message>,
     fixed_id: Option<String>,
@@ -202,6 +211,7 @@ impl Session {
             streams: Vec::new(),
             authorized: None,
             last_activity: now,
+            partial_since: None,
             closed: false,
             msgs: Vec::new(),
             fixed_id: None,
@@ -267,19 +277,30 @@ impl Session {
         self.last_activity = now;
     }
 
-    /// When the session times out unless the client shows life.
+    /// When the session times out unless the client shows life (a complete message), or the
+    /// message in progress must be complete, whichever comes first.
     pub fn deadline(&self) -> Instant {
         let t = if self.id.is_some() {
             self.cfg.session_timeout
         } else {
             self.cfg.idle_timeout
         };
-        self.last_activity + t
+        let idle = self.last_activity + t;
+        match self.partial_since {
+            Some(p) => idle.min(p + self.cfg.request_timeout),
+            None => idle,
+        }
     }
 
-    /// Checks the timeout: `true` once the deadline has passed.
+    /// Checks the timeouts: `true` once [`Self::deadline`] has passed.
     pub fn timed_out(&self, now: Instant) -> bool {
         now >= self.deadline()
+    }
+
+    /// The message in progress has taken longer than [`SessionConfig::request_timeout`].
+    pub fn request_late(&self, now: Instant) -> bool {
+        self.partial_since
+            .is_some_and(|p| now >= p + self.cfg.request_timeout)
     }
 
     /// Feeds bytes from the connection. Responses are appended to `out`, events to `events`.
@@ -294,9 +315,17 @@ impl Session {
         if self.closed {
             return;
         }
-        self.last_activity = now;
         let mut msgs = std::mem::take(&mut self.msgs);
         let res = self.reader.push(data, &mut msgs);
+        if !msgs.is_empty() {
+            self.last_activity = now;
+            self.partial_since = None;
+        }
+        if !self.reader.mid_message() {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
+            self.partial_since = Some(now);
+        }
         for m in msgs.drain(..) {
             match m {
                 Message::Interleaved { channel, data } => self.interleaved(channel, data, events),

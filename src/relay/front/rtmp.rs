@@ -415,9 +415,9 @@ impl Hub {
                 flush.push(i);
             }
         }
+        // A handshake or connect not done in time is refused as an fstream handshake is.
         for (i, why) in fail {
-            self.count_refused(Front::Rtmp, Refused::Timeout);
-            self.close(i, Some(&why));
+            self.refuse(i, Refused::Timeout, &why, None);
         }
         for i in flush {
             self.flush(i, now);

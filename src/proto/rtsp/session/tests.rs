@@ -795,6 +795,57 @@ fn timeouts_follow_activity() {
     assert!(s.timed_out(t2 + Duration::from_secs(60)));
 }
 
+/// A client that sends a request a byte a second (slowloris) is late 10 s after its first byte,
+/// and those bytes do not keep the connection alive; a complete message resets the clock, so
+/// media arriving in pieces that each end mid-frame is never late.
+#[test]
+fn an_unfinished_request_is_late_after_the_request_timeout() {
+    let now = Instant::now();
+    let cfg = SessionConfig::default();
+    let mut host = MockHost::default();
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let mut s = Session::new(cfg.clone(), now, 1);
+    let opening = b"OPTIONS rtsp://h/live/cam RTSP/1.0\r\nCSeq: 1\r\n";
+    for (i, b) in opening.iter().enumerate() {
+        let t = now + Duration::from_secs(i as u64);
+        s.push(&[*b], t, &mut host, &mut out, &mut ev);
+        assert_eq!(s.request_late(t), i >= 10, "byte {i}");
+    }
+    assert!(out.is_empty());
+    assert_eq!(s.deadline(), now + cfg.request_timeout);
+    // Completed in time, the next one starts its own clock.
+    let mut s = Session::new(cfg.clone(), now, 1);
+    let t1 = now + Duration::from_secs(9);
+    s.push(
+        b"OPTIONS rtsp://h/live/cam RTSP/1.0\r\n",
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    s.push(b"CSeq: 1\r\n\r\nOPT", t1, &mut host, &mut out, &mut ev);
+    assert_eq!(responses(&out)[0].0, 200);
+    assert!(!s.request_late(now + Duration::from_secs(18)));
+    assert!(s.request_late(t1 + cfg.request_timeout));
+    // Interleaved frames in pieces that each complete one frame and start the next.
+    let mut s = Session::new(cfg.clone(), now, 1);
+    let frame = |n: u8| {
+        let mut v = vec![b'$', 0, 0, 100];
+        v.extend(std::iter::repeat_n(n, 100));
+        v
+    };
+    let mut wire = Vec::new();
+    for n in 0..40 {
+        wire.extend(frame(n));
+    }
+    for (i, piece) in wire.chunks(150).enumerate() {
+        let t = now + Duration::from_secs(i as u64);
+        s.push(piece, t, &mut host, &mut out, &mut ev);
+        assert!(!s.request_late(t), "piece {i}");
+        assert!(!s.timed_out(t), "piece {i}");
+    }
+}
+
 #[test]
 fn shared_streams_fix_the_interleaved_channels() {
     let now = Instant::now();
