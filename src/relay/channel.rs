@@ -17,8 +17,9 @@
 //!     of what the fastest drained, over `max_behind` while the broadcaster was held back. RTSP
 //!     players over UDP cannot push back and keep the real-time policy.
 //! - Takeover ([`Channels::broadcast`]): a second broadcaster replaces the first; the watchers keep
-//!   their queues, drain them, and continue with the new stream (without its FLV file header)
-//!   when its format is theirs, or end when it is not.
+//!   their queues, drain them, and continue with the new stream (without its FLV file header, its
+//!   FLV timestamps continuing the old ones: [`super::restamp`]) when its format is theirs, or end
+//!   when it is not.
 //! - End ([`Channels::end`]): every watcher gets what is queued, then EOF.
 //! - Removal ([`Channels::leave`]): one place takes a watcher out of every list.
 //!
@@ -34,6 +35,7 @@ use super::http::Ext;
 use super::metrics::{kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired};
 use super::pace::{PaceMeter, Regime, Unclocked};
 use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
+use super::restamp::Restamp;
 use super::rtsp::RtpChannel;
 use super::stats::{ChannelStats, WatcherStats};
 use super::stream::{Chunk, HeaderKind, Mark, Splitter};
@@ -279,6 +281,8 @@ struct Channel {
     publisher_peer: Option<SocketAddr>,
     password: Option<String>,
     splitter: Splitter,
+    /// One FLV timeline across takeovers.
+    restamp: Restamp,
     cache: GopCache,
     format: Option<StreamFormat>,
     watchers: Vec<SubId>,
@@ -311,6 +315,7 @@ impl Channel {
             publisher_peer: None,
             password: None,
             splitter: Splitter::new(),
+            restamp: Restamp::new(),
             cache: GopCache::new(cfg.cache, cfg.gop_cache),
             format: None,
             watchers: Vec::new(),
@@ -577,6 +582,7 @@ impl Channels {
             }
             ch.pending.extend(moved);
             ch.splitter = Splitter::new();
+            ch.restamp.next_stream();
             ch.cache = GopCache::new(cfg.cache, cfg.gop_cache);
             ch.format = None;
             ch.pace = None;
@@ -814,6 +820,9 @@ impl Channels {
         let mut chunks = std::mem::take(&mut self.chunks);
         chunks.clear();
         ch.splitter.push(data, &mut chunks);
+        if ch.splitter.format() == Some(StreamFormat::Flv) {
+            ch.restamp.apply(&mut chunks);
+        }
         self.deliver(key, &chunks, now, wall, false, fx);
         self.chunks = chunks;
     }
@@ -901,6 +910,9 @@ impl Channels {
         let mut chunks = Vec::new();
         if let Some(ch) = self.map.get_mut(key) {
             ch.splitter.finish(&mut chunks);
+            if ch.splitter.format() == Some(StreamFormat::Flv) {
+                ch.restamp.apply(&mut chunks);
+            }
         }
         self.deliver(key, &chunks, now, wall, true, fx);
         let ch = self.map.get_mut(key)?;
@@ -920,6 +932,7 @@ impl Channels {
         ending.extend(cont);
         ch.pending = waiting;
         ch.splitter = Splitter::new();
+        ch.restamp = Restamp::new();
         ch.cache = GopCache::new(self.cfg.cache, self.cfg.gop_cache);
         ch.format = None;
         ch.password = None;

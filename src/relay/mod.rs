@@ -1,6 +1,7 @@
 //! river-relay's pure parts: who may broadcast ([`users`]), how a broadcast is cut into chunks with
 //! keyframe marks ([`stream`]), what a late joiner gets first ([`cache`]), each watcher's bounded
-//! queue and slow-watcher policy ([`queue`]), and derived container views ([`convert`]).
+//! queue and slow-watcher policy ([`queue`]), derived container views ([`convert`]), and one FLV
+//! timeline across a takeover ([`restamp`]).
 //! No I/O here except [`users`] reading its files; time is always an input.
 
 pub mod cache;
@@ -8,6 +9,7 @@ pub mod convert;
 pub mod metrics;
 pub mod pace;
 pub mod queue;
+pub mod restamp;
 pub mod stream;
 pub mod users;
 

@@ -660,8 +660,10 @@ fn a_second_rtmp_publisher_takes_over_and_players_continue() {
     hub.log.wait_for("takes over channel fier/tk", "the hub");
     let st = wait_deadline(&mut first, WAIT, "the first publisher");
     let first_err = stderr_of(&mut first);
-    eprintln!("first publisher ({st}): {first_err}");
-    assert!(!st.success(), "the first publisher was closed: {first_err}");
+    assert!(
+        !st.success() && first_err.contains("Broken pipe"),
+        "the first publisher was closed: {first_err}"
+    );
     hub.log
         .wait_for("closed: replaced by a new broadcaster", "the hub");
     let st = wait_deadline(&mut second, WAIT, "the second publisher");
@@ -669,17 +671,28 @@ fn a_second_rtmp_publisher_takes_over_and_players_continue() {
     for (c, out) in [(&mut r, &o_rtmp), (&mut h, &o_http)] {
         let st = wait_deadline(c, WAIT, "player");
         let err = stderr_of(c);
-        eprintln!("{}: {err}", out.display());
-        assert!(st.success(), "{}: {err}", out.display());
+        assert!(st.success() && err.is_empty(), "{}: {err}", out.display());
+        // One timeline: the first stream until the takeover, then all of the second (its
+        // watchers were waiting for it from its first byte), every step one frame (40 ms; at the
+        // join, the audio's last frame ends up to 23 ms later).
         let pk = probe_packets(out);
         let v = video(&pk);
-        eprintln!(
-            "{}: {} video packets, pts {:.3} .. {:.3}",
+        assert!(
+            v.len() >= 200 + 50,
+            "{}: {} video packets",
             out.display(),
-            v.len(),
-            v[0].pts,
-            v.last().unwrap().pts
+            v.len()
         );
+        for w in v.windows(2) {
+            let d = w[1].dts - w[0].dts;
+            assert!(
+                (0.039..0.065).contains(&d),
+                "{}: dts {:.3} then {:.3}",
+                out.display(),
+                w[0].dts,
+                w[1].dts
+            );
+        }
         assert_decodes_cleanly(out);
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::super::channel::{key_str, ChanKey, SubKind};
 use super::super::hub::{Conn, Front, Hub, State};
+use super::super::restamp::is_seq_header;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::names;
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
@@ -35,6 +36,10 @@ pub(in crate::relay) struct RtmpSide {
     tags: Vec<FlvEvent>,
     /// Play: the first media timestamp (rebased to 0 for the player).
     base: Option<u32>,
+    /// Play: the last media timestamp sent, and whether the watcher's queue was just replaced by
+    /// the next stream's (a takeover).
+    last_sent: Option<u32>,
+    continuing: bool,
     last_ping: Instant,
     /// Close once the session's output is written.
     close_after: bool,
@@ -60,22 +65,11 @@ impl RtmpSide {
             reader: FlvReader::new(),
             tags: Vec::new(),
             base: None,
+            last_sent: None,
+            continuing: false,
             last_ping: now,
             close_after: false,
         })
-    }
-}
-
-/// Is this FLV audio/video body a sequence header (AVC/AAC, or an Enhanced-RTMP SequenceStart)?
-fn is_seq_header(kind: TagKind, body: &[u8]) -> bool {
-    match kind {
-        TagKind::Video => match body.first() {
-            Some(b) if b & 0x80 != 0 => b & 0x0f == 0,
-            Some(b) => b & 0x0f == 7 && body.get(1) == Some(&0),
-            None => false,
-        },
-        TagKind::Audio => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
-        _ => false,
     }
 }
 
@@ -352,7 +346,7 @@ impl Hub {
             let Some(q) = s.queue.as_mut() else { return };
             if q.is_empty() {
                 if s.advance() {
-                    r.base = None;
+                    r.continuing = true;
                     continue;
                 }
                 if s.eof_after_drain {
@@ -378,10 +372,25 @@ impl Hub {
                     TagKind::Video => Some(MediaKind::Video),
                     _ => None,
                 };
-                if media.is_some() && r.base.is_none() && !is_seq_header(t.kind, &t.body) {
+                let frame = media.is_some() && !is_seq_header(t.kind == TagKind::Video, &t.body);
+                if frame && r.base.is_none() {
                     r.base = Some(t.timestamp);
                 }
-                let ts = r.base.map_or(0, |b| t.timestamp.saturating_sub(b));
+                // After a takeover an FLV broadcast continues its timeline (the channel restamps
+                // it); a converted one starts again: then it continues after the last sent.
+                if frame && r.continuing {
+                    r.continuing = false;
+                    if let (Some(b), Some(last)) = (r.base, r.last_sent) {
+                        if t.timestamp.wrapping_sub(b) as i32 <= last as i32 {
+                            r.base = Some(t.timestamp.wrapping_sub(last.wrapping_add(1)));
+                        }
+                    }
+                }
+                let ts = r.base.map_or(0, |b| t.timestamp.wrapping_sub(b));
+                let ts = if (ts as i32) < 0 { 0 } else { ts };
+                if frame {
+                    r.last_sent = Some(ts);
+                }
                 let res = match (t.kind, media) {
                     (TagKind::Script, _) => r.session.send_metadata(sid, ts, &t.body),
                     (_, Some(k)) => r.session.send_media(sid, k, ts, &t.body),
