@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::cache::{CacheLimits, GopCache};
-use super::stream::{Chunk, Splitter};
+use super::restamp::Restamp;
+use super::stream::{Chunk, HeaderKind, Mark, Splitter};
 use crate::error::Chain;
 use crate::media::StreamFormat;
 use crate::proto::fstream::Request;
@@ -35,7 +36,8 @@ pub enum ClientError {
     Send { addr: String, source: io::Error },
     /// Receiving from the hub failed.
     Receive { addr: String, source: io::Error },
-    /// The hub closed a broadcaster's connection while bytes were queued.
+    /// The hub closed a broadcaster's connection while bytes were queued (a refusal, a takeover,
+    /// or the hub stopping: the client cannot tell them apart).
     Refused { addr: String },
     /// The hub reset a broadcaster's connection at the end, with its data unread.
     Reset { addr: String, source: io::Error },
@@ -62,11 +64,11 @@ impl fmt::Display for ClientError {
             ClientError::Receive { addr, .. } => write!(f, "{addr}: receiving"),
             ClientError::Refused { addr } => write!(
                 f,
-                "{addr}: the hub closed the connection (refused: wrong user/password, or replaced; see the hub's log)"
+                "{addr}: the hub closed the connection (it refused it: wrong user/password; another broadcaster replaced it; or the hub stopped; see the hub's log)"
             ),
             ClientError::Reset { addr, source } => write!(
                 f,
-                "{addr}: the hub closed the connection ({source}): refused (wrong user/password?) or replaced; see the hub's log"
+                "{addr}: the hub closed the connection ({source}): refused (wrong user/password?), replaced, or the hub stopped; see the hub's log"
             ),
             ClientError::NothingSent { addr } => write!(f, "{addr}: nothing was sent"),
             ClientError::EndOfBroadcast { addr } => write!(f, "{addr}: end of broadcast"),
@@ -354,12 +356,109 @@ pub fn broadcast(
     Ok(())
 }
 
+/// A watcher's output across reconnects is one stream, as a takeover on the hub gives it
+/// ([`super::restamp`]): an FLV stream has one file header and one timeline, so a new connection's
+/// file header is dropped and its tags continue after the last ones written. Without this, players
+/// read the second header as a broken tag and stopped there (ffprobe saw the 75 frames before a
+/// hub restart of a 250-frame broadcast, tests/it/relay_faults.rs). Anything else passes as it
+/// comes (MPEG-TS and Annex B headers may repeat).
+#[derive(Default)]
+struct Continuity {
+    mode: Mode,
+    connections: u64,
+    chunks: Vec<Chunk>,
+}
+
+enum Mode {
+    /// The first bytes, until there are 4 (enough to tell an FLV signature).
+    Held(Vec<u8>),
+    Bytes,
+    Flv(Box<(Splitter, Restamp)>),
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode::Held(Vec::new())
+    }
+}
+
+impl Continuity {
+    /// A connection begins.
+    fn connected(&mut self) {
+        self.connections += 1;
+        if let Mode::Flv(f) = &mut self.mode {
+            if self.connections > 1 {
+                f.0 = Splitter::new();
+                f.1.next_stream();
+            }
+        }
+    }
+
+    /// Bytes from the hub: appends what to write to `out`.
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        match &mut self.mode {
+            Mode::Bytes => out.extend_from_slice(data),
+            Mode::Flv(_) => self.flv(data, false, out),
+            Mode::Held(_) => {
+                let mut held = match std::mem::take(&mut self.mode) {
+                    Mode::Held(h) => h,
+                    _ => Vec::new(),
+                };
+                held.extend_from_slice(data);
+                if held.len() < 4 {
+                    self.mode = Mode::Held(held);
+                } else if held.starts_with(b"FLV\x01") {
+                    self.mode = Mode::Flv(Box::new((Splitter::new(), Restamp::new())));
+                    self.flv(&held, false, out);
+                } else {
+                    self.mode = Mode::Bytes;
+                    out.extend_from_slice(&held);
+                }
+            }
+        }
+    }
+
+    /// The connection ended: appends what was held to `out`.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        match std::mem::take(&mut self.mode) {
+            Mode::Held(h) => {
+                out.extend_from_slice(&h);
+                self.mode = Mode::Bytes;
+            }
+            Mode::Flv(f) => {
+                self.mode = Mode::Flv(f);
+                self.flv(&[], true, out);
+            }
+            m => self.mode = m,
+        }
+    }
+
+    fn flv(&mut self, data: &[u8], finish: bool, out: &mut Vec<u8>) {
+        let Mode::Flv(f) = &mut self.mode else { return };
+        let (splitter, restamp) = &mut **f;
+        self.chunks.clear();
+        splitter.push(data, &mut self.chunks);
+        if finish {
+            splitter.finish(&mut self.chunks);
+        }
+        restamp.apply(&mut self.chunks);
+        for c in &self.chunks {
+            if self.connections > 1 && c.mark == Mark::Header(HeaderKind::FlvFile) {
+                continue;
+            }
+            out.extend_from_slice(&c.data);
+        }
+    }
+}
+
 /// hub → stdout. Returns after EOF (or, with retry, only on a stop signal or the retry limit).
 pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError> {
     let mut out = io::stdout().lock();
     let mut backoff = Backoff::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total: u64 = 0;
+    let mut cont = Continuity::default();
+    let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
         let mut s = match connect(addr, req) {
             Ok(s) => s,
@@ -372,11 +471,14 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError
             }
         };
         log::info!("{addr}: watching {}/{}", req.user, req.channel);
+        cont.connected();
         let mut got: u64 = 0;
         let end = loop {
             match read_some(&mut s, &mut buf) {
                 Ok(ReadOutcome::Data(n)) => {
-                    out.write_all(&buf[..n]).map_err(ClientError::Stdout)?;
+                    pending.clear();
+                    cont.push(&buf[..n], &mut pending);
+                    out.write_all(&pending).map_err(ClientError::Stdout)?;
                     out.flush().map_err(ClientError::Stdout)?;
                     got += n as u64;
                     if got == n as u64 {
@@ -393,6 +495,9 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError
                 }
             }
         };
+        pending.clear();
+        cont.end(&mut pending);
+        out.write_all(&pending).map_err(ClientError::Stdout)?;
         total += got;
         let e = match end {
             Some(e) => e,
@@ -416,5 +521,67 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError
             return Err(e);
         }
         log::warn!("{}; reconnecting", Chain(&e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::testdata;
+
+    /// Feeds each connection's bytes in pieces of `cut` bytes; returns what is written.
+    fn through(conns: &[&[u8]], cut: usize) -> Vec<u8> {
+        let mut c = Continuity::default();
+        let mut out = Vec::new();
+        for conn in conns {
+            c.connected();
+            for piece in conn.chunks(cut) {
+                c.push(piece, &mut out);
+            }
+            c.end(&mut out);
+        }
+        out
+    }
+
+    /// (video timestamps, FLV signatures) of an FLV stream.
+    fn video_ts(flv: &[u8]) -> (Vec<u32>, usize) {
+        use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+        let (mut r, mut ev) = (FlvReader::new(), Vec::new());
+        r.push(flv, &mut ev);
+        let ts = ev
+            .into_iter()
+            .filter_map(|e| match e {
+                FlvEvent::Tag(t) if t.kind == TagKind::Video => Some(t.timestamp),
+                _ => None,
+            })
+            .collect();
+        (ts, flv.windows(4).filter(|w| w == b"FLV\x01").count())
+    }
+
+    #[test]
+    fn one_connection_passes_byte_for_byte() {
+        let flv = testdata::flv();
+        for cut in [1, 7, 4096, flv.len()] {
+            assert!(through(&[&flv], cut) == flv, "cut {cut}");
+        }
+        let ts = testdata::ts();
+        assert!(through(&[&ts], 100) == ts);
+    }
+
+    #[test]
+    fn reconnects_give_one_flv_stream_with_one_header_and_one_timeline() {
+        let flv = testdata::flv();
+        for cut in [1, 13, 5000] {
+            let got = through(&[&flv, &flv, &flv], cut);
+            let (ts, headers) = video_ts(&got);
+            assert_eq!(headers, 1, "cut {cut}");
+            assert_eq!(ts.len(), 3 * video_ts(&flv).0.len(), "cut {cut}");
+            assert!(ts.windows(2).all(|w| w[1] >= w[0]), "cut {cut}: {ts:?}");
+        }
+        // Not FLV: the connections' bytes one after the other.
+        let ts = testdata::ts();
+        assert!(through(&[&ts, &ts], 188) == [&ts[..], &ts[..]].concat());
+        // A connection that ends before 4 bytes keeps them.
+        assert_eq!(through(&[b"FL"], 1), b"FL");
     }
 }
