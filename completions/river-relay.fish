@@ -39,7 +39,7 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtmp -
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp -d 'Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play (DESCRIBE/PLAY, channel password) rtsp://HOST/<user>/<channel>, RTP over TCP (interleaved) or UDP' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp-udp-port -d 'UDP port for RTSP\'s RTP over UDP, on the --rtsp address (RTCP uses the next port); 0 picks a free even/odd pair' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l rtsp-timeout -d 'RTSP session timeout: a session without a request (e.g. GET_PARAMETER or OPTIONS keepalives) or RTCP from its client for this long is closed' -r
-complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (fstream and HTTP together); more are closed at once' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-connections -d 'Most open connections (every front together); more are closed at once, HTTP ones with a 503' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-bytes -d 'Per-watcher queue bound in bytes (e.g. 8MiB)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l queue-time -d 'Per-watcher queue bound in time (age of the oldest queued chunk)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-behind -d 'Disconnect a watcher that has been behind (skipping) for this long; paced broadcasts: one that held the broadcaster back without writing for this long' -r

@@ -352,6 +352,7 @@ impl Ingest {
                 "{peer}: refused: {} connections open (--max-connections)",
                 self.open
             );
+            crate::net::refuse(sock, &[]);
             return;
         }
         let slot = self.free.pop().unwrap_or_else(|| {

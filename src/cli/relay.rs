@@ -73,8 +73,9 @@ that is not live is told so, or waits.
 Second broadcaster: when a broadcaster authenticates for a channel that is already live, it takes \
 over (the usual case is the same user reconnecting after a network failure). The old broadcaster's \
 connection is closed. Watchers stay connected: they receive everything already queued, then the new \
-stream's headers and its first keyframe (the FLV file header is not repeated); if the new stream is \
-in another format they get EOF instead. A watcher whose channel password no longer matches is \
+stream's headers and its first keyframe (the FLV file header is not repeated, and an FLV stream's \
+timestamps continue after the old stream's, so players see one timeline); if the new stream is in \
+another format they get EOF instead. A watcher whose channel password no longer matches is \
 dropped.
 
 End of broadcast: when the broadcaster closes, each watcher receives everything queued for it, then \
@@ -104,8 +105,11 @@ broadcaster was held back (backpressure_secs). RTSP players over UDP cannot push
 get the real-time policy.
 
 Limits: the handshake must complete within 10 s and is at most 4096 bytes; HTTP request heads are \
-at most 8 KiB and must arrive within 10 s; at most --max-connections connections. Bytes a watcher \
-sends after its handshake are read and discarded; a watcher that sends more than 1 MiB is closed.
+at most 8 KiB and must arrive within 10 s (else 408); an RTMP handshake and connect must be done \
+within 10 s; an RTSP request must be complete within 10 s of its first byte (else 408); at most \
+--max-connections connections on all fronts together, more are closed at once (HTTP: 503). Bytes a \
+watcher sends after its handshake are read and discarded; a watcher that sends more than 1 MiB is \
+closed.
 
 HTTP: GET /<user>/<channel>.flv (video/x-flv) and .ts (video/mp2t) with ?password=; the body \
 starts on a keyframe, chunked over HTTP/1.1 (the connection can serve another request after the \
@@ -249,7 +253,8 @@ pub struct ServeArgs {
     /// Do not cache the GOP: a joining watcher waits for the next keyframe
     #[arg(long)]
     pub no_gop_cache: bool,
-    /// Most open connections (fstream and HTTP together); more are closed at once
+    /// Most open connections (every front together); more are closed at once, HTTP ones with a
+    /// 503
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
     /// Per-watcher queue bound in bytes (e.g. 8MiB)

@@ -26,7 +26,6 @@
 //!   [`Completer`](super::run::Completer).
 
 use std::borrow::Cow;
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -177,6 +176,23 @@ impl<H: Handler> Server<H> {
         self.timers.next()
     }
 
+    /// Answers an accepted connection with 503 and closes it (a cap kept by the caller, or this
+    /// server's own): one non-blocking write into the new socket's empty buffer
+    /// ([`crate::net::refuse`]).
+    pub fn refuse(&mut self, sock: TcpStream) {
+        bump(&self.counters.refused, 1);
+        let body = "503 Service Unavailable: too many connections\n";
+        let mut msg = response::write_head(
+            1,
+            503,
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            Framing::Length(body.len() as u64),
+            false,
+        );
+        msg.extend_from_slice(body.as_bytes());
+        crate::net::refuse(sock, &msg);
+    }
+
     /// Takes an accepted connection (or closes it with 503 when at the cap).
     pub fn adopt(
         &mut self,
@@ -190,18 +206,7 @@ impl<H: Handler> Server<H> {
         let open = self.counters.open.fetch_add(1, Ordering::Relaxed);
         if open >= self.opts.max_connections as u64 {
             self.counters.open.fetch_sub(1, Ordering::Relaxed);
-            bump(&self.counters.refused, 1);
-            // One non-blocking write into the new socket's empty buffer, then the close.
-            let body = "503 Service Unavailable: too many connections\n";
-            let mut msg = response::write_head(
-                1,
-                503,
-                &[("Content-Type", "text/plain; charset=utf-8")],
-                Framing::Length(body.len() as u64),
-                false,
-            );
-            msg.extend_from_slice(body.as_bytes());
-            let _ = io::Write::write(&mut sock, &msg);
+            self.refuse(sock);
             return;
         }
         let slot = self.free.pop().unwrap_or_else(|| {

@@ -10,7 +10,7 @@
 //! - Any other error (`ENOBUFS`, `ENOMEM`, ...): a pause of [`PAUSE`], then a retry.
 //!
 //! The connection cap is the caller's: it counts the connections it keeps and closes any accepted
-//! over the cap at once.
+//! over the cap at once, with [`refuse`].
 
 use std::fs::File;
 use std::io;
@@ -50,6 +50,30 @@ fn reserve_fd() -> Option<File> {
 
 fn out_of_fds(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Most bytes [`refuse`] reads from a refused client before closing.
+const REFUSE_DRAIN: usize = 64 * 1024;
+
+/// Closes a connection the caller will not serve (over its cap): reads what the client has sent
+/// so far (without waiting, at most 64 KiB), writes `answer` (one non-blocking write; may be
+/// empty), and closes. Closing with input unread would send a reset instead of a FIN, and a client
+/// that has sent its request first (ffmpeg, `river-relay watch`) then sees "connection reset by
+/// peer", before or instead of the answer.
+pub fn refuse(mut sock: TcpStream, answer: &[u8]) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < REFUSE_DRAIN {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+    if !answer.is_empty() {
+        let _ = sock.write(answer);
+    }
+    let _ = sock.shutdown(std::net::Shutdown::Write);
 }
 
 impl Listener {

@@ -20,5 +20,5 @@ pub mod reactor;
 pub mod udp;
 
 pub use conn::{Conn, Outbox};
-pub use listener::{Accept, Listener};
+pub use listener::{refuse, Accept, Listener};
 pub use reactor::{Reactor, Timers};

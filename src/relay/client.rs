@@ -45,7 +45,7 @@ pub enum ClientError {
     NothingSent { addr: String },
     /// The broadcast a watcher was receiving ended (a reason to reconnect, with retry).
     EndOfBroadcast { addr: String },
-    /// The hub closed a watcher's connection without sending anything.
+    /// The hub closed (or reset) a watcher's connection without sending anything.
     NothingReceived { addr: String },
     /// Reading the stream from stdin failed.
     Stdin(io::Error),
@@ -74,7 +74,7 @@ impl fmt::Display for ClientError {
             ClientError::EndOfBroadcast { addr } => write!(f, "{addr}: end of broadcast"),
             ClientError::NothingReceived { addr } => write!(
                 f,
-                "{addr}: the hub closed the connection without sending anything (refused: wrong channel password, or the channel did not go live in time; see the hub's log)"
+                "{addr}: the hub closed the connection without sending anything (refused: wrong channel password, too many connections, or the channel did not go live in time; see the hub's log)"
             ),
             ClientError::Stdin(_) => f.write_str("reading stdin"),
             ClientError::Stdout(_) => f.write_str("writing stdout"),
@@ -487,6 +487,8 @@ pub fn watch(addr: &str, req: &Request, retry: &Retry) -> Result<(), ClientError
                 }
                 Ok(ReadOutcome::Eof) => break None,
                 Ok(ReadOutcome::Stop) => return Ok(()),
+                // A refusal that raced the handshake: the hub closed with it unread.
+                Err(e) if got == 0 && e.kind() == io::ErrorKind::ConnectionReset => break None,
                 Err(source) => {
                     break Some(ClientError::Receive {
                         addr: addr.to_string(),

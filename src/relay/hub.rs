@@ -397,6 +397,11 @@ impl Hub {
             if open >= self.cfg.max_connections {
                 self.count_refused(which, Refused::Limit);
                 log::warn!("{peer}: refused: {open} connections open (--max-connections)");
+                // HTTP clients get a 503; the other protocols have no answer before a handshake.
+                match self.http.as_mut().filter(|_| which == Front::Http) {
+                    Some(h) => h.refuse(sock),
+                    None => net::refuse(sock, &[]),
+                }
                 continue;
             }
             if which == Front::Http {
