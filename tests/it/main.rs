@@ -15,6 +15,7 @@ mod relay;
 mod relay_core;
 mod relay_delivery;
 mod relay_faults;
+mod relay_faults_media;
 mod relay_metrics;
 mod relay_names;
 mod relay_rtmp;
