@@ -1,7 +1,8 @@
 //! river-relay's Splitter, GopCache and WatcherQueue on arbitrary bytes in arbitrary chunks: no
 //! panic; the chunks concatenate to the input and their marks do not depend on the chunking; an
 //! unbounded watcher that joins at the start receives exactly the input; a bounded one keeps its
-//! byte accounting straight whatever it drops.
+//! byte accounting straight whatever it drops; Restamp (an FLV takeover) changes nothing but tag
+//! timestamps.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use river::media::StreamFormat;
 use river::relay::cache::{CacheLimits, GopCache, Join};
 use river::relay::queue::{QueueLimits, Verdict, WatcherQueue};
+use river::relay::restamp::Restamp;
 use river::relay::stream::{Chunk, Mark, Splitter};
 
 fn split(data: &[u8], cuts: &[u8]) -> (Vec<Chunk>, StreamFormat) {
@@ -73,6 +75,26 @@ fuzz_target!(|input: &[u8]| {
     let cat: Vec<u8> = chunked.iter().flat_map(|c| c.data.iter().copied()).collect();
     assert!(cat == data, "chunks do not concatenate to the input");
     assert_eq!(marks(&whole), marks(&chunked));
+
+    // The same stream twice through one Restamp, as a takeover: only bytes 4..8 of a chunk (a
+    // tag's timestamp) may change.
+    if fmt == StreamFormat::Flv {
+        let mut r = Restamp::new();
+        for round in 0..2 {
+            let mut again = chunked.clone();
+            if round == 1 {
+                r.next_stream();
+            }
+            r.apply(&mut again);
+            for (a, b) in again.iter().zip(&chunked) {
+                assert_eq!(a.mark, b.mark);
+                assert_eq!(a.data.len(), b.data.len());
+                for (i, (x, y)) in a.data.iter().zip(b.data.iter()).enumerate() {
+                    assert!(x == y || (4..8).contains(&i), "restamp changed byte {i}");
+                }
+            }
+        }
+    }
 
     let t0 = Instant::now();
     let ms = |i: usize| t0 + Duration::from_millis(i as u64 * (knobs as u64 % 50));
