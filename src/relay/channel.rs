@@ -29,17 +29,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::cache::{CacheLimits, GopCache};
+use super::cache::GopCache;
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
 use super::metrics::{kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired};
-use super::pace::{PaceMeter, Regime, Unclocked};
-use super::queue::{QueueLimits, QueueStats, Verdict, WatcherQueue};
+use super::pace::{PaceMeter, Regime};
+use super::queue::{QueueStats, Verdict, WatcherQueue};
 use super::restamp::Restamp;
 use super::rtsp::RtpChannel;
 use super::stats::{ChannelStats, WatcherStats};
 use super::stream::{Chunk, HeaderKind, Mark, Splitter};
 use crate::media::StreamFormat;
+pub use api::{Config, Effects, Refusal, SubKind};
 
 /// A channel's name: (user, channel).
 pub type ChanKey = (String, String);
@@ -65,76 +66,6 @@ fn ext_format(e: Ext) -> StreamFormat {
         Ext::Flv => StreamFormat::Flv,
         Ext::Ts => StreamFormat::Ts,
     }
-}
-
-/// The channels' settings.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub gop_cache: bool,
-    pub queue: QueueLimits,
-    pub cache: CacheLimits,
-    pub max_waiting: usize,
-    pub wait_timeout: Duration,
-    /// The delivery of content without a clock.
-    pub unclocked: Unclocked,
-}
-
-/// How a watcher watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubKind {
-    /// The broadcast's bytes as they are.
-    Fstream,
-    /// FLV or TS, converted when the broadcast is the other.
-    Http(Ext),
-    /// FLV (the RTMP front turns it into messages).
-    Rtmp,
-    /// RTP packets in interleaved frames, from the channel's RTP view for TCP or UDP players.
-    Rtsp { udp: bool },
-}
-
-impl SubKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            SubKind::Fstream => "fstream",
-            SubKind::Http(Ext::Flv) => "http-flv",
-            SubKind::Http(Ext::Ts) => "http-ts",
-            SubKind::Rtmp => "rtmp",
-            SubKind::Rtsp { udp: false } => "rtsp",
-            SubKind::Rtsp { udp: true } => "rtsp/udp",
-        }
-    }
-}
-
-/// Why a watcher is refused: logged with `why`; an HTTP watcher that has had no response yet
-/// gets `status` and `message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub why: String,
-    pub status: u16,
-    pub message: String,
-}
-
-impl Refusal {
-    fn new(why: String, status: u16, message: impl Into<String>) -> Self {
-        Refusal {
-            why,
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-/// What the fronts must do after a call.
-#[derive(Debug, Default)]
-pub struct Effects {
-    /// Watchers with something new to write (or to end): flush them. Each once until
-    /// [`Channels::flushed`].
-    pub flush: Vec<SubId>,
-    /// Watchers the slow-watcher policy gave up on: close them with the reason.
-    pub drop: Vec<(SubId, String)>,
-    /// Watchers refused after all (a takeover with another password, a format they cannot get):
-    /// they have left their channel; close them.
-    pub refuse: Vec<(SubId, Refusal)>,
 }
 
 /// One watcher.
@@ -1005,74 +936,6 @@ impl Channels {
         self.gc(key);
     }
 
-    /// The channels' `/metrics` series at `now`: every channel, and those gone for less than
-    /// `metrics::EXPIRY` (then forgotten); and the queue delay by watcher kind.
-    pub fn metrics(&mut self, now: Instant) -> (Vec<ChannelMetrics>, [Histogram; 6]) {
-        for (k, t) in self.retired.channels.iter_mut() {
-            match (self.map.contains_key(k), t.gone_since) {
-                (true, _) => t.gone_since = None,
-                (false, None) => t.gone_since = Some(now),
-                (false, Some(_)) => {}
-            }
-        }
-        self.retired.expire(now);
-        let mut delay = self.retired.delay;
-        let mut out: Vec<ChannelMetrics> = Vec::new();
-        let mut keys: Vec<&ChanKey> = self
-            .map
-            .keys()
-            .chain(self.retired.channels.keys())
-            .collect();
-        keys.sort();
-        keys.dedup();
-        for key in keys {
-            let t = self.retired.channels.get(key).cloned().unwrap_or_default();
-            let mut m = ChannelMetrics {
-                user: key.0.clone(),
-                channel: key.1.clone(),
-                totals: t.by_kind,
-                backpressure_secs: t.backpressure.as_secs_f64(),
-                bytes_in: t.bytes_in.iter().map(|(p, n)| (*p, *n)).collect(),
-                ..Default::default()
-            };
-            if let Some(ch) = self.map.get(key) {
-                m.live = ch.live();
-                m.paced = ch.live() && ch.paced();
-                m.publish_uptime_secs = ch
-                    .live_since
-                    .filter(|_| ch.live())
-                    .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-                m.cache_bytes = ch.cache.bytes();
-                m.backpressure_secs += (ch.held_total
-                    + ch.held_since
-                        .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)))
-                .as_secs_f64();
-                for (p, n) in &ch.bytes_in_by {
-                    match m.bytes_in.iter_mut().find(|b| b.0 == *p) {
-                        Some(b) => b.1 += n,
-                        None => m.bytes_in.push((p, *n)),
-                    }
-                }
-                let lists = std::iter::once(&ch.watchers)
-                    .chain(ch.views.iter().map(|v| &v.watchers))
-                    .chain(ch.rtp.iter().flatten().map(|r| &r.watchers));
-                for &w in lists.flatten() {
-                    let Some(s) = self.subs.get(w) else { continue };
-                    let k = kind_index(s.kind.name());
-                    let st = s.stats();
-                    m.watchers[k] += 1;
-                    m.totals[k].bytes_out += st.bytes_sent;
-                    m.totals[k].skips += st.skips;
-                    m.totals[k].bytes_dropped += st.bytes_dropped;
-                    delay[k].add(&s.delay());
-                }
-            }
-            m.bytes_in.sort();
-            out.push(m);
-        }
-        (out, delay)
-    }
-
     /// Watchers whose channel did not go live within the wait timeout.
     pub fn expired(&self, now: Instant) -> Vec<(SubId, Refusal)> {
         let mut out = Vec::new();
@@ -1087,62 +950,11 @@ impl Channels {
         }
         out
     }
-
-    /// Each channel's figures; `conn` gives a watcher's connection id, peer and age.
-    pub fn stats(
-        &self,
-        now: Instant,
-        conn: impl Fn(SubId) -> Option<(u64, SocketAddr, Instant)>,
-    ) -> Vec<ChannelStats> {
-        let mut channels: Vec<ChannelStats> = self
-            .map
-            .iter()
-            .map(|(k, ch)| {
-                let lists = std::iter::once(&ch.watchers)
-                    .chain(ch.views.iter().map(|v| &v.watchers))
-                    .chain(ch.rtp.iter().flatten().map(|r| &r.watchers));
-                let mut watchers = Vec::new();
-                for &w in lists.flatten() {
-                    let (Some(s), Some((id, peer, since))) = (self.subs.get(w), conn(w)) else {
-                        continue;
-                    };
-                    watchers.push(WatcherStats {
-                        id,
-                        peer: peer.to_string(),
-                        connected_secs: now.duration_since(since).as_secs_f64(),
-                        ..s.stats()
-                    });
-                }
-                ChannelStats {
-                    user: k.0.clone(),
-                    channel: k.1.clone(),
-                    live: ch.live(),
-                    format: format_name(ch.format),
-                    broadcaster: ch.publisher.and(ch.publisher_peer).map(|p| p.to_string()),
-                    bytes_in: ch.bytes_in,
-                    cache_bytes: ch.cache.bytes(),
-                    broadcasts: ch.broadcasts,
-                    waiting: ch.pending.len(),
-                    delivery: match (&ch.pace, ch.live()) {
-                        (_, false) => "",
-                        (None, true) => "paced",
-                        (Some(p), true) if p.regime() == Regime::Paced => "paced",
-                        _ => "realtime",
-                    },
-                    backpressure_secs: (ch.held_total
-                        + ch.held_since
-                            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)))
-                    .as_secs_f64(),
-                    watchers,
-                }
-            })
-            .collect();
-        channels.sort_by(|a, b| (&a.user, &a.channel).cmp(&(&b.user, &b.channel)));
-        channels
-    }
 }
 
+mod api;
 mod paced;
+mod report;
 mod rtsp;
 #[cfg(test)]
 mod tests;

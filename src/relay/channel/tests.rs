@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::relay::cache::CacheLimits;
+use crate::relay::pace::Unclocked;
+use crate::relay::queue::QueueLimits;
 use crate::relay::testdata;
 
 const PEER: &str = "127.0.0.1:5000";
