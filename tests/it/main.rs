@@ -17,6 +17,7 @@ mod relay_delivery;
 mod relay_metrics;
 mod relay_names;
 mod relay_rtmp;
+mod relay_soak;
 mod roundtrip;
 mod rtmp;
 mod rtsp_hub;

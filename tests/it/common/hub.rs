@@ -99,6 +99,20 @@ impl Hub {
 
     /// [`Hub::start`] with more `serve` options.
     pub fn start_with(users: &[(&str, &str)], extra: &[&str]) -> Hub {
+        Hub::spawn(Command::new(river("river-relay")), users, extra)
+    }
+
+    /// [`Hub::start_with`] with at most `nofile` descriptors (RLIMIT_NOFILE, through the shell's
+    /// `ulimit -n`, which then execs the hub: the pid is the hub's).
+    pub fn start_limited(users: &[(&str, &str)], extra: &[&str], nofile: u32) -> Hub {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(river("river-relay"));
+        Hub::spawn(sh, users, extra)
+    }
+
+    fn spawn(mut cmd: Command, users: &[(&str, &str)], extra: &[&str]) -> Hub {
         let dir = scratch("hub").join("users");
         std::fs::create_dir_all(&dir).unwrap();
         for (u, p) in users {
@@ -108,7 +122,7 @@ impl Hub {
             )
             .unwrap();
         }
-        let mut child = Command::new(river("river-relay"))
+        let mut child = cmd
             .args(["-v", "serve", "--listen", "127.0.0.1:0"])
             .args(["--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
             .args(["--rtsp", "127.0.0.1:0", "--users"])
@@ -192,6 +206,16 @@ impl Hub {
         let (head, body) = self.get("/stats");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         serde_json::from_slice(&body).expect("stats JSON")
+    }
+
+    /// The hub's CPU time so far (utime + stime from /proc/PID/stat), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &s[s.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
 
     /// The hub's resident set size in KiB.
