@@ -126,10 +126,11 @@ impl FlvOut {
                 }
                 let i = usize::from(f.track == Track::Audio);
                 let mut dts = Self::ms(f.dts);
-                // DTS strictly increases in 90 kHz ticks (the timeline clamps a small backward
-                // step to one tick after the previous frame), but two frames under a millisecond
-                // apart round to the same FLV time, and players reject equal DTS (ffmpeg: "non
-                // monotonically increasing dts"). So it strictly increases in milliseconds too:
+                // DTS strictly increases in 90 kHz ticks, but two frames under a millisecond
+                // apart (a source's, or the timeline's clamp of a small backward step to one tick
+                // after the previous frame) round to the same FLV time, and players reject equal
+                // DTS (ffmpeg: "non monotonically increasing dts"). So it strictly increases in
+                // milliseconds too:
                 // a frame that rounds to the previous one's time or before it (by the few
                 // milliseconds earlier bumps added) gets the next millisecond. The step is taken
                 // modulo 2^32, so the 49.7-day wrap stays a step forward.
@@ -238,11 +239,12 @@ mod tests {
             .collect()
     }
 
-    /// Found by bench/soak.sh: ffmpeg publishing a looped clip over RTSP steps its audio back by
-    /// ~10 ms at each loop; the timeline clamps that to one 90 kHz tick after the previous frame,
-    /// which rounded to the same millisecond, and the FLV carried two audio frames with one
-    /// timestamp (ffmpeg: "non monotonically increasing dts to muxer"). Each track's
-    /// milliseconds now strictly increase, and a bumped video frame keeps PTS ≥ DTS.
+    /// Found by bench/soak.sh: ffmpeg's -stream_loop puts two audio frames 30 ticks (0.33 ms)
+    /// apart at each loop of a clip (its own MPEG-TS output shows it); published over RTSP and
+    /// played over RTMP, the hub's FLV carried them with one timestamp (ffmpeg: "non
+    /// monotonically increasing dts to muxer"). Frames one tick apart (the timeline's clamp) did
+    /// the same. Each track's milliseconds now strictly increase, and a bumped video frame keeps
+    /// PTS ≥ DTS.
     #[test]
     fn frames_under_a_millisecond_apart_get_distinct_times() {
         let frame = |track, dts: i64, pts: i64| {
