@@ -88,9 +88,13 @@ stop_hub() {
   kill -TERM "$HUB" 2>/dev/null || true
   wait "$HUB" 2>/dev/null || true
 }
-wait_live() { # wait_live CHANNEL
+wait_live() { # wait_live CHANNEL: live, with 300 kB in (its format and tracks known: RTSP's
+  # DESCRIBE answers 503 before)
   for _ in $(seq 300); do
-    curl -s "http://$HTTP/stats" | grep -q "\"channel\":\"$1\"" && return
+    curl -s "http://$HTTP/stats" | python3 -c '
+import json, sys
+sys.exit(0 if any(c["channel"] == sys.argv[1] and c["bytes_in"] > 300000
+                  for c in json.load(sys.stdin)["channels"]) else 1)' "$1" 2>/dev/null && return
     sleep 0.1
   done
   echo "faults: channel $1 never went live" >&2; tail "$HUBLOG" >&2; exit 1
@@ -124,7 +128,7 @@ watch() {
   esac
   pids+=("$W")
 }
-decode_errors() { "$FFMPEG" -nostdin -v error -i "$1" -f null - 2>&1 | head -n 3 | tr '\n' '|'; }
+decode_errors() { { "$FFMPEG" -nostdin -v error -i "$1" -f null - 2>&1 || true; } | head -n 3 | tr '\n' '|'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # Waits up to $2 s for pid $1 to exit; prints the seconds it took, or "-" when it did not.
 wait_exit() {

@@ -111,9 +111,13 @@ PUB_RTMP=$!
 "${SRC[@]}" -f rtsp -rtsp_transport tcp "rtsp://soak:soakpw@$RTSP/soak/rtsp" 2> "$OUT/logs/pub-rtsp.err" &
 PUB_RTSP=$!
 pids+=("$PUB_FS" "$PUB_PUSH" "$PUB_RTMP" "$PUB_RTSP")
+# Live, with 300 kB in (format and tracks known: RTSP's DESCRIBE answers 503 before).
 for c in fs push rtmp rtsp; do
   for _ in $(seq 200); do
-    curl -s "http://$HTTP/stats" | grep -q "\"channel\":\"$c\"" && break
+    curl -s "http://$HTTP/stats" | python3 -c '
+import json, sys
+sys.exit(0 if any(c["channel"] == sys.argv[1] and c["bytes_in"] > 300000
+                  for c in json.load(sys.stdin)["channels"]) else 1)' "$c" 2>/dev/null && break
     sleep 0.1
   done
 done
