@@ -12,7 +12,7 @@ set output png
 set multiplot layout 3,1 title title
 set grid
 set xlabel 'time (s)'
-set key top right
+set key below horizontal
 set style rect fc rgb '#eeeeee' fs solid noborder
 set object 1 rect from graph 0, graph 0 to first warmup, graph 1 behind
 
