@@ -13,6 +13,8 @@ pub struct FlvOut {
     /// DTS (ms) of the last frame written, by track (video, audio): a configuration change is
     /// stamped with its own track's, so no track's timestamps go back.
     last_ts: [u32; 2],
+    /// Whether a frame of the track (video, audio) has been written (`last_ts` holds its DTS).
+    written: [bool; 2],
 }
 
 impl Default for FlvOut {
@@ -38,6 +40,7 @@ impl FlvOut {
             video: None,
             audio: None,
             last_ts: [0; 2],
+            written: [false; 2],
         }
     }
 
@@ -121,13 +124,26 @@ impl FlvOut {
                 if !self.started {
                     self.start(out);
                 }
-                let dts = Self::ms(f.dts);
+                let i = usize::from(f.track == Track::Audio);
+                let mut dts = Self::ms(f.dts);
+                // DTS strictly increases in 90 kHz ticks, but two frames under a millisecond
+                // apart (a source's, or the timeline's clamp of a small backward step to one tick
+                // after the previous frame) round to the same FLV time, and players reject equal
+                // DTS (ffmpeg: "non monotonically increasing dts"). So it strictly increases in
+                // milliseconds too:
+                // a frame that rounds to the previous one's time or before it (by the few
+                // milliseconds earlier bumps added) gets the next millisecond. The step is taken
+                // modulo 2^32, so the 49.7-day wrap stays a step forward.
+                if self.written[i] && (dts.wrapping_sub(self.last_ts[i]) as i32) <= 0 {
+                    dts = self.last_ts[i].wrapping_add(1);
+                }
                 let pts = Self::ms(f.pts);
-                self.last_ts[usize::from(f.track == Track::Audio)] = dts;
+                self.last_ts[i] = dts;
+                self.written[i] = true;
                 match f.track {
                     Track::Video => {
-                        let cts = (pts as i64 - dts as i64).clamp(i32::MIN as i64, i32::MAX as i64)
-                            as i32;
+                        // PTS ≥ DTS: a bumped DTS can pass the PTS by the bump.
+                        let cts = (pts.wrapping_sub(dts) as i32).max(0);
                         flv::write_avc_video_tag(
                             dts,
                             f.keyframe,
@@ -198,6 +214,75 @@ mod tests {
             })
             .collect();
         assert_eq!(video, [0, 100, 100, 140]);
+    }
+
+    fn tag_times(out: &[u8], kind: flv::TagKind) -> Vec<(u32, i32)> {
+        let mut r = flv::FlvReader::new();
+        let mut evs = Vec::new();
+        r.push(out, &mut evs);
+        r.finish(&mut evs);
+        evs.iter()
+            .filter_map(|e| match e {
+                // An AVC video body: frame type, packet type, then the composition time
+                // (signed 24 bits); audio has none.
+                flv::FlvEvent::Tag(t) if t.kind == kind => {
+                    let cts = match (kind, &t.body[..]) {
+                        (flv::TagKind::Video, [_, _, a, b, c, ..]) => {
+                            i32::from_be_bytes([*a, *b, *c, 0]) >> 8
+                        }
+                        _ => 0,
+                    };
+                    Some((t.timestamp, cts))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Found by bench/soak.sh: ffmpeg's -stream_loop puts two audio frames 30 ticks (0.33 ms)
+    /// apart at each loop of a clip (its own MPEG-TS output shows it); published over RTSP and
+    /// played over RTMP, the hub's FLV carried them with one timestamp (ffmpeg: "non
+    /// monotonically increasing dts to muxer"). Frames one tick apart (the timeline's clamp) did
+    /// the same. Each track's milliseconds now strictly increase, and a bumped video frame keeps
+    /// PTS ≥ DTS.
+    #[test]
+    fn frames_under_a_millisecond_apart_get_distinct_times() {
+        let frame = |track, dts: i64, pts: i64| {
+            MediaEvent::Frame(Frame {
+                track,
+                dts,
+                pts,
+                keyframe: true,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            })
+        };
+        let mut o = FlvOut::new();
+        let mut out = Vec::new();
+        let a = 20_069 * 90;
+        let v = 20_040 * 90;
+        for ev in [
+            MediaEvent::Tracks {
+                video: true,
+                audio: true,
+            },
+            frame(Track::Audio, 0, 0),
+            frame(Track::Audio, a, a),
+            frame(Track::Audio, a + 1, a + 1),
+            frame(Track::Audio, a + 2, a + 2),
+            frame(Track::Audio, a + 21 * 90, a + 21 * 90),
+            frame(Track::Video, v, v),
+            frame(Track::Video, v + 1, v + 1),
+            frame(Track::Video, v + 2, v + 80 * 90),
+        ] {
+            o.event(&ev, &mut out).unwrap();
+        }
+        let audio: Vec<u32> = tag_times(&out, flv::TagKind::Audio)
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(audio, [0, 20_069, 20_070, 20_071, 20_090]);
+        let video = tag_times(&out, flv::TagKind::Video);
+        assert_eq!(video, [(20_040, 0), (20_041, 0), (20_042, 78)]);
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub struct Hub {
     listeners: [Option<Listener>; 4],
     /// Accepting is paused until then (out of descriptors).
     accept_paused: [Option<Instant>; 4],
+    /// Connections closed at accept for want of descriptors since the last one accepted: the
+    /// first is logged, then the count once descriptors are free again (not a line each).
+    shed: u64,
     pub(super) rtsp_addr: Option<SocketAddr>,
     pub(super) rtsp_auth: Authenticator,
     pub(super) udp: Option<Udp>,
@@ -226,6 +229,7 @@ impl Hub {
             reactor,
             listeners: [fstream, http_l, rtmp_l, rtsp_l],
             accept_paused: [None; 4],
+            shed: 0,
             rtsp_addr,
             rtsp_auth: Authenticator::new("river", now, crate::proto::util::random_u64()),
             udp,
@@ -381,7 +385,13 @@ impl Hub {
                 Accept::Drained => return,
                 Accept::Shed(e) => {
                     self.count_refused(which, Refused::Limit);
-                    log::warn!("{which:?} accept: {e}: a connection was closed at once");
+                    self.shed += 1;
+                    if self.shed == 1 {
+                        log::warn!(
+                            "{which:?} accept: {e}: waiting connections are closed at once until \
+                             descriptors are free"
+                        );
+                    }
                     continue;
                 }
                 Accept::PausedUntil(t, e) => {
@@ -393,6 +403,13 @@ impl Hub {
                 }
             };
             self.accept_paused[front] = None;
+            if self.shed > 0 {
+                log::warn!(
+                    "descriptors free again: {} connection(s) were closed at accept for want of them",
+                    self.shed
+                );
+                self.shed = 0;
+            }
             let open = self.nconns + self.http.as_ref().map_or(0, |h| h.open());
             if open >= self.cfg.max_connections {
                 self.count_refused(which, Refused::Limit);

@@ -19,6 +19,7 @@ mod relay_faults_media;
 mod relay_metrics;
 mod relay_names;
 mod relay_rtmp;
+mod relay_soak;
 mod roundtrip;
 mod rtmp;
 mod rtsp_hub;

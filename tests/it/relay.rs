@@ -860,36 +860,3 @@ fn usage_errors() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("watch,user=fier,channel=c"), "{help}");
 }
-
-#[test]
-fn serve_stops_on_sigterm_and_watchers_get_eof() {
-    let mut hub = start_hub(&[]);
-    let mut live = TcpStream::connect(&hub.fstream).unwrap();
-    live.write_all(&handshake(
-        "broadcast,user=fier,user-password=123,channel=sig",
-    ))
-    .unwrap();
-    let mut w = TcpStream::connect(&hub.fstream).unwrap();
-    w.write_all(&handshake("watch,user=fier,channel=sig"))
-        .unwrap();
-    hub.wait_watchers("fier", "sig", 1);
-    let data = pattern(100_000, 11);
-    live.write_all(&data).unwrap();
-    w.set_read_timeout(Some(WAIT)).unwrap();
-    let mut got = vec![0u8; data.len()];
-    w.read_exact(&mut got).unwrap();
-    assert!(got == data);
-    let st = Command::new("kill")
-        .args(["-TERM", &hub.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = hub.wait_exit(WAIT);
-    assert_eq!(st.code(), Some(0));
-    // The watcher gets EOF (not a reset, not silence).
-    let mut rest = Vec::new();
-    w.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
-    // The listener is gone.
-    assert!(TcpStream::connect(&hub.fstream).is_err());
-}

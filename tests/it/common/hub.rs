@@ -90,8 +90,9 @@ pub struct Hub {
     pub rtsp: String,
     pub log: Log,
     users: PathBuf,
-    /// The options after the addresses, for [`Hub::restart`].
+    /// The options after the addresses, and the descriptor limit, for [`Hub::restart`].
     extra: Vec<String>,
+    nofile: Option<u32>,
 }
 
 impl Hub {
@@ -101,6 +102,16 @@ impl Hub {
 
     /// [`Hub::start`] with more `serve` options.
     pub fn start_with(users: &[(&str, &str)], extra: &[&str]) -> Hub {
+        Hub::start_as(users, extra, None)
+    }
+
+    /// [`Hub::start_with`] with at most `nofile` descriptors (RLIMIT_NOFILE, through the shell's
+    /// `ulimit -n`, which then execs the hub: the pid is the hub's).
+    pub fn start_limited(users: &[(&str, &str)], extra: &[&str], nofile: u32) -> Hub {
+        Hub::start_as(users, extra, Some(nofile))
+    }
+
+    fn start_as(users: &[(&str, &str)], extra: &[&str], nofile: Option<u32>) -> Hub {
         let dir = scratch("hub").join("users");
         std::fs::create_dir_all(&dir).unwrap();
         for (u, p) in users {
@@ -112,7 +123,7 @@ impl Hub {
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let any = "127.0.0.1:0";
-        let (child, log) = Hub::spawn(&dir, [any, any, any, any], &extra);
+        let (child, log) = Hub::spawn(&dir, [any, any, any, any], &extra, nofile);
         let addr = |what: &str| {
             let prefix = format!("river-relay: {what} listening on ");
             log.wait_for(&prefix, "river-relay serve")
@@ -132,13 +143,29 @@ impl Hub {
             log,
             users: dir,
             extra,
+            nofile,
         }
     }
 
     /// `river-relay -v serve` on `addrs` (fstream, HTTP, RTMP, RTSP) with `extra` options.
-    fn spawn(users: &Path, addrs: [&str; 4], extra: &[String]) -> (Child, Log) {
+    fn spawn(
+        users: &Path,
+        addrs: [&str; 4],
+        extra: &[String],
+        nofile: Option<u32>,
+    ) -> (Child, Log) {
         let [fstream, http, rtmp, rtsp] = addrs;
-        let mut child = Command::new(river("river-relay"))
+        let mut cmd = match nofile {
+            None => Command::new(river("river-relay")),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(river("river-relay"));
+                sh
+            }
+        };
+        let mut child = cmd
             .args(["-v", "serve", "--listen", fstream])
             .args(["--http", http, "--rtmp", rtmp])
             .args(["--rtsp", rtsp, "--users"])
@@ -165,7 +192,7 @@ impl Hub {
             self.rtmp.as_str(),
             self.rtsp.as_str(),
         ];
-        let (child, log) = Hub::spawn(&self.users, addrs, &self.extra);
+        let (child, log) = Hub::spawn(&self.users, addrs, &self.extra, self.nofile);
         self.child = child;
         let old = std::mem::replace(&mut self.log, log);
         self.log.wait_for(
@@ -226,6 +253,16 @@ impl Hub {
         let (head, body) = self.get("/stats");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         serde_json::from_slice(&body).expect("stats JSON")
+    }
+
+    /// The hub's CPU time so far (utime + stime from /proc/PID/stat), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &s[s.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
 
     /// The hub's resident set size in KiB.
