@@ -330,7 +330,7 @@ impl Run {
     }
 
     fn no_video_hint(&self) -> &'static str {
-        if self.hevc {
+        if self.hevc || self.store.unsupported_codec().is_some() {
             "; the input carries H.265/HEVC video, which river-thumb does not decode (H.264 only)"
         } else if self.store.no_video() {
             "; the input has no H.264 video track (river-thumb decodes H.264 only, not H.265/HEVC)"
