@@ -214,6 +214,8 @@ impl FlvInput {
             return Ok(());
         }
         match packet_type {
+            // An empty record carries nothing (as ffmpeg writes an empty AAC one).
+            flv::AvcPacketType::SequenceHeader if payload.is_empty() => {}
             flv::AvcPacketType::SequenceHeader => {
                 let parsed = match codec {
                     VideoCodec::H264 => h264::parse_avcc(&payload)
@@ -299,6 +301,12 @@ impl FlvInput {
             }
         };
         match at.packet {
+            // ffmpeg 9 writes an empty sequence header first when its input gave the
+            // AudioSpecificConfig late (MPEG-TS): it carries nothing.
+            flv::AudioPacket::Aac {
+                packet_type: flv::AacPacketType::SequenceHeader,
+                payload,
+            } if payload.is_empty() => {}
             flv::AudioPacket::Aac {
                 packet_type: flv::AacPacketType::SequenceHeader,
                 payload,
