@@ -29,9 +29,9 @@ pub use thumb::{parse_duration, Thumb};
 /// for [`StreamFormat`] (clap's help and completions need the documented enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormat {
-    /// FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it
+    /// FLV (H.264 or H.265 + AAC; Enhanced FLV too), as `ffmpeg -f flv -` writes it
     Flv,
-    /// MPEG-TS (H.264 + AAC in ADTS), 188-byte packets
+    /// MPEG-TS (H.264 or H.265 + AAC in ADTS), 188-byte packets
     Ts,
     /// Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it
     H264,

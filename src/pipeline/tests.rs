@@ -313,3 +313,89 @@ fn h265_ts_joined_at_a_cra_drops_its_rasl_pictures() {
         "{diags:?}"
     );
 }
+
+/// The H.264 fixture as MPEG-TS whose PMT also lists `extra` streams (pid, stream_type) that carry
+/// nothing.
+fn ts_with_extra_streams(extra: &[(u16, u8)]) -> Vec<u8> {
+    let (evs, _) = events(H264);
+    let mut streams = vec![ts::MuxStream {
+        pid: ts::PID_VIDEO,
+        stream_type: ts::STREAM_TYPE_H264,
+        stream_id: ts::STREAM_ID_VIDEO,
+    }];
+    for &(pid, stream_type) in extra {
+        streams.push(ts::MuxStream {
+            pid,
+            stream_type,
+            stream_id: 0xBD,
+        });
+    }
+    let mut m = ts::TsMuxer::new(streams, ts::PID_VIDEO);
+    let mut cfg = None;
+    let mut out = Vec::new();
+    for e in &evs {
+        match e {
+            crate::media::MediaEvent::Video(c) => cfg = Some(c.clone()),
+            crate::media::MediaEvent::Frame(f) => {
+                let mut pes = Vec::new();
+                crate::codec::h264::write_annexb_au(
+                    &f.data,
+                    cfg.as_ref().unwrap(),
+                    f.keyframe,
+                    &mut pes,
+                );
+                let t = |v: i64| (v + 90_000) as u64;
+                m.write_pes(
+                    ts::PID_VIDEO,
+                    t(f.pts),
+                    Some(t(f.dts)),
+                    f.keyframe,
+                    &pes,
+                    &mut out,
+                )
+                .unwrap();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn data_streams_are_ignored_with_one_line() {
+    let input = ts_with_extra_streams(&[(0x102, 0x86), (0x103, 0x06)]);
+    let (evs, diags) = events(&input);
+    assert_eq!(video_frames(&evs).len(), 50);
+    assert_eq!(
+        diags,
+        ["ignoring MPEG-TS data streams: pid 0x102 type 0x86 (SCTE-35 cues), pid 0x103 type 0x06 (private data, such as subtitles or teletext)"]
+    );
+}
+
+#[test]
+fn unsupported_audio_or_video_streams_fail_unless_dropped() {
+    for (stream_type, name) in [
+        (0x02, "unsupported video codec MPEG-2 video"),
+        (0x81, "unsupported audio codec AC-3"),
+        (0x1b, "a second video stream (H.264)"),
+    ] {
+        let input = ts_with_extra_streams(&[(0x104, stream_type)]);
+        let mut demux = Demux::new(None, None, 10.0);
+        let (mut evs, mut diags) = (Vec::new(), Vec::new());
+        let e = demux.push(&input, &mut evs, &mut diags).unwrap_err();
+        assert!(e.message.starts_with(name), "{e}");
+        assert!(e.message.contains("pid 0x104"), "{e}");
+        assert!(e.message.contains("--drop-unsupported"), "{e}");
+        // The PMT is in the first packets: the error names its offset.
+        assert!(e.offset < 188 * 3, "{e}");
+
+        let mut demux = Demux::new(None, None, 10.0);
+        demux.set_drop_unsupported(true);
+        let (mut evs, mut diags) = (Vec::new(), Vec::new());
+        demux.push(&input, &mut evs, &mut diags).unwrap();
+        demux.finish(&mut evs, &mut diags).unwrap();
+        assert_eq!(video_frames(&evs).len(), 50);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.contains("dropped (--drop-unsupported)"));
+    }
+}

@@ -94,7 +94,7 @@ impl StreamKind {
             0x81 => StreamKind::Audio("AC-3"),
             0x87 => StreamKind::Audio("E-AC-3"),
             0x05 | 0x0A..=0x0D => StreamKind::Data("sections"),
-            0x06 => StreamKind::Data("private data (subtitles, teletext, ...)"),
+            0x06 => StreamKind::Data("private data, such as subtitles or teletext"),
             0x15 => StreamKind::Data("metadata"),
             0x86 => StreamKind::Data("SCTE-35 cues"),
             _ => StreamKind::Data("unknown"),
