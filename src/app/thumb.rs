@@ -85,7 +85,8 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         }
     };
     let mut run = Run {
-        demux: Demux::new(args.input_format.map(Into::into), None, 10.0),
+        // Thumbnails need the video only: other tracks river does not carry are logged, not fatal.
+        demux: Demux::new(args.input_format.map(Into::into), None, 10.0).dropping_unsupported(),
         store: KeyframeStore::new(),
         renderer: Renderer::new(opts),
         shared,

@@ -59,6 +59,14 @@ impl Demux {
         self.drop_unsupported = drop;
     }
 
+    /// [`Self::set_drop_unsupported`] at construction, for readers that take what they can of a
+    /// stream someone else chose (relay views, thumbnails) and log the rest.
+    #[must_use]
+    pub fn dropping_unsupported(mut self) -> Self {
+        self.drop_unsupported = true;
+        self
+    }
+
     /// The detected (or forced) input format, once known.
     pub fn format(&self) -> Option<StreamFormat> {
         self.inner.as_ref().map(|i| match i {

@@ -81,7 +81,8 @@ impl RtpView {
     /// ([`crate::proto::util::random_u64`]), fixed in a test.
     pub fn new(input: Option<StreamFormat>, seed: u64) -> Self {
         RtpView {
-            demux: Demux::new(input, None, 10.0),
+            // Players get what RTP can carry of the broadcast; other tracks are logged and dropped.
+            demux: Demux::new(input, None, 10.0).dropping_unsupported(),
             video: None,
             audio: None,
             v: None,
