@@ -135,6 +135,10 @@ impl TsInput {
             if self.reported.contains(&(s.pid, s.stream_type)) {
                 continue;
             }
+            // Bounded: a stream whose PMT keeps changing is reported again rather than remembered.
+            if self.reported.len() >= 64 {
+                self.reported.clear();
+            }
             let (kind, name) = match StreamKind::of(s.stream_type) {
                 StreamKind::Video(n) => ("video", n),
                 StreamKind::Audio(n) => ("audio", n),

@@ -16,6 +16,11 @@ use crate::media::{Codec, Frame, MediaEvent, Track, VideoConfig};
 /// with a warning.
 pub const MAX_AU_SIZE: usize = 32 * 1024 * 1024;
 
+/// Most pictures held at the start of a coded video sequence (an IRAP picture and its leading
+/// pictures, which a conforming stream keeps below the 16-picture DPB): past it they are stamped
+/// with what is known, so memory stays bounded.
+const MAX_HELD: usize = 32;
+
 #[derive(Debug, Default)]
 struct Au {
     nals: Vec<Nal>,
@@ -443,6 +448,9 @@ impl AnnexBReader {
                 keyframe: irap,
                 data,
             });
+            if self.held.len() >= MAX_HELD {
+                self.release_held(out);
+            }
             return;
         }
         let display = self
@@ -701,6 +709,37 @@ mod tests {
             let (a, b) = input.split_at(cut);
             assert_eq!(read(&[a, b], None), whole, "cut {cut}");
         }
+    }
+
+    /// An IRAP picture followed by nothing but leading pictures does not grow the reader's memory:
+    /// past MAX_HELD pictures they are stamped and emitted.
+    #[test]
+    fn leading_pictures_without_end_are_bounded() {
+        let nals = split(&cra_start());
+        let mut input = Vec::new();
+        let mut leading = None;
+        for n in &nals {
+            let t = nal_type(&n.data);
+            if is_rasl(t) && leading.is_none() {
+                // The first RASL picture, re-typed RADL, repeated.
+                let mut v = n.data.to_vec();
+                v[0] = (v[0] & 0x81) | ((t - 2) << 1);
+                leading = Some(v);
+                break;
+            }
+            input.extend_from_slice(b"\x00\x00\x01");
+            input.extend_from_slice(&n.data);
+        }
+        let leading = leading.unwrap();
+        let mut r = AnnexBReader::new(None);
+        let (mut out, mut w) = (Vec::new(), Vec::new());
+        r.push(&input, &mut out, &mut w);
+        for _ in 0..200 {
+            r.push(b"\x00\x00\x01", &mut out, &mut w);
+            r.push(&leading, &mut out, &mut w);
+            assert!(r.held.len() < MAX_HELD);
+        }
+        assert!(frames(&out).len() > 150);
     }
 
     #[test]
