@@ -23,7 +23,7 @@ _river__hls__seg() {
 
     case "${cmd}" in
         river__hls__seg)
-            opts="-f -v -q -h -V --dir --name --segment-time --list-size --dvr --segment-name --utc --align --serve --duration --on-segment --input-format --fps --max-gap --verbose --quiet --help --version"
+            opts="-f -v -q -h -V --dir --name --segment-time --list-size --dvr --segment-name --utc --align --serve --duration --on-segment --input-format --fps --max-gap --drop-unsupported --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,11 +66,11 @@ _river__hls__seg() {
                     return 0
                     ;;
                 --input-format)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 --fps)

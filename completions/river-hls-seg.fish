@@ -7,13 +7,15 @@ complete -c river-hls-seg -l align -d 'Cut at the first keyframe after each wall
 complete -c river-hls-seg -l serve -d 'Serve DIR over HTTP on this address: DIR at /live/ (so NAME.m3u8 is http://ADDR/live/NAME.m3u8) and a player page at /. The bound address is printed on stderr. When the input ends the files stay served until SIGINT or SIGTERM' -r
 complete -c river-hls-seg -l duration -d 'Stop by itself after this much media (e.g. 1h), finishing the playlist' -r
 complete -c river-hls-seg -l on-segment -d 'Run this shell command after each segment is complete; it gets RIVER_SEGMENT (path), RIVER_SEGMENT_URI, RIVER_SEGMENT_DURATION and RIVER_PLAYLIST in its environment' -r
-complete -c river-hls-seg -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it'
-ts\t'MPEG-TS (H.264 + AAC in ADTS), 188-byte packets'
-h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'"
-complete -c river-hls-seg -l fps -d 'Frame rate for H.264 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001' -r
+complete -c river-hls-seg -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 or H.265 + AAC; Enhanced FLV too), as `ffmpeg -f flv -` writes it'
+ts\t'MPEG-TS (H.264 or H.265 + AAC in ADTS), 188-byte packets'
+h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'
+h265\t'Raw H.265/HEVC Annex B byte stream (start codes), as `ffmpeg -f hevc -` writes it'"
+complete -c river-hls-seg -l fps -d 'Frame rate for H.264/H.265 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001' -r
 complete -c river-hls-seg -l max-gap -d 'Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap' -r
 complete -c river-hls-seg -l dvr -d 'Keep every segment (EVENT playlist, VOD at the end) instead of a live window'
 complete -c river-hls-seg -l utc -d 'Format segment names and --align boundaries in UTC instead of local time'
+complete -c river-hls-seg -l drop-unsupported -d 'Drop audio and video tracks river does not carry (MPEG-2 video, AC-3, MP3, a second video track, ...) instead of failing with an error that names them; the other tracks go on'
 complete -c river-hls-seg -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-hls-seg -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
 complete -c river-hls-seg -s h -l help -d 'Print help (see more with \'--help\')'

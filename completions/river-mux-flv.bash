@@ -23,18 +23,18 @@ _river__mux__flv() {
 
     case "${cmd}" in
         river__mux__flv)
-            opts="-f -v -q -h -V --input-format --fps --max-gap --stats --stats-period --metrics --verbose --quiet --help --version"
+            opts="-f -v -q -h -V --input-format --fps --max-gap --drop-unsupported --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --input-format)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 --fps)

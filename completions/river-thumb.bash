@@ -66,11 +66,11 @@ _river__thumb() {
                     return 0
                     ;;
                 --input-format)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 -f)
-                    COMPREPLY=($(compgen -W "flv ts h264" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -7,9 +7,10 @@ complete -c river-thumb -l quality -d 'JPEG quality, 1 (smallest) to 100 (best)'
 complete -c river-thumb -l format -d 'Image format; default: from the --out extension (.png), else jpeg' -r -f -a "jpeg\t'Baseline JPEG, 4:2:0'
 png\t'PNG, 8-bit RGB'"
 complete -c river-thumb -l timeout -d 'Fail (exit 1) when no keyframe has arrived within DUR (one-shot: no picture made within DUR)' -r
-complete -c river-thumb -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it'
-ts\t'MPEG-TS (H.264 + AAC in ADTS), 188-byte packets'
-h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'"
+complete -c river-thumb -s f -l input-format -d 'Input format; detected from the first bytes when not given' -r -f -a "flv\t'FLV (H.264 or H.265 + AAC; Enhanced FLV too), as `ffmpeg -f flv -` writes it'
+ts\t'MPEG-TS (H.264 or H.265 + AAC in ADTS), 188-byte packets'
+h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'
+h265\t'Raw H.265/HEVC Annex B byte stream (start codes), as `ffmpeg -f hevc -` writes it'"
 complete -c river-thumb -l tee -d 'Copy stdin to stdout unchanged (pictures then go to --out or --serve)'
 complete -c river-thumb -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-thumb -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'

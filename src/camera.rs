@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{AudioConfig, Codec, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 use crate::timeline::{Timeline, TimelineConfig};
 
 /// An RTSP URL with its credentials taken out.
@@ -380,6 +380,10 @@ impl Ingest {
         let t = ts + offset;
         let mut f = Frame {
             track,
+            codec: match track {
+                Track::Video => self.video.as_ref().map_or(Codec::H264, |v| v.codec.codec()),
+                Track::Audio => Codec::Aac,
+            },
             dts: t,
             pts: t,
             keyframe: track == Track::Audio || keyframe,
@@ -415,6 +419,8 @@ mod tests {
 
     fn vcfg() -> VideoConfig {
         VideoConfig {
+            codec: crate::media::VideoCodec::H264,
+            vps: vec![],
             sps: vec![Bytes::from_static(b"\x67sps")],
             pps: vec![Bytes::from_static(b"\x68pps")],
             width: 320,

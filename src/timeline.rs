@@ -242,6 +242,10 @@ mod tests {
     fn frame(track: Track, dts: i64, pts: i64) -> Frame {
         Frame {
             track,
+            codec: match track {
+                Track::Video => crate::media::Codec::H264,
+                Track::Audio => crate::media::Codec::Aac,
+            },
             dts,
             pts,
             keyframe: true,

@@ -28,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
         match kind % 8 {
             0 => ing.begin_session(kind & 0x10 != 0, kind & 0x20 != 0),
             1 => ing.video_config(VideoConfig {
+                codec: river::media::VideoCodec::H264,
+                vps: vec![],
                 sps: vec![Bytes::from_static(b"\x67")],
                 pps: vec![Bytes::from_static(b"\x68")],
                 width: 16,

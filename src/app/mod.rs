@@ -98,6 +98,7 @@ pub(crate) fn pump<S: EventSink>(
         input.fps.map(|f| (f.num, f.den)),
         input.max_gap,
     );
+    demux.set_drop_unsupported(input.drop_unsupported);
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut events, mut diags) = (Vec::new(), Vec::new());

@@ -85,7 +85,8 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         }
     };
     let mut run = Run {
-        demux: Demux::new(args.input_format.map(Into::into), None, 10.0),
+        // Thumbnails need the video only: other tracks river does not carry are logged, not fatal.
+        demux: Demux::new(args.input_format.map(Into::into), None, 10.0).dropping_unsupported(),
         store: KeyframeStore::new(),
         renderer: Renderer::new(opts),
         shared,
@@ -330,7 +331,7 @@ impl Run {
     }
 
     fn no_video_hint(&self) -> &'static str {
-        if self.hevc {
+        if self.hevc || self.store.unsupported_codec().is_some() {
             "; the input carries H.265/HEVC video, which river-thumb does not decode (H.264 only)"
         } else if self.store.no_video() {
             "; the input has no H.264 video track (river-thumb decodes H.264 only, not H.265/HEVC)"

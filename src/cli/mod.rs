@@ -29,12 +29,15 @@ pub use thumb::{parse_duration, Thumb};
 /// for [`StreamFormat`] (clap's help and completions need the documented enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormat {
-    /// FLV (H.264 + AAC), as `ffmpeg -f flv -` writes it
+    /// FLV (H.264 or H.265 + AAC; Enhanced FLV too), as `ffmpeg -f flv -` writes it
     Flv,
-    /// MPEG-TS (H.264 + AAC in ADTS), 188-byte packets
+    /// MPEG-TS (H.264 or H.265 + AAC in ADTS), 188-byte packets
     Ts,
     /// Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it
     H264,
+    /// Raw H.265/HEVC Annex B byte stream (start codes), as `ffmpeg -f hevc -` writes it
+    #[value(alias = "hevc")]
+    H265,
 }
 
 impl From<InputFormat> for StreamFormat {
@@ -43,6 +46,7 @@ impl From<InputFormat> for StreamFormat {
             InputFormat::Flv => StreamFormat::Flv,
             InputFormat::Ts => StreamFormat::Ts,
             InputFormat::H264 => StreamFormat::AnnexB,
+            InputFormat::H265 => StreamFormat::AnnexBH265,
         }
     }
 }
@@ -172,12 +176,16 @@ pub struct MuxInput {
     /// Input format; detected from the first bytes when not given
     #[arg(long, short = 'f', value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormat>,
-    /// Frame rate for H.264 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001
+    /// Frame rate for H.264/H.265 Annex B input without VUI timing (default 25), e.g. 30 or 30000/1001
     #[arg(long, value_name = "FPS")]
     pub fps: Option<FrameRate>,
     /// Forward timestamp jump (seconds) past which the timeline re-stamps instead of keeping the gap
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub max_gap: f64,
+    /// Drop audio and video tracks river does not carry (MPEG-2 video, AC-3, MP3, a second video
+    /// track, ...) instead of failing with an error that names them; the other tracks go on
+    #[arg(long)]
+    pub drop_unsupported: bool,
 }
 
 /// Every tool's clap command, for docs and completions.

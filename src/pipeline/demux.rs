@@ -5,7 +5,7 @@
 use super::flv_in::FlvInput;
 use super::gate::Gate;
 use super::ts_in::TsInput;
-use crate::codec::h264;
+use crate::codec::{h264, h265};
 use crate::error::Diag;
 use crate::format::detect;
 use crate::media::{MediaEvent, StreamFormat, CLOCK_HZ};
@@ -16,6 +16,7 @@ pub struct Demux {
     forced: Option<StreamFormat>,
     fps: Option<(u32, u32)>,
     max_gap: i64,
+    drop_unsupported: bool,
     pending: Vec<u8>,
     inner: Option<Inner>,
     timeline: Timeline,
@@ -29,6 +30,7 @@ enum Inner {
     Flv(FlvInput),
     Ts(TsInput),
     H264(h264::AnnexBReader),
+    H265(h265::AnnexBReader),
 }
 
 impl Demux {
@@ -40,6 +42,7 @@ impl Demux {
             forced,
             fps,
             max_gap,
+            drop_unsupported: false,
             pending: Vec::new(),
             inner: None,
             timeline: Timeline::new(TimelineConfig::new(None)),
@@ -49,12 +52,28 @@ impl Demux {
         }
     }
 
+    /// An audio or video track in a codec river does not carry (or a second one of a kind) ends the
+    /// input with an error naming it, unless `drop` is set: then it is dropped with one warning and
+    /// the other tracks go on. Set it before the first push.
+    pub fn set_drop_unsupported(&mut self, drop: bool) {
+        self.drop_unsupported = drop;
+    }
+
+    /// [`Self::set_drop_unsupported`] at construction, for readers that take what they can of a
+    /// stream someone else chose (relay views, thumbnails) and log the rest.
+    #[must_use]
+    pub fn dropping_unsupported(mut self) -> Self {
+        self.drop_unsupported = true;
+        self
+    }
+
     /// The detected (or forced) input format, once known.
     pub fn format(&self) -> Option<StreamFormat> {
         self.inner.as_ref().map(|i| match i {
             Inner::Flv(_) => StreamFormat::Flv,
             Inner::Ts(_) => StreamFormat::Ts,
             Inner::H264(_) => StreamFormat::AnnexB,
+            Inner::H265(_) => StreamFormat::AnnexBH265,
         })
     }
 
@@ -67,17 +86,29 @@ impl Demux {
         let wrap = match fmt {
             StreamFormat::Flv => Some(WRAP_FLV),
             StreamFormat::Ts => Some(WRAP_TS),
-            StreamFormat::AnnexB | StreamFormat::Opaque => None,
+            StreamFormat::AnnexB | StreamFormat::AnnexBH265 | StreamFormat::Opaque => None,
         };
         let mut cfg = TimelineConfig::new(wrap);
         cfg.max_gap = self.max_gap;
         self.timeline = Timeline::new(cfg);
         self.inner = Some(match fmt {
-            StreamFormat::Flv => Inner::Flv(FlvInput::default()),
-            StreamFormat::Ts => Inner::Ts(TsInput::default()),
+            StreamFormat::Flv => {
+                let mut f = FlvInput::default();
+                f.drop_unsupported = self.drop_unsupported;
+                Inner::Flv(f)
+            }
+            StreamFormat::Ts => {
+                let mut t = TsInput::default();
+                t.drop_unsupported = self.drop_unsupported;
+                Inner::Ts(t)
+            }
             StreamFormat::AnnexB | StreamFormat::Opaque => {
                 self.gate.announce(true, false);
                 Inner::H264(h264::AnnexBReader::new(self.fps))
+            }
+            StreamFormat::AnnexBH265 => {
+                self.gate.announce(true, false);
+                Inner::H265(h265::AnnexBReader::new(self.fps))
             }
         });
     }
@@ -148,6 +179,14 @@ impl Demux {
             Some(Inner::Flv(f)) => f.push(data, eof, &mut evs, diags),
             Some(Inner::Ts(t)) => t.push(data, eof, &mut evs, diags),
             Some(Inner::H264(r)) => {
+                if eof {
+                    r.finish(&mut evs, diags);
+                } else {
+                    r.push(data, &mut evs, diags);
+                }
+                Ok(())
+            }
+            Some(Inner::H265(r)) => {
                 if eof {
                     r.finish(&mut evs, diags);
                 } else {

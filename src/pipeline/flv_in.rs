@@ -1,9 +1,11 @@
-//! The FLV bridge: FLV tags ([`crate::format::flv`]) to media events (AVCC video, raw AAC).
+//! The FLV bridge: FLV tags ([`crate::format::flv`]) to media events (length-prefixed H.264 or
+//! H.265 video from legacy AVC, legacy HEVC (codec id 12) and Enhanced FLV `avc1`/`hvc1` tags;
+//! raw AAC).
 
-use crate::codec::{aac, h264};
+use crate::codec::{aac, h264, h265};
 use crate::error::Diag;
 use crate::format::flv;
-use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig};
+use crate::media::{AudioConfig, Codec, Frame, MediaEvent, Track, VideoCodec, VideoConfig};
 
 /// FLV bytes → media events.
 #[derive(Default)]
@@ -13,7 +15,12 @@ pub(super) struct FlvInput {
     length_size: u8,
     video_cfg: Option<VideoConfig>,
     audio_cfg: Option<AudioConfig>,
-    warned_audio_codec: bool,
+    /// The tracks the FLV header announced: (video, audio).
+    header_tracks: (bool, bool),
+    /// (video, audio) in a codec river does not carry, dropped at the user's request.
+    dropped: [bool; 2],
+    /// Audio and video river does not carry are dropped instead of failing the input.
+    pub(super) drop_unsupported: bool,
 }
 
 impl FlvInput {
@@ -49,14 +56,60 @@ impl FlvInput {
     ) -> Result<(), Diag> {
         match ev {
             flv::FlvEvent::Header { audio, video, .. } => {
-                out.push(MediaEvent::Tracks { video, audio })
+                self.header_tracks = (video, audio);
+                out.push(MediaEvent::Tracks {
+                    video: video && !self.dropped[0],
+                    audio: audio && !self.dropped[1],
+                })
             }
             flv::FlvEvent::Warning(d) => diags.push(d),
             flv::FlvEvent::Tag(tag) => match tag.kind {
                 flv::TagKind::Video => self.video_tag(&tag, out, diags)?,
-                flv::TagKind::Audio => self.audio_tag(&tag, out, diags),
+                flv::TagKind::Audio => self.audio_tag(&tag, out, diags)?,
                 _ => {}
             },
+        }
+        Ok(())
+    }
+
+    /// An audio or video tag river does not carry: an error naming it, or (when the user asked
+    /// for it) a one-time log line, and the track is announced gone so the start gate does not
+    /// wait for it.
+    fn unsupported(
+        &mut self,
+        track: Track,
+        tag: &flv::Tag,
+        what: String,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
+        let carries = match track {
+            Track::Video => "H.264 and H.265 video",
+            Track::Audio => "AAC audio",
+        };
+        let kind = match track {
+            Track::Video => "video",
+            Track::Audio => "audio",
+        };
+        let message = format!("unsupported {what} in an FLV {kind} tag; river carries {carries}");
+        if !self.drop_unsupported {
+            return Err(Diag::new(
+                tag.offset,
+                format!("{message}: pass --drop-unsupported to continue without it"),
+            ));
+        }
+        let i = usize::from(track == Track::Audio);
+        if !self.dropped[i] {
+            self.dropped[i] = true;
+            diags.push(Diag::new(
+                tag.offset,
+                format!("{message}; the track is dropped (--drop-unsupported)"),
+            ));
+            let (video, audio) = self.header_tracks;
+            out.push(MediaEvent::Tracks {
+                video: video && !self.dropped[0],
+                audio: audio && !self.dropped[1],
+            });
         }
         Ok(())
     }
@@ -78,57 +131,130 @@ impl FlvInput {
             }
         };
         let keyframe = vt.frame_type == flv::VideoFrameType::Key;
-        // Legacy AVC and Enhanced-RTMP `avc1` carry the same payloads.
-        let (packet_type, cts_ms, payload) = match vt.packet {
-            flv::VideoPacket::Avc { packet_type, cts_ms, payload } => (packet_type, cts_ms, payload),
-            flv::VideoPacket::Ex { fourcc, packet_type, cts_ms, payload } if fourcc == flv::FourCc::AVC1 => {
+        let command = vt.frame_type == flv::VideoFrameType::Command;
+        // Legacy AVC, legacy HEVC (codec id 12) and Enhanced `avc1`/`hvc1` all come down to a
+        // packet type, a composition time and a payload laid out the same way.
+        let (codec, packet_type, cts_ms, payload) = match vt.packet {
+            flv::VideoPacket::Avc {
+                packet_type,
+                cts_ms,
+                payload,
+            } => (VideoCodec::H264, packet_type, cts_ms, payload),
+            flv::VideoPacket::Ex {
+                fourcc,
+                packet_type,
+                cts_ms,
+                payload,
+            } if fourcc == flv::FourCc::AVC1 || fourcc == flv::FourCc::HVC1 => {
+                let codec = if fourcc == flv::FourCc::AVC1 {
+                    VideoCodec::H264
+                } else {
+                    VideoCodec::H265
+                };
                 let pt = match packet_type {
                     flv::ExVideoPacketType::SequenceStart => flv::AvcPacketType::SequenceHeader,
-                    flv::ExVideoPacketType::CodedFrames | flv::ExVideoPacketType::CodedFramesX => flv::AvcPacketType::Nalu,
+                    flv::ExVideoPacketType::CodedFrames | flv::ExVideoPacketType::CodedFramesX => {
+                        flv::AvcPacketType::Nalu
+                    }
                     flv::ExVideoPacketType::SequenceEnd => flv::AvcPacketType::EndOfSequence,
+                    // Metadata (HDR colour information) and the rest: nothing to carry.
                     _ => return Ok(()),
                 };
-                (pt, cts_ms, payload)
+                (codec, pt, cts_ms, payload)
             }
             flv::VideoPacket::Ex { fourcc, .. } => {
-                return Err(Diag::new(
-                    tag.offset,
-                    format!("unsupported video codec {fourcc} (Enhanced FLV) in the input; river carries H.264 only"),
-                ))
+                return self.unsupported(
+                    Track::Video,
+                    tag,
+                    format!("video codec {fourcc} (Enhanced FLV)"),
+                    out,
+                    diags,
+                );
             }
-            flv::VideoPacket::Other { codec_id, .. } if vt.frame_type != flv::VideoFrameType::Command => {
+            flv::VideoPacket::ExUnsupported { packet_type, .. } => {
+                return self.unsupported(
+                    Track::Video,
+                    tag,
+                    format!("Enhanced FLV video packet type {packet_type:?}"),
+                    out,
+                    diags,
+                );
+            }
+            flv::VideoPacket::Other {
+                codec_id: 12,
+                payload,
+            } if !command => match flv::avc_like_payload(&payload) {
+                Ok((pt, cts, p)) => (VideoCodec::H265, pt, cts, p),
+                Err(e) => {
+                    diags.push(Diag::new(
+                        tag.offset,
+                        format!("bad FLV video tag: {e}; tag skipped"),
+                    ));
+                    return Ok(());
+                }
+            },
+            flv::VideoPacket::Other { codec_id, .. } if !command => {
                 let name = match codec_id {
                     2 => "Sorenson H.263",
+                    3 | 6 => "Screen video",
                     4 | 5 => "VP6",
-                    12 => "HEVC (codec id 12)",
                     _ => "other",
                 };
-                return Err(Diag::new(
-                    tag.offset,
-                    format!("unsupported video codec id {codec_id} ({name}) in FLV; river carries H.264 only"),
-                ));
+                return self.unsupported(
+                    Track::Video,
+                    tag,
+                    format!("video codec id {codec_id} ({name})"),
+                    out,
+                    diags,
+                );
             }
             _ => return Ok(()), // command frames: nothing to carry
         };
+        if self.dropped[0] {
+            return Ok(());
+        }
         match packet_type {
-            flv::AvcPacketType::SequenceHeader => match h264::parse_avcc(&payload)
-                .and_then(|a| Ok((a.length_size, h264::video_config(a.sps, a.pps)?)))
-            {
-                Ok((ls, cfg)) => {
-                    self.length_size = ls;
-                    if self.video_cfg.as_ref() != Some(&cfg) {
-                        self.video_cfg = Some(cfg.clone());
-                        out.push(MediaEvent::Video(cfg));
+            // An empty record carries nothing (as ffmpeg writes an empty AAC one).
+            flv::AvcPacketType::SequenceHeader if payload.is_empty() => {}
+            flv::AvcPacketType::SequenceHeader => {
+                let parsed = match codec {
+                    VideoCodec::H264 => h264::parse_avcc(&payload)
+                        .and_then(|a| Ok((a.length_size, h264::video_config(a.sps, a.pps)?)))
+                        .map_err(|e| e.to_string()),
+                    VideoCodec::H265 => h265::parse_hvcc(&payload)
+                        .and_then(|h| Ok((h.length_size, h.video_config()?)))
+                        .map_err(|e| e.to_string()),
+                };
+                match parsed {
+                    Ok((ls, cfg)) => {
+                        self.length_size = ls;
+                        if self.video_cfg.as_ref() != Some(&cfg) {
+                            self.video_cfg = Some(cfg.clone());
+                            out.push(MediaEvent::Video(cfg));
+                        }
                     }
+                    Err(e) => diags.push(Diag::new(
+                        tag.offset,
+                        format!("bad {} sequence header: {e}; ignored", codec.name()),
+                    )),
                 }
-                Err(e) => diags.push(Diag::new(
-                    tag.offset,
-                    format!("bad AVC sequence header: {e}; ignored"),
-                )),
-            },
+            }
             flv::AvcPacketType::Nalu => {
                 if payload.is_empty() {
                     return Ok(());
+                }
+                if let Some(c) = &self.video_cfg {
+                    if c.codec != codec {
+                        diags.push(Diag::new(
+                            tag.offset,
+                            format!(
+                                "{} frame after a {} sequence header; skipped",
+                                codec.name(),
+                                c.codec.name()
+                            ),
+                        ));
+                        return Ok(());
+                    }
                 }
                 let data = match self.length_size {
                     4 | 0 => payload,
@@ -137,7 +263,7 @@ impl FlvInput {
                         Err(e) => {
                             diags.push(Diag::new(
                                 tag.offset,
-                                format!("bad AVC NAL lengths: {e}; frame skipped"),
+                                format!("bad {} NAL lengths: {e}; frame skipped", codec.name()),
                             ));
                             return Ok(());
                         }
@@ -146,6 +272,7 @@ impl FlvInput {
                 let dts = tag.timestamp as i64 * 90;
                 out.push(MediaEvent::Frame(Frame {
                     track: Track::Video,
+                    codec: codec.codec(),
                     dts,
                     pts: dts + cts_ms as i64 * 90,
                     keyframe,
@@ -157,7 +284,12 @@ impl FlvInput {
         Ok(())
     }
 
-    fn audio_tag(&mut self, tag: &flv::Tag, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
+    fn audio_tag(
+        &mut self,
+        tag: &flv::Tag,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         let at = match flv::AudioTag::parse(&tag.body) {
             Ok(a) => a,
             Err(e) => {
@@ -165,10 +297,16 @@ impl FlvInput {
                     tag.offset,
                     format!("bad FLV audio tag: {e}; tag skipped"),
                 ));
-                return;
+                return Ok(());
             }
         };
         match at.packet {
+            // ffmpeg 9 writes an empty sequence header first when its input gave the
+            // AudioSpecificConfig late (MPEG-TS): it carries nothing.
+            flv::AudioPacket::Aac {
+                packet_type: flv::AacPacketType::SequenceHeader,
+                payload,
+            } if payload.is_empty() => {}
             flv::AudioPacket::Aac {
                 packet_type: flv::AacPacketType::SequenceHeader,
                 payload,
@@ -189,11 +327,12 @@ impl FlvInput {
                 payload,
             } => {
                 if payload.is_empty() {
-                    return;
+                    return Ok(());
                 }
                 let ts = tag.timestamp as i64 * 90;
                 out.push(MediaEvent::Frame(Frame {
                     track: Track::Audio,
+                    codec: Codec::Aac,
                     dts: ts,
                     pts: ts,
                     keyframe: true,
@@ -201,19 +340,25 @@ impl FlvInput {
                 }));
             }
             _ => {
-                if !self.warned_audio_codec {
-                    self.warned_audio_codec = true;
-                    let what = match at.sound_format {
-                        2 => "MP3".to_string(),
-                        9 => "Enhanced-FLV audio".to_string(),
-                        n => format!("sound format {n}"),
-                    };
-                    diags.push(Diag::new(
-                        tag.offset,
-                        format!("unsupported audio ({what}) in FLV; audio dropped (river carries AAC only)"),
-                    ));
-                }
+                let what = match at.sound_format {
+                    2 => "audio codec MP3".to_string(),
+                    9 => match &at.packet {
+                        flv::AudioPacket::Ex { fourcc, .. } => {
+                            format!("audio codec {fourcc} (Enhanced FLV)")
+                        }
+                        _ => "Enhanced FLV multitrack audio".to_string(),
+                    },
+                    0 | 3 => "audio codec PCM".to_string(),
+                    1 => "audio codec ADPCM".to_string(),
+                    4..=6 => "audio codec Nellymoser".to_string(),
+                    7 | 8 => "audio codec G.711".to_string(),
+                    11 => "audio codec Speex".to_string(),
+                    14 => "audio codec MP3 8 kHz".to_string(),
+                    n => format!("audio sound format {n}"),
+                };
+                return self.unsupported(Track::Audio, tag, what, out, diags);
             }
         }
+        Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! [`FlvOut`]: media events to FLV bytes.
 
-use crate::codec::h264;
+use crate::codec::{h264, h265};
 use crate::format::flv;
-use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig};
+use crate::media::{AudioConfig, Codec, MediaEvent, Track, VideoCodec, VideoConfig};
 
 /// Media events → FLV bytes.
 pub struct FlvOut {
@@ -74,7 +74,12 @@ impl FlvOut {
             if let Some((n, d)) = v.frame_rate {
                 props.push(("framerate", num(n as f64 / d as f64)));
             }
-            props.push(("videocodecid", num(7.0)));
+            // Enhanced onMetaData: an enhanced codec's id is its FourCC as a number.
+            let id = match v.codec {
+                VideoCodec::H264 => 7.0,
+                VideoCodec::H265 => f64::from(u32::from_be_bytes(flv::FourCc::HVC1.0)),
+            };
+            props.push(("videocodecid", num(id)));
         }
         if let Some(a) = &self.audio {
             props.push(("audiosamplerate", num(a.sample_rate as f64)));
@@ -90,9 +95,26 @@ impl FlvOut {
     }
 
     fn write_video_config(&mut self, v: &VideoConfig, ts: u32, out: &mut Vec<u8>) {
-        let rec = h264::write_avcc(v);
-        let _ =
-            flv::write_avc_video_tag(ts, true, flv::AvcPacketType::SequenceHeader, 0, &rec, out);
+        // A record too large for a tag (16 MiB) cannot come from 65535-byte parameter sets.
+        let _ = match v.codec {
+            VideoCodec::H264 => flv::write_avc_video_tag(
+                ts,
+                true,
+                flv::AvcPacketType::SequenceHeader,
+                0,
+                &h264::write_avcc(v),
+                out,
+            ),
+            VideoCodec::H265 => flv::write_ex_video_tag(
+                ts,
+                true,
+                flv::ExVideoPacketType::SequenceStart,
+                flv::FourCc::HVC1,
+                0,
+                &h265::write_hvcc(v),
+                out,
+            ),
+        };
     }
 
     fn write_audio_config(&mut self, a: &AudioConfig, ts: u32, out: &mut Vec<u8>) {
@@ -144,14 +166,32 @@ impl FlvOut {
                     Track::Video => {
                         // PTS ≥ DTS: a bumped DTS can pass the PTS by the bump.
                         let cts = (pts.wrapping_sub(dts) as i32).max(0);
-                        flv::write_avc_video_tag(
-                            dts,
-                            f.keyframe,
-                            flv::AvcPacketType::Nalu,
-                            cts,
-                            &f.data,
-                            out,
-                        )?;
+                        if f.codec == Codec::H265 {
+                            // CodedFramesX saves the composition time when it is 0, as ffmpeg does.
+                            let pt = if cts == 0 {
+                                flv::ExVideoPacketType::CodedFramesX
+                            } else {
+                                flv::ExVideoPacketType::CodedFrames
+                            };
+                            flv::write_ex_video_tag(
+                                dts,
+                                f.keyframe,
+                                pt,
+                                flv::FourCc::HVC1,
+                                cts,
+                                &f.data,
+                                out,
+                            )?;
+                        } else {
+                            flv::write_avc_video_tag(
+                                dts,
+                                f.keyframe,
+                                flv::AvcPacketType::Nalu,
+                                cts,
+                                &f.data,
+                                out,
+                            )?;
+                        }
                     }
                     Track::Audio => {
                         flv::write_aac_audio_tag(dts, flv::AacPacketType::Raw, &f.data, out)?;
@@ -176,6 +216,8 @@ mod tests {
     #[test]
     fn config_change_keeps_its_track_monotonic() {
         let cfg = |pps: u8| VideoConfig {
+            codec: VideoCodec::H264,
+            vps: vec![],
             sps: vec![Bytes::from_static(&[0x67, 0x42, 0, 0x1e])],
             pps: vec![Bytes::from(vec![0x68, pps])],
             width: 16,
@@ -185,6 +227,10 @@ mod tests {
         let frame = |track, ms: i64| {
             MediaEvent::Frame(Frame {
                 track,
+                codec: match track {
+                    Track::Video => Codec::H264,
+                    Track::Audio => Codec::Aac,
+                },
                 dts: ms * 90,
                 pts: ms * 90,
                 keyframe: true,
@@ -250,6 +296,10 @@ mod tests {
         let frame = |track, dts: i64, pts: i64| {
             MediaEvent::Frame(Frame {
                 track,
+                codec: match track {
+                    Track::Video => Codec::H264,
+                    Track::Audio => Codec::Aac,
+                },
                 dts,
                 pts,
                 keyframe: true,

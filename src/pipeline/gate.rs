@@ -1,11 +1,14 @@
 //! The start gate: holds a stream's start back (bounded) until every announced track has its
 //! configuration and the video can start on a keyframe.
 
+use crate::codec::h265::JoinFilter;
 use crate::error::Diag;
-use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{AudioConfig, Codec, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 
 /// Holds the start of a stream back until every announced track has its configuration and a video
 /// keyframe has arrived, so muxers can write complete headers and the output starts decodable.
+/// An H.265 stream that starts on a CRA picture loses that picture's RASL pictures (they reference
+/// pictures from before the start).
 /// Bounded: after [`Gate::MAX_WAIT`] of media, or [`Gate::MAX_BYTES`], it gives up waiting for a
 /// missing track and lets the stream through without it.
 #[derive(Default)]
@@ -21,6 +24,8 @@ pub(super) struct Gate {
     /// Subtracted from every timestamp that leaves the gate: the earliest DTS held at release, so
     /// output starts at zero.
     origin: i64,
+    /// The RASL pictures of the H.265 CRA picture the stream starts with.
+    join: JoinFilter,
 }
 
 impl Gate {
@@ -72,6 +77,12 @@ impl Gate {
             }
         }
         if self.open {
+            if let MediaEvent::Frame(f) = &ev {
+                if f.codec == Codec::H265 && !self.join.keep(&f.data) {
+                    return;
+                }
+            }
+            self.report_rasl(diags, at);
             out.push(self.rebase(ev));
             return;
         }
@@ -93,6 +104,7 @@ impl Gate {
         }
         if self.ready() {
             self.release(out);
+            self.report_rasl(diags, at);
         } else if self.overdue() {
             let (v, a) = self.announced.unwrap_or((true, true));
             let missing = match (v && self.video.is_none(), a && self.audio.is_none()) {
@@ -108,6 +120,7 @@ impl Gate {
                 ),
             ));
             self.release(out);
+            self.report_rasl(diags, at);
         }
     }
 
@@ -164,12 +177,19 @@ impl Gate {
             out.push(MediaEvent::Audio(a.clone()));
         }
         let mut seen_key = false;
+        let join = &mut self.join;
         let held: Vec<MediaEvent> = std::mem::take(&mut self.held)
             .into_iter()
             .filter(|e| match e {
                 MediaEvent::Frame(f) if f.track == Track::Video => {
-                    seen_key |= f.keyframe;
-                    seen_key
+                    if !seen_key && f.keyframe {
+                        seen_key = true;
+                        if f.codec == Codec::H265 {
+                            join.join(&f.data);
+                        }
+                        return true;
+                    }
+                    seen_key && (f.codec != Codec::H265 || join.keep(&f.data))
                 }
                 MediaEvent::Frame(_) => true,
                 _ => false,
@@ -195,6 +215,17 @@ impl Gate {
                 diags.push(Diag::new(at, "input ended before every announced track was configured; writing what there is"));
             }
             self.release(out);
+        }
+        self.report_rasl(diags, at);
+    }
+
+    fn report_rasl(&mut self, diags: &mut Vec<Diag>, at: u64) {
+        let n = self.join.take_dropped();
+        if n > 0 {
+            diags.push(Diag::new(
+                at,
+                format!("dropped {n} RASL pictures: they reference pictures from before the CRA picture the stream starts with"),
+            ));
         }
     }
 }

@@ -229,6 +229,10 @@ mod tests {
     fn frame(track: Track, pts: i64) -> MediaEvent {
         MediaEvent::Frame(Frame {
             track,
+            codec: match track {
+                Track::Video => crate::media::Codec::H264,
+                Track::Audio => crate::media::Codec::Aac,
+            },
             pts,
             dts: pts,
             keyframe: false,

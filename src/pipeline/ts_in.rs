@@ -1,12 +1,19 @@
-//! The MPEG-TS bridge: PES packets ([`crate::format::ts`]) to media events (Annex B to AVCC
-//! video, ADTS to raw AAC frames stamped by the PES they started in).
+//! The MPEG-TS bridge: PES packets ([`crate::format::ts`]) to media events (H.264 or H.265 Annex B
+//! to length-prefixed video, ADTS to raw AAC frames stamped by the PES they started in).
+//!
+//! The first H.264 or H.265 stream and the first AAC stream of the program are carried. Any other
+//! audio or video stream (another codec, or a second one) is an error naming it, unless the user
+//! asked to drop such streams; data streams (sections, subtitles, cues) are ignored with one log
+//! line.
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{aac, h264};
+use crate::codec::{aac, h264, h265};
 use crate::error::Diag;
-use crate::format::ts;
-use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::format::ts::{self, StreamKind};
+use crate::media::{
+    AudioConfig, Codec, Frame, MediaEvent, Track, VideoCodec, VideoConfig, CLOCK_HZ,
+};
 
 /// How many audio PES starts [`TsInput`] remembers for stamping AAC frames.
 const MAX_AUDIO_PES_RECORDS: usize = 64;
@@ -17,7 +24,9 @@ pub(super) struct TsInput {
     demux: ts::TsDemuxer,
     events: Vec<ts::TsEvent>,
     video_pid: Option<u16>,
+    video_codec: VideoCodec,
     audio_pid: Option<u16>,
+    vps: Vec<Bytes>,
     sps: Vec<Bytes>,
     pps: Vec<Bytes>,
     video_cfg: Option<VideoConfig>,
@@ -35,7 +44,13 @@ pub(super) struct TsInput {
     /// After a damaged video PES, frames are dropped until the next keyframe so the output stays
     /// decodable; this counts them.
     skipping_to_key: Option<u64>,
-    warned_streams: bool,
+    /// Where H.265 video resumed after damage: the RASL pictures of a CRA picture are dropped.
+    join: h265::JoinFilter,
+    /// The streams already reported (ignored data, dropped audio/video), by (pid, stream_type).
+    reported: Vec<(u16, u8)>,
+    /// Audio and video streams river does not carry are dropped (with a log line) instead of
+    /// failing the input.
+    pub(super) drop_unsupported: bool,
 }
 
 impl TsInput {
@@ -52,9 +67,17 @@ impl TsInput {
         } else {
             self.demux.push(data, &mut evs);
         }
+        let mut res = Ok(());
         for ev in evs.drain(..) {
             match ev {
-                ts::TsEvent::Program { streams, .. } => self.program(&streams, out, diags),
+                ts::TsEvent::Program {
+                    streams, offset, ..
+                } => {
+                    if let Err(e) = self.program(&streams, offset, out, diags) {
+                        res = Err(e);
+                        break;
+                    }
+                }
                 ts::TsEvent::Pes(p) => {
                     if Some(p.pid) == self.video_pid {
                         self.video_pes(p, out, diags);
@@ -65,7 +88,9 @@ impl TsInput {
                 ts::TsEvent::Warning(d) => diags.push(d),
             }
         }
+        evs.clear();
         self.events = evs;
+        res?;
         if eof {
             let mut frames = std::mem::take(&mut self.adts_frames);
             let first = diags.len();
@@ -80,76 +105,151 @@ impl TsInput {
     fn program(
         &mut self,
         streams: &[ts::StreamInfo],
+        offset: u64,
         out: &mut Vec<MediaEvent>,
         diags: &mut Vec<Diag>,
-    ) {
-        self.video_pid = streams
-            .iter()
-            .find(|s| s.stream_type == ts::STREAM_TYPE_H264)
-            .map(|s| s.pid);
+    ) -> Result<(), Diag> {
+        let video = streams.iter().find_map(|s| match s.stream_type {
+            ts::STREAM_TYPE_H264 => Some((s.pid, VideoCodec::H264)),
+            ts::STREAM_TYPE_H265 => Some((s.pid, VideoCodec::H265)),
+            _ => None,
+        });
+        if video.map(|v| v.1) != self.video_pid.map(|_| self.video_codec) {
+            // Another codec: the parameter sets of the old one mean nothing now.
+            self.vps.clear();
+            self.sps.clear();
+            self.pps.clear();
+            self.video_cfg = None;
+        }
+        self.video_pid = video.map(|v| v.0);
+        self.video_codec = video.map_or(VideoCodec::H264, |v| v.1);
         self.audio_pid = streams
             .iter()
             .find(|s| s.stream_type == ts::STREAM_TYPE_AAC_ADTS)
             .map(|s| s.pid);
-        let others: Vec<String> = streams
-            .iter()
-            .filter(|s| Some(s.pid) != self.video_pid && Some(s.pid) != self.audio_pid)
-            .map(|s| format!("pid {} type 0x{:02x}", s.pid, s.stream_type))
-            .collect();
-        if !others.is_empty() && !self.warned_streams {
-            self.warned_streams = true;
+        let mut data = Vec::new();
+        for s in streams {
+            if Some(s.pid) == self.video_pid || Some(s.pid) == self.audio_pid {
+                continue;
+            }
+            if self.reported.contains(&(s.pid, s.stream_type)) {
+                continue;
+            }
+            // Bounded: a stream whose PMT keeps changing is reported again rather than remembered.
+            if self.reported.len() >= 64 {
+                self.reported.clear();
+            }
+            let (kind, name) = match StreamKind::of(s.stream_type) {
+                StreamKind::Video(n) => ("video", n),
+                StreamKind::Audio(n) => ("audio", n),
+                StreamKind::Data(n) => {
+                    self.reported.push((s.pid, s.stream_type));
+                    data.push(format!(
+                        "pid {:#x} type {:#04x} ({n})",
+                        s.pid, s.stream_type
+                    ));
+                    continue;
+                }
+            };
+            let supported = matches!(
+                s.stream_type,
+                ts::STREAM_TYPE_H264 | ts::STREAM_TYPE_H265 | ts::STREAM_TYPE_AAC_ADTS
+            );
+            let what = if supported {
+                format!("a second {kind} stream ({name})")
+            } else {
+                format!("unsupported {kind} codec {name}")
+            };
+            let message = format!(
+                "{what} on MPEG-TS pid {:#x} (stream type {:#04x}); river carries one H.264 or H.265 video and one AAC audio stream",
+                s.pid, s.stream_type
+            );
+            if !self.drop_unsupported {
+                return Err(Diag::new(
+                    offset,
+                    format!("{message}: pass --drop-unsupported to continue without it"),
+                ));
+            }
+            self.reported.push((s.pid, s.stream_type));
             diags.push(Diag::new(
-                0,
-                format!(
-                    "ignoring MPEG-TS streams river does not carry (H.264 and AAC only): {}",
-                    others.join(", ")
-                ),
+                offset,
+                format!("{message}; dropped (--drop-unsupported)"),
+            ));
+        }
+        if !data.is_empty() {
+            diags.push(Diag::new(
+                offset,
+                format!("ignoring MPEG-TS data streams: {}", data.join(", ")),
             ));
         }
         out.push(MediaEvent::Tracks {
             video: self.video_pid.is_some(),
             audio: self.audio_pid.is_some(),
         });
+        Ok(())
     }
 
     fn video_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
         let mut au = BytesMut::with_capacity(p.data.len() + 16);
         let mut keyframe = false;
+        let mut new_vps = Vec::new();
         let mut new_sps = Vec::new();
         let mut new_pps = Vec::new();
+        let codec = self.video_codec;
         for nal in h264::annexb_nals(&p.data) {
-            let t = h264::nal_type(nal);
-            match t {
-                9 => continue,
-                7 => new_sps.push(p.data.slice_ref(nal)),
-                8 => new_pps.push(p.data.slice_ref(nal)),
-                5 => keyframe = true,
-                _ => {}
+            match codec {
+                VideoCodec::H264 => match h264::nal_type(nal) {
+                    h264::nal_types::AUD => continue,
+                    h264::nal_types::SPS => new_sps.push(p.data.slice_ref(nal)),
+                    h264::nal_types::PPS => new_pps.push(p.data.slice_ref(nal)),
+                    h264::nal_types::IDR => keyframe = true,
+                    _ => {}
+                },
+                VideoCodec::H265 => match h265::nal_type(nal) {
+                    h265::nal_types::AUD => continue,
+                    h265::nal_types::VPS => new_vps.push(p.data.slice_ref(nal)),
+                    h265::nal_types::SPS => new_sps.push(p.data.slice_ref(nal)),
+                    h265::nal_types::PPS => new_pps.push(p.data.slice_ref(nal)),
+                    t => keyframe |= h265::is_irap(t),
+                },
             }
             au.extend_from_slice(&(nal.len() as u32).to_be_bytes());
             au.extend_from_slice(nal);
         }
-        if !new_sps.is_empty() || !new_pps.is_empty() {
+        if !new_vps.is_empty() || !new_sps.is_empty() || !new_pps.is_empty() {
+            if !new_vps.is_empty() {
+                self.vps = new_vps;
+            }
             if !new_sps.is_empty() {
                 self.sps = new_sps;
             }
             if !new_pps.is_empty() {
                 self.pps = new_pps;
             }
-            if !self.sps.is_empty() && !self.pps.is_empty() {
-                let changed = self
-                    .video_cfg
-                    .as_ref()
-                    .is_none_or(|c| c.sps != self.sps || c.pps != self.pps);
+            let complete = !self.sps.is_empty()
+                && !self.pps.is_empty()
+                && (codec == VideoCodec::H264 || !self.vps.is_empty());
+            if complete {
+                let changed = self.video_cfg.as_ref().is_none_or(|c| {
+                    c.codec != codec || c.vps != self.vps || c.sps != self.sps || c.pps != self.pps
+                });
                 if changed {
-                    match h264::video_config(self.sps.clone(), self.pps.clone()) {
+                    let cfg = match codec {
+                        VideoCodec::H264 => h264::video_config(self.sps.clone(), self.pps.clone())
+                            .map_err(|e| e.to_string()),
+                        VideoCodec::H265 => {
+                            h265::video_config(self.vps.clone(), self.sps.clone(), self.pps.clone())
+                                .map_err(|e| e.to_string())
+                        }
+                    };
+                    match cfg {
                         Ok(cfg) => {
                             self.video_cfg = Some(cfg.clone());
                             out.push(MediaEvent::Video(cfg));
                         }
                         Err(e) => diags.push(Diag::new(
                             p.offset,
-                            format!("bad SPS in MPEG-TS video: {e}"),
+                            format!("bad SPS in MPEG-TS {} video: {e}", codec.name()),
                         )),
                     }
                 }
@@ -176,6 +276,12 @@ impl TsInput {
                 format!("video resumes at a keyframe; {n} frames dropped"),
             ));
             self.skipping_to_key = None;
+            if codec == VideoCodec::H265 {
+                self.join.join(&au);
+            }
+        } else if codec == VideoCodec::H265 && !self.join.keep(&au) {
+            // A RASL picture of the CRA picture video resumed at.
+            return;
         }
         let (pts, dts) = match (p.pts, p.dts) {
             (Some(pts), dts) => (pts as i64, dts.unwrap_or(pts) as i64),
@@ -190,6 +296,7 @@ impl TsInput {
         self.last_video_dts = Some(dts);
         out.push(MediaEvent::Frame(Frame {
             track: Track::Video,
+            codec: codec.codec(),
             dts,
             pts,
             keyframe,
@@ -259,6 +366,7 @@ impl TsInput {
             }
             out.push(MediaEvent::Frame(Frame {
                 track: Track::Audio,
+                codec: Codec::Aac,
                 dts: ts,
                 pts: ts,
                 keyframe: true,

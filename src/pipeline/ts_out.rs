@@ -1,8 +1,8 @@
 //! [`TsOut`]: media events to MPEG-TS bytes.
 
-use crate::codec::{aac, h264};
+use crate::codec::{aac, h264, h265};
 use crate::format::ts;
-use crate::media::{AudioConfig, MediaEvent, Track, VideoConfig};
+use crate::media::{AudioConfig, Codec, MediaEvent, Track, VideoCodec, VideoConfig};
 
 /// Where output timestamps start, in 90 kHz (the [`super::Demux`] starts them at zero): ffmpeg's
 /// MPEG-TS muxer starts at 1.4 s, and so do we, so PCR (0.7 s before DTS) never goes negative.
@@ -16,7 +16,8 @@ pub struct TsOut {
     video: Option<VideoConfig>,
     audio: Option<AudioConfig>,
     scratch: Vec<u8>,
-    streams: (bool, bool),
+    /// The streams the muxer was set up with: the video codec, and audio.
+    streams: (Option<VideoCodec>, bool),
 }
 
 impl Default for TsOut {
@@ -32,16 +33,19 @@ impl TsOut {
             video: None,
             audio: None,
             scratch: Vec::with_capacity(1 << 16),
-            streams: (false, false),
+            streams: (None, false),
         }
     }
 
     fn mux_streams(&self) -> Vec<ts::MuxStream> {
         let mut s = Vec::new();
-        if self.video.is_some() {
+        if let Some(v) = &self.video {
             s.push(ts::MuxStream {
                 pid: ts::PID_VIDEO,
-                stream_type: ts::STREAM_TYPE_H264,
+                stream_type: match v.codec {
+                    VideoCodec::H264 => ts::STREAM_TYPE_H264,
+                    VideoCodec::H265 => ts::STREAM_TYPE_H265,
+                },
                 stream_id: 0xE0,
             });
         }
@@ -56,8 +60,12 @@ impl TsOut {
     }
 
     fn ensure_streams(&mut self) {
-        let want = (self.video.is_some(), self.audio.is_some());
-        let pcr = if want.0 { ts::PID_VIDEO } else { ts::PID_AUDIO };
+        let want = (self.video.as_ref().map(|v| v.codec), self.audio.is_some());
+        let pcr = if want.0.is_some() {
+            ts::PID_VIDEO
+        } else {
+            ts::PID_AUDIO
+        };
         match &mut self.mux {
             None => {
                 let mut m = ts::TsMuxer::new(self.mux_streams(), pcr);
@@ -109,7 +117,12 @@ impl TsOut {
                         let Some(cfg) = &self.video else {
                             return Ok(());
                         };
-                        h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch);
+                        match f.codec {
+                            Codec::H265 => {
+                                h265::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch)
+                            }
+                            _ => h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch),
+                        }
                         let mux = self.mux.as_mut().expect("streams ensured");
                         mux.write_pes(
                             ts::PID_VIDEO,

@@ -57,6 +57,7 @@ pub fn format_name(f: Option<StreamFormat>) -> &'static str {
         Some(StreamFormat::Flv) => "flv",
         Some(StreamFormat::Ts) => "ts",
         Some(StreamFormat::AnnexB) => "h264",
+        Some(StreamFormat::AnnexBH265) => "h265",
         Some(StreamFormat::Opaque) => "opaque",
     }
 }

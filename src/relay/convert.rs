@@ -61,7 +61,9 @@ impl Convert {
             _ => {}
         }
         Some(Convert {
-            demux: Demux::new(Some(input), None, 10.0),
+            // A view carries what it can of the broadcast: a track river does not carry is
+            // dropped with a log line, not the whole view.
+            demux: Demux::new(Some(input), None, 10.0).dropping_unsupported(),
             out: match output {
                 ViewFormat::Flv => Out::Flv(FlvOut::new()),
                 ViewFormat::Ts => Out::Ts(TsOut::new()),
@@ -197,6 +199,37 @@ mod tests {
             let v = view(&a, StreamFormat::AnnexB, to, 3000);
             assert_eq!(counts(&v), (120, 4, 0));
         }
+    }
+
+    /// A view carries what it can: MP3 audio beside H.264 is dropped with one log line, the video
+    /// goes on (the tools fail on it unless told --drop-unsupported; a view of someone's broadcast
+    /// does not).
+    #[test]
+    fn a_track_river_does_not_carry_is_dropped_from_views() {
+        let flv = testdata::flv();
+        let mut r = crate::format::flv::FlvReader::new();
+        let mut evs = Vec::new();
+        r.push(&flv, &mut evs);
+        r.finish(&mut evs);
+        let mut mp3 = Vec::new();
+        crate::format::flv::write_header(true, true, &mut mp3);
+        for e in evs {
+            if let crate::format::flv::FlvEvent::Tag(t) = e {
+                let mut body = t.body.to_vec();
+                if t.kind == crate::format::flv::TagKind::Audio {
+                    body[0] = 0x2f; // MP3
+                }
+                crate::format::flv::write_tag(t.kind, t.timestamp, &body, &mut mp3).unwrap();
+            }
+        }
+        let mut c = Convert::new(StreamFormat::Flv, ViewFormat::Ts).unwrap();
+        let mut out = Vec::new();
+        c.push(&mp3, &mut out).unwrap();
+        c.finish(&mut out);
+        let diags = c.take_diags();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].message.contains("MP3"), "{diags:?}");
+        assert_eq!(counts(&out), (120, 4, 0));
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn media_ms(format: StreamFormat, chunk: &Chunk) -> Option<u64> {
             Some(u64::from(ts))
         }
         StreamFormat::Ts => b.chunks_exact(188).rev().find_map(pes_pts).map(|p| p / 90),
-        StreamFormat::AnnexB | StreamFormat::Opaque => None,
+        StreamFormat::AnnexB | StreamFormat::AnnexBH265 | StreamFormat::Opaque => None,
     }
 }
 

@@ -116,9 +116,15 @@ impl Splitter {
     }
 
     fn start(&mut self, f: StreamFormat) {
+        // Raw H.265 has no keyframe-aware splitting in the relay yet: it passes as opaque bytes.
+        let f = if f == StreamFormat::AnnexBH265 {
+            StreamFormat::Opaque
+        } else {
+            f
+        };
         self.format = Some(f);
         self.inner = match f {
-            StreamFormat::Opaque => Inner::Opaque,
+            StreamFormat::Opaque | StreamFormat::AnnexBH265 => Inner::Opaque,
             StreamFormat::Flv => Inner::Flv(FlvSplit::default()),
             StreamFormat::Ts => Inner::Ts(TsSplit::default()),
             StreamFormat::AnnexB => Inner::AnnexB(AnnexBSplit::default()),

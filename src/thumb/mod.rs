@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::media::{MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{Codec, MediaEvent, VideoCodec, VideoConfig, CLOCK_HZ};
 
 mod decode;
 mod encode;
@@ -84,6 +84,8 @@ pub struct KeyframeStore {
     latest: Option<Arc<Keyframe>>,
     seq: u64,
     no_video: bool,
+    /// The video track is in a codec river-thumb does not decode.
+    other_codec: Option<VideoCodec>,
 }
 
 impl KeyframeStore {
@@ -99,13 +101,19 @@ impl KeyframeStore {
                 self.no_video = !video;
                 None
             }
+            MediaEvent::Video(cfg) if cfg.codec != VideoCodec::H264 => {
+                self.other_codec = Some(cfg.codec);
+                self.config = None;
+                None
+            }
             MediaEvent::Video(cfg) => {
+                self.other_codec = None;
                 if self.config.as_deref() != Some(cfg) {
                     self.config = Some(Arc::new(cfg.clone()));
                 }
                 None
             }
-            MediaEvent::Frame(f) if f.track == Track::Video && f.keyframe => {
+            MediaEvent::Frame(f) if f.codec == Codec::H264 && f.keyframe => {
                 let config = self.config.clone()?;
                 self.seq += 1;
                 let k = Arc::new(Keyframe {
@@ -120,6 +128,11 @@ impl KeyframeStore {
             }
             _ => None,
         }
+    }
+
+    /// The video codec of the input when it is one river-thumb does not decode (H.265).
+    pub fn unsupported_codec(&self) -> Option<VideoCodec> {
+        self.other_codec
     }
 
     /// The newest keyframe.

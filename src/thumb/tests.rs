@@ -182,7 +182,8 @@ fn image_format_from_path() {
 fn store_ignores_frames_before_a_configuration() {
     let mut s = KeyframeStore::new();
     let f = crate::media::Frame {
-        track: Track::Video,
+        track: crate::media::Track::Video,
+        codec: crate::media::Codec::H264,
         dts: 0,
         pts: 0,
         keyframe: true,

@@ -5,6 +5,7 @@
 mod common;
 
 mod docs;
+mod hevc;
 mod hls;
 mod http;
 mod http_layer;

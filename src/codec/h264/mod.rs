@@ -24,13 +24,15 @@ pub use avcc::{
 };
 pub use error::H264Error;
 pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
+pub(crate) use reader::{Clock, DEFAULT_FPS};
 pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
 
 use bytes::Bytes;
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{decode_nal, BitReader};
 
-use crate::media::VideoConfig;
+pub(crate) use super::bits::RbspBits;
+use crate::media::{VideoCodec, VideoConfig};
 
 /// NAL unit types river cares about (H.264 Table 7-1).
 pub mod nal_types {
@@ -88,77 +90,14 @@ pub fn video_config(sps: Vec<Bytes>, pps: Vec<Bytes>) -> Result<VideoConfig, H26
         .map_err(|e| H264Error::BadSps(format!("bad sps picture size: {e:?}")))?;
     let frame_rate = sps_frame_rate(&parsed);
     Ok(VideoConfig {
+        codec: VideoCodec::H264,
+        vps: Vec::new(),
         sps,
         pps,
         width,
         height,
         frame_rate,
     })
-}
-
-/// A bit reader over a NAL unit's payload that removes emulation prevention bytes as it goes; for
-/// the few fields read without a full parse.
-pub(crate) struct RbspBits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    zeros: u8,
-    cur: u8,
-    bits_left: u8,
-}
-
-impl<'a> RbspBits<'a> {
-    /// `data` starts after the NAL header byte.
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        RbspBits {
-            data,
-            pos: 0,
-            zeros: 0,
-            cur: 0,
-            bits_left: 0,
-        }
-    }
-
-    fn next_byte(&mut self) -> Option<u8> {
-        loop {
-            let b = *self.data.get(self.pos)?;
-            self.pos += 1;
-            if self.zeros >= 2 && b == 3 {
-                self.zeros = 0;
-                continue;
-            }
-            if b == 0 {
-                self.zeros = self.zeros.saturating_add(1);
-            } else {
-                self.zeros = 0;
-            }
-            return Some(b);
-        }
-    }
-
-    pub(crate) fn bit(&mut self) -> Option<bool> {
-        if self.bits_left == 0 {
-            self.cur = self.next_byte()?;
-            self.bits_left = 8;
-        }
-        self.bits_left -= 1;
-        Some((self.cur >> self.bits_left) & 1 == 1)
-    }
-
-    /// Unsigned Exp-Golomb (ue(v)); `None` past the end or for values over 32 bits.
-    pub(crate) fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0u32;
-        while !self.bit()? {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let mut v: u64 = 0;
-        for _ in 0..zeros {
-            v = (v << 1) | u64::from(self.bit()?);
-        }
-        u32::try_from((1u64 << zeros) - 1 + v).ok()
-    }
 }
 
 /// `first_mb_in_slice` of a slice NAL unit (header byte included).

@@ -15,7 +15,7 @@ use super::{
     first_mb_in_slice, nal_type, nal_types, parse_sps, sps_frame_rate, video_config, H264Error,
 };
 use crate::error::Diag;
-use crate::media::{Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{Codec, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 
 /// Largest access unit [`AnnexBReader`] assembles (sum of its NAL units); larger ones are dropped
 /// with a warning.
@@ -26,7 +26,7 @@ pub const MAX_AU_SIZE: usize = 32 * 1024 * 1024;
 const SLICE_HEADER_PREFIX: usize = 4096;
 
 /// Frame rate used when neither the caller nor the SPS gives one.
-const DEFAULT_FPS: (u32, u32) = (25, 1);
+pub(crate) const DEFAULT_FPS: (u32, u32) = (25, 1);
 
 /// The fields of one slice header that picture order count and timing need (copied out of
 /// h264-reader's `SliceHeader`).
@@ -269,21 +269,21 @@ impl PocState {
 /// Exact 90 kHz timestamps of frame indices at a rational frame rate, re-based when the rate
 /// changes.
 #[derive(Debug, Clone)]
-struct Clock {
-    fps: (u32, u32),
-    base_index: i64,
-    base_ts: i64,
+pub(crate) struct Clock {
+    pub(crate) fps: (u32, u32),
+    pub(crate) base_index: i64,
+    pub(crate) base_ts: i64,
 }
 
 impl Clock {
-    fn ts(&self, index: i64) -> i64 {
+    pub(crate) fn ts(&self, index: i64) -> i64 {
         let (num, den) = (i128::from(self.fps.0.max(1)), i128::from(self.fps.1.max(1)));
         let d = i128::from(index) - i128::from(self.base_index);
         let t = (d * i128::from(CLOCK_HZ) * den).div_euclid(num) + i128::from(self.base_ts);
         t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
-    fn set_rate(&mut self, fps: (u32, u32), at_index: i64) {
+    pub(crate) fn set_rate(&mut self, fps: (u32, u32), at_index: i64) {
         if fps != self.fps {
             self.base_ts = self.ts(at_index);
             self.base_index = at_index;
@@ -630,6 +630,7 @@ impl AnnexBReader {
         }
         out.push(MediaEvent::Frame(Frame {
             track: Track::Video,
+            codec: Codec::H264,
             dts,
             pts,
             keyframe,

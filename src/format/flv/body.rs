@@ -118,6 +118,20 @@ pub enum ExVideoPacketType {
 }
 
 impl ExVideoPacketType {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            ExVideoPacketType::SequenceStart => 0,
+            ExVideoPacketType::CodedFrames => 1,
+            ExVideoPacketType::SequenceEnd => 2,
+            ExVideoPacketType::CodedFramesX => 3,
+            ExVideoPacketType::Metadata => 4,
+            ExVideoPacketType::Mpeg2TsSequenceStart => 5,
+            ExVideoPacketType::Multitrack => 6,
+            ExVideoPacketType::ModEx => 7,
+            ExVideoPacketType::Reserved(n) => n & 0x0f,
+        }
+    }
+
     fn from_u8(v: u8) -> ExVideoPacketType {
         match v {
             0 => ExVideoPacketType::SequenceStart,
@@ -164,6 +178,28 @@ pub enum VideoPacket {
     /// 12 HEVC by some Chinese forks, ...), or a legacy AVC command frame too short for the AVC
     /// header: payload is the body after the first byte.
     Other { codec_id: u8, payload: Bytes },
+}
+
+/// The payload of a legacy video tag that is laid out like AVC's (codec id 12, HEVC as some
+/// encoders tag it): the packet type, the composition time (ms) and the rest. `payload` is the
+/// body after its first byte, as [`VideoPacket::Other`] holds it; an error is located in it.
+pub fn avc_like_payload(payload: &Bytes) -> Result<(AvcPacketType, i32, Bytes), FlvError> {
+    let h = payload.get(..4).ok_or_else(|| {
+        bad(
+            payload.len(),
+            format!(
+                "video tag payload is {} bytes, need at least 4 for its packet type and composition time",
+                payload.len()
+            ),
+        )
+    })?;
+    let packet_type = match h[0] {
+        0 => AvcPacketType::SequenceHeader,
+        1 => AvcPacketType::Nalu,
+        2 => AvcPacketType::EndOfSequence,
+        n => return Err(bad(0, format!("reserved video packet type {n}"))),
+    };
+    Ok((packet_type, si24(&h[1..4]), payload.slice(4..)))
 }
 
 /// A parsed video tag body.

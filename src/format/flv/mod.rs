@@ -19,15 +19,15 @@ mod script;
 pub mod writer;
 
 pub use body::{
-    AacPacketType, AudioPacket, AudioTag, AudioTagHeader, AvcPacketType, ExVideoPacketType, FourCc,
-    VideoFrameType, VideoPacket, VideoTag, VideoTagHeader,
+    avc_like_payload, AacPacketType, AudioPacket, AudioTag, AudioTagHeader, AvcPacketType,
+    ExVideoPacketType, FourCc, VideoFrameType, VideoPacket, VideoTag, VideoTagHeader,
 };
 pub use error::FlvError;
 pub use reader::{FlvEvent, FlvReader, DEFAULT_MAX_TAG_SIZE};
 pub use script::{parse_script, ScriptData, MAX_AMF_DEPTH};
 pub use writer::{
     aac_audio_body, avc_video_body, metadata_body, write_aac_audio_tag, write_avc_video_tag,
-    write_header, write_tag, write_tag_header,
+    write_ex_video_tag, write_header, write_tag, write_tag_header,
 };
 
 use bytes::Bytes;

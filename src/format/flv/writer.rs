@@ -6,7 +6,7 @@
 
 use amf::amf0::Value;
 
-use super::body::{AacPacketType, AvcPacketType};
+use super::body::{AacPacketType, AvcPacketType, ExVideoPacketType, FourCc};
 use super::error::FlvError;
 use super::script::{write_pairs, write_value};
 use super::{TagKind, HEADER_LEN, MAX_DATA_SIZE, TAG_HEADER_LEN};
@@ -121,6 +121,36 @@ pub fn write_avc_video_tag(
     let size = AVC_BODY_HEADER_LEN.saturating_add(payload.len());
     write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
     avc_video_body(keyframe, packet_type, cts_ms, payload, out);
+    write_prev_tag_size(size, out);
+    Ok(())
+}
+
+/// Appends a complete Enhanced-FLV video tag in one pass: the ex-header byte (IsExHeader, frame
+/// type 1 key / 2 inter, the packet type), the FourCC, for `CodedFrames` of `avc1` and `hvc1` the
+/// composition time offset (ms, clamped to signed 24 bits), then the payload (a decoder
+/// configuration record, length-prefixed NAL units, or nothing for `SequenceEnd`).
+pub fn write_ex_video_tag(
+    timestamp_ms: u32,
+    keyframe: bool,
+    packet_type: ExVideoPacketType,
+    fourcc: FourCc,
+    cts_ms: i32,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), FlvError> {
+    let with_cts = packet_type == ExVideoPacketType::CodedFrames
+        && (fourcc == FourCc::AVC1 || fourcc == FourCc::HVC1);
+    let header = if with_cts { 8 } else { 5 };
+    let size = header + payload.len();
+    write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
+    let frame_type: u8 = if keyframe { 1 } else { 2 };
+    out.push(0x80 | (frame_type << 4) | packet_type.as_u8());
+    out.extend_from_slice(&fourcc.0);
+    if with_cts {
+        let cts = cts_ms.clamp(-(1 << 23), (1 << 23) - 1).to_be_bytes();
+        out.extend_from_slice(&cts[1..]);
+    }
+    out.extend_from_slice(payload);
     write_prev_tag_size(size, out);
     Ok(())
 }

@@ -41,6 +41,8 @@ pub const PID_VIDEO: u16 = 0x100;
 pub const PID_AUDIO: u16 = 0x101;
 /// stream_type of H.264 video (ISO 13818-1 table 2-34).
 pub const STREAM_TYPE_H264: u8 = 0x1B;
+/// stream_type of H.265/HEVC video (ISO 13818-1 table 2-34).
+pub const STREAM_TYPE_H265: u8 = 0x24;
 /// stream_type of AAC audio in ADTS framing.
 pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0F;
 /// PES stream_id of the first video stream.
@@ -53,6 +55,52 @@ pub const MAX_PES_SIZE: usize = 16 * 1024 * 1024;
 pub const TIMESTAMP_MASK: u64 = (1 << 33) - 1;
 /// The muxer repeats PAT/PMT at least this often, in 90 kHz units of DTS (0.5 s).
 pub const PSI_INTERVAL: u64 = 45_000;
+
+/// What a PMT stream_type carries, as far as river needs to know: a name for messages and whether
+/// it is video, audio or data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Video(&'static str),
+    Audio(&'static str),
+    /// Sections, subtitles, teletext, cues, metadata, private data and unknown types.
+    Data(&'static str),
+}
+
+impl StreamKind {
+    /// The kind of a stream_type (ISO 13818-1 table 2-34, and the ATSC types 0x81/0x87 for AC-3
+    /// and E-AC-3). Private PES data (0x06: DVB subtitles, teletext, or audio that only a
+    /// descriptor names) counts as data.
+    pub fn of(stream_type: u8) -> StreamKind {
+        match stream_type {
+            0x01 => StreamKind::Video("MPEG-1 video"),
+            0x02 => StreamKind::Video("MPEG-2 video"),
+            0x10 => StreamKind::Video("MPEG-4 part 2 video"),
+            0x1B => StreamKind::Video("H.264"),
+            0x1E..=0x20 => StreamKind::Video("auxiliary or H.264 SVC/MVC sub-bitstream video"),
+            0x21 => StreamKind::Video("JPEG 2000 video"),
+            0x24 => StreamKind::Video("H.265"),
+            0x25..=0x2A => StreamKind::Video("an H.265 layered or temporal sub-stream"),
+            0x32 => StreamKind::Video("JPEG XS video"),
+            0x33 => StreamKind::Video("H.266/VVC"),
+            0x42 => StreamKind::Video("AVS video"),
+            0xD1 => StreamKind::Video("Dirac video"),
+            0xEA => StreamKind::Video("VC-1"),
+            0x03 => StreamKind::Audio("MPEG-1 audio"),
+            0x04 => StreamKind::Audio("MPEG-2 audio"),
+            0x0F => StreamKind::Audio("AAC (ADTS)"),
+            0x11 => StreamKind::Audio("AAC (LATM)"),
+            0x1C => StreamKind::Audio("MPEG-4 audio"),
+            0x2D | 0x2E => StreamKind::Audio("MPEG-H 3D audio"),
+            0x81 => StreamKind::Audio("AC-3"),
+            0x87 => StreamKind::Audio("E-AC-3"),
+            0x05 | 0x0A..=0x0D => StreamKind::Data("sections"),
+            0x06 => StreamKind::Data("private data, such as subtitles or teletext"),
+            0x15 => StreamKind::Data("metadata"),
+            0x86 => StreamKind::Data("SCTE-35 cues"),
+            _ => StreamKind::Data("unknown"),
+        }
+    }
+}
 
 /// One elementary stream as the PMT lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

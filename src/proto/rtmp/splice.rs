@@ -37,7 +37,7 @@ use bytes::Bytes;
 use super::MediaKind;
 use crate::codec::aac;
 use crate::format::flv;
-use crate::media::{Frame, Track};
+use crate::media::{Codec, Frame, Track};
 use crate::timeline::{Timeline, TimelineConfig, WRAP_FLV};
 
 /// A new publish's held tags are released when its frames span this much (ms) even if a track
@@ -336,6 +336,11 @@ impl FlvSplice {
         let dts = i64::from(timestamp) * 90;
         let mut f = Frame {
             track,
+            // Only the timestamps matter here: the tag is passed on as it came.
+            codec: match track {
+                Track::Video => Codec::H264,
+                Track::Audio => Codec::Aac,
+            },
             dts,
             pts: dts + i64::from(cts) * 90,
             keyframe,

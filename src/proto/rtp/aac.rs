@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Packet, Payload, Unwrapper};
 use crate::error::Diag;
-use crate::media::{AudioConfig, Frame, MediaEvent, Track, CLOCK_HZ};
+use crate::media::{AudioConfig, Codec, Frame, MediaEvent, Track, CLOCK_HZ};
 
 /// Largest AAC access unit accepted (13-bit sizes allow 8191; fragments may add up to more).
 pub const MAX_AU: usize = 64 * 1024;
@@ -121,6 +121,7 @@ impl Depacketizer {
         }
         out.push(MediaEvent::Frame(Frame {
             track: Track::Audio,
+            codec: Codec::Aac,
             dts: t,
             pts: t,
             keyframe: true,
@@ -314,6 +315,7 @@ mod tests {
         for (i, au) in aus.iter().enumerate() {
             let f = Frame {
                 track: Track::Audio,
+                codec: Codec::Aac,
                 dts: 0,
                 pts: (i as i64) * 1024 * CLOCK_HZ / 44100,
                 keyframe: true,

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::{Packet, Payload, Unwrapper};
 use crate::codec::h264::{self, avcc_nals, nal_type, nal_types};
 use crate::error::Diag;
-use crate::media::{Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{Codec, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
 
 /// Largest access unit assembled; larger ones are dropped (and the stream waits for a keyframe).
 pub const MAX_AU: usize = 16 << 20;
@@ -316,6 +316,7 @@ impl Depacketizer {
         self.au_key = false;
         out.push(MediaEvent::Frame(Frame {
             track: Track::Video,
+            codec: Codec::H264,
             dts,
             pts,
             keyframe: key,

@@ -19,7 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{aac, h264, rtcp, Payload, Sender, MTU_TCP};
 use crate::error::Diag;
-use crate::media::{AudioConfig, MediaEvent, StreamFormat, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{
+    AudioConfig, MediaEvent, StreamFormat, Track, VideoCodec, VideoConfig, CLOCK_HZ,
+};
 use crate::pipeline::Demux;
 use crate::proto::sdp::{self, PT_AAC, PT_H264};
 use crate::proto::util::splitmix64;
@@ -79,7 +81,8 @@ impl RtpView {
     /// ([`crate::proto::util::random_u64`]), fixed in a test.
     pub fn new(input: Option<StreamFormat>, seed: u64) -> Self {
         RtpView {
-            demux: Demux::new(input, None, 10.0),
+            // Players get what RTP can carry of the broadcast; other tracks are logged and dropped.
+            demux: Demux::new(input, None, 10.0).dropping_unsupported(),
             video: None,
             audio: None,
             v: None,
@@ -203,6 +206,14 @@ impl RtpView {
     ) {
         for ev in evs.drain(..) {
             match ev {
+                // RTP H.265 (RFC 7798) is not packetized yet: players are refused by name rather
+                // than sent H.265 as H.264.
+                MediaEvent::Video(c) if c.codec != VideoCodec::H264 => {
+                    self.failed = Some(format!(
+                        "the video is {}, which RTSP play does not carry yet (use http-ts or http-flv)",
+                        c.codec.name()
+                    ));
+                }
                 MediaEvent::Video(c) => self.video = Some(c),
                 MediaEvent::Audio(c) => {
                     // A new sample rate cannot be signalled to players that have the SDP.
@@ -730,5 +741,16 @@ mod tests {
         v.push(b"this is not flv at all", Instant::now(), wall(), &mut out);
         assert!(v.failed.is_some() || !v.ready());
         assert!(out.is_empty());
+    }
+
+    /// H.265 is refused by name (RFC 7798 packetization is not there yet), never sent as H.264.
+    #[test]
+    fn h265_video_is_refused_by_name() {
+        let ts = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h265-aac-1s.ts");
+        let mut v = RtpView::new(Some(StreamFormat::Ts), 7);
+        let mut out = Vec::new();
+        v.push(ts, Instant::now(), wall(), &mut out);
+        let why = v.failed.clone().unwrap_or_default();
+        assert!(why.contains("H.265"), "{why:?}");
     }
 }

@@ -483,3 +483,124 @@ pub fn write_tmp(name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&p, data).unwrap();
     p
 }
+
+/// ffmpeg 9 (Enhanced FLV and RTMP, H.265, libx265): the static build PyPI's `imageio-ffmpeg`
+/// ships, from the venv `.ci/run` makes (`.ci/venv`), else from `python3` on the PATH. Fails with
+/// the install hint when neither has it.
+pub fn ffmpeg9() -> PathBuf {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PATH.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python");
+        let python = if venv.exists() {
+            venv
+        } else {
+            PathBuf::from("python3")
+        };
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{}: {e}", python.display()))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!("{} does not exist", p.display()))
+        }
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!(
+            "ffmpeg 9 (PyPI imageio-ffmpeg) is required for this test but was not found ({e}); \
+             run .ci/run, or: python3 -m venv .ci/venv && .ci/venv/bin/pip install imageio-ffmpeg"
+        ),
+    }
+}
+
+/// ffmpeg 9 with arguments; panics with its stderr on failure.
+pub fn ffmpeg9_run(args: &[&str]) {
+    let mut full = vec!["-nostdin", "-hide_banner", "-loglevel", "error", "-y"];
+    full.extend_from_slice(args);
+    let out = run(&ffmpeg9(), &full, b"");
+    assert!(
+        out.status.success(),
+        "ffmpeg 9 {args:?} failed: {}",
+        out.stderr
+    );
+}
+
+/// Every packet of `path` as ffmpeg 9 demuxes it (its `framecrc` of a stream copy: per-stream
+/// time base, media type, DTS, PTS and flags), for the containers Debian's ffprobe cannot read
+/// (Enhanced FLV).
+pub fn probe_packets9(path: &Path) -> Vec<Packet> {
+    let p = path.to_string_lossy().to_string();
+    let out = run(
+        &ffmpeg9(),
+        &[
+            "-nostdin", "-v", "error", "-i", &p, "-map", "0", "-c", "copy", "-f", "framecrc", "-",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg 9 framecrc {}: {}",
+        path.display(),
+        out.stderr
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut tb: std::collections::HashMap<usize, f64> = Default::default();
+    let mut kind: std::collections::HashMap<usize, String> = Default::default();
+    let mut packets = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#tb ") {
+            let (i, r) = rest.split_once(": ").unwrap();
+            let (n, d) = r.split_once('/').unwrap();
+            tb.insert(
+                i.parse().unwrap(),
+                n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap(),
+            );
+        } else if let Some(rest) = line.strip_prefix("#media_type ") {
+            let (i, k) = rest.split_once(": ").unwrap();
+            kind.insert(i.parse().unwrap(), k.to_string());
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let i: usize = f[0].parse().unwrap();
+            let t = tb[&i];
+            // Flags are printed only when they differ from "keyframe" (F=0x1).
+            let key = f
+                .get(6)
+                .and_then(|s| s.strip_prefix("F=0x"))
+                .is_none_or(|h| u32::from_str_radix(h, 16).unwrap() & 1 != 0);
+            packets.push(Packet {
+                kind: kind.get(&i).cloned().unwrap_or_default(),
+                dts: f[1].parse::<f64>().unwrap() * t,
+                pts: f[2].parse::<f64>().unwrap() * t,
+                key,
+            });
+        }
+    }
+    packets
+}
+
+/// ffmpeg 9 decoding `path` (every stream, to the null muxer) must print nothing under
+/// `-v error`.
+pub fn assert_decodes_cleanly9(path: &Path) {
+    let p = path.to_string_lossy().to_string();
+    let out = run(
+        &ffmpeg9(),
+        &["-nostdin", "-v", "error", "-i", &p, "-f", "null", "-"],
+        b"",
+    );
+    assert!(
+        out.status.success() && out.stderr.trim().is_empty(),
+        "ffmpeg 9 reported errors decoding {}:\n{}",
+        path.display(),
+        out.stderr
+    );
+}
