@@ -226,7 +226,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
     /// Also serve RTMP on this address: publish and play rtmp://HOST:PORT/<user>/<channel>
-    /// (?user-password= to publish, ?password= for the channel password)
+    /// (?user-password= to publish, ?password= for the channel password). H.265 is Enhanced RTMP
+    /// (hvc1): a player whose connect fourCcList lacks hvc1 gets NetStream.Play.Failed naming the
+    /// codec; ffmpeg before 6.1 and VLC 3 cannot play H.265 over RTMP (use http-ts or RTSP)
     #[arg(long, value_name = "ADDR")]
     pub rtmp: Option<String>,
     /// Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play

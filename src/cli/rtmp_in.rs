@@ -10,9 +10,9 @@ use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 const RTMP_IN_LONG: &str = "\
 Accepts RTMP publishers (ffmpeg, OBS, any encoder that pushes rtmp://HOST:PORT/APP/KEY) and writes \
 what they publish to stdout as FLV, as it arrives: the FLV header, onMetaData (the publisher's own \
-bytes), the sequence headers, then the audio and video tags. Codecs pass through untouched (H.264 \
-and AAC, and Enhanced-RTMP FourCC video such as hvc1 or av01, which river's other tools refuse by \
-name).
+bytes), the sequence headers, then the audio and video tags. Codecs pass through untouched: H.264 \
+and AAC, H.265 as Enhanced FLV (hvc1, as ffmpeg 6.1+ and OBS 29.1+ publish it; river-mux-ts reads \
+it), and other Enhanced-RTMP FourCC video such as av01, which river's other tools refuse by name.
 
 Access: --app limits the application (the first path element of the URL, without the slashes \
 around it: /live/ is live), --key/--keys the stream keys (the last path element). A wrong application \

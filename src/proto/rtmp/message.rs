@@ -4,7 +4,7 @@ use amf::amf0::Value;
 use amf::Pair;
 
 use crate::error::Diag;
-use crate::format::flv::{parse_script, FlvError};
+use crate::format::flv::{parse_script, FlvError, FourCc, VideoPacket, VideoTag};
 
 /// Message type ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,35 @@ impl UserControl {
     }
 }
 
+/// The Enhanced RTMP codec of a video tag body that a player whose connect announced `list` (its
+/// `fourCcList`) did not name, as `(fourcc, codec name)`; `None` when the player can take it.
+/// Legacy AVC (codec id 7) is every RTMP player's and never refused; HEVC under the legacy codec
+/// id 12 some encoders send counts as `hvc1`. `*` in the list (v2) takes anything.
+pub fn unannounced_codec(list: &[String], body: &bytes::Bytes) -> Option<(FourCc, &'static str)> {
+    if list.iter().any(|f| f == "*") {
+        return None;
+    }
+    let fourcc = match VideoTag::parse(body).ok()?.packet {
+        VideoPacket::Ex { fourcc, .. } => fourcc,
+        VideoPacket::Other { codec_id: 12, .. } => FourCc::HVC1,
+        _ => return None,
+    };
+    if list.iter().any(|f| f.as_bytes() == fourcc.0) {
+        return None;
+    }
+    let name = match &fourcc.0 {
+        b"hvc1" => "H.265/HEVC",
+        b"avc1" => "H.264/AVC",
+        b"av01" => "AV1",
+        b"vp09" => "VP9",
+        _ => "an Enhanced RTMP codec",
+    };
+    Some((fourcc, name))
+}
+
+/// Most `fourCcList` entries kept from a connect (the spec defines fewer than a dozen codecs).
+pub const MAX_FOURCC_LIST: usize = 32;
+
 /// A decoded AMF0 command: name, transaction id, command object, and the arguments after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
@@ -215,6 +244,28 @@ impl Command {
         })
     }
 
+    /// The Enhanced RTMP `fourCcList` of a connect's command object (v1: a strict array of
+    /// four-character strings, the video codecs the client can take; `*` in v2 means any).
+    /// `None` when the object has no such property or it is not an array: the client announced
+    /// nothing. Entries that are not strings are skipped; at most [`MAX_FOURCC_LIST`] are kept
+    /// (the AMF0 pre-scan of [`Command::parse`] bounds the array's size before this).
+    pub fn fourcc_list(&self) -> Option<Vec<String>> {
+        let entries = match obj_get(&self.object, "fourCcList")? {
+            Value::Array { entries } => entries,
+            _ => return None,
+        };
+        Some(
+            entries
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .take(MAX_FOURCC_LIST)
+                .collect(),
+        )
+    }
+
     /// The `i`-th argument as a string.
     pub fn arg_str(&self, i: usize) -> Option<&str> {
         match self.args.get(i)? {
@@ -261,4 +312,86 @@ pub fn status(level: &str, code: &str, description: &str) -> Value {
         ("code", Value::String(code.into())),
         ("description", Value::String(description.into())),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn connect(list: Option<Value>) -> Command {
+        let mut pairs = vec![("app", Value::String("live".into()))];
+        if let Some(l) = list {
+            pairs.push(("fourCcList", l));
+        }
+        let body = Command::encode("connect", 1.0, &[object(pairs)]);
+        Command::parse(&body).unwrap()
+    }
+
+    fn strings(v: &[&str]) -> Value {
+        Value::Array {
+            entries: v.iter().map(|s| Value::String((*s).into())).collect(),
+        }
+    }
+
+    #[test]
+    fn fourcc_list_of_a_connect() {
+        assert_eq!(connect(None).fourcc_list(), None);
+        assert_eq!(
+            connect(Some(strings(&["av01", "vp09", "hvc1"]))).fourcc_list(),
+            Some(vec!["av01".into(), "vp09".into(), "hvc1".into()])
+        );
+        assert_eq!(connect(Some(strings(&[]))).fourcc_list(), Some(vec![]));
+        // Not an array: nothing announced. Entries that are not strings are skipped.
+        assert_eq!(
+            connect(Some(Value::String("hvc1".into()))).fourcc_list(),
+            None
+        );
+        let mixed = Value::Array {
+            entries: vec![
+                Value::Number(1.0),
+                Value::String("hvc1".into()),
+                Value::Null,
+            ],
+        };
+        assert_eq!(
+            connect(Some(mixed)).fourcc_list(),
+            Some(vec!["hvc1".into()])
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("c{i:03}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let got = connect(Some(strings(&many))).fourcc_list().unwrap();
+        assert_eq!(got.len(), MAX_FOURCC_LIST);
+        assert_eq!(got[0], "c000");
+    }
+
+    #[test]
+    fn unannounced_codecs_are_named() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Enhanced hvc1 SequenceStart (key frame, packet type 0) and CodedFramesX (3).
+        let hvc1_start = Bytes::from_static(b"\x90hvc1\x01\x02");
+        let hvc1_x = Bytes::from_static(b"\xa3hvc1\x00\x00\x00\x02\x26\x01");
+        let avc_legacy = Bytes::from_static(b"\x17\x00\x00\x00\x00\x01");
+        let hevc_id12 = Bytes::from_static(b"\x1c\x01\x00\x00\x00\x00\x00\x00\x02\x26\x01");
+        for b in [&hvc1_start, &hvc1_x, &hevc_id12] {
+            assert_eq!(
+                unannounced_codec(&list(&["avc1", "av01"]), b),
+                Some((FourCc::HVC1, "H.265/HEVC")),
+                "{b:?}"
+            );
+            assert_eq!(unannounced_codec(&list(&["hvc1"]), b), None);
+            assert_eq!(unannounced_codec(&list(&["*"]), b), None);
+        }
+        assert_eq!(
+            unannounced_codec(&list(&[]), &hvc1_start),
+            Some((FourCc::HVC1, "H.265/HEVC"))
+        );
+        // Legacy AVC is every player's; bodies that do not parse are not judged here.
+        assert_eq!(unannounced_codec(&list(&[]), &avc_legacy), None);
+        assert_eq!(unannounced_codec(&list(&[]), &Bytes::new()), None);
+        assert_eq!(
+            unannounced_codec(&list(&["hvc1"]), &Bytes::from_static(b"\x90av01\x81")),
+            Some((FourCc(*b"av01"), "AV1"))
+        );
+    }
 }

@@ -29,8 +29,10 @@ mod session;
 pub mod splice;
 
 pub use chunk::{ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_CHUNK_SIZE};
-pub use message::{Command, MessageType, UserControl};
-pub use session::{MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats};
+pub use message::{unannounced_codec, Command, MessageType, UserControl, MAX_FOURCC_LIST};
+pub use session::{
+    MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats, ACCEPTED_FOURCCS,
+};
 pub use splice::FlvSplice;
 
 use std::fmt;

@@ -12,6 +12,9 @@ use super::message::{object, status, Command, MessageType, UserControl};
 use super::{RtmpError, RtmpErrorKind};
 use crate::format::flv::parse_script;
 
+/// The Enhanced RTMP video FourCCs river carries, announced in the connect `_result`.
+pub const ACCEPTED_FOURCCS: [&str; 2] = ["avc1", "hvc1"];
+
 /// Chunk streams used for what the server sends.
 const CS_CONTROL: u32 = 2;
 const CS_COMMAND: u32 = 3;
@@ -79,6 +82,10 @@ pub enum ServerEvent {
         app: String,
         tc_url: Option<String>,
         flash_ver: Option<String>,
+        /// The Enhanced RTMP `fourCcList` the client announced (the video codecs it can play);
+        /// `None` when it announced none (a legacy client, or ffmpeg playing without
+        /// `-rtmp_enhanced_codecs`). See [`Command::fourcc_list`].
+        fourcc_list: Option<Vec<String>>,
     },
     /// The client asked to publish. Answer with [`ServerSession::accept_publish`] or
     /// [`ServerSession::reject_publish`].
@@ -560,6 +567,7 @@ impl ServerSession {
                     app: self.app.clone(),
                     tc_url: c.object_str("tcUrl").map(str::to_string),
                     flash_ver: c.object_str("flashVer").map(str::to_string),
+                    fourcc_list: c.fourcc_list(),
                 });
             }
             ("connect", _) => return Err(self.perr("a second connect command".into())),
@@ -765,9 +773,16 @@ impl ServerSession {
         self.control(MessageType::SetPeerBandwidth, &bw);
         self.writer
             .set_chunk_size(self.cfg.chunk_size, &mut self.out);
+        // Enhanced RTMP: the video codecs the server takes and serves (`fourCcList` in the
+        // `_result`'s properties, as v2 has the server answer the client's list).
+        let fourccs = ACCEPTED_FOURCCS
+            .iter()
+            .map(|f| Value::String((*f).into()))
+            .collect();
         let props = object(vec![
             ("fmsVer", Value::String("FMS/3,0,1,123".into())),
             ("capabilities", Value::Number(31.0)),
+            ("fourCcList", Value::Array { entries: fourccs }),
         ]);
         let info = object(vec![
             ("level", Value::String("status".into())),
@@ -898,6 +913,16 @@ impl ServerSession {
         self.streams.insert(stream_id, StreamState::Idle);
         self.close = true;
         self.resume()
+    }
+
+    /// Ends an accepted play with onStatus `NetStream.Play.Failed` (`description` says why, e.g.
+    /// a codec the player did not announce) and asks for the connection to be closed.
+    pub fn fail_play(&mut self, stream_id: u32, description: &str) -> Result<(), RtmpError> {
+        self.playing(stream_id)?;
+        self.on_status(stream_id, "error", "NetStream.Play.Failed", description);
+        self.streams.insert(stream_id, StreamState::Idle);
+        self.close = true;
+        Ok(())
     }
 
     fn playing(&self, stream_id: u32) -> Result<(), RtmpError> {

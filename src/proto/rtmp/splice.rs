@@ -233,7 +233,7 @@ impl FlvSplice {
     }
 
     /// One audio or video tag body at an RTMP timestamp. Returns a note for the log the first
-    /// time a video codec other than H.264 passes.
+    /// time a video codec other than H.264 and H.265 passes.
     pub fn media(&mut self, kind: MediaKind, timestamp: u32, body: &Bytes) -> Option<String> {
         self.header(true, true);
         let mut note = None;
@@ -259,7 +259,11 @@ impl FlvSplice {
                             cts_ms,
                             ..
                         } => {
-                            if fourcc != flv::FourCc::AVC1 && !self.warned_codec {
+                            // H.264 and H.265 are what river carries; any other FourCC passes untouched
+                            // and is worth one line.
+                            let carried =
+                                fourcc == flv::FourCc::AVC1 || fourcc == flv::FourCc::HVC1;
+                            if !carried && !self.warned_codec {
                                 self.warned_codec = true;
                                 note = Some(format!("video codec {fourcc} (Enhanced RTMP) passed through as Enhanced FLV"));
                             }

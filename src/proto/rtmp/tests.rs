@@ -694,6 +694,60 @@ fn ping_and_acknowledgement() {
 }
 
 #[test]
+fn connect_fourcc_list_and_a_failed_play() {
+    let now = Instant::now();
+    let mut s = ServerSession::new(ServerConfig::default(), now, 1);
+    let mut c = Client::new();
+    let list = Value::Array {
+        entries: vec![Value::String("avc1".into())],
+    };
+    let obj = object(vec![
+        ("app", Value::String("live".into())),
+        ("fourCcList", list),
+    ]);
+    c.cmd(0, "connect", 1.0, &[obj]);
+    s.push(&std::mem::take(&mut c.out), now).unwrap();
+    assert!(matches!(
+        s.poll_event(),
+        Some(ServerEvent::Connect { fourcc_list: Some(l), .. }) if l == ["avc1"]
+    ));
+    s.accept_connect().unwrap();
+    c.cmd(0, "createStream", 2.0, &[Value::Null]);
+    c.cmd(1, "play", 3.0, &[Value::Null, Value::String("cam".into())]);
+    s.push(&std::mem::take(&mut c.out), now).unwrap();
+    assert!(matches!(s.poll_event(), Some(ServerEvent::Play { .. })));
+    assert!(s.fail_play(1, "x").is_err(), "not playing yet");
+    s.accept_play(1).unwrap();
+    s.fail_play(1, "river-relay: the stream's video is H.265/HEVC (hvc1)")
+        .unwrap();
+    assert!(s.should_close());
+    assert!(s.send_media(1, MediaKind::Video, 0, &[0x17, 1]).is_err());
+    let msgs = server_messages(&s.take_output());
+    // The _result's properties name what river takes.
+    let (name, vals) = &commands(&msgs)[0];
+    assert_eq!(name, "_result");
+    let want = Value::Array {
+        entries: ACCEPTED_FOURCCS
+            .iter()
+            .map(|f| Value::String((*f).into()))
+            .collect(),
+    };
+    assert!(
+        matches!(&vals[0], Value::Object { entries, .. }
+            if entries.iter().any(|p| p.key == "fourCcList" && p.value == want)),
+        "{vals:?}"
+    );
+    assert_eq!(
+        status_codes(&msgs[4..]),
+        [
+            "NetStream.Play.Reset",
+            "NetStream.Play.Start",
+            "NetStream.Play.Failed"
+        ]
+    );
+}
+
+#[test]
 fn play_sends_status_then_media() {
     let (mut s, mut c, now) = after_connect();
     c.cmd(0, "createStream", 2.0, &[Value::Null]);

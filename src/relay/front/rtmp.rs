@@ -13,7 +13,9 @@ use super::super::restamp::is_seq_header;
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::names;
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
-use crate::proto::rtmp::{FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession};
+use crate::proto::rtmp::{
+    unannounced_codec, FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession,
+};
 
 /// An RTMP player gets more FLV from its queue only while its session holds less than this.
 const LOW_WATER: usize = 256 * 1024;
@@ -25,6 +27,9 @@ pub(in crate::relay) struct RtmpSide {
     pub session: ServerSession,
     /// What the connect named: the user (its `app`) and its query, where passwords may go.
     connect: Connect,
+    /// The Enhanced RTMP `fourCcList` the connect announced (`None`: none; the player gets
+    /// whatever the channel carries, as ffmpeg 6.1+ expects).
+    fourcc_list: Option<Vec<String>>,
     /// The stream being published or played.
     stream_id: Option<u32>,
     /// A play waiting for `accept_play`/`reject_play`.
@@ -59,6 +64,7 @@ impl RtmpSide {
                 crate::proto::util::random_u64(),
             ),
             connect: Connect::default(),
+            fourcc_list: None,
             stream_id: None,
             play_pending: false,
             splice: FlvSplice::new(),
@@ -108,9 +114,15 @@ impl Hub {
                 return;
             };
             match ev {
-                ServerEvent::Connect { app, tc_url, .. } => {
+                ServerEvent::Connect {
+                    app,
+                    tc_url,
+                    fourcc_list,
+                    ..
+                } => {
                     // The hub serves any application (its users); the user is checked at publish.
                     r.connect = Connect::parse(&app, tc_url.as_deref());
+                    r.fourcc_list = fourcc_list;
                     if let Err(e) = r.session.accept_connect() {
                         self.close(idx, Some(&format!("RTMP: {e}")));
                         return;
@@ -309,7 +321,11 @@ impl Hub {
     pub(in crate::relay) fn flush_rtmp(&mut self, idx: usize, now: Instant) {
         loop {
             let Some(Conn {
-                io, state, rtmp, ..
+                io,
+                state,
+                rtmp,
+                peer,
+                ..
             }) = self.conns.get_mut(idx).and_then(|c| c.as_mut())
             else {
                 return;
@@ -367,6 +383,26 @@ impl Hub {
             let mut tags = std::mem::take(&mut r.tags);
             for ev in tags.drain(..) {
                 let FlvEvent::Tag(t) = ev else { continue };
+                if r.close_after {
+                    continue;
+                }
+                // A player that announced its codecs gets no video it did not name: the first
+                // such tag (the sequence start, which the queue sends before any frame) ends the
+                // play with NetStream.Play.Failed naming the codec.
+                let refused = match (&r.fourcc_list, t.kind) {
+                    (Some(list), TagKind::Video) => unannounced_codec(list, &t.body),
+                    _ => None,
+                };
+                if let Some((fourcc, name)) = refused {
+                    let list = r.fourcc_list.as_deref().unwrap_or_default().join(",");
+                    let why = format!(
+                        "the stream's video is {name} ({fourcc}), which this player's fourCcList [{list}] does not name; play it over http-ts or RTSP, or with a player that decodes {fourcc}"
+                    );
+                    log::warn!("{peer}: refused: RTMP player: {why}");
+                    let _ = r.session.fail_play(sid, &format!("river-relay: {why}"));
+                    r.close_after = true;
+                    continue;
+                }
                 let media = match t.kind {
                     TagKind::Audio => Some(MediaKind::Audio),
                     TagKind::Video => Some(MediaKind::Video),
