@@ -16,6 +16,7 @@
 
 pub mod aac;
 pub mod h264;
+pub mod h265;
 pub mod ingest;
 pub mod reorder;
 pub mod rtcp;
