@@ -6,6 +6,7 @@ mod common;
 
 mod docs;
 mod hevc;
+mod hevc_rtsp;
 mod hls;
 mod http;
 mod http_layer;
