@@ -422,7 +422,7 @@ fn basic_and_digest_auth_and_a_wrong_password() {
 }
 
 #[test]
-fn clear_errors_for_404_refused_unsupported_codec_and_timeout() {
+fn clear_errors_for_404_refused_and_timeout() {
     let cam = Camera::start(&[]);
     let r = pull(
         &[&format!("rtsp://127.0.0.1:{}/nope", cam.port)],
