@@ -2,8 +2,8 @@ complete -c river-rtsp-pull -l transport -d 'RTP transport' -r -f -a "tcp\t'Inte
 udp\t'RTP/RTCP over UDP (lower latency; packets may be lost)'"
 complete -c river-rtsp-pull -s u -l user -d 'User name for Basic/Digest authentication (overrides the URL\'s)' -r
 complete -c river-rtsp-pull -l password-file -d 'Read the password from the first line of FILE (else RIVER_RTSP_PASSWORD, else the URL\'s)' -r -F
-complete -c river-rtsp-pull -s f -l format -d 'Output format' -r -f -a "ts\t'MPEG-TS with H.264 and AAC'
-flv\t'FLV with H.264 and AAC'
+complete -c river-rtsp-pull -s f -l format -d 'Output format' -r -f -a "ts\t'MPEG-TS with H.264 or H.265 and AAC'
+flv\t'FLV with H.264 or H.265 (Enhanced FLV) and AAC'
 h264\t'Raw H.264 Annex B byte stream (video only)'"
 complete -c river-rtsp-pull -s t -l duration -d 'Stop after this much media, e.g. 10s, 15m, 1h (default: run until stopped)' -r
 complete -c river-rtsp-pull -l stall-timeout -d 'A session that delivers no media for this long has stalled; also the limit for each RTSP request' -r

@@ -1,13 +1,14 @@
-//! Arbitrary RTP packets through the H.264 and AAC depacketizers and the RTCP reader: no panic,
+//! Arbitrary RTP packets through the H.264, H.265 and AAC depacketizers and the RTCP reader: no panic,
 //! bounded output.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use river::proto::rtp::{aac, h264, rtcp, Packet};
+use river::proto::rtp::{aac, h264, h265, rtcp, Packet};
 
 fuzz_target!(|data: &[u8]| {
     // Packets are length-prefixed (1 byte) in the input.
     let mut v = h264::Depacketizer::new(None);
+    let mut v5 = h265::Depacketizer::new(None);
     let cfg = river::codec::aac::parse_asc(&[0x12, 0x10]).unwrap();
     let mut a = aac::Depacketizer::new(cfg, 13, 3, 3);
     let (mut ev, mut diags) = (Vec::new(), Vec::new());
@@ -28,9 +29,11 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         v.push(&p, 0, &mut ev, &mut diags);
+        v5.push(&p, 0, &mut ev, &mut diags);
         a.push(&p, 0, &mut ev, &mut diags);
         if ev.len() > 10_000 {
             ev.clear();
+            diags.clear();
         }
     }
 });

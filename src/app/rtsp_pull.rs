@@ -23,7 +23,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec}
 
 use crate::camera::{Backoff, CameraUrl, Ingest};
 use crate::cli::{RtspFormat, RtspPull, RtspTransport};
-use crate::codec::{aac, h264};
+use crate::codec::{aac, h264, h265};
 use crate::media::{MediaEvent, Track, VideoConfig, CLOCK_HZ};
 use crate::pipeline::{FlvOut, TsOut};
 use crate::stdio::{require_binary_stdout, stop_signal};
@@ -285,14 +285,24 @@ impl Puller {
             return Ok(End::Done);
         };
 
-        // Pick the first H.264 video stream and the first AAC audio stream.
+        // Pick the first H.264 or H.265 video stream and the first AAC audio stream.
         let mut video_i = None;
         let mut audio_i = None;
         let mut other_video = Vec::new();
         for (i, s) in session.streams().iter().enumerate() {
             let enc = s.encoding_name();
             match s.media() {
-                "video" if video_i.is_none() && enc.eq_ignore_ascii_case("h264") => {
+                "video"
+                    if video_i.is_none()
+                        && (enc.eq_ignore_ascii_case("h264")
+                            || enc.eq_ignore_ascii_case("h265")) =>
+                {
+                    if enc.eq_ignore_ascii_case("h265") && self.out.format == RtspFormat::H264 {
+                        return Err(Failure::permanent(format!(
+                            "{}: the camera offers H.265/HEVC video, which --format h264 cannot carry; use --format ts or --format flv",
+                            self.cam.redacted()
+                        )));
+                    }
                     video_i = Some(i)
                 }
                 "video" => other_video.push(codec_name(enc)),
@@ -314,7 +324,7 @@ impl Puller {
                 format!("video as {}", other_video.join(", "))
             };
             return Err(Failure::permanent(format!(
-                "{}: unsupported codec: the camera offers {what}; river carries H.264 video only",
+                "{}: unsupported codec: the camera offers {what}; river carries H.264 and H.265 video",
                 self.cam.redacted()
             )));
         }
@@ -494,15 +504,28 @@ impl Puller {
     }
 
     fn video_params(&mut self, v: &retina::codec::VideoParameters) {
-        let VideoParametersCodec::H264 { sps, pps } = v.codec_params() else {
-            return;
+        let cfg = match v.codec_params() {
+            VideoParametersCodec::H264 { sps, pps } => {
+                h264::video_config(vec![sps.clone()], vec![pps.clone()]).map_err(|e| e.to_string())
+            }
+            VideoParametersCodec::H265 { vps, sps, pps } => {
+                h265::video_config(vec![vps.clone()], vec![sps.clone()], vec![pps.clone()])
+                    .map_err(|e| e.to_string())
+            }
+            _ => return,
         };
-        match h264::video_config(vec![sps.clone()], vec![pps.clone()]) {
+        match cfg {
             Ok(cfg) => {
-                log::info!("{}: H.264 {}x{}", self.peer(), cfg.width, cfg.height);
+                log::info!(
+                    "{}: {} {}x{}",
+                    self.peer(),
+                    cfg.codec.name(),
+                    cfg.width,
+                    cfg.height
+                );
                 self.ingest.video_config(cfg);
             }
-            Err(e) => log::warn!("{}: bad SPS/PPS from the camera: {e}", self.peer()),
+            Err(e) => log::warn!("{}: bad parameter sets from the camera: {e}", self.peer()),
         }
     }
 

@@ -8,7 +8,7 @@ use super::TimeSpan;
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const RTSP_PULL_LONG: &str = "\
-Pulls an IP camera (or any RTSP server) and writes its H.264 video, and AAC audio when the camera \
+Pulls an IP camera (or any RTSP server) and writes its H.264 or H.265 video, and AAC audio when the camera \
 sends it, to stdout as frames arrive: DESCRIBE, SETUP and PLAY with Basic or Digest authentication, \
 RTP over the RTSP TCP connection (default) or over UDP, keepalives while playing, and TEARDOWN on \
 exit. The RTSP client is the retina library (as used by Moonfire NVR).
@@ -17,8 +17,9 @@ Credentials: the URL's user:password@, or --user and a password read from --pass
 (first line) or from the RIVER_RTSP_PASSWORD environment variable, in that order of preference. \
 Passwords never appear in logs or messages: the URL is logged with its user name only.
 
-Formats: ts (MPEG-TS with H.264 and AAC; SPS/PPS and PAT/PMT before every keyframe), flv (FLV with \
-sequence headers), h264 (raw Annex B video only, SPS/PPS before every IDR; audio is dropped). \
+Formats: ts (MPEG-TS with H.264 or H.265 and AAC; parameter sets and PAT/PMT before every keyframe), \
+flv (FLV with sequence headers; H.265 as Enhanced FLV), h264 (raw H.264 Annex B video only, SPS/PPS \
+before every IDR; audio is dropped; an H.265 camera is refused). \
 Timestamps are the camera's RTP timestamps, starting at zero at the first keyframe and kept \
 monotonic by river's timeline stage.
 
@@ -43,9 +44,9 @@ Examples:
 /// What river-rtsp-pull writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RtspFormat {
-    /// MPEG-TS with H.264 and AAC
+    /// MPEG-TS with H.264 or H.265 and AAC
     Ts,
-    /// FLV with H.264 and AAC
+    /// FLV with H.264 or H.265 (Enhanced FLV) and AAC
     Flv,
     /// Raw H.264 Annex B byte stream (video only)
     H264,
@@ -65,7 +66,7 @@ pub enum RtspTransport {
 #[command(
     name = "river-rtsp-pull",
     version,
-    about = "Pull an IP camera over RTSP (H.264 + AAC) to stdout as MPEG-TS, FLV or Annex B; reconnects with --retry",
+    about = "Pull an IP camera over RTSP (H.264 or H.265 + AAC) to stdout as MPEG-TS, FLV or Annex B; reconnects with --retry",
     long_about = RTSP_PULL_LONG,
     after_long_help = EXIT_STATUS_HELP
 )]

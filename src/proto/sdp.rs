@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use crate::codec::aac::{self, AacError};
 use crate::codec::h264::{self, H264Error};
-use crate::media::{AudioConfig, VideoConfig};
+use crate::codec::h265::{self, H265Error};
+use crate::media::{AudioConfig, VideoCodec, VideoConfig};
 use crate::proto::util::{base64_decode, base64_encode, hex, unhex, Base64Error};
 
 /// Largest SDP accepted, in bytes.
@@ -35,6 +36,10 @@ pub enum SdpError {
     SpropNoPps,
     /// `sprop-parameter-sets` whose SPS does not parse.
     H264(H264Error),
+    /// `sprop-vps`/`sprop-sps`/`sprop-pps` that are not base64 (which one, and why).
+    H265Sprop(&'static str, Base64Error),
+    /// `sprop-vps`/`sprop-sps`/`sprop-pps` whose SPS does not parse, or one of them missing.
+    H265(H265Error),
     /// An AAC `config=` that does not parse.
     Aac(AacError),
     /// Other AAC fmtp parameters (`config=` missing or not hex, a length out of range): what was
@@ -56,6 +61,8 @@ impl std::fmt::Display for SdpError {
                 f.write_str("expected a pps in sprop-parameter-sets, found none")
             }
             SdpError::H264(e) => write!(f, "{e}"),
+            SdpError::H265Sprop(n, e) => write!(f, "bad {n}: {e}"),
+            SdpError::H265(e) => write!(f, "{e}"),
             SdpError::Aac(e) => write!(f, "{e}"),
             SdpError::AacFmtp(m) => f.write_str(m),
         }
@@ -95,6 +102,11 @@ pub enum Codec {
         config: Option<VideoConfig>,
         packetization_mode: u8,
     },
+    /// RFC 7798 without decoding order numbers (`sprop-max-don-diff` absent or 0).
+    H265 {
+        /// From `sprop-vps`, `sprop-sps` and `sprop-pps`, when all present and parseable.
+        config: Option<VideoConfig>,
+    },
     Aac {
         config: AudioConfig,
         size_length: u8,
@@ -129,6 +141,36 @@ impl Media {
                     config,
                     packetization_mode: mode,
                 })
+            }
+            "h265" => {
+                let don = self.fmtp("sprop-max-don-diff").unwrap_or("0").trim();
+                if don != "0" {
+                    return Ok(Codec::Unsupported(format!(
+                        "H265 with decoding order numbers (sprop-max-don-diff={don})"
+                    )));
+                }
+                let mut sets = Vec::new();
+                for name in ["sprop-vps", "sprop-sps", "sprop-pps"] {
+                    let mut v = Vec::new();
+                    for part in self.fmtp(name).unwrap_or("").split(',') {
+                        let part = part.trim();
+                        if !part.is_empty() {
+                            let nal =
+                                base64_decode(part).map_err(|e| SdpError::H265Sprop(name, e))?;
+                            v.push(Bytes::from(nal));
+                        }
+                    }
+                    sets.push(v);
+                }
+                let config = if sets.iter().all(|v| !v.is_empty()) {
+                    let pps = sets.pop().unwrap_or_default();
+                    let sps = sets.pop().unwrap_or_default();
+                    let vps = sets.pop().unwrap_or_default();
+                    Some(h265::video_config(vps, sps, pps).map_err(SdpError::H265)?)
+                } else {
+                    None
+                };
+                Ok(Codec::H265 { config })
             }
             "mpeg4-generic" => {
                 let mode = self.fmtp("mode").unwrap_or("");
@@ -286,6 +328,7 @@ pub fn track_control(index: usize) -> String {
 
 /// Payload types river uses when it serves.
 pub const PT_H264: u8 = 96;
+pub const PT_H265: u8 = 96;
 pub const PT_AAC: u8 = 97;
 
 /// Writes the SDP for playing a broadcast: video track first (if any), then audio. `origin` is the
@@ -304,7 +347,34 @@ pub fn write(
         env!("CARGO_PKG_VERSION")
     );
     let mut idx = 0;
-    if let Some(v) = video {
+    if let Some(v) = video.filter(|v| v.codec == VideoCodec::H265) {
+        let b64 = |sets: &[Bytes]| -> String {
+            sets.iter()
+                .map(|n| base64_encode(n))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut fmtp = String::new();
+        if !v.vps.is_empty() && !v.sps.is_empty() && !v.pps.is_empty() {
+            fmtp = format!(
+                "\r\na=fmtp:{PT_H265} sprop-vps={};sprop-sps={};sprop-pps={}",
+                b64(&v.vps),
+                b64(&v.sps),
+                b64(&v.pps)
+            );
+        }
+        s.push_str(&format!(
+            "m=video 0 RTP/AVP {PT_H265}\r\na=rtpmap:{PT_H265} H265/90000{fmtp}\r\n"
+        ));
+        if let Some((n, d)) = v.frame_rate.filter(|&(_, d)| d > 0) {
+            s.push_str(&format!(
+                "a=framerate:{}\r\n",
+                trim_rate(n as f64 / d as f64)
+            ));
+        }
+        s.push_str(&format!("a=control:{}\r\n", track_control(idx)));
+        idx += 1;
+    } else if let Some(v) = video {
         let mut sprop: Vec<String> = v.sps.iter().map(|n| base64_encode(n)).collect();
         sprop.extend(v.pps.iter().map(|n| base64_encode(n)));
         let sprop = sprop.join(",");
@@ -513,5 +583,34 @@ a=control:streamid=1
             sdp.media[0].codec().unwrap(),
             Codec::Unsupported(_)
         ));
+    }
+
+    /// H.265 (RFC 7798): river's SDP carries sprop-vps/sps/pps and reads back; decoding order
+    /// numbers are refused by name; an SPS that does not parse is an error.
+    #[test]
+    fn h265_sprop_round_trip() {
+        let cfg = crate::codec::h265::parse_hvcc(&crate::codec::h265::tests::fixture_hvcc())
+            .unwrap()
+            .video_config()
+            .unwrap();
+        let text = write(Some(&cfg), None, "127.0.0.1", "live/x");
+        assert!(
+            text.contains("a=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps="),
+            "{text}"
+        );
+        let sdp = Sdp::parse(&text).unwrap();
+        assert_eq!(
+            sdp.media[0].codec().unwrap(),
+            Codec::H265 { config: Some(cfg) }
+        );
+        let sdp = Sdp::parse("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n").unwrap();
+        assert_eq!(sdp.media[0].codec().unwrap(), Codec::H265 { config: None });
+        let sdp = Sdp::parse("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-max-don-diff=2\r\n").unwrap();
+        assert!(
+            matches!(sdp.media[0].codec().unwrap(), Codec::Unsupported(w) if w.contains("sprop-max-don-diff=2"))
+        );
+        let sdp = Sdp::parse("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps=QAE=;sprop-sps=!;sprop-pps=RAE=\r\n").unwrap();
+        let e = sdp.media[0].codec().unwrap_err().to_string();
+        assert!(e.starts_with("bad sprop-sps: "), "{e}");
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod docs;
 mod hevc;
 mod hevc_rtmp;
+mod hevc_rtsp;
 mod hls;
 mod http;
 mod http_layer;

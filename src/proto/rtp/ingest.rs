@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::reorder::Reorder;
 use super::rtcp::{self, Rtcp};
-use super::{aac, h264, Packet};
+use super::{aac, h264, h265, Packet};
 use crate::error::Diag;
 use crate::media::{MediaEvent, Track, CLOCK_HZ};
 use crate::proto::rtsp::StreamSetup;
@@ -21,6 +21,7 @@ pub const LEAD: i64 = CLOCK_HZ / 5;
 
 enum Depack {
     H264(Box<h264::Depacketizer>),
+    H265(Box<h265::Depacketizer>),
     Aac(aac::Depacketizer),
 }
 
@@ -119,6 +120,15 @@ impl Ingest {
                         offset: None,
                     })
                 }
+                Codec::H265 { config } if !video => {
+                    video = true;
+                    Some(TrackIn {
+                        depack: Depack::H265(Box::new(h265::Depacketizer::new(config))),
+                        clock_rate: 90_000,
+                        sr: None,
+                        offset: None,
+                    })
+                }
                 Codec::Aac {
                     config,
                     size_length,
@@ -150,7 +160,7 @@ impl Ingest {
                 other => {
                     ignored.push(format!(
                         "a second {} track",
-                        if matches!(other, Codec::H264 { .. }) {
+                        if matches!(other, Codec::H264 { .. } | Codec::H265 { .. }) {
                             "video"
                         } else {
                             "audio"
@@ -185,6 +195,11 @@ impl Ingest {
         for t in self.tracks.iter().flatten() {
             match &t.depack {
                 Depack::H264(d) => {
+                    if let Some(c) = d.config() {
+                        out.push(MediaEvent::Video(c.clone()));
+                    }
+                }
+                Depack::H265(d) => {
                     if let Some(c) = d.config() {
                         out.push(MediaEvent::Video(c.clone()));
                     }
@@ -231,6 +246,7 @@ impl Ingest {
         let mut evs = std::mem::take(&mut self.scratch);
         match &mut t.depack {
             Depack::H264(d) => d.push(&pkt, offset, &mut evs, diags),
+            Depack::H265(d) => d.push(&pkt, offset, &mut evs, diags),
             Depack::Aac(d) => d.push(&pkt, offset, &mut evs, diags),
         }
         for mut e in evs.drain(..) {
@@ -261,7 +277,7 @@ impl Ingest {
     /// Which track a stream feeds, if any.
     pub fn track(&self, stream: usize) -> Option<Track> {
         match self.tracks.get(stream)?.as_ref()?.depack {
-            Depack::H264(_) => Some(Track::Video),
+            Depack::H264(_) | Depack::H265(_) => Some(Track::Video),
             Depack::Aac(_) => Some(Track::Audio),
         }
     }

@@ -1,8 +1,10 @@
-//! RTP (RFC 3550) for H.264 and AAC, sans-IO.
+//! RTP (RFC 3550) for H.264, H.265 and AAC, sans-IO.
 //!
 //! - [`Packet`]: parse and write the fixed header (CSRCs, extension and padding handled).
 //! - [`h264`]: RFC 6184 depacketizer (single NAL, STAP-A, FU-A; a sequence gap drops to the next
 //!   keyframe) and packetizer (single NAL, FU-A, STAP-A with SPS+PPS before each IDR).
+//! - [`h265`]: RFC 7798 depacketizer (single NAL, AP, FU; a gap drops to the next IRAP picture)
+//!   and packetizer (single NAL, FU, an AP with VPS+SPS+PPS before each IRAP picture).
 //! - [`aac`]: RFC 3640 AAC-hbr depacketizer and packetizer.
 //! - [`rtcp`]: sender reports (NTP ↔ RTP mapping) and a lenient reader for SR/RR/BYE.
 //! - [`reorder`]: RTP over UDP back in sequence order before the depacketizers.
@@ -16,6 +18,7 @@
 
 pub mod aac;
 pub mod h264;
+pub mod h265;
 pub mod ingest;
 pub mod reorder;
 pub mod rtcp;

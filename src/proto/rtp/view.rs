@@ -17,13 +17,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{aac, h264, rtcp, Payload, Sender, MTU_TCP};
+use super::{aac, h264, h265, rtcp, Payload, Sender, MTU_TCP};
 use crate::error::Diag;
 use crate::media::{
-    AudioConfig, MediaEvent, StreamFormat, Track, VideoCodec, VideoConfig, CLOCK_HZ,
+    AudioConfig, Codec, MediaEvent, StreamFormat, Track, VideoCodec, VideoConfig, CLOCK_HZ,
 };
 use crate::pipeline::Demux;
-use crate::proto::sdp::{self, PT_AAC, PT_H264};
+use crate::proto::sdp::{self, PT_AAC, PT_H264, PT_H265};
 use crate::proto::util::splitmix64;
 
 /// How often sender reports go out.
@@ -55,6 +55,7 @@ pub struct RtpView {
     a: Option<Out>,
     started: bool,
     h264: h264::Packetizer,
+    h265: h265::Packetizer,
     /// Draws each track's SSRC, first sequence number and RTP time offset.
     rng: u64,
     /// Media time of the newest frame and when it arrived.
@@ -89,6 +90,7 @@ impl RtpView {
             a: None,
             started: false,
             h264: h264::Packetizer::new(MTU_TCP),
+            h265: h265::Packetizer::new(MTU_TCP),
             rng: seed,
             clock: None,
             anchor: None,
@@ -103,10 +105,11 @@ impl RtpView {
         }
     }
 
-    /// Packetizes H.264 into RTP payloads of at most `mtu` bytes (default [`MTU_TCP`]; use
+    /// Packetizes H.264 and H.265 into RTP payloads of at most `mtu` bytes (default [`MTU_TCP`]; use
     /// [`super::MTU_UDP`] for datagrams that must not be fragmented).
     pub fn with_mtu(mut self, mtu: usize) -> Self {
         self.h264 = h264::Packetizer::new(mtu);
+        self.h265 = h265::Packetizer::new(mtu);
         self
     }
 
@@ -168,17 +171,14 @@ impl RtpView {
         self.started = true;
         let mut idx = 0;
         if let Some(v) = &self.video {
-            let _ = v;
+            let pt = match v.codec {
+                VideoCodec::H264 => PT_H264,
+                VideoCodec::H265 => PT_H265,
+            };
             let r = splitmix64(&mut self.rng);
             self.v = Some(Out {
                 index: idx,
-                sender: Sender::new(
-                    r as u32,
-                    (r >> 32) as u16,
-                    (r >> 40) as u32,
-                    90_000,
-                    PT_H264,
-                ),
+                sender: Sender::new(r as u32, (r >> 32) as u16, (r >> 40) as u32, 90_000, pt),
             });
             idx += 1;
         }
@@ -206,11 +206,13 @@ impl RtpView {
     ) {
         for ev in evs.drain(..) {
             match ev {
-                // RTP H.265 (RFC 7798) is not packetized yet: players are refused by name rather
-                // than sent H.265 as H.264.
-                MediaEvent::Video(c) if c.codec != VideoCodec::H264 => {
+                // Players have the SDP: a new video codec cannot be signalled to them.
+                MediaEvent::Video(c)
+                    if self.v.is_some()
+                        && self.video.as_ref().is_some_and(|v| v.codec != c.codec) =>
+                {
                     self.failed = Some(format!(
-                        "the video is {}, which RTSP play does not carry yet (use http-ts or http-flv)",
+                        "the video codec changed to {} after the SDP went out",
                         c.codec.name()
                     ));
                 }
@@ -250,10 +252,15 @@ impl RtpView {
                     *last = Some(f.dts);
                     self.payloads.clear();
                     match track {
-                        Track::Video => {
-                            self.h264
-                                .packetize(&f, self.video.as_ref(), &mut self.payloads)
-                        }
+                        Track::Video => match f.codec {
+                            Codec::H265 => {
+                                self.h265
+                                    .packetize(&f, self.video.as_ref(), &mut self.payloads)
+                            }
+                            _ => self
+                                .h264
+                                .packetize(&f, self.video.as_ref(), &mut self.payloads),
+                        },
                         Track::Audio => aac::Packetizer.packetize(&f, &mut self.payloads),
                     }
                     let ch = (o.index * 2) as u8;
@@ -495,6 +502,7 @@ mod tests {
 
     const FLV: &[u8] = include_bytes!("../../../tests/fixtures/flv/ffmpeg-x264-aac-160x120-1s.flv");
     const TS: &[u8] = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h264-aac-1s.ts");
+    const TS_H265: &[u8] = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h265-aac-1s.ts");
 
     /// The wall clock the tests' frames arrive at (2026-11-22T04:10:05Z).
     fn wall() -> SystemTime {
@@ -516,7 +524,7 @@ mod tests {
     /// The view's packets back through an RTSP publisher's ingest: every frame comes back.
     #[test]
     fn view_round_trips_through_ingest() {
-        for input in [FLV, TS] {
+        for input in [FLV, TS, TS_H265] {
             let (v, packets) = view_of(input, 4096);
             assert!(v.failed.is_none());
             let sdp = Sdp::parse(&v.sdp("127.0.0.1", "live/cam").unwrap()).unwrap();
@@ -741,16 +749,5 @@ mod tests {
         v.push(b"this is not flv at all", Instant::now(), wall(), &mut out);
         assert!(v.failed.is_some() || !v.ready());
         assert!(out.is_empty());
-    }
-
-    /// H.265 is refused by name (RFC 7798 packetization is not there yet), never sent as H.264.
-    #[test]
-    fn h265_video_is_refused_by_name() {
-        let ts = include_bytes!("../../../tests/fixtures/ts/ffmpeg-lavfi-h265-aac-1s.ts");
-        let mut v = RtpView::new(Some(StreamFormat::Ts), 7);
-        let mut out = Vec::new();
-        v.push(ts, Instant::now(), wall(), &mut out);
-        let why = v.failed.clone().unwrap_or_default();
-        assert!(why.contains("H.265"), "{why:?}");
     }
 }
