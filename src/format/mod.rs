@@ -4,6 +4,7 @@
 mod detect;
 pub mod flv;
 pub mod hls;
+pub mod mp4;
 pub mod ts;
 
 pub use detect::{detect, DETECT_LIMIT};
