@@ -1,28 +1,24 @@
-//! river-hls-seg: stdin → demux → segmenter → segment files and playlist.
+//! river-hls-seg: stdin → demux → [`HlsOut`] → files (and, with `--serve`, the playlist from
+//! memory with LL-HLS blocking requests).
 
-use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
 use super::stats::Stats;
 use super::{pump, EventSink};
-use crate::cli::HlsSeg;
-use crate::format::hls::{
-    strftime, Cut, Playlist, PlaylistKind, Segment, Segmenter, SegmenterConfig,
-};
+use crate::cli::{self, HlsSeg};
+use crate::format::hls::{strftime, PlaylistKind, SegmenterConfig};
+use crate::http::hls::Live;
 use crate::http::{self, ServeOptions};
-use crate::media::{MediaEvent, Track, CLOCK_HZ};
-use crate::pipeline::TsOut;
+use crate::media::{MediaEvent, CLOCK_HZ};
+use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, SegmentType, Wall};
 use crate::stdio::{stop_signal, UsageError};
-
-/// Segments that left the live window are deleted this many segments later, so clients that
-/// fetched the playlist just before can still download them.
-const DELETE_DELAY_SEGMENTS: u64 = 3;
 
 /// At most this many --on-segment commands run at once; past that a segment's command is skipped
 /// with a warning rather than piling up processes.
@@ -49,15 +45,6 @@ fn local_offset_ms(unix_ms: i64) -> i64 {
     }
 }
 
-/// Writes `data` to `path` through a temporary file in the same folder and a rename, so readers
-/// see the old or the new file, never a partial one.
-fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let tmp = tmp_name(path);
-    fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
 /// `dir/.name.tmp` beside `dir/name`.
 fn tmp_name(path: &Path) -> PathBuf {
     let name = path
@@ -68,50 +55,198 @@ fn tmp_name(path: &Path) -> PathBuf {
 }
 
 /// A relative segment path from a strftime pattern must stay inside the directory.
-fn check_relative(uri: &str) -> anyhow::Result<()> {
+fn check_relative(uri: &str) -> Result<(), String> {
     let p = Path::new(uri);
     if uri.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(UsageError(format!(
+        return Err(format!(
             "segment name {uri:?} must be a relative path inside --dir without '..'"
-        ))
-        .into());
+        ));
     }
     Ok(())
 }
 
-struct OpenSegment {
-    uri: String,
-    path: PathBuf,
-    tmp: PathBuf,
-    file: BufWriter<File>,
-    date_ms: i64,
-    discontinuity: bool,
+/// Segment names on disk: `NAME-RUN-N.ext` live (RUN, the start time, keeps names unique across
+/// restarts), the `--segment-name` pattern in DVR mode, made unique when a second segment falls in
+/// the same second or the name is taken.
+struct FileNames {
+    dir: PathBuf,
+    dvr: Option<String>,
+    utc: bool,
+    prefix: String,
+    last: String,
+}
+
+impl Names for FileNames {
+    fn segment(&mut self, msn: u64, date_ms: i64, ext: &str) -> Result<String, String> {
+        let Some(pattern) = &self.dvr else {
+            return Ok(format!("{}{msn}.{ext}", self.prefix));
+        };
+        let offset = if self.utc {
+            0
+        } else {
+            local_offset_ms(date_ms)
+        };
+        let name = strftime(pattern, date_ms, offset);
+        check_relative(&name)?;
+        let taken = |n: &str| self.dir.join(n).exists();
+        let uri = if name == self.last || taken(&name) {
+            // Two segments in the same second (or a restart): keep both.
+            let (stem, ext) = match name.rsplit_once('.') {
+                Some((s, e)) if !e.contains('/') => (s.to_string(), format!(".{e}")),
+                _ => (name.clone(), String::new()),
+            };
+            let mut n = 1;
+            loop {
+                let cand = format!("{stem}-{n}{ext}");
+                if !taken(&cand) && cand != self.last {
+                    break cand;
+                }
+                n += 1;
+            }
+        } else {
+            name
+        };
+        self.last = uri.clone();
+        Ok(uri)
+    }
+}
+
+/// Files under DIR. In DVR mode (`durable`) what is published is fsynced before the rename that
+/// publishes it and the directory after, so a listed segment survives a power loss.
+struct Store {
+    dir: PathBuf,
+    durable: bool,
+    open: Option<(PathBuf, PathBuf, BufWriter<File>)>,
+}
+
+impl Store {
+    fn path(&self, uri: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join(uri);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Ok(path)
+    }
+
+    /// Makes `tmp` (written, flushed) visible as `path`.
+    fn publish(&self, file: &File, tmp: &Path, path: &Path) -> anyhow::Result<()> {
+        if self.durable {
+            file.sync_data()
+                .with_context(|| format!("syncing {}", tmp.display()))?;
+        }
+        fs::rename(tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        if self.durable {
+            let dir = path.parent().unwrap_or(&self.dir);
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a whole file through a temporary name and a rename: readers see the old or the new
+    /// file, never a partial one.
+    fn put(&self, uri: &str, data: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(uri)?;
+        self.put_at(&path, data)
+    }
+
+    fn put_at(&self, path: &Path, data: &[u8]) -> anyhow::Result<()> {
+        let tmp = tmp_name(path);
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(data)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        self.publish(&f, &tmp, path)
+    }
+
+    fn open(&mut self, uri: &str) -> anyhow::Result<()> {
+        let path = self.path(uri)?;
+        let tmp = tmp_name(&path);
+        let f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        self.open = Some((path, tmp, BufWriter::with_capacity(256 * 1024, f)));
+        Ok(())
+    }
+
+    fn append(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        if let Some((_, tmp, f)) = &mut self.open {
+            f.write_all(data)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the open segment; returns its path.
+    fn close(&mut self) -> anyhow::Result<Option<PathBuf>> {
+        let Some((path, tmp, f)) = self.open.take() else {
+            return Ok(None);
+        };
+        let f = f
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        self.publish(&f, &tmp, &path)?;
+        Ok(Some(path))
+    }
+
+    fn remove(&self, uri: &str) {
+        let p = self.dir.join(uri);
+        if let Err(e) = fs::remove_file(&p) {
+            log::warn!("removing old segment {}: {e}", p.display());
+        }
+    }
+}
+
+/// Removes what an earlier live run with the same NAME left in DIR: its segments, parts and init
+/// segments (`NAME-RUN-…` with another RUN), which no playlist lists any more.
+fn clean_earlier_runs(dir: &Path, name: &str, run: u64) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    let prefix = format!("{name}-");
+    for e in rd.flatten() {
+        let file = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((r, tail)) = rest.split_once('-') else {
+            continue;
+        };
+        let ours = !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) && r != run.to_string();
+        let kind = tail.ends_with(".ts") || tail.ends_with(".m4s") || tail.ends_with("-init.mp4");
+        if ours && kind && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 struct HlsWriter {
     args: HlsSeg,
-    ts: TsOut,
-    seg: Segmenter,
-    playlist: Playlist,
+    out: HlsOut,
+    store: Store,
+    outputs: Vec<Output>,
     playlist_path: PathBuf,
-    cur: Option<OpenSegment>,
-    buf: Vec<u8>,
-    /// Segments completed so far (live names use it).
-    count: u64,
-    /// (delete once `count` reaches this, path).
-    to_delete: VecDeque<(u64, PathBuf)>,
-    /// Wall clock ↔ DTS anchor for EXT-X-PROGRAM-DATE-TIME.
-    anchor: Option<(i64, i64)>,
+    live: Option<Arc<Live>>,
     first_dts: Option<i64>,
     limit: Option<i64>,
-    has_video: bool,
-    last_uri: String,
     children: Vec<Child>,
     duration_reached: bool,
+    forced_logged: bool,
+}
+
+fn segment_type(args: &HlsSeg) -> anyhow::Result<SegmentType> {
+    Ok(match (args.segment_type, args.low_latency) {
+        (Some(cli::SegmentType::Ts), true) => {
+            return Err(UsageError(
+                "--low-latency needs --segment-type fmp4 (LL-HLS parts are fMP4)".into(),
+            )
+            .into())
+        }
+        (Some(cli::SegmentType::Ts), false) | (None, false) => SegmentType::Ts,
+        (Some(cli::SegmentType::Fmp4), _) | (None, true) => SegmentType::Fmp4,
+    })
 }
 
 impl HlsWriter {
-    fn new(args: HlsSeg) -> anyhow::Result<Self> {
+    fn new(args: HlsSeg, run: u64) -> anyhow::Result<Self> {
         if !(args.segment_time > 0.0 && args.segment_time <= 86_400.0) {
             return Err(UsageError(format!(
                 "--segment-time {} out of range (0, 86400]",
@@ -127,6 +262,34 @@ impl HlsWriter {
                 UsageError(format!("--name {:?} must be a plain file name", args.name)).into(),
             );
         }
+        let kind = segment_type(&args)?;
+        if args.low_latency && !(args.part_time >= 0.02 && args.part_time <= args.segment_time) {
+            return Err(UsageError(format!(
+                "--part-time {} out of range [0.02, --segment-time]",
+                args.part_time
+            ))
+            .into());
+        }
+        let ext = kind.extension();
+        let pattern = args
+            .segment_name
+            .clone()
+            .unwrap_or_else(|| format!("%Y%m%d-%H%M%S.{ext}"));
+        if args.dvr && !pattern.ends_with(&format!(".{ext}")) {
+            return Err(UsageError(format!(
+                "--segment-name {pattern:?} must end in .{ext} for {} segments",
+                if kind == SegmentType::Ts {
+                    "MPEG-TS"
+                } else {
+                    "fMP4"
+                }
+            ))
+            .into());
+        }
+        if args.dvr {
+            let example = strftime(&pattern, now_ms(), 0);
+            check_relative(&example).map_err(UsageError)?;
+        }
         fs::create_dir_all(&args.dir)
             .with_context(|| format!("creating {}", args.dir.display()))?;
         let align_ms = args
@@ -136,148 +299,132 @@ impl HlsWriter {
         if align_ms.is_some() && args.segment_time != 2.0 {
             log::warn!("--align decides the cuts; --segment-time is not used");
         }
-        let target_secs = align_ms.map_or(args.segment_time, |a| a as f64 / 1000.0);
-        let kind = if args.dvr {
+        let playlist_kind = if args.dvr {
             PlaylistKind::Dvr
         } else {
+            clean_earlier_runs(&args.dir, &args.name, run);
             PlaylistKind::Live {
                 window: args.list_size,
             }
         };
-        let playlist_path = args.dir.join(format!("{}.m3u8", args.name));
-        Ok(HlsWriter {
-            seg: Segmenter::new(SegmenterConfig {
+        let prefix = format!("{}-{run}-", args.name);
+        let cfg = HlsConfig {
+            segment_type: kind,
+            segmenter: SegmenterConfig {
                 target: (args.segment_time * CLOCK_HZ as f64) as i64,
                 align_ms,
-            }),
-            playlist: Playlist::new(kind, target_secs),
+                part: args
+                    .low_latency
+                    .then_some((args.part_time * CLOCK_HZ as f64) as i64),
+            },
+            kind: playlist_kind,
+            part_prefix: format!("{prefix}part"),
+        };
+        let names = FileNames {
+            dir: args.dir.clone(),
+            dvr: args.dvr.then_some(pattern),
+            utc: args.utc,
+            prefix,
+            last: String::new(),
+        };
+        let playlist_path = args.dir.join(format!("{}.m3u8", args.name));
+        Ok(HlsWriter {
+            out: HlsOut::new(cfg, Box::new(names)),
+            store: Store {
+                dir: args.dir.clone(),
+                durable: args.dvr,
+                open: None,
+            },
+            outputs: Vec::new(),
             playlist_path,
-            ts: TsOut::new(),
-            cur: None,
-            buf: Vec::with_capacity(1 << 20),
-            count: 0,
-            to_delete: VecDeque::new(),
-            anchor: None,
+            live: None,
             first_dts: None,
             limit: args.duration.map(|d| d.ticks),
-            has_video: true,
-            last_uri: String::new(),
             children: Vec::new(),
             duration_reached: false,
+            forced_logged: false,
             args,
         })
     }
 
-    /// The time zone the segmenter and the names use, as its offset from UTC at `unix_ms`: local
-    /// time unless --utc.
-    fn zone_offset_ms(&self, unix_ms: i64) -> i64 {
-        if self.args.utc {
-            0
-        } else {
-            local_offset_ms(unix_ms)
-        }
-    }
-
-    /// The wall clock the segmenter uses, in [`Self::zone_offset_ms`]'s zone.
-    fn clock(&self, unix_ms: i64) -> i64 {
-        unix_ms + self.zone_offset_ms(unix_ms)
-    }
-
-    fn segment_uri(&self, date_ms: i64) -> anyhow::Result<String> {
-        let uri = if self.args.dvr {
-            let name = strftime(
-                &self.args.segment_name,
-                date_ms,
-                self.zone_offset_ms(date_ms),
-            );
-            check_relative(&name)?;
-            if name == self.last_uri || self.args.dir.join(&name).exists() {
-                // Two segments in the same second (or a restart): keep both.
-                let (stem, ext) = match name.rsplit_once('.') {
-                    Some((s, e)) if !e.contains('/') => (s.to_string(), format!(".{e}")),
-                    _ => (name.clone(), String::new()),
-                };
-                let mut n = 1;
-                loop {
-                    let cand = format!("{stem}-{n}{ext}");
-                    if !self.args.dir.join(&cand).exists() {
-                        break cand;
-                    }
-                    n += 1;
-                }
+    fn wall(&self) -> Wall {
+        let unix_ms = now_ms();
+        Wall {
+            unix_ms,
+            zone_offset_ms: if self.args.utc {
+                0
             } else {
-                name
-            }
-        } else {
-            format!("{}-{}.ts", self.args.name, self.count)
-        };
-        Ok(uri)
+                local_offset_ms(unix_ms)
+            },
+        }
     }
 
-    fn open_segment(&mut self, dts: i64, discontinuity: bool) -> anyhow::Result<()> {
-        let now = now_ms();
-        if discontinuity || self.anchor.is_none() {
-            self.anchor = Some((now, dts));
+    /// Carries out what the packager said, in order.
+    fn apply(&mut self) -> anyhow::Result<()> {
+        let outputs = std::mem::take(&mut self.outputs);
+        for o in outputs {
+            match o {
+                Output::Init { uri, data } => self.store.put(&uri, &data)?,
+                Output::Open { uri } => self.store.open(&uri)?,
+                Output::Data(b) => self.store.append(&b)?,
+                Output::Part { uri, data } => {
+                    let path = self.store.path(&uri)?;
+                    let tmp = tmp_name(&path);
+                    // Parts are for the live edge: no fsync, even in DVR mode (the segment has
+                    // the same bytes).
+                    fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
+                    fs::rename(&tmp, &path)
+                        .with_context(|| format!("renaming {}", tmp.display()))?;
+                    if let Some(l) = &self.live {
+                        l.part(&uri, data);
+                    }
+                }
+                Output::Close { uri, duration } => {
+                    if let Some(path) = self.store.close()? {
+                        log::info!("segment {uri} ({duration:.3} s)");
+                        self.run_hook(&path, &uri, duration);
+                    }
+                }
+                Output::Playlist { segment } => {
+                    let pl = self.out.playlist();
+                    if let Some(l) = &self.live {
+                        l.publish(pl);
+                    }
+                    // DVR: the file (large, fsynced) follows the segments; live: every change.
+                    if segment || !self.args.dvr {
+                        self.store
+                            .put_at(&self.playlist_path, pl.render(false).as_bytes())?;
+                    }
+                }
+                Output::Remove { uri } => self.store.remove(&uri),
+                Output::Notice(n) => self.notice(n),
+            }
         }
-        let (wall0, dts0) = self.anchor.unwrap_or((now, dts));
-        let date_ms = wall0 + (dts - dts0) / (CLOCK_HZ / 1000);
-        let uri = self.segment_uri(date_ms)?;
-        let path = self.args.dir.join(&uri);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let tmp = tmp_name(&path);
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        self.last_uri = uri.clone();
-        self.cur = Some(OpenSegment {
-            uri,
-            path,
-            tmp,
-            file: BufWriter::with_capacity(256 * 1024, file),
-            date_ms,
-            discontinuity,
-        });
         Ok(())
     }
 
-    fn close_segment(&mut self, duration: f64) -> anyhow::Result<()> {
-        let Some(mut s) = self.cur.take() else {
-            return Ok(());
-        };
-        s.file.write_all(&self.buf).context("writing segment")?;
-        self.buf.clear();
-        s.file
-            .flush()
-            .with_context(|| format!("writing {}", s.tmp.display()))?;
-        drop(s.file);
-        fs::rename(&s.tmp, &s.path).with_context(|| format!("renaming {}", s.tmp.display()))?;
-        self.count += 1;
-        let gone = self.playlist.push(Segment {
-            uri: s.uri.clone(),
-            duration,
-            date_ms: s.date_ms,
-            discontinuity: s.discontinuity,
-        });
-        for g in gone {
-            self.to_delete.push_back((
-                self.count + DELETE_DELAY_SEGMENTS,
-                self.args.dir.join(&g.uri),
-            ));
-        }
-        while let Some((when, _)) = self.to_delete.front() {
-            if *when > self.count {
-                break;
-            }
-            if let Some((_, p)) = self.to_delete.pop_front() {
-                if let Err(e) = fs::remove_file(&p) {
-                    log::warn!("removing old segment {}: {e}", p.display());
+    fn notice(&mut self, n: Notice) {
+        match n {
+            Notice::Target { secs, part } => match part {
+                Some(p) => log::info!("EXT-X-TARGETDURATION {secs} s, PART-TARGET {p:.3} s"),
+                None => log::info!("EXT-X-TARGETDURATION {secs} s"),
+            },
+            Notice::LongGop { secs } => log::warn!(
+                "the GOP ({secs:.2} s) is longer than --segment-time ({} s): segments follow the keyframes, up to the target duration",
+                self.args.segment_time
+            ),
+            Notice::CutWithoutKeyframe { uri, count } => {
+                if !self.forced_logged {
+                    self.forced_logged = true;
+                    log::warn!(
+                        "{uri} starts without a keyframe: its GOP would have run past the target duration (logged once; later ones at debug level)"
+                    );
+                } else {
+                    log::debug!("{uri} starts without a keyframe ({count} so far)");
                 }
             }
+            Notice::NewInit { uri } => log::info!("new parameters: init segment {uri}"),
         }
-        write_atomic(&self.playlist_path, self.playlist.render().as_bytes())?;
-        log::info!("segment {} ({duration:.3} s)", s.uri);
-        self.run_hook(&s.path, &s.uri, duration);
-        Ok(())
     }
 
     fn run_hook(&mut self, path: &Path, uri: &str, duration: f64) {
@@ -314,14 +461,8 @@ impl HlsWriter {
 
     /// Ends the stream: the segment in hand is finished and the playlist ends.
     fn finish(&mut self) -> anyhow::Result<()> {
-        if let Some(d) = self.seg.finish() {
-            self.close_segment(d)?;
-        }
-        self.playlist.end();
-        write_atomic(&self.playlist_path, self.playlist.render().as_bytes())?;
-        for (_, p) in self.to_delete.drain(..) {
-            let _ = fs::remove_file(p);
-        }
+        self.out.finish(&mut self.outputs);
+        self.apply()?;
         // Give --on-segment commands a moment to finish; they are not killed.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.children.is_empty() && Instant::now() < deadline {
@@ -335,56 +476,25 @@ impl HlsWriter {
 
 impl EventSink for HlsWriter {
     fn event(&mut self, ev: MediaEvent) -> anyhow::Result<bool> {
-        match &ev {
-            MediaEvent::Tracks { video, .. } => {
-                self.has_video = *video;
-                self.seg.set_has_video(*video);
-            }
-            MediaEvent::Discontinuity => self.seg.discontinuity(),
-            MediaEvent::Frame(f) => {
-                let first = *self.first_dts.get_or_insert(f.dts);
-                if let Some(limit) = self.limit {
-                    if f.dts - first >= limit {
-                        log::info!("--duration reached");
-                        self.duration_reached = true;
-                        return Ok(false);
-                    }
-                }
-                let now = self.clock(now_ms());
-                if let Cut::Start {
-                    ended,
-                    discontinuity,
-                } = self.seg.frame(f.track, f.keyframe, f.dts, f.pts, now)
-                {
-                    if let Some(d) = ended {
-                        self.close_segment(d)?;
-                    }
-                    self.open_segment(f.dts, discontinuity)?;
-                    if !(f.track == Track::Video && f.keyframe) {
-                        self.ts.write_tables(&mut self.buf);
-                    }
-                }
-                if let Some(g) = self.seg.long_gop() {
-                    log::warn!(
-                        "the GOP ({g:.2} s) is longer than --segment-time ({} s): segments follow the keyframes and run long",
-                        self.args.segment_time
-                    );
+        if let MediaEvent::Frame(f) = &ev {
+            let first = *self.first_dts.get_or_insert(f.dts);
+            if let Some(limit) = self.limit {
+                if f.dts - first >= limit {
+                    log::info!("--duration reached");
+                    self.duration_reached = true;
+                    return Ok(false);
                 }
             }
-            MediaEvent::Video(_) | MediaEvent::Audio(_) => {}
         }
-        self.ts
-            .event(&ev, &mut self.buf)
-            .map_err(|e| anyhow::anyhow!("muxing: {e}"))?;
+        let wall = self.wall();
+        self.out.event(&ev, wall, &mut self.outputs)?;
+        self.apply()?;
         Ok(true)
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
-        if let Some(s) = &mut self.cur {
-            s.file.write_all(&self.buf).context("writing segment")?;
-            self.buf.clear();
-        }
-        Ok(())
+        self.out.flush(&mut self.outputs);
+        self.apply()
     }
 }
 
@@ -392,15 +502,18 @@ impl EventSink for HlsWriter {
 pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
     let input = args.input.clone();
     let serve = args.serve.clone();
-    let (dvr, name) = (args.dvr, args.name.clone());
-    let mut w = HlsWriter::new(args)?;
+    let name = args.name.clone();
+    let run = (now_ms() / 1000).max(0) as u64;
+    let mut w = HlsWriter::new(args, run)?;
     log::info!("writing {}", w.playlist_path.display());
     let server = match &serve {
         Some(addr) => {
+            let live = Live::new(&format!("{name}.m3u8"), run);
+            w.live = Some(Arc::clone(&live));
             let opts = ServeOptions {
                 name,
-                // DVR names are unique and never rewritten; live names come back after a restart.
-                segment_max_age: if dvr { 31_536_000 } else { 60 },
+                immutable_segments: true,
+                live: Some(live),
                 ..ServeOptions::default()
             };
             let h = http::serve(addr, w.args.dir.clone(), opts)

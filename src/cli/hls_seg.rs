@@ -2,23 +2,42 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use super::{MuxInput, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const LONG: &str = "\
-Reads H.264 (+AAC) on stdin (MPEG-TS, FLV or Annex B, detected) and writes HLS: MPEG-TS segments and \
-a media playlist DIR/NAME.m3u8.
+Reads H.264 (+AAC) on stdin (MPEG-TS, FLV or Annex B, detected) and writes HLS: MPEG-TS or fMP4 \
+segments and a media playlist DIR/NAME.m3u8.
 
-Segments are cut only before a keyframe, once --segment-time has passed, so every segment starts \
-with PAT/PMT and an IDR and decodes on its own. EXTINF comes from the timestamps, accurate to the \
-frame; EXT-X-PROGRAM-DATE-TIME from the wall clock; EXT-X-DISCONTINUITY marks a break the timeline \
-stage re-stamped. Segments and the playlist are written to a temporary name and renamed, so a reader \
-never sees a partial file, and after a crash every listed segment plays.
+Segments are cut before a keyframe once --segment-time has passed, so a segment starts with an IDR \
+(and PAT/PMT) and decodes on its own. EXT-X-TARGETDURATION is fixed when the first segment ends and \
+never changes: --segment-time, or the first GOP when that is longer (at most 10 s), rounded. A GOP \
+that grows past the target later is cut without a keyframe before its segment would round above the \
+target (legal: the playlist does not declare EXT-X-INDEPENDENT-SEGMENTS), and that is logged; the \
+next keyframe starts a segment again. EXTINF comes from the timestamps, accurate to the frame. \
+EXT-X-PROGRAM-DATE-TIME is the wall clock read once at the first segment, advanced by the media \
+time, and read again only at a discontinuity. EXT-X-DISCONTINUITY marks a break the timeline stage \
+re-stamped, and (fMP4) a change of parameter sets, which also writes a new init segment and \
+EXT-X-MAP. Segments and playlists are written to a temporary name and renamed, so a reader never \
+sees a partial file; in DVR mode they are fsynced before the rename and the directory after it, so \
+after a crash, even a power loss, every listed segment plays.
 
-Live mode keeps a window of --list-size segments and deletes a segment a few segments after it \
-leaves the playlist, so clients still downloading it are not cut off.
+--segment-type fmp4 writes ISO BMFF fragments (init.mp4 and .m4s, audio and video muxed together; \
+H.264 as avc1, AAC as mp4a). --low-latency adds LL-HLS (fMP4, version 9): parts of --part-time \
+(EXT-X-PART, INDEPENDENT=YES on parts that start with a keyframe), EXT-X-PRELOAD-HINT, \
+EXT-X-SERVER-CONTROL with blocking reload (_HLS_msn/_HLS_part), delta updates (_HLS_skip) and \
+PART-HOLD-BACK of three part targets. Parts are listed only within three target durations of the \
+live edge, also in a DVR playlist, which keeps every segment. --serve answers blocking requests \
+without a thread each: a request waits until its part exists, at most three target durations \
+(then 503); one more than two segments ahead or past the Advance Part Limit gets 400 at once.
+
+Live mode keeps a window of --list-size segments and deletes a segment (or part) four target \
+durations after it leaves the playlist, so clients still downloading it are not cut off. Live \
+file names carry the start time (NAME-START-N.ts), so a name is never reused and --serve sends \
+segments, parts and init segments as immutable; playlists get a max-age of half a target duration \
+(classic), none (LL-HLS), one target duration (with _HLS_ directives), or a day once ended.
 
 DVR mode (--dvr) keeps everything: an EVENT playlist while live, VOD with EXT-X-ENDLIST at the end. \
 Segment names come from a strftime pattern (--segment-name), --align cuts at the first keyframe \
@@ -30,8 +49,18 @@ EXT-X-ENDLIST, and the tool exits.
 
 Examples:
   ffmpeg -re -i in.mp4 -c copy -f mpegts - | river-hls-seg --dir www/live --name movie
+  river-testsrc --realtime | river-hls-seg --dir www/live --low-latency --serve 127.0.0.1:9000
   river-rtsp-pull rtsp://cam/stream --format ts | river-hls-seg --dir /srv/dvr/cam1 --dvr --align 15m --duration 1h
   ... | river-hls-seg --dir rec --dvr --segment-name '%Y/%m/%d/%H%M%S.ts' --on-segment 'echo done: $RIVER_SEGMENT'";
+
+/// The segment container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SegmentType {
+    /// MPEG-TS segments (.ts)
+    Ts,
+    /// Fragmented MP4: an init segment (.mp4) and media segments (.m4s)
+    Fmp4,
+}
 
 /// river-hls-seg: stdin to HLS segments and playlist.
 #[derive(Parser, Debug, Clone)]
@@ -52,20 +81,32 @@ pub struct HlsSeg {
     /// Target segment duration in seconds; segments are cut at the first keyframe after it
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub segment_time: f64,
+    /// Segment container: MPEG-TS, or fMP4 (init segment + .m4s fragments). Default ts, or fmp4
+    /// with --low-latency
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub segment_type: Option<SegmentType>,
+    /// Low-latency HLS: parts, preload hints, blocking playlist reload and delta updates (fMP4)
+    #[arg(long)]
+    pub low_latency: bool,
+    /// LL-HLS part duration in seconds, rounded to whole frames. The default, 0.2, is five frames
+    /// at 25 fps and six at 30, and puts hls.js about a second behind live (PART-HOLD-BACK 0.6 s)
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        value_name = "SECONDS",
+        requires = "low_latency"
+    )]
+    pub part_time: f64,
     /// Segments in the live playlist window
     #[arg(long, default_value_t = 6, value_name = "N")]
     pub list_size: usize,
     /// Keep every segment (EVENT playlist, VOD at the end) instead of a live window
     #[arg(long)]
     pub dvr: bool,
-    /// DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F %T)
-    #[arg(
-        long,
-        value_name = "PATTERN",
-        default_value = "%Y%m%d-%H%M%S.ts",
-        requires = "dvr"
-    )]
-    pub segment_name: String,
+    /// DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F
+    /// %T), ending in .ts (MPEG-TS) or .m4s (fMP4). Default %Y%m%d-%H%M%S.ts (.m4s with fMP4)
+    #[arg(long, value_name = "PATTERN", requires = "dvr")]
+    pub segment_name: Option<String>,
     /// Format segment names and --align boundaries in UTC instead of local time
     #[arg(long)]
     pub utc: bool,

@@ -14,7 +14,7 @@ mod rtsp_pull;
 mod testsrc;
 mod thumb;
 
-pub use hls_seg::HlsSeg;
+pub use hls_seg::{HlsSeg, SegmentType};
 pub use mux::{MuxFlv, MuxTs};
 pub use relay::{
     BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode,

@@ -36,10 +36,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::hls::{cache_control, Cached, Live};
 use super::path::{self, OpenError, Refused, Root, Target};
 use super::response::{file_etag, reason};
 use super::run::{spawn, Running};
-use super::server::{Body, Handler, Options, Reply, Request, Response};
+use super::server::{Body, Handler, Options, Reply, ReqId, Request, Response};
 use super::{index, mime};
 
 /// Options for [`serve`].
@@ -57,6 +58,12 @@ pub struct ServeOptions {
     pub segment_max_age: u32,
     /// A response that makes no write progress for this long is dropped. Default 20 s.
     pub write_timeout: Duration,
+    /// Media segments (`.ts`, `.m4s`, `.mp4`) are never rewritten under their name: `immutable`
+    /// with a year's `max-age` ([`super::hls::cache_control`]), whatever `segment_max_age` says.
+    pub immutable_segments: bool,
+    /// The live playlist `{prefix}{name}.m3u8` is served from memory by this, with LL-HLS
+    /// blocking requests, instead of from its file ([`super::hls`]).
+    pub live: Option<Arc<Live>>,
     /// Keep-alive connections, head limits and the connection cap ([`Options`]); its
     /// `write_timeout` and `base_fields` are set from this struct.
     pub http: Options,
@@ -70,6 +77,8 @@ impl Default for ServeOptions {
             workers: 2,
             segment_max_age: 60,
             write_timeout: Duration::from_secs(20),
+            immutable_segments: false,
+            live: None,
             http: Options::default(),
         }
     }
@@ -103,6 +112,8 @@ struct Ctx {
     prefix: String,
     page: Bytes,
     segment_max_age: u32,
+    immutable_segments: bool,
+    live: Option<Arc<Live>>,
 }
 
 /// A running server. Dropping it shuts the server down, like [`ServerHandle::shutdown`].
@@ -192,6 +203,8 @@ pub fn serve(addr: &str, root: PathBuf, opts: ServeOptions) -> io::Result<Server
         page: Bytes::from(index::page(&prefix, &opts.name)),
         prefix,
         segment_max_age: opts.segment_max_age,
+        immutable_segments: opts.immutable_segments,
+        live: opts.live.clone(),
     });
     let http = Options {
         write_timeout: opts.write_timeout,
@@ -205,6 +218,9 @@ pub fn serve(addr: &str, root: PathBuf, opts: ServeOptions) -> io::Result<Server
         opts.workers,
         "river-http",
     )?;
+    if let Some(live) = &ctx.live {
+        live.set_completer(running.completer());
+    }
     Ok(ServerHandle {
         running,
         ctx,
@@ -271,7 +287,24 @@ fn content(body: Body, content_type: &'static str, cache: String) -> Response {
 }
 
 impl Handler for Files {
-    fn request(&mut self, req: &Request, _now: Instant) -> Reply {
+    fn closed(&mut self, id: ReqId) {
+        if let Some(l) = &self.0.live {
+            l.closed(id);
+        }
+    }
+
+    fn deadline(&self, server: u32) -> Option<Instant> {
+        self.0.live.as_ref()?.deadline(server)
+    }
+
+    fn expire(&mut self, server: u32, now: Instant) -> Vec<(ReqId, Response)> {
+        match &self.0.live {
+            Some(l) => l.expire(server, now),
+            None => Vec::new(),
+        }
+    }
+
+    fn request(&mut self, req: &Request, now: Instant) -> Reply {
         let ctx = &self.0;
         match req.head.method.as_str() {
             "GET" | "HEAD" => {}
@@ -300,28 +333,46 @@ impl Handler for Files {
                 "text/javascript; charset=utf-8",
                 "public, max-age=86400".to_string(),
             ),
-            Ok(Target::File(rel)) => match path::open_under(&ctx.root, &rel) {
-                Ok((file, meta)) => {
-                    let mtime =
-                        i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-                    let mut r = content(
-                        small_or_file(file, meta.len()),
-                        mime::content_type(&rel),
-                        mime::cache_control(&rel, ctx.segment_max_age),
-                    );
-                    r.etag = Some(file_etag(meta.ino(), meta.len(), mtime));
-                    r
+            Ok(Target::File(rel)) if ctx.live.is_some() => {
+                let query = req.head.target.split_once('?').map_or("", |(_, q)| q);
+                let query = query.split('#').next().unwrap_or("");
+                let live = ctx.live.as_ref().expect("checked");
+                match live.request(req, &rel, query, now) {
+                    Some(reply) => return reply,
+                    None => file(ctx, &rel),
                 }
-                Err(OpenError::NotFound) => status(404, "not found"),
-                Err(OpenError::Forbidden(why)) => status(403, why),
-                Err(OpenError::Io(e))
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) =>
-                {
-                    status(503, "out of file descriptors; retry").field("Retry-After", "1")
-                }
-                Err(OpenError::Io(_)) => status(500, "the file could not be read"),
-            },
+            }
+            Ok(Target::File(rel)) => file(ctx, &rel),
         })
+    }
+}
+
+/// The file `rel` under the root.
+fn file(ctx: &Ctx, rel: &Path) -> Response {
+    match path::open_under(&ctx.root, rel) {
+        Ok((file, meta)) => {
+            let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+            let cache = if ctx.immutable_segments && mime::is_segment(rel) {
+                cache_control(Cached::Media)
+            } else {
+                mime::cache_control(rel, ctx.segment_max_age)
+            };
+            let mut r = content(
+                small_or_file(file, meta.len()),
+                mime::content_type(rel),
+                cache,
+            );
+            r.etag = Some(file_etag(meta.ino(), meta.len(), mtime));
+            r
+        }
+        Err(OpenError::NotFound) => status(404, "not found"),
+        Err(OpenError::Forbidden(why)) => status(403, why),
+        Err(OpenError::Io(e))
+            if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) =>
+        {
+            status(503, "out of file descriptors; retry").field("Retry-After", "1")
+        }
+        Err(OpenError::Io(_)) => status(500, "the file could not be read"),
     }
 }
 

@@ -153,6 +153,16 @@ pub trait Handler {
     /// The layer refused a request head from `peer` itself (malformed, over a limit): it answers
     /// `status` and closes; `message` says why, in one line.
     fn refused(&mut self, _peer: std::net::SocketAddr, _status: u16, _message: &str) {}
+    /// The earliest deadline of the requests this handler parked on server `server` (the
+    /// [`ReqId::server`] of the thread asking): the server's loop wakes for it.
+    fn deadline(&self, _server: u32) -> Option<Instant> {
+        None
+    }
+    /// Answers for the requests parked on server `server` whose deadline passed at `now` (a
+    /// blocked request that waited long enough gets its error here); the server sends them.
+    fn expire(&mut self, _server: u32, _now: Instant) -> Vec<(ReqId, Response)> {
+        Vec::new()
+    }
 }
 
 /// Why [`Server::send`](super::server::Server::send) did not queue a chunk.

@@ -68,7 +68,8 @@ a { color: #8cf; }
     if (p && p.catch) p.catch(function (e) { state = "play() refused: " + e; });
   }
   if (window.Hls && Hls.isSupported()) {
-    var hls = new Hls();
+    // lowLatencyMode is hls.js's default: LL-HLS playlists are played from their parts.
+    var hls = window.riverHls = new Hls();
     hls.on(Hls.Events.ERROR, function (ev, d) {
       errors.push(d.type + " " + d.details + (d.fatal ? " (fatal)" : "") +
         (d.reason ? ": " + d.reason : ""));
@@ -115,6 +116,8 @@ mod tests {
         // Every hls.js error is recorded for players and tests, fatal or not.
         assert!(p.contains("var errors = window.riverErrors = [];"));
         assert!(p.contains("errors.push(d.type + \" \" + d.details"));
+        // Tests read hls.js's own numbers (latency) from it.
+        assert!(p.contains("var hls = window.riverHls = new Hls();"));
     }
 
     #[test]

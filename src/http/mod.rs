@@ -23,6 +23,7 @@ pub mod client;
 pub mod files;
 pub mod handler;
 pub mod head;
+pub mod hls;
 pub mod index;
 pub mod mime;
 pub mod path;

@@ -23,7 +23,8 @@
 //!   into the bounded outbox and says when it is full;
 //! - parked requests ([`Reply::Park`]): answered later with [`Server::complete`], from another
 //!   event on the same reactor or from another thread through a
-//!   [`Completer`](super::run::Completer).
+//!   [`Completer`](super::run::Completer), or by the handler itself when their deadline passes
+//!   ([`Handler::deadline`], [`Handler::expire`]): a parked request holds no thread.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,9 +172,12 @@ impl<H: Handler> Server<H> {
         token.0 >= self.base && token.0 - self.base < self.conns.len()
     }
 
-    /// The earliest deadline of any connection.
+    /// The earliest deadline of any connection, or of a request the handler parked with one.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.next()
+        match (self.timers.next(), self.handler.deadline(self.server)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Answers an accepted connection with 503 and closes it (a cap kept by the caller, or this
@@ -277,8 +281,14 @@ impl<H: Handler> Server<H> {
         bump(&self.counters.accept_errors, 1);
     }
 
-    /// Acts on every deadline passed at `now`.
+    /// Acts on every deadline passed at `now`: the connections', and the handler's parked
+    /// requests' ([`Handler::expire`]).
     pub fn timers(&mut self, registry: &Registry, now: Instant) {
+        if self.handler.deadline(self.server).is_some_and(|t| t <= now) {
+            for (id, resp) in self.handler.expire(self.server, now) {
+                self.complete(registry, id, resp, now);
+            }
+        }
         let mut due = std::mem::take(&mut self.due);
         self.timers.due(now, &mut due);
         for &slot in &due {

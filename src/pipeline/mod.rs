@@ -16,12 +16,14 @@ mod demux;
 mod flv_in;
 mod flv_out;
 mod gate;
+pub mod hls_out;
 pub mod progress;
 mod ts_in;
 mod ts_out;
 
 pub use demux::Demux;
 pub use flv_out::FlvOut;
+pub use hls_out::{HlsConfig, HlsError, HlsOut, Names, Notice, Output, SegmentType, Wall};
 pub use ts_out::TsOut;
 
 #[cfg(test)]

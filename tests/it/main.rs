@@ -11,6 +11,7 @@ mod hevc_rtsp;
 mod hls;
 mod http;
 mod http_layer;
+mod llhls;
 mod mux;
 mod players;
 mod progress;

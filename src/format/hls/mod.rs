@@ -5,11 +5,12 @@
 //! reading the caller took, and names get the time zone's offset from the caller, so tests drive
 //! both with a fake clock and a fixed zone.
 
+pub mod ll;
 mod playlist;
 mod segmenter;
 
-pub use playlist::{format_date_time, Playlist, PlaylistKind, Segment};
-pub use segmenter::{Cut, Segmenter, SegmenterConfig};
+pub use playlist::{format_date_time, Edge, Part, Playlist, PlaylistKind, Segment};
+pub use segmenter::{round_secs, Cut, Segmenter, SegmenterConfig, MAX_MEASURED_TARGET_SECS};
 
 /// Formats `unix_ms` with a strftime pattern, in the time zone `offset_ms` ahead of UTC (0 for
 /// UTC; the caller reads the local zone's offset in force at `unix_ms`). Supports %Y %m %d %H %M

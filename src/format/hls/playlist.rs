@@ -1,9 +1,42 @@
-//! The media playlist (RFC 8216 section 4.3).
+//! The media playlist (RFC 8216 4.3, RFC 8216bis 4.4 for LL-HLS).
+//!
+//! Tags, in the order they are written:
+//!
+//! ```text
+//! #EXTM3U
+//! #EXT-X-VERSION                3 (MPEG-TS), 6 (fMP4: EXT-X-MAP), 9 (LL-HLS: EXT-X-SKIP)
+//! #EXT-X-TARGETDURATION         fixed before the first segment is listed, never changed
+//! #EXT-X-SERVER-CONTROL         LL-HLS: CAN-BLOCK-RELOAD, CAN-SKIP-UNTIL (6 targets),
+//!                               PART-HOLD-BACK (3 part targets)
+//! #EXT-X-PART-INF               LL-HLS: PART-TARGET
+//! #EXT-X-MEDIA-SEQUENCE
+//! #EXT-X-DISCONTINUITY-SEQUENCE when a discontinuity left the window
+//! #EXT-X-PLAYLIST-TYPE          DVR: EVENT while live, VOD at the end
+//! #EXT-X-SKIP                   a delta update: the segments it replaces
+//! then per segment: EXT-X-DISCONTINUITY, EXT-X-MAP (when it changes), EXT-X-PROGRAM-DATE-TIME,
+//! its EXT-X-PARTs (near the live edge), EXTINF and the URI; the parts of the segment in
+//! progress; EXT-X-PRELOAD-HINT for the next part; EXT-X-ENDLIST at the end.
+//! ```
+//!
+//! Parts are listed only for the segments within three target durations of the end (RFC 8216bis
+//! 6.2.2), and not at all once the playlist has ended: a DVR playlist keeps every segment and
+//! lists parts only at its live edge.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use super::civil_from_days;
+
+/// One listed part (LL-HLS).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub uri: String,
+    /// Seconds.
+    pub duration: f64,
+    /// It starts with a keyframe.
+    pub independent: bool,
+}
 
 /// One listed segment.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +49,19 @@ pub struct Segment {
     pub date_ms: i64,
     /// The segment follows a break in the source (EXT-X-DISCONTINUITY before it).
     pub discontinuity: bool,
+    /// The init segment (EXT-X-MAP) of an fMP4 segment.
+    pub map: Option<Arc<str>>,
+    /// Its parts, while it is near the live edge (LL-HLS).
+    pub parts: Vec<Part>,
+}
+
+/// The segment in progress (LL-HLS): what is known of it, and its parts so far.
+#[derive(Debug, Clone, PartialEq)]
+struct Open {
+    date_ms: i64,
+    discontinuity: bool,
+    map: Option<Arc<str>>,
+    parts: Vec<Part>,
 }
 
 /// What kind of playlist.
@@ -27,45 +73,121 @@ pub enum PlaylistKind {
     Dvr,
 }
 
+/// What the blocking-reload and delta-update rules need to know of a playlist: a small copy
+/// for the HTTP side ([`super::ll`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Edge {
+    /// Parts, blocking reload and delta updates are offered.
+    pub low_latency: bool,
+    pub ended: bool,
+    /// EXT-X-TARGETDURATION (seconds), once fixed.
+    pub target: Option<u64>,
+    /// PART-TARGET (seconds), once fixed.
+    pub part_target: Option<f64>,
+    /// The media sequence number the next complete segment gets (the one in progress).
+    pub next_msn: u64,
+    /// Parts of the segment in progress so far.
+    pub open_parts: u64,
+    /// Parts of the last complete segment, when it lists them.
+    pub last_parts: Option<u64>,
+    /// Bumped on every change (for entity tags).
+    pub version: u64,
+}
+
 /// A media playlist being built.
 #[derive(Debug, Clone)]
 pub struct Playlist {
     kind: PlaylistKind,
+    fmp4: bool,
+    low_latency: bool,
     segments: VecDeque<Segment>,
     /// Sequence number of the first listed segment.
     media_sequence: u64,
     /// Discontinuities that left the window (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
-    /// EXT-X-TARGETDURATION: at least the configured target, raised (never lowered) to the ceiling
-    /// of the longest segment ever listed.
-    target: u64,
+    /// EXT-X-TARGETDURATION, set once before the first segment is listed.
+    target: Option<u64>,
+    /// PART-TARGET in seconds (LL-HLS), set once.
+    part_target: Option<f64>,
+    open: Option<Open>,
+    hint: Option<String>,
     ended: bool,
+    version: u64,
 }
 
 impl Playlist {
-    /// `target_secs` is the configured segment duration; the playlist's TARGETDURATION starts at
-    /// its ceiling.
-    pub fn new(kind: PlaylistKind, target_secs: f64) -> Self {
+    /// A playlist of MPEG-TS (`fmp4` false) or fMP4 segments; `low_latency` lists parts and
+    /// offers blocking reload and delta updates (fMP4 only).
+    pub fn new(kind: PlaylistKind, fmp4: bool, low_latency: bool) -> Self {
         Playlist {
             kind,
+            fmp4,
+            low_latency: low_latency && fmp4,
             segments: VecDeque::new(),
             media_sequence: 0,
             discontinuity_sequence: 0,
-            target: (target_secs.ceil() as u64).max(1),
+            target: None,
+            part_target: None,
+            open: None,
+            hint: None,
             ended: false,
+            version: 0,
         }
     }
 
-    /// Lists a complete segment. Returns the segments that left a live window (the caller deletes
-    /// their files a little later).
-    pub fn push(&mut self, seg: Segment) -> Vec<Segment> {
-        // RFC 8216 4.3.3.1 wants EXTINF rounded to the nearest integer not to exceed the target;
-        // like ffmpeg we use the stricter ceiling (less a millisecond of rounding noise).
-        let ceil = (seg.duration - 0.001).ceil().max(1.0) as u64;
-        if ceil > self.target {
-            self.target = ceil;
+    /// Fixes EXT-X-TARGETDURATION (seconds); later calls change nothing (RFC 8216 6.2.1: it
+    /// never changes).
+    pub fn set_target(&mut self, secs: u64) {
+        if self.target.is_none() {
+            self.target = Some(secs.max(1));
+        }
+    }
+
+    /// Fixes PART-TARGET (seconds); later calls change nothing.
+    pub fn set_part_target(&mut self, secs: f64) {
+        if self.part_target.is_none() {
+            self.part_target = Some(secs);
+        }
+    }
+
+    pub fn target_duration(&self) -> Option<u64> {
+        self.target
+    }
+
+    pub fn low_latency(&self) -> bool {
+        self.low_latency
+    }
+
+    /// A segment begins (LL-HLS: its parts are listed as they come).
+    pub fn open(&mut self, date_ms: i64, discontinuity: bool, map: Option<Arc<str>>) {
+        if self.low_latency {
+            self.open = Some(Open {
+                date_ms,
+                discontinuity,
+                map,
+                parts: Vec::new(),
+            });
+        }
+    }
+
+    /// A part of the segment in progress is complete (LL-HLS); `hint` is the URI of the next.
+    pub fn push_part(&mut self, part: Part, hint: Option<String>) {
+        if let Some(o) = &mut self.open {
+            o.parts.push(part);
+            self.hint = hint;
+            self.version += 1;
+        }
+    }
+
+    /// Lists a complete segment; in LL-HLS its parts are those of the segment in progress.
+    /// Returns the segments that left a live window, and the URIs of the parts no longer listed
+    /// (the caller deletes their files a little later).
+    pub fn push(&mut self, mut seg: Segment) -> (Vec<Segment>, Vec<String>) {
+        if let Some(o) = self.open.take() {
+            seg.parts = o.parts;
         }
         self.segments.push_back(seg);
+        self.version += 1;
         let mut gone = Vec::new();
         if let PlaylistKind::Live { window } = self.kind {
             while self.segments.len() > window.max(1) {
@@ -78,16 +200,54 @@ impl Playlist {
                 }
             }
         }
-        gone
+        let mut parts: Vec<String> = gone
+            .iter_mut()
+            .flat_map(|s| std::mem::take(&mut s.parts))
+            .map(|p| p.uri)
+            .collect();
+        self.trim_parts(&mut parts);
+        (gone, parts)
     }
 
-    /// The stream ended: EXT-X-ENDLIST, and a DVR playlist becomes VOD.
-    pub fn end(&mut self) {
+    /// Drops the parts of the segments more than three target durations from the end.
+    fn trim_parts(&mut self, removed: &mut Vec<String>) {
+        let keep = 3.0 * self.target.unwrap_or(1) as f64;
+        let mut from_end = 0.0;
+        for s in self.segments.iter_mut().rev() {
+            from_end += s.duration;
+            if from_end > keep + 1e-9 {
+                if s.parts.is_empty() {
+                    break;
+                }
+                removed.extend(s.parts.drain(..).map(|p| p.uri));
+            }
+        }
+    }
+
+    /// The stream ended: EXT-X-ENDLIST, a DVR playlist becomes VOD, and parts and the hint go.
+    /// Returns the URIs of the parts no longer listed.
+    pub fn end(&mut self) -> Vec<String> {
         self.ended = true;
+        self.version += 1;
+        self.hint = None;
+        let mut parts: Vec<String> = self
+            .open
+            .take()
+            .map(|o| o.parts.into_iter().map(|p| p.uri).collect())
+            .unwrap_or_default();
+        for s in &mut self.segments {
+            parts.extend(s.parts.drain(..).map(|p| p.uri));
+        }
+        parts
     }
 
-    pub fn target_duration(&self) -> u64 {
-        self.target
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The URI EXT-X-PRELOAD-HINT names: the next part.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
@@ -98,11 +258,76 @@ impl Playlist {
         self.media_sequence
     }
 
-    /// The playlist text.
-    pub fn render(&self) -> String {
-        let mut s = String::with_capacity(128 + self.segments.len() * 96);
-        s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
-        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", self.target);
+    /// The numbers the blocking-reload rules use.
+    pub fn edge(&self) -> Edge {
+        Edge {
+            low_latency: self.low_latency,
+            ended: self.ended,
+            target: self.target,
+            part_target: self.part_target,
+            next_msn: self.media_sequence + self.segments.len() as u64,
+            open_parts: self.open.as_ref().map_or(0, |o| o.parts.len() as u64),
+            last_parts: self
+                .segments
+                .back()
+                .filter(|s| !s.parts.is_empty())
+                .map(|s| s.parts.len() as u64),
+            version: self.version,
+        }
+    }
+
+    /// CAN-SKIP-UNTIL in seconds: six target durations (RFC 8216bis 4.4.3.8).
+    pub fn skip_until(&self) -> f64 {
+        6.0 * self.target.unwrap_or(1) as f64
+    }
+
+    /// How many leading segments a delta update replaces with EXT-X-SKIP: those that end more
+    /// than CAN-SKIP-UNTIL before the end of the last segment.
+    fn skippable(&self) -> usize {
+        if !self.low_latency || self.ended {
+            return 0;
+        }
+        let boundary = self.skip_until();
+        let mut after = 0.0;
+        let mut keep = 0;
+        for s in self.segments.iter().rev() {
+            if after > boundary {
+                break;
+            }
+            after += s.duration;
+            keep += 1;
+        }
+        self.segments.len() - keep
+    }
+
+    fn version_tag(&self) -> u8 {
+        if self.low_latency {
+            9
+        } else if self.fmp4 {
+            6
+        } else {
+            3
+        }
+    }
+
+    /// The playlist text; `skip` asks for a delta update (honoured in LL-HLS while live).
+    pub fn render(&self, skip: bool) -> String {
+        let skipped = if skip { self.skippable() } else { 0 };
+        let listed = self.segments.len() - skipped;
+        let mut s = String::with_capacity(256 + listed * 110);
+        let _ = writeln!(s, "#EXTM3U\n#EXT-X-VERSION:{}", self.version_tag());
+        let target = self.target.unwrap_or(1);
+        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
+        if self.low_latency {
+            let pt = self.part_target.unwrap_or(1.0);
+            let _ = writeln!(
+                s,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3}",
+                self.skip_until(),
+                3.0 * pt
+            );
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={pt:.3}");
+        }
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
             let _ = writeln!(
@@ -118,24 +343,77 @@ impl Playlist {
                 "#EXT-X-PLAYLIST-TYPE:EVENT\n"
             });
         }
-        for seg in &self.segments {
-            if seg.discontinuity {
-                s.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            let _ = writeln!(
-                s,
-                "#EXT-X-PROGRAM-DATE-TIME:{}",
-                format_date_time(seg.date_ms)
+        if skipped > 0 {
+            let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+        let mut map: Option<&str> = None;
+        for seg in self.segments.iter().skip(skipped) {
+            head(
+                &mut s,
+                seg.discontinuity,
+                seg.map.as_deref(),
+                &mut map,
+                seg.date_ms,
             );
+            for p in &seg.parts {
+                part(&mut s, p);
+            }
             let _ = writeln!(s, "#EXTINF:{:.6},", seg.duration);
             s.push_str(&seg.uri);
             s.push('\n');
+        }
+        if let Some(o) = self.open.as_ref().filter(|o| !o.parts.is_empty()) {
+            head(
+                &mut s,
+                o.discontinuity,
+                o.map.as_deref(),
+                &mut map,
+                o.date_ms,
+            );
+            for p in &o.parts {
+                part(&mut s, p);
+            }
+        }
+        if let Some(h) = &self.hint {
+            let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{h}\"");
         }
         if self.ended {
             s.push_str("#EXT-X-ENDLIST\n");
         }
         s
     }
+}
+
+/// The tags before a segment's parts and EXTINF.
+fn head<'a>(
+    s: &mut String,
+    discontinuity: bool,
+    seg_map: Option<&'a str>,
+    map: &mut Option<&'a str>,
+    date_ms: i64,
+) {
+    if discontinuity {
+        s.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if let Some(m) = seg_map {
+        if *map != Some(m) {
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{m}\"");
+            *map = Some(m);
+        }
+    }
+    let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_date_time(date_ms));
+}
+
+fn part(s: &mut String, p: &Part) {
+    let _ = write!(
+        s,
+        "#EXT-X-PART:DURATION={:.5},URI=\"{}\"",
+        p.duration, p.uri
+    );
+    if p.independent {
+        s.push_str(",INDEPENDENT=YES");
+    }
+    s.push('\n');
 }
 
 /// ISO 8601 date-time in UTC with milliseconds, as EXT-X-PROGRAM-DATE-TIME wants it.
@@ -153,84 +431,4 @@ pub fn format_date_time(unix_ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seg(i: u32, dur: f64, disc: bool) -> Segment {
-        Segment {
-            uri: format!("movie-{i}.ts"),
-            duration: dur,
-            date_ms: 1_795_320_600_000 + i as i64 * 2000,
-            discontinuity: disc,
-        }
-    }
-
-    #[test]
-    fn live_window_slides_and_reports_what_left() {
-        let mut p = Playlist::new(PlaylistKind::Live { window: 3 }, 2.0);
-        for i in 0..3 {
-            assert!(p.push(seg(i, 2.0, false)).is_empty());
-        }
-        let gone = p.push(seg(3, 2.0, false));
-        assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].uri, "movie-0.ts");
-        let text = p.render();
-        assert!(text.starts_with(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n"
-        ));
-        assert!(!text.contains("movie-0.ts"));
-        assert!(text.contains("#EXTINF:2.000000,\nmovie-3.ts\n"));
-        assert!(!text.contains("ENDLIST"));
-        assert!(!text.contains("PLAYLIST-TYPE"));
-    }
-
-    #[test]
-    fn discontinuity_sequence_counts_what_left() {
-        let mut p = Playlist::new(PlaylistKind::Live { window: 2 }, 2.0);
-        p.push(seg(0, 2.0, false));
-        p.push(seg(1, 2.0, true));
-        p.push(seg(2, 2.0, false));
-        assert!(p
-            .render()
-            .contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME"));
-        p.push(seg(3, 2.0, false));
-        let t = p.render();
-        assert!(t.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{t}");
-        assert!(!t.contains("#EXT-X-DISCONTINUITY\n"));
-    }
-
-    #[test]
-    fn dvr_is_event_then_vod() {
-        let mut p = Playlist::new(PlaylistKind::Dvr, 2.0);
-        for i in 0..10 {
-            p.push(seg(i, 2.0, false));
-        }
-        let t = p.render();
-        assert!(t.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
-        assert_eq!(t.matches("#EXTINF").count(), 10);
-        p.end();
-        let t = p.render();
-        assert!(t.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
-        assert!(t.ends_with("#EXT-X-ENDLIST\n"));
-    }
-
-    #[test]
-    fn target_duration_never_below_any_rounded_extinf() {
-        let mut p = Playlist::new(PlaylistKind::Dvr, 2.0);
-        p.push(seg(0, 2.0004, false));
-        assert_eq!(p.target_duration(), 2);
-        p.push(seg(1, 4.2, false));
-        assert_eq!(p.target_duration(), 5);
-        p.push(seg(2, 1.0, false));
-        assert_eq!(p.target_duration(), 5, "never lowered");
-    }
-
-    #[test]
-    fn date_time_format() {
-        assert_eq!(format_date_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_date_time(1_795_320_605_250),
-            "2026-11-22T04:10:05.250Z"
-        );
-    }
-}
+mod tests;

@@ -114,6 +114,22 @@ pub struct Playback {
     pub status: String,
     /// The page's title.
     pub title: String,
+    /// hls.js's `hls.latency` (s behind the live edge it computes), sampled every 50 ms once
+    /// playing.
+    pub latency: Vec<f64>,
+    /// Wall-clock latency (s): now minus the EXT-X-PROGRAM-DATE-TIME of the frame on screen
+    /// (`hls.playingDate`), sampled with `latency`.
+    pub wall_latency: Vec<f64>,
+}
+
+/// The `q` quantile (0..=1) of `v`, nearest rank; NaN when empty.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Whether the content starts with a gap hls.js must seek over.
@@ -170,10 +186,15 @@ const MONITOR: &str = r#"(function () {
     var m = window.__riverMon = { first: null, firstAt: 0, last: null, lastAt: 0, prevT: 0,
                                   prevAt: 0, prevAhead: 0, maxStall: 0, starved: 0, heldUp: 0,
                                   gained: 0, minAhead: 0, stallStarved: false,
-                                  maxStarvedStall: 0 };
+                                  maxStarvedStall: 0, lat: [], wall: [] };
     setInterval(function () {
       var t = v.currentTime, now = performance.now(), b = v.buffered;
       var ahead = b.length ? b.end(b.length - 1) - t : 0;
+      var h = window.riverHls;
+      if (h && m.first !== null && !v.paused) {
+        if (typeof h.latency === 'number' && isFinite(h.latency)) m.lat.push(h.latency);
+        if (h.playingDate) m.wall.push((Date.now() - h.playingDate.getTime()) / 1000);
+      }
       if (m.first === null) {
         if (t > 0) {
           m.first = m.last = m.prevT = t;
@@ -213,13 +234,22 @@ const MONITOR: &str = r#"(function () {
     dropped: q.droppedVideoFrames || 0,
     audioBytes: v.webkitAudioDecodedByteCount || 0,
     errors: window.riverErrors || [],
+    latency: m.lat,
+    wallLatency: m.wall,
     status: (document.getElementById('status') || {}).textContent || '',
     title: document.title
   });
 })()"#;
 
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default()
+}
+
 /// Opens `url` in headless Chromium and samples its `<video>` until the media clock advanced
-/// `secs` (plus a second, so a stall at the end is seen too) or 90 s passed.
+/// `secs` (plus a second, so a stall at the end is seen too) or `secs` + 60 s (at least 90 s)
+/// passed.
 pub fn play(url: &str, secs: f64) -> Playback {
     let bin = chromium();
     // One profile per browser: tests play pages in parallel, and a second Chromium on a profile
@@ -293,7 +323,7 @@ pub fn play(url: &str, secs: f64) -> Playback {
         from: rx,
         next_id: 0,
     };
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs_f64((secs + 60.0).max(90.0));
     let target = cdp.call(
         None,
         "Target.createTarget",
@@ -343,6 +373,8 @@ pub fn play(url: &str, secs: f64) -> Playback {
                     .unwrap_or_default(),
                 status: v["status"].as_str().unwrap_or("").to_string(),
                 title: v["title"].as_str().unwrap_or("").to_string(),
+                latency: floats(&v["latency"]),
+                wall_latency: floats(&v["wallLatency"]),
             };
             if p.advanced >= secs + 1.0 {
                 break;

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod hub;
+pub mod playlist;
 pub mod rtsp;
 
 use std::io::{Read, Write};
