@@ -41,6 +41,14 @@ _river__hls__seg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --segment-type)
+                    COMPREPLY=($(compgen -W "ts fmp4" -- "${cur}"))
+                    return 0
+                    ;;
+                --part-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --list-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
