@@ -113,6 +113,12 @@ pub struct Playlist {
     hint: Option<String>,
     ended: bool,
     version: u64,
+    /// DVR: the text of the leading segments that can no longer change (no parts listed), how
+    /// many, and the EXT-X-MAP in force after them. A DVR playlist only grows, so this saves
+    /// rendering hours of segments again for every part.
+    settled: String,
+    settled_count: usize,
+    settled_map: Option<Arc<str>>,
 }
 
 impl Playlist {
@@ -132,6 +138,9 @@ impl Playlist {
             hint: None,
             ended: false,
             version: 0,
+            settled: String::new(),
+            settled_count: 0,
+            settled_map: None,
         }
     }
 
@@ -206,7 +215,30 @@ impl Playlist {
             .map(|p| p.uri)
             .collect();
         self.trim_parts(&mut parts);
+        self.settle();
         (gone, parts)
+    }
+
+    /// DVR: renders the segments that no longer list parts into the settled text.
+    fn settle(&mut self) {
+        if self.kind != PlaylistKind::Dvr {
+            return;
+        }
+        let mut map = self.settled_map.take();
+        while let Some(seg) = self.segments.get(self.settled_count) {
+            if !seg.parts.is_empty() {
+                break;
+            }
+            {
+                let mut m = map.as_deref();
+                render_segment(&mut self.settled, seg, &mut m);
+            }
+            if seg.map.is_some() {
+                map = seg.map.clone();
+            }
+            self.settled_count += 1;
+        }
+        self.settled_map = map;
     }
 
     /// Drops the parts of the segments more than three target durations from the end.
@@ -238,6 +270,7 @@ impl Playlist {
         for s in &mut self.segments {
             parts.extend(s.parts.drain(..).map(|p| p.uri));
         }
+        self.settle();
         parts
     }
 
@@ -347,20 +380,14 @@ impl Playlist {
             let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
         let mut map: Option<&str> = None;
-        for seg in self.segments.iter().skip(skipped) {
-            head(
-                &mut s,
-                seg.discontinuity,
-                seg.map.as_deref(),
-                &mut map,
-                seg.date_ms,
-            );
-            for p in &seg.parts {
-                part(&mut s, p);
-            }
-            let _ = writeln!(s, "#EXTINF:{:.6},", seg.duration);
-            s.push_str(&seg.uri);
-            s.push('\n');
+        let mut from = skipped;
+        if skipped == 0 && self.settled_count > 0 {
+            s.push_str(&self.settled);
+            map = self.settled_map.as_deref();
+            from = self.settled_count;
+        }
+        for seg in self.segments.iter().skip(from) {
+            render_segment(&mut s, seg, &mut map);
         }
         if let Some(o) = self.open.as_ref().filter(|o| !o.parts.is_empty()) {
             head(
@@ -382,6 +409,17 @@ impl Playlist {
         }
         s
     }
+}
+
+/// One complete segment: its tags, parts, EXTINF and URI.
+fn render_segment<'a>(s: &mut String, seg: &'a Segment, map: &mut Option<&'a str>) {
+    head(s, seg.discontinuity, seg.map.as_deref(), map, seg.date_ms);
+    for p in &seg.parts {
+        part(s, p);
+    }
+    let _ = writeln!(s, "#EXTINF:{:.6},", seg.duration);
+    s.push_str(&seg.uri);
+    s.push('\n');
 }
 
 /// The tags before a segment's parts and EXTINF.

@@ -203,3 +203,50 @@ fn date_time_format() {
         "2026-11-22T04:10:05.250Z"
     );
 }
+
+#[test]
+fn dvr_renders_the_same_with_its_settled_text() {
+    // The settled prefix must render exactly as a full render would: compare with a live
+    // playlist whose window never slides, through parts, a map change and the end.
+    let mut dvr = ll(PlaylistKind::Dvr);
+    let mut live = ll(PlaylistKind::Live { window: 1000 });
+    for i in 0..12 {
+        for p in [&mut dvr, &mut live] {
+            if i == 7 {
+                p.open(
+                    1_795_320_600_000 + i as i64 * 2000,
+                    true,
+                    Some(Arc::from("b.mp4")),
+                );
+                p.push_part(
+                    Part {
+                        uri: format!("q{i}.m4s"),
+                        duration: 2.0,
+                        independent: true,
+                    },
+                    None,
+                );
+                let mut s = seg(i, 2.0, true);
+                s.map = Some(Arc::from("b.mp4"));
+                p.push(s);
+            } else {
+                ll_segment(p, i);
+            }
+        }
+        let strip = |t: String| t.replace("#EXT-X-PLAYLIST-TYPE:EVENT\n", "");
+        assert_eq!(
+            strip(dvr.render(false)),
+            live.render(false),
+            "after segment {i}"
+        );
+        assert!(dvr.settled_count > 0 || i < 3);
+    }
+    dvr.end();
+    live.end();
+    let t = dvr.render(false);
+    assert_eq!(
+        t.replace("#EXT-X-PLAYLIST-TYPE:VOD\n", ""),
+        live.render(false)
+    );
+    assert_eq!(dvr.settled_count, 12);
+}

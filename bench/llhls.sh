@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# LL-HLS from river-hls-seg, two measurements:
+#  1. Latency behind live in hls.js (headless Chromium), p50 and p95 over SECS of play, for
+#     classic HLS (2 s MPEG-TS segments) and LL-HLS (0.2 s parts), and the ratio: the ignored test
+#     llhls::bench_latency_behind_live. `lat` is hls.latency (behind the live edge hls.js
+#     computes); `wall` is the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame shown.
+#  2. N LL-HLS clients (examples/llhls_load: a blocking reload for the next part, then the part,
+#     each on its keep-alive connection) against one `river-testsrc --realtime | river-hls-seg
+#     --low-latency --serve`: requests/s answered and the CPU river-hls-seg used, beside the same
+#     pipeline with no client.
+#
+#   bench/llhls.sh                 SECS=60 N=100 LOAD_SECS=30 bench/llhls.sh
+#
+# Not a test: numbers vary with the machine (the clients share its cores). Needs chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${SECS:-60}
+N=${N:-100}
+LOAD_SECS=${LOAD_SECS:-30}
+W=$PWD/bench/work/llhls
+rm -rf "$W" && mkdir -p "$W"
+cargo build --release --quiet --example llhls_load --bin river-hls-seg --bin river-testsrc
+R=target/release
+
+target/release/river-testsrc --realtime --duration $((3 * LOAD_SECS + 30))s \
+  | "$R/river-hls-seg" --dir "$W/www" --low-latency --serve 127.0.0.1:0 2> "$W/seg.log" &
+SEG_PID=$!
+trap 'kill $SEG_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+URL=
+for _ in $(seq 100); do
+  URL=$(grep -o 'http://[^ ]*' "$W/seg.log" || true)
+  [ -n "$URL" ] && curl -fs -o /dev/null "$URL" && break
+  sleep 0.2
+done
+[ -n "$URL" ] || { echo "bench: river-hls-seg did not start: $(cat "$W/seg.log")" >&2; exit 1; }
+echo "LL-HLS load on $(nproc) cores, $LOAD_SECS s each:"
+echo "  no client:   $("$R/examples/llhls_load" "$URL" 0 "$LOAD_SECS" "$SEG_PID")"
+echo "  $N clients: $("$R/examples/llhls_load" "$URL" "$N" "$LOAD_SECS" "$SEG_PID")"
+kill $SEG_PID 2>/dev/null || true
+
+echo "hls.js latency behind live, $SECS s each:"
+RIVER_BENCH_SECS=$SECS cargo test --release --quiet --test it llhls::bench_latency_behind_live \
+  -- --ignored --nocapture --test-threads=1 2>&1 | grep -E '^(player|classic|LL-HLS|median)'
