@@ -68,8 +68,10 @@ a { color: #8cf; }
     if (p && p.catch) p.catch(function (e) { state = "play() refused: " + e; });
   }
   if (window.Hls && Hls.isSupported()) {
-    // lowLatencyMode is hls.js's default: LL-HLS playlists are played from their parts.
-    var hls = window.riverHls = new Hls();
+    // lowLatencyMode is hls.js's default: LL-HLS playlists are played from their parts. A start
+    // behind the target latency (playback starts at an independent part) is caught up by
+    // playing up to 1.25x, as hls.js does not by default.
+    var hls = window.riverHls = new Hls({ maxLiveSyncPlaybackRate: 1.25 });
     hls.on(Hls.Events.ERROR, function (ev, d) {
       errors.push(d.type + " " + d.details + (d.fatal ? " (fatal)" : "") +
         (d.reason ? ": " + d.reason : ""));
@@ -117,7 +119,9 @@ mod tests {
         assert!(p.contains("var errors = window.riverErrors = [];"));
         assert!(p.contains("errors.push(d.type + \" \" + d.details"));
         // Tests read hls.js's own numbers (latency) from it.
-        assert!(p.contains("var hls = window.riverHls = new Hls();"));
+        assert!(
+            p.contains("var hls = window.riverHls = new Hls({ maxLiveSyncPlaybackRate: 1.25 });")
+        );
     }
 
     #[test]
