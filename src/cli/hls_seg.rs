@@ -8,7 +8,7 @@ use super::{MuxInput, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const LONG: &str = "\
-Reads H.264 (+AAC) on stdin (MPEG-TS, FLV or Annex B, detected) and writes HLS: MPEG-TS or fMP4 \
+Reads H.264 or H.265 (+AAC) on stdin (MPEG-TS, FLV or Annex B, detected) and writes HLS: MPEG-TS or fMP4 \
 segments and a media playlist DIR/NAME.m3u8.
 
 Segments are cut before a keyframe once --segment-time has passed, so a segment starts with an IDR \
@@ -25,7 +25,7 @@ sees a partial file; in DVR mode they are fsynced before the rename and the dire
 after a crash, even a power loss, every listed segment plays.
 
 --segment-type fmp4 writes ISO BMFF fragments (init.mp4 and .m4s, audio and video muxed together; \
-H.264 as avc1, AAC as mp4a). --low-latency adds LL-HLS (fMP4, version 9): parts of --part-time \
+H.264 as avc1, H.265 as hvc1, AAC as mp4a; Safari plays HEVC in HLS only as fMP4). --low-latency adds LL-HLS (fMP4, version 9): parts of --part-time \
 (EXT-X-PART, INDEPENDENT=YES on parts that start with a keyframe), EXT-X-PRELOAD-HINT, \
 EXT-X-SERVER-CONTROL with blocking reload (_HLS_msn/_HLS_part), delta updates (_HLS_skip) and \
 PART-HOLD-BACK of three part targets. Parts are listed only within three target durations of the \
@@ -67,7 +67,7 @@ pub enum SegmentType {
 #[command(
     name = "river-hls-seg",
     version,
-    about = "H.264 (+AAC) on stdin to HLS segments and a playlist: a live window or a DVR archive",
+    about = "H.264 or H.265 (+AAC) on stdin to HLS segments and a playlist: a live window or a DVR archive",
     long_about = LONG,
     after_long_help = EXIT_STATUS_HELP
 )]

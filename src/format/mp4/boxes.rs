@@ -1,7 +1,8 @@
 //! Box writing and the initialization segment.
 
 use crate::codec::h264::write_avcc;
-use crate::media::{AudioConfig, VideoConfig, CLOCK_HZ};
+use crate::codec::h265::write_hvcc;
+use crate::media::{AudioConfig, VideoCodec, VideoConfig, CLOCK_HZ};
 
 use super::{audio_timescale, VIDEO_TRACK};
 
@@ -174,13 +175,18 @@ fn trak(out: &mut Vec<u8>, id: u32, kind: &Kind) {
     });
 }
 
-/// The video sample entry, chosen by codec. Every video track river carries today is H.264
-/// (`avc1` + `avcC`); H.265 adds one arm here, `hvc1` + `hvcC`, when the media model names the
-/// codec of a [`VideoConfig`].
+/// The video sample entry, chosen by codec: H.264 as `avc1` with its `avcC`, H.265 as `hvc1` with
+/// its `hvcC` (ISO/IEC 14496-15; `hvc1`, not `hev1`, as HLS wants it: the parameter sets are in
+/// the sample entry, and may also come in band).
 fn video_sample_entry(out: &mut Vec<u8>, cfg: &VideoConfig) {
-    visual_sample_entry(out, b"avc1", cfg, |o| {
-        boxed(o, b"avcC", |o| o.extend_from_slice(&write_avcc(cfg)))
-    });
+    match cfg.codec {
+        VideoCodec::H264 => visual_sample_entry(out, b"avc1", cfg, |o| {
+            boxed(o, b"avcC", |o| o.extend_from_slice(&write_avcc(cfg)))
+        }),
+        VideoCodec::H265 => visual_sample_entry(out, b"hvc1", cfg, |o| {
+            boxed(o, b"hvcC", |o| o.extend_from_slice(&write_hvcc(cfg)))
+        }),
+    }
 }
 
 /// A VisualSampleEntry (ISO/IEC 14496-12 12.1.3) of `format`, with the codec's configuration box
@@ -266,6 +272,8 @@ mod tests {
 
     pub(crate) fn video() -> VideoConfig {
         VideoConfig {
+            codec: VideoCodec::H264,
+            vps: Vec::new(),
             sps: vec![Bytes::from_static(&[0x67, 0x42, 0xc0, 0x0d, 0xd9])],
             pps: vec![Bytes::from_static(&[0x68, 0xcb, 0x83, 0xcb, 0x20])],
             width: 320,
@@ -322,6 +330,21 @@ mod tests {
         let mvex = find(moov, &[b"mvex"]);
         let ids: Vec<u32> = boxes(mvex).iter().map(|b| u32_at(b.1, 4)).collect();
         assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn h265_is_hvc1_with_its_hvcc() {
+        let mut v = video();
+        v.codec = VideoCodec::H265;
+        v.vps = vec![Bytes::from_static(&[0x40, 0x01, 0x0c, 0x01])];
+        let init = init_segment(Some(&v), None);
+        let stsd = find(
+            &init,
+            &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"],
+        );
+        let entry = &boxes(&stsd[8..])[0];
+        assert_eq!(&entry.0, b"hvc1");
+        assert_eq!(find(&entry.1[78..], &[b"hvcC"]), &write_hvcc(&v)[..]);
     }
 
     #[test]

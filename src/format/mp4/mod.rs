@@ -9,9 +9,9 @@
 //! runs at its sample rate, and each time is the 90 kHz time rounded to the nearest sample
 //! (durations are differences of rounded times, so they never drift).
 //!
-//! Tracks: H.264 as `avc1` with its `avcC` (parameter sets in the `moov`), AAC as `mp4a` with its
-//! `esds`. The video sample entry is chosen by codec in one place ([`boxes`]'s
-//! `video_sample_entry`), where H.265 (`hvc1` with `hvcC`) is one more arm.
+//! Tracks: H.264 as `avc1` with its `avcC`, H.265 as `hvc1` with its `hvcC` (parameter sets in the
+//! `moov`), AAC as `mp4a` with its `esds`. The video sample entry is chosen by codec in one place
+//! ([`boxes`]'s `video_sample_entry`).
 //!
 //! Hand-written rather than taken from a crate: the crates that write MP4 either write whole
 //! files with the `moov` last (`mp4`), or run their own clock from frame rates or `f64` seconds
@@ -31,7 +31,8 @@ use crate::media::CLOCK_HZ;
 /// Track IDs: video is track 1 when present, audio the next.
 pub const VIDEO_TRACK: u32 = 1;
 
-/// One sample of a track: a video access unit (AVCC, 4-byte lengths) or one raw AAC frame.
+/// One sample of a track: a video access unit (NAL units with 4-byte lengths) or one raw AAC
+/// frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     /// Decode time, 90 kHz.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::format::mp4::read::{boxes, find, u32_at, u64_at};
+use crate::media::Codec;
 
 struct Seq;
 
@@ -18,6 +19,8 @@ impl Names for Seq {
 
 fn vcfg(w: u32) -> VideoConfig {
     VideoConfig {
+        codec: crate::media::VideoCodec::H264,
+        vps: Vec::new(),
         sps: vec![Bytes::from_static(&[0x67, 0x42, 0xc0, 0x0d, 0xd9])],
         pps: vec![Bytes::from_static(&[0x68, 0xcb, 0x83, 0xcb, 0x20])],
         width: w,
@@ -52,6 +55,7 @@ fn stream(secs: i64) -> Vec<(MediaEvent, i64)> {
         let f = if tv <= ta {
             let f = Frame {
                 track: Track::Video,
+                codec: Codec::H264,
                 dts: tv,
                 pts: tv,
                 keyframe: n % 30 == 0,
@@ -63,6 +67,7 @@ fn stream(secs: i64) -> Vec<(MediaEvent, i64)> {
         } else {
             let f = Frame {
                 track: Track::Audio,
+                codec: Codec::Aac,
                 dts: ta,
                 pts: ta,
                 keyframe: true,
@@ -373,6 +378,7 @@ fn program_date_time_starts_with_the_video_after_leading_audio() {
     // An audio frame 40 ms before the first video frame, arriving 40 ms earlier.
     let lead = MediaEvent::Frame(Frame {
         track: Track::Audio,
+        codec: Codec::Aac,
         dts: -3600,
         pts: -3600,
         keyframe: true,
