@@ -189,7 +189,7 @@ _river__relay() {
             return 0
             ;;
         river__subcmd__relay__subcmd__serve)
-            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --verbose --quiet --help"
+            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --on-publish --on-play --on-unpublish --on-stop --hook-timeout --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +268,26 @@ _river__relay() {
                     return 0
                     ;;
                 --stats-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-publish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-play)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-unpublish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-stop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hook-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,6 +50,11 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l cache-
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l max-waiting -d 'Most watchers waiting for channels that are not live' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l wait-timeout -d 'How long a watcher waits for a channel to go live' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l stats-interval -d 'Log per-channel stats (info level, -v) this often' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-publish -d 'Ask this http:// URL before a broadcast starts (a JSON POST, see HOOKS above): a 2xx answer allows; anything else, or no answer, refuses' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-play -d 'Ask this http:// URL before a watcher or player joins a channel (as --on-publish)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-unpublish -d 'Tell this http:// URL when a broadcast ends (the answer changes nothing)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-stop -d 'Tell this http:// URL when a watcher or player leaves (the answer changes nothing)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hook-timeout -d 'How long a hook has to answer; no answer in time refuses (--on-publish, --on-play)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-rtsp-udp -d 'Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-gop-cache -d 'Do not cache the GOP: a joining watcher waits for the next keyframe'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'

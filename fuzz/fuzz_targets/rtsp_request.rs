@@ -17,7 +17,7 @@ struct AllowAll;
 const SDP: &str = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=1210\r\na=control:trackID=1\r\n";
 
 impl Host for AllowAll {
-    fn authorize(&mut self, _: Access, _: &str, c: &Credentials) -> AuthVerdict {
+    fn authorize(&mut self, _: Access, _: &str, _uri: &str, c: &Credentials) -> AuthVerdict {
         if c.check("pw") || matches!(c, Credentials::None) {
             AuthVerdict::Allow
         } else {

@@ -8,9 +8,11 @@ use anyhow::Context;
 use crate::cli::{
     BroadcastArgs, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode, WatchArgs,
 };
+use crate::net::listener::resolve;
 use crate::proto::fstream::{Request, Role};
 use crate::relay::cache::CacheLimits;
 use crate::relay::client::{self, Retry};
+use crate::relay::hooks::{Config as HookConfig, Hook, Target};
 use crate::relay::hub::{Config, Hub};
 use crate::relay::pace::Unclocked;
 use crate::relay::queue::QueueLimits;
@@ -53,6 +55,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             UnclockedMode::Pace => Unclocked::Pace,
             UnclockedMode::Isolate => Unclocked::Isolate,
         },
+        hooks: hooks(&a)?,
     };
     if !a.users.is_dir() {
         log::warn!(
@@ -77,6 +80,24 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     hub.run(|| stop_signal().is_some()).context("event loop")?;
     Ok(())
+}
+
+/// The hooks `serve` calls, their host names resolved now (a usage error when they do not parse
+/// or resolve).
+fn hooks(a: &ServeArgs) -> anyhow::Result<HookConfig> {
+    let mut cfg = HookConfig {
+        timeout: a.hook_timeout.as_duration(),
+        ..Default::default()
+    };
+    let urls = [&a.on_publish, &a.on_play, &a.on_unpublish, &a.on_stop];
+    for (slot, (hook, url)) in cfg.targets.iter_mut().zip(Hook::ALL.iter().zip(urls)) {
+        let Some(url) = url else { continue };
+        let t = Target::parse(url).map_err(|e| UsageError(format!("--on-{}: {e}", hook.name())))?;
+        let addr = resolve(&t.host)
+            .map_err(|e| UsageError(format!("--on-{}: hook URL {url:?}: {e}", hook.name())))?;
+        *slot = Some((t, addr));
+    }
+    Ok(cfg)
 }
 
 fn first_line(path: &Path, what: &str) -> anyhow::Result<String> {

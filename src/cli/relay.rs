@@ -133,6 +133,8 @@ Access-Control-Allow-Private-Network: true when asked (a public page calling a h
 Access-Control-Max-Age: 86400. OPTIONS on an unknown path is 404; OPTIONS * lists every method. The same figures are \
 logged per channel every --stats-interval at info level (-v).
 
+HOOKS: --on-publish and --on-play POST a JSON object to their URL (HTTP/1.1, Content-Type: application/json) and wait for the answer without holding up anyone else: 2xx lets the client in; any other status, no answer within --hook-timeout, or none at all (the hook is down) refuses it as its front refuses anything (fstream: closed without data; HTTP: 403; RTMP: NetStream.Publish.BadName or NetStream.Play.Failed, `river-relay: refused by the publish hook`; RTSP: 403). A broadcaster is asked about after the hub has checked the names and its user password in the users file, so a client the hub refuses never reaches the hook: both must allow. A watcher is asked about after the names are checked and before it joins its channel (the channel password is checked when the channel is live); an RTSP player after the hub's own check (the channel live, its password good), since it cannot wait for a channel. --on-unpublish is told when a broadcast that started ends (or is taken over), --on-stop when a watcher that joined leaves, with the bytes and the duration; at most 256 such notifications are in flight, more are dropped and counted. The object: {\"action\": \"publish\"|\"play\"|\"unpublish\"|\"stop\", \"id\": the connection id as /stats shows it, \"protocol\": \"fstream\"|\"http\"|\"rtmp\"|\"rtsp\", \"user\", \"channel\", \"remote_addr\": \"IP:PORT\", \"query\": as sent or null, \"user_password\", \"channel_password\": as given or null; and for unpublish and stop \"bytes\" and \"duration_secs\"}. Hook host names are resolved once, at start. /metrics counts calls by hook and outcome, the calls in flight and their latency (river_relay_hook_*); refusals by a hook count as reason=\"auth\".
+
 SIGINT/SIGTERM: stop accepting, give watchers up to 2 s to receive what is queued, exit.";
 
 /// A byte count: `65536`, `64K`, `64KiB`, `8M`, `8MiB`, `1G`.
@@ -289,6 +291,22 @@ pub struct ServeArgs {
     /// Log per-channel stats (info level, -v) this often
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub stats_interval: TimeSpan,
+    /// Ask this http:// URL before a broadcast starts (a JSON POST, see HOOKS above): a 2xx
+    /// answer allows; anything else, or no answer, refuses
+    #[arg(long, value_name = "URL")]
+    pub on_publish: Option<String>,
+    /// Ask this http:// URL before a watcher or player joins a channel (as --on-publish)
+    #[arg(long, value_name = "URL")]
+    pub on_play: Option<String>,
+    /// Tell this http:// URL when a broadcast ends (the answer changes nothing)
+    #[arg(long, value_name = "URL")]
+    pub on_unpublish: Option<String>,
+    /// Tell this http:// URL when a watcher or player leaves (the answer changes nothing)
+    #[arg(long, value_name = "URL")]
+    pub on_stop: Option<String>,
+    /// How long a hook has to answer; no answer in time refuses (--on-publish, --on-play)
+    #[arg(long, value_name = "DURATION", default_value = "3s")]
+    pub hook_timeout: TimeSpan,
 }
 
 /// `serve --unclocked`.

@@ -307,7 +307,8 @@ impl<H: Handler> Server<H> {
         self.due = due;
     }
 
-    /// Answers a parked request. A request whose connection is gone is ignored.
+    /// Answers a parked request. A request whose connection is gone is ignored. The answer ends
+    /// a [`Self::pause`]: the connection goes on to the rest of the body and the next request.
     pub fn complete(&mut self, registry: &Registry, id: ReqId, resp: Response, now: Instant) {
         let Some(slot) = self.slot_of(id) else { return };
         let Some(c) = self.conns[slot].as_mut() else {
@@ -316,8 +317,13 @@ impl<H: Handler> Server<H> {
         if !matches!(c.phase, Phase::Parked) {
             return;
         }
+        let read = std::mem::take(&mut c.paused) && c.unread;
         self.respond(slot, resp, now);
-        self.after(registry, slot, now);
+        if read {
+            self.read(registry, slot, false, now);
+        } else {
+            self.after(registry, slot, now);
+        }
     }
 
     /// Turns a parked request into a streaming response (a watcher whose channel went live).

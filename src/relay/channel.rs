@@ -412,6 +412,9 @@ pub struct Channels {
     chunks: Vec<Chunk>,
     /// What `/metrics` keeps of watchers and channels that are gone.
     retired: Retired,
+    /// When kept (`Some`, for `--on-stop`): every watcher that left, with the bytes it was sent,
+    /// in order, until the hub takes them.
+    pub departed: Option<Vec<(SubId, u64)>>,
 }
 
 impl Channels {
@@ -422,6 +425,7 @@ impl Channels {
             subs: Subs::default(),
             chunks: Vec::new(),
             retired: Retired::default(),
+            departed: None,
         }
     }
 
@@ -907,6 +911,9 @@ impl Channels {
     /// [`Self::leave`], counted in `/metrics` as `why`.
     fn leave_as(&mut self, id: SubId, why: Leave) -> Option<Sub> {
         let s = self.subs.remove(id)?;
+        if let Some(d) = self.departed.as_mut() {
+            d.push((id, s.bytes_sent()));
+        }
         if s.queue.is_some() {
             let st = s.stats();
             let k = kind_index(s.kind.name());

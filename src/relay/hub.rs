@@ -20,6 +20,7 @@ use mio::{Interest, Token};
 use super::cache::CacheLimits;
 use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId, SubKind};
 use super::front::fstream::Publisher;
+use super::front::hooks::Hooks;
 use super::front::http::{HttpReq, Inbox};
 use super::front::rtmp::RtmpSide;
 use super::front::rtsp::Udp;
@@ -43,6 +44,8 @@ pub(super) const UDP_RTCP: Token = Token(6);
 const FIRST: usize = 7;
 /// The HTTP layer's tokens start here (the hub's own connections stay below).
 pub(super) const HTTP_TOKENS: usize = usize::MAX / 2;
+/// Hook calls' tokens start here (below the HTTP layer's), one per call, never reused.
+pub(super) const HOOK_TOKENS: usize = usize::MAX / 4;
 /// HTTP watchers' and pushes' [`SubId`]s start here.
 pub(super) const HTTP_SUBS: SubId = usize::MAX / 2;
 /// Bytes read from one socket per event before other sockets get a turn.
@@ -75,6 +78,8 @@ pub struct Config {
     pub stats_interval: Duration,
     /// The delivery of content without a clock.
     pub unclocked: super::pace::Unclocked,
+    /// Publish and play hooks (none set: the users file and channel passwords decide alone).
+    pub hooks: super::hooks::Config,
 }
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
@@ -93,6 +98,8 @@ pub(super) enum State {
     Publisher(Publisher),
     Watcher(Watching),
     Rtsp(Box<RtspConn>),
+    /// An fstream client whose handshake is done, waiting for a hook's decision.
+    Hooked,
     /// Writing what is queued, then closing.
     Closing,
 }
@@ -107,6 +114,8 @@ pub(super) struct Conn {
     pub rtmp: Option<Box<RtmpSide>>,
     /// The front it came in on (never HTTP: the HTTP layer keeps those).
     pub front: Front,
+    /// The hook call it waits for: it is not read meanwhile.
+    pub hook: Option<usize>,
 }
 
 /// Bound listening addresses.
@@ -170,6 +179,7 @@ pub struct Hub {
     pub(super) fx: Effects,
     /// Connections with more to read than their turn took.
     again: Vec<usize>,
+    pub(super) hooks: Hooks,
     /// Broadcasters not read because a watcher of their paced broadcast has no room.
     pub(super) held: Vec<(SubId, ChanKey)>,
     pub(super) next_id: u64,
@@ -224,6 +234,11 @@ impl Hub {
         let http = http_l
             .is_some()
             .then(|| super::front::http::server(cfg.max_connections));
+        let mut channels = channels;
+        if cfg.hooks.target(super::hooks::Hook::Stop).is_some() {
+            channels.departed = Some(Vec::new());
+        }
+        let hooks = Hooks::new(cfg.hooks.clone());
         let hub = Hub {
             cfg,
             reactor,
@@ -245,6 +260,7 @@ impl Hub {
             buf: Vec::with_capacity(READ_BUF),
             fx: Effects::default(),
             again: Vec::new(),
+            hooks,
             held: Vec::new(),
             next_id: 1,
             start: now,
@@ -267,10 +283,12 @@ impl Hub {
                 Some(Instant::now())
             } else {
                 let http = self.http.as_ref().and_then(|h| h.next_deadline());
+                let hook = self.hook_deadline();
                 self.accept_paused
                     .iter()
                     .flatten()
                     .chain(&http)
+                    .chain(&hook)
                     .min()
                     .copied()
             };
@@ -304,6 +322,7 @@ impl Hub {
                         self.http_events(now);
                     }
                     Reactor::WAKER => {}
+                    Token(t) if t >= HOOK_TOKENS => self.hook_event(token, now),
                     FSTREAM | HTTP | RTMP | RTSP => self.accept(token.0 - FSTREAM.0, now),
                     UDP_RTP | UDP_RTCP => {
                         self.on_udp_event(token == UDP_RTCP, writable, readable, now)
@@ -326,6 +345,7 @@ impl Hub {
             }
             self.http_events(now);
             self.timers(now);
+            self.hook_departures(now);
             if stopping.is_none() && stop() {
                 log::info!("stop signal: closing listeners, flushing watchers");
                 self.begin_stop(now);
@@ -333,6 +353,7 @@ impl Hub {
             }
             if let Some(t) = stopping {
                 let busy = self.channels.busy()
+                    || self.hooks.notifying()
                     || self.http.as_ref().is_some_and(|h| h.open() > 0)
                     || self.conns.iter().flatten().any(|c| {
                         !c.io.out.is_empty()
@@ -463,6 +484,7 @@ impl Hub {
                 state,
                 rtmp,
                 front: which,
+                hook: None,
             });
             self.next_id += 1;
             self.nconns += 1;
@@ -479,6 +501,9 @@ impl Hub {
         let _ = self.reactor.registry().deregister(&mut c.io.sock);
         if let Some(r) = reason {
             log::info!("{}: closed: {r}", c.peer);
+        }
+        if let Some(tok) = c.hook {
+            self.hooks.cancel(tok);
         }
         self.channels.leave(idx);
         match c.state {
@@ -560,6 +585,13 @@ impl Hub {
         }
     }
 
+    /// Reads connection `idx` at the start of the next turn (what came while it was not read).
+    pub(super) fn read_again(&mut self, idx: usize) {
+        if !self.again.contains(&idx) {
+            self.again.push(idx);
+        }
+    }
+
     /// Holds broadcaster `id` of `key` back: its watchers have no room.
     pub(super) fn hold(&mut self, id: SubId, key: ChanKey, now: Instant) {
         if !self.held.iter().any(|h| h.0 == id) {
@@ -599,8 +631,9 @@ impl Hub {
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 break;
             };
-            // A closing connection's input is ignored (and not read: it may hold a big body).
-            if matches!(c.state, State::Closing) {
+            // A closing connection's input is ignored (and not read: it may hold a big body). One
+            // waiting for a hook is read once the hook has decided.
+            if matches!(c.state, State::Closing) || c.hook.is_some() {
                 break;
             }
             // A paced broadcast is read only while every watcher has room (TCP holds the
@@ -644,6 +677,10 @@ impl Hub {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
         };
+        if c.hook.is_some() {
+            // Seen again when it is read after the hook's decision.
+            return;
+        }
         match &mut c.state {
             State::Publisher(_) => self.publisher_eof(idx, now),
             State::Handshake { .. } => {
@@ -675,7 +712,7 @@ impl Hub {
                 }
             }
             State::Rtsp(_) => self.on_rtsp_data(idx, data, now),
-            State::Closing | State::RtmpIdle => {}
+            State::Closing | State::RtmpIdle | State::Hooked => {}
         }
     }
 
@@ -785,6 +822,9 @@ impl Hub {
 
     /// Bytes of the broadcast on `key`.
     pub(super) fn broadcast_data(&mut self, key: &ChanKey, data: &[u8], now: Instant) {
+        if self.hooks.sessions.track_publishes {
+            self.hooks.sessions.bytes_in(key, data.len());
+        }
         let wall = std::time::SystemTime::now();
         self.channels.push(key, data, now, wall, &mut self.fx);
         self.apply(now);
@@ -793,6 +833,7 @@ impl Hub {
     /// The broadcast on `key` ended: every watcher gets what is queued, then EOF.
     pub(super) fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
         let wall = std::time::SystemTime::now();
+        self.hook_unpublished(key, now);
         if let Some(p) = self.channels.end(key, now, wall, why, &mut self.fx) {
             if let Some(Some(c)) = self.conns.get_mut(p).filter(|_| p < HTTP_SUBS) {
                 if matches!(c.state, State::Publisher(_)) {
@@ -925,6 +966,7 @@ impl Hub {
         if self.cfg.rtmp.is_some() {
             self.rtmp_timers(now);
         }
+        self.hook_timers(now);
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         let mut ended: Vec<usize> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
@@ -1011,6 +1053,7 @@ impl Hub {
                 .collect(),
             channels,
             delay,
+            hooks: self.hooks.metrics.clone(),
         }
     }
 

@@ -74,7 +74,8 @@ impl Leave {
 /// Why a connection or request was refused, as `/metrics` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// Credentials: an unknown user, a wrong user or channel password, a name not allowed.
+    /// Credentials: an unknown user, a wrong user or channel password, a name not allowed; or
+    /// a publish or play hook that did not allow (whatever its answer, or none).
     Auth,
     /// A limit: --max-connections, --max-waiting, out of descriptors.
     Limit,
@@ -195,6 +196,8 @@ pub struct Snapshot {
     pub channels: Vec<ChannelMetrics>,
     /// Queue delay by watcher kind, over every watcher.
     pub delay: [Histogram; 6],
+    /// Publish and play hooks (series only for those set).
+    pub hooks: super::hooks::HookMetrics,
 }
 
 /// Escapes a label value (Prometheus text format 0.0.4).
@@ -410,6 +413,7 @@ impl Snapshot {
             );
             let _ = writeln!(o, "{name}_count{{protocol=\"{kind}\"}} {}", h.count());
         }
+        self.hooks.write_prometheus(&mut o);
         o
     }
 }

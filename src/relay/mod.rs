@@ -1,11 +1,13 @@
 //! river-relay's pure parts: who may broadcast ([`users`]), how a broadcast is cut into chunks with
 //! keyframe marks ([`stream`]), what a late joiner gets first ([`cache`]), each watcher's bounded
-//! queue and slow-watcher policy ([`queue`]), derived container views ([`convert`]), and one FLV
-//! timeline across a takeover ([`restamp`]).
+//! queue and slow-watcher policy ([`queue`]), derived container views ([`convert`]), one FLV
+//! timeline across a takeover ([`restamp`]), and what publish and play hooks are told and what
+//! their answers mean ([`hooks`]).
 //! No I/O here except [`users`] reading its files; time is always an input.
 
 pub mod cache;
 pub mod convert;
+pub mod hooks;
 pub mod metrics;
 pub mod pace;
 pub mod queue;

@@ -21,8 +21,9 @@ use crate::proto::names::{self, BadName, PasswordError};
 use crate::proto::rtp::ingest::FlvIngest;
 use crate::proto::rtp::view::{RtpView, ViewPacket};
 use crate::proto::rtp::{MTU_TCP, MTU_UDP};
-use crate::proto::rtsp::Session;
+use crate::proto::rtsp::{Access, Session};
 use crate::proto::util::random_u64;
+use crate::relay::hooks::Call;
 
 /// `<user>/<channel>` from an RTSP path as sent (no leading slash): split at `/`, then each name
 /// decoded once and checked ([`crate::proto::names`]). `Err`: why not, one line.
@@ -75,6 +76,10 @@ pub struct RtspConn {
     /// After the end of a broadcast (RTCP BYE sent): close at this time unless the player's
     /// TEARDOWN comes first.
     pub linger_until: Option<Instant>,
+    /// A hook's decision about (access, path), for the request the session handles again.
+    pub gate: Option<(Access, String, bool)>,
+    /// What hooks are told about this client, once it is let in (publish or play).
+    pub call: Option<Call>,
 }
 
 /// A channel seen as RTP, with its own GOP cache and players.

@@ -51,7 +51,7 @@ pub struct HubStats {
     pub channels: Vec<ChannelStats>,
 }
 
-fn json_str(s: &str, out: &mut String) {
+pub(crate) fn json_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

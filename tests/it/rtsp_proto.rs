@@ -39,7 +39,13 @@ struct ConnHost {
 }
 
 impl Host for ConnHost {
-    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+    fn authorize(
+        &mut self,
+        access: Access,
+        path: &str,
+        _uri: &str,
+        creds: &Credentials,
+    ) -> AuthVerdict {
         if path != "live/cam" {
             return AuthVerdict::NotFound;
         }

@@ -899,17 +899,22 @@ impl ServerSession {
     /// Refuses a pending play (onStatus NetStream.Play.StreamNotFound) and asks for the
     /// connection to be closed.
     pub fn reject_play(&mut self, stream_id: u32, description: &str) -> Result<(), RtmpError> {
+        self.reject_play_as(stream_id, "NetStream.Play.StreamNotFound", description)
+    }
+
+    /// [`Self::reject_play`] with another status `code` (e.g. `NetStream.Play.Failed`).
+    pub fn reject_play_as(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), RtmpError> {
         if self.streams.get(&stream_id) != Some(&StreamState::PlayPending) {
             return Err(self.state_err(format!(
                 "reject_play: no pending play on stream {stream_id}"
             )));
         }
-        self.on_status(
-            stream_id,
-            "error",
-            "NetStream.Play.StreamNotFound",
-            description,
-        );
+        self.on_status(stream_id, "error", code, description);
         self.streams.insert(stream_id, StreamState::Idle);
         self.close = true;
         self.resume()

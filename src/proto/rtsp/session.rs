@@ -89,6 +89,10 @@ pub enum AuthVerdict {
     NotFound,
     /// 400: the path names nothing the server could serve (e.g. a name that breaks its rules).
     BadRequest,
+    /// Not decided yet (the host asked someone else): the session parks the request, unanswered,
+    /// with everything after it, until [`Session::unpark`]; then the request is handled again from
+    /// the start, and the host is asked again.
+    Pending,
 }
 
 /// One stream set up with SETUP.
@@ -109,8 +113,15 @@ pub struct StreamSetup {
 
 /// The server's side of things, asked by the session while it handles a request.
 pub trait Host {
-    /// Decides whether `creds` may `access` the broadcast at `path` (no leading slash).
-    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict;
+    /// Decides whether `creds` may `access` the broadcast at `path` (no leading slash), asked by
+    /// a request for `uri` (as sent, query included).
+    fn authorize(
+        &mut self,
+        access: Access,
+        path: &str,
+        uri: &str,
+        creds: &Credentials,
+    ) -> AuthVerdict;
     /// The SDP to play `path`, or an error status (404 when there is no such broadcast, 415 when
     /// its codecs cannot be served).
     fn describe(&mut self, path: &str) -> Result<String, u16>;
@@ -187,6 +198,12 @@ pub struct Session {
     fixed_id: Option<String>,
     /// The host answered this request 400 (about what it names, not how it parsed).
     host_400: bool,
+    /// A request waits for the host's decision ([`AuthVerdict::Pending`]); it is the first of
+    /// `msgs`.
+    parked: bool,
+    /// A parse error that came after the parked request: answered once the requests before it
+    /// are.
+    parse_error: Option<super::message::ParseError>,
     /// Interleaved frames skipped (unknown channel, or before RECORD/PLAY).
     pub skipped_frames: u64,
 }
@@ -216,6 +233,8 @@ impl Session {
             msgs: Vec::new(),
             fixed_id: None,
             host_400: false,
+            parked: false,
+            parse_error: None,
             skipped_frames: 0,
         }
     }
@@ -303,6 +322,18 @@ impl Session {
             .is_some_and(|p| now >= p + self.cfg.request_timeout)
     }
 
+    /// A request waits for the host's decision: feed nothing more until [`Self::unpark`] (what is
+    /// fed meanwhile is parsed and kept, unanswered).
+    pub fn is_parked(&self) -> bool {
+        self.parked
+    }
+
+    /// The host has decided: the next [`Self::push`] (with no bytes, or more) handles the parked
+    /// request again, then what came after it.
+    pub fn unpark(&mut self) {
+        self.parked = false;
+    }
+
     /// Feeds bytes from the connection. Responses are appended to `out`, events to `events`.
     pub fn push(
         &mut self,
@@ -316,7 +347,11 @@ impl Session {
             return;
         }
         let mut msgs = std::mem::take(&mut self.msgs);
-        let res = self.reader.push(data, &mut msgs);
+        if self.parse_error.is_none() {
+            if let Err(e) = self.reader.push(data, &mut msgs) {
+                self.parse_error = Some(e);
+            }
+        }
         if !msgs.is_empty() {
             self.last_activity = now;
             self.partial_since = None;
@@ -326,19 +361,32 @@ impl Session {
         } else if self.partial_since.is_none() {
             self.partial_since = Some(now);
         }
-        for m in msgs.drain(..) {
+        if self.parked {
+            self.msgs = msgs;
+            return;
+        }
+        let mut msgs = std::collections::VecDeque::from(msgs);
+        while let Some(m) = msgs.pop_front() {
             match m {
                 Message::Interleaved { channel, data } => self.interleaved(channel, data, events),
                 Message::Request(req) => {
                     self.request(&req, now, host, out, events);
+                    if self.parked {
+                        msgs.push_front(Message::Request(req));
+                        break;
+                    }
                     if self.closed {
+                        msgs.clear();
                         break;
                     }
                 }
             }
         }
-        self.msgs = msgs;
-        if let Err(e) = res {
+        self.msgs = msgs.into();
+        if self.parked {
+            return;
+        }
+        if let Some(e) = self.parse_error.take() {
             if !self.closed {
                 Response::new(e.status).write(e.cseq.as_deref(), out);
                 self.close(events, e.to_string());
@@ -392,6 +440,9 @@ impl Session {
             Ok(r) => r,
             Err(r) => r,
         };
+        if self.parked {
+            return;
+        }
         let mut resp = resp;
         if let (Some(s), false) = (
             self.session_header(),
@@ -442,7 +493,7 @@ impl Session {
             .and_then(|v| auth::parse_authorization(v, req.method.as_str()).ok())
             .unwrap_or(Credentials::None);
         let (creds, stale) = self.auth.screen(creds, now);
-        match host.authorize(access, path, &creds) {
+        match host.authorize(access, path, &req.uri, &creds) {
             AuthVerdict::Allow => {
                 self.authorized = Some((access, path.to_string()));
                 Ok(())
@@ -457,6 +508,11 @@ impl Session {
             AuthVerdict::Forbidden => Err(Response::new(403)),
             AuthVerdict::NotFound => Err(Response::new(404)),
             AuthVerdict::BadRequest => Err(self.host_status(400)),
+            AuthVerdict::Pending => {
+                // Not answered: the request is handled again once the host has decided.
+                self.parked = true;
+                Err(Response::new(503))
+            }
         }
     }
 

@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::super::channel::{key_str, ChanKey, Refusal, SubId, SubKind};
+use super::super::hooks::{self, Call, Hook};
 use super::super::http::{self as route, Asset, Ext, Route};
 use super::super::hub::{Front, Hub};
 use super::super::player;
+use super::hooks::{Then, Waiter, Who};
 use crate::http::head::Limits;
 use crate::http::response::reason;
 use crate::http::server::{
@@ -32,6 +34,9 @@ use crate::proto::names;
 /// What a stream may hold in its connection's outbox beyond its queue: enough for the socket to
 /// stay busy, small enough that the queue's slow-watcher policy decides what a slow reader gets.
 const STREAM_OUTBOX: usize = 256 * 1024;
+/// The most of a push's body kept while the publish hook decides: what the HTTP layer had read
+/// when the request came (its connection is not read meanwhile), so at most a socket buffer.
+const MAX_HELD: usize = 8 << 20;
 
 /// What the HTTP layer reported during a call, for the hub to act on afterwards.
 pub(in crate::relay) enum Event {
@@ -128,6 +133,11 @@ pub(in crate::relay) struct HttpReq {
     pub peer: SocketAddr,
     pub since: Instant,
     kind: ReqKind,
+    /// The hook call it waits for.
+    pub hook: Option<usize>,
+    /// A push's body that came while the publish hook decided, and whether it ended there.
+    held: Vec<u8>,
+    held_end: bool,
 }
 
 enum ReqKind {
@@ -299,7 +309,7 @@ impl Hub {
                         return;
                     }
                 };
-                self.http_watch(&r, key, pw, ext, now);
+                self.http_watch(&r, &head.query, key, pw, ext, now);
             }
             ("GET" | "HEAD", Route::BadName(why)) => {
                 let log = format!("HTTP 400 {}: {why}", head.method);
@@ -358,6 +368,7 @@ impl Hub {
         let pw = head
             .password("user-password")
             .or_else(|| head.password("password"));
+        let user_password = pw.clone().and_then(Result::ok).filter(|p| !p.is_empty());
         let auth = match (head.push_user(), pw) {
             (Err(e), _) => Err(e.message("user")),
             (Ok(_), Some(Err(e))) => Err(format!("user password: {e}")),
@@ -404,10 +415,85 @@ impl Hub {
             }
         };
         let sub = self.http_sub(r, ReqKind::Push { key: key.clone() }, now);
-        self.begin_broadcast(sub, r.peer, key.clone(), cpw, Front::Http, now);
         if head.content_length == Some(0) {
-            self.http_push_done(sub, "empty push", now);
+            if let Some(req) = self.http_reqs.get_mut(&sub) {
+                req.held_end = true;
+            }
         }
+        let call = self.http_call(sub, &key, &head.query, user_password, cpw.clone());
+        let then = Then::HttpPush { key, password: cpw };
+        let who = Who::Http(sub);
+        self.ask_hook(Hook::Publish, Waiter { who, then, call }, now);
+    }
+
+    /// What a hook is told about HTTP request `sub`.
+    fn http_call(
+        &self,
+        sub: SubId,
+        key: &ChanKey,
+        query: &str,
+        user_password: Option<String>,
+        channel_password: Option<String>,
+    ) -> Call {
+        let (id, peer) = self
+            .http_reqs
+            .get(&sub)
+            .map_or((0, ([0, 0, 0, 0], 0).into()), |r| (r.conn_id, r.peer));
+        Call {
+            id,
+            protocol: "http",
+            user: key.0.clone(),
+            channel: key.1.clone(),
+            remote_addr: peer,
+            query: hooks::query(query),
+            user_password,
+            channel_password,
+        }
+    }
+
+    /// Refuses a push or a watcher the hook did not let in: 403.
+    fn http_hook_refused(&mut self, sub: SubId, what: &str, hook: Hook, why: &str) {
+        let Some(req) = self.http_forget(sub) else {
+            return;
+        };
+        self.count_refused(Front::Http, Refused::Auth);
+        log::warn!("{}: refused: {what}: {why}", req.peer);
+        let m = format!("refused by the {} hook", hook.name());
+        self.http_respond(req.id, error(403, &m), Instant::now());
+    }
+
+    /// The publish hook (if set) decided about push `sub`: its broadcast starts with what of its
+    /// body came meanwhile.
+    pub(in crate::relay) fn http_push_decided(
+        &mut self,
+        sub: SubId,
+        key: ChanKey,
+        password: Option<String>,
+        call: Call,
+        v: Result<(), String>,
+        now: Instant,
+    ) {
+        if let Err(why) = v {
+            let what = format!("HTTP broadcaster for {}", key_str(&key));
+            self.http_hook_refused(sub, &what, Hook::Publish, &why);
+            return;
+        }
+        let Some(req) = self.http_reqs.get_mut(&sub) else {
+            return;
+        };
+        let (peer, id) = (req.peer, req.id);
+        let held = std::mem::take(&mut req.held);
+        let end = req.held_end;
+        self.begin_broadcast(sub, peer, key.clone(), password, Front::Http, now);
+        self.hook_published(&key, call, now);
+        if end {
+            if !held.is_empty() {
+                self.broadcast_data(&key, &held, now);
+            }
+            self.http_push_done(sub, "end of broadcast", now);
+            return;
+        }
+        self.http_body(id, &held, false, now);
     }
 
     /// A new HTTP watcher or push: its [`SubId`], never reused.
@@ -424,6 +510,9 @@ impl Hub {
                 peer: r.peer,
                 since: now,
                 kind,
+                hook: None,
+                held: Vec::new(),
+                held_end: false,
             },
         );
         self.by_req.insert(r.id, sub);
@@ -434,6 +523,9 @@ impl Hub {
     fn http_forget(&mut self, sub: SubId) -> Option<HttpReq> {
         let r = self.http_reqs.remove(&sub)?;
         self.by_req.remove(&r.id);
+        if let Some(tok) = r.hook {
+            self.hooks.cancel(tok);
+        }
         self.channels.leave(sub);
         Some(r)
     }
@@ -441,6 +533,7 @@ impl Hub {
     fn http_watch(
         &mut self,
         r: &Request,
+        query: &str,
         key: ChanKey,
         password: Option<String>,
         ext: Ext,
@@ -454,12 +547,48 @@ impl Hub {
             },
             now,
         );
+        let call = self.http_call(sub, &key, query, None, password.clone());
+        let then = Then::HttpWatch { key, password, ext };
+        self.ask_hook(
+            Hook::Play,
+            Waiter {
+                who: Who::Http(sub),
+                then,
+                call,
+            },
+            now,
+        );
+    }
+
+    /// The play hook (if set) decided about HTTP watcher `sub`.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::relay) fn http_watch_decided(
+        &mut self,
+        sub: SubId,
+        key: ChanKey,
+        password: Option<String>,
+        ext: Ext,
+        call: Call,
+        v: Result<(), String>,
+        now: Instant,
+    ) {
+        if let Err(why) = v {
+            let what = format!("HTTP watcher of {}", key_str(&key));
+            self.http_hook_refused(sub, &what, Hook::Play, &why);
+            return;
+        }
+        let Some(peer) = self.http_reqs.get(&sub).map(|r| r.peer) else {
+            return;
+        };
         let kind = SubKind::Http(ext);
         match self
             .channels
-            .watch(sub, &key, password, kind, r.peer, now, &mut self.fx)
+            .watch(sub, &key, password, kind, peer, now, &mut self.fx)
         {
-            Ok(()) => self.apply(now),
+            Ok(()) => {
+                self.hook_playing(sub, call, now);
+                self.apply(now);
+            }
             Err(refusal) => self.http_refuse(sub, &refusal),
         }
     }
@@ -510,6 +639,21 @@ impl Hub {
         let Some(&sub) = self.by_req.get(&id) else {
             return;
         };
+        if let Some(req) = self.http_reqs.get_mut(&sub).filter(|r| r.hook.is_some()) {
+            // The publish hook decides: kept for the broadcast (the connection is paused).
+            req.held.extend_from_slice(data);
+            req.held_end |= end;
+            if req.held.len() > MAX_HELD {
+                let why = format!("more than {MAX_HELD} bytes of body while the hook decided");
+                let r = Refusal {
+                    why: format!("HTTP broadcaster: {why}"),
+                    status: 503,
+                    message: why,
+                };
+                self.http_refuse(sub, &r);
+            }
+            return;
+        }
         let Some(ReqKind::Push { key }) = self.http_reqs.get(&sub).map(|r| &r.kind) else {
             return;
         };
@@ -529,6 +673,13 @@ impl Hub {
                 log::info!("{}: HTTP push to {} complete", r.peer, key_str(&key));
             }
             self.http_push_done(sub, "end of broadcast", now);
+        }
+    }
+
+    /// Pauses reading request `sub`'s connection (a hook decides).
+    pub(in crate::relay) fn http_pause(&mut self, sub: SubId) {
+        if let (Some(req), Some(h)) = (self.http_reqs.get(&sub), self.http.as_mut()) {
+            h.pause(req.id);
         }
     }
 

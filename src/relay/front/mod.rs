@@ -3,9 +3,13 @@
 //! - [`fstream`]: the fstream handshake, and a broadcaster's byte stream (fstream, HTTP push);
 //! - [`http`]: HTTP requests: watch (http-flv/ts), push, `/stats`, `/metrics`;
 //! - [`rtmp`]: RTMP publish and play;
-//! - [`rtsp`]: RTSP record and play, over TCP and UDP.
+//! - [`rtsp`]: RTSP record and play, over TCP and UDP;
+//!
+//! and what they share: [`hooks`], the publish and play hooks' calls on the hub's reactor, and
+//! where each front goes on once a hook has decided.
 
 pub(super) mod fstream;
+pub(super) mod hooks;
 pub(super) mod http;
 pub(super) mod rtmp;
 pub(super) mod rtsp;

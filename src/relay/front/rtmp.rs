@@ -8,8 +8,10 @@ use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
 use super::super::channel::{key_str, ChanKey, SubKind};
+use super::super::hooks::{Call, Hook};
 use super::super::hub::{Conn, Front, Hub, State};
 use super::super::restamp::is_seq_header;
+use super::hooks::{Then, Waiter, Who};
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
 use crate::proto::names;
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
@@ -103,12 +105,16 @@ impl Hub {
         self.flush(idx, now);
     }
 
-    fn rtmp_events(&mut self, idx: usize, now: Instant) {
+    /// Acts on the session's events, up to one that waits for a hook.
+    pub(in crate::relay) fn rtmp_events(&mut self, idx: usize, now: Instant) {
         loop {
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return;
             };
-            let peer = c.peer;
+            if c.hook.is_some() {
+                return;
+            }
+            let (peer, id) = (c.peer, c.id);
             let Some(r) = c.rtmp.as_mut() else { return };
             let Some(ev) = r.session.poll_event() else {
                 return;
@@ -166,11 +172,23 @@ impl Hub {
                         }
                     };
                     r.stream_id = Some(stream_id);
-                    if let Err(e) = r.session.accept_publish(stream_id) {
-                        self.close(idx, Some(&format!("RTMP: {e}")));
-                        return;
-                    }
-                    self.start_broadcast(idx, key, cpw, now);
+                    let call = Call {
+                        id,
+                        protocol: "rtmp",
+                        user: key.0.clone(),
+                        channel: key.1.clone(),
+                        remote_addr: peer,
+                        query: rtmp_query(&s),
+                        user_password: s.user_password().ok().filter(|p| !p.is_empty()),
+                        channel_password: cpw.clone(),
+                    };
+                    let then = Then::RtmpPublish {
+                        stream_id,
+                        key,
+                        password: cpw,
+                    };
+                    let who = Who::Conn { idx, id };
+                    self.ask_hook(Hook::Publish, Waiter { who, then, call }, now);
                 }
                 ServerEvent::Metadata { body, .. } => {
                     let State::Publisher(p) = &c.state else {
@@ -243,19 +261,19 @@ impl Hub {
                             return;
                         }
                     };
-                    self.start_watcher(idx, key, cpw, SubKind::Rtmp, now);
-                    let Some(c) = self.conns[idx].as_mut() else {
-                        return;
+                    let call = Call {
+                        id,
+                        protocol: "rtmp",
+                        user: key.0.clone(),
+                        channel: key.1.clone(),
+                        remote_addr: peer,
+                        query: rtmp_query(&s),
+                        user_password: None,
+                        channel_password: cpw.clone(),
                     };
-                    if !matches!(c.state, State::Watcher(_)) {
-                        continue;
-                    }
-                    let Some(r) = c.rtmp.as_mut() else { return };
-                    r.play_pending = false;
-                    if let Err(e) = r.session.accept_play(stream_id) {
-                        self.close(idx, Some(&format!("RTMP: {e}")));
-                        return;
-                    }
+                    let then = Then::RtmpPlay { key, password: cpw };
+                    let who = Who::Conn { idx, id };
+                    self.ask_hook(Hook::Play, Waiter { who, then, call }, now);
                 }
                 ServerEvent::PlayStop { .. } => {
                     r.close_after = true;
@@ -263,6 +281,83 @@ impl Hub {
                 ServerEvent::Closed => return,
             }
         }
+    }
+
+    /// The publish hook (if set) decided about the publish on `stream_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::relay) fn rtmp_publish_decided(
+        &mut self,
+        idx: usize,
+        stream_id: u32,
+        key: ChanKey,
+        password: Option<String>,
+        call: Call,
+        v: Result<(), String>,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let peer = c.peer;
+        let Some(r) = c.rtmp.as_mut() else { return };
+        if let Err(why) = v {
+            log::warn!(
+                "{peer}: refused: RTMP broadcaster for {}: {why}",
+                key_str(&key)
+            );
+            let _ = r.session.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadName",
+                "river-relay: refused by the publish hook",
+            );
+            r.close_after = true;
+            c.state = State::Closing;
+            self.count_refused(Front::Rtmp, Refused::Auth);
+            return;
+        }
+        if let Err(e) = r.session.accept_publish(stream_id) {
+            self.close(idx, Some(&format!("RTMP: {e}")));
+            return;
+        }
+        self.start_broadcast(idx, key.clone(), password, now);
+        self.hook_published(&key, call, now);
+    }
+
+    /// The play hook (if set) decided about the pending play.
+    pub(in crate::relay) fn rtmp_play_decided(
+        &mut self,
+        idx: usize,
+        key: ChanKey,
+        password: Option<String>,
+        call: Call,
+        v: Result<(), String>,
+        now: Instant,
+    ) {
+        if let Err(why) = v {
+            let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
+                return;
+            };
+            self.count_refused(Front::Rtmp, Refused::Auth);
+            log::warn!("{peer}: refused: RTMP player of {}: {why}", key_str(&key));
+            let told = "refused by the play hook";
+            self.rtmp_refuse_as(idx, "NetStream.Play.Failed", told);
+            return;
+        }
+        self.start_watcher(idx, key, password, SubKind::Rtmp, now);
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if !matches!(c.state, State::Watcher(_)) {
+            return;
+        }
+        let Some(r) = c.rtmp.as_mut() else { return };
+        let Some(stream_id) = r.stream_id else { return };
+        r.play_pending = false;
+        if let Err(e) = r.session.accept_play(stream_id) {
+            self.close(idx, Some(&format!("RTMP: {e}")));
+            return;
+        }
+        self.hook_playing(idx, call, now);
     }
 
     /// A publish, in this order: the user (the application) authenticates with its password
@@ -299,6 +394,11 @@ impl Hub {
     /// Refuses an RTMP client: a pending play gets `NetStream.Play.StreamNotFound` with `why`;
     /// the connection closes once that is written.
     pub(in crate::relay) fn rtmp_refuse(&mut self, idx: usize, why: &str) {
+        self.rtmp_refuse_as(idx, "NetStream.Play.StreamNotFound", why);
+    }
+
+    /// [`Self::rtmp_refuse`] with another status `code` for a pending play.
+    fn rtmp_refuse_as(&mut self, idx: usize, code: &str, why: &str) {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
         };
@@ -306,7 +406,8 @@ impl Hub {
             if r.play_pending {
                 r.play_pending = false;
                 if let Some(sid) = r.stream_id {
-                    let _ = r.session.reject_play(sid, &format!("river-relay: {why}"));
+                    let d = format!("river-relay: {why}");
+                    let _ = r.session.reject_play_as(sid, code, &d);
                 }
             }
             r.close_after = true;
@@ -468,4 +569,14 @@ impl Hub {
             self.flush(i, now);
         }
     }
+}
+
+/// A publish's or play's query as a hook is told it: the connect URL's and the stream name's,
+/// joined with `&` (connect first); `None` when both are empty.
+fn rtmp_query(s: &Stream) -> Option<String> {
+    let q: Vec<&str> = [s.connect_query.as_str(), s.query.as_str()]
+        .into_iter()
+        .filter(|q| !q.is_empty())
+        .collect();
+    (!q.is_empty()).then(|| q.join("&"))
 }

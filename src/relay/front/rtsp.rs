@@ -11,9 +11,11 @@ use mio::net::UdpSocket;
 use mio::Interest;
 
 use super::super::channel::{key_str, ChanKey, Channels};
+use super::super::hooks::{self, Call, Hook};
 use super::super::hub::{Front, Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
 use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
 use super::super::users::Users;
+use super::hooks::{Then, Waiter, Who};
 use crate::net::{self, Reactor};
 use crate::proto::names;
 use crate::proto::rtp::ingest::{FlvIngest, Ingest};
@@ -94,6 +96,13 @@ enum Action {
         key: ChanKey,
         udp: bool,
     },
+    /// Ask `hook` about `call`; the session has parked the request.
+    Hook {
+        hook: Hook,
+        access: Access,
+        path: String,
+        call: Call,
+    },
 }
 
 /// Whether a session's streams go over UDP.
@@ -115,6 +124,12 @@ struct HubHost<'a> {
     udp_ports: Option<(u16, u16)>,
     now: Instant,
     wall: SystemTime,
+    /// The connection's id, and which of the publish and play hooks are set.
+    id: u64,
+    hooked: [bool; 2],
+    /// A hook's decision for the request handled again, and what hooks are told of the client.
+    gate: &'a mut Option<(Access, String, bool)>,
+    call: &'a mut Option<Call>,
 }
 
 impl HubHost<'_> {
@@ -135,6 +150,57 @@ impl HubHost<'_> {
         AuthVerdict::Deny
     }
 
+    /// The hub has let `call` in for `access` to `path`: so does the hook, if one is set (the
+    /// request is parked until it decides, then handled again, and the decision is here).
+    fn gate(
+        &mut self,
+        access: Access,
+        path: &str,
+        key: &ChanKey,
+        uri: &str,
+        user_password: Option<String>,
+        channel_password: Option<String>,
+    ) -> AuthVerdict {
+        let call = Call {
+            id: self.id,
+            protocol: "rtsp",
+            user: key.0.clone(),
+            channel: key.1.clone(),
+            remote_addr: self.peer,
+            query: uri
+                .split_once('?')
+                .and_then(|(_, q)| hooks::query(q.split('#').next().unwrap_or(""))),
+            user_password,
+            channel_password,
+        };
+        let hook = match access {
+            Access::Publish => Hook::Publish,
+            Access::Play => Hook::Play,
+        };
+        if !self.hooked[usize::from(access == Access::Play)] {
+            *self.call = Some(call);
+            return AuthVerdict::Allow;
+        }
+        match self.gate.take() {
+            Some((a, p, allowed)) if a == access && p == path => {
+                if !allowed {
+                    return AuthVerdict::Forbidden;
+                }
+                *self.call = Some(call);
+                AuthVerdict::Allow
+            }
+            _ => {
+                self.actions.push(Action::Hook {
+                    hook,
+                    access,
+                    path: path.to_string(),
+                    call,
+                });
+                AuthVerdict::Pending
+            }
+        }
+    }
+
     /// The channel `path` names, or 400 (logged).
     fn key(&mut self, what: &str, path: &str) -> Result<ChanKey, u16> {
         rfront::parse_key(path).map_err(|why| {
@@ -145,7 +211,13 @@ impl HubHost<'_> {
 }
 
 impl Host for HubHost<'_> {
-    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+    fn authorize(
+        &mut self,
+        access: Access,
+        path: &str,
+        uri: &str,
+        creds: &Credentials,
+    ) -> AuthVerdict {
         let shown = || names::shown(path.as_bytes());
         match access {
             // The user and its password first; only then does the rest of the path count.
@@ -155,8 +227,10 @@ impl Host for HubHost<'_> {
                     Ok(u) => u,
                     Err(e) => return self.deny(creds, &what, &e.message("user")),
                 };
-                match self.users.password(&user) {
-                    Ok(Some(pw)) if creds.user() == Some(user.as_str()) && creds.check(&pw) => {}
+                // The password the client proved it knows (in clear with Basic, by digest with
+                // Digest): what the publish hook is told.
+                let user_password = match self.users.password(&user) {
+                    Ok(Some(pw)) if creds.user() == Some(user.as_str()) && creds.check(&pw) => pw,
                     Ok(_) => {
                         let why = format!("wrong user password or unknown user {user:?}");
                         return self.deny(creds, &what, &why);
@@ -169,9 +243,10 @@ impl Host for HubHost<'_> {
                         );
                         return AuthVerdict::Forbidden;
                     }
-                }
+                };
+                let cpw = rfront::query_password(uri).and_then(Result::ok);
                 match self.key("publisher", path) {
-                    Ok(_) => AuthVerdict::Allow,
+                    Ok(key) => self.gate(access, path, &key, uri, Some(user_password), cpw),
                     Err(_) => AuthVerdict::BadRequest,
                 }
             }
@@ -180,8 +255,11 @@ impl Host for HubHost<'_> {
                     return AuthVerdict::BadRequest;
                 };
                 match self.channels.live_password(&key) {
-                    Some(None) => AuthVerdict::Allow,
-                    Some(Some(pw)) if creds.check(pw) => AuthVerdict::Allow,
+                    Some(None) => self.gate(access, path, &key, uri, None, None),
+                    Some(Some(pw)) if creds.check(pw) => {
+                        let pw = Some(pw.to_string());
+                        self.gate(access, path, &key, uri, None, pw)
+                    }
                     Some(Some(_)) => {
                         let what = format!("RTSP player of {}", key_str(&key));
                         self.deny(creds, &what, "wrong channel password")
@@ -285,6 +363,8 @@ impl Hub {
                 .with_authenticator(self.rtsp_auth.clone()),
             role: Role::Idle,
             linger_until: None,
+            gate: None,
+            call: None,
         })
     }
 
@@ -299,6 +379,8 @@ impl Hub {
         let wall = SystemTime::now();
         let (mut out, mut events, mut actions) = (Vec::new(), Vec::new(), Vec::new());
         let mut refusals = Vec::new();
+        let hooked = [Hook::Publish, Hook::Play].map(|h| self.hooks.cfg.target(h).is_some());
+        let id = c.id;
         {
             let mut host = HubHost {
                 users: &self.users,
@@ -313,14 +395,35 @@ impl Hub {
                 udp_ports: self.udp.as_ref().map(|u| u.ports),
                 now,
                 wall,
+                id,
+                hooked,
+                gate: &mut r.gate,
+                call: &mut r.call,
             };
             r.session.push(data, now, &mut host, &mut out, &mut events);
         }
         for reason in refusals {
             self.count_refused(Front::Rtsp, reason);
         }
+        let mut ask = None;
         for a in actions {
             match a {
+                Action::Hook {
+                    hook,
+                    access,
+                    path,
+                    call,
+                } => {
+                    let then = Then::Rtsp { access, path };
+                    ask = Some((
+                        hook,
+                        Waiter {
+                            who: Who::Conn { idx, id },
+                            then,
+                            call,
+                        },
+                    ));
+                }
                 Action::Publish {
                     key,
                     ingest,
@@ -329,6 +432,9 @@ impl Hub {
                     self.udp_route(idx, peer, r.session.streams());
                     // Sets the connection's state to Publisher; the RTSP state is put back below.
                     self.start_broadcast(idx, key.clone(), password, now);
+                    if let Some(call) = r.call.clone() {
+                        self.hook_published(&key, call, now);
+                    }
                     r.role = Role::Publisher(Box::new(Publisher {
                         key,
                         ingest: FlvIngest::new(ingest),
@@ -371,6 +477,9 @@ impl Hub {
                     self.udp_route(idx, peer, r.session.streams());
                     r.role = Role::Player(Box::new(Player { key, udp_dest }));
                     self.fx.flush.push(idx);
+                    if let Some(call) = r.call.clone() {
+                        self.hook_playing(idx, call, now);
+                    }
                 }
             }
         }
@@ -431,6 +540,47 @@ impl Hub {
             }
             None => self.flush(idx, now),
         }
+        // The session parked a request: the hook decides, then it is handled again.
+        if let Some((hook, w)) = ask {
+            self.ask_hook(hook, w, now);
+        }
+    }
+
+    /// A hook decided about the parked request asking for `access` to `path`: the session
+    /// handles it again, and is let in or answered 403.
+    pub(in crate::relay) fn rtsp_decided(
+        &mut self,
+        idx: usize,
+        access: Access,
+        path: String,
+        call: Call,
+        v: Result<(), String>,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let peer = c.peer;
+        let State::Rtsp(r) = &mut c.state else {
+            return;
+        };
+        if let Err(why) = &v {
+            let what = match access {
+                Access::Publish => "publisher",
+                Access::Play => "player",
+            };
+            log::warn!(
+                "{peer}: refused: RTSP {what} of {}/{}: {why}",
+                call.user,
+                call.channel
+            );
+        }
+        r.gate = Some((access, path, v.is_ok()));
+        r.session.unpark();
+        if v.is_err() {
+            self.count_refused(Front::Rtsp, Refused::Auth);
+        }
+        self.on_rtsp_data(idx, &[], now);
     }
 
     /// Routes datagrams from the client's UDP ports of `streams` to connection `idx`.

@@ -18,10 +18,24 @@ struct MockHost {
     authorized: Vec<(Access, String)>,
     /// DESCRIBE answers this instead.
     describe_err: Option<u16>,
+    /// Answer this many authorizations `Pending` first.
+    park: usize,
+    uris: Vec<String>,
 }
 
 impl Host for MockHost {
-    fn authorize(&mut self, access: Access, path: &str, creds: &Credentials) -> AuthVerdict {
+    fn authorize(
+        &mut self,
+        access: Access,
+        path: &str,
+        uri: &str,
+        creds: &Credentials,
+    ) -> AuthVerdict {
+        self.uris.push(uri.to_string());
+        if self.park > 0 {
+            self.park -= 1;
+            return AuthVerdict::Pending;
+        }
         self.authorized.push((access, path.to_string()));
         let pw = match access {
             Access::Publish => &self.user_password,
@@ -956,4 +970,60 @@ fn udp_datagrams_swapped_on_the_way_give_the_same_flv() {
         f
     };
     assert!(frames(&got) == frames(&want), "the same frames");
+}
+
+#[test]
+fn a_pending_authorization_parks_the_request_and_what_follows_until_unpark() {
+    let (want_statuses, want_flv, _) = publish_to_flv(&[FFMPEG_PUBLISH.len()]);
+    for sizes in [&[FFMPEG_PUBLISH.len()][..], &[7], &[1, 300, 4096]] {
+        let mut host = MockHost {
+            park: 1,
+            ..Default::default()
+        };
+        let (mut s, mut out, mut ev) = run(&mut host, FFMPEG_PUBLISH, sizes);
+        // OPTIONS is answered; ANNOUNCE and everything after it wait.
+        assert!(s.is_parked());
+        assert_eq!(responses(&out).len(), 1, "{sizes:?}");
+        assert!(ev.is_empty() && host.recording.is_none());
+        assert!(host.uris[0].starts_with("rtsp://") && host.uris[0].ends_with("/live/cam"));
+        // Pushing more while parked answers nothing.
+        s.push(&[], Instant::now(), &mut host, &mut out, &mut ev);
+        assert_eq!(responses(&out).len(), 1);
+        s.unpark();
+        s.push(&[], Instant::now(), &mut host, &mut out, &mut ev);
+        assert!(!s.is_parked());
+        let statuses: Vec<u16> = responses(&out).iter().map(|r| r.0).collect();
+        assert_eq!(statuses, want_statuses, "{sizes:?}");
+        let (_, sdp, streams) = host.recording.clone().expect("RECORD reached the host");
+        let mut ingest = FlvIngest::new(Ingest::new(&sdp, &streams).unwrap());
+        let (mut flv, mut diags) = (Vec::new(), Vec::new());
+        for e in ev {
+            if let Event::Data { stream, rtcp, data } = e {
+                ingest
+                    .push(stream, rtcp, &data, 0, &mut flv, &mut diags)
+                    .unwrap();
+            }
+        }
+        assert!(flv == want_flv, "{sizes:?}: parking changed the media");
+    }
+}
+
+#[test]
+fn a_parked_request_is_answered_before_a_parse_error_after_it() {
+    let mut host = MockHost {
+        park: 1,
+        user_password: Some("pw".into()),
+        ..Default::default()
+    };
+    let mut input = req("DESCRIBE", "rtsp://h/live/cam?token=1", 1, "");
+    input.extend_from_slice(b"GARBAGE\r\n\r\n");
+    let (mut s, mut out, mut ev) = run(&mut host, &input, &[input.len()]);
+    assert!(out.is_empty() && ev.is_empty());
+    assert_eq!(host.uris, ["rtsp://h/live/cam?token=1"]);
+    s.unpark();
+    s.push(&[], Instant::now(), &mut host, &mut out, &mut ev);
+    let r = responses(&out);
+    assert_eq!(r.iter().map(|r| r.0).collect::<Vec<_>>(), [404, 400]);
+    assert_eq!(hdr(&r[0], "CSeq"), Some("1"));
+    assert!(matches!(ev.last(), Some(Event::Close { .. })));
 }
