@@ -375,6 +375,7 @@ impl HlsWriter {
                     fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
                     fs::rename(&tmp, &path)
                         .with_context(|| format!("renaming {}", tmp.display()))?;
+                    log::debug!("part {uri} ({} bytes)", data.len());
                     if let Some(l) = &self.live {
                         l.part(&uri, data);
                     }

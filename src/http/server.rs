@@ -45,6 +45,11 @@ pub use super::handler::{
     Body, Counters, Handler, Options, Reply, ReqId, Request, Response, SendError,
 };
 
+/// The access log's target: one debug line per response, `PEER "METHOD TARGET" STATUS BYTES
+/// MS` (the milliseconds from the request's head to its answer, a parked request's wait
+/// included). On with `-vv` or `RUST_LOG=river::http::access=debug`.
+pub const ACCESS_LOG: &str = "river::http::access";
+
 fn bump(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
 }
@@ -69,6 +74,8 @@ struct Current {
     if_none_match: Option<String>,
     if_range: Option<String>,
     range: Option<String>,
+    /// `METHOD target` and when the head was read, for the access log (only when it is on).
+    access: Option<(String, Instant)>,
 }
 
 impl Current {
@@ -83,6 +90,7 @@ impl Current {
             if_none_match: None,
             if_range: None,
             range: None,
+            access: None,
         }
     }
 }
@@ -662,6 +670,8 @@ impl<H: Handler> Server<H> {
                         if_none_match: h.header("if-none-match").map(str::to_string),
                         if_range: h.header("if-range").map(str::to_string),
                         range: h.header("range").map(str::to_string),
+                        access: log::log_enabled!(target: ACCESS_LOG, log::Level::Debug)
+                            .then(|| (format!("{} {}", h.method, h.target), now)),
                     });
                     c.phase = Phase::Parked;
                     let req = Request {
@@ -680,7 +690,7 @@ impl<H: Handler> Server<H> {
     }
 
     /// Queues a whole response for the current request.
-    fn respond(&mut self, slot: usize, mut resp: Response, _now: Instant) {
+    fn respond(&mut self, slot: usize, mut resp: Response, now: Instant) {
         let date = self.date().to_string();
         let Some(c) = self.conns[slot].as_mut() else {
             return;
@@ -751,6 +761,15 @@ impl<H: Handler> Server<H> {
             }
         }
         c.resp_body = if send_body { n } else { 0 };
+        if let Some((line, at)) = &cur.access {
+            log::debug!(
+                target: ACCESS_LOG,
+                "{} \"{line}\" {status} {} {} ms",
+                c.peer,
+                c.resp_body,
+                now.saturating_duration_since(*at).as_millis()
+            );
+        }
         c.phase = Phase::Writing;
         if !keep {
             c.close_after = true;

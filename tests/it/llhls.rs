@@ -1,10 +1,11 @@
 //! river-hls-seg's fMP4 segments and LL-HLS, against ffmpeg/ffprobe, the spec's rules
 //! ([`crate::common::playlist`]) and hls.js in headless Chromium.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::browser::{play, quantile, StartGap};
@@ -347,6 +348,8 @@ struct Pipeline {
     /// `http://127.0.0.1:PORT/live/movie.m3u8`.
     url: String,
     dir: PathBuf,
+    /// river-hls-seg's stderr so far, each line prefixed with the seconds since the start.
+    log: Arc<Mutex<String>>,
 }
 
 impl Pipeline {
@@ -363,31 +366,41 @@ impl Pipeline {
         args.extend_from_slice(extra);
         let mut seg = Command::new(river("river-hls-seg"))
             .args(&args)
+            // The access log and the parts as they are made: a failed play shows both.
+            .env(
+                "RUST_LOG",
+                "info,river::http::access=debug,river::app::hls_seg=debug",
+            )
             .stdin(Stdio::from(src.stdout.take().unwrap()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut err = seg.stderr.take().unwrap();
+        let err = seg.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let keep = log.clone();
+        let t0 = Instant::now();
         std::thread::spawn(move || {
-            let mut all = String::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                all.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if let Some(url) = all.split_whitespace().find(|w| w.starts_with("http://")) {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
                     let _ = tx.send(url.to_string());
-                    all.clear();
                 }
+                let stamped = format!("{:8.3} {line}\n", t0.elapsed().as_secs_f64());
+                keep.lock().unwrap().push_str(&stamped);
             }
         });
         let url = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("river-hls-seg printed its URL");
-        let p = Pipeline { src, seg, url, dir };
+        let p = Pipeline {
+            src,
+            seg,
+            url,
+            dir,
+            log,
+        };
         wait_until("the first playlist", Duration::from_secs(30), || {
             get(&p.url).0 == 200
         });
@@ -593,26 +606,32 @@ fn hls_js_in_headless_chromium_plays_ll_hls() {
     let secs = secs_from_env(10.0);
     let live = Pipeline::start("llhls-chromium", secs as u32 + 30, &["--low-latency"]);
     let played = play_live(&live, secs);
-    eprintln!(
-        "LL-HLS in hls.js over {secs} s: hls.latency p50 {:.2} s p95 {:.2} s; behind the wall clock p50 {:.2} s p95 {:.2} s; longest stall {:.3} s ({:.3} s waiting for data)",
-        quantile(&played.latency, 0.5),
-        quantile(&played.latency, 0.95),
-        quantile(&played.wall_latency, 0.5),
-        quantile(&played.wall_latency, 0.95),
-        played.max_stall,
-        played.max_starved_stall
-    );
-    played.assert_played(secs, 30.0, StartGap::None, &live.url);
-    // No stall over 500 ms waiting for data: every part came in time. A stall with media
-    // buffered ahead is Chromium's own (under a load average of 15 on this 2-core machine one
-    // such lasted 0.68 s with 0.62 s buffered throughout and `starved` 0), so it is reported,
-    // not held against the server.
-    assert!(
-        played.max_starved_stall <= 0.5,
-        "a stall of {:.3} s waiting for data: {played:#?}",
-        played.max_starved_stall
-    );
-    assert!(!played.latency.is_empty(), "hls.latency was read");
+    let checked = std::panic::catch_unwind(|| {
+        eprintln!(
+            "LL-HLS in hls.js over {secs} s: hls.latency p50 {:.2} s p95 {:.2} s; behind the wall clock p50 {:.2} s p95 {:.2} s; longest stall {:.3} s ({:.3} s waiting for data)",
+            quantile(&played.latency, 0.5),
+            quantile(&played.latency, 0.95),
+            quantile(&played.wall_latency, 0.5),
+            quantile(&played.wall_latency, 0.95),
+            played.max_stall,
+            played.max_starved_stall
+        );
+        played.assert_played(secs, 30.0, StartGap::None, &live.url);
+        // No stall over 500 ms waiting for data: every part came in time. A stall with media
+        // buffered ahead is Chromium's own (under a load average of 15 on this 2-core machine one
+        // such lasted 0.68 s with 0.62 s buffered throughout and `starved` 0), so it is reported,
+        // not held against the server.
+        assert!(
+            played.max_starved_stall <= 0.5,
+            "a stall of {:.3} s waiting for data: {played:#?}",
+            played.max_starved_stall
+        );
+        assert!(!played.latency.is_empty(), "hls.latency was read");
+    });
+    if let Err(e) = checked {
+        eprintln!("river-hls-seg's log:\n{}", live.log.lock().unwrap());
+        std::panic::resume_unwind(e);
+    }
 }
 
 /// Latency behind live in hls.js, classic HLS (2 s MPEG-TS segments) against LL-HLS, over
