@@ -18,6 +18,7 @@ use bytes::Bytes;
 use mio::{Interest, Token};
 
 use super::cache::CacheLimits;
+use super::cascade::Cascade;
 use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId, SubKind};
 use super::front::fstream::Publisher;
 use super::front::hooks::Hooks;
@@ -41,7 +42,7 @@ pub(super) const RTMP: Token = Token(3);
 pub(super) const RTSP: Token = Token(4);
 pub(super) const UDP_RTP: Token = Token(5);
 pub(super) const UDP_RTCP: Token = Token(6);
-const FIRST: usize = 7;
+pub(super) const FIRST: usize = 7;
 /// The HTTP layer's tokens start here (the hub's own connections stay below).
 pub(super) const HTTP_TOKENS: usize = usize::MAX / 2;
 /// Hook calls' tokens start here (below the HTTP layer's), one per call, never reused.
@@ -80,6 +81,12 @@ pub struct Config {
     pub unclocked: super::pace::Unclocked,
     /// Publish and play hooks (none set: the users file and channel passwords decide alone).
     pub hooks: super::hooks::Config,
+    /// An edge's origin hub (fstream, HOST:PORT): channels not live here are pulled from it.
+    pub origin: Option<String>,
+    /// How long an edge keeps pulling a channel after its last local watcher left.
+    pub origin_idle: Duration,
+    /// Another hub (fstream, HOST:PORT) every local broadcast is pushed to.
+    pub push_to: Option<String>,
 }
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
@@ -100,6 +107,12 @@ pub(super) enum State {
     Rtsp(Box<RtspConn>),
     /// An fstream client whose handshake is done, waiting for a hook's decision.
     Hooked,
+    /// An outbound connection (a pull from the origin, a push to another hub) connecting.
+    Dialing {
+        deadline: Instant,
+    },
+    /// An edge's pull from its origin: what it receives is the channel's broadcast here.
+    Pull(ChanKey),
     /// Writing what is queued, then closing.
     Closing,
 }
@@ -165,9 +178,11 @@ pub struct Hub {
     pub(super) udp: Option<Udp>,
     pub(super) users: Users,
     pub(super) conns: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    nconns: usize,
+    pub(super) free: Vec<usize>,
+    pub(super) nconns: usize,
     pub(super) channels: Channels,
+    /// An edge's pulls from its origin and the pushes to another hub.
+    pub(super) cascade: Cascade,
     /// The HTTP front's connections (None without `--http`).
     pub(super) http: Option<Server<Inbox>>,
     /// HTTP watchers and pushes, by their [`SubId`] and by request.
@@ -239,6 +254,7 @@ impl Hub {
             channels.departed = Some(Vec::new());
         }
         let hooks = Hooks::new(cfg.hooks.clone());
+        let cascade = super::front::cascade::configure(&cfg)?;
         let hub = Hub {
             cfg,
             reactor,
@@ -253,6 +269,7 @@ impl Hub {
             free: Vec::new(),
             nconns: 0,
             channels,
+            cascade,
             http,
             http_reqs: HashMap::new(),
             by_req: HashMap::new(),
@@ -329,6 +346,10 @@ impl Hub {
                     }
                     Token(t) => {
                         let idx = t - FIRST;
+                        if self.dialing(idx) {
+                            self.dial_event(idx, now);
+                            continue;
+                        }
                         if writable {
                             self.flush(idx, now);
                         }
@@ -375,6 +396,7 @@ impl Hub {
             }
         }
         self.accept_paused = [None; 4];
+        self.cascade.stopped = true;
         for k in self.channels.keys() {
             self.end_broadcast(&k, now, "hub stopping");
         }
@@ -506,6 +528,9 @@ impl Hub {
             self.hooks.cancel(tok);
         }
         self.channels.leave(idx);
+        if let Some(o) = self.cascade.outbound.remove(&idx) {
+            self.outbound_closed(idx, o, Instant::now());
+        }
         match c.state {
             State::Rtsp(r) => self.rtsp_detach(idx, r.role, "RTSP publisher gone"),
             State::Publisher(p) if self.channels.is_publisher(&p.key, idx) => {
@@ -573,14 +598,21 @@ impl Hub {
         self.flush(idx, Instant::now());
     }
 
-    /// The channel a connection broadcasts on, if it broadcasts over TCP.
-    fn publishing(&self, idx: usize) -> Option<ChanKey> {
+    /// The channel a connection broadcasts on, if it broadcasts over TCP, and its broadcaster's
+    /// [`SubId`] (the connection's, or its pull's).
+    fn publishing(&self, idx: usize) -> Option<(ChanKey, SubId)> {
         match &self.conns.get(idx)?.as_ref()?.state {
-            State::Publisher(p) => Some(p.key.clone()),
+            State::Publisher(p) => Some((p.key.clone(), idx)),
             State::Rtsp(r) => match &r.role {
-                super::rtsp::Role::Publisher(p) => Some(p.key.clone()),
+                super::rtsp::Role::Publisher(p) => Some((p.key.clone(), idx)),
                 _ => None,
             },
+            State::Pull(key) => self
+                .cascade
+                .pulls
+                .get(key)
+                .filter(|p| p.conn == Some(idx))
+                .map(|p| (key.clone(), p.id)),
             _ => None,
         }
     }
@@ -617,6 +649,10 @@ impl Hub {
             self.channels.release(&key, now);
             if id >= HTTP_SUBS {
                 self.http_resume(id, now);
+            } else if Cascade::is_pull(id) {
+                if let Some(slot) = self.cascade.pull_by_id(id).and_then(|p| p.conn) {
+                    self.again.push(slot);
+                }
             } else {
                 self.again.push(id);
             }
@@ -631,16 +667,17 @@ impl Hub {
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 break;
             };
-            // A closing connection's input is ignored (and not read: it may hold a big body). One
-            // waiting for a hook is read once the hook has decided.
-            if matches!(c.state, State::Closing) || c.hook.is_some() {
+            // A closing connection's input is ignored (and not read: it may hold a big body); a
+            // connect in progress has nothing to read. One waiting for a hook is read once the
+            // hook has decided.
+            if matches!(c.state, State::Closing | State::Dialing { .. }) || c.hook.is_some() {
                 break;
             }
             // A paced broadcast is read only while every watcher has room (TCP holds the
             // broadcaster back meanwhile).
-            if let Some(key) = &publishing {
+            if let Some((key, id)) = &publishing {
                 if !self.channels.room(key) {
-                    self.hold(idx, key.clone(), now);
+                    self.hold(*id, key.clone(), now);
                     break;
                 }
             }
@@ -687,6 +724,7 @@ impl Hub {
                 self.refuse(idx, Refused::Protocol, "closed during the handshake", None)
             }
             State::RtmpIdle => self.close(idx, None),
+            State::Pull(_) => self.close(idx, Some("the origin closed the pull")),
             // Its response may still be going out: the flush closes it once written (a write to a
             // peer that is gone fails and closes it too).
             State::Closing => self.flush(idx, now),
@@ -712,7 +750,8 @@ impl Hub {
                 }
             }
             State::Rtsp(_) => self.on_rtsp_data(idx, data, now),
-            State::Closing | State::RtmpIdle | State::Hooked => {}
+            State::Pull(_) => self.on_pull_data(idx, data, now),
+            State::Closing | State::RtmpIdle | State::Hooked | State::Dialing { .. } => {}
         }
     }
 
@@ -783,6 +822,7 @@ impl Hub {
         );
         match old {
             Some(old) if old >= HTTP_SUBS => self.http_replaced(old),
+            Some(old) if Cascade::is_pull(old) => self.pull_replaced(old, now),
             Some(old) => {
                 if let Some(c) = self.conns[old].as_mut() {
                     // Detach first so closing it does not end the broadcast.
@@ -792,6 +832,8 @@ impl Hub {
             }
             None => {}
         }
+        // After a pull it replaced has stopped: a local broadcast is pushed, a pulled one not.
+        self.push_start(&key, now);
         self.apply(now);
     }
 
@@ -818,6 +860,7 @@ impl Hub {
             c.state = State::Watcher(Watching { input: 0 });
         }
         self.apply(now);
+        self.pull_for(&key, now);
     }
 
     /// Bytes of the broadcast on `key`.
@@ -904,6 +947,9 @@ impl Hub {
             self.flush_rtsp(idx, now);
             return;
         }
+        if matches!(c.state, State::Dialing { .. }) {
+            return;
+        }
         loop {
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return;
@@ -967,6 +1013,7 @@ impl Hub {
             self.rtmp_timers(now);
         }
         self.hook_timers(now);
+        self.cascade_timers(now);
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         let mut ended: Vec<usize> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {

@@ -80,6 +80,8 @@ pub struct RtspConn {
     pub gate: Option<(Access, String, bool)>,
     /// What hooks are told about this client, once it is let in (publish or play).
     pub call: Option<Call>,
+    /// A request waits for an edge's pull of this channel, since then.
+    pub waiting: Option<((String, String), Instant)>,
 }
 
 /// A channel seen as RTP, with its own GOP cache and players.
