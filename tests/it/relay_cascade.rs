@@ -1,11 +1,15 @@
 //! Cascading hubs (`serve --origin`, `--push-to`) on 127.0.0.1 with real players: one origin and
 //! two edges with watchers on every front (fstream, http-flv, RTMP and RTSP through ffmpeg), the
-//! origin killed and restarted under the edges' watchers, and a push to a second hub.
+//! origin killed and restarted under the edges' watchers, a push to a second hub, and publish and
+//! play hooks on each of them.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::hooks::HookServer;
 use crate::common::hub::*;
 use crate::common::rtsp::spawn_quiet;
 use crate::common::*;
@@ -326,7 +330,11 @@ fn edge_watchers_survive_an_origin_restart() {
 #[test]
 fn push_to_delivers_a_local_broadcast_and_redials() {
     require("ffmpeg");
-    let mut target = Hub::start(USERS);
+    // The target's publish hook is asked about the push, an fstream broadcaster with the
+    // broadcast's user and passwords.
+    let th = HookServer::start();
+    let t_args = hooked(&th, &[]);
+    let mut target = Hub::start_with(USERS, &strs(&t_args));
     let hub = Hub::start_with(USERS, &["--push-to", &target.fstream]);
     let (mut src, mut b) = broadcast(&hub.fstream, 12, false);
     hub.log.wait_for("pushing fier/cam", "the hub");
@@ -343,6 +351,10 @@ fn push_to_delivers_a_local_broadcast_and_redials() {
         );
         (c, o)
     };
+    let push = th.call("publish", "cam");
+    assert_eq!(push["protocol"], "fstream", "{push}");
+    assert_eq!(push["user_password"], "123", "{push}");
+    assert_eq!(push["channel_password"], CPW, "{push}");
     let (c, first) = rec("first.flv");
     finish_or_show(c, "the target's first watcher", &target.log);
     check(&first, 1.5, "pushed");
@@ -359,4 +371,127 @@ fn push_to_delivers_a_local_broadcast_and_redials() {
         let st = wait_deadline(c, WAIT, what);
         assert!(st.success(), "{what}");
     }
+}
+
+/// Sends `req` to the RTSP server at `addr`: the head of its answer (deadline [`WAIT`]).
+fn rtsp_head(addr: &str, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// `serve` options for `h`'s hooks, with `more`.
+fn hooked(h: &HookServer, more: &[&str]) -> Vec<String> {
+    let mut v = h.args("3s");
+    v.extend(more.iter().map(|s| s.to_string()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn hooks_ask_about_every_edge_watcher_and_the_origin_about_each_pull() {
+    require("ffmpeg");
+    let (oh, eh) = (HookServer::start(), HookServer::start());
+    let o_args = hooked(&oh, &[]);
+    let origin = Hub::start_with(USERS, &strs(&o_args));
+    let e_args = hooked(&eh, &["--origin", &origin.fstream, "--origin-idle", "1s"]);
+    let edge = Hub::start_with(USERS, &strs(&e_args));
+    // An edge without hooks: the origin's hooks decide alone.
+    let plain = Hub::start_with(USERS, &["--origin", &origin.fstream]);
+    let (mut src, mut b) = broadcast(&origin.fstream, 12, false);
+    origin
+        .log
+        .wait_for("channel fier/cam: FLV content", "the origin");
+
+    // The edge's hook refuses a watcher before it waits: no pull starts for it.
+    let (head, _) = edge.get(&format!("/fier/cam.flv?password={CPW}&token=bad"));
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    eh.wait_call("play", |v| v["query"] == format!("password={CPW}&token=bad"));
+    // So does it an RTSP player (with Basic credentials: the password the pull would carry).
+    let describe = format!(
+        "DESCRIBE rtsp://{}/fier/cam?token=bad RTSP/1.0\r\nCSeq: 1\r\n\
+         Authorization: Basic YW55OmNwdw==\r\n\r\n",
+        edge.rtsp
+    );
+    let head = rtsp_head(&edge.rtsp, &describe);
+    assert!(head.starts_with("RTSP/1.0 403"), "{head}");
+    let asked = eh.wait_call("play", |v| v["protocol"] == "rtsp");
+    assert_eq!(asked["query"], "token=bad", "{asked}");
+    assert_eq!(asked["channel_password"], CPW, "{asked}");
+    assert!(!edge.log.contains("pulling fier/cam"), "{}", edge.log.text());
+    assert!(oh.calls("play").is_empty(), "{}", oh.log.text());
+
+    // The origin's hook refuses the pull: the edge's watcher is refused as the origin refused it.
+    let (head, _) = plain.get("/fier/denycam.flv");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let pull = oh.call("play", "denycam");
+    assert_eq!(pull["protocol"], "fstream", "{pull}");
+    plain
+        .log
+        .wait_for("the origin refused the pull of fier/denycam", "the plain edge");
+
+    // Every front of the hooked edge: each watcher asked about, one pull.
+    let all = players(&edge, "hooks", 2, true);
+    edge.wait_watchers("fier", "cam", 4);
+    for proto in ["fstream", "http", "rtmp", "rtsp"] {
+        let asked: Vec<_> = eh
+            .calls("play")
+            .into_iter()
+            .filter(|v| v["protocol"] == proto && v["channel"] == "cam")
+            .collect();
+        // The RTSP player asks first without credentials (the hook is told none), then with
+        // Basic after the origin refused a pull without the password.
+        let last = asked.last().unwrap_or_else(|| panic!("{proto}: not asked"));
+        assert_eq!(last["channel_password"], CPW, "{proto}: {last}");
+        assert_eq!(last["user"], "fier", "{proto}: {last}");
+    }
+    // The origin is asked about each pull from the edge, an fstream watcher with the password
+    // of the watcher that started it; one of them watches.
+    let pulls: Vec<_> = oh
+        .calls("play")
+        .into_iter()
+        .filter(|v| v["channel"] == "cam")
+        .collect();
+    assert!(
+        pulls.iter().all(|v| v["protocol"] == "fstream"
+            && v["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:")),
+        "{pulls:?}"
+    );
+    assert_eq!(
+        pulls.iter().filter(|v| v["channel_password"] == CPW).count(),
+        1,
+        "{pulls:?}"
+    );
+    assert_eq!(origin_watchers(&origin).len(), 1, "one pull");
+
+    for (what, out) in finish_all(all, &edge.log) {
+        check(&out, 1.5, &what);
+    }
+    // The watchers' stops on the edge; the pull's on the origin once the edge has no watcher for
+    // --origin-idle. A pulled channel is no publish on the edge: no publish or unpublish there.
+    for proto in ["fstream", "http", "rtmp", "rtsp"] {
+        let stop = eh.wait_call("stop", |v| v["protocol"] == proto);
+        assert!(stop["bytes"].as_u64().unwrap() > 0, "{stop}");
+    }
+    edge.log.wait_for("stopped pulling fier/cam", "the edge");
+    let stop = oh.wait_call("stop", |v| v["channel"] == "cam");
+    assert_eq!(stop["protocol"], "fstream", "{stop}");
+    assert!(stop["bytes"].as_u64().unwrap() > 0, "{stop}");
+    assert!(eh.calls("publish").is_empty() && eh.calls("unpublish").is_empty());
+    let _ = src.kill();
+    let _ = b.kill();
+    let _ = src.wait();
+    let _ = b.wait();
 }

@@ -14,7 +14,7 @@ use super::super::cascade::Cascade;
 use super::super::channel::{key_str, ChanKey, Channels};
 use super::super::hooks::{self, Call, Hook};
 use super::super::hub::{Front, Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
-use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
+use super::super::rtsp::{self as rfront, Gate, Player, Publisher, Role, RtspConn};
 use super::super::users::Users;
 use super::hooks::{Then, Waiter, Who};
 use crate::net::{self, Reactor};
@@ -138,7 +138,7 @@ struct HubHost<'a> {
     id: u64,
     hooked: [bool; 2],
     /// A hook's decision for the request handled again, and what hooks are told of the client.
-    gate: &'a mut Option<(Access, String, bool)>,
+    gate: &'a mut Option<Gate>,
     call: &'a mut Option<Call>,
     cascade: &'a Cascade,
     /// An edge, and this connection has not waited for [`EDGE_WAIT`] yet.
@@ -199,12 +199,16 @@ impl HubHost<'_> {
             return AuthVerdict::Allow;
         }
         match self.gate.take() {
-            Some((a, p, allowed)) if a == access && p == path => {
-                if !allowed {
+            Some(g)
+                if g.access == access
+                    && g.path == path
+                    && g.channel_password == call.channel_password =>
+            {
+                if !g.allowed {
                     return AuthVerdict::Forbidden;
                 }
                 if keep {
-                    *self.gate = Some((a, p, allowed));
+                    *self.gate = Some(g);
                 }
                 *self.call = Some(call);
                 AuthVerdict::Allow
@@ -714,7 +718,12 @@ impl Hub {
                 call.channel
             );
         }
-        r.gate = Some((access, path, v.is_ok()));
+        r.gate = Some(Gate {
+            access,
+            path,
+            channel_password: call.channel_password.clone(),
+            allowed: v.is_ok(),
+        });
         r.session.unpark();
         if v.is_err() {
             self.count_refused(Front::Rtsp, Refused::Auth);
