@@ -1,7 +1,8 @@
 //! The hub: one thread, one reactor ([`crate::net`]), four fronts (fstream, HTTP, RTMP, RTSP in
 //! `front/`) and the channels ([`super::channel`], pure). This file holds what is common to the
 //! fronts: binding, the event loop, accepting, reading, writing a watcher's queue, closing,
-//! timers, the stop, and applying what the channels decide ([`Effects`]).
+//! timers, the stop, and applying what the channels decide ([`Effects`]); `hub/broadcast.rs` the
+//! channel side of every front (broadcasters, watchers, holding a paced broadcaster back).
 //!
 //! A connection's slot in `conns` is its token (offset by [`FIRST`]) and, when it watches, its
 //! [`SubId`] in the channels. HTTP connections are the HTTP layer's ([`crate::http::server`],
@@ -19,7 +20,7 @@ use mio::{Interest, Token};
 
 use super::cache::CacheLimits;
 use super::cascade::Cascade;
-use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId, SubKind};
+use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId};
 use super::front::fstream::Publisher;
 use super::front::hooks::Hooks;
 use super::front::http::{HttpReq, Inbox};
@@ -35,6 +36,8 @@ use crate::net::conn::Received;
 use crate::net::{self, Accept, Listener, Reactor};
 use crate::proto::fstream::Handshake;
 use crate::proto::rtsp::Authenticator;
+
+mod broadcast;
 
 pub(super) const FSTREAM: Token = Token(1);
 pub(super) const HTTP: Token = Token(2);
@@ -598,64 +601,10 @@ impl Hub {
         self.flush(idx, Instant::now());
     }
 
-    /// The channel a connection broadcasts on, if it broadcasts over TCP, and its broadcaster's
-    /// [`SubId`] (the connection's, or its pull's).
-    fn publishing(&self, idx: usize) -> Option<(ChanKey, SubId)> {
-        match &self.conns.get(idx)?.as_ref()?.state {
-            State::Publisher(p) => Some((p.key.clone(), idx)),
-            State::Rtsp(r) => match &r.role {
-                super::rtsp::Role::Publisher(p) => Some((p.key.clone(), idx)),
-                _ => None,
-            },
-            State::Pull(key) => self
-                .cascade
-                .pulls
-                .get(key)
-                .filter(|p| p.conn == Some(idx))
-                .map(|p| (key.clone(), p.id)),
-            _ => None,
-        }
-    }
-
     /// Reads connection `idx` at the start of the next turn (what came while it was not read).
     pub(super) fn read_again(&mut self, idx: usize) {
         if !self.again.contains(&idx) {
             self.again.push(idx);
-        }
-    }
-
-    /// Holds broadcaster `id` of `key` back: its watchers have no room.
-    pub(super) fn hold(&mut self, id: SubId, key: ChanKey, now: Instant) {
-        if !self.held.iter().any(|h| h.0 == id) {
-            self.channels.hold(&key, now);
-            self.held.push((id, key));
-        }
-    }
-
-    /// Reads the held broadcasters whose watchers have room again.
-    fn release_held(&mut self, now: Instant) {
-        if self.held.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        for (id, key) in held {
-            if !self.channels.is_publisher(&key, id) {
-                continue;
-            }
-            if !self.channels.room(&key) {
-                self.held.push((id, key));
-                continue;
-            }
-            self.channels.release(&key, now);
-            if id >= HTTP_SUBS {
-                self.http_resume(id, now);
-            } else if Cascade::is_pull(id) {
-                if let Some(slot) = self.cascade.pull_by_id(id).and_then(|p| p.conn) {
-                    self.again.push(slot);
-                }
-            } else {
-                self.again.push(id);
-            }
         }
     }
 
@@ -753,140 +702,6 @@ impl Hub {
             State::Pull(_) => self.on_pull_data(idx, data, now),
             State::Closing | State::RtmpIdle | State::Hooked | State::Dialing { .. } => {}
         }
-    }
-
-    pub(super) fn check_user(&mut self, user: &str, password: &str) -> Result<(), String> {
-        match self.users.check(user, password) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!("wrong user password or unknown user {user:?}")),
-            Err(e) => {
-                log::error!("users: {e}");
-                Err(format!("cannot check user {user:?}: {e}"))
-            }
-        }
-    }
-
-    /// Connection `idx` broadcasts on `key` (its front has checked the user); a broadcaster it
-    /// replaces is closed.
-    pub(super) fn start_broadcast(
-        &mut self,
-        idx: usize,
-        key: ChanKey,
-        password: Option<String>,
-        now: Instant,
-    ) {
-        let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
-            return;
-        };
-        if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Publisher(Publisher::raw(key.clone()));
-        }
-        let front = self.conns[idx].as_ref().map_or(Front::Fstream, |c| c.front);
-        self.begin_broadcast(idx, peer, key, password, front, now);
-    }
-
-    /// `id` broadcasts on `key`: the channels' side, the log line, and the broadcaster it
-    /// replaces closed.
-    pub(super) fn begin_broadcast(
-        &mut self,
-        id: SubId,
-        peer: SocketAddr,
-        key: ChanKey,
-        password: Option<String>,
-        front: Front,
-        now: Instant,
-    ) {
-        let old = self.channels.broadcast(
-            id,
-            &key,
-            password.clone(),
-            peer,
-            front.name(),
-            now,
-            &mut self.fx,
-        );
-        let how = match front {
-            Front::Fstream => "",
-            Front::Http => " over HTTP",
-            Front::Rtmp => " over RTMP",
-            Front::Rtsp => " over RTSP",
-        };
-        log::info!(
-            "{peer}: broadcasting {}{}{how}",
-            key_str(&key),
-            if password.is_some() {
-                " (channel password set)"
-            } else {
-                ""
-            },
-        );
-        match old {
-            Some(old) if old >= HTTP_SUBS => self.http_replaced(old),
-            Some(old) if Cascade::is_pull(old) => self.pull_replaced(old, now),
-            Some(old) => {
-                if let Some(c) = self.conns[old].as_mut() {
-                    // Detach first so closing it does not end the broadcast.
-                    c.state = State::Closing;
-                }
-                self.close(old, Some("replaced by a new broadcaster"));
-            }
-            None => {}
-        }
-        // After a pull it replaced has stopped: a local broadcast is pushed, a pulled one not.
-        self.push_start(&key, now);
-        self.apply(now);
-    }
-
-    /// Connection `idx` watches `key` as `kind`, or is refused.
-    pub(super) fn start_watcher(
-        &mut self,
-        idx: usize,
-        key: ChanKey,
-        password: Option<String>,
-        kind: SubKind,
-        now: Instant,
-    ) {
-        let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
-            return;
-        };
-        let r = self
-            .channels
-            .watch(idx, &key, password, kind, peer, now, &mut self.fx);
-        if let Err(r) = r {
-            self.refuse(idx, Refused::from_status(r.status), &r.why, None);
-            return;
-        }
-        if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Watcher(Watching { input: 0 });
-        }
-        self.apply(now);
-        self.pull_for(&key, now);
-    }
-
-    /// Bytes of the broadcast on `key`.
-    pub(super) fn broadcast_data(&mut self, key: &ChanKey, data: &[u8], now: Instant) {
-        if self.hooks.sessions.track_publishes {
-            self.hooks.sessions.bytes_in(key, data.len());
-        }
-        let wall = std::time::SystemTime::now();
-        self.channels.push(key, data, now, wall, &mut self.fx);
-        self.apply(now);
-    }
-
-    /// The broadcast on `key` ended: every watcher gets what is queued, then EOF.
-    pub(super) fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
-        let wall = std::time::SystemTime::now();
-        self.hook_unpublished(key, now);
-        if let Some(p) = self.channels.end(key, now, wall, why, &mut self.fx) {
-            if let Some(Some(c)) = self.conns.get_mut(p).filter(|_| p < HTTP_SUBS) {
-                if matches!(c.state, State::Publisher(_)) {
-                    c.state = State::Closing;
-                }
-            }
-        }
-        self.apply(now);
-        // The channels flagged these; flush them now rather than at the end of the turn.
-        self.flush_dirty(now);
     }
 
     /// Acts on what the channels decided: drops and refusals now; flushes at the end of the

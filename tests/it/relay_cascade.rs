@@ -418,7 +418,9 @@ fn hooks_ask_about_every_edge_watcher_and_the_origin_about_each_pull() {
     // The edge's hook refuses a watcher before it waits: no pull starts for it.
     let (head, _) = edge.get(&format!("/fier/cam.flv?password={CPW}&token=bad"));
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    eh.wait_call("play", |v| v["query"] == format!("password={CPW}&token=bad"));
+    eh.wait_call("play", |v| {
+        v["query"] == format!("password={CPW}&token=bad")
+    });
     // So does it an RTSP player (with Basic credentials: the password the pull would carry).
     let describe = format!(
         "DESCRIBE rtsp://{}/fier/cam?token=bad RTSP/1.0\r\nCSeq: 1\r\n\
@@ -430,7 +432,11 @@ fn hooks_ask_about_every_edge_watcher_and_the_origin_about_each_pull() {
     let asked = eh.wait_call("play", |v| v["protocol"] == "rtsp");
     assert_eq!(asked["query"], "token=bad", "{asked}");
     assert_eq!(asked["channel_password"], CPW, "{asked}");
-    assert!(!edge.log.contains("pulling fier/cam"), "{}", edge.log.text());
+    assert!(
+        !edge.log.contains("pulling fier/cam"),
+        "{}",
+        edge.log.text()
+    );
     assert!(oh.calls("play").is_empty(), "{}", oh.log.text());
 
     // The origin's hook refuses the pull: the edge's watcher is refused as the origin refused it.
@@ -438,9 +444,10 @@ fn hooks_ask_about_every_edge_watcher_and_the_origin_about_each_pull() {
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     let pull = oh.call("play", "denycam");
     assert_eq!(pull["protocol"], "fstream", "{pull}");
-    plain
-        .log
-        .wait_for("the origin refused the pull of fier/denycam", "the plain edge");
+    plain.log.wait_for(
+        "the origin refused the pull of fier/denycam",
+        "the plain edge",
+    );
 
     // Every front of the hooked edge: each watcher asked about, one pull.
     let all = players(&edge, "hooks", 2, true);
@@ -470,7 +477,10 @@ fn hooks_ask_about_every_edge_watcher_and_the_origin_about_each_pull() {
         "{pulls:?}"
     );
     assert_eq!(
-        pulls.iter().filter(|v| v["channel_password"] == CPW).count(),
+        pulls
+            .iter()
+            .filter(|v| v["channel_password"] == CPW)
+            .count(),
         1,
         "{pulls:?}"
     );

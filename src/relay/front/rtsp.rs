@@ -330,9 +330,7 @@ impl Host for HubHost<'_> {
                 };
                 let cpw = rfront::query_password(uri).and_then(Result::ok);
                 match self.key("publisher", path) {
-                    Ok(key) => {
-                        self.gate(access, path, &key, uri, Some(user_password), cpw, false)
-                    }
+                    Ok(key) => self.gate(access, path, &key, uri, Some(user_password), cpw, false),
                     Err(_) => AuthVerdict::BadRequest,
                 }
             }
@@ -458,34 +456,6 @@ impl Hub {
             call: None,
             waiting: None,
         })
-    }
-
-
-    /// The RTSP connections whose request waits for the pull of `key`.
-    pub(in crate::relay) fn rtsp_waiting(&self, key: &ChanKey) -> usize {
-        self.conns
-            .iter()
-            .flatten()
-            .filter(|c| match &c.state {
-                State::Rtsp(r) => r.waiting.as_ref().is_some_and(|w| &w.0 == key),
-                _ => false,
-            })
-            .count()
-    }
-
-    /// Asks again for every RTSP request that waits for an edge's pull.
-    pub(in crate::relay) fn rtsp_resume_waiting(&mut self, now: Instant) {
-        let waiting: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| {
-                matches!(&self.conns[i], Some(c) if c.hook.is_none() && matches!(&c.state, State::Rtsp(r) if r.waiting.is_some()))
-            })
-            .collect();
-        for i in waiting {
-            if let Some(State::Rtsp(r)) = self.conns[i].as_mut().map(|c| &mut c.state) {
-                r.session.unpark();
-            }
-            self.on_rtsp_data(i, &[], now);
-        }
     }
 
     /// Feeds `data` to connection `idx`'s session (none: a parked request is handled again),
