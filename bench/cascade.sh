@@ -3,7 +3,8 @@
 # 4 KiB blocks stamped with their send time, RATE bit/s) through a single river-relay hub, and in
 # the same run through a chain of three: origin <- edge (--origin) <- edge (--origin), the watchers
 # on the last edge. Per configuration, medians of RUNS runs: latency broadcaster write -> watcher
-# read (p50/p99), the latency each extra hop adds ((chain - single) / 2), and each hub's CPU.
+# read (p50/p99), the latency each extra hop adds ((chain - single) / 2), and each hub's CPU, with
+# the chain's figures as ratios of the single hub's (the anchor).
 #
 #   bench/cascade.sh                           # RUNS=5 SECS=5 N=10 RATE=8000000
 #   RUNS=3 N=100 RATE=0 bench/cascade.sh       # RATE 0 = as fast as the hubs go
@@ -85,6 +86,12 @@ print(f"{'chain of 3':>18} {med('chain','p50_ms'):>8.3f} {med('chain','p99_ms'):
 d50 = (med('chain','p50_ms') - med('single','p50_ms')) / 2
 d99 = (med('chain','p99_ms') - med('single','p99_ms')) / 2
 print(f"{'added per hop':>18} {d50:>8.3f} {d99:>8.3f}")
+# Ratios against the anchor, the single hub: latency of the whole chain, and each hop's CPU.
+r50 = med('chain','p50_ms') / med('single','p50_ms')
+r99 = med('chain','p99_ms') / med('single','p99_ms')
+base = med('single','cpu_single')
+rcpu = ', '.join(f"{med('chain', f'cpu_hop{i}') / base:.2f}" for i in range(3)) if base > 0 else 'n/a'
+print(f"{'chain / single':>18} {r50:>7.2f}x {r99:>7.2f}x {'':>7} | {rcpu} (each hop's CPU / the single hub's)")
 closed = sum(r['closed'] for k in rows for r in rows[k])
 print(f"watchers dropped over all runs: {closed:.0f}")
 PY
