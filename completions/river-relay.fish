@@ -55,6 +55,9 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-pla
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-unpublish -d 'Tell this http:// URL when a broadcast ends (the answer changes nothing)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l on-stop -d 'Tell this http:// URL when a watcher or player leaves (the answer changes nothing)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hook-timeout -d 'How long a hook has to answer; no answer in time refuses (--on-publish, --on-play)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l origin -d 'Be an edge of the origin hub at this fstream address: a channel a watcher (any front) asks for that is not live here is pulled from the origin once, with that watcher\'s channel password, and serves every watcher here (see "Cascading" below)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l origin-idle -d 'An edge stops pulling a channel this long after its last watcher here left' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l push-to -d 'Push every broadcast that starts here to the hub at this fstream address, as its user (password from --users) with its channel password; redialled while the broadcast lasts' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-rtsp-udp -d 'Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-gop-cache -d 'Do not cache the GOP: a joining watcher waits for the next keyframe'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'

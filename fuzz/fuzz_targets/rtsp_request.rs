@@ -1,6 +1,7 @@
 //! Arbitrary bytes in arbitrary chunks through the RTSP request parser and a whole server session
-//! (with a host that allows everything): no panic, and the same messages, responses and events
-//! whatever the chunking.
+//! (with a host that allows everything, after making requests for paths with `wait` in them wait
+//! until the end: a parked request and what follows it): no panic, and the same messages,
+//! responses and events whatever the chunking.
 #![no_main]
 
 use std::time::Instant;
@@ -12,13 +13,18 @@ use river::proto::rtsp::session::{
 use river::proto::rtsp::{Credentials, Message, Reader};
 use river::proto::sdp::Sdp;
 
-struct AllowAll;
+struct AllowAll {
+    /// Requests for paths with `wait` in them are parked until this is set.
+    open: bool,
+}
 
 const SDP: &str = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;config=1210\r\na=control:trackID=1\r\n";
 
 impl Host for AllowAll {
-    fn authorize(&mut self, _: Access, _: &str, _uri: &str, c: &Credentials) -> AuthVerdict {
-        if c.check("pw") || matches!(c, Credentials::None) {
+    fn authorize(&mut self, _: Access, path: &str, _uri: &str, c: &Credentials) -> AuthVerdict {
+        if !self.open && path.contains("wait") {
+            AuthVerdict::Pending
+        } else if c.check("pw") || matches!(c, Credentials::None) {
             AuthVerdict::Allow
         } else {
             AuthVerdict::Deny
@@ -53,9 +59,14 @@ fn parse(chunks: &[&[u8]]) -> (Vec<Message>, Option<u16>) {
 fn session(chunks: &[&[u8]], now: Instant) -> (Vec<u8>, Vec<Event>) {
     let mut s = Session::new(SessionConfig::default(), now, 1).with_session_id("1");
     let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let mut host = AllowAll { open: false };
     for c in chunks {
-        s.push(c, now, &mut AllowAll, &mut out, &mut ev);
+        s.push(c, now, &mut host, &mut out, &mut ev);
     }
+    host.open = true;
+    s.unpark();
+    s.push(&[], now, &mut host, &mut out, &mut ev);
+    assert!(!s.is_parked());
     (out, ev)
 }
 

@@ -56,6 +56,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             UnclockedMode::Isolate => Unclocked::Isolate,
         },
         hooks: hooks(&a)?,
+        origin: a.origin.clone(),
+        origin_idle: a.origin_idle.as_duration(),
+        push_to: a.push_to.clone(),
     };
     if !a.users.is_dir() {
         log::warn!(

@@ -133,7 +133,33 @@ Access-Control-Allow-Private-Network: true when asked (a public page calling a h
 Access-Control-Max-Age: 86400. OPTIONS on an unknown path is 404; OPTIONS * lists every method. The same figures are \
 logged per channel every --stats-interval at info level (-v).
 
-HOOKS: --on-publish and --on-play POST a JSON object to their URL (HTTP/1.1, Content-Type: application/json) and wait for the answer without holding up anyone else: 2xx lets the client in; any other status, no answer within --hook-timeout, or none at all (the hook is down) refuses it as its front refuses anything (fstream: closed without data; HTTP: 403; RTMP: NetStream.Publish.BadName or NetStream.Play.Failed, `river-relay: refused by the publish hook`; RTSP: 403). A broadcaster is asked about after the hub has checked the names and its user password in the users file, so a client the hub refuses never reaches the hook: both must allow. A watcher is asked about after the names are checked and before it joins its channel (the channel password is checked when the channel is live); an RTSP player after the hub's own check (the channel live, its password good), since it cannot wait for a channel. --on-unpublish is told when a broadcast that started ends (or is taken over), --on-stop when a watcher that joined leaves, with the bytes and the duration; at most 256 such notifications are in flight, more are dropped and counted. The object: {\"action\": \"publish\"|\"play\"|\"unpublish\"|\"stop\", \"id\": the connection id as /stats shows it, \"protocol\": \"fstream\"|\"http\"|\"rtmp\"|\"rtsp\", \"user\", \"channel\", \"remote_addr\": \"IP:PORT\", \"query\": as sent or null, \"user_password\", \"channel_password\": as given or null; and for unpublish and stop \"bytes\" and \"duration_secs\"}. Hook host names are resolved once, at start. /metrics counts calls by hook and outcome, the calls in flight and their latency (river_relay_hook_*); refusals by a hook count as reason=\"auth\".
+HOOKS: --on-publish and --on-play POST a JSON object to their URL (HTTP/1.1, Content-Type: application/json) and wait for the answer without holding up anyone else: 2xx lets the client in; any other status, no answer within --hook-timeout, or none at all (the hook is down) refuses it as its front refuses anything (fstream: closed without data; HTTP: 403; RTMP: NetStream.Publish.BadName or NetStream.Play.Failed, `river-relay: refused by the publish hook`; RTSP: 403). A broadcaster is asked about after the hub has checked the names and its user password in the users file, so a client the hub refuses never reaches the hook: both must allow. A watcher is asked about after the names are checked and before it joins its channel (the channel password is checked when the channel is live); an RTSP player after the hub's own check (the channel live, its password good), since it cannot wait for a channel (on an edge it can: it is asked before the pull, see Cascading). --on-unpublish is told when a broadcast that started ends (or is taken over), --on-stop when a watcher that joined leaves, with the bytes and the duration; at most 256 such notifications are in flight, more are dropped and counted. The object: {\"action\": \"publish\"|\"play\"|\"unpublish\"|\"stop\", \"id\": the connection id as /stats shows it, \"protocol\": \"fstream\"|\"http\"|\"rtmp\"|\"rtsp\", \"user\", \"channel\", \"remote_addr\": \"IP:PORT\", \"query\": as sent or null, \"user_password\", \"channel_password\": as given or null; and for unpublish and stop \"bytes\" and \"duration_secs\"}. Hook host names are resolved once, at start. /metrics counts calls by hook and outcome, the calls in flight and their latency (river_relay_hook_*); refusals by a hook count as reason=\"auth\".
+
+Cascading (origin and edges): with --origin HOST:PORT this hub is an edge. A watcher on any front \
+that asks for a channel not live here waits as usual while the edge pulls the channel from the \
+origin over one fstream watch connection, with that watcher's channel password; every later \
+watcher here is served from the same pull, and the origin sees one watcher per channel per edge. \
+The origin refuses a wrong channel password at once: the edge refuses the watchers that brought it \
+(HTTP 403, RTMP StreamNotFound, fstream closed); a channel the origin does not have live within \
+its --wait-timeout gets 404. The origin's GOP cache gives the edge a keyframe to start from. If the \
+origin goes away, the edge's watchers stay connected while the edge dials again (100 ms doubling \
+to 2 s); when the origin sends the channel again, every watcher continues at its first keyframe, as \
+after a second broadcaster. After --wait-timeout without the origin the broadcast ends here \
+(watchers get EOF). The pull stops --origin-idle after the last watcher here leaves. RTSP players: \
+DESCRIBE waits (up to 10 s) for the pull; Digest never carries a password, so a player of a \
+channel with a password whose pull has not started gets a Basic challenge. The origin's address \
+is resolved once, at start. With --push-to HOST:PORT every broadcast that starts here (not a \
+pulled one) is also sent to that hub as an fstream broadcast, like nginx-rtmp's push: it logs in \
+as the channel's user with the password from --users (the other hub needs the same user and \
+password) and the channel password the broadcaster set, starts from the channel's headers and \
+cached keyframe, and is redialled (500 ms doubling to 10 s) until the broadcast ends. \
+Hooks: an edge's --on-play is asked about every watcher here (RTSP players too) before it waits, \
+so one the hook refuses starts no pull; the origin's hooks see each pull as an fstream watcher from \
+the edge with the channel password of the watcher that started it, and refusing it refuses the \
+watchers waiting with that password. Later watchers of a pulled channel meet only this hub's checks \
+(the pull's channel password, this hub's hook): give edges the same --on-play as the origin to ask \
+about every watcher. A pulled channel is no publish here (no --on-publish, --on-unpublish); a push \
+is asked about by the other hub's --on-publish.
 
 SIGINT/SIGTERM: stop accepting, give watchers up to 2 s to receive what is queued, exit.";
 
@@ -307,6 +333,18 @@ pub struct ServeArgs {
     /// How long a hook has to answer; no answer in time refuses (--on-publish, --on-play)
     #[arg(long, value_name = "DURATION", default_value = "3s")]
     pub hook_timeout: TimeSpan,
+    /// Be an edge of the origin hub at this fstream address: a channel a watcher (any front)
+    /// asks for that is not live here is pulled from the origin once, with that watcher's
+    /// channel password, and serves every watcher here (see "Cascading" below)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub origin: Option<String>,
+    /// An edge stops pulling a channel this long after its last watcher here left
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub origin_idle: TimeSpan,
+    /// Push every broadcast that starts here to the hub at this fstream address, as its user
+    /// (password from --users) with its channel password; redialled while the broadcast lasts
+    #[arg(long, value_name = "HOST:PORT")]
+    pub push_to: Option<String>,
 }
 
 /// `serve --unclocked`.

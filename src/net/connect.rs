@@ -1,4 +1,8 @@
 //! Outbound TCP connects: non-blocking, with a deadline, on the caller's reactor.
+//!
+//! Two forms: [`Connecting`] holds the socket until it is connected (the HTTP client's POST), and
+//! [`start`] with [`finished`] leave the socket with a caller that keeps it in its own connection
+//! type from the start (the relay hub's pulls and pushes, [`crate::net::Conn`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,6 +27,44 @@ pub enum Progress {
     Done(TcpStream),
 }
 
+/// Starts connecting to `peer` and registers the socket on `token` (readable and writable); ask
+/// [`finished`] after each event on the token and at the deadline.
+pub fn start(peer: SocketAddr, registry: &Registry, token: Token) -> io::Result<TcpStream> {
+    let mut sock = TcpStream::connect(peer)?;
+    registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)?;
+    Ok(sock)
+}
+
+/// Has the connect of `sock` to `peer` finished? `Ok(true)`: connected; `Ok(false)`: still
+/// pending at `now`; an error names the peer (refused, unreachable, or no answer by `deadline`).
+pub fn finished(
+    sock: &TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    now: Instant,
+) -> io::Result<bool> {
+    if let Some(e) = sock.take_error()? {
+        return Err(io::Error::new(e.kind(), format!("connect to {peer}: {e}")));
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotConnected
+                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+        {
+            if now >= deadline {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {peer}: no answer before the deadline"),
+                ))
+            } else {
+                Ok(false)
+            }
+        }
+        Err(e) => Err(io::Error::new(e.kind(), format!("connect to {peer}: {e}"))),
+    }
+}
+
 impl Connecting {
     /// Starts connecting to `peer` and registers the socket on `token`; `deadline` bounds the
     /// whole handshake.
@@ -32,10 +74,8 @@ impl Connecting {
         registry: &Registry,
         token: Token,
     ) -> io::Result<Connecting> {
-        let mut sock = TcpStream::connect(peer)?;
-        registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)?;
         Ok(Connecting {
-            sock: Some(sock),
+            sock: Some(start(peer, registry, token)?),
             peer,
             deadline,
         })
@@ -55,31 +95,44 @@ impl Connecting {
         let Some(sock) = self.sock.as_ref() else {
             return Err(io::Error::other("connect already finished"));
         };
-        if let Some(e) = sock.take_error()? {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("connect to {}: {e}", self.peer),
-            ));
+        if finished(sock, self.peer, self.deadline, now)? {
+            Ok(Progress::Done(self.sock.take().expect("checked above")))
+        } else {
+            Ok(Progress::Pending)
         }
-        match sock.peer_addr() {
-            Ok(_) => Ok(Progress::Done(self.sock.take().expect("checked above"))),
-            Err(e)
-                if e.kind() == io::ErrorKind::NotConnected
-                    || e.raw_os_error() == Some(libc::EINPROGRESS) =>
-            {
-                if now >= self.deadline {
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("connect to {}: no answer before the deadline", self.peer),
-                    ))
-                } else {
-                    Ok(Progress::Pending)
-                }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Reactor;
+    use std::time::Duration;
+
+    #[test]
+    fn connects_and_reports_a_refusal_naming_the_peer() {
+        let mut r = Reactor::new().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = l.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let s = start(peer, r.registry(), Token(1)).unwrap();
+        loop {
+            let now = r.poll(Some(deadline), Duration::from_millis(100)).unwrap();
+            if finished(&s, peer, deadline, now).unwrap() {
+                break;
             }
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("connect to {}: {e}", self.peer),
-            )),
         }
+        drop(l);
+        // Nothing listens there now: refused, and the error names the address.
+        let s = start(peer, r.registry(), Token(2)).unwrap();
+        let e = loop {
+            let now = r.poll(Some(deadline), Duration::from_millis(100)).unwrap();
+            match finished(&s, peer, deadline, now) {
+                Ok(false) => {}
+                Ok(true) => panic!("connected to a closed port"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains(&peer.to_string()), "{e}");
     }
 }

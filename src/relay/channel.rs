@@ -505,12 +505,17 @@ impl Channels {
             .entry(key.clone())
             .or_insert_with(|| Channel::new(cfg));
         let old = ch.publisher.take();
-        if old.is_some() {
+        if old == Some(id) {
+            // An edge's pull from its origin, connected again (`relay::cascade`).
+            log::info!("{peer}: channel {} resumes", key_str(key));
+        } else if old.is_some() {
             log::warn!(
                 "{peer}: takes over channel {} from {} (second broadcaster)",
                 key_str(key),
                 ch.publisher_peer.map(|p| p.to_string()).unwrap_or_default()
             );
+        }
+        if old.is_some() {
             // Existing watchers keep their queues and wait for the new stream's format.
             let mut moved: Vec<SubId> = std::mem::take(&mut ch.watchers);
             for v in ch.views.drain(..) {
@@ -961,6 +966,7 @@ impl Channels {
 }
 
 mod api;
+mod cascade;
 mod paced;
 mod report;
 mod rtsp;

@@ -1,7 +1,8 @@
 //! The hub: one thread, one reactor ([`crate::net`]), four fronts (fstream, HTTP, RTMP, RTSP in
 //! `front/`) and the channels ([`super::channel`], pure). This file holds what is common to the
 //! fronts: binding, the event loop, accepting, reading, writing a watcher's queue, closing,
-//! timers, the stop, and applying what the channels decide ([`Effects`]).
+//! timers, the stop, and applying what the channels decide ([`Effects`]); `hub/broadcast.rs` the
+//! channel side of every front (broadcasters, watchers, holding a paced broadcaster back).
 //!
 //! A connection's slot in `conns` is its token (offset by [`FIRST`]) and, when it watches, its
 //! [`SubId`] in the channels. HTTP connections are the HTTP layer's ([`crate::http::server`],
@@ -18,7 +19,8 @@ use bytes::Bytes;
 use mio::{Interest, Token};
 
 use super::cache::CacheLimits;
-use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId, SubKind};
+use super::cascade::Cascade;
+use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId};
 use super::front::fstream::Publisher;
 use super::front::hooks::Hooks;
 use super::front::http::{HttpReq, Inbox};
@@ -35,13 +37,15 @@ use crate::net::{self, Accept, Listener, Reactor};
 use crate::proto::fstream::Handshake;
 use crate::proto::rtsp::Authenticator;
 
+mod broadcast;
+
 pub(super) const FSTREAM: Token = Token(1);
 pub(super) const HTTP: Token = Token(2);
 pub(super) const RTMP: Token = Token(3);
 pub(super) const RTSP: Token = Token(4);
 pub(super) const UDP_RTP: Token = Token(5);
 pub(super) const UDP_RTCP: Token = Token(6);
-const FIRST: usize = 7;
+pub(super) const FIRST: usize = 7;
 /// The HTTP layer's tokens start here (the hub's own connections stay below).
 pub(super) const HTTP_TOKENS: usize = usize::MAX / 2;
 /// Hook calls' tokens start here (below the HTTP layer's), one per call, never reused.
@@ -80,6 +84,12 @@ pub struct Config {
     pub unclocked: super::pace::Unclocked,
     /// Publish and play hooks (none set: the users file and channel passwords decide alone).
     pub hooks: super::hooks::Config,
+    /// An edge's origin hub (fstream, HOST:PORT): channels not live here are pulled from it.
+    pub origin: Option<String>,
+    /// How long an edge keeps pulling a channel after its last local watcher left.
+    pub origin_idle: Duration,
+    /// Another hub (fstream, HOST:PORT) every local broadcast is pushed to.
+    pub push_to: Option<String>,
 }
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
@@ -100,6 +110,12 @@ pub(super) enum State {
     Rtsp(Box<RtspConn>),
     /// An fstream client whose handshake is done, waiting for a hook's decision.
     Hooked,
+    /// An outbound connection (a pull from the origin, a push to another hub) connecting.
+    Dialing {
+        deadline: Instant,
+    },
+    /// An edge's pull from its origin: what it receives is the channel's broadcast here.
+    Pull(ChanKey),
     /// Writing what is queued, then closing.
     Closing,
 }
@@ -165,9 +181,11 @@ pub struct Hub {
     pub(super) udp: Option<Udp>,
     pub(super) users: Users,
     pub(super) conns: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    nconns: usize,
+    pub(super) free: Vec<usize>,
+    pub(super) nconns: usize,
     pub(super) channels: Channels,
+    /// An edge's pulls from its origin and the pushes to another hub.
+    pub(super) cascade: Cascade,
     /// The HTTP front's connections (None without `--http`).
     pub(super) http: Option<Server<Inbox>>,
     /// HTTP watchers and pushes, by their [`SubId`] and by request.
@@ -239,6 +257,7 @@ impl Hub {
             channels.departed = Some(Vec::new());
         }
         let hooks = Hooks::new(cfg.hooks.clone());
+        let cascade = super::front::cascade::configure(&cfg)?;
         let hub = Hub {
             cfg,
             reactor,
@@ -253,6 +272,7 @@ impl Hub {
             free: Vec::new(),
             nconns: 0,
             channels,
+            cascade,
             http,
             http_reqs: HashMap::new(),
             by_req: HashMap::new(),
@@ -329,6 +349,10 @@ impl Hub {
                     }
                     Token(t) => {
                         let idx = t - FIRST;
+                        if self.dialing(idx) {
+                            self.dial_event(idx, now);
+                            continue;
+                        }
                         if writable {
                             self.flush(idx, now);
                         }
@@ -375,6 +399,7 @@ impl Hub {
             }
         }
         self.accept_paused = [None; 4];
+        self.cascade.stopped = true;
         for k in self.channels.keys() {
             self.end_broadcast(&k, now, "hub stopping");
         }
@@ -506,6 +531,9 @@ impl Hub {
             self.hooks.cancel(tok);
         }
         self.channels.leave(idx);
+        if let Some(o) = self.cascade.outbound.remove(&idx) {
+            self.outbound_closed(idx, o, Instant::now());
+        }
         match c.state {
             State::Rtsp(r) => self.rtsp_detach(idx, r.role, "RTSP publisher gone"),
             State::Publisher(p) if self.channels.is_publisher(&p.key, idx) => {
@@ -573,53 +601,10 @@ impl Hub {
         self.flush(idx, Instant::now());
     }
 
-    /// The channel a connection broadcasts on, if it broadcasts over TCP.
-    fn publishing(&self, idx: usize) -> Option<ChanKey> {
-        match &self.conns.get(idx)?.as_ref()?.state {
-            State::Publisher(p) => Some(p.key.clone()),
-            State::Rtsp(r) => match &r.role {
-                super::rtsp::Role::Publisher(p) => Some(p.key.clone()),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
     /// Reads connection `idx` at the start of the next turn (what came while it was not read).
     pub(super) fn read_again(&mut self, idx: usize) {
         if !self.again.contains(&idx) {
             self.again.push(idx);
-        }
-    }
-
-    /// Holds broadcaster `id` of `key` back: its watchers have no room.
-    pub(super) fn hold(&mut self, id: SubId, key: ChanKey, now: Instant) {
-        if !self.held.iter().any(|h| h.0 == id) {
-            self.channels.hold(&key, now);
-            self.held.push((id, key));
-        }
-    }
-
-    /// Reads the held broadcasters whose watchers have room again.
-    fn release_held(&mut self, now: Instant) {
-        if self.held.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        for (id, key) in held {
-            if !self.channels.is_publisher(&key, id) {
-                continue;
-            }
-            if !self.channels.room(&key) {
-                self.held.push((id, key));
-                continue;
-            }
-            self.channels.release(&key, now);
-            if id >= HTTP_SUBS {
-                self.http_resume(id, now);
-            } else {
-                self.again.push(id);
-            }
         }
     }
 
@@ -631,16 +616,17 @@ impl Hub {
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 break;
             };
-            // A closing connection's input is ignored (and not read: it may hold a big body). One
-            // waiting for a hook is read once the hook has decided.
-            if matches!(c.state, State::Closing) || c.hook.is_some() {
+            // A closing connection's input is ignored (and not read: it may hold a big body); a
+            // connect in progress has nothing to read. One waiting for a hook is read once the
+            // hook has decided.
+            if matches!(c.state, State::Closing | State::Dialing { .. }) || c.hook.is_some() {
                 break;
             }
             // A paced broadcast is read only while every watcher has room (TCP holds the
             // broadcaster back meanwhile).
-            if let Some(key) = &publishing {
+            if let Some((key, id)) = &publishing {
                 if !self.channels.room(key) {
-                    self.hold(idx, key.clone(), now);
+                    self.hold(*id, key.clone(), now);
                     break;
                 }
             }
@@ -687,6 +673,7 @@ impl Hub {
                 self.refuse(idx, Refused::Protocol, "closed during the handshake", None)
             }
             State::RtmpIdle => self.close(idx, None),
+            State::Pull(_) => self.close(idx, Some("the origin closed the pull")),
             // Its response may still be going out: the flush closes it once written (a write to a
             // peer that is gone fails and closes it too).
             State::Closing => self.flush(idx, now),
@@ -712,138 +699,9 @@ impl Hub {
                 }
             }
             State::Rtsp(_) => self.on_rtsp_data(idx, data, now),
-            State::Closing | State::RtmpIdle | State::Hooked => {}
+            State::Pull(_) => self.on_pull_data(idx, data, now),
+            State::Closing | State::RtmpIdle | State::Hooked | State::Dialing { .. } => {}
         }
-    }
-
-    pub(super) fn check_user(&mut self, user: &str, password: &str) -> Result<(), String> {
-        match self.users.check(user, password) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!("wrong user password or unknown user {user:?}")),
-            Err(e) => {
-                log::error!("users: {e}");
-                Err(format!("cannot check user {user:?}: {e}"))
-            }
-        }
-    }
-
-    /// Connection `idx` broadcasts on `key` (its front has checked the user); a broadcaster it
-    /// replaces is closed.
-    pub(super) fn start_broadcast(
-        &mut self,
-        idx: usize,
-        key: ChanKey,
-        password: Option<String>,
-        now: Instant,
-    ) {
-        let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
-            return;
-        };
-        if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Publisher(Publisher::raw(key.clone()));
-        }
-        let front = self.conns[idx].as_ref().map_or(Front::Fstream, |c| c.front);
-        self.begin_broadcast(idx, peer, key, password, front, now);
-    }
-
-    /// `id` broadcasts on `key`: the channels' side, the log line, and the broadcaster it
-    /// replaces closed.
-    pub(super) fn begin_broadcast(
-        &mut self,
-        id: SubId,
-        peer: SocketAddr,
-        key: ChanKey,
-        password: Option<String>,
-        front: Front,
-        now: Instant,
-    ) {
-        let old = self.channels.broadcast(
-            id,
-            &key,
-            password.clone(),
-            peer,
-            front.name(),
-            now,
-            &mut self.fx,
-        );
-        let how = match front {
-            Front::Fstream => "",
-            Front::Http => " over HTTP",
-            Front::Rtmp => " over RTMP",
-            Front::Rtsp => " over RTSP",
-        };
-        log::info!(
-            "{peer}: broadcasting {}{}{how}",
-            key_str(&key),
-            if password.is_some() {
-                " (channel password set)"
-            } else {
-                ""
-            },
-        );
-        match old {
-            Some(old) if old >= HTTP_SUBS => self.http_replaced(old),
-            Some(old) => {
-                if let Some(c) = self.conns[old].as_mut() {
-                    // Detach first so closing it does not end the broadcast.
-                    c.state = State::Closing;
-                }
-                self.close(old, Some("replaced by a new broadcaster"));
-            }
-            None => {}
-        }
-        self.apply(now);
-    }
-
-    /// Connection `idx` watches `key` as `kind`, or is refused.
-    pub(super) fn start_watcher(
-        &mut self,
-        idx: usize,
-        key: ChanKey,
-        password: Option<String>,
-        kind: SubKind,
-        now: Instant,
-    ) {
-        let Some(peer) = self.conns[idx].as_ref().map(|c| c.peer) else {
-            return;
-        };
-        let r = self
-            .channels
-            .watch(idx, &key, password, kind, peer, now, &mut self.fx);
-        if let Err(r) = r {
-            self.refuse(idx, Refused::from_status(r.status), &r.why, None);
-            return;
-        }
-        if let Some(c) = self.conns[idx].as_mut() {
-            c.state = State::Watcher(Watching { input: 0 });
-        }
-        self.apply(now);
-    }
-
-    /// Bytes of the broadcast on `key`.
-    pub(super) fn broadcast_data(&mut self, key: &ChanKey, data: &[u8], now: Instant) {
-        if self.hooks.sessions.track_publishes {
-            self.hooks.sessions.bytes_in(key, data.len());
-        }
-        let wall = std::time::SystemTime::now();
-        self.channels.push(key, data, now, wall, &mut self.fx);
-        self.apply(now);
-    }
-
-    /// The broadcast on `key` ended: every watcher gets what is queued, then EOF.
-    pub(super) fn end_broadcast(&mut self, key: &ChanKey, now: Instant, why: &str) {
-        let wall = std::time::SystemTime::now();
-        self.hook_unpublished(key, now);
-        if let Some(p) = self.channels.end(key, now, wall, why, &mut self.fx) {
-            if let Some(Some(c)) = self.conns.get_mut(p).filter(|_| p < HTTP_SUBS) {
-                if matches!(c.state, State::Publisher(_)) {
-                    c.state = State::Closing;
-                }
-            }
-        }
-        self.apply(now);
-        // The channels flagged these; flush them now rather than at the end of the turn.
-        self.flush_dirty(now);
     }
 
     /// Acts on what the channels decided: drops and refusals now; flushes at the end of the
@@ -902,6 +760,9 @@ impl Hub {
         }
         if matches!(c.state, State::Rtsp(_)) {
             self.flush_rtsp(idx, now);
+            return;
+        }
+        if matches!(c.state, State::Dialing { .. }) {
             return;
         }
         loop {
@@ -967,6 +828,7 @@ impl Hub {
             self.rtmp_timers(now);
         }
         self.hook_timers(now);
+        self.cascade_timers(now);
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         let mut ended: Vec<usize> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {

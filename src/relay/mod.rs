@@ -6,6 +6,7 @@
 //! No I/O here except [`users`] reading its files; time is always an input.
 
 pub mod cache;
+pub mod cascade;
 pub mod convert;
 pub mod hooks;
 pub mod metrics;

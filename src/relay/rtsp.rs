@@ -76,10 +76,23 @@ pub struct RtspConn {
     /// After the end of a broadcast (RTCP BYE sent): close at this time unless the player's
     /// TEARDOWN comes first.
     pub linger_until: Option<Instant>,
-    /// A hook's decision about (access, path), for the request the session handles again.
-    pub gate: Option<(Access, String, bool)>,
+    /// A hook's decision, for the request the session handles again.
+    pub gate: Option<Gate>,
     /// What hooks are told about this client, once it is let in (publish or play).
     pub call: Option<Call>,
+    /// A request waits for an edge's pull of this channel, since then.
+    pub waiting: Option<((String, String), Instant)>,
+}
+
+/// A hook's decision about a client's request for `access` to `path`, told `channel_password`:
+/// it holds for that request handled again with the same (an edge's player that answers a Basic
+/// challenge brings a password the hook has not seen, and is asked about again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub access: Access,
+    pub path: String,
+    pub channel_password: Option<String>,
+    pub allowed: bool,
 }
 
 /// A channel seen as RTP, with its own GOP cache and players.

@@ -16,6 +16,7 @@ mod mux;
 mod players;
 mod progress;
 mod relay;
+mod relay_cascade;
 mod relay_core;
 mod relay_delivery;
 mod relay_faults;

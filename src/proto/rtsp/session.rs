@@ -24,6 +24,11 @@
 //!   RECORD/PLAY, are counted and skipped.
 //! - All streams of a session use the same lower transport (TCP interleaved or UDP); a SETUP that
 //!   would mix them gets 461.
+//! - A host that cannot decide an authorization yet ([`AuthVerdict::Pending`]: a hook asked, an
+//!   edge hub fetching the broadcast from its origin) parks the request: it stays unanswered, and
+//!   everything the client sends after it waits behind it (at most [`MAX_PARKED`] messages, then
+//!   503 and the close), until the host calls [`Session::unpark`] and the request is handled again
+//!   from the start.
 //! - Timeouts: [`SessionConfig::idle_timeout`] until a session exists, then
 //!   [`SessionConfig::session_timeout`] since the last complete request or interleaved frame from
 //!   the client (bytes of an unfinished one do not count: a client sending a byte a second is not
@@ -40,6 +45,10 @@ use super::message::{uri_path, Message, Method, Reader, Request, Response};
 use super::transport::{self, Lower, Transport};
 use crate::proto::sdp::Sdp;
 use crate::proto::util::splitmix64;
+
+/// Most messages (requests and frames) kept behind a parked request; one more closes the
+/// connection.
+pub const MAX_PARKED: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -89,6 +98,9 @@ pub enum AuthVerdict {
     NotFound,
     /// 400: the path names nothing the server could serve (e.g. a name that breaks its rules).
     BadRequest,
+    /// 401 with a Basic challenge only: the host needs the password itself (an edge hub passes
+    /// it on to its origin; a Digest answer never carries it).
+    DenyBasic,
     /// Not decided yet (the host asked someone else): the session parks the request, unanswered,
     /// with everything after it, until [`Session::unpark`]; then the request is handled again from
     /// the start, and the host is asked again.
@@ -325,7 +337,7 @@ impl Session {
     /// A request waits for the host's decision: feed nothing more until [`Self::unpark`] (what is
     /// fed meanwhile is parsed and kept, unanswered).
     pub fn is_parked(&self) -> bool {
-        self.parked
+        self.parked && !self.closed
     }
 
     /// The host has decided: the next [`Self::push`] (with no bytes, or more) handles the parked
@@ -347,12 +359,14 @@ impl Session {
             return;
         }
         let mut msgs = std::mem::take(&mut self.msgs);
+        // Messages already waiting behind a parked request.
+        let waiting = msgs.len();
         if self.parse_error.is_none() {
             if let Err(e) = self.reader.push(data, &mut msgs) {
                 self.parse_error = Some(e);
             }
         }
-        if !msgs.is_empty() {
+        if msgs.len() > waiting {
             self.last_activity = now;
             self.partial_since = None;
         }
@@ -362,6 +376,14 @@ impl Session {
             self.partial_since = Some(now);
         }
         if self.parked {
+            if msgs.len() > MAX_PARKED + 1 {
+                Response::new(503).write(None, out);
+                self.close(
+                    events,
+                    format!("more than {MAX_PARKED} messages behind a request that waits"),
+                );
+                msgs.clear();
+            }
             self.msgs = msgs;
             return;
         }
@@ -505,6 +527,10 @@ impl Session {
                 }
                 Err(r)
             }
+            AuthVerdict::DenyBasic => Err(Response::new(401).header(
+                "WWW-Authenticate",
+                format!("Basic realm=\"{}\"", self.auth.realm),
+            )),
             AuthVerdict::Forbidden => Err(Response::new(403)),
             AuthVerdict::NotFound => Err(Response::new(404)),
             AuthVerdict::BadRequest => Err(self.host_status(400)),

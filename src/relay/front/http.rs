@@ -588,6 +588,7 @@ impl Hub {
             Ok(()) => {
                 self.hook_playing(sub, call, now);
                 self.apply(now);
+                self.pull_for(&key, now);
             }
             Err(refusal) => self.http_refuse(sub, &refusal),
         }

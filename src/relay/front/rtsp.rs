@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::UdpSocket;
 use mio::Interest;
 
+use super::super::cascade::Cascade;
 use super::super::channel::{key_str, ChanKey, Channels};
 use super::super::hooks::{self, Call, Hook};
 use super::super::hub::{Front, Hub, State, MAX_IOV, UDP_RTCP, UDP_RTP};
-use super::super::rtsp::{self as rfront, Player, Publisher, Role, RtspConn};
+use super::super::rtsp::{self as rfront, Gate, Player, Publisher, Role, RtspConn};
 use super::super::users::Users;
 use super::hooks::{Then, Waiter, Who};
 use crate::net::{self, Reactor};
@@ -103,7 +104,16 @@ enum Action {
         path: String,
         call: Call,
     },
+    /// The request waits (an edge): for the pull of `key`, started with `pull`'s password when
+    /// it is `Some`; the session has parked it.
+    Wait {
+        key: ChanKey,
+        pull: Option<Option<String>>,
+    },
 }
+
+/// How long an RTSP request may wait for an edge's pull before the usual answer (404, 503).
+const EDGE_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether a session's streams go over UDP.
 fn over_udp(streams: &[StreamSetup]) -> bool {
@@ -128,8 +138,11 @@ struct HubHost<'a> {
     id: u64,
     hooked: [bool; 2],
     /// A hook's decision for the request handled again, and what hooks are told of the client.
-    gate: &'a mut Option<(Access, String, bool)>,
+    gate: &'a mut Option<Gate>,
     call: &'a mut Option<Call>,
+    cascade: &'a Cascade,
+    /// An edge, and this connection has not waited for [`EDGE_WAIT`] yet.
+    may_wait: bool,
 }
 
 impl HubHost<'_> {
@@ -151,7 +164,10 @@ impl HubHost<'_> {
     }
 
     /// The hub has let `call` in for `access` to `path`: so does the hook, if one is set (the
-    /// request is parked until it decides, then handled again, and the decision is here).
+    /// request is parked until it decides, then handled again, and the decision is here). `keep`:
+    /// the request will be handled again for another reason (an edge's pull), and an allowing
+    /// decision stays for then.
+    #[allow(clippy::too_many_arguments)]
     fn gate(
         &mut self,
         access: Access,
@@ -160,6 +176,7 @@ impl HubHost<'_> {
         uri: &str,
         user_password: Option<String>,
         channel_password: Option<String>,
+        keep: bool,
     ) -> AuthVerdict {
         let call = Call {
             id: self.id,
@@ -182,9 +199,16 @@ impl HubHost<'_> {
             return AuthVerdict::Allow;
         }
         match self.gate.take() {
-            Some((a, p, allowed)) if a == access && p == path => {
-                if !allowed {
+            Some(g)
+                if g.access == access
+                    && g.path == path
+                    && g.channel_password == call.channel_password =>
+            {
+                if !g.allowed {
                     return AuthVerdict::Forbidden;
+                }
+                if keep {
+                    *self.gate = Some(g);
                 }
                 *self.call = Some(call);
                 AuthVerdict::Allow
@@ -199,6 +223,66 @@ impl HubHost<'_> {
                 AuthVerdict::Pending
             }
         }
+    }
+
+    /// An edge's answer for a player of `key` while the channel comes from the origin: wait
+    /// (pulling it with the player's Basic password, once the play hook allows), or a refusal
+    /// the origin or the hook made; None when the channel is ready to describe.
+    fn edge_verdict(
+        &mut self,
+        key: &ChanKey,
+        path: &str,
+        uri: &str,
+        creds: &Credentials,
+    ) -> Option<AuthVerdict> {
+        let password = match creds {
+            Credentials::Basic { password, .. } if !password.is_empty() => Some(password.clone()),
+            _ => None,
+        };
+        if self.channels.live_password(key).is_some() {
+            if !self.cascade.pulls.contains_key(key) {
+                return None;
+            }
+            // The origin's first bytes carry the headers the SDP needs.
+            let ready = match self.channels.rtp_view(key, false, self.now, self.wall) {
+                Err(503) => false,
+                Ok(rv) => rv.view.failed.is_some() || rv.view.sdp(&self.origin, "").is_some(),
+                Err(_) => true,
+            };
+            if ready {
+                return None;
+            }
+            self.actions.push(Action::Wait {
+                key: key.clone(),
+                pull: None,
+            });
+            return Some(AuthVerdict::Pending);
+        }
+        if self.cascade.was_refused(key, &password, self.now) {
+            let what = format!("RTSP player of {}", key_str(key));
+            return Some(match creds {
+                // Digest never carries the password the origin needs.
+                Credentials::Basic { .. } => self.deny(creds, &what, "refused by the origin"),
+                _ => {
+                    log::info!(
+                        "{}: {what}: 401, Basic credentials for the origin",
+                        self.peer
+                    );
+                    AuthVerdict::DenyBasic
+                }
+            });
+        }
+        // The hook first, as on every front: a player it refuses starts no pull. It is told the
+        // password the pull would carry.
+        let v = self.gate(Access::Play, path, key, uri, None, password.clone(), true);
+        if !matches!(v, AuthVerdict::Allow) {
+            return Some(v);
+        }
+        self.actions.push(Action::Wait {
+            key: key.clone(),
+            pull: Some(password),
+        });
+        Some(AuthVerdict::Pending)
     }
 
     /// The channel `path` names, or 400 (logged).
@@ -246,7 +330,7 @@ impl Host for HubHost<'_> {
                 };
                 let cpw = rfront::query_password(uri).and_then(Result::ok);
                 match self.key("publisher", path) {
-                    Ok(key) => self.gate(access, path, &key, uri, Some(user_password), cpw),
+                    Ok(key) => self.gate(access, path, &key, uri, Some(user_password), cpw, false),
                     Err(_) => AuthVerdict::BadRequest,
                 }
             }
@@ -254,11 +338,16 @@ impl Host for HubHost<'_> {
                 let Ok(key) = self.key("player", path) else {
                     return AuthVerdict::BadRequest;
                 };
+                if self.may_wait {
+                    if let Some(v) = self.edge_verdict(&key, path, uri, creds) {
+                        return v;
+                    }
+                }
                 match self.channels.live_password(&key) {
-                    Some(None) => self.gate(access, path, &key, uri, None, None),
+                    Some(None) => self.gate(access, path, &key, uri, None, None, false),
                     Some(Some(pw)) if creds.check(pw) => {
                         let pw = Some(pw.to_string());
-                        self.gate(access, path, &key, uri, None, pw)
+                        self.gate(access, path, &key, uri, None, pw, false)
                     }
                     Some(Some(_)) => {
                         let what = format!("RTSP player of {}", key_str(&key));
@@ -365,9 +454,12 @@ impl Hub {
             linger_until: None,
             gate: None,
             call: None,
+            waiting: None,
         })
     }
 
+    /// Feeds `data` to connection `idx`'s session (none: a parked request is handled again),
+    /// then acts on what it decided.
     pub(in crate::relay) fn on_rtsp_data(&mut self, idx: usize, data: &[u8], now: Instant) {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
@@ -399,8 +491,17 @@ impl Hub {
                 hooked,
                 gate: &mut r.gate,
                 call: &mut r.call,
+                cascade: &self.cascade,
+                may_wait: self.cascade.origin.is_some()
+                    && r.waiting
+                        .as_ref()
+                        .is_none_or(|w| now.saturating_duration_since(w.1) < EDGE_WAIT),
             };
             r.session.push(data, now, &mut host, &mut out, &mut events);
+        }
+        // It waits for the pull while its request stays parked for that (not for a hook).
+        if !r.session.is_parked() || actions.iter().any(|a| matches!(a, Action::Hook { .. })) {
+            r.waiting = None;
         }
         for reason in refusals {
             self.count_refused(Front::Rtsp, reason);
@@ -479,6 +580,18 @@ impl Hub {
                     self.fx.flush.push(idx);
                     if let Some(call) = r.call.clone() {
                         self.hook_playing(idx, call, now);
+                    }
+                }
+                Action::Wait { key, pull } => {
+                    if r.waiting.is_none() {
+                        log::info!(
+                            "{peer}: RTSP player of {} waits for the origin",
+                            key_str(&key)
+                        );
+                        r.waiting = Some((key.clone(), now));
+                    }
+                    if let Some(password) = pull {
+                        self.pull_with(&key, password, now);
                     }
                 }
             }
@@ -575,7 +688,12 @@ impl Hub {
                 call.channel
             );
         }
-        r.gate = Some((access, path, v.is_ok()));
+        r.gate = Some(Gate {
+            access,
+            path,
+            channel_password: call.channel_password.clone(),
+            allowed: v.is_ok(),
+        });
         r.session.unpark();
         if v.is_err() {
             self.count_refused(Front::Rtsp, Refused::Auth);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod hooks;
 pub mod hub;
 pub mod playlist;
 pub mod rtsp;

@@ -21,6 +21,8 @@ struct MockHost {
     /// Answer this many authorizations `Pending` first.
     park: usize,
     uris: Vec<String>,
+    /// Authorization answers this instead.
+    verdict: Option<AuthVerdict>,
 }
 
 impl Host for MockHost {
@@ -37,6 +39,9 @@ impl Host for MockHost {
             return AuthVerdict::Pending;
         }
         self.authorized.push((access, path.to_string()));
+        if let Some(v) = self.verdict {
+            return v;
+        }
         let pw = match access {
             Access::Publish => &self.user_password,
             Access::Play => &self.channel_password,
@@ -1026,4 +1031,106 @@ fn a_parked_request_is_answered_before_a_parse_error_after_it() {
     assert_eq!(r.iter().map(|r| r.0).collect::<Vec<_>>(), [404, 400]);
     assert_eq!(hdr(&r[0], "CSeq"), Some("1"));
     assert!(matches!(ev.last(), Some(Event::Close { .. })));
+}
+
+#[test]
+fn a_request_the_host_cannot_decide_yet_waits_with_what_follows_it() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        verdict: Some(AuthVerdict::Pending),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now, 1);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    let mut input = req("DESCRIBE", "rtsp://h/live/cam", 1, "");
+    input.extend_from_slice(&req("OPTIONS", "rtsp://h/live/cam", 2, ""));
+    // Cut inside the OPTIONS: the rest comes while the DESCRIBE waits.
+    let cut = input.len() - 5;
+    s.push(&input[..cut], now, &mut host, &mut out, &mut ev);
+    assert!(
+        s.is_parked() && out.is_empty(),
+        "nothing answered while it waits"
+    );
+    s.push(&input[cut..], now, &mut host, &mut out, &mut ev);
+    s.push(
+        &req("OPTIONS", "rtsp://h/live/cam", 3, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    assert!(out.is_empty(), "the OPTIONS wait behind the DESCRIBE");
+    s.unpark();
+    s.push(&[], now, &mut host, &mut out, &mut ev);
+    assert!(s.is_parked() && out.is_empty(), "still undecided");
+    host.verdict = None;
+    s.unpark();
+    s.push(&[], now, &mut host, &mut out, &mut ev);
+    assert!(!s.is_parked());
+    let r = responses(&out);
+    let got: Vec<(u16, Option<&str>)> = r.iter().map(|r| (r.0, hdr(r, "CSeq"))).collect();
+    assert_eq!(got, [(200, Some("1")), (200, Some("2")), (200, Some("3"))]);
+    assert!(r[0].2.contains("m=video"), "the DESCRIBE's SDP");
+    assert_eq!(host.authorized.len(), 3, "asked again on each resume");
+    assert!(ev.is_empty(), "{ev:?}");
+
+    // A client that keeps sending behind a waiting request is closed.
+    host.verdict = Some(AuthVerdict::Pending);
+    let mut s = Session::new(SessionConfig::default(), now, 1);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req("DESCRIBE", "rtsp://h/live/cam", 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    for i in 0..MAX_PARKED as u32 {
+        s.push(
+            &req("OPTIONS", "rtsp://h/live/cam", i + 2, ""),
+            now,
+            &mut host,
+            &mut out,
+            &mut ev,
+        );
+    }
+    assert!(ev.is_empty() && out.is_empty());
+    s.push(
+        &req("OPTIONS", "rtsp://h/live/cam", 999, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    assert_eq!(responses(&out)[0].0, 503);
+    assert!(matches!(&ev[..], [Event::Close { .. }]), "{ev:?}");
+}
+
+#[test]
+fn deny_basic_challenges_for_basic_only() {
+    let now = Instant::now();
+    let mut host = MockHost {
+        sdp: Some(sdp_text()),
+        verdict: Some(AuthVerdict::DenyBasic),
+        ..Default::default()
+    };
+    let mut s = Session::new(SessionConfig::default(), now, 1);
+    let (mut out, mut ev) = (Vec::new(), Vec::new());
+    s.push(
+        &req("DESCRIBE", "rtsp://h/live/cam", 1, ""),
+        now,
+        &mut host,
+        &mut out,
+        &mut ev,
+    );
+    let r = responses(&out);
+    assert_eq!(r[0].0, 401);
+    let challenges: Vec<&str> = r[0]
+        .1
+        .iter()
+        .filter(|(n, _)| n == "WWW-Authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(challenges, ["Basic realm=\"river\""]);
 }
