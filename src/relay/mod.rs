@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod convert;
+pub mod hls;
 pub mod hooks;
 pub mod metrics;
 pub mod pace;
