@@ -350,7 +350,7 @@ fn every_ingest_front_is_segmented_and_ll_hls_keeps_the_rules() {
     // fstream FLV, HTTP push (FLV) and RTSP ANNOUNCE (H.264 + AAC over RTP).
     procs
         .0
-        .extend(fstream_broadcast(&hub, "flv", 60, "flv", &[]).0.drain(..));
+        .append(&mut fstream_broadcast(&hub, "flv", 60, "flv", &[]).0);
     let clip = Clip {
         width: 320,
         height: 240,

@@ -133,7 +133,7 @@ fn the_first_playlist_request_waits_for_the_first_segment() {
             panic!("{uri} parked")
         };
         assert_eq!(r.status, 200, "{uri}");
-        assert!(r.body.len() > 0);
+        assert!(!r.body.is_empty());
         assert_eq!(
             field(&r, "cache-control"),
             Some("public, max-age=31536000, immutable")
