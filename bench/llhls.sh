@@ -14,6 +14,7 @@
 #     one) and with N.
 #
 #   bench/llhls.sh                 SECS=60 N=100 LOAD_SECS=30 bench/llhls.sh
+#   LOAD_ONLY=1 bench/llhls.sh     (part 2 only: no release build of the test suite)
 #
 # Not a test: numbers vary with the machine (the clients share its cores). Needs chromium.
 set -euo pipefail
@@ -55,7 +56,7 @@ done
 FS=$(sed -n 's/.*fstream listening on //p' "$W/hub.log")
 HTTP=$(sed -n 's/.*http listening on //p' "$W/hub.log")
 "$R/river-testsrc" --realtime --duration $((3 * LOAD_SECS + 30))s \
-  | RIVER_USER_PASSWORD=123 "$R/river-relay" broadcast "$FS" --user fier --channel cam &
+  | RIVER_USER_PASSWORD=123 "$R/river-relay" broadcast "$FS" --user fier --channel cam 2>/dev/null &
 HUB_URL="http://$HTTP/fier/cam/index.m3u8"
 for _ in $(seq 100); do
   curl -fs -o /dev/null "$HUB_URL" && break
@@ -66,6 +67,7 @@ echo "  1 client:    $("$R/examples/llhls_load" "$HUB_URL" 1 "$LOAD_SECS" "$HUB_
 echo "  $N clients: $("$R/examples/llhls_load" "$HUB_URL" "$N" "$LOAD_SECS" "$HUB_PID")"
 kill $HUB_PID 2>/dev/null || true
 
+[ -n "${LOAD_ONLY:-}" ] && exit 0
 echo "hls.js latency behind live, $SECS s each:"
 RIVER_BENCH_SECS=$SECS cargo test --release --quiet --test it llhls::bench_latency_behind_live \
   -- --ignored --nocapture --test-threads=1 2>&1 | grep -E '^(player|classic|LL-HLS|median)'
