@@ -4,12 +4,17 @@
 #     classic HLS (2 s MPEG-TS segments) and LL-HLS (0.2 s parts), and the ratio: the ignored test
 #     llhls::bench_latency_behind_live. `lat` is hls.latency (behind the live edge hls.js
 #     computes); `wall` is the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame shown.
+#     The same for LL-HLS from the hub: an RTMP publish (ffmpeg) on `river-relay serve --hls`,
+#     played from the hub's HLS page (the ignored test relay_hls::bench_hub_latency_behind_live).
 #  2. N LL-HLS clients (examples/llhls_load: a blocking reload for the next part, then the part,
 #     each on its keep-alive connection) against one `river-testsrc --realtime | river-hls-seg
 #     --low-latency --serve`: requests/s answered and the CPU river-hls-seg used, beside the same
-#     pipeline with no client.
+#     pipeline with no client. Then against `river-relay serve --hls` with river-testsrc
+#     broadcasting over fstream: the hub's CPU with 1 client (the channel segmented, served to
+#     one) and with N.
 #
 #   bench/llhls.sh                 SECS=60 N=100 LOAD_SECS=30 bench/llhls.sh
+#   LOAD_ONLY=1 bench/llhls.sh     (part 2 only: no release build of the test suite)
 #
 # Not a test: numbers vary with the machine (the clients share its cores). Needs chromium.
 set -euo pipefail
@@ -19,7 +24,7 @@ N=${N:-100}
 LOAD_SECS=${LOAD_SECS:-30}
 W=$PWD/bench/work/llhls
 rm -rf "$W" && mkdir -p "$W"
-cargo build --release --quiet --example llhls_load --bin river-hls-seg --bin river-testsrc
+cargo build --release --quiet --example llhls_load --bin river-hls-seg --bin river-testsrc --bin river-relay
 R=target/release
 
 target/release/river-testsrc --realtime --duration $((3 * LOAD_SECS + 30))s \
@@ -38,6 +43,33 @@ echo "  no client:   $("$R/examples/llhls_load" "$URL" 0 "$LOAD_SECS" "$SEG_PID"
 echo "  $N clients: $("$R/examples/llhls_load" "$URL" "$N" "$LOAD_SECS" "$SEG_PID")"
 kill $SEG_PID 2>/dev/null || true
 
+# The hub: testsrc broadcasting over fstream, LL-HLS at /fier/cam/index.m3u8.
+mkdir -p "$W/users" && printf '[DEFAULT]\npassword=123\n' > "$W/users/fier.ini"
+"$R/river-relay" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --users "$W/users" --hls \
+  2> "$W/hub.log" &
+HUB_PID=$!
+trap 'kill $SEG_PID $HUB_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q 'http listening' "$W/hub.log" && break
+  sleep 0.1
+done
+FS=$(sed -n 's/.*fstream listening on //p' "$W/hub.log")
+HTTP=$(sed -n 's/.*http listening on //p' "$W/hub.log")
+"$R/river-testsrc" --realtime --duration $((3 * LOAD_SECS + 30))s \
+  | RIVER_USER_PASSWORD=123 "$R/river-relay" broadcast "$FS" --user fier --channel cam 2>/dev/null &
+HUB_URL="http://$HTTP/fier/cam/index.m3u8"
+for _ in $(seq 100); do
+  curl -fs -o /dev/null "$HUB_URL" && break
+  sleep 0.2
+done
+echo "LL-HLS load on the hub (river-relay serve --hls), $LOAD_SECS s each:"
+echo "  1 client:    $("$R/examples/llhls_load" "$HUB_URL" 1 "$LOAD_SECS" "$HUB_PID")"
+echo "  $N clients: $("$R/examples/llhls_load" "$HUB_URL" "$N" "$LOAD_SECS" "$HUB_PID")"
+kill $HUB_PID 2>/dev/null || true
+
+[ -n "${LOAD_ONLY:-}" ] && exit 0
 echo "hls.js latency behind live, $SECS s each:"
 RIVER_BENCH_SECS=$SECS cargo test --release --quiet --test it llhls::bench_latency_behind_live \
   -- --ignored --nocapture --test-threads=1 2>&1 | grep -E '^(player|classic|LL-HLS|median)'
+RIVER_BENCH_SECS=$SECS cargo test --release --quiet --test it relay_hls::bench_hub_latency_behind_live \
+  -- --ignored --nocapture --test-threads=1 2>&1 | grep -E '^LL-HLS from the hub'

@@ -189,7 +189,7 @@ _river__relay() {
             return 0
             ;;
         river__subcmd__relay__subcmd__serve)
-            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --on-publish --on-play --on-unpublish --on-stop --hook-timeout --origin --origin-idle --push-to --verbose --quiet --help"
+            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --on-publish --on-play --on-unpublish --on-stop --hook-timeout --origin --origin-idle --push-to --hls --hls-variant --hls-segment-time --hls-part-time --hls-list-size --hls-idle-timeout --hls-token-ttl --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +300,30 @@ _river__relay() {
                     return 0
                     ;;
                 --push-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hls-variant)
+                    COMPREPLY=($(compgen -W "low-latency fmp4 ts" -- "${cur}"))
+                    return 0
+                    ;;
+                --hls-segment-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hls-part-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hls-list-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hls-idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hls-token-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

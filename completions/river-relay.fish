@@ -58,8 +58,17 @@ complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hook-t
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l origin -d 'Be an edge of the origin hub at this fstream address: a channel a watcher (any front) asks for that is not live here is pulled from the origin once, with that watcher\'s channel password, and serves every watcher here (see "Cascading" below)' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l origin-idle -d 'An edge stops pulling a channel this long after its last watcher here left' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l push-to -d 'Push every broadcast that starts here to the hub at this fstream address, as its user (password from --users) with its channel password; redialled while the broadcast lasts' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-variant -d 'What index.m3u8 serves: LL-HLS, or classic HLS in fMP4 or MPEG-TS; each is also at ll.m3u8, fmp4.m3u8 and ts.m3u8' -r -f -a "low-latency\t'LL-HLS: fMP4 segments with parts (ll.m3u8)'
+fmp4\t'Classic HLS, fMP4 segments (fmp4.m3u8)'
+ts\t'Classic HLS, MPEG-TS segments (ts.m3u8)'"
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-segment-time -d 'HLS segment duration in seconds (segments end at the first keyframe after it; a longer first GOP sets the target, up to 10 s)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-part-time -d 'LL-HLS part duration in seconds, rounded to whole frames (0.2: PART-HOLD-BACK 0.6 s)' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-list-size -d 'Segments in an HLS playlist' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-idle-timeout -d 'Stop segmenting a channel\'s variant this long after its last HLS request' -r
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls-token-ttl -d 'How long the token in a password-protected channel\'s playlist URIs stays good' -r
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-rtsp-udp -d 'Offer RTSP clients TCP interleaved transport only (UDP SETUPs get 461)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l no-gop-cache -d 'Do not cache the GOP: a joining watcher waits for the next keyframe'
+complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -l hls -d 'Serve every H.264/H.265 channel as HLS on the --http address, at /<user>/<channel>/index.m3u8 (see HLS above). HLS requests do not ask --on-play'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
 complete -c river-relay -n "__fish_river_relay_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

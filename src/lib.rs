@@ -39,7 +39,8 @@
 //! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
 //! - [`relay`]: river-relay: users, keyframe-aware chunking, GOP cache, watcher queues, the
 //!   channels ([`relay::channel`]: attach, deliver, takeover, end, removal; pure), and the hub
-//!   (one reactor) with its fstream, HTTP (with mpegts.js player pages), RTMP and RTSP fronts.
+//!   (one reactor) with its fstream, HTTP (with mpegts.js player pages), RTMP and RTSP fronts,
+//!   and HLS from memory ([`relay::hls`]: per-channel sessions of river-hls-seg's pipeline).
 //! - [`stdio`]: stdin/stdout policy (no binary to a terminal, broken pipe is a quiet exit), the
 //!   shared `main` wrapper and exit codes.
 //!

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{
-    BroadcastArgs, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode, WatchArgs,
+    BroadcastArgs, ChannelArgs, HlsVariant, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode,
+    WatchArgs,
 };
 use crate::net::listener::resolve;
 use crate::proto::fstream::{Request, Role};
@@ -21,7 +22,7 @@ use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
 /// `river-relay`.
 pub fn relay(args: Relay) -> anyhow::Result<()> {
     match args.cmd {
-        RelayCmd::Serve(s) => serve(s),
+        RelayCmd::Serve(s) => serve(*s),
         RelayCmd::Broadcast(b) => broadcast(b),
         RelayCmd::Watch(w) => watch(w),
         RelayCmd::Fstream(v) => fstream_form(v),
@@ -59,6 +60,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         origin: a.origin.clone(),
         origin_idle: a.origin_idle.as_duration(),
         push_to: a.push_to.clone(),
+        hls: hls(&a)?,
     };
     if !a.users.is_dir() {
         log::warn!(
@@ -101,6 +103,46 @@ fn hooks(a: &ServeArgs) -> anyhow::Result<HookConfig> {
         *slot = Some((t, addr));
     }
     Ok(cfg)
+}
+
+/// `--hls` and its settings, checked.
+fn hls(a: &ServeArgs) -> anyhow::Result<Option<crate::relay::hls::Config>> {
+    use crate::relay::hls::{Config as HlsConfig, Variant};
+    if !a.hls {
+        return Ok(None);
+    }
+    let seg = a.hls_segment_time;
+    if !(seg > 0.0 && seg <= 60.0) {
+        return Err(UsageError(format!("--hls-segment-time {seg} out of range (0, 60]")).into());
+    }
+    let part = a.hls_part_time;
+    if !(part >= 0.02 && part <= seg) {
+        let m = format!("--hls-part-time {part} out of range [0.02, --hls-segment-time]");
+        return Err(UsageError(m).into());
+    }
+    if a.hls_list_size == 0 {
+        return Err(UsageError("--hls-list-size must be at least 1".into()).into());
+    }
+    let idle = a.hls_idle_timeout.as_duration();
+    if idle < Duration::from_secs(1) {
+        return Err(UsageError("--hls-idle-timeout must be at least 1s".into()).into());
+    }
+    let ttl = a.hls_token_ttl.as_duration();
+    if ttl < Duration::from_secs(1) {
+        return Err(UsageError("--hls-token-ttl must be at least 1s".into()).into());
+    }
+    Ok(Some(HlsConfig {
+        default: match a.hls_variant {
+            HlsVariant::LowLatency => Variant::LowLatency,
+            HlsVariant::Fmp4 => Variant::Fmp4,
+            HlsVariant::Ts => Variant::Ts,
+        },
+        segment_secs: seg,
+        part_secs: part,
+        window: a.hls_list_size,
+        idle,
+        token_ttl: ttl,
+    }))
 }
 
 fn first_line(path: &Path, what: &str) -> anyhow::Result<String> {

@@ -17,8 +17,8 @@ mod thumb;
 pub use hls_seg::{HlsSeg, SegmentType};
 pub use mux::{MuxFlv, MuxTs};
 pub use relay::{
-    BroadcastArgs, ByteSize, ChannelArgs, Relay, RelayCmd, RetryArgs, ServeArgs, UnclockedMode,
-    WatchArgs,
+    BroadcastArgs, ByteSize, ChannelArgs, HlsVariant, Relay, RelayCmd, RetryArgs, ServeArgs,
+    UnclockedMode, WatchArgs,
 };
 pub use rtmp_in::RtmpIn;
 pub use rtsp_pull::{RtspFormat, RtspPull, RtspTransport};

@@ -125,6 +125,8 @@ mpegts.js 1.8.2 (served by the hub at /mpegts.js, its licences at /mpegts.js.LIC
 ?format=ts plays http-ts instead, and ?password= is passed on to the stream. The page starts again \
 2 s after the stream ends or fails, so it can be opened before the broadcast starts.
 
+HLS (--hls): every channel that carries H.264 or H.265 (+AAC), whatever front it came in on (fstream FLV, MPEG-TS or raw H.264/H.265, HTTP push, RTMP, RTSP), is served as HLS at /<user>/<channel>/index.m3u8, from memory (no files), by river-hls-seg's segmenter: the variant --hls-variant names, by default LL-HLS (fMP4 segments of --hls-segment-time with --hls-part-time parts, preload hints, blocking playlist reload, delta updates; players without LL-HLS play its segments). Each variant is also at its own name: ll.m3u8 (LL-HLS), fmp4.m3u8 (classic fMP4) and ts.m3u8 (classic MPEG-TS). A channel's variant is segmented only while someone plays it: from the first playlist request (which waits for the first segment, at most 15 s, then 503) to --hls-idle-timeout after the last request; segments leave memory as they leave the window (--hls-list-size). Requests that wait (blocking reloads, preload hints) hold no thread; after three target durations they get 503. Cache-Control: a classic live playlist max-age of half the target duration, an LL-HLS one max-age=0, with _HLS_ directives one target duration, after EXT-X-ENDLIST a day; segments, parts and init segments a year, immutable (names carry the session's start time and are never reused). A channel with a password: the playlist needs ?password=, and every URI it lists carries a token (a MAC over the channel, its password, the client's IP address and an expiry --hls-token-ttl ahead, under a key drawn at start) that segments, parts and init segments require (403 without, expired, from another address, or once the password changed). The player page plays HLS with ?format=hls (hls.js, served at /hls.min.js). /stats has an \"hls\" list per channel (sessions, requests waiting, memory, requests and bytes), /metrics the river_relay_hls_* series. --hls does not ask --on-play.
+
 CORS: every response carries Access-Control-Allow-Origin: * (streams, stats, refusals), so a page \
 on any origin can play the streams and read the stats. OPTIONS on a resource answers a preflight \
 with 204: Allow and Access-Control-Allow-Methods (the resource's methods), the requested \
@@ -225,7 +227,7 @@ impl ToolArgs for Relay {
 pub enum RelayCmd {
     /// Run the hub (fstream on --listen, HTTP on --http)
     #[command(long_about = SERVE_LONG, after_long_help = EXIT_STATUS_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send stdin to a hub as a broadcast
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Broadcast(BroadcastArgs),
@@ -345,6 +347,41 @@ pub struct ServeArgs {
     /// (password from --users) with its channel password; redialled while the broadcast lasts
     #[arg(long, value_name = "HOST:PORT")]
     pub push_to: Option<String>,
+    /// Serve every H.264/H.265 channel as HLS on the --http address, at
+    /// /<user>/<channel>/index.m3u8 (see HLS above). HLS requests do not ask --on-play
+    #[arg(long, requires = "http", conflicts_with = "on_play")]
+    pub hls: bool,
+    /// What index.m3u8 serves: LL-HLS, or classic HLS in fMP4 or MPEG-TS; each is also at
+    /// ll.m3u8, fmp4.m3u8 and ts.m3u8
+    #[arg(long, value_enum, value_name = "VARIANT", default_value_t = HlsVariant::LowLatency)]
+    pub hls_variant: HlsVariant,
+    /// HLS segment duration in seconds (segments end at the first keyframe after it; a longer
+    /// first GOP sets the target, up to 10 s)
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub hls_segment_time: f64,
+    /// LL-HLS part duration in seconds, rounded to whole frames (0.2: PART-HOLD-BACK 0.6 s)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.2)]
+    pub hls_part_time: f64,
+    /// Segments in an HLS playlist
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub hls_list_size: usize,
+    /// Stop segmenting a channel's variant this long after its last HLS request
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub hls_idle_timeout: TimeSpan,
+    /// How long the token in a password-protected channel's playlist URIs stays good
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub hls_token_ttl: TimeSpan,
+}
+
+/// `serve --hls-variant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HlsVariant {
+    /// LL-HLS: fMP4 segments with parts (ll.m3u8)
+    LowLatency,
+    /// Classic HLS, fMP4 segments (fmp4.m3u8)
+    Fmp4,
+    /// Classic HLS, MPEG-TS segments (ts.m3u8)
+    Ts,
 }
 
 /// `serve --unclocked`.

@@ -54,6 +54,18 @@ pub struct ReqId {
     pub(super) serial: u64,
 }
 
+#[cfg(test)]
+impl ReqId {
+    /// An id no server made, for tests of code that parks requests.
+    pub fn for_tests(serial: u64) -> ReqId {
+        ReqId {
+            server: 0,
+            slot: 0,
+            serial,
+        }
+    }
+}
+
 /// A request as the handler sees it.
 #[derive(Debug)]
 pub struct Request {

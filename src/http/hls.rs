@@ -1,7 +1,7 @@
 //! Serving a live HLS playlist from memory: every river HLS server's playlist answers, LL-HLS
 //! blocking reload and preload-hint requests, and the one Cache-Control rule.
 //!
-//! The producer (river-hls-seg's writer; the hub's channels later) owns the
+//! The producer (river-hls-seg's writer; the hub's HLS sessions, `relay::hls`) owns the
 //! [`Playlist`](crate::format::hls::Playlist) and calls [`Live::publish`] after each change and
 //! [`Live::part`] with each LL-HLS part. The HTTP threads answer from the latest [`Live`]
 //! snapshot: a request that must wait (`_HLS_msn`/`_HLS_part` for something not there yet, or
@@ -166,6 +166,13 @@ impl Live {
     /// The playlist changed: it is rendered once (whole, and as a delta update in LL-HLS), and
     /// the parked requests it satisfies are answered.
     pub fn publish(&self, playlist: &Playlist) {
+        let answers = self.publish_answers(playlist);
+        self.complete(answers);
+    }
+
+    /// [`Self::publish`], returning the answers for the caller to send (a server embedded in the
+    /// producer's own loop, such as the hub's, has no [`Completer`]).
+    pub fn publish_answers(&self, playlist: &Playlist) -> Vec<(ReqId, Response)> {
         let edge = playlist.edge();
         let full = Bytes::from(playlist.render(false));
         let delta = if edge.low_latency && !edge.ended {
@@ -218,12 +225,18 @@ impl Live {
                 }
             }
         }
-        self.complete(answers);
+        answers
     }
 
     /// A part is complete: kept in memory for a while, and the requests parked on it (the
     /// preload hint) are answered.
     pub fn part(&self, uri: &str, data: Bytes) {
+        let answers = self.part_answers(uri, data);
+        self.complete(answers);
+    }
+
+    /// [`Self::part`], returning the answers for the caller to send.
+    pub fn part_answers(&self, uri: &str, data: Bytes) -> Vec<(ReqId, Response)> {
         let mut answers = Vec::new();
         {
             let mut st = self.lock();
@@ -242,7 +255,17 @@ impl Live {
                 }
             }
         }
-        self.complete(answers);
+        answers
+    }
+
+    /// Whether a playlist was published (before that a playlist request is answered 404).
+    pub fn published(&self) -> bool {
+        self.lock().snapshot.is_some()
+    }
+
+    /// Requests parked now, on every server thread.
+    pub fn parked(&self) -> usize {
+        self.lock().waiters.iter().map(Vec::len).sum()
     }
 
     fn playlist_response(&self, snap: &Snapshot, skip: bool, directives: bool) -> Response {

@@ -24,8 +24,18 @@ pub fn url_path_escape(s: &str) -> String {
 /// `frames: N`, the decoded video frame count, so a test can read it from the DOM.
 pub fn page(prefix: &str, name: &str) -> String {
     let src = url_path_escape(&format!("{prefix}{name}.m3u8"));
-    let title = url_path_escape(name);
-    TEMPLATE.replace("{SRC}", &src).replace("{TITLE}", &title)
+    page_for(&src, name, false)
+}
+
+/// The page that plays `src`, a URL already escaped for HTML and a JavaScript string (a path,
+/// and a query of unreserved characters and escapes). `again`: when the stream ends (EXT-X-ENDLIST
+/// played out) or its playlist cannot be loaded, load it again 2 s later (a hub's channel that
+/// goes live again).
+pub fn page_for(src: &str, title: &str, again: bool) -> String {
+    TEMPLATE
+        .replace("{SRC}", src)
+        .replace("{TITLE}", &url_path_escape(title))
+        .replace("{AGAIN}", if again { "true" } else { "false" })
 }
 
 const TEMPLATE: &str = r#"<!doctype html>
@@ -48,7 +58,7 @@ a { color: #8cf; }
 <script src="/hls.min.js"></script>
 <script>
 (function () {
-  var src = "{SRC}";
+  var src = "{SRC}", again = {AGAIN};
   var video = document.getElementById("video");
   var status = document.getElementById("status");
   var state = "starting";
@@ -77,7 +87,9 @@ a { color: #8cf; }
         (d.reason ? ": " + d.reason : ""));
       if (!d.fatal) return;
       state = "error: " + d.type + " " + d.details;
-      if (d.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      if (again && d.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        setTimeout(function () { hls.loadSource(src); }, 2000);
+      } else if (d.type === Hls.ErrorTypes.NETWORK_ERROR) {
         setTimeout(function () { hls.startLoad(); }, 1000);
       } else if (d.type === Hls.ErrorTypes.MEDIA_ERROR) {
         hls.recoverMediaError();
@@ -96,6 +108,10 @@ a { color: #8cf; }
   }
   video.addEventListener("playing", function () { state = "playing"; });
   video.addEventListener("waiting", function () { state = "buffering"; });
+  video.addEventListener("ended", function () {
+    state = "ended";
+    if (again && window.riverHls) setTimeout(function () { riverHls.loadSource(src); }, 2000);
+  });
   setInterval(show, 250);
   show();
 })();
@@ -111,7 +127,7 @@ mod tests {
     #[test]
     fn page_plays_the_named_stream() {
         let p = page("/live/", "movie");
-        assert!(p.contains(r#"var src = "/live/movie.m3u8";"#));
+        assert!(p.contains(r#"var src = "/live/movie.m3u8", again = false;"#));
         assert!(p.contains(r#"<pre id="status">frames: 0</pre>"#));
         assert!(p.contains(r#"<script src="/hls.min.js"></script>"#));
         assert!(!p.contains("{SRC}") && !p.contains("{TITLE}"));
@@ -127,7 +143,9 @@ mod tests {
     #[test]
     fn names_cannot_break_out_of_the_page() {
         let p = page("/live/", "a\"</script><b>'&");
-        assert!(p.contains(r#"var src = "/live/a%22%3C/script%3E%3Cb%3E%27%26.m3u8";"#));
+        assert!(
+            p.contains(r#"var src = "/live/a%22%3C/script%3E%3Cb%3E%27%26.m3u8", again = false;"#)
+        );
         assert!(!p.contains("<b>"));
         assert_eq!(url_path_escape("a b/é"), "a%20b/%C3%A9");
     }

@@ -736,7 +736,7 @@ impl<H: Handler> Server<H> {
             }
         }
         let keep = cur.keep_alive && !c.close_after && c.body_in.is_none();
-        let mut fields: Vec<(&str, &str)> = self.opts.base_fields.clone();
+        let mut fields = base_fields(&self.opts.base_fields, &resp.fields);
         fields.push(("Date", &date));
         fields.extend(resp.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         fields.extend(extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
@@ -795,7 +795,7 @@ impl<H: Handler> Server<H> {
         let Some(cur) = c.cur.as_ref() else { return };
         let chunked = cur.version >= 1;
         let keep = cur.keep_alive && chunked;
-        let mut fields: Vec<(&str, &str)> = self.opts.base_fields.clone();
+        let mut fields = base_fields(&self.opts.base_fields, &resp.fields);
         fields.push(("Date", &date));
         fields.extend(resp.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         let framing = if chunked {
@@ -962,4 +962,29 @@ enum Expiry {
     Idle,
     Head,
     Write,
+}
+
+/// The base fields a response does not set itself: a response's own field (its Cache-Control,
+/// say) replaces the base field of that name rather than being sent beside it.
+fn base_fields<'a>(
+    base: &[(&'a str, &'a str)],
+    own: &[(Cow<'static, str>, Cow<'static, str>)],
+) -> Vec<(&'a str, &'a str)> {
+    base.iter()
+        .filter(|(k, _)| !own.iter().any(|(o, _)| o.eq_ignore_ascii_case(k)))
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_field_replaces_the_base_field_of_its_name() {
+        let base = [("Server", "river"), ("Cache-Control", "no-cache")];
+        let own = vec![(Cow::from("cache-control"), Cow::from("max-age=1"))];
+        assert_eq!(base_fields(&base, &own), vec![("Server", "river")]);
+        assert_eq!(base_fields(&base, &[]), base.to_vec());
+    }
 }

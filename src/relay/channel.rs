@@ -32,7 +32,9 @@ use std::time::{Duration, Instant, SystemTime};
 use super::cache::GopCache;
 use super::convert::{Convert, ViewFormat};
 use super::http::Ext;
-use super::metrics::{kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired};
+use super::metrics::{
+    kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired, N_KINDS,
+};
 use super::pace::{PaceMeter, Regime};
 use super::queue::{QueueStats, Verdict, WatcherQueue};
 use super::restamp::Restamp;
@@ -457,6 +459,14 @@ impl Channels {
             .map(|c| c.password.as_deref())
     }
 
+    /// The live channel's content, once detected.
+    pub fn format(&self, key: &ChanKey) -> Option<StreamFormat> {
+        self.map
+            .get(key)
+            .filter(|c| c.live())
+            .and_then(|c| c.format)
+    }
+
     pub fn keys(&self) -> Vec<ChanKey> {
         self.map.keys().cloned().collect()
     }
@@ -624,7 +634,7 @@ impl Channels {
             let continuing = s.out_format.is_some();
             // What this watcher needs: its container, from the broadcast or a view.
             let want = match s.kind {
-                SubKind::Fstream => s.out_format.unwrap_or(format),
+                SubKind::Fstream | SubKind::Hls => s.out_format.unwrap_or(format),
                 SubKind::Http(e) => ext_format(e),
                 SubKind::Rtmp | SubKind::Rtsp { .. } => StreamFormat::Flv,
             };

@@ -132,6 +132,13 @@ pub enum Route {
         channel: String,
         ext: Option<Ext>,
     },
+    /// `/<user>/<channel>/<file>`: a playlist, segment, part or init segment of the channel's
+    /// HLS (`serve --hls`, `relay::hls`); `file` follows the name rule.
+    Hls {
+        user: String,
+        channel: String,
+        file: String,
+    },
     /// `/<user>/<channel>[.flv|.ts]` where a name breaks the rule: why, one line.
     BadName(String),
     NotFound,
@@ -142,6 +149,8 @@ pub enum Route {
 pub enum Asset {
     MpegtsJs,
     MpegtsJsLicense,
+    /// hls.js, for the HLS player pages.
+    HlsJs,
 }
 
 /// The methods a route answers, for `Allow` and CORS preflights; `None` for no resource.
@@ -149,6 +158,7 @@ pub fn allowed_methods(route: &Route) -> Option<&'static str> {
     match route {
         Route::Stats { .. } | Route::Asset(_) => Some("GET, HEAD, OPTIONS"),
         Route::Stream { .. } => Some("GET, HEAD, POST, PUT, OPTIONS"),
+        Route::Hls { .. } => Some("GET, HEAD, OPTIONS"),
         Route::BadName(_) | Route::NotFound => None,
     }
 }
@@ -207,14 +217,15 @@ pub fn route(head: &Head) -> Route {
         Ok(b"/metrics") => return Route::Stats { prometheus: true },
         Ok(b"/mpegts.js") => return Route::Asset(Asset::MpegtsJs),
         Ok(b"/mpegts.js.LICENSE.txt") => return Route::Asset(Asset::MpegtsJsLicense),
+        Ok(b"/hls.min.js") => return Route::Asset(Asset::HlsJs),
         _ => {}
     }
     let rest = head.path.strip_prefix('/').unwrap_or(&head.path);
     let Some((user, chan)) = rest.split_once('/') else {
         return Route::NotFound;
     };
-    if chan.contains('/') {
-        return Route::NotFound;
+    if let Some((chan, file)) = chan.split_once('/') {
+        return hls_route(user, chan, file);
     }
     let user = match names::decode_name(user) {
         Ok(u) => u,
@@ -245,6 +256,25 @@ pub fn route(head: &Head) -> Route {
             ext,
         },
         Err(e) => Route::BadName(BadName::new(channel, e).message("channel")),
+    }
+}
+
+/// `/<user>/<channel>/<file>`: every segment decoded once and checked by the name rule.
+fn hls_route(user: &str, chan: &str, file: &str) -> Route {
+    if file.contains('/') {
+        return Route::NotFound;
+    }
+    let mut names = [("user", user), ("channel", chan), ("file", file)]
+        .into_iter()
+        .map(|(what, raw)| names::decode_name(raw).map_err(|e| e.message(what)));
+    let mut next = || names.next().expect("three names");
+    match (next(), next(), next()) {
+        (Ok(user), Ok(channel), Ok(file)) => Route::Hls {
+            user,
+            channel,
+            file,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Route::BadName(e),
     }
 }
 
@@ -286,11 +316,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(route(&h), Route::Stats { prometheus: true });
-        for p in ["/", "/a", "/a/b/c.flv", "/a/b/"] {
+        for p in ["/", "/a", "/a/b/c/d.m3u8"] {
             let req = format!("GET {p} HTTP/1.1\r\n\r\n");
             let (h, _) = parse_head(req.as_bytes()).unwrap().unwrap();
             assert_eq!(route(&h), Route::NotFound, "{p}");
         }
+    }
+
+    #[test]
+    fn hls_files_are_under_the_channel() {
+        assert_eq!(
+            route_of("/fier/cam/index.m3u8?password=x&_HLS_msn=3"),
+            Route::Hls {
+                user: "fier".into(),
+                channel: "cam".into(),
+                file: "index.m3u8".into()
+            }
+        );
+        assert_eq!(
+            route_of("/fier/c%61m/ll-1-p7.m4s"),
+            Route::Hls {
+                user: "fier".into(),
+                channel: "cam".into(),
+                file: "ll-1-p7.m4s".into()
+            }
+        );
+        for (target, want) in [
+            ("/fier/cam/", "file name \"\" is not allowed"),
+            ("/fier/cam/..", "file name \"..\" is not allowed"),
+            ("/fier/cam/a%2Fb.ts", "file name \"a/b.ts\" is not allowed"),
+            ("/fi%2Fer/cam/index.m3u8", "user name \"fi/er\""),
+            ("/fier/c..am/index.m3u8", "channel name \"c..am\""),
+        ] {
+            match route_of(target) {
+                Route::BadName(m) => assert!(m.contains(want), "{target}: {m}"),
+                r => panic!("{target}: {r:?}"),
+            }
+        }
+        assert_eq!(
+            allowed_methods(&route_of("/a/b/c.ts")),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(route_of("/hls.min.js"), Route::Asset(Asset::HlsJs));
     }
 
     fn route_of(target: &str) -> Route {

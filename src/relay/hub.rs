@@ -22,6 +22,7 @@ use super::cache::CacheLimits;
 use super::cascade::Cascade;
 use super::channel::{self, key_str, ChanKey, Channels, Effects, Refusal, SubId};
 use super::front::fstream::Publisher;
+use super::front::hls::{HlsFront, HLS_SUBS};
 use super::front::hooks::Hooks;
 use super::front::http::{HttpReq, Inbox};
 use super::front::rtmp::RtmpSide;
@@ -90,6 +91,8 @@ pub struct Config {
     pub origin_idle: Duration,
     /// Another hub (fstream, HOST:PORT) every local broadcast is pushed to.
     pub push_to: Option<String>,
+    /// HLS on the HTTP front (`--hls`).
+    pub hls: Option<super::hls::Config>,
 }
 
 /// A watcher's connection; its queue is the channels' ([`Channels::sub`]).
@@ -198,6 +201,8 @@ pub struct Hub {
     /// Connections with more to read than their turn took.
     again: Vec<usize>,
     pub(super) hooks: Hooks,
+    /// HLS sessions (`--hls`, with `--http`).
+    pub(super) hls: Option<HlsFront>,
     /// Broadcasters not read because a watcher of their paced broadcast has no room.
     pub(super) held: Vec<(SubId, ChanKey)>,
     pub(super) next_id: u64,
@@ -258,6 +263,9 @@ impl Hub {
         }
         let hooks = Hooks::new(cfg.hooks.clone());
         let cascade = super::front::cascade::configure(&cfg)?;
+        let hls = (cfg.hls.clone())
+            .filter(|_| http.is_some())
+            .map(|c| HlsFront::new(c, now));
         let hub = Hub {
             cfg,
             reactor,
@@ -281,6 +289,7 @@ impl Hub {
             fx: Effects::default(),
             again: Vec::new(),
             hooks,
+            hls,
             held: Vec::new(),
             next_id: 1,
             start: now,
@@ -575,7 +584,9 @@ impl Hub {
     /// Refuses a watcher as the channels decided: an HTTP watcher that has had no response gets
     /// the refusal's status.
     pub(super) fn refuse_watcher(&mut self, id: SubId, r: &Refusal) {
-        if id >= HTTP_SUBS {
+        if id >= HLS_SUBS {
+            self.hls_refused(id, r);
+        } else if id >= HTTP_SUBS {
             self.http_refuse(id, r);
         } else {
             self.refuse(id, Refused::from_status(r.status), &r.why, None);
@@ -723,7 +734,9 @@ impl Hub {
                     .map(|s| key_str(&s.key))
                     .unwrap_or_default();
                 let why = format!("slow watcher of {kstr}: {why}");
-                if w >= HTTP_SUBS {
+                if w >= HLS_SUBS {
+                    self.hls_gone(w, &why);
+                } else if w >= HTTP_SUBS {
                     self.http_drop(w, &why);
                 } else {
                     self.close(w, Some(&why));
@@ -747,6 +760,10 @@ impl Hub {
 
     /// Writes what is pending on a connection; closes it when done and it should close.
     pub(super) fn flush(&mut self, idx: usize, now: Instant) {
+        if idx >= HLS_SUBS {
+            self.hls_flush(idx, now);
+            return;
+        }
         if idx >= HTTP_SUBS {
             self.flush_http(idx, now);
             return;
@@ -829,6 +846,7 @@ impl Hub {
         }
         self.hook_timers(now);
         self.cascade_timers(now);
+        self.hls_timers(now);
         let mut expired: Vec<(usize, String, Option<Vec<u8>>)> = Vec::new();
         let mut ended: Vec<usize> = Vec::new();
         for (i, c) in self.conns.iter().enumerate() {
@@ -916,6 +934,7 @@ impl Hub {
             channels,
             delay,
             hooks: self.hooks.metrics.clone(),
+            hls: self.hls_stats(now),
         }
     }
 
@@ -935,6 +954,7 @@ impl Hub {
             accepted: self.accepted,
             refused: self.refused,
             channels,
+            hls: self.hls_stats(now),
         }
     }
 }

@@ -119,7 +119,11 @@ impl Refused {
 }
 
 /// Watcher kinds, in the order of [`KindTotals`] arrays (`SubKind::name`).
-pub const KINDS: [&str; 6] = ["fstream", "http-flv", "http-ts", "rtmp", "rtsp", "rtsp/udp"];
+pub const KINDS: [&str; N_KINDS] = [
+    "fstream", "http-flv", "http-ts", "rtmp", "rtsp", "rtsp/udp", "hls",
+];
+/// How many watcher kinds there are.
+pub const N_KINDS: usize = 7;
 
 /// Figures of the watchers of one kind that have left a channel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,7 +139,7 @@ pub struct KindTotals {
 pub struct ChannelTotals {
     /// Bytes received, by the front the broadcaster came in on.
     pub bytes_in: HashMap<&'static str, u64>,
-    pub by_kind: [KindTotals; 6],
+    pub by_kind: [KindTotals; N_KINDS],
     pub backpressure: Duration,
     /// The channel is gone (no broadcaster, no watchers) since then.
     pub gone_since: Option<Instant>,
@@ -150,7 +154,7 @@ pub fn kind_index(kind: &str) -> usize {
 #[derive(Debug, Default)]
 pub struct Retired {
     pub channels: HashMap<(String, String), ChannelTotals>,
-    pub delay: [Histogram; 6],
+    pub delay: [Histogram; N_KINDS],
 }
 
 impl Retired {
@@ -174,8 +178,8 @@ pub struct ChannelMetrics {
     /// Bytes received, by front.
     pub bytes_in: Vec<(&'static str, u64)>,
     /// By watcher kind ([`KINDS`]): watchers attached now, and totals over every watcher.
-    pub watchers: [usize; 6],
-    pub totals: [KindTotals; 6],
+    pub watchers: [usize; N_KINDS],
+    pub totals: [KindTotals; N_KINDS],
 }
 
 /// One front's series.
@@ -195,9 +199,11 @@ pub struct Snapshot {
     pub fronts: Vec<FrontMetrics>,
     pub channels: Vec<ChannelMetrics>,
     /// Queue delay by watcher kind, over every watcher.
-    pub delay: [Histogram; 6],
+    pub delay: [Histogram; N_KINDS],
     /// Publish and play hooks (series only for those set).
     pub hooks: super::hooks::HookMetrics,
+    /// HLS by channel (`None` without `--hls`).
+    pub hls: Option<Vec<super::hls::HlsStats>>,
 }
 
 /// Escapes a label value (Prometheus text format 0.0.4).
@@ -414,6 +420,9 @@ impl Snapshot {
             let _ = writeln!(o, "{name}_count{{protocol=\"{kind}\"}} {}", h.count());
         }
         self.hooks.write_prometheus(&mut o);
+        if let Some(h) = &self.hls {
+            super::hls::HlsStats::prometheus(h, &mut o);
+        }
         o
     }
 }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod cascade;
 pub mod convert;
+pub mod hls;
 pub mod hooks;
 pub mod metrics;
 pub mod pace;

@@ -78,6 +78,18 @@ pub fn stream_path(user: &str, channel: &str, kind: Kind, password: Option<&str>
     p
 }
 
+/// The page that plays a channel's HLS (`serve --hls`) with hls.js (served at `/hls.min.js`):
+/// `/<user>/<channel>/index.m3u8`, with the channel password as `?password=` when there is one.
+/// It loads the playlist again 2 s after the broadcast ends or cannot be loaded.
+pub fn hls_page(user: &str, channel: &str, password: Option<&str>) -> String {
+    let mut src = url_path_escape(&format!("/{user}/{channel}/index.m3u8"));
+    if let Some(pw) = password {
+        src.push_str("?password=");
+        src.push_str(&query_escape(pw));
+    }
+    crate::http::index::page_for(&page_url(&src), &format!("{user}/{channel}"), true)
+}
+
 /// The page that plays `src` (an http-flv or http-ts URL, absolute or relative) with the
 /// mpegts.js at `script`. Both go through [`page_url`], so any string is safe here. The first line
 /// of `<pre id="status">` is always `frames: N`, the decoded video frame count, and every
@@ -200,6 +212,19 @@ mod tests {
         // A password cannot add a query key or leave the string either.
         let s = stream_path("u", "c", Kind::Flv, Some("\"&x=1</script>"));
         assert_eq!(s, "/u/c.flv?password=%22%26x%3D1%3C%2Fscript%3E");
+    }
+
+    #[test]
+    fn the_hls_page_plays_the_channel_playlist() {
+        let p = hls_page("fier", "cam", Some("s3 cr&t\"</script>"));
+        assert!(
+            p.contains(r#"var src = "/fier/cam/index.m3u8?password=s3%20cr%26t%22%3C%2Fscript%3E", again = true;"#),
+            "{p}"
+        );
+        assert!(p.contains(r#"<script src="/hls.min.js"></script>"#));
+        assert!(!p.contains("</script>\"") && !p.contains("{AGAIN}"));
+        let p = hls_page("fier", "cam", None);
+        assert!(p.contains(r#"var src = "/fier/cam/index.m3u8", again = true;"#));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct HubStats {
     pub accepted: u64,
     pub refused: u64,
     pub channels: Vec<ChannelStats>,
+    /// HLS by channel (`None` without `--hls`).
+    pub hls: Option<Vec<super::hls::HlsStats>>,
 }
 
 pub(crate) fn json_str(s: &str, out: &mut String) {
@@ -110,7 +112,12 @@ impl HubStats {
             }
             o.push_str("]}");
         }
-        o.push_str("]}\n");
+        o.push(']');
+        if let Some(h) = &self.hls {
+            o.push_str(",\"hls\":");
+            super::hls::HlsStats::json(h, &mut o);
+        }
+        o.push_str("}\n");
         o
     }
 }
@@ -172,6 +179,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
+            hls: None,
         };
         let j = s.to_json();
         assert!(j.contains("\"user\":\"fi\\\"er\""), "{j}");

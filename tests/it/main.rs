@@ -21,6 +21,7 @@ mod relay_core;
 mod relay_delivery;
 mod relay_faults;
 mod relay_faults_media;
+mod relay_hls;
 mod relay_hooks;
 mod relay_metrics;
 mod relay_names;

@@ -8,6 +8,7 @@
 pub mod ll;
 mod playlist;
 mod segmenter;
+pub mod uri;
 
 pub use playlist::{format_date_time, Edge, Part, Playlist, PlaylistKind, Segment};
 pub use segmenter::{round_secs, Cut, Segmenter, SegmenterConfig, MAX_MEASURED_TARGET_SECS};

@@ -17,10 +17,14 @@
 //!   and plays on from the one before it, and ends at the next keyframe, so the segments start
 //!   on keyframes again as soon as the keyframes allow. The caller logs it.
 //! - **Parts** (LL-HLS) are cut before any video frame (any audio frame when there is no video)
-//!   once the next frame would take the part past the part target. The part target is fixed at
-//!   the first part: `--part-time` rounded to a whole number of frames (at least one), so every
-//!   part but a segment's last lasts the same whole number of frames: at least 85 % of the
-//!   target and never more. A segment cut is also a part cut.
+//!   once the next frame would take the part past the part target. The part target is
+//!   `--part-time` rounded to a whole number of frames (at least one, the count fixed at the
+//!   first part) of the longest frame seen until the first segment ends, when it is fixed (it
+//!   is listed from then on); so every part but a segment's last lasts the same whole number of
+//!   frames: at least 85 % of the target and never more. Frame times rounded to the millisecond
+//!   (FLV, RTMP: 33 or 34 ms at 30 fps) make the target six of the longer frames (204 ms), not
+//!   six of the first one measured (198 ms), which would cut five-frame parts (167 ms, 84 %). A
+//!   segment cut is also a part cut.
 //!
 //! Durations are measured on one clock: a keyframe's PTS, and for the frames after it their DTS
 //! plus the keyframe's PTS − DTS, so a cut before a non-keyframe of a stream with B-frames still
@@ -104,8 +108,10 @@ pub struct Segmenter {
     long_gop_reported: bool,
     /// EXT-X-TARGETDURATION in seconds, once fixed.
     target: Option<u64>,
-    /// The part target in ticks, once fixed.
+    /// The part target in ticks, once known (it may still grow until `target` is fixed).
     part_target: Option<i64>,
+    /// Frames in a part, fixed at the first part.
+    part_frames: Option<i64>,
     /// Segments cut without a keyframe so far.
     forced: u64,
     /// The open segment did not start with a keyframe: it ends at the next one.
@@ -150,6 +156,7 @@ impl Segmenter {
             long_gop_reported: false,
             target: None,
             part_target: None,
+            part_frames: None,
             forced: 0,
             open_dependent: false,
         }
@@ -334,11 +341,15 @@ impl Segmenter {
             return self.segment_cut(start, t, disc, independent);
         }
         if let Some(want) = self.cfg.part {
-            if self.part_target.is_none() && step > 0 {
-                // A whole number of frames, at least one, rounded up to the millisecond.
-                let frames = ((want as f64 / step as f64).round() as i64).max(1);
+            if step > 0 && (self.part_target.is_none() || self.target.is_none()) {
+                // A whole number of frames, at least one, of the longest frame seen, rounded up
+                // to the millisecond; it only grows, and stops with the first segment.
+                let frames = *self
+                    .part_frames
+                    .get_or_insert(((want as f64 / step as f64).round() as i64).max(1));
                 let ms = CLOCK_HZ / 1000;
-                self.part_target = Some((frames * step + ms - 1) / ms * ms);
+                let p = (frames * step + ms - 1) / ms * ms;
+                self.part_target = Some(self.part_target.map_or(p, |q| q.max(p)));
             }
             if let Some(p) = self.part_target {
                 if t - self.part_start + step > p {

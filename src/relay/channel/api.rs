@@ -32,6 +32,8 @@ pub enum SubKind {
     Rtmp,
     /// RTP packets in interleaved frames, from the channel's RTP view for TCP or UDP players.
     Rtsp { udp: bool },
+    /// The broadcast's bytes as they are, into the hub's HLS segmenter (`relay::hls`).
+    Hls,
 }
 
 impl SubKind {
@@ -43,6 +45,7 @@ impl SubKind {
             SubKind::Rtmp => "rtmp",
             SubKind::Rtsp { udp: false } => "rtsp",
             SubKind::Rtsp { udp: true } => "rtsp/udp",
+            SubKind::Hls => "hls",
         }
     }
 }

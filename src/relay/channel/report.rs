@@ -9,7 +9,7 @@ use super::*;
 impl Channels {
     /// The channels' `/metrics` series at `now`: every channel, and those gone for less than
     /// `metrics::EXPIRY` (then forgotten); and the queue delay by watcher kind.
-    pub fn metrics(&mut self, now: Instant) -> (Vec<ChannelMetrics>, [Histogram; 6]) {
+    pub fn metrics(&mut self, now: Instant) -> (Vec<ChannelMetrics>, [Histogram; N_KINDS]) {
         for (k, t) in self.retired.channels.iter_mut() {
             match (self.map.contains_key(k), t.gone_since) {
                 (true, _) => t.gone_since = None,

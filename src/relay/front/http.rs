@@ -5,8 +5,9 @@
 //!   streaming response (chunked over HTTP/1.1, close-delimited over HTTP/1.0) fed from its queue
 //!   while the connection's outbox has room;
 //! - `POST|PUT /<user>/<channel>` with a sized or chunked body: a broadcast;
-//! - `GET /<user>/<channel>[?format=ts]`: the player page ([`player`]), and `/mpegts.js` with
-//!   its licence at `/mpegts.js.LICENSE.txt`;
+//! - `GET /<user>/<channel>[?format=ts|hls]`: the player page ([`player`]), and `/mpegts.js` with
+//!   its licence at `/mpegts.js.LICENSE.txt`, `/hls.min.js`;
+//! - `GET /<user>/<channel>/<file>`: HLS (`--hls`, [`super::hls`]);
 //! - `/stats` (JSON), `/metrics` and `/stats?format=prometheus` (Prometheus text);
 //! - `OPTIONS`: a CORS preflight answer ([`route::preflight`]); every response carries
 //!   `Access-Control-Allow-Origin: *`, so pages from anywhere can play and read the stats.
@@ -263,6 +264,7 @@ impl Hub {
             ("GET" | "HEAD", Route::Asset(asset)) => {
                 let (ct, body): (&str, &'static [u8]) = match asset {
                     Asset::MpegtsJs => ("text/javascript; charset=utf-8", player::MPEGTS_JS),
+                    Asset::HlsJs => ("text/javascript; charset=utf-8", crate::http::index::HLS_JS),
                     Asset::MpegtsJsLicense => (
                         "text/plain; charset=utf-8",
                         player::MPEGTS_JS_LICENSE.as_bytes(),
@@ -311,6 +313,14 @@ impl Hub {
                 };
                 self.http_watch(&r, &head.query, key, pw, ext, now);
             }
+            (
+                "GET" | "HEAD",
+                Route::Hls {
+                    user,
+                    channel,
+                    file,
+                },
+            ) => self.hls_request(&r, &head, (user, channel), &file, now),
             ("GET" | "HEAD", Route::BadName(why)) => {
                 let log = format!("HTTP 400 {}: {why}", head.method);
                 self.http_refused(&r, &log, 400, &why, now);
@@ -337,10 +347,11 @@ impl Hub {
     /// with `?format=ts`, http-ts; `?password=` goes on to the stream's URL.
     fn http_page(&mut self, r: &Request, head: &route::Head, user: &str, chan: &str, now: Instant) {
         let kind = match head.param("format") {
-            None | Some("flv") => player::Kind::Flv,
-            Some("ts") => player::Kind::Ts,
+            None | Some("flv") => Some(player::Kind::Flv),
+            Some("ts") => Some(player::Kind::Ts),
+            Some("hls") => None,
             Some(_) => {
-                let m = "format is flv or ts";
+                let m = "format is flv, ts or hls";
                 self.http_refused(r, "HTTP page with a bad ?format=", 400, m, now);
                 return;
             }
@@ -354,8 +365,13 @@ impl Hub {
                 return;
             }
         };
-        let src = player::stream_path(user, chan, kind, pw.as_deref());
-        let page = player::page("/mpegts.js", &src, kind, &format!("{user}/{chan}"));
+        let page = match kind {
+            Some(kind) => {
+                let src = player::stream_path(user, chan, kind, pw.as_deref());
+                player::page("/mpegts.js", &src, kind, &format!("{user}/{chan}"))
+            }
+            None => player::hls_page(user, chan, pw.as_deref()),
+        };
         let resp = Response::new(200, Body::Bytes(Bytes::from(page)))
             .field("Content-Type", "text/html; charset=utf-8");
         self.http_respond(r.id, resp, now);
@@ -711,6 +727,9 @@ impl Hub {
 
     /// A parked or streaming request's connection is gone.
     fn http_closed(&mut self, id: ReqId, now: Instant) {
+        if self.hls_closed(id) {
+            return;
+        }
         let Some(&sub) = self.by_req.get(&id) else {
             return;
         };

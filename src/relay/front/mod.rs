@@ -5,12 +5,14 @@
 //! - [`http`]: HTTP requests: watch (http-flv/ts), push, `/stats`, `/metrics`;
 //! - [`rtmp`]: RTMP publish and play;
 //! - [`rtsp`]: RTSP record and play, over TCP and UDP;
+//! - [`hls`]: HLS from the channels (`--hls`), served on the HTTP front;
 //!
 //! and what they share: [`hooks`], the publish and play hooks' calls on the hub's reactor, and
 //! where each front goes on once a hook has decided.
 
 pub(super) mod cascade;
 pub(super) mod fstream;
+pub(super) mod hls;
 pub(super) mod hooks;
 pub(super) mod http;
 pub(super) mod rtmp;

@@ -344,3 +344,31 @@ fn parts_are_a_whole_number_of_frames_within_the_part_target() {
         assert_eq!(n, want, "{frame}: {independent:?}");
     }
 }
+
+#[test]
+fn millisecond_frame_times_make_parts_of_whole_frames_within_85_percent() {
+    // 30 fps as FLV and RTMP carry it: 33, 33 and 34 ms. The target is six 34 ms frames, and
+    // every part but a segment's last is six frames (199 to 201 ms), at least 85 % of it.
+    let mut s = Segmenter::new(SegmenterConfig {
+        target: 2 * CLOCK_HZ,
+        align_ms: None,
+        part: Some(CLOCK_HZ / 5),
+    });
+    let mut t = 0i64;
+    let mut parts: Vec<f64> = Vec::new();
+    let mut segs = 0;
+    for n in 0..300i64 {
+        match s.frame(Track::Video, n % 30 == 0, t, t, t / 90) {
+            Cut::Part { ended, .. } => parts.push(ended),
+            Cut::Segment { ended: Some(_), .. } => segs += 1,
+            _ => {}
+        }
+        t += if n % 3 == 2 { 34 * 90 } else { 33 * 90 };
+    }
+    let pt = s.part_target().unwrap();
+    assert!((pt - 0.204).abs() < 1e-9, "part target {pt}");
+    assert!(segs >= 4);
+    for p in &parts {
+        assert!(*p <= pt + 1e-9 && *p >= 0.85 * pt, "{p} of {pt}: {parts:?}");
+    }
+}
