@@ -142,6 +142,17 @@ pub enum StartGap {
     /// "bufferSeekOverHole: fragment loaded with buffer holes, seeking from 0 to T" (its gap
     /// controller); exactly that one report, with T under half a second, is allowed.
     Allowed,
+    /// A live stream joined mid-way, its parts or segments starting at whole multiples of
+    /// `step` seconds of media. When hls.js's gap controller polls before the player's own
+    /// start seek, it finds `currentTime` 0 and the buffer starting at the first loaded part, and
+    /// jumps there as a live start gap (gap-controller.ts: up to two target durations "when
+    /// joining a live stream", plus `skipBufferHolePadding`, 0.1 s), reporting it as the
+    /// non-fatal "bufferSeekOverHole: fragment loaded with buffer holes, seeking from 0 to T".
+    /// Seen on a loaded machine: Chromium took 4.8 s to load the page, hls.js loaded part 20
+    /// (media 4.0 s) first and reported "seeking from 0 to 4.1". Exactly that one report, with
+    /// T − 0.1 a whole number of `step`s (the buffer starts on a part boundary, so no media is
+    /// missing), is allowed.
+    LiveJoin { step: f64 },
 }
 
 impl Playback {
@@ -158,10 +169,24 @@ impl Playback {
             .and_then(|t| t.parse::<f64>().ok())
             .is_some_and(|t| t < 0.5)
         };
+        let live_join = |e: &String, step: f64| {
+            e.strip_prefix(
+                "mediaError bufferSeekOverHole: fragment loaded with buffer holes, seeking from 0 to ",
+            )
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|t| {
+                let k = (t - 0.1) / step;
+                k >= 0.0 && (k - k.round()).abs() * step < 0.001
+            })
+        };
         let errors_ok = match gap {
             StartGap::None => self.errors.is_empty(),
             StartGap::Allowed => {
                 self.errors.is_empty() || (self.errors.len() == 1 && start_gap(&self.errors[0]))
+            }
+            StartGap::LiveJoin { step } => {
+                self.errors.is_empty()
+                    || (self.errors.len() == 1 && live_join(&self.errors[0], step))
             }
         };
         let ok = self.advanced >= secs
