@@ -618,21 +618,84 @@ fn hls_js_in_headless_chromium_plays_ll_hls() {
         );
         // Parts are 0.2 s of river-testsrc's media, from 0.
         played.assert_played(secs, 30.0, StartGap::LiveJoin { step: 0.2 }, &live.url);
-        // No stall over 500 ms waiting for data: every part came in time. A stall with media
-        // buffered ahead is Chromium's own (under a load average of 15 on this 2-core machine one
-        // such lasted 0.68 s with 0.62 s buffered throughout and `starved` 0), so it is reported,
-        // not held against the server.
-        assert!(
-            played.max_starved_stall <= 0.5,
-            "a stall of {:.3} s waiting for data: {played:#?}",
-            played.max_starved_stall
-        );
+        // The server's side, from its own log: every part and segment answered at once, and
+        // every blocked playlist request answered as a part was made.
+        let served = served_on_time(&live.log.lock().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("served on time: {served}");
+        // No stall over 500 ms waiting for data, the goal, is reported; the bound is
+        // assert_played's 1 s, as the log shows every part served on time: under a load average
+        // of 15 on this 2-core machine, with each part requested 20-100 ms after it was made and
+        // answered at once, the player ran down to 0.09 s buffered and stalled 0.52 s.
+        if played.max_starved_stall > 0.5 {
+            eprintln!(
+                "a stall of {:.3} s waiting for data, every part served on time",
+                played.max_starved_stall
+            );
+        }
         assert!(!played.latency.is_empty(), "hls.latency was read");
     });
     if let Err(e) = checked {
         eprintln!("river-hls-seg's log:\n{}", live.log.lock().unwrap());
         std::panic::resume_unwind(e);
     }
+}
+
+/// Checks river-hls-seg's timestamped log (`Pipeline::log`, access log on): every part, segment
+/// and init segment was answered at once (hls.js asks only for listed ones), and every playlist
+/// request that waited over 50 ms was answered within 100 ms of a part being made (the
+/// blocking reload it waited for). Returns how many requests it checked, or the first late one.
+fn served_on_time(log: &str) -> Result<String, String> {
+    let mut made: Vec<f64> = Vec::new();
+    let (mut media, mut blocked) = (0, 0);
+    for line in log.lines() {
+        let mut w = line.split_whitespace();
+        let Some(t) = w.next().and_then(|t| t.parse::<f64>().ok()) else {
+            continue;
+        };
+        let rest: Vec<&str> = w.skip(2).collect();
+        if rest.first() == Some(&"part") {
+            made.push(t);
+            continue;
+        }
+        // PEER "GET PATH" STATUS BYTES MS ms
+        if rest.len() != 7 || rest[1] != "\"GET" || rest[6] != "ms" {
+            continue;
+        }
+        let path = rest[2].trim_end_matches('"');
+        let waited: f64 = rest[5].parse::<f64>().map_err(|e| format!("{line}: {e}"))? / 1000.0;
+        if path.ends_with(".m4s") || path.ends_with(".mp4") {
+            media += 1;
+            if waited > 0.05 {
+                return Err(format!("waited {waited:.3} s for a listed file: {line}"));
+            }
+        } else if path.contains("_HLS_msn=") && waited > 0.05 {
+            blocked += 1;
+            if !made.iter().any(|&m| m <= t && t - m <= 0.1) {
+                return Err(format!(
+                    "answered with no part made in the 100 ms before: {line}"
+                ));
+            }
+        }
+    }
+    if media == 0 {
+        return Err(format!("no media request in the log:\n{log}"));
+    }
+    Ok(format!("{media} media requests at once, {blocked} blocked playlist requests as their part was made"))
+}
+
+#[test]
+fn served_on_time_finds_a_late_answer() {
+    let ok = "\
+   1.000 river-hls-seg: debug: part movie-1-part5.m4s (100 bytes)
+   1.010 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie.m3u8?_HLS_msn=0&_HLS_part=5\" 200 900 180 ms
+   1.020 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie-1-part5.m4s\" 200 100 0 ms
+";
+    assert!(served_on_time(ok).is_ok(), "{:?}", served_on_time(ok));
+    let late_part = ok.replace("100 0 ms", "100 300 ms");
+    assert!(served_on_time(&late_part).is_err());
+    let late_playlist = ok.replace("   1.010", "   1.300");
+    assert!(served_on_time(&late_playlist).is_err());
+    assert!(served_on_time("").is_err());
 }
 
 /// Latency behind live in hls.js, classic HLS (2 s MPEG-TS segments) against LL-HLS, over
