@@ -358,7 +358,9 @@ fn every_ingest_front_is_segmented_and_ll_hls_keeps_the_rules() {
         bframes: 2,
         audio: true,
         gop_secs: 1,
-        secs: 30,
+        // Outlasts the steps below under load: at a load average of 15 they took over 30 s, the
+        // RTSP broadcast ended, and its playlist rightly carried EXT-X-ENDLIST.
+        secs: 90,
     };
     let src = clip.flv().to_string_lossy().to_string();
     let push = format!("http://{}/fier/push?user-password=123", hub.http);

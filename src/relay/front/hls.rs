@@ -31,6 +31,7 @@ use crate::http::response::reason;
 use crate::http::server::{Body, Reply, ReqId, Request, Response};
 use crate::media::StreamFormat;
 use crate::pipeline::Wall;
+use crate::proto::names;
 use crate::proto::util::ct_eq;
 
 /// HLS sessions' [`SubId`]s start here (within the HTTP range: never a connection slot).
@@ -230,16 +231,18 @@ impl Hub {
         file: &str,
         now: Instant,
     ) {
+        // Without --hls, or a name no variant makes, it is any other unknown path: a 404 logged
+        // as one.
+        let not_found = |hub: &mut Hub, message: &str| {
+            let why = format!("HTTP 404 {}", names::shown(head.path.as_bytes()));
+            hub.http_refused(r, &why, 404, message, now);
+        };
         let Some(h) = self.hls.as_ref() else {
-            self.hls_respond(
-                r.id,
-                error(404, "HLS is not served here (serve --hls)"),
-                now,
-            );
+            not_found(self, "HLS is not served here (serve --hls)");
             return;
         };
         let Some(wanted) = Wanted::of(file, h.cfg.default) else {
-            self.hls_respond(r.id, error(404, "no such file"), now);
+            not_found(self, "no such file");
             return;
         };
         let variant = match wanted {

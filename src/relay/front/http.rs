@@ -196,7 +196,14 @@ impl Hub {
     }
 
     /// Answers a request with an error and counts it refused.
-    fn http_refused(&mut self, r: &Request, why: &str, status: u16, message: &str, now: Instant) {
+    pub(in crate::relay) fn http_refused(
+        &mut self,
+        r: &Request,
+        why: &str,
+        status: u16,
+        message: &str,
+        now: Instant,
+    ) {
         self.http_refused_with(r, why, status, error(status, message), now);
     }
 
