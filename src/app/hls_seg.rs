@@ -225,6 +225,8 @@ struct HlsWriter {
     outputs: Vec<Output>,
     playlist_path: PathBuf,
     live: Option<Arc<Live>>,
+    /// The open segment's bytes so far, for [`Live::file`] (only when serving).
+    segment: Vec<u8>,
     first_dts: Option<i64>,
     limit: Option<i64>,
     children: Vec<Child>,
@@ -338,6 +340,7 @@ impl HlsWriter {
             outputs: Vec::new(),
             playlist_path,
             live: None,
+            segment: Vec::new(),
             first_dts: None,
             limit: args.duration.map(|d| d.ticks),
             children: Vec::new(),
@@ -359,9 +362,30 @@ impl HlsWriter {
         }
     }
 
-    /// Carries out what the packager said, in order.
+    /// Carries out what the packager said, in order. When serving, the live edge goes first:
+    /// parts, whole segments and init segments, and the playlist reach [`Live`] from memory
+    /// before any file is written, so a slow disk never delays an HTTP client (a segment close's
+    /// write and rename delayed a blocked playlist request by 110 ms at a load average of 15).
     fn apply(&mut self) -> anyhow::Result<()> {
         let outputs = std::mem::take(&mut self.outputs);
+        if let Some(l) = self.live.clone() {
+            for o in &outputs {
+                match o {
+                    Output::Init { uri, data } => l.file(uri, data.clone()),
+                    Output::Open { .. } => self.segment.clear(),
+                    Output::Data(b) => self.segment.extend_from_slice(b),
+                    Output::Part { uri, data } => {
+                        log::debug!("part {uri} ({} bytes)", data.len());
+                        l.part(uri, data.clone());
+                    }
+                    Output::Close { uri, .. } => {
+                        l.file(uri, bytes::Bytes::from(std::mem::take(&mut self.segment)))
+                    }
+                    Output::Playlist { .. } => l.publish(self.out.playlist()),
+                    Output::Remove { .. } | Output::Notice(_) => {}
+                }
+            }
+        }
         for o in outputs {
             match o {
                 Output::Init { uri, data } => self.store.put(&uri, &data)?,
@@ -375,10 +399,6 @@ impl HlsWriter {
                     fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
                     fs::rename(&tmp, &path)
                         .with_context(|| format!("renaming {}", tmp.display()))?;
-                    log::debug!("part {uri} ({} bytes)", data.len());
-                    if let Some(l) = &self.live {
-                        l.part(&uri, data);
-                    }
                 }
                 Output::Close { uri, duration } => {
                     if let Some(path) = self.store.close()? {
@@ -388,9 +408,6 @@ impl HlsWriter {
                 }
                 Output::Playlist { segment } => {
                     let pl = self.out.playlist();
-                    if let Some(l) = &self.live {
-                        l.publish(pl);
-                    }
                     // DVR: the file (large, fsynced) follows the segments; live: every change.
                     if segment || !self.args.dvr {
                         self.store

@@ -67,6 +67,13 @@ pub fn cache_control(what: Cached) -> String {
 /// worth at 0.2 s parts and 6 s targets is 90; parts older than that are read from the store).
 const RECENT_PARTS: usize = 128;
 
+/// How many recent whole files (segments and init segments) are kept in memory: the producer
+/// hands each one over before it writes it to disk, and publishes the playlist that lists it
+/// before the write too, so the disk never delays the live edge; a file is served from here
+/// until it has surely reached the disk. Three segments, and at most [`RECENT_FILE_BYTES`].
+const RECENT_FILES: usize = 4;
+const RECENT_FILE_BYTES: usize = 64 << 20;
+
 /// The playlist as last published.
 struct Snapshot {
     edge: Edge,
@@ -97,6 +104,7 @@ struct Waiter {
 struct State {
     snapshot: Option<Snapshot>,
     parts: VecDeque<(String, Bytes)>,
+    files: VecDeque<(String, Bytes)>,
     /// Parked requests, by the server thread that holds them.
     waiters: Vec<Vec<Waiter>>,
 }
@@ -194,6 +202,7 @@ impl Live {
                 snapshot,
                 parts,
                 waiters,
+                ..
             } = &mut *st;
             let snap = snapshot.as_ref().expect("just set");
             for list in waiters.iter_mut() {
@@ -268,6 +277,19 @@ impl Live {
         self.lock().waiters.iter().map(Vec::len).sum()
     }
 
+    /// A whole segment or init segment, about to be written to disk: served from memory while it
+    /// is among the most recent.
+    pub fn file(&self, uri: &str, data: Bytes) {
+        let mut st = self.lock();
+        st.files.push_back((uri.to_string(), data));
+        while st.files.len() > RECENT_FILES
+            || (st.files.len() > 1
+                && st.files.iter().map(|(_, d)| d.len()).sum::<usize>() > RECENT_FILE_BYTES)
+        {
+            st.files.pop_front();
+        }
+    }
+
     fn playlist_response(&self, snap: &Snapshot, skip: bool, directives: bool) -> Response {
         let e = &snap.edge;
         let body = if skip {
@@ -306,6 +328,13 @@ impl Live {
         let mut st = self.lock();
         if let Some((_, data)) = st.parts.iter().find(|(u, _)| u == rel) {
             return Some(Reply::Now(part_response(data.clone())));
+        }
+        if let Some((_, data)) = st.files.iter().find(|(u, _)| u == rel) {
+            let mut r = Response::new(200, Body::Bytes(data.clone()))
+                .field("Content-Type", super::mime::content_type(Path::new(rel)))
+                .field("Cache-Control", cache_control(Cached::Media));
+            r.ranges = true;
+            return Some(Reply::Now(r));
         }
         let snap = st.snapshot.as_ref()?;
         if snap.hint.as_deref() != Some(rel) {

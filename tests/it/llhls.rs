@@ -525,7 +525,9 @@ fn blocking_reload_waits_for_the_part_and_refuses_what_is_too_far() {
     let live = Pipeline::start("llhls-blocking", 30, &["--low-latency"]);
     // The next part (the one the preload hint names): its file is not there when the request is
     // sent (checked just before; asked again should it have come meanwhile); the answer comes
-    // once it is written, and lists it.
+    // once the part is made, lists it, and the part is served at once (from memory: its file
+    // is written after the answer, so the disk never delays the live edge), with the bytes
+    // its file then has.
     let text = loop {
         let (_, _, text) = live.playlist("");
         let p = check(&text);
@@ -536,10 +538,15 @@ fn blocking_reload_waits_for_the_part_and_refuses_what_is_too_far() {
         }
         let (st, _, text) = live.playlist(&format!("_HLS_msn={msn}&_HLS_part={part}"));
         assert_eq!(st, 200);
-        assert!(
-            live.dir.join(&hint).exists(),
-            "answered before {hint} was written"
-        );
+        let t = Instant::now();
+        let (st, _, body) = get(&format!("{}{hint}", live.base()));
+        assert_eq!(st, 200, "{hint} listed but not served");
+        assert!(t.elapsed() < Duration::from_secs(1), "{hint}: not at once");
+        let file = live.dir.join(&hint);
+        wait_until(&format!("{hint} on disk"), Duration::from_secs(10), || {
+            file.exists()
+        });
+        assert_eq!(body, std::fs::read(&file).unwrap(), "{hint}");
         // Part `part` of segment `msn`, or (when that segment ended before it) part 0 of the
         // next: the hinted part either way, as parts are numbered across segments.
         assert!(text.contains(&format!("URI=\"{hint}\"")), "{text}");
@@ -550,7 +557,11 @@ fn blocking_reload_waits_for_the_part_and_refuses_what_is_too_far() {
     let hint = p.hint.clone().unwrap();
     let (st, _, body) = get(&format!("{}{hint}", live.base()));
     assert_eq!(st, 200);
-    assert_eq!(body, std::fs::read(live.dir.join(&hint)).unwrap());
+    let file = live.dir.join(&hint);
+    wait_until(&format!("{hint} on disk"), Duration::from_secs(10), || {
+        file.exists()
+    });
+    assert_eq!(body, std::fs::read(&file).unwrap());
     // Refused at once: more than two segments ahead, past the Advance Part Limit, a part
     // without a segment, a malformed number.
     let (msn, part) = next_part(&p);
