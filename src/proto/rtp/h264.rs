@@ -18,7 +18,8 @@ const FU_A: u8 = 28;
 ///
 /// - An access unit ends at the marker bit, or when the timestamp changes.
 /// - A sequence gap (loss or reordering) drops the unit in progress and everything up to the next
-///   IDR, with one warning per gap.
+///   IDR, with one warning per gap; an IDR whose first packets were lost is dropped too (its later
+///   slices alone are no keyframe).
 /// - PTS = the RTP timestamp, unwrapped, relative to the first packet. DTS: at each keyframe,
 ///   PTS − the reorder delay (VUI `max_num_reorder_frames`, else 2 frames unless the profile is
 ///   Baseline), then one frame duration more per unit; never above PTS, always increasing.
@@ -115,9 +116,16 @@ impl Depacketizer {
                         diff - 1
                     ),
                 ));
+                let lost_ts = self.au_ts;
                 self.drop_au();
                 self.fu = None;
                 self.waiting_key = true;
+                // The packets after the gap complete nothing if the lost ones may have held the
+                // start of their access unit: an IDR's later slices alone are no keyframe.
+                if lost_ts == Some(pkt.timestamp) || !starts_au(pkt.payload) {
+                    self.au_ts = Some(pkt.timestamp);
+                    self.broken = true;
+                }
             }
         }
         self.last_seq = Some(pkt.seq);
@@ -322,6 +330,25 @@ impl Depacketizer {
             keyframe: key,
             data,
         }));
+    }
+}
+
+/// Whether an RTP payload can be the first of an access unit: its first NAL unit (or the start
+/// of a fragmented one) opens one (SEI, SPS, PPS, AUD, ..., H.264 7.4.1.2.3), or is the first
+/// slice of a picture (`first_mb_in_slice` 0: ue(v) "1").
+fn starts_au(p: &[u8]) -> bool {
+    let (t, first_byte) = match p.first().map(|h| h & 0x1f) {
+        Some(STAP_A) => (p.get(3).map(|h| h & 0x1f), p.get(4)),
+        Some(FU_A) => match p.get(1) {
+            Some(&fu) if fu & 0x80 != 0 => (Some(fu & 0x1f), p.get(2)),
+            _ => return false,
+        },
+        t => (t, p.get(1)),
+    };
+    match t {
+        Some(1..=5) => first_byte.is_some_and(|b| b & 0x80 != 0),
+        Some(6..=9 | 14..=18) => true,
+        _ => false,
     }
 }
 
