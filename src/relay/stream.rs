@@ -27,6 +27,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::codec::h264::opens_au;
 use crate::format::detect;
 use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
 use crate::media::StreamFormat;
@@ -599,11 +600,6 @@ pub fn annexb_starts_au(chunk: &[u8]) -> bool {
         Some(1..=5) => chunk.get(h + 1).is_some_and(|b| b & 0x80 != 0),
         _ => false,
     }
-}
-
-/// NAL types that begin a new access unit when they follow a slice (H.264 7.4.1.2.3).
-fn opens_au(ty: u8) -> bool {
-    matches!(ty, 6..=9 | 14..=18)
 }
 
 impl AnnexBSplit {

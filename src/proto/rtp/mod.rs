@@ -1,6 +1,7 @@
 //! RTP (RFC 3550) for H.264, H.265 and AAC, sans-IO.
 //!
 //! - [`Packet`]: parse and write the fixed header (CSRCs, extension and padding handled).
+//! - [`nal`]: what H.264 and H.265 share (one depacketizer and packetizer over a codec trait).
 //! - [`h264`]: RFC 6184 depacketizer (single NAL, STAP-A, FU-A; a sequence gap drops to the next
 //!   keyframe) and packetizer (single NAL, FU-A, STAP-A with SPS+PPS before each IDR).
 //! - [`h265`]: RFC 7798 depacketizer (single NAL, AP, FU; a gap drops to the next IRAP picture)
@@ -20,6 +21,7 @@ pub mod aac;
 pub mod h264;
 pub mod h265;
 pub mod ingest;
+pub mod nal;
 pub mod reorder;
 pub mod rtcp;
 pub mod view;

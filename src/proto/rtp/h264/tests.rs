@@ -1,5 +1,9 @@
 use super::*;
 use crate::codec::h264::AnnexBReader;
+use crate::codec::h264::{avcc_nals, nal_type};
+use crate::error::Diag;
+use crate::media::{Frame, MediaEvent};
+use crate::proto::rtp::nal::test_util::{config_and_frames, frames_of};
 use crate::proto::rtp::{Packet, Sender};
 
 /// The frames and configuration of a real x264 stream (B-frames, High profile).
@@ -9,16 +13,7 @@ fn clip() -> (VideoConfig, Vec<Frame>) {
     let (mut ev, mut w) = (Vec::new(), Vec::new());
     r.push(data, &mut ev, &mut w);
     r.finish(&mut ev, &mut w);
-    let mut cfg = None;
-    let mut frames = Vec::new();
-    for e in ev {
-        match e {
-            MediaEvent::Video(c) => cfg = Some(c),
-            MediaEvent::Frame(f) => frames.push(f),
-            _ => {}
-        }
-    }
-    (cfg.unwrap(), frames)
+    config_and_frames(ev)
 }
 
 /// NAL units of an AVCC unit other than parameter sets and AUDs.
@@ -54,15 +49,6 @@ fn send(
         }
     }
     (ev, diags)
-}
-
-fn frames_of(ev: &[MediaEvent]) -> Vec<&Frame> {
-    ev.iter()
-        .filter_map(|e| match e {
-            MediaEvent::Frame(f) => Some(f),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
