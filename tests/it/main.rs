@@ -8,6 +8,7 @@ mod docs;
 mod hevc;
 mod hevc_rtmp;
 mod hevc_rtsp;
+mod hevc_thumb;
 mod hls;
 mod http;
 mod http_layer;
