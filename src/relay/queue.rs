@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::cache::Join;
 use super::metrics::Histogram;
 use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark};
-use crate::media::StreamFormat;
+use crate::media::{StreamFormat, VideoCodec};
 
 const TS_PACKET: usize = 188;
 
@@ -83,7 +83,7 @@ enum Tail {
     #[default]
     None,
     /// Annex B: chunks continue the cut access unit until one starts a new one.
-    AnnexB,
+    AnnexB(VideoCodec),
     /// MPEG-TS: packets of PIDs whose PES was in progress at the cut, up to each PID's next PES
     /// start; `closed` lists the PIDs already past that point.
     Ts { closed: Vec<u16> },
@@ -258,7 +258,8 @@ impl WatcherQueue {
         let mut key = None;
         let mut tail: Vec<Entry> = Vec::new();
         self.tail = match self.format {
-            StreamFormat::AnnexB => Tail::AnnexB,
+            StreamFormat::AnnexB => Tail::AnnexB(VideoCodec::H264),
+            StreamFormat::AnnexBH265 => Tail::AnnexB(VideoCodec::H265),
             StreamFormat::Ts => Tail::Ts { closed: Vec::new() },
             _ => Tail::None,
         };
@@ -328,8 +329,8 @@ impl WatcherQueue {
     fn tail_cut(&mut self, data: &Bytes) -> TailCut {
         match &mut self.tail {
             Tail::None => TailCut::No,
-            Tail::AnnexB => {
-                if annexb_starts_au(data) {
+            Tail::AnnexB(codec) => {
+                if annexb_starts_au(data, *codec) {
                     self.tail = Tail::None;
                     TailCut::No
                 } else {

@@ -6,6 +6,7 @@ mod common;
 
 mod docs;
 mod hevc;
+mod hevc_relay;
 mod hevc_rtmp;
 mod hevc_rtsp;
 mod hevc_thumb;

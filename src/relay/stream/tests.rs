@@ -155,6 +155,47 @@ fn annexb_nals_and_marks() {
 }
 
 #[test]
+fn annexb_h265_nals_and_marks() {
+    let input = testdata::annexb_h265();
+    let m = check_any_chunking(&input, StreamFormat::AnnexBH265);
+    // The IDR and two CRA pictures: each access unit's SEI (the first NAL after the parameter
+    // sets) is the keyframe.
+    assert_eq!(count(&m, Mark::Keyframe), 3);
+    for kind in [
+        HeaderKind::H265Vps,
+        HeaderKind::H265Sps,
+        HeaderKind::H265Pps,
+    ] {
+        assert_eq!(count(&m, Mark::Header(kind)), 3, "{kind:?}");
+    }
+    for (at, mark) in &m {
+        let nal = &input[*at..];
+        let hdr = if nal.starts_with(&[0, 0, 0, 1]) { 4 } else { 3 };
+        assert!(
+            nal[..hdr].ends_with(&[0, 0, 1]),
+            "chunk at {at} is not a NAL start"
+        );
+        let ty = (nal[hdr] >> 1) & 0x3F;
+        let want = match mark {
+            Mark::Header(HeaderKind::H265Vps) => 32,
+            Mark::Header(HeaderKind::H265Sps) => 33,
+            Mark::Header(HeaderKind::H265Pps) => 34,
+            Mark::Keyframe => 39,
+            other => panic!("unexpected mark {other:?}"),
+        };
+        assert_eq!(ty, want, "{mark:?} at {at}");
+    }
+    // What the queue's tail rule sees as starting an access unit: the parameter sets and SEI of
+    // the 3 keyframes, and the first (here the only) slice of each of the 50 pictures.
+    let (chunks, _) = split(&input, &[input.len()]);
+    let starts = chunks
+        .iter()
+        .filter(|c| annexb_starts_au(&c.data, VideoCodec::H265))
+        .count();
+    assert_eq!(starts, 3 * 4 + 50);
+}
+
+#[test]
 fn annexb_keyframe_is_emitted_without_waiting_for_the_frame() {
     let input = testdata::annexb_no_aud();
     // Up to 2 bytes into the IDR slice: the keyframe chunk must be out.
@@ -364,6 +405,7 @@ fn damaged_streams_keep_bytes_and_marks_under_any_chunking() {
         testdata::ts(),
         testdata::annexb(),
         testdata::annexb_no_aud(),
+        testdata::annexb_h265(),
     ];
     for round in 0..12 {
         let src = &sources[round % sources.len()];
