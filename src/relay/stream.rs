@@ -12,8 +12,8 @@
 //! - FLV: one chunk per tag, including its trailing PreviousTagSize; the 13-byte file header is one
 //!   [`HeaderKind::FlvFile`] chunk. onMetaData, AVC/HEVC/Enhanced-FLV video sequence starts and
 //!   AAC/Enhanced audio sequence starts are headers; a video keyframe tag (legacy or Enhanced FLV)
-//!   is [`Mark::Keyframe`]; in a file whose header announces no video, every audio frame is a
-//!   keyframe. A tag over [`MAX_FLV_TAG`] or with an unknown tag type means the stream is not FLV
+//!   is [`Mark::Keyframe`]; an H.265 RASL picture's tag is [`Mark::Rasl`]; in a file whose header
+//!   announces no video, every audio frame is a keyframe. A tag over [`MAX_FLV_TAG`] or with an unknown tag type means the stream is not FLV
 //!   any more: the rest passes through as Data (never buffered without bound).
 //! - MPEG-TS: whole 188-byte packets (runs of Data packets are one chunk); PAT and PMT packets are
 //!   headers; the PMT gives the video PID and stream type; the first packet of a video PES is a
@@ -64,6 +64,10 @@ pub enum Mark {
     Header(HeaderKind),
     Keyframe,
     Data,
+    /// An H.265 RASL picture (FLV): it references pictures before its CRA, so a watcher that
+    /// started on that CRA cannot decode it. The GOP cache and a queue that started on the
+    /// keyframe drop it; a watcher that was there before the keyframe gets it as Data.
+    Rasl,
 }
 
 #[derive(Clone, Debug)]
@@ -307,6 +311,11 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
                 match packet_type {
                     0 => Mark::Header(HeaderKind::FlvVideoConfig),
                     1 | 3 if key => Mark::Keyframe,
+                    // CodedFrames (a 3-byte composition time first) and CodedFramesX of hvc1.
+                    1 | 3 if body.get(1..5) == Some(b"hvc1") => {
+                        let at = if packet_type == 1 { 8 } else { 5 };
+                        hevc_mark(body.get(at..).unwrap_or_default())
+                    }
                     _ => Mark::Data,
                 }
             } else if frame_type == 5 {
@@ -317,6 +326,7 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
                     7 | 12 | 13 => match body.get(1) {
                         Some(0) => Mark::Header(HeaderKind::FlvVideoConfig),
                         Some(1) if key => Mark::Keyframe,
+                        Some(1) if b0 & 0x0F == 12 => hevc_mark(body.get(5..).unwrap_or_default()),
                         _ => Mark::Data,
                     },
                     _ if key => Mark::Keyframe,
@@ -341,6 +351,26 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
         }
         _ => Mark::Data,
     }
+}
+
+/// [`Mark::Rasl`] when the first slice of these length-prefixed H.265 NAL units is a RASL
+/// picture's (types 8 and 9), else Data.
+fn hevc_mark(mut nals: &[u8]) -> Mark {
+    while let [a, b, c, d, rest @ ..] = nals {
+        let n = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        let Some(nal) = rest.get(..n) else { break };
+        match nal.first().map(|h| (h >> 1) & 0x3F) {
+            Some(t) if h265::is_vcl(t) => {
+                return if h265::is_rasl(t) {
+                    Mark::Rasl
+                } else {
+                    Mark::Data
+                };
+            }
+            _ => nals = &rest[n..],
+        }
+    }
+    Mark::Data
 }
 
 // ---------------------------------------------------------------------------------------------

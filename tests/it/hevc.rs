@@ -241,7 +241,7 @@ fn streams_are_announced_as_hevc() {
 }
 
 /// The video access units of an FLV (legacy AVC or Enhanced `hvc1`), each as its NAL units.
-fn flv_access_units(data: &[u8]) -> Vec<Vec<Bytes>> {
+pub(crate) fn flv_access_units(data: &[u8]) -> Vec<Vec<Bytes>> {
     let mut r = flv::FlvReader::new();
     let mut evs = Vec::new();
     r.push(data, &mut evs);

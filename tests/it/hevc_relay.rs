@@ -20,22 +20,18 @@ use river::relay::stream::{Chunk, Mark, Splitter};
 const FPS: u32 = 25;
 const SECS: u32 = 4;
 
-/// Raw H.265 from Debian's ffmpeg: x265 with B-frames (bframes=2), a 1 s GOP (`open_gop` picks
-/// CRA pictures with RASL pictures after the first IDR, else IDR pictures), 320x240, no audio.
-fn raw_h265(open_gop: bool) -> PathBuf {
+/// Raw H.265 from Debian's ffmpeg: x265 with B-frames (bframes=2), closed 1 s GOPs, 320x240, no
+/// audio.
+fn raw_h265() -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!(
-        "relay-hevc-320x240p{FPS}-bf2-{}1s-{SECS}s.h265",
-        if open_gop { "opengop" } else { "closedgop" }
-    );
+    let name = format!("relay-hevc-320x240p{FPS}-bf2-closedgop1s-{SECS}s.h265");
     let path = tmpdir().join(&name);
     if !path.exists() {
         let tmp = tmpdir().join(format!("{name}.tmp"));
         let video = format!("testsrc2=size=320x240:rate={FPS}:duration={SECS}");
         let params = format!(
-            "bframes=2:keyint={FPS}:min-keyint={FPS}:scenecut=0:open-gop={}:frame-threads=1:pools=none:log-level=error",
-            u8::from(open_gop)
+            "bframes=2:keyint={FPS}:min-keyint={FPS}:scenecut=0:open-gop=0:frame-threads=1:pools=none:log-level=error"
         );
         ffmpeg(&[
             "-f",
@@ -71,7 +67,7 @@ fn split(data: &[u8], cut: usize) -> (Vec<Chunk>, StreamFormat) {
 
 #[test]
 fn raw_h265_keyframes_and_a_late_joiner_through_the_gop_cache() {
-    let path = raw_h265(false);
+    let path = raw_h265();
     let data = std::fs::read(&path).unwrap();
     let want = probe_packets(&path)
         .iter()
@@ -137,7 +133,7 @@ fn http_body(addr: String, path: &'static str) -> std::thread::JoinHandle<Vec<u8
 #[test]
 fn raw_h265_broadcast_plays_as_mpeg_ts_and_enhanced_flv_with_every_frame() {
     let hub = Hub::start(USERS);
-    let src = raw_h265(false);
+    let src = raw_h265();
     let frames = (FPS * SECS) as usize;
     let ts = http_body(hub.http.clone(), "/fier/hv.ts");
     let flv = http_body(hub.http.clone(), "/fier/hv.flv");
@@ -174,4 +170,211 @@ fn raw_h265_broadcast_plays_as_mpeg_ts_and_enhanced_flv_with_every_frame() {
             );
         }
     }
+}
+
+/// An open-GOP source as Enhanced FLV: Debian's ffmpeg encodes, a CRA picture every 24 frames
+/// with 2 RASL pictures each (x265 places leading pictures when the GOP is a multiple of its
+/// 3-picture mini-GOP; ffmpeg 9's x265 4 placed none at 24), ffmpeg 9 copies to FLV.
+fn open_gop_flv() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("relay-hevc-320x240p{FPS}-bf2-opengop24-{SECS}s");
+    let path = tmpdir().join(format!("{name}.flv"));
+    if !path.exists() {
+        let ts = tmpdir().join(format!("{name}.ts"));
+        let tmp = tmpdir().join(format!("{name}.tmp.flv"));
+        let video = format!("testsrc2=size=320x240:rate={FPS}:duration={SECS}");
+        let params = "bframes=2:keyint=24:min-keyint=24:scenecut=0:open-gop=1:frame-threads=1:pools=none:log-level=error";
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &video,
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            params,
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "mpegts",
+            &ts.to_string_lossy(),
+        ]);
+        ffmpeg9_run(&[
+            "-i",
+            &ts.to_string_lossy(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &tmp.to_string_lossy(),
+        ]);
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// Picture types (H.265 nal_unit_type of the first slice) of an FLV's video access units.
+fn picture_types(flv: &[u8]) -> Vec<u8> {
+    crate::hevc::flv_access_units(flv)
+        .iter()
+        .map(|au| {
+            au.iter()
+                .map(|n| river::codec::h265::nal_type(n))
+                .find(|&t| t < 32)
+                .expect("a slice")
+        })
+        .collect()
+}
+
+/// Video frames ffmpeg 9 decodes from `path` (its framecrc of a decode, one line a frame).
+fn decoded_video_frames(path: &std::path::Path) -> usize {
+    let out = run(
+        &ffmpeg9(),
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            &path.to_string_lossy(),
+            "-map",
+            "0:v",
+            "-f",
+            "framecrc",
+            "-",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success() && out.stderr.trim().is_empty(),
+        "{}",
+        out.stderr
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+/// A late FLV joiner whose cached GOP starts on a CRA picture gets none of that CRA's RASL
+/// pictures (they reference the GOP before it, which the joiner never got): every picture it gets
+/// decodes, and ffmpeg 9 decodes every one without an error.
+#[test]
+fn open_gop_flv_late_joiner_gets_no_rasl_pictures() {
+    let src = open_gop_flv();
+    let data = std::fs::read(&src).unwrap();
+    let types = picture_types(&data);
+    let cra = types.iter().position(|&t| t == 21).expect("a CRA picture");
+    assert!(
+        matches!(types[cra + 1], 8 | 9),
+        "x265's open GOP: RASL pictures follow the CRA: {types:?}"
+    );
+    let (chunks, fmt) = split(&data, 4096);
+    assert_eq!(fmt, StreamFormat::Flv);
+    let t = Instant::now();
+    let mut cache = GopCache::new(CacheLimits::default(), true);
+    // Join in the second GOP, before its RASL pictures went by and after: both are skipped.
+    let key2 = chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.mark == Mark::Keyframe)
+        .nth(1)
+        .unwrap()
+        .0;
+    for (name, join_at) in [("at the CRA", key2 + 1), ("later in its GOP", key2 + 12)] {
+        for c in &chunks[..join_at] {
+            cache.push(c, t);
+        }
+        let join = cache.join();
+        assert!(join.starts_on_keyframe);
+        let mut q = WatcherQueue::new(QueueLimits::default(), fmt, join, t);
+        for c in &chunks[join_at..] {
+            assert_eq!(q.push(c, t), Verdict::Ok);
+        }
+        let mut got = Vec::new();
+        while let Some(f) = q.front() {
+            let n = f.len();
+            got.extend_from_slice(f);
+            q.consume(n, Instant::now());
+        }
+        cache = GopCache::new(CacheLimits::default(), true);
+        let got_types = picture_types(&got);
+        assert_eq!(got_types[0], 21, "{name}: starts on the CRA");
+        let next_irap = got_types[1..]
+            .iter()
+            .position(|t| (16..=21).contains(t))
+            .map_or(got_types.len(), |i| i + 1);
+        assert!(
+            got_types[..next_irap].iter().all(|t| !matches!(t, 8 | 9)),
+            "{name}: RASL pictures of the joined CRA: {got_types:?}"
+        );
+        assert!(
+            got_types[next_irap..].iter().any(|t| matches!(t, 8 | 9)),
+            "{name}: the next CRA's RASL pictures are kept"
+        );
+        let out = write_tmp(&format!("relay-hevc-opengop-join-{}.flv", join_at), &got);
+        assert_decodes_cleanly9(&out);
+        assert_eq!(
+            decoded_video_frames(&out),
+            got_types.len(),
+            "{name}: every picture sent decodes"
+        );
+    }
+}
+
+/// The same through the hub: ffmpeg 9 publishes the open-GOP stream over RTMP in real time, and a
+/// late http-flv player (ffmpeg 9) that joins in the second GOP starts on its CRA without the
+/// CRA's RASL pictures; every picture it gets decodes, without an error.
+#[test]
+fn open_gop_late_http_flv_player_of_an_rtmp_publish_decodes_every_picture() {
+    let src = open_gop_flv();
+    let hub = Hub::start(USERS);
+    let publish = format!("rtmp://{}/fier/og?user-password=123", hub.rtmp);
+    let mut p = crate::hevc_rtmp::ffmpeg9_bg(&[
+        "-re",
+        "-i",
+        &src.to_string_lossy(),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &publish,
+    ]);
+    hub.log.wait_for("channel fier/og: FLV content", "the hub");
+    // The first CRA picture is at 0.88 s (frame 22), the second at 1.84 s.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let out = tmpdir().join("relay-hevc-opengop-late.flv");
+    let url = format!("http://{}/fier/og.flv", hub.http);
+    let mut late = crate::hevc_rtmp::ffmpeg9_bg(&[
+        "-i",
+        &url,
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &out.to_string_lossy(),
+    ]);
+    for (c, what) in [(&mut p, "ffmpeg 9 publish"), (&mut late, "late player")] {
+        let st = wait_deadline(c, WAIT, what);
+        assert!(st.success(), "{what}: {}", stderr_of(c));
+    }
+    let got = std::fs::read(&out).unwrap();
+    let types = picture_types(&got);
+    assert_eq!(types[0], 21, "starts on a CRA: {types:?}");
+    let next_irap = types[1..]
+        .iter()
+        .position(|t| (16..=21).contains(t))
+        .map_or(types.len(), |i| i + 1);
+    assert!(
+        types[..next_irap].iter().all(|t| !matches!(t, 8 | 9)),
+        "RASL pictures of the CRA joined at: {types:?}"
+    );
+    assert_decodes_cleanly9(&out);
+    assert_eq!(
+        decoded_video_frames(&out),
+        types.len(),
+        "every picture decodes"
+    );
 }

@@ -70,7 +70,7 @@ fn source_flv() -> PathBuf {
     path
 }
 
-fn ffmpeg9_bg(args: &[&str]) -> Child {
+pub(crate) fn ffmpeg9_bg(args: &[&str]) -> Child {
     Command::new(ffmpeg9())
         .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
         .args(args)

@@ -370,6 +370,29 @@ fn enhanced_flv_marks() {
         Mark::Header(HeaderKind::FlvVideoConfig)
     );
     assert_eq!(flv_tag_mark(&tag(9, b"\x52"), false), Mark::Data);
+    // H.265 RASL pictures (an SEI first, then a RASL_N slice; a RASL_R alone): Enhanced
+    // CodedFrames (3-byte composition time) and CodedFramesX, and the legacy codec id 12.
+    let rasl_n = b"\x00\x00\x00\x03\x4e\x01\x05\x00\x00\x00\x03\x10\x01\xaf";
+    let rasl_r = b"\x00\x00\x00\x03\x12\x01\xaf";
+    let trail = b"\x00\x00\x00\x03\x02\x01\xaf";
+    for (nals, want) in [
+        (&rasl_n[..], Mark::Rasl),
+        (rasl_r, Mark::Rasl),
+        (trail, Mark::Data),
+    ] {
+        let ex = [&b"\xA1hvc1\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &ex), false), want);
+        let ex_x = [&b"\xA3hvc1"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &ex_x), false), want);
+        let legacy = [&b"\x2C\x01\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &legacy), false), want);
+        // Not H.265: never a RASL picture.
+        let avc = [&b"\x27\x01\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &avc), false), Mark::Data);
+        // The slice cut short of its length: Data.
+        let cut = [&b"\xA3hvc1"[..], &nals[..nals.len() - 1]].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &cut), false), Mark::Data);
+    }
     assert_eq!(
         flv_tag_mark(&tag(8, b"\xAF\x00\x12\x10"), false),
         Mark::Header(HeaderKind::FlvAudioConfig)
