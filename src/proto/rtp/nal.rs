@@ -5,11 +5,12 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::dts::DtsClock;
 use super::{Packet, Payload, Unwrapper};
 use crate::codec::h264::avcc_nals;
 use crate::codec::h265::JoinFilter;
 use crate::error::Diag;
-use crate::media::{Codec, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::media::{Codec, Frame, MediaEvent, Track, VideoConfig};
 
 /// Largest access unit assembled; larger ones are dropped (and the stream waits for a keyframe).
 pub const MAX_AU: usize = 16 << 20;
@@ -114,12 +115,7 @@ pub struct Depacketizer<C: NalCodec> {
     join: JoinFilter,
     clock: Unwrapper,
     first: Option<i64>,
-    reorder: i64,
-    frame_dur: i64,
-    last_pts: Option<i64>,
-    last_dts: Option<i64>,
-    /// DTS of the last keyframe and units since.
-    anchor: Option<(i64, i64)>,
+    dts: DtsClock,
     pub dropped_units: u64,
     pub gaps: u64,
     warned_config: bool,
@@ -151,11 +147,7 @@ impl<C: NalCodec> Depacketizer<C> {
             join: JoinFilter::default(),
             clock: Unwrapper::default(),
             first: None,
-            reorder: 0,
-            frame_dur: CLOCK_HZ / 25,
-            last_pts: None,
-            last_dts: None,
-            anchor: None,
+            dts: DtsClock::new(C::LEADING_PICTURES),
             dropped_units: 0,
             gaps: 0,
             warned_config: false,
@@ -173,10 +165,7 @@ impl<C: NalCodec> Depacketizer<C> {
     }
 
     fn set_config(&mut self, c: VideoConfig) {
-        if let Some((n, den)) = c.frame_rate.filter(|&(n, _)| n > 0) {
-            self.frame_dur = (CLOCK_HZ * i64::from(den) / i64::from(n)).max(1);
-        }
-        self.reorder = C::reorder(&c);
+        self.dts.configure(&c);
         self.config = Some(c);
     }
 
@@ -413,7 +402,7 @@ impl<C: NalCodec> Depacketizer<C> {
         if C::LEADING_PICTURES {
             if self.waiting_key {
                 self.join.join(&self.au);
-                self.anchor = None;
+                self.dts.rejoin();
             } else if !self.join.keep(&self.au) {
                 // A RASL picture of the keyframe joined at.
                 self.drop_au();
@@ -434,50 +423,13 @@ impl<C: NalCodec> Depacketizer<C> {
         }));
     }
 
-    /// (PTS, DTS) of the unit with RTP timestamp `ts`.
+    /// (PTS, DTS) of the unit with RTP timestamp `ts`: PTS relative to the first unit, DTS by
+    /// [`DtsClock`].
     fn stamp(&mut self, ts: u32, key: bool) -> (i64, i64) {
         let ext = self.clock.unwrap(ts);
         let first = *self.first.get_or_insert(ext);
         let pts = ext - first;
-        if let Some(lp) = self.last_pts {
-            let step = pts - lp;
-            if step > 0
-                && step < self.frame_dur
-                && self.config.as_ref().is_some_and(|c| c.frame_rate.is_none())
-            {
-                self.frame_dur = step;
-            }
-        }
-        self.last_pts = Some(pts);
-        // DTS advances one frame duration per unit from an anchor set at each keyframe, never
-        // above PTS, always increasing. The first anchor is PTS minus the reorder delay. Without
-        // leading pictures (H.264: an IDR is shown before what follows it) every anchor is. With
-        // them (H.265), later ones continue the running DTS, kept within
-        // [PTS − 2·delay, PTS − delay]: an IRAP picture's leading pictures (at most
-        // sps_max_num_reorder_pics of them, H.265 7.4.3.2) are decoded after it and shown before
-        // it, so an open-GOP CRA needs up to twice the delay (x265's CRA with 2 RASL pictures:
-        // DTS = PTS − 4 frames).
-        if key || self.anchor.is_none() {
-            let hi = pts - self.reorder * self.frame_dur;
-            let mut a = match (self.anchor, self.last_dts) {
-                (Some(_), Some(ld)) if C::LEADING_PICTURES => {
-                    (ld + self.frame_dur).clamp(hi - self.reorder * self.frame_dur, hi)
-                }
-                _ => hi,
-            };
-            if let Some(ld) = self.last_dts {
-                a = a.max(ld + 1);
-            }
-            self.anchor = Some((a, 0));
-        }
-        let (a, k) = self.anchor.unwrap_or((pts, 0));
-        self.anchor = Some((a, k + 1));
-        let mut dts = (a + k * self.frame_dur).min(pts);
-        if let Some(ld) = self.last_dts {
-            dts = dts.max(ld + 1);
-        }
-        self.last_dts = Some(dts);
-        (pts, dts)
+        (pts, self.dts.stamp(pts, key))
     }
 }
 
