@@ -65,6 +65,29 @@ fn split(data: &[u8], cut: usize) -> (Vec<Chunk>, StreamFormat) {
     (out, s.format().unwrap())
 }
 
+/// What a watcher who joins after `chunks[..join_at]` receives: the GOP cache's join, then the
+/// rest live through its queue.
+fn late_joiner(chunks: &[Chunk], fmt: StreamFormat, join_at: usize) -> Vec<u8> {
+    let t = Instant::now();
+    let mut cache = GopCache::new(CacheLimits::default(), true);
+    for c in &chunks[..join_at] {
+        cache.push(c, t);
+    }
+    let join = cache.join();
+    assert!(join.starts_on_keyframe);
+    let mut q = WatcherQueue::new(QueueLimits::default(), fmt, join, t);
+    for c in &chunks[join_at..] {
+        assert_eq!(q.push(c, t), Verdict::Ok);
+    }
+    let mut got = Vec::new();
+    while let Some(f) = q.front() {
+        let n = f.len();
+        got.extend_from_slice(f);
+        q.consume(n, Instant::now());
+    }
+    got
+}
+
 #[test]
 fn raw_h265_keyframes_and_a_late_joiner_through_the_gop_cache() {
     let path = raw_h265();
@@ -86,26 +109,12 @@ fn raw_h265_keyframes_and_a_late_joiner_through_the_gop_cache() {
     }
     // Join 1.5 s in: the cached GOP starts on the second IDR.
     let (chunks, fmt) = split(&data, 1316);
-    let t = Instant::now();
-    let mut cache = GopCache::new(CacheLimits::default(), true);
     let (mut at, mut i) = (0, 0);
     while at < data.len() * 37 / 100 {
-        cache.push(&chunks[i], t);
         at += chunks[i].data.len();
         i += 1;
     }
-    let join = cache.join();
-    assert!(join.starts_on_keyframe);
-    let mut q = WatcherQueue::new(QueueLimits::default(), fmt, join, t);
-    for c in &chunks[i..] {
-        assert_eq!(q.push(c, t), Verdict::Ok);
-    }
-    let mut got = Vec::new();
-    while let Some(f) = q.front() {
-        let n = f.len();
-        got.extend_from_slice(f);
-        q.consume(n, Instant::now());
-    }
+    let got = late_joiner(&chunks, fmt, i);
     let out = write_tmp("relay-hevc-join.h265", &got);
     assert_decodes_cleanly(&out);
     let pk = probe_packets(&out);
@@ -273,8 +282,6 @@ fn open_gop_flv_late_joiner_gets_no_rasl_pictures() {
     );
     let (chunks, fmt) = split(&data, 4096);
     assert_eq!(fmt, StreamFormat::Flv);
-    let t = Instant::now();
-    let mut cache = GopCache::new(CacheLimits::default(), true);
     // Join in the second GOP, before its RASL pictures went by and after: both are skipped.
     let key2 = chunks
         .iter()
@@ -284,22 +291,7 @@ fn open_gop_flv_late_joiner_gets_no_rasl_pictures() {
         .unwrap()
         .0;
     for (name, join_at) in [("at the CRA", key2 + 1), ("later in its GOP", key2 + 12)] {
-        for c in &chunks[..join_at] {
-            cache.push(c, t);
-        }
-        let join = cache.join();
-        assert!(join.starts_on_keyframe);
-        let mut q = WatcherQueue::new(QueueLimits::default(), fmt, join, t);
-        for c in &chunks[join_at..] {
-            assert_eq!(q.push(c, t), Verdict::Ok);
-        }
-        let mut got = Vec::new();
-        while let Some(f) = q.front() {
-            let n = f.len();
-            got.extend_from_slice(f);
-            q.consume(n, Instant::now());
-        }
-        cache = GopCache::new(CacheLimits::default(), true);
+        let got = late_joiner(&chunks, fmt, join_at);
         let got_types = picture_types(&got);
         assert_eq!(got_types[0], 21, "{name}: starts on the CRA");
         let next_irap = got_types[1..]

@@ -15,24 +15,35 @@ fn out_path(name: &str) -> (PathBuf, String) {
     (p, s)
 }
 
+/// `river-rtsp-pull URL ARGS > path`, within 60 s: its exit status and stderr.
+fn pull(url: &str, args: &[&str], path: &std::path::Path) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(river("river-rtsp-pull"))
+        .arg(url)
+        .args(args)
+        .env_remove("RIVER_RTSP_PASSWORD")
+        .env_remove("RIVER_RTSP_USER")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning river-rtsp-pull");
+    let status = wait_deadline(&mut child, Duration::from_secs(60), "river-rtsp-pull");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
 #[test]
 fn an_h265_camera_is_pulled_to_ts_over_tcp_and_udp() {
     require("ffmpeg");
     let cam = Camera::start(&["--codec", "h265"]);
     for transport in ["tcp", "udp"] {
         let (path, _) = out_path(&format!("hevc-rtsp-pull-{transport}.ts"));
-        let mut child = Command::new(river("river-rtsp-pull"))
-            .args([&cam.url, "--transport", transport, "--duration", "2s"])
-            .env_remove("RIVER_RTSP_PASSWORD")
-            .env_remove("RIVER_RTSP_USER")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&path).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning river-rtsp-pull");
-        let status = wait_deadline(&mut child, Duration::from_secs(60), "river-rtsp-pull");
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        let (status, err) = pull(
+            &cam.url,
+            &["--transport", transport, "--duration", "2s"],
+            &path,
+        );
         assert!(status.success(), "{transport}: {status}: {err}");
         assert!(!err.contains("error"), "{transport}: {err}");
         let s = probe_streams(&path);
@@ -241,18 +252,7 @@ fn river_rtsp_pull_of_the_hubs_h265_with_b_frames_decodes_cleanly() {
         .wait_for("channel live/pull: FLV content", "the hub");
     let (path, _) = out_path("hevc-rtsp-hub-pull.ts");
     let url = format!("rtsp://{}/live/pull", hub.rtsp);
-    let mut child = Command::new(river("river-rtsp-pull"))
-        .args([&url, "--duration", "2s"])
-        .env_remove("RIVER_RTSP_PASSWORD")
-        .env_remove("RIVER_RTSP_USER")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&path).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning river-rtsp-pull");
-    let status = wait_deadline(&mut child, Duration::from_secs(60), "river-rtsp-pull");
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = pull(&url, &["--duration", "2s"], &path);
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("warning") && !err.contains("error"), "{err}");
     finish(publisher, "ffmpeg RTSP publisher");
