@@ -3,8 +3,9 @@
 //! - [`CameraUrl`] splits the credentials out of an RTSP URL and gives a form safe to log.
 //! - [`Ingest`] turns the frames of one or more RTSP sessions into one continuous stream of
 //!   [`MediaEvent`]s: it starts each session at a keyframe, rebases each session's timestamps to
-//!   continue where the previous session stopped, runs every frame through the shared
-//!   [`Timeline`], and marks each reconnect with [`MediaEvent::Discontinuity`].
+//!   continue where the previous session stopped, gives video its DTS ([`DtsClock`]: RTP carries
+//!   presentation times only, and B-frames come in decoding order), runs every frame through the
+//!   shared [`Timeline`], and marks each reconnect with [`MediaEvent::Discontinuity`].
 //! - [`Backoff`] is the reconnect policy: exponential, capped, reset once media flows again.
 //!
 //! The RTSP protocol itself (DESCRIBE/SETUP/PLAY, RTP depacketizing, keepalives, TEARDOWN) is the
@@ -15,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::media::{AudioConfig, Codec, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
+use crate::proto::rtp::dts::DtsClock;
 use crate::timeline::{Timeline, TimelineConfig};
 
 /// An RTSP URL with its credentials taken out.
@@ -245,6 +247,8 @@ pub struct Ingest {
     /// Last output DTS and typical step per track.
     last: [Option<i64>; 2],
     step: [i64; 2],
+    /// Video DTS from PTS and the reorder delay.
+    dts: DtsClock,
     stats: IngestStats,
 }
 
@@ -273,6 +277,7 @@ impl Ingest {
             resume_at: 0,
             last: [None; 2],
             step: [CLOCK_HZ / 30, 0],
+            dts: DtsClock::new(false).following_jumps(),
             stats: IngestStats::default(),
         }
     }
@@ -299,10 +304,16 @@ impl Ingest {
             origin: None,
             flowing: [false; 2],
         });
+        self.dts.rejoin();
     }
 
     /// The session's video configuration (from the SDP, or new in-band parameter sets).
     pub fn video_config(&mut self, cfg: VideoConfig) {
+        if self.video.as_ref().map(|v| v.codec) != Some(cfg.codec) {
+            self.dts = DtsClock::for_config(&cfg).following_jumps();
+        } else {
+            self.dts.configure(&cfg);
+        }
         self.video = Some(cfg);
     }
 
@@ -345,7 +356,10 @@ impl Ingest {
                     self.stats.dropped_before_key += 1;
                     return false;
                 }
-                let o = (ts, self.resume_at - ts);
+                // Video's first keyframe decodes at the resume point and shows the reorder delay
+                // later (its DTS lies that much before its PTS); audio moves with it.
+                let delay = if s.video { self.dts.delay() } else { 0 };
+                let o = (ts, self.resume_at - ts + delay);
                 s.origin = Some(o);
                 o
             }
@@ -378,13 +392,17 @@ impl Ingest {
         }
         let mut broke = std::mem::take(&mut self.pending_break);
         let t = ts + offset;
+        let dts = match track {
+            Track::Video => self.dts.stamp(t, keyframe),
+            Track::Audio => t,
+        };
         let mut f = Frame {
             track,
             codec: match track {
                 Track::Video => self.video.as_ref().map_or(Codec::H264, |v| v.codec.codec()),
                 Track::Audio => Codec::Aac,
             },
-            dts: t,
+            dts,
             pts: t,
             keyframe: track == Track::Audio || keyframe,
             data,
@@ -417,11 +435,12 @@ impl Ingest {
 mod tests {
     use super::*;
 
+    /// Baseline H.264 (no B-frames: DTS = PTS).
     fn vcfg() -> VideoConfig {
         VideoConfig {
             codec: crate::media::VideoCodec::H264,
             vps: vec![],
-            sps: vec![Bytes::from_static(b"\x67sps")],
+            sps: vec![Bytes::from_static(b"\x67\x42sps")],
             pps: vec![Bytes::from_static(b"\x68pps")],
             width: 320,
             height: 240,
@@ -627,5 +646,62 @@ mod tests {
         assert!(f.windows(2).all(|w| w[1].1 > w[0].1), "{f:?}");
         assert!(f.last().unwrap().1 < 60 * 90_000);
         assert!(out.iter().any(|e| matches!(e, MediaEvent::Discontinuity)));
+    }
+
+    #[test]
+    fn b_frames_get_their_dts_from_the_reorder_delay() {
+        // High profile without VUI (2 frames of reordering), 30 fps, in decoding order:
+        // I0 P3 B1 B2 P6 B4 B5, then the next session's keyframe.
+        let mut cfg = vcfg();
+        cfg.sps = vec![Bytes::from_static(b"\x67\x64sps")];
+        cfg.frame_rate = Some((30, 1));
+        let mut ing = Ingest::new();
+        let mut out = Vec::new();
+        let d = Bytes::from_static(b"x");
+        ing.begin_session(true, true);
+        ing.video_config(cfg.clone());
+        ing.audio_config(acfg());
+        for (n, k) in [
+            (0, true),
+            (3, false),
+            (1, false),
+            (2, false),
+            (6, false),
+            (4, false),
+            (5, false),
+        ] {
+            assert!(ing.frame(Track::Video, 1_000_000 + n * 3000, k, d.clone(), &mut out));
+        }
+        ing.frame(Track::Audio, 1_000_000, true, d.clone(), &mut out);
+        let ts: Vec<(Track, i64, i64)> = out
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Frame(f) => Some((f.track, f.dts, f.pts)),
+                _ => None,
+            })
+            .collect();
+        // The keyframe decodes at 0 and shows 2 frames later; audio keeps its sync with it.
+        let v = |dts: i64, n: i64| (Track::Video, dts, 6000 + n * 3000);
+        assert_eq!(
+            ts,
+            [
+                v(0, 0),
+                v(3000, 3),
+                v(6000, 1),
+                v(9000, 2),
+                v(12000, 6),
+                v(15000, 4),
+                v(18000, 5),
+                (Track::Audio, 6000, 6000)
+            ]
+        );
+        // A new session's keyframe decodes where the output stopped.
+        let end = ing.position();
+        ing.begin_session(true, false);
+        ing.video_config(cfg);
+        out.clear();
+        assert!(ing.frame(Track::Video, 5, true, d, &mut out));
+        let f = frames(&out);
+        assert_eq!(f, [(Track::Video, end, true)]);
     }
 }

@@ -36,7 +36,8 @@
 //! - [`cli`]: one clap definition per tool, shared by the binaries, the man pages and completions.
 //! - [`app`]: per-tool glue, `run(args) -> anyhow::Result<()>` (the only module on `anyhow`).
 //! - [`testsrc`]: the embedded test clip and its endless, re-stamped replay (`river-testsrc`).
-//! - [`thumb`]: thumbnails from the latest keyframe (openh264 decode, scale, JPEG/PNG), no I/O.
+//! - [`thumb`]: thumbnails from the latest keyframe (openh264 or libde265 decode, scale, JPEG/PNG), no
+//!   I/O.
 //! - [`relay`]: river-relay: users, keyframe-aware chunking, GOP cache, watcher queues, the
 //!   channels ([`relay::channel`]: attach, deliver, takeover, end, removal; pure), and the hub
 //!   (one reactor) with its fstream, HTTP (with mpegts.js player pages), RTMP and RTSP fronts,

@@ -459,7 +459,7 @@ impl Puller {
                 let t = rescale(ts.elapsed(), ts.clock_rate().get());
                 if t < *last_video_pts && !self.warned_bframes {
                     self.warned_bframes = true;
-                    log::warn!("{}: video timestamps went backward (B-frames, or a clock step): RTP carries no DTS, so river uses PTS as DTS and the timeline keeps it monotonic", self.peer());
+                    log::info!("{}: video timestamps go backward (B-frames): RTP carries no DTS; river derives it from the stream's reorder delay", self.peer());
                 }
                 *last_video_pts = (*last_video_pts).max(t);
                 let key = f.is_random_access_point();

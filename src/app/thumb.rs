@@ -101,7 +101,6 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         last_write: None,
         events: Vec::new(),
         diags: Vec::new(),
-        hevc: false,
     };
     run.main_loop(&rx)
 }
@@ -130,8 +129,6 @@ struct Run {
     last_write: Option<Instant>,
     events: Vec<MediaEvent>,
     diags: Vec<crate::error::Diag>,
-    /// The input looked like H.265/HEVC (TS stream type 0x24, or an Annex B VPS first).
-    hevc: bool,
 }
 
 impl Run {
@@ -146,9 +143,6 @@ impl Run {
                 Ok(Input::Data(buf)) => {
                     if self.done {
                         continue; // one-shot with --tee: the reader copies; nothing left to do
-                    }
-                    if self.bytes_in == 0 {
-                        self.hevc |= looks_like_hevc_annexb(&buf);
                     }
                     self.bytes_in += buf.len() as u64;
                     let res = self.demux.push(&buf, &mut self.events, &mut self.diags);
@@ -190,51 +184,54 @@ impl Run {
 
     fn after_push(&mut self, res: Result<(), crate::error::Diag>) -> anyhow::Result<()> {
         for d in self.diags.drain(..) {
-            if d.message.contains("type 0x24") {
-                self.hevc = true;
-            }
             log::warn!("stdin: {d}");
         }
-        let mut newest = None;
+        // Every keyframe of this push, in stream order: one read may hold several (a small file
+        // read whole), and one-shot wants the first that decodes, like `ffmpeg -frames:v 1`.
+        let mut keys = Vec::new();
         for ev in self.events.drain(..) {
             if let Some(k) = self.store.event(&ev, self.bytes_in) {
-                newest = Some(k);
+                keys.push(k);
             }
         }
         if let Err(d) = res {
             return Err(anyhow::anyhow!("stdin: {d}"));
         }
-        if let Some(k) = newest {
-            log::debug!("{}", k.describe());
-            if self.deadline.is_some() && matches!(self.mode, Mode::Live { .. }) {
-                self.deadline = None; // a keyframe arrived in time
-            }
-            *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(k.clone());
-            if let Mode::OneShot { out } = &self.mode {
-                if !self.done {
-                    let t0 = Instant::now();
-                    match self.renderer.render(&k, self.format) {
-                        Ok(img) => {
-                            let made = t0.elapsed().as_secs_f64() * 1e3;
-                            match out {
-                                Some(path) => write_atomic(path, &img)?,
-                                None => {
-                                    let mut so = io::stdout().lock();
-                                    so.write_all(&img).context("writing stdout")?;
-                                    so.flush().context("writing stdout")?;
-                                }
+        let Some(newest) = keys.last().cloned() else {
+            return Ok(());
+        };
+        log::debug!("{}", newest.describe());
+        if self.deadline.is_some() && matches!(self.mode, Mode::Live { .. }) {
+            self.deadline = None; // a keyframe arrived in time
+        }
+        *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
+        if let Mode::OneShot { out } = &self.mode {
+            for k in keys {
+                if self.done {
+                    break;
+                }
+                let t0 = Instant::now();
+                match self.renderer.render(&k, self.format) {
+                    Ok(img) => {
+                        let made = t0.elapsed().as_secs_f64() * 1e3;
+                        match out {
+                            Some(path) => write_atomic(path, &img)?,
+                            None => {
+                                let mut so = io::stdout().lock();
+                                so.write_all(&img).context("writing stdout")?;
+                                so.flush().context("writing stdout")?;
                             }
-                            log::info!(
-                                "{}: {} bytes of {:?}, made in {made:.1} ms",
-                                k.describe(),
-                                img.len(),
-                                self.format
-                            );
-                            self.done = true;
-                            self.deadline = None;
                         }
-                        Err(e) => log::warn!("{}: {e}; trying the next keyframe", k.describe()),
+                        log::info!(
+                            "{}: {} bytes of {:?}, made in {made:.1} ms",
+                            k.describe(),
+                            img.len(),
+                            self.format
+                        );
+                        self.done = true;
+                        self.deadline = None;
                     }
+                    Err(e) => log::warn!("{}: {e}; trying the next keyframe", k.describe()),
                 }
             }
         }
@@ -248,9 +245,9 @@ impl Run {
                 return Err(anyhow::anyhow!(
                     "no {} within --timeout {} ({} bytes of input read){}",
                     if matches!(self.mode, Mode::OneShot { .. }) {
-                        "decodable H.264 keyframe"
+                        "decodable keyframe"
                     } else {
-                        "H.264 keyframe"
+                        "keyframe"
                     },
                     fmt_duration(t),
                     self.bytes_in,
@@ -309,7 +306,7 @@ impl Run {
             let what = if self.store.latest().is_some() {
                 "input ended before any keyframe could be decoded"
             } else {
-                "input ended without an H.264 keyframe"
+                "input ended without an H.264 or H.265 keyframe"
             };
             anyhow::bail!(
                 "stdin: {what} ({} bytes read){}",
@@ -331,25 +328,11 @@ impl Run {
     }
 
     fn no_video_hint(&self) -> &'static str {
-        if self.hevc || self.store.unsupported_codec().is_some() {
-            "; the input carries H.265/HEVC video, which river-thumb does not decode (H.264 only)"
-        } else if self.store.no_video() {
-            "; the input has no H.264 video track (river-thumb decodes H.264 only, not H.265/HEVC)"
+        if self.store.no_video() {
+            "; the input has no H.264 or H.265 video track (river-thumb decodes those two)"
         } else {
             ""
         }
-    }
-}
-
-/// An Annex B stream whose first NAL unit has an H.265 header (two bytes, layer 0, temporal id 1)
-/// of a type that starts HEVC streams: VPS, SPS, PPS, AUD (32–35) or prefix SEI (39).
-fn looks_like_hevc_annexb(first: &[u8]) -> bool {
-    let rest = first
-        .strip_prefix(&[0, 0, 0, 1][..])
-        .or_else(|| first.strip_prefix(&[0, 0, 1][..]));
-    match rest {
-        Some([b0, 0x01, ..]) if b0 & 0x81 == 0 => matches!(b0 >> 1, 32..=35 | 39),
-        _ => false,
     }
 }
 
@@ -470,7 +453,7 @@ impl Shared {
             .clone()
             .ok_or((
                 503,
-                "no keyframe yet: river-thumb has not received an H.264 keyframe on its input; retry shortly\n"
+                "no keyframe yet: river-thumb has not received an H.264 or H.265 keyframe on its input; retry shortly\n"
                     .to_string(),
             ))?;
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());

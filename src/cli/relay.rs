@@ -81,9 +81,12 @@ dropped.
 End of broadcast: when the broadcaster closes, each watcher receives everything queued for it, then \
 EOF. Watchers still waiting for the channel keep waiting.
 
-Keyframes: the hub detects MPEG-TS, FLV or H.264 Annex B from the first bytes, keeps the headers \
-(FLV header, onMetaData, sequence headers; PAT/PMT; SPS/PPS) and the bytes since the last keyframe \
-(bounded by --cache-bytes and --cache-time), so a watcher who joins late starts decodable at once. \
+Keyframes: the hub detects MPEG-TS, FLV, or H.264 or H.265 Annex B from the first bytes, keeps the \
+headers (FLV header, onMetaData, sequence headers; PAT/PMT; SPS/PPS, and the VPS for H.265) and the \
+bytes since the last keyframe (an IDR, or for H.265 an IRAP picture) \
+(bounded by --cache-bytes and --cache-time), so a watcher who joins late starts decodable at once \
+(joining FLV H.265 on an open-GOP CRA picture, it gets none of that CRA's RASL pictures, which \
+reference the GOP before). \
 Unknown content is forwarded as it is, from the join point. --no-gop-cache turns the GOP cache \
 off (watchers wait for the next keyframe).
 

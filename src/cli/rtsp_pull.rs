@@ -32,6 +32,10 @@ one-line error and exit status 1. A wrong password (401) or an unsupported codec
 with --retry when it happens on the first connection; once a session has worked, every failure is \
 retried.
 
+Timestamps: RTP carries presentation times only; a camera that sends B-frames (frames in decoding \
+order) gets decoding times from its SPS's reorder delay, as the hub's RTSP ingest does (so its \
+first picture shows that delay after the stream's start).
+
 --duration D stops after D of media has been written (or, when the camera is down, D plus the \
 stall timeout of wall-clock time), tears the session down and flushes: a cron-driven DVR.
 

@@ -11,9 +11,11 @@ use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 use crate::thumb::ImageFormat;
 
 const THUMB_LONG: &str = "\
-Reads H.264 (+AAC) as FLV, MPEG-TS or Annex B on stdin, keeps the newest keyframe (with its SPS/PPS) \
-in memory, and turns it into a JPEG or PNG only when a picture is wanted. One H.264 decoder (openh264) \
-stays alive; nothing but keyframes is decoded.
+Reads H.264 or H.265 (+AAC) as FLV (Enhanced FLV for H.265), MPEG-TS or Annex B on stdin, keeps the \
+newest keyframe (with its parameter sets) in memory, and turns it into a JPEG or PNG only when a \
+picture is wanted. One decoder per codec stays alive (openh264 for H.264, the system's libde265 for \
+H.265); nothing but keyframes is decoded. An H.265 keyframe is an IRAP picture (IDR, CRA or BLA), \
+decoded alone.
 
 Modes:
   (default)      one-shot: the first decodable keyframe becomes an image on stdout (or in --out), \
@@ -26,9 +28,9 @@ cached per keyframe; 503 before the first keyframe; the bound address is printed
   --tee          copy stdin to stdout unchanged, each read written before it is looked at, so \
 river-thumb can sit in the middle of a pipeline; pictures then go to --out or --serve
 
-A keyframe that fails to decode is reported and skipped; the next one is tried. Only H.264 is \
-decoded: other codecs (H.265/HEVC, VP6) are refused with an error naming them. Durations are like \
-500ms, 10s, 1.5m or 1h (a bare number means seconds).
+A keyframe that fails to decode is reported and skipped; the next one is tried. Only H.264 and \
+H.265 are decoded: a track in another codec (VP6, MPEG-2 video) is reported by name and ignored. \
+Durations are like 500ms, 10s, 1.5m or 1h (a bare number means seconds).
 
 Examples:
   ffmpeg -v error -i in.mp4 -c copy -f flv - | river-thumb --width 320 > thumb.jpg
@@ -42,7 +44,7 @@ Examples:
 #[command(
     name = "river-thumb",
     version,
-    about = "Thumbnails (JPEG/PNG) from the latest H.264 keyframe: one-shot, periodic, over HTTP, or mid-pipe",
+    about = "Thumbnails (JPEG/PNG) from the latest H.264 or H.265 keyframe: one-shot, periodic, over HTTP, or mid-pipe",
     long_about = THUMB_LONG,
     after_long_help = EXIT_STATUS_HELP
 )]

@@ -187,7 +187,7 @@ pub struct HlsOut {
     /// The part in hand starts with a keyframe: its first video frame (its first frame, without
     /// video) is one; `None` until that frame came.
     part_independent: Option<bool>,
-    /// The wall clock ↔ DTS anchor of EXT-X-PROGRAM-DATE-TIME.
+    /// The wall clock ↔ media time anchor of EXT-X-PROGRAM-DATE-TIME (the segmenter's clock).
     anchor: Option<(i64, i64)>,
     /// The first segment opened on audio leading the video: the anchor moves to the first video
     /// frame, where the segment's clock starts.
@@ -346,7 +346,7 @@ impl HlsOut {
         }
         if self.lead && self.cut_point(f) {
             self.lead = false;
-            self.anchor = Some((now.unix_ms, f.dts));
+            self.anchor = Some((now.unix_ms, self.seg.segment_start().unwrap_or(f.dts)));
             if let Some(c) = &mut self.cur {
                 c.date_ms = now.unix_ms;
                 self.playlist
@@ -488,11 +488,14 @@ impl HlsOut {
             // starts at the first video frame (see `frame`).
             self.lead = true;
         }
+        // The date follows the segmenter's clock, as EXTINF does (with the DTS an open-GOP CRA's
+        // segment was dated 2 frames early: x265's CRA has DTS = PTS − 4 frames, its IDR PTS − 2).
+        let t = self.seg.segment_start().unwrap_or(f.dts);
         if discontinuity || self.anchor.is_none() {
-            self.anchor = Some((now_ms, f.dts));
+            self.anchor = Some((now_ms, t));
         }
-        let (wall0, dts0) = self.anchor.unwrap_or((now_ms, f.dts));
-        let date_ms = wall0 + (f.dts - dts0) / (CLOCK_HZ / 1000);
+        let (wall0, t0) = self.anchor.unwrap_or((now_ms, t));
+        let date_ms = wall0 + (t - t0) / (CLOCK_HZ / 1000);
         let ext = self.cfg.segment_type.extension();
         let uri = self
             .names

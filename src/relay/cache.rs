@@ -2,7 +2,8 @@
 //!
 //! It keeps the newest chunk of each [`HeaderKind`] (in the order the kinds first appeared, which is
 //! stream order: FLV file header, onMetaData, sequence headers; PAT, PMT; SPS, PPS) and every chunk
-//! since the last [`Mark::Keyframe`]. The chunks are shared [`Bytes`](bytes::Bytes): nothing is
+//! since the last [`Mark::Keyframe`] but H.265 RASL pictures ([`Mark::Rasl`]: the joiner starts on
+//! their CRA and never has what they reference). The chunks are shared [`Bytes`](bytes::Bytes): nothing is
 //! copied. When the GOP outgrows [`CacheLimits`] (bytes or age since its keyframe) it is dropped
 //! whole and the next joiner waits for the next keyframe instead: a partial GOP cannot be decoded.
 
@@ -88,6 +89,9 @@ impl GopCache {
                 self.append(chunk, now);
             }
             Mark::Data => self.append(chunk, now),
+            // The GOP starts on its keyframe: a RASL picture in it belongs to that keyframe (a CRA)
+            // and cannot be decoded by a watcher who starts there.
+            Mark::Rasl => {}
         }
     }
 
@@ -158,6 +162,22 @@ mod tests {
     }
     const PAT: Mark = Mark::Header(HeaderKind::TsPat);
     const PMT: Mark = Mark::Header(HeaderKind::TsPmt);
+
+    #[test]
+    fn rasl_pictures_are_not_cached() {
+        let t = Instant::now();
+        let mut g = GopCache::new(CacheLimits::default(), true);
+        for ch in [
+            c(Mark::Keyframe, 1, 1),
+            c(Mark::Rasl, 1, 2),
+            c(Mark::Data, 1, 3),
+        ] {
+            g.push(&ch, t);
+        }
+        let j = g.join();
+        let ids: Vec<u8> = j.chunks.iter().map(|c| c.data[0]).collect();
+        assert_eq!(ids, [1, 3]);
+    }
 
     #[test]
     fn headers_newest_per_kind_in_first_seen_order_then_the_gop() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::cache::Join;
 use super::metrics::Histogram;
 use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark};
-use crate::media::StreamFormat;
+use crate::media::{StreamFormat, VideoCodec};
 
 const TS_PACKET: usize = 188;
 
@@ -69,6 +69,10 @@ pub struct WatcherQueue {
     bytes: usize,
     /// Data is skipped until the next keyframe.
     waiting: bool,
+    /// The watcher's pictures start on the current GOP's keyframe (it joined or skipped there):
+    /// that keyframe's RASL pictures ([`Mark::Rasl`]) cannot decode and are not queued. Cleared
+    /// at the next keyframe, whose RASL pictures reference pictures the watcher has.
+    started_at_key: bool,
     /// Since when the watcher is behind (first overflow, cleared when the queue drains).
     behind_since: Option<Instant>,
     /// After a skip: the rest of the access unit / PES packets in progress at the cut, still to
@@ -83,7 +87,7 @@ enum Tail {
     #[default]
     None,
     /// Annex B: chunks continue the cut access unit until one starts a new one.
-    AnnexB,
+    AnnexB(VideoCodec),
     /// MPEG-TS: packets of PIDs whose PES was in progress at the cut, up to each PID's next PES
     /// start; `closed` lists the PIDs already past that point.
     Ts { closed: Vec<u16> },
@@ -105,6 +109,7 @@ impl WatcherQueue {
             front_off: 0,
             bytes: 0,
             waiting: false,
+            started_at_key: false,
             behind_since: None,
             tail: Tail::None,
             stats: QueueStats::default(),
@@ -114,6 +119,7 @@ impl WatcherQueue {
         // keyframe instead, with the headers only.
         let use_gop = join.starts_on_keyframe && join.bytes() <= limits.max_bytes;
         q.waiting = known && !use_gop;
+        q.started_at_key = use_gop;
         for c in join.chunks {
             if use_gop || matches!(c.mark, Mark::Header(_)) {
                 q.enqueue(c.data, c.mark, now);
@@ -166,6 +172,7 @@ impl WatcherQueue {
 
     /// Queues a live chunk, applying the overflow policy.
     pub fn push(&mut self, chunk: &Chunk, now: Instant) -> Verdict {
+        let resumes = self.waiting && chunk.mark == Mark::Keyframe;
         if self.waiting {
             match chunk.mark {
                 Mark::Keyframe => {
@@ -177,7 +184,7 @@ impl WatcherQueue {
                     self.enqueue(chunk.data.clone(), chunk.mark, now);
                     return self.check(now);
                 }
-                Mark::Data => {
+                Mark::Data | Mark::Rasl => {
                     match self.tail_cut(&chunk.data) {
                         TailCut::Keep(pieces, dropped) => {
                             for p in pieces {
@@ -201,6 +208,13 @@ impl WatcherQueue {
                 }
             }
         }
+        if !self.keeps(chunk.mark) {
+            return self.check(now);
+        }
+        if resumes {
+            // The watcher's pictures start here again.
+            self.started_at_key = true;
+        }
         self.enqueue(chunk.data.clone(), chunk.mark, now);
         if self.overflowing(now) {
             if self.format == StreamFormat::Opaque {
@@ -219,9 +233,24 @@ impl WatcherQueue {
         if self.waiting {
             return self.push(chunk, now);
         }
-        self.enqueue(chunk.data.clone(), chunk.mark, now);
+        if self.keeps(chunk.mark) {
+            self.enqueue(chunk.data.clone(), chunk.mark, now);
+        }
         self.behind_since = None;
         Verdict::Ok
+    }
+
+    /// Whether a live chunk goes into a queue that is not waiting: not a RASL picture of the
+    /// keyframe the watcher started on. A later keyframe ends that start.
+    fn keeps(&mut self, mark: Mark) -> bool {
+        match mark {
+            Mark::Keyframe => {
+                self.started_at_key = false;
+                true
+            }
+            Mark::Rasl => !self.started_at_key,
+            _ => true,
+        }
     }
 
     /// Below its byte bound: a paced broadcast may be read for this watcher.
@@ -258,7 +287,8 @@ impl WatcherQueue {
         let mut key = None;
         let mut tail: Vec<Entry> = Vec::new();
         self.tail = match self.format {
-            StreamFormat::AnnexB => Tail::AnnexB,
+            StreamFormat::AnnexB => Tail::AnnexB(VideoCodec::H264),
+            StreamFormat::AnnexBH265 => Tail::AnnexB(VideoCodec::H265),
             StreamFormat::Ts => Tail::Ts { closed: Vec::new() },
             _ => Tail::None,
         };
@@ -316,6 +346,7 @@ impl WatcherQueue {
         self.waiting = key.is_none();
         if !self.waiting {
             self.tail = Tail::None;
+            self.started_at_key = true;
         }
         if let Some(k) = key {
             self.bytes += k.data.len();
@@ -328,8 +359,8 @@ impl WatcherQueue {
     fn tail_cut(&mut self, data: &Bytes) -> TailCut {
         match &mut self.tail {
             Tail::None => TailCut::No,
-            Tail::AnnexB => {
-                if annexb_starts_au(data) {
+            Tail::AnnexB(codec) => {
+                if annexb_starts_au(data, *codec) {
                     self.tail = Tail::None;
                     TailCut::No
                 } else {
@@ -541,6 +572,55 @@ mod tests {
         assert_eq!(drain(&mut q), [vec![1; 7], vec![2; 5]].concat());
         assert!(q.is_empty());
         assert_eq!(q.stats().bytes_sent, 15);
+    }
+
+    #[test]
+    fn rasl_pictures_of_the_keyframe_a_watcher_starts_on_are_not_queued() {
+        let t = Instant::now();
+        let rasl = |id| c(Mark::Rasl, 2, id);
+        // Joined on the cached GOP's keyframe (a CRA): its RASL pictures are not queued, the next
+        // keyframe's are.
+        let join = Join {
+            chunks: vec![c(Mark::Keyframe, 10, 1)],
+            starts_on_keyframe: true,
+        };
+        let mut q = WatcherQueue::new(limits(), StreamFormat::Flv, join, t);
+        for ch in [
+            rasl(2),
+            c(Mark::Data, 3, 3),
+            c(Mark::Keyframe, 4, 4),
+            rasl(5),
+        ] {
+            assert_eq!(q.push(&ch, t), Verdict::Ok);
+        }
+        assert_eq!(
+            drain(&mut q),
+            [vec![1; 10], vec![3; 3], vec![4; 4], vec![5; 2]].concat()
+        );
+        // Waiting for a keyframe (nothing cached): the same from the keyframe it starts on.
+        let mut q = WatcherQueue::new_waiting(limits(), StreamFormat::Flv, vec![], t);
+        for ch in [
+            rasl(1),
+            c(Mark::Keyframe, 4, 2),
+            rasl(3),
+            c(Mark::Data, 3, 4),
+        ] {
+            q.push(&ch, t);
+        }
+        assert_eq!(drain(&mut q), [vec![2; 4], vec![4; 3]].concat());
+        // Paced delivery too.
+        let join = Join {
+            chunks: vec![c(Mark::Keyframe, 10, 1)],
+            starts_on_keyframe: true,
+        };
+        let mut q = WatcherQueue::new(limits(), StreamFormat::Flv, join, t);
+        q.push_paced(&rasl(2), t);
+        q.push_paced(&c(Mark::Keyframe, 4, 3), t);
+        q.push_paced(&rasl(4), t);
+        assert_eq!(
+            drain(&mut q),
+            [vec![1; 10], vec![3; 4], vec![4; 2]].concat()
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct ChannelStats {
     pub user: String,
     pub channel: String,
     pub live: bool,
-    /// `flv`, `ts`, `h264`, `opaque`, or empty while undecided.
+    /// `flv`, `ts`, `h264`, `h265`, `opaque`, or empty while undecided.
     pub format: &'static str,
     pub broadcaster: Option<String>,
     pub bytes_in: u64,

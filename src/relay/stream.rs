@@ -12,24 +12,27 @@
 //! - FLV: one chunk per tag, including its trailing PreviousTagSize; the 13-byte file header is one
 //!   [`HeaderKind::FlvFile`] chunk. onMetaData, AVC/HEVC/Enhanced-FLV video sequence starts and
 //!   AAC/Enhanced audio sequence starts are headers; a video keyframe tag (legacy or Enhanced FLV)
-//!   is [`Mark::Keyframe`]; in a file whose header announces no video, every audio frame is a
-//!   keyframe. A tag over [`MAX_FLV_TAG`] or with an unknown tag type means the stream is not FLV
+//!   is [`Mark::Keyframe`]; an H.265 RASL picture's tag is [`Mark::Rasl`]; in a file whose header
+//!   announces no video, every audio frame is a keyframe. A tag over [`MAX_FLV_TAG`] or with an unknown tag type means the stream is not FLV
 //!   any more: the rest passes through as Data (never buffered without bound).
 //! - MPEG-TS: whole 188-byte packets (runs of Data packets are one chunk); PAT and PMT packets are
 //!   headers; the PMT gives the video PID and stream type; the first packet of a video PES is a
 //!   keyframe when it has random_access_indicator or its payload shows an IDR/SPS (H.264), an
 //!   IRAP/VPS/SPS (HEVC) or a sequence header (MPEG-1/2 video); in a program without video, every
 //!   audio PES start is a keyframe. Lost sync: bytes pass as Data until two sync bytes 188 apart.
-//! - H.264 Annex B: chunks are NAL units (start code included). SPS and PPS are headers (held
-//!   until complete). The first non-header NAL of an IDR access unit (its AUD or SEI, else the IDR
-//!   slice) is the keyframe; NALs that open an access unit are held only until its first slice
-//!   header shows whether it is an IDR, so nothing waits for a whole frame.
+//! - H.264 and H.265 Annex B: chunks are NAL units (start code included). Parameter sets (SPS and
+//!   PPS; VPS, SPS and PPS) are headers (held until complete). The first non-header NAL of a
+//!   keyframe's access unit (its AUD or SEI, else its first slice) is the keyframe: an IDR for
+//!   H.264, an IRAP picture (IDR, CRA, BLA) for H.265. NALs that open an access unit are held only
+//!   until its first slice header shows whether it is a keyframe, so nothing waits for a whole
+//!   frame.
 
 use bytes::{Bytes, BytesMut};
 
+use crate::codec::{h264, h265};
 use crate::format::detect;
 use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
-use crate::media::StreamFormat;
+use crate::media::{StreamFormat, VideoCodec};
 
 /// Largest FLV tag (header, body and PreviousTagSize) the splitter buffers: the 24-bit size field
 /// allows 16 MiB.
@@ -51,6 +54,9 @@ pub enum HeaderKind {
     TsPmt,
     H264Sps,
     H264Pps,
+    H265Vps,
+    H265Sps,
+    H265Pps,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +64,10 @@ pub enum Mark {
     Header(HeaderKind),
     Keyframe,
     Data,
+    /// An H.265 RASL picture (FLV): it references pictures before its CRA, so a watcher that
+    /// started on that CRA cannot decode it. The GOP cache and a queue that started on the
+    /// keyframe drop it; a watcher that was there before the keyframe gets it as Data.
+    Rasl,
 }
 
 #[derive(Clone, Debug)]
@@ -116,18 +126,13 @@ impl Splitter {
     }
 
     fn start(&mut self, f: StreamFormat) {
-        // Raw H.265 has no keyframe-aware splitting in the relay yet: it passes as opaque bytes.
-        let f = if f == StreamFormat::AnnexBH265 {
-            StreamFormat::Opaque
-        } else {
-            f
-        };
         self.format = Some(f);
         self.inner = match f {
-            StreamFormat::Opaque | StreamFormat::AnnexBH265 => Inner::Opaque,
+            StreamFormat::Opaque => Inner::Opaque,
             StreamFormat::Flv => Inner::Flv(FlvSplit::default()),
             StreamFormat::Ts => Inner::Ts(TsSplit::default()),
-            StreamFormat::AnnexB => Inner::AnnexB(AnnexBSplit::default()),
+            StreamFormat::AnnexB => Inner::AnnexB(AnnexBSplit::new(VideoCodec::H264)),
+            StreamFormat::AnnexBH265 => Inner::AnnexB(AnnexBSplit::new(VideoCodec::H265)),
         };
     }
 
@@ -306,6 +311,11 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
                 match packet_type {
                     0 => Mark::Header(HeaderKind::FlvVideoConfig),
                     1 | 3 if key => Mark::Keyframe,
+                    // CodedFrames (a 3-byte composition time first) and CodedFramesX of hvc1.
+                    1 | 3 if body.get(1..5) == Some(b"hvc1") => {
+                        let at = if packet_type == 1 { 8 } else { 5 };
+                        hevc_mark(body.get(at..).unwrap_or_default())
+                    }
                     _ => Mark::Data,
                 }
             } else if frame_type == 5 {
@@ -316,6 +326,7 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
                     7 | 12 | 13 => match body.get(1) {
                         Some(0) => Mark::Header(HeaderKind::FlvVideoConfig),
                         Some(1) if key => Mark::Keyframe,
+                        Some(1) if b0 & 0x0F == 12 => hevc_mark(body.get(5..).unwrap_or_default()),
                         _ => Mark::Data,
                     },
                     _ if key => Mark::Keyframe,
@@ -340,6 +351,26 @@ fn flv_tag_mark(tag: &[u8], audio_only: bool) -> Mark {
         }
         _ => Mark::Data,
     }
+}
+
+/// [`Mark::Rasl`] when the first slice of these length-prefixed H.265 NAL units is a RASL
+/// picture's (types 8 and 9), else Data.
+fn hevc_mark(mut nals: &[u8]) -> Mark {
+    while let [a, b, c, d, rest @ ..] = nals {
+        let n = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        let Some(nal) = rest.get(..n) else { break };
+        match nal.first().map(|h| (h >> 1) & 0x3F) {
+            Some(t) if h265::is_vcl(t) => {
+                return if h265::is_rasl(t) {
+                    Mark::Rasl
+                } else {
+                    Mark::Data
+                };
+            }
+            _ => nals = &rest[n..],
+        }
+    }
+    Mark::Data
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,14 +572,14 @@ fn pes_starts_keyframe(payload: &[u8], stream_type: u8) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// H.264 Annex B
+// H.264 and H.265 Annex B
 
 /// Bytes at the end of the buffer kept back while streaming a NAL: they may be the start of the
 /// next start code (`00 00 00 01`).
 const HOLDBACK: usize = 4;
 
-#[derive(Default)]
 struct AnnexBSplit {
+    codec: VideoCodec,
     /// Unemitted bytes, from the start of the current NAL, or from the middle of one that is
     /// being streamed.
     buf: BytesMut,
@@ -584,9 +615,9 @@ fn find_start_code(b: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(&b[from..], &[0, 0, 1]).map(|k| from + k)
 }
 
-/// Does this chunk of an Annex B stream (as [`Splitter`] cuts it) begin an H.264 access unit? True
-/// for a NAL that opens one (AUD, SPS, PPS, SEI, ...) and for the first slice of a picture.
-pub fn annexb_starts_au(chunk: &[u8]) -> bool {
+/// Does this chunk of an Annex B stream (as [`Splitter`] cuts it) begin an access unit? True for a
+/// NAL that opens one (AUD, parameter sets, SEI, ...) and for the first slice of a picture.
+pub fn annexb_starts_au(chunk: &[u8], codec: VideoCodec) -> bool {
     let h = if chunk.starts_with(&[0, 0, 0, 1]) {
         4
     } else if chunk.starts_with(&[0, 0, 1]) {
@@ -594,19 +625,89 @@ pub fn annexb_starts_au(chunk: &[u8]) -> bool {
     } else {
         return false;
     };
-    match chunk.get(h).map(|b| b & 0x1F) {
-        Some(ty) if opens_au(ty) => true,
-        Some(1..=5) => chunk.get(h + 1).is_some_and(|b| b & 0x80 != 0),
-        _ => false,
+    match nal_kind(codec, &chunk[h..]) {
+        Some(NalKind::Other(ty)) => opens_au(codec, ty),
+        Some(NalKind::Slice { first_bit, .. }) => first_bit,
+        None => false,
     }
 }
 
-/// NAL types that begin a new access unit when they follow a slice (H.264 7.4.1.2.3).
-fn opens_au(ty: u8) -> bool {
-    matches!(ty, 6..=9 | 14..=18)
+/// What the splitter needs to know of a NAL unit from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NalKind {
+    /// A slice: whether it is a keyframe's (H.264 IDR, H.265 IRAP picture), and the first bit of
+    /// its header (the first slice of a picture: H.264 `first_mb_in_slice` 0 as ue(v) "1", H.265
+    /// `first_slice_segment_in_pic_flag`).
+    Slice { key: bool, first_bit: bool },
+    /// Any other NAL unit, by type.
+    Other(u8),
+}
+
+/// Header bytes of a NAL unit.
+fn header_len(codec: VideoCodec) -> usize {
+    match codec {
+        VideoCodec::H264 => 1,
+        VideoCodec::H265 => 2,
+    }
+}
+
+/// The kind of the NAL unit starting at `nal` (its header first); `None` until enough bytes are
+/// there (the header and, for a slice, the byte after it).
+fn nal_kind(codec: VideoCodec, nal: &[u8]) -> Option<NalKind> {
+    let (ty, slice, key) = match codec {
+        VideoCodec::H264 => {
+            let ty = nal.first()? & 0x1F;
+            (ty, (1..=5).contains(&ty), ty == h264::nal_types::IDR)
+        }
+        VideoCodec::H265 => {
+            let ty = (nal.first()? >> 1) & 0x3F;
+            nal.get(1)?;
+            // IRAP pictures but the reserved types 22 and 23.
+            (ty, h265::is_vcl(ty), (16..=21).contains(&ty))
+        }
+    };
+    if !slice {
+        return Some(NalKind::Other(ty));
+    }
+    let first = nal.get(header_len(codec))?;
+    Some(NalKind::Slice {
+        key,
+        first_bit: first & 0x80 != 0,
+    })
+}
+
+fn opens_au(codec: VideoCodec, ty: u8) -> bool {
+    match codec {
+        VideoCodec::H264 => h264::opens_au(ty),
+        VideoCodec::H265 => h265::opens_au(ty),
+    }
+}
+
+/// The header kind of a parameter set NAL unit type.
+fn param_set(codec: VideoCodec, ty: u8) -> Option<HeaderKind> {
+    match (codec, ty) {
+        (VideoCodec::H264, 7) => Some(HeaderKind::H264Sps),
+        (VideoCodec::H264, 8) => Some(HeaderKind::H264Pps),
+        (VideoCodec::H265, 32) => Some(HeaderKind::H265Vps),
+        (VideoCodec::H265, 33) => Some(HeaderKind::H265Sps),
+        (VideoCodec::H265, 34) => Some(HeaderKind::H265Pps),
+        _ => None,
+    }
 }
 
 impl AnnexBSplit {
+    fn new(codec: VideoCodec) -> Self {
+        AnnexBSplit {
+            codec,
+            buf: BytesMut::new(),
+            scan: 0,
+            min_begin: 0,
+            cur: Cur::default(),
+            held: Vec::new(),
+            held_bytes: 0,
+        }
+    }
+
     fn push(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
         self.buf.extend_from_slice(data);
         self.run(out, false);
@@ -619,33 +720,34 @@ impl AnnexBSplit {
     fn run(&mut self, out: &mut Vec<Chunk>, eof: bool) {
         loop {
             if let Cur::Start { hdr } = self.cur {
-                let Some(&h) = self.buf.get(hdr) else {
+                let Some(kind) = nal_kind(self.codec, &self.buf[hdr.min(self.buf.len())..]) else {
                     if eof {
                         self.flush_all(out);
                     }
                     return;
                 };
-                let ty = h & 0x1F;
-                if (1..=5).contains(&ty) {
-                    let Some(&next) = self.buf.get(hdr + 1) else {
-                        if eof {
-                            self.flush_all(out);
-                        }
-                        return;
-                    };
-                    // first_mb_in_slice == 0 (ue(v) "1"): the first slice of a picture.
-                    let idr_start = ty == 5 && next & 0x80 != 0;
-                    let key_in_held = self.emit_held(idr_start, out);
-                    let mark = if idr_start && !key_in_held {
-                        Mark::Keyframe
-                    } else {
-                        Mark::Data
-                    };
-                    self.cur = Cur::Stream { first: Some(mark) };
-                    // The first piece carries the slice's first byte too (first_mb_in_slice), so
-                    // a reader of the chunks can tell where access units start.
-                    self.min_begin = hdr + 2;
-                } else if self.held.is_empty() && !opens_au(ty) {
+                let hlen = header_len(self.codec);
+                let ty = match kind {
+                    NalKind::Other(ty) => ty,
+                    NalKind::Slice { key, first_bit } => {
+                        // The first slice of a keyframe starts its access unit.
+                        let key_start = key && first_bit;
+                        let key_in_held = self.emit_held(key_start, out);
+                        let mark = if key_start && !key_in_held {
+                            Mark::Keyframe
+                        } else {
+                            Mark::Data
+                        };
+                        self.cur = Cur::Stream { first: Some(mark) };
+                        // The first piece carries the slice's first byte too, so a reader of the
+                        // chunks can tell where access units start.
+                        self.min_begin = hdr + hlen + 1;
+                        self.scan = self.min_begin;
+                        continue;
+                    }
+                };
+                self.min_begin = hdr + hlen;
+                if self.held.is_empty() && !opens_au(self.codec, ty) {
                     // Trails the previous access unit (end of sequence, filler, ...).
                     self.cur = Cur::Stream {
                         first: Some(Mark::Data),
@@ -656,7 +758,7 @@ impl AnnexBSplit {
                 // No start code can begin inside the bytes the NAL must keep (its header, and a
                 // slice's first byte); searching from there keeps the cut independent of chunking
                 // (found by the relay_stream fuzz target on a malformed slice).
-                self.scan = self.min_begin.max(hdr + 1);
+                self.scan = self.min_begin;
                 continue;
             }
             if let Some(sc) = find_start_code(&self.buf, self.scan) {
@@ -722,11 +824,7 @@ impl AnnexBSplit {
     fn end_nal(&mut self, b: usize, out: &mut Vec<Chunk>) {
         match self.cur {
             Cur::Collect { ty } => {
-                let mark = match ty {
-                    7 => Mark::Header(HeaderKind::H264Sps),
-                    8 => Mark::Header(HeaderKind::H264Pps),
-                    _ => Mark::Data,
-                };
+                let mark = param_set(self.codec, ty).map_or(Mark::Data, Mark::Header);
                 let c = Chunk::new(self.buf.split_to(b).freeze(), mark);
                 self.held_bytes += b;
                 self.held.push((c, ty));
@@ -746,15 +844,16 @@ impl AnnexBSplit {
         self.cur = Cur::Pre;
     }
 
-    /// Emits the held NALs. When an IDR access unit starts, its first non-header NAL becomes the
-    /// keyframe; returns whether there was one.
-    fn emit_held(&mut self, idr_start: bool, out: &mut Vec<Chunk>) -> bool {
+    /// Emits the held NALs. When a keyframe's access unit starts, its first non-header NAL becomes
+    /// the keyframe; returns whether there was one.
+    fn emit_held(&mut self, key_start: bool, out: &mut Vec<Chunk>) -> bool {
         let mut key = false;
-        if idr_start {
+        if key_start {
+            let codec = self.codec;
             if let Some((c, _)) = self
                 .held
                 .iter_mut()
-                .find(|(c, ty)| !matches!(c.mark, Mark::Header(_)) && opens_au(*ty))
+                .find(|(c, ty)| !matches!(c.mark, Mark::Header(_)) && opens_au(codec, *ty))
             {
                 c.mark = Mark::Keyframe;
                 key = true;

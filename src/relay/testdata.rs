@@ -62,6 +62,12 @@ pub fn annexb_no_aud() -> Vec<u8> {
     out
 }
 
+/// Raw H.265 from x265 (160x120, B-frames, open GOP): VPS, SPS, PPS and SEI before an IDR_N_LP and
+/// two CRA pictures, each CRA followed by two RASL pictures.
+pub fn annexb_h265() -> Vec<u8> {
+    crate::codec::h265::tests::BF2.to_vec()
+}
+
 /// A small deterministic generator for chunkings.
 pub struct Rng(pub u64);
 impl Rng {

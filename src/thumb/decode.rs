@@ -1,15 +1,20 @@
-//! One long-lived openh264 decoder, fed single keyframes.
+//! Long-lived decoders fed single keyframes: openh264 for H.264, libde265 for H.265
+//! ([`super::hevc`]).
 
+use super::hevc::HevcDecoder;
 use super::picture::{Colour, Picture};
 use super::{Keyframe, ThumbError};
-use crate::codec::h264;
+use crate::codec::{h264, h265};
+use crate::media::VideoCodec;
 
-/// Decodes keyframes to [`Picture`]s. The openh264 decoder is created on first use and kept
-/// alive between keyframes (every IDR resets its references, so keyframes can be fed alone); it is
-/// recreated after an error so one corrupt keyframe cannot poison the next.
+/// Decodes keyframes to [`Picture`]s. Each codec's decoder is created on first use and kept
+/// alive between keyframes (every IDR resets openh264's references; libde265 is reset after each
+/// keyframe, so keyframes can be fed alone); it is recreated after an error so one corrupt
+/// keyframe cannot poison the next.
 #[derive(Default)]
 pub struct KeyframeDecoder {
     decoder: Option<openh264::decoder::Decoder>,
+    hevc: Option<HevcDecoder>,
     annexb: Vec<u8>,
 }
 
@@ -21,15 +26,32 @@ impl KeyframeDecoder {
         Self::default()
     }
 
-    /// Decodes one keyframe (its SPS/PPS are put in band first).
+    /// Decodes one keyframe (its parameter sets are put in band first).
     pub fn decode(&mut self, key: &Keyframe) -> Result<Picture, ThumbError> {
         self.annexb.clear();
-        h264::write_annexb_au(&key.data, &key.config, true, &mut self.annexb);
-        let res = self.decode_annexb(Colour::from_config(&key.config));
+        let res = match key.config.codec {
+            VideoCodec::H264 => {
+                h264::write_annexb_au(&key.data, &key.config, true, &mut self.annexb);
+                self.decode_annexb(Colour::from_config(&key.config))
+            }
+            VideoCodec::H265 => {
+                h265::write_annexb_au(&key.data, &key.config, true, &mut self.annexb);
+                self.decode_hevc()
+            }
+        };
         if res.is_err() {
             self.decoder = None;
+            self.hevc = None;
         }
         res
+    }
+
+    fn decode_hevc(&mut self) -> Result<Picture, ThumbError> {
+        let dec = match &mut self.hevc {
+            Some(d) => d,
+            None => self.hevc.insert(HevcDecoder::new()?),
+        };
+        dec.decode(&self.annexb)
     }
 
     fn decode_annexb(&mut self, colour: Colour) -> Result<Picture, ThumbError> {
@@ -37,12 +59,12 @@ impl KeyframeDecoder {
             Some(d) => d,
             None => self.decoder.insert(
                 openh264::decoder::Decoder::new()
-                    .map_err(|e| ThumbError::DecoderStart(e.to_string()))?,
+                    .map_err(|e| ThumbError::DecoderStart(VideoCodec::H264, e.to_string()))?,
             ),
         };
         let yuv = dec
             .decode(&self.annexb)
-            .map_err(|e| ThumbError::Decode(e.to_string()))?
+            .map_err(|e| ThumbError::Decode(VideoCodec::H264, e.to_string()))?
             .ok_or(ThumbError::NoPicture)?;
         copy_picture(&yuv, colour)
     }

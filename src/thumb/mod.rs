@@ -1,6 +1,6 @@
-//! Thumbnails from the latest keyframe: keep the newest H.264 keyframe with its parameter sets
-//! ([`KeyframeStore`]), and turn it into a JPEG or PNG only when a picture is wanted ([`Renderer`]:
-//! openh264 decode → [`scale`] → [`encode`]).
+//! Thumbnails from the latest keyframe: keep the newest H.264 or H.265 keyframe with its parameter
+//! sets ([`KeyframeStore`]), and turn it into a JPEG or PNG only when a picture is wanted
+//! ([`Renderer`]: openh264 or libde265 decode → [`scale`] → [`encode`]).
 //!
 //! No I/O here: the store takes [`MediaEvent`]s, the renderer returns image bytes. Memory is
 //! bounded by one keyframe, one decoded picture and one encoded image per format.
@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::media::{Codec, MediaEvent, VideoCodec, VideoConfig, CLOCK_HZ};
+use crate::media::{MediaEvent, VideoConfig, CLOCK_HZ};
 
 mod decode;
 mod encode;
 mod error;
+mod hevc;
 mod picture;
 mod scale;
 
@@ -52,7 +53,8 @@ impl ImageFormat {
     }
 }
 
-/// One keyframe (an IDR access unit in AVCC form) with the configuration it decodes with.
+/// One keyframe (an IDR or IRAP access unit, 4-byte NAL lengths) with the configuration it decodes
+/// with.
 #[derive(Debug, Clone)]
 pub struct Keyframe {
     /// Counts keyframes seen, from 1: a cache key.
@@ -84,8 +86,6 @@ pub struct KeyframeStore {
     latest: Option<Arc<Keyframe>>,
     seq: u64,
     no_video: bool,
-    /// The video track is in a codec river-thumb does not decode.
-    other_codec: Option<VideoCodec>,
 }
 
 impl KeyframeStore {
@@ -101,20 +101,14 @@ impl KeyframeStore {
                 self.no_video = !video;
                 None
             }
-            MediaEvent::Video(cfg) if cfg.codec != VideoCodec::H264 => {
-                self.other_codec = Some(cfg.codec);
-                self.config = None;
-                None
-            }
             MediaEvent::Video(cfg) => {
-                self.other_codec = None;
                 if self.config.as_deref() != Some(cfg) {
                     self.config = Some(Arc::new(cfg.clone()));
                 }
                 None
             }
-            MediaEvent::Frame(f) if f.codec == Codec::H264 && f.keyframe => {
-                let config = self.config.clone()?;
+            MediaEvent::Frame(f) if f.keyframe && f.codec.video().is_some() => {
+                let config = self.config.clone().filter(|c| c.codec.codec() == f.codec)?;
                 self.seq += 1;
                 let k = Arc::new(Keyframe {
                     seq: self.seq,
@@ -130,17 +124,12 @@ impl KeyframeStore {
         }
     }
 
-    /// The video codec of the input when it is one river-thumb does not decode (H.265).
-    pub fn unsupported_codec(&self) -> Option<VideoCodec> {
-        self.other_codec
-    }
-
     /// The newest keyframe.
     pub fn latest(&self) -> Option<Arc<Keyframe>> {
         self.latest.clone()
     }
 
-    /// The input said it carries no (H.264) video track.
+    /// The input said it carries no video track.
     pub fn no_video(&self) -> bool {
         self.no_video
     }

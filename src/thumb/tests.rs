@@ -200,3 +200,53 @@ fn store_ignores_frames_before_a_configuration() {
     );
     assert!(s.no_video());
 }
+
+const H265: &[u8] = include_bytes!("../../tests/fixtures/codec/testsrc-160x120-bf2.h265");
+const IRAP0: &[u8] =
+    include_bytes!("../../tests/fixtures/thumb/testsrc-160x120-bf2.h265.irap0.yuv");
+const CRA24: &[u8] =
+    include_bytes!("../../tests/fixtures/thumb/testsrc-160x120-bf2.h265.cra24.yuv");
+
+#[test]
+fn decodes_h265_irap_pictures_exactly_like_ffmpeg() {
+    let keys = keyframes(&[H265]);
+    // x265's open GOP: the IDR, then CRA pictures (every 24 frames).
+    assert_eq!(keys.len(), 3);
+    let types: Vec<u8> = keys
+        .iter()
+        .map(|k| crate::codec::h265::au_picture_type(&k.data).unwrap())
+        .collect();
+    assert_eq!(types, [20, 21, 21], "IDR_N_LP, CRA, CRA");
+    let mut dec = KeyframeDecoder::new();
+    // One libde265 decoder, reset between keyframes: the IDR, the CRA alone, the IDR again.
+    let p0 = dec.decode(&keys[0]).unwrap();
+    assert_eq!((p0.width, p0.height), (160, 120)); // 120 is cropped from 128 coded lines
+    assert_eq!(p0.colour, Colour::default());
+    assert!(yuv_of(&p0) == IRAP0, "the IDR differs from ffmpeg's decode");
+    let p1 = dec.decode(&keys[1]).unwrap();
+    assert!(yuv_of(&p1) == CRA24, "the CRA differs from ffmpeg's decode");
+    assert!(yuv_of(&dec.decode(&keys[0]).unwrap()) == IRAP0);
+    // A keyframe of garbage fails alone; the next one decodes exactly. H.264 after H.265 too.
+    let mut bad = (*keys[1]).clone();
+    bad.data = Bytes::from_static(&[0, 0, 0, 5, 0x2a, 0x01, 0xff, 0xff, 0xff]);
+    assert!(dec.decode(&bad).is_err());
+    assert!(yuv_of(&dec.decode(&keys[1]).unwrap()) == CRA24);
+    let h264 = keyframes(&[H264]);
+    assert!(yuv_of(&dec.decode(&h264[0]).unwrap()) == IDR0);
+}
+
+#[test]
+fn renderer_moves_between_threads() {
+    // river-thumb --serve renders on its own thread behind a lock: the decoders must be Send.
+    fn send<T: Send>(_: &T) {}
+    let r = Renderer::new(RenderOptions::default());
+    send(&r);
+    let keys = keyframes(&[H265]);
+    let png = std::thread::spawn(move || {
+        let mut r = r;
+        r.render(&keys[0], ImageFormat::Png).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}

@@ -60,7 +60,7 @@ fn source_ts() -> PathBuf {
 }
 
 /// The source as another input: `flv` (Enhanced FLV by ffmpeg 9) or `h265` (Annex B, video only).
-fn input(form: &str) -> PathBuf {
+pub(crate) fn input(form: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let src = source_ts();
     if form == "ts" {
@@ -241,7 +241,7 @@ fn streams_are_announced_as_hevc() {
 }
 
 /// The video access units of an FLV (legacy AVC or Enhanced `hvc1`), each as its NAL units.
-fn flv_access_units(data: &[u8]) -> Vec<Vec<Bytes>> {
+pub(crate) fn flv_access_units(data: &[u8]) -> Vec<Vec<Bytes>> {
     let mut r = flv::FlvReader::new();
     let mut evs = Vec::new();
     r.push(data, &mut evs);
@@ -508,5 +508,52 @@ fn unsupported_tracks_fail_by_name_or_are_dropped_on_request() {
             !kinds.is_empty() && kinds.iter().all(|k| k == kept),
             "{tool}"
         );
+    }
+}
+
+/// river-hls-seg on H.265 (MPEG-TS segments, stream type 0x24) from MPEG-TS and from Enhanced
+/// FLV: every segment starts with PAT and PMT and an IRAP picture, Debian's ffprobe reads it as
+/// HEVC and ffmpeg decodes it cleanly; the segments together carry every frame at the source's
+/// timestamps (video against the source; audio against river's own MPEG-TS of the input, where
+/// each AAC frame has its PES and PTS: the source TS packs several to a PES, see llhls.rs).
+#[test]
+fn hls_seg_cuts_hevc_into_ts_segments_with_the_source_timestamps() {
+    use crate::hls::{check_segments, fresh_dir, parse_playlist};
+    for form in ["ts", "flv"] {
+        let src = input(form);
+        let data = std::fs::read(&src).unwrap();
+        let dir = fresh_dir(&format!("hevc-hls-{form}"));
+        let d = dir.to_string_lossy().to_string();
+        let out = run(
+            &river("river-hls-seg"),
+            &["--dir", &d, "--dvr", "--segment-time", "1"],
+            &data,
+        );
+        assert!(out.status.success(), "{form}: {}", out.stderr);
+        let l = parse_playlist(&dir.join("movie.m3u8"));
+        assert!(l.ended, "{form}: {}", l.text);
+        // 1 s GOPs over 4 s: a segment each.
+        assert_eq!(l.segments.len(), SECS as usize, "{form}: {}", l.text);
+        check_segments(&dir, &l);
+        for (_, uri, _) in &l.segments {
+            let streams = probe_streams(&dir.join(uri));
+            assert!(
+                streams.iter().any(|s| s.codec == "hevc"),
+                "{form} {uri}: {streams:?}"
+            );
+        }
+        let playlist = dir.join("movie.m3u8");
+        assert_decodes_cleanly(&playlist);
+        let got = probe_packets(&playlist);
+        let want = packets(&src);
+        let frames = want.iter().filter(|p| p.kind == "video").count();
+        assert_eq!(frames, SECS as usize * 30, "{form}: source frames");
+        assert_same_timestamps(&got, &want, "video", 1e-6, &format!("{form} video"));
+        let ts = run(&river("river-mux-ts"), &[], &data);
+        assert!(ts.status.success(), "{}", ts.stderr);
+        let ts = write_tmp(&format!("hevc-hls-{form}-river.ts"), &ts.stdout);
+        let want = probe_packets(&ts);
+        let tol = 1.0 / 44_100.0 + 1e-6;
+        assert_same_timestamps(&got, &want, "audio", tol, &format!("{form} audio"));
     }
 }

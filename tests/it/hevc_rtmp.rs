@@ -70,7 +70,7 @@ fn source_flv() -> PathBuf {
     path
 }
 
-fn ffmpeg9_bg(args: &[&str]) -> Child {
+pub(crate) fn ffmpeg9_bg(args: &[&str]) -> Child {
     Command::new(ffmpeg9())
         .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
         .args(args)
@@ -265,9 +265,12 @@ fn hevc_rtmp_publish_played_over_rtmp_http_flv_http_ts_with_fourcc_negotiation()
         &path(&o_ts),
     ]);
 
-    // A player that names only H.264 is told why, and gets no H.265 video.
+    // A player that names only H.264 is told why, and gets no H.265 video: the channel is live,
+    // so the refusal comes instead of NetStream.Play.Start (never after it).
     let refused = raw_play(&hub.rtmp, "fier", "hevc", &["avc1", "av01"], 1);
     assert!(refused.video.is_empty(), "{refused:?}");
+    let codes: Vec<&str> = refused.status.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, ["NetStream.Play.Failed"], "{refused:?}");
     let failed = refused
         .status
         .iter()

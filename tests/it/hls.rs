@@ -18,22 +18,22 @@ const CLIP: Clip = Clip {
     secs: 12,
 };
 
-fn fresh_dir(name: &str) -> PathBuf {
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
     let d = tmpdir().join(name);
     let _ = std::fs::remove_dir_all(&d);
     d
 }
 
-struct Listed {
-    target: u64,
-    media_sequence: u64,
-    segments: Vec<(f64, String, bool)>,
-    ended: bool,
-    text: String,
+pub(crate) struct Listed {
+    pub target: u64,
+    pub media_sequence: u64,
+    pub segments: Vec<(f64, String, bool)>,
+    pub ended: bool,
+    pub text: String,
 }
 
 /// Reads a playlist and checks it against the spec's rules ([`crate::common::playlist`]).
-fn parse_playlist(path: &Path) -> Listed {
+pub(crate) fn parse_playlist(path: &Path) -> Listed {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let p = crate::common::playlist::check(&text);
     Listed {
@@ -51,7 +51,7 @@ fn parse_playlist(path: &Path) -> Listed {
 
 /// Every listed segment decodes on its own, starts with PAT then PMT, and its first video packet
 /// is a keyframe; TARGETDURATION holds.
-fn check_segments(dir: &Path, l: &Listed) {
+pub(crate) fn check_segments(dir: &Path, l: &Listed) {
     for (d, uri, _) in &l.segments {
         let p = dir.join(uri);
         let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{uri}: {e}"));

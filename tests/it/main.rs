@@ -6,8 +6,10 @@ mod common;
 
 mod docs;
 mod hevc;
+mod hevc_relay;
 mod hevc_rtmp;
 mod hevc_rtsp;
+mod hevc_thumb;
 mod hls;
 mod http;
 mod http_layer;

@@ -44,6 +44,13 @@ pub mod nal_types {
     pub const AUD: u8 = 9;
 }
 
+/// NAL unit types that begin a new access unit when they follow a slice (H.264 7.4.1.2.3): SEI,
+/// SPS, PPS, AUD and 14–18.
+#[inline]
+pub fn opens_au(t: u8) -> bool {
+    matches!(t, 6..=9 | 14..=18)
+}
+
 /// The `nal_unit_type` of a NAL unit (header byte first); 0 for an empty slice.
 #[inline]
 pub fn nal_type(nal: &[u8]) -> u8 {

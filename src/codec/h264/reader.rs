@@ -408,7 +408,7 @@ impl AnnexBReader {
         }
         let t = nal_type(&nal.data);
         let starts_au = match t {
-            6..=9 | 14..=18 => self.au.has_vcl,
+            t if super::opens_au(t) => self.au.has_vcl,
             1 | 5 => self.au.has_vcl && first_mb_in_slice(&nal.data) == Some(0),
             _ => false,
         };

@@ -58,6 +58,14 @@ pub mod nal_types {
     pub const SEI_SUFFIX: u8 = 40;
 }
 
+/// Non-VCL NAL unit types that begin a new access unit when they follow a picture's slices
+/// (H.265 7.4.2.4.4): VPS, SPS, PPS, AUD, prefix SEI, 41–44 and 48–55.
+#[inline]
+pub fn opens_au(t: u8) -> bool {
+    use nal_types::*;
+    matches!(t, VPS | SPS | PPS | AUD | SEI_PREFIX | 41..=44 | 48..=55)
+}
+
 /// The `nal_unit_type` of a NAL unit (2-byte header first); 0xff for one shorter than its header.
 #[inline]
 pub fn nal_type(nal: &[u8]) -> u8 {

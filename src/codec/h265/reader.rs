@@ -175,13 +175,7 @@ impl AnnexBReader {
         let base_layer = (nal.data[0] & 1) == 0 && nal.data[1] >> 3 == 0;
         let starts_au = base_layer
             && match t {
-                nal_types::VPS
-                | nal_types::SPS
-                | nal_types::PPS
-                | nal_types::AUD
-                | nal_types::SEI_PREFIX
-                | 41..=44
-                | 48..=55 => self.au.has_vcl,
+                t if super::opens_au(t) => self.au.has_vcl,
                 0..=31 => self.au.has_vcl && first_slice_in_pic(&nal.data) == Some(true),
                 _ => false,
             };

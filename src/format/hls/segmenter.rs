@@ -232,6 +232,14 @@ impl Segmenter {
         self.target = Some(t);
     }
 
+    /// The media time (90 kHz) the segment in hand starts at, on the clock its EXTINF is measured
+    /// with: a video frame's DTS plus the PTS − DTS delay of the last keyframe (so a keyframe's
+    /// PTS), an audio frame's PTS. The delay changes at an open-GOP CRA (its leading pictures need
+    /// twice the reorder delay), so the date of a segment follows this clock, not the DTS.
+    pub fn segment_start(&self) -> Option<i64> {
+        self.start.map(|(t, _)| t)
+    }
+
     /// Decides for the next frame, given the wall clock (Unix ms, in the zone `--align` uses)
     /// when it arrived.
     pub fn frame(&mut self, track: Track, keyframe: bool, dts: i64, pts: i64, now_ms: i64) -> Cut {

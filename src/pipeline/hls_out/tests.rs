@@ -398,3 +398,28 @@ fn program_date_time_starts_with_the_video_after_leading_audio() {
         assert!(t.contains("#EXTINF:2.000000,"), "{t}");
     }
 }
+
+#[test]
+fn program_date_time_follows_extinf_across_an_open_gop_cra() {
+    // Video with B-frames whose keyframes alternate their PTS − DTS delay as x265's open GOP does:
+    // the first IDR 2 frames, every later CRA 4 (it has leading pictures). Dates go on by EXTINF.
+    let mut ev = stream(5);
+    for (e, _) in ev.iter_mut() {
+        if let MediaEvent::Frame(f) = e {
+            if f.track == Track::Video {
+                let delay = if f.dts < 30 * FRAME { 2 } else { 4 };
+                f.dts -= delay * FRAME;
+            }
+        }
+    }
+    for kind in [SegmentType::Ts, SegmentType::Fmp4] {
+        let (h, _) = run(config(kind, None, PlaylistKind::Dvr), &ev);
+        let t = h.playlist().render(false);
+        let dates: Vec<&str> = t
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+            .collect();
+        assert!(t.contains("#EXTINF:2.000000,"), "{t}");
+        assert_eq!(dates[1], "1970-01-01T00:16:42.000Z", "{kind:?}: {t}");
+    }
+}

@@ -1,6 +1,8 @@
 //! RTP (RFC 3550) for H.264, H.265 and AAC, sans-IO.
 //!
 //! - [`Packet`]: parse and write the fixed header (CSRCs, extension and padding handled).
+//! - [`dts`]: DTS from PTS and the reorder delay ([`dts::DtsClock`]), for RTP's video.
+//! - [`nal`]: what H.264 and H.265 share (one depacketizer and packetizer over a codec trait).
 //! - [`h264`]: RFC 6184 depacketizer (single NAL, STAP-A, FU-A; a sequence gap drops to the next
 //!   keyframe) and packetizer (single NAL, FU-A, STAP-A with SPS+PPS before each IDR).
 //! - [`h265`]: RFC 7798 depacketizer (single NAL, AP, FU; a gap drops to the next IRAP picture)
@@ -17,16 +19,28 @@
 //! [`MediaEvent`]: crate::media::MediaEvent
 
 pub mod aac;
+pub mod dts;
 pub mod h264;
 pub mod h265;
 pub mod ingest;
+pub mod nal;
 pub mod reorder;
 pub mod rtcp;
 pub mod view;
 
 use bytes::Bytes;
 
-use crate::media::CLOCK_HZ;
+use crate::media::{VideoCodec, VideoConfig, CLOCK_HZ};
+
+/// Frames of reordering of a video configuration (the DTS delay at a keyframe): H.264's VUI
+/// `max_num_reorder_frames` (else 2, 0 for Baseline), H.265's `sps_max_num_reorder_pics`.
+pub fn reorder_frames(cfg: &VideoConfig) -> i64 {
+    use nal::NalCodec;
+    match cfg.codec {
+        VideoCodec::H264 => h264::H264::reorder(cfg),
+        VideoCodec::H265 => h265::H265::reorder(cfg),
+    }
+}
 
 /// Largest RTP packet accepted or produced (an interleaved frame's 16-bit length).
 pub const MAX_PACKET: usize = 65535;

@@ -352,6 +352,17 @@ impl Hub {
         }
         let Some(r) = c.rtmp.as_mut() else { return };
         let Some(stream_id) = r.stream_id else { return };
+        // A live channel's video is known from the sequence start the join queued: a player that
+        // did not name its codec is refused now, before NetStream.Play.Start.
+        let refusal = match (&r.fourcc_list, self.channels.sub_mut(idx)) {
+            (Some(list), Some(s)) => s.queue.as_ref().and_then(|q| queued_refusal(list, q)),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            log::warn!("{}: refused: RTMP player: {why}", c.peer);
+            self.rtmp_refuse_as(idx, "NetStream.Play.Failed", &why);
+            return;
+        }
         r.play_pending = false;
         if let Err(e) = r.session.accept_play(stream_id) {
             self.close(idx, Some(&format!("RTMP: {e}")));
@@ -487,18 +498,16 @@ impl Hub {
                 if r.close_after {
                     continue;
                 }
-                // A player that announced its codecs gets no video it did not name: the first
-                // such tag (the sequence start, which the queue sends before any frame) ends the
-                // play with NetStream.Play.Failed naming the codec.
+                // A player that announced its codecs gets no video it did not name. A live
+                // channel's codec was checked before the play started; one that came later (the
+                // player waited for the broadcast) ends the play here, at its first tag (the
+                // sequence start, which the queue sends before any frame), with
+                // NetStream.Play.Failed naming the codec.
                 let refused = match (&r.fourcc_list, t.kind) {
-                    (Some(list), TagKind::Video) => unannounced_codec(list, &t.body),
+                    (Some(list), TagKind::Video) => codec_refusal(list, &t.body),
                     _ => None,
                 };
-                if let Some((fourcc, name)) = refused {
-                    let list = r.fourcc_list.as_deref().unwrap_or_default().join(",");
-                    let why = format!(
-                        "the stream's video is {name} ({fourcc}), which this player's fourCcList [{list}] does not name; play it over http-ts or RTSP, or with a player that decodes {fourcc}"
-                    );
+                if let Some(why) = refused {
                     log::warn!("{peer}: refused: RTMP player: {why}");
                     let _ = r.session.fail_play(sid, &format!("river-relay: {why}"));
                     r.close_after = true;
@@ -579,4 +588,33 @@ fn rtmp_query(s: &Stream) -> Option<String> {
         .filter(|q| !q.is_empty())
         .collect();
     (!q.is_empty()).then(|| q.join("&"))
+}
+
+/// Why a player whose connect named `list` may not have this video tag: its codec is not named.
+fn codec_refusal(list: &[String], body: &bytes::Bytes) -> Option<String> {
+    let (fourcc, name) = unannounced_codec(list, body)?;
+    Some(format!(
+        "the stream's video is {name} ({fourcc}), which this player's fourCcList [{}] does not name; play it over http-ts or RTSP, or with a player that decodes {fourcc}",
+        list.join(",")
+    ))
+}
+
+/// [`codec_refusal`] of the first video tag in a watcher's queued FLV (its join: the file header,
+/// metadata and sequence starts come first); `None` when no video tag is queued yet.
+fn queued_refusal(list: &[String], q: &crate::relay::queue::WatcherQueue) -> Option<String> {
+    let mut slices = Vec::new();
+    q.fill_iovecs(&mut slices, 8);
+    let mut reader = FlvReader::new();
+    let mut tags = Vec::new();
+    for s in &slices {
+        reader.push(s, &mut tags);
+        for ev in tags.drain(..) {
+            if let FlvEvent::Tag(t) = ev {
+                if t.kind == TagKind::Video {
+                    return codec_refusal(list, &t.body);
+                }
+            }
+        }
+    }
+    None
 }

@@ -155,6 +155,47 @@ fn annexb_nals_and_marks() {
 }
 
 #[test]
+fn annexb_h265_nals_and_marks() {
+    let input = testdata::annexb_h265();
+    let m = check_any_chunking(&input, StreamFormat::AnnexBH265);
+    // The IDR and two CRA pictures: each access unit's SEI (the first NAL after the parameter
+    // sets) is the keyframe.
+    assert_eq!(count(&m, Mark::Keyframe), 3);
+    for kind in [
+        HeaderKind::H265Vps,
+        HeaderKind::H265Sps,
+        HeaderKind::H265Pps,
+    ] {
+        assert_eq!(count(&m, Mark::Header(kind)), 3, "{kind:?}");
+    }
+    for (at, mark) in &m {
+        let nal = &input[*at..];
+        let hdr = if nal.starts_with(&[0, 0, 0, 1]) { 4 } else { 3 };
+        assert!(
+            nal[..hdr].ends_with(&[0, 0, 1]),
+            "chunk at {at} is not a NAL start"
+        );
+        let ty = (nal[hdr] >> 1) & 0x3F;
+        let want = match mark {
+            Mark::Header(HeaderKind::H265Vps) => 32,
+            Mark::Header(HeaderKind::H265Sps) => 33,
+            Mark::Header(HeaderKind::H265Pps) => 34,
+            Mark::Keyframe => 39,
+            other => panic!("unexpected mark {other:?}"),
+        };
+        assert_eq!(ty, want, "{mark:?} at {at}");
+    }
+    // What the queue's tail rule sees as starting an access unit: the parameter sets and SEI of
+    // the 3 keyframes, and the first (here the only) slice of each of the 50 pictures.
+    let (chunks, _) = split(&input, &[input.len()]);
+    let starts = chunks
+        .iter()
+        .filter(|c| annexb_starts_au(&c.data, VideoCodec::H265))
+        .count();
+    assert_eq!(starts, 3 * 4 + 50);
+}
+
+#[test]
 fn annexb_keyframe_is_emitted_without_waiting_for_the_frame() {
     let input = testdata::annexb_no_aud();
     // Up to 2 bytes into the IDR slice: the keyframe chunk must be out.
@@ -329,6 +370,29 @@ fn enhanced_flv_marks() {
         Mark::Header(HeaderKind::FlvVideoConfig)
     );
     assert_eq!(flv_tag_mark(&tag(9, b"\x52"), false), Mark::Data);
+    // H.265 RASL pictures (an SEI first, then a RASL_N slice; a RASL_R alone): Enhanced
+    // CodedFrames (3-byte composition time) and CodedFramesX, and the legacy codec id 12.
+    let rasl_n = b"\x00\x00\x00\x03\x4e\x01\x05\x00\x00\x00\x03\x10\x01\xaf";
+    let rasl_r = b"\x00\x00\x00\x03\x12\x01\xaf";
+    let trail = b"\x00\x00\x00\x03\x02\x01\xaf";
+    for (nals, want) in [
+        (&rasl_n[..], Mark::Rasl),
+        (rasl_r, Mark::Rasl),
+        (trail, Mark::Data),
+    ] {
+        let ex = [&b"\xA1hvc1\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &ex), false), want);
+        let ex_x = [&b"\xA3hvc1"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &ex_x), false), want);
+        let legacy = [&b"\x2C\x01\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &legacy), false), want);
+        // Not H.265: never a RASL picture.
+        let avc = [&b"\x27\x01\x00\x00\x21"[..], nals].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &avc), false), Mark::Data);
+        // The slice cut short of its length: Data.
+        let cut = [&b"\xA3hvc1"[..], &nals[..nals.len() - 1]].concat();
+        assert_eq!(flv_tag_mark(&tag(9, &cut), false), Mark::Data);
+    }
     assert_eq!(
         flv_tag_mark(&tag(8, b"\xAF\x00\x12\x10"), false),
         Mark::Header(HeaderKind::FlvAudioConfig)
@@ -364,6 +428,7 @@ fn damaged_streams_keep_bytes_and_marks_under_any_chunking() {
         testdata::ts(),
         testdata::annexb(),
         testdata::annexb_no_aud(),
+        testdata::annexb_h265(),
     ];
     for round in 0..12 {
         let src = &sources[round % sources.len()];

@@ -1,5 +1,9 @@
 use super::*;
 use crate::codec::h264::AnnexBReader;
+use crate::codec::h264::{avcc_nals, nal_type};
+use crate::error::Diag;
+use crate::media::{Frame, MediaEvent};
+use crate::proto::rtp::nal::test_util::{config_and_frames, frames_of};
 use crate::proto::rtp::{Packet, Sender};
 
 /// The frames and configuration of a real x264 stream (B-frames, High profile).
@@ -9,16 +13,7 @@ fn clip() -> (VideoConfig, Vec<Frame>) {
     let (mut ev, mut w) = (Vec::new(), Vec::new());
     r.push(data, &mut ev, &mut w);
     r.finish(&mut ev, &mut w);
-    let mut cfg = None;
-    let mut frames = Vec::new();
-    for e in ev {
-        match e {
-            MediaEvent::Video(c) => cfg = Some(c),
-            MediaEvent::Frame(f) => frames.push(f),
-            _ => {}
-        }
-    }
-    (cfg.unwrap(), frames)
+    config_and_frames(ev)
 }
 
 /// NAL units of an AVCC unit other than parameter sets and AUDs.
@@ -54,15 +49,6 @@ fn send(
         }
     }
     (ev, diags)
-}
-
-fn frames_of(ev: &[MediaEvent]) -> Vec<&Frame> {
-    ev.iter()
-        .filter_map(|e| match e {
-            MediaEvent::Frame(f) => Some(f),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -119,6 +105,74 @@ fn loss_drops_to_the_next_keyframe() {
     // Losing the very first packets: nothing until a keyframe.
     let (ev, _) = send(&frames, &cfg, 100, &|n| n < 3);
     assert!(frames_of(&ev)[0].keyframe);
+}
+
+/// `frames` with each keyframe's slice cut into three slice NAL units (the later two with
+/// `first_mb_in_slice` 1, as the depacketizer sees a picture's later slices).
+fn three_slice_keyframes(frames: &[Frame]) -> Vec<Frame> {
+    frames
+        .iter()
+        .map(|f| {
+            if !f.keyframe {
+                return f.clone();
+            }
+            let mut data = BytesMut::new();
+            for nal in avcc_nals(&f.data, 4).map(Result::unwrap) {
+                let mut parts = vec![nal.to_vec()];
+                if nal_type(nal) == nal_types::IDR {
+                    for _ in 0..2 {
+                        let mut later = nal.to_vec();
+                        later[1] = 0x40; // ue(v) "010": first_mb_in_slice 1
+                        parts.push(later);
+                    }
+                }
+                for p in parts {
+                    data.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                    data.extend_from_slice(&p);
+                }
+            }
+            Frame {
+                data: data.freeze(),
+                ..f.clone()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn loss_of_an_idrs_first_slices_drops_the_idr() {
+    let (cfg, frames) = clip();
+    let frames = three_slice_keyframes(&frames);
+    let key2 = frames.iter().skip(1).position(|f| f.keyframe).unwrap() + 1;
+    // One packet per NAL unit: [STAP-A(SPS, PPS), slice 1, slice 2, slice 3] per keyframe.
+    let per_frame: Vec<usize> = frames
+        .iter()
+        .map(|f| {
+            let mut pl = Vec::new();
+            Packetizer::new(8192).packetize(f, Some(&cfg), &mut pl);
+            pl.len()
+        })
+        .collect();
+    assert_eq!(per_frame[key2], 4);
+    let k2 = per_frame[..key2].iter().sum::<usize>();
+    // Lost: slice 1 (the gap is inside the unit); STAP-A and slice 1 (the gap is before it).
+    for lost in [k2 + 1..k2 + 2, k2..k2 + 2] {
+        let (ev, _) = send(&frames, &cfg, 8192, &|n| lost.contains(&n));
+        for f in frames_of(&ev).iter().filter(|f| f.keyframe) {
+            let idr_slices = slices(&f.data)
+                .iter()
+                .filter(|n| nal_type(n) == nal_types::IDR)
+                .count();
+            assert_eq!(
+                idr_slices, 3,
+                "lost packets {lost:?}: a keyframe without its first slice came out"
+            );
+        }
+        let got = frames_of(&ev);
+        let key3 = frames.iter().skip(key2 + 1).position(|f| f.keyframe);
+        let want = key3.map_or(0, |k| frames.len() - (k + key2 + 1));
+        assert_eq!(got.len(), key2 + want, "lost packets {lost:?}");
+    }
 }
 
 #[test]

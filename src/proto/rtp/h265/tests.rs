@@ -1,7 +1,12 @@
 use std::time::Instant;
 
 use super::*;
+use crate::codec::h264::avcc_nals;
+use crate::codec::h265::nal_type;
 use crate::codec::h265::AnnexBReader;
+use crate::error::Diag;
+use crate::media::{Frame, MediaEvent, Track};
+use crate::proto::rtp::nal::test_util::{config_and_frames, frames_of};
 use crate::proto::rtp::reorder::Reorder;
 use crate::proto::rtp::{Packet, Sender};
 
@@ -12,16 +17,7 @@ fn clip() -> (VideoConfig, Vec<Frame>) {
     let (mut ev, mut w) = (Vec::new(), Vec::new());
     r.push(data, &mut ev, &mut w);
     r.finish(&mut ev, &mut w);
-    let mut cfg = None;
-    let mut frames = Vec::new();
-    for e in ev {
-        match e {
-            MediaEvent::Video(c) => cfg = Some(c),
-            MediaEvent::Frame(f) => frames.push(f),
-            _ => {}
-        }
-    }
-    (cfg.unwrap(), frames)
+    config_and_frames(ev)
 }
 
 /// NAL units of an access unit other than parameter sets and AUDs.
@@ -63,15 +59,6 @@ fn receive(
         }
     }
     (ev, diags)
-}
-
-fn frames_of(ev: &[MediaEvent]) -> Vec<&Frame> {
-    ev.iter()
-        .filter_map(|e| match e {
-            MediaEvent::Frame(f) => Some(f),
-            _ => None,
-        })
-        .collect()
 }
 
 fn payload_types(pkts: &[Vec<u8>]) -> Vec<u8> {
@@ -264,7 +251,7 @@ fn hostile_packets_do_not_panic() {
         &[FU << 1, 1],
         &[FU << 1, 1, 0x40],
         &[FU << 1, 1, 0x93, 1, 2],
-        &[PACI << 1, 1, 2],
+        &[50 << 1, 1, 2], // PACI
     ];
     for (i, p) in payloads.iter().enumerate() {
         let mut pkt = crate::proto::rtp::header(i % 2 == 0, 96, i as u16, 0, 1).to_vec();
