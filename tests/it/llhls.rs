@@ -632,18 +632,24 @@ fn hls_js_in_headless_chromium_plays_ll_hls() {
         // The server's side, from its own log: every part and segment answered at once, and
         // every blocked playlist request answered as a part was made.
         let log = live.log.lock().unwrap().clone();
-        let served = served_on_time(&log).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!("served on time: {served}");
-        // No stall over 500 ms waiting for data, the goal, is reported; the bound is
-        // assert_played's 1 s, as the log shows every part served on time: under a load average
-        // of 15 on this 2-core machine, with each part requested 20-100 ms after it was made and
-        // answered at once, the player ran down to 0.09 s buffered and stalled 0.52 s.
-        if played.max_starved_stall > 0.5 {
-            eprintln!(
-                "a stall of {:.3} s waiting for data, every part served on time",
-                played.max_starved_stall
-            );
-        }
+        let served = served(&log).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("river-hls-seg's side: {served:?}");
+        // Listed files come from memory at once; a blocked playlist request is answered as its
+        // part is made (within 1 s here: the log's stamps carry the scheduling of a loaded
+        // machine, 120-270 ms at a load average of 11-15, where a defect would hold it for
+        // parts or seconds).
+        assert!(served.media_wait <= 0.05, "{served:?}");
+        assert!(served.blocked_delay <= 1.0, "{served:?}");
+        // No stall over 500 ms waiting for data, the goal; up to assert_played's 1 s when the
+        // log shows every part answered within 300 ms of being made: the stall is then the
+        // player's (at a load average of 15, with parts answered at once, hls.js ran down to
+        // 0.09 s buffered and stalled 0.52 s).
+        assert!(
+            played.max_starved_stall <= 0.5
+                || (played.max_starved_stall <= 1.0 && served.blocked_delay <= 0.3),
+            "a stall of {:.3} s waiting for data: {played:#?}",
+            played.max_starved_stall
+        );
         assert!(!played.latency.is_empty(), "hls.latency was read");
     });
     if let Err(e) = checked {
@@ -653,13 +659,28 @@ fn hls_js_in_headless_chromium_plays_ll_hls() {
     }
 }
 
-/// Checks river-hls-seg's timestamped log (`Pipeline::log`, access log on): every part, segment
-/// and init segment was answered at once (hls.js asks only for listed ones), and every playlist
-/// request that waited over 50 ms was answered within 100 ms of a part being made (the
-/// blocking reload it waited for). Returns how many requests it checked, or the first late one.
-fn served_on_time(log: &str) -> Result<String, String> {
-    let mut made: Vec<f64> = Vec::new();
-    let (mut media, mut blocked) = (0, 0);
+/// What river-hls-seg's timestamped log (`Pipeline::log`, access log on) shows of its side of a
+/// play: how many parts, segments and init segments it served and the longest any waited in
+/// the server (listed ones are answered from memory, so 0 ms unless something is wrong), and
+/// how many playlist requests blocked and the longest from a part being made to the answer
+/// that followed it (the two lines are stamped as the test reads them, so this includes the
+/// scheduling of river-hls-seg's threads on a loaded machine).
+#[derive(Debug)]
+struct Served {
+    media: usize,
+    media_wait: f64,
+    blocked: usize,
+    blocked_delay: f64,
+}
+
+fn served(log: &str) -> Result<Served, String> {
+    let mut last_part: Option<f64> = None;
+    let mut s = Served {
+        media: 0,
+        media_wait: 0.0,
+        blocked: 0,
+        blocked_delay: 0.0,
+    };
     for line in log.lines() {
         let mut w = line.split_whitespace();
         let Some(t) = w.next().and_then(|t| t.parse::<f64>().ok()) else {
@@ -667,7 +688,7 @@ fn served_on_time(log: &str) -> Result<String, String> {
         };
         let rest: Vec<&str> = w.skip(2).collect();
         if rest.first() == Some(&"part") {
-            made.push(t);
+            last_part = Some(t);
             continue;
         }
         // PEER "GET PATH" STATUS BYTES MS ms
@@ -677,38 +698,35 @@ fn served_on_time(log: &str) -> Result<String, String> {
         let path = rest[2].trim_end_matches('"');
         let waited: f64 = rest[5].parse::<f64>().map_err(|e| format!("{line}: {e}"))? / 1000.0;
         if path.ends_with(".m4s") || path.ends_with(".mp4") {
-            media += 1;
-            if waited > 0.05 {
-                return Err(format!("waited {waited:.3} s for a listed file: {line}"));
-            }
+            s.media += 1;
+            s.media_wait = s.media_wait.max(waited);
         } else if path.contains("_HLS_msn=") && waited > 0.05 {
-            blocked += 1;
-            if !made.iter().any(|&m| m <= t && t - m <= 0.1) {
-                return Err(format!(
-                    "answered with no part made in the 100 ms before: {line}"
-                ));
-            }
+            s.blocked += 1;
+            let made = last_part.ok_or_else(|| format!("answered before any part: {line}"))?;
+            s.blocked_delay = s.blocked_delay.max(t - made);
         }
     }
-    if media == 0 {
+    if s.media == 0 {
         return Err(format!("no media request in the log:\n{log}"));
     }
-    Ok(format!("{media} media requests at once, {blocked} blocked playlist requests as their part was made"))
+    Ok(s)
 }
 
 #[test]
-fn served_on_time_finds_a_late_answer() {
+fn served_reads_the_log() {
     let ok = "\
    1.000 river-hls-seg: debug: part movie-1-part5.m4s (100 bytes)
    1.010 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie.m3u8?_HLS_msn=0&_HLS_part=5\" 200 900 180 ms
-   1.020 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie-1-part5.m4s\" 200 100 0 ms
+   1.020 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie-1-part5.m4s\" 200 100 7 ms
+   1.400 river-hls-seg: debug: 127.0.0.1:1 \"GET /live/movie.m3u8?_HLS_msn=0&_HLS_part=6\" 200 900 30 ms
 ";
-    assert!(served_on_time(ok).is_ok(), "{:?}", served_on_time(ok));
-    let late_part = ok.replace("100 0 ms", "100 300 ms");
-    assert!(served_on_time(&late_part).is_err());
-    let late_playlist = ok.replace("   1.010", "   1.300");
-    assert!(served_on_time(&late_playlist).is_err());
-    assert!(served_on_time("").is_err());
+    let s = served(ok).unwrap();
+    assert_eq!((s.media, s.blocked), (1, 1));
+    assert!((s.media_wait - 0.007).abs() < 1e-9, "{s:?}");
+    assert!((s.blocked_delay - 0.010).abs() < 1e-9, "{s:?}");
+    let late = ok.replace("   1.010", "   1.300");
+    assert!((served(&late).unwrap().blocked_delay - 0.3).abs() < 1e-9);
+    assert!(served("").is_err());
 }
 
 /// Latency behind live in hls.js, classic HLS (2 s MPEG-TS segments) against LL-HLS, over
