@@ -5,6 +5,8 @@ complete -c river-hls-seg -l segment-type -d 'Segment container: MPEG-TS, or fMP
 fmp4\t'Fragmented MP4: an init segment (.mp4) and media segments (.m4s)'"
 complete -c river-hls-seg -l part-time -d 'LL-HLS part duration in seconds, rounded to whole frames. The default, 0.2, is five frames at 25 fps and six at 30, and puts hls.js about a second behind live (PART-HOLD-BACK 0.6 s)' -r
 complete -c river-hls-seg -l list-size -d 'Segments in the live playlist window' -r
+complete -c river-hls-seg -l keep -d 'DVR retention by age: segments leave the playlist once they ended more than this before the newest (e.g. 7d, 12h), and are deleted' -r
+complete -c river-hls-seg -l max-size -d 'DVR retention by size: the oldest segments leave the playlist and are deleted so that the files on disk stay within this (e.g. 500GiB, 800MiB; the segment being written comes on top)' -r
 complete -c river-hls-seg -l segment-name -d 'DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F %T), ending in .ts (MPEG-TS) or .m4s (fMP4). Default %Y%m%d-%H%M%S.ts (.m4s with fMP4)' -r
 complete -c river-hls-seg -l align -d 'Cut at the first keyframe after each wall-clock boundary of this period (e.g. 15m), instead of by --segment-time' -r
 complete -c river-hls-seg -l serve -d 'Serve DIR over HTTP on this address: DIR at /live/ (so NAME.m3u8 is http://ADDR/live/NAME.m3u8) and a player page at /. The bound address is printed on stderr. When the input ends the files stay served until SIGINT or SIGTERM' -r

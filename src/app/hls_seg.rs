@@ -13,11 +13,13 @@ use anyhow::Context;
 use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::{self, HlsSeg};
+use crate::format::hls::archive::{self, Archive};
+use crate::format::hls::retention::Limits;
 use crate::format::hls::{strftime, PlaylistKind, SegmenterConfig};
 use crate::http::hls::Live;
 use crate::http::{self, ServeOptions};
 use crate::media::{MediaEvent, CLOCK_HZ};
-use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, SegmentType, Wall};
+use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall};
 use crate::stdio::{stop_signal, UsageError};
 
 /// At most this many --on-segment commands run at once; past that a segment's command is skipped
@@ -189,12 +191,69 @@ impl Store {
         Ok(Some(path))
     }
 
+    /// Removes a file that left the playlist, and the folders (of a `--segment-name` pattern)
+    /// it leaves empty, up to DIR. A file already gone is not a problem.
     fn remove(&self, uri: &str) {
         let p = self.dir.join(uri);
-        if let Err(e) = fs::remove_file(&p) {
-            log::warn!("removing old segment {}: {e}", p.display());
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("removing old segment {}: {e}", p.display()),
+        }
+        let mut dir = p.parent();
+        while let Some(d) = dir.filter(|d| *d != self.dir && d.starts_with(&self.dir)) {
+            // Fails, and stops, at the first folder that is not empty.
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
         }
     }
+}
+
+/// Reads back the DVR playlist an earlier run left at `path` (None when there is none), and the
+/// sizes of the files it names that exist.
+fn read_archive(dir: &Path, path: &Path) -> anyhow::Result<Option<Resume>> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let restart = "move it away to start a new archive";
+    if len > archive::MAX_PLAYLIST as u64 {
+        anyhow::bail!(
+            "{}: {len} bytes, more than the {} a playlist may have; {restart}",
+            path.display(),
+            archive::MAX_PLAYLIST
+        );
+    }
+    let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 at byte offset {}; {restart}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let archive =
+        Archive::parse(&text).map_err(|d| anyhow::anyhow!("{}: {d}; {restart}", path.display()))?;
+    let mut sizes = std::collections::HashMap::new();
+    let uris = archive
+        .segments
+        .iter()
+        .flat_map(|s| std::iter::once(s.uri.as_str()).chain(s.map.as_deref()))
+        .chain(archive.parts.iter().map(String::as_str));
+    for uri in uris {
+        if sizes.contains_key(uri) {
+            continue;
+        }
+        if let Ok(m) = fs::metadata(dir.join(uri)) {
+            if m.is_file() {
+                sizes.insert(uri.to_string(), m.len());
+            }
+        }
+    }
+    Ok(Some(Resume { archive, sizes }))
 }
 
 /// Removes what an earlier live run with the same NAME left in DIR: its segments, parts and init
@@ -301,7 +360,13 @@ impl HlsWriter {
         if align_ms.is_some() && args.segment_time != 2.0 {
             log::warn!("--align decides the cuts; --segment-time is not used");
         }
-        let playlist_kind = if args.dvr {
+        let limits = Limits {
+            keep_ms: args.keep.map(|k| k.ticks / (CLOCK_HZ / 1000)),
+            max_bytes: args.max_size.map(|m| m.0 as u64),
+        };
+        let playlist_kind = if args.dvr && limits.any() {
+            PlaylistKind::Archive
+        } else if args.dvr {
             PlaylistKind::Dvr
         } else {
             clean_earlier_runs(&args.dir, &args.name, run);
@@ -330,8 +395,12 @@ impl HlsWriter {
             last: String::new(),
         };
         let playlist_path = args.dir.join(format!("{}.m3u8", args.name));
+        let mut out = HlsOut::new(cfg, Box::new(names));
+        if limits.any() {
+            out.set_retention(limits);
+        }
         Ok(HlsWriter {
-            out: HlsOut::new(cfg, Box::new(names)),
+            out,
             store: Store {
                 dir: args.dir.clone(),
                 durable: args.dvr,
@@ -362,14 +431,54 @@ impl HlsWriter {
         }
     }
 
+    /// DVR: picks up the archive an earlier run left in DIR (its playlist, and what of it is
+    /// still on disk), applying retention to it.
+    fn resume(&mut self) -> anyhow::Result<()> {
+        if !self.args.dvr {
+            return Ok(());
+        }
+        let Some(r) = read_archive(&self.args.dir, &self.playlist_path)? else {
+            return Ok(());
+        };
+        let (listed, next) = (r.archive.segments.len(), r.archive.next_msn());
+        let missing = self
+            .out
+            .resume(r, now_ms(), &mut self.outputs)
+            .with_context(|| format!("{}", self.playlist_path.display()))?;
+        if missing > 0 {
+            log::warn!(
+                "{}: {missing} of its {listed} segments left out: a file they need is missing",
+                self.playlist_path.display()
+            );
+        }
+        self.apply()?;
+        let pl = self.out.playlist();
+        let secs: f64 = pl.segments().map(|s| s.duration).sum();
+        log::info!(
+            "picked up {} segments ({secs:.1} s) of {}; the next is #{next}",
+            pl.segments().count(),
+            self.playlist_path.display()
+        );
+        Ok(())
+    }
+
     /// Carries out what the packager said, in order. When serving, the live edge goes first:
     /// parts, whole segments and init segments, and the playlist reach [`Live`] from memory
     /// before any file is written, so a slow disk never delays an HTTP client (a segment close's
     /// write and rename delayed a blocked playlist request by 110 ms at a load average of 15).
+    /// The playlist is published once, at the last [`Output::Playlist`]: it is the packager's
+    /// state after the whole batch, so an earlier point (a part's, before the segment it ends is
+    /// stored) could name a file not there yet.
     fn apply(&mut self) -> anyhow::Result<()> {
         let outputs = std::mem::take(&mut self.outputs);
+        let last = outputs
+            .iter()
+            .rposition(|o| matches!(o, Output::Playlist { .. }));
+        let segment = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Playlist { segment: true }));
         if let Some(l) = self.live.clone() {
-            for o in &outputs {
+            for (i, o) in outputs.iter().enumerate() {
                 match o {
                     Output::Init { uri, data } => l.file(uri, data.clone()),
                     Output::Open { .. } => self.segment.clear(),
@@ -381,13 +490,14 @@ impl HlsWriter {
                     Output::Close { uri, .. } => {
                         l.file(uri, bytes::Bytes::from(std::mem::take(&mut self.segment)))
                     }
-                    Output::Playlist { .. } => l.publish(self.out.playlist()),
-                    Output::Remove { .. } | Output::Notice(_) => {}
+                    Output::Playlist { .. } if Some(i) == last => l.publish(self.out.playlist()),
+                    Output::Playlist { .. } | Output::Remove { .. } | Output::Notice(_) => {}
                 }
             }
         }
-        for o in outputs {
+        for (i, o) in outputs.into_iter().enumerate() {
             match o {
+                Output::Playlist { .. } if Some(i) != last => {}
                 Output::Init { uri, data } => self.store.put(&uri, &data)?,
                 Output::Open { uri } => self.store.open(&uri)?,
                 Output::Data(b) => self.store.append(&b)?,
@@ -406,7 +516,7 @@ impl HlsWriter {
                         self.run_hook(&path, &uri, duration);
                     }
                 }
-                Output::Playlist { segment } => {
+                Output::Playlist { .. } => {
                     let pl = self.out.playlist();
                     // DVR: the file (large, fsynced) follows the segments; live: every change.
                     if segment || !self.args.dvr {
@@ -541,6 +651,7 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
         }
         None => None,
     };
+    w.resume()?;
     let res = pump(&input, &mut w, &mut Stats::off(), |_| 0);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;

@@ -5,6 +5,7 @@
 mod common;
 
 mod docs;
+mod dvr_retention;
 mod hevc;
 mod hevc_relay;
 mod hevc_rtmp;
