@@ -588,8 +588,15 @@ impl HlsWriter {
     }
 
     /// Ends the stream: the segment in hand is finished and the playlist ends.
-    fn finish(&mut self) -> anyhow::Result<()> {
-        self.out.finish(&mut self.outputs);
+    /// With `serving`, the files that left the playlist stay until the server stops: the ended
+    /// stream stays on the air, and a cache in front may still hand out a playlist from before
+    /// the end that names them.
+    fn finish(&mut self, serving: bool) -> anyhow::Result<()> {
+        if serving {
+            self.out.end(&mut self.outputs);
+        } else {
+            self.out.finish(&mut self.outputs);
+        }
         self.apply()?;
         // Give --on-segment commands a moment to finish; they are not killed.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -655,7 +662,7 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
     let res = pump(&input, &mut w, &mut Stats::off(), |_| 0);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;
-    w.finish()?;
+    w.finish(server.is_some())?;
     if let Some(h) = server {
         // The input ended on its own: keep the recording on the air until told to stop.
         if res.is_ok() && stop_signal().is_none() && !w.duration_reached {
@@ -665,6 +672,8 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
             }
         }
         h.shutdown();
+        w.out.remove_pending(&mut w.outputs);
+        w.apply()?;
     }
     res.map(|_| ())
 }

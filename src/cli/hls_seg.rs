@@ -34,7 +34,9 @@ without a thread each: a request waits until its part exists, at most three targ
 (then 503); one more than two segments ahead or past the Advance Part Limit gets 400 at once.
 
 Live mode keeps a window of --list-size segments and deletes a segment (or part) four target \
-durations after it leaves the playlist, so clients still downloading it are not cut off. Live \
+durations after it leaves the playlist, so clients still downloading it are not cut off (when the \
+input ends, those waiting go at once, or with --serve when it stops serving: a cache in front may \
+still hand out a playlist from before the end). Live \
 file names carry the start time (NAME-START-N.ts), so a name is never reused and --serve sends \
 segments, parts and init segments as immutable; playlists get a max-age of half a target duration \
 (classic), none (LL-HLS), one target duration (with _HLS_ directives), or a day once ended.

@@ -775,8 +775,16 @@ impl HlsOut {
     }
 
     /// The stream ended: the segment in hand is finished, the playlist ends, and every file
-    /// waiting for deletion may go.
+    /// waiting for deletion may go: [`HlsOut::end`], then [`HlsOut::remove_pending`].
     pub fn finish(&mut self, out: &mut Vec<Output>) {
+        self.end(out);
+        self.remove_pending(out);
+    }
+
+    /// The stream ended: the segment in hand is finished and the playlist ends. The files that
+    /// left it stay until [`HlsOut::remove_pending`]: a server still answering for the ended
+    /// stream, or a cache in front of it, may have handed out a playlist that names them.
+    pub fn end(&mut self, out: &mut Vec<Output>) {
         self.flush_held();
         if let Some((d, last_part)) = self.seg.finish() {
             self.end_part(last_part, out);
@@ -786,6 +794,10 @@ impl HlsOut {
             self.schedule(0.0, uri);
         }
         out.push(Output::Playlist { segment: true });
+    }
+
+    /// Removes every file waiting out its grace period (once nothing serves the stream).
+    pub fn remove_pending(&mut self, out: &mut Vec<Output>) {
         while let Some((_, uri)) = self.to_delete.pop_front() {
             self.remove(uri, out);
         }

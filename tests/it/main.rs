@@ -12,6 +12,7 @@ mod hevc_rtmp;
 mod hevc_rtsp;
 mod hevc_thumb;
 mod hls;
+mod hls_cache;
 mod http;
 mod http_layer;
 mod llhls;
