@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -17,8 +17,9 @@ use crate::format::hls::archive::{self, Archive};
 use crate::format::hls::retention::Limits;
 use crate::format::hls::{strftime, PlaylistKind, SegmenterConfig};
 use crate::http::hls::Live;
-use crate::http::{self, ServeOptions};
+use crate::http::{self, ServeOptions, ServerHandle};
 use crate::media::{MediaEvent, CLOCK_HZ};
+use crate::pipeline::progress::Meter;
 use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall};
 use crate::stdio::{stop_signal, UsageError};
 
@@ -277,6 +278,20 @@ fn clean_earlier_runs(dir: &Path, name: &str, run: u64) {
     }
 }
 
+/// What `--stats` and `--metrics` show of the writer, besides the frames the pump counts.
+#[derive(Default)]
+struct Counts {
+    /// Bytes of files written (segments, parts, init segments, playlists).
+    written: u64,
+    segments: u64,
+    parts: u64,
+    removed: u64,
+    /// Time spent carrying out the packager's outputs (writes, fsyncs, renames, deletions).
+    write_secs: f64,
+    /// How long finishing the last segment took.
+    close_secs: f64,
+}
+
 struct HlsWriter {
     args: HlsSeg,
     out: HlsOut,
@@ -286,6 +301,9 @@ struct HlsWriter {
     live: Option<Arc<Live>>,
     /// The open segment's bytes so far, for [`Live::file`] (only when serving).
     segment: Vec<u8>,
+    server: Option<ServerHandle>,
+    meter: Arc<Mutex<Meter>>,
+    counts: Counts,
     first_dts: Option<i64>,
     limit: Option<i64>,
     children: Vec<Child>,
@@ -410,6 +428,9 @@ impl HlsWriter {
             playlist_path,
             live: None,
             segment: Vec::new(),
+            server: None,
+            meter: Stats::off().meter,
+            counts: Counts::default(),
             first_dts: None,
             limit: args.duration.map(|d| d.ticks),
             children: Vec::new(),
@@ -470,6 +491,27 @@ impl HlsWriter {
     /// state after the whole batch, so an earlier point (a part's, before the segment it ends is
     /// stored) could name a file not there yet.
     fn apply(&mut self) -> anyhow::Result<()> {
+        if self.outputs.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let r = self.apply_outputs();
+        self.counts.write_secs += t0.elapsed().as_secs_f64();
+        r
+    }
+
+    fn apply_outputs(&mut self) -> anyhow::Result<()> {
+        let c = &mut self.counts;
+        for o in &self.outputs {
+            match o {
+                Output::Init { data, .. } | Output::Part { data, .. } | Output::Data(data) => {
+                    c.written += data.len() as u64
+                }
+                Output::Remove { .. } => c.removed += 1,
+                _ => {}
+            }
+            c.parts += matches!(o, Output::Part { .. }) as u64;
+        }
         let outputs = std::mem::take(&mut self.outputs);
         let last = outputs
             .iter()
@@ -511,7 +553,11 @@ impl HlsWriter {
                         .with_context(|| format!("renaming {}", tmp.display()))?;
                 }
                 Output::Close { uri, duration } => {
-                    if let Some(path) = self.store.close()? {
+                    let t0 = Instant::now();
+                    let closed = self.store.close()?;
+                    self.counts.close_secs = t0.elapsed().as_secs_f64();
+                    self.counts.segments += 1;
+                    if let Some(path) = closed {
                         log::info!("segment {uri} ({duration:.3} s)");
                         self.run_hook(&path, &uri, duration);
                     }
@@ -520,8 +566,9 @@ impl HlsWriter {
                     let pl = self.out.playlist();
                     // DVR: the file (large, fsynced) follows the segments; live: every change.
                     if segment || !self.args.dvr {
-                        self.store
-                            .put_at(&self.playlist_path, pl.render(false).as_bytes())?;
+                        let text = pl.render(false);
+                        self.counts.written += text.len() as u64;
+                        self.store.put_at(&self.playlist_path, text.as_bytes())?;
                     }
                 }
                 Output::Remove { uri } => self.store.remove(&uri),
@@ -629,7 +676,96 @@ impl EventSink for HlsWriter {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush(&mut self.outputs);
-        self.apply()
+        self.apply()?;
+        self.publish_stats();
+        Ok(())
+    }
+}
+
+impl HlsWriter {
+    /// Copies the writer's and the server's figures into the meter (`--stats`, `--metrics`).
+    fn publish_stats(&self) {
+        let c = &self.counts;
+        let listed = self.out.playlist().segments().count();
+        let retained = self.out.retained_bytes();
+        let served = self.server.as_ref().map(ServerHandle::stats);
+        let waits = self.live.as_ref().map(|l| l.stats());
+        let mut m = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+        m.set(
+            "segments_total",
+            "Segments written and listed.",
+            true,
+            c.segments as f64,
+        );
+        if self.args.low_latency {
+            m.set("parts_total", "LL-HLS parts written.", true, c.parts as f64);
+        }
+        m.set(
+            "files_removed_total",
+            "Segments, parts and init segments deleted after they left the playlist.",
+            true,
+            c.removed as f64,
+        );
+        m.set(
+            "write_seconds_total",
+            "Time spent writing, syncing, renaming and deleting files.",
+            true,
+            c.write_secs,
+        );
+        m.set(
+            "segment_close_seconds",
+            "How long finishing the latest segment took (flush, fsync with --dvr, rename).",
+            false,
+            c.close_secs,
+        );
+        m.set(
+            "playlist_segments",
+            "Segments the playlist lists.",
+            false,
+            listed as f64,
+        );
+        if let Some(b) = retained {
+            m.set(
+                "archive_bytes",
+                "Bytes of the files kept on disk, counted against --max-size.",
+                false,
+                b as f64,
+            );
+        }
+        if let Some(h) = served {
+            m.set(
+                "http_requests_total",
+                "HTTP requests answered by --serve.",
+                true,
+                h.requests as f64,
+            );
+            m.set(
+                "http_errors_total",
+                "HTTP answers with a 4xx or 5xx status.",
+                true,
+                (h.client_errors + h.server_errors) as f64,
+            );
+            m.set(
+                "http_response_bytes_total",
+                "Body bytes of the HTTP responses written completely.",
+                true,
+                h.body_bytes as f64,
+            );
+        }
+        if let Some(w) = waits.filter(|_| self.args.low_latency) {
+            m.set(
+                "blocking_requests_total",
+                "LL-HLS requests that waited for a part or a playlist update.",
+                true,
+                w.parked as f64,
+            );
+            m.set(
+                "blocking_timeouts_total",
+                "LL-HLS requests answered 503 after waiting three target durations.",
+                true,
+                w.timed_out as f64,
+            );
+        }
     }
 }
 
@@ -641,7 +777,7 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
     let run = (now_ms() / 1000).max(0) as u64;
     let mut w = HlsWriter::new(args, run)?;
     log::info!("writing {}", w.playlist_path.display());
-    let server = match &serve {
+    w.server = match &serve {
         Some(addr) => {
             let live = Live::new(&format!("{name}.m3u8"), run);
             w.live = Some(Arc::clone(&live));
@@ -658,20 +794,28 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut stats = Stats::start(&w.args.stats, "hls_seg", "river-hls-seg")?;
+    w.meter = Arc::clone(&stats.meter);
     w.resume()?;
-    let res = pump(&input, &mut w, &mut Stats::off(), |_| 0);
+    let res = pump(&input, &mut w, &mut stats, |w| w.counts.written);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;
-    w.finish(server.is_some())?;
-    if let Some(h) = server {
+    let serving = w.server.is_some();
+    w.finish(serving)?;
+    w.publish_stats();
+    if serving {
         // The input ended on its own: keep the recording on the air until told to stop.
         if res.is_ok() && stop_signal().is_none() && !w.duration_reached {
             log::info!("input ended; still serving until SIGINT or SIGTERM");
             while stop_signal().is_none() {
                 std::thread::sleep(Duration::from_millis(100));
+                // The server's figures go on.
+                w.publish_stats();
             }
         }
-        h.shutdown();
+        if let Some(h) = w.server.take() {
+            h.shutdown();
+        }
         w.out.remove_pending(&mut w.outputs);
         w.apply()?;
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::{ByteSize, MuxInput, TimeSpan};
+use super::{ByteSize, MuxInput, StatsArgs, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const LONG: &str = "\
@@ -61,6 +61,13 @@ EXT-X-ENDLIST at the end. Retention applies to a picked-up archive at start too.
 
 On end of input, SIGINT, SIGTERM or SIGHUP the segment in hand is finished, the playlist gets \
 EXT-X-ENDLIST, and the tool exits.
+
+--stats shows progress on stderr and --metrics ADDR serves it as Prometheus text at \
+http://ADDR/metrics: frames, media time, bytes written, and river_hls_seg_ segments_total, \
+parts_total, files_removed_total, write_seconds_total, segment_close_seconds (the latest \
+segment's flush, fsync and rename), playlist_segments, archive_bytes (with retention), and with \
+--serve http_requests_total, http_errors_total, http_response_bytes_total, \
+blocking_requests_total and blocking_timeouts_total (LL-HLS).
 
 Examples:
   ffmpeg -re -i in.mp4 -c copy -f mpegts - | river-hls-seg --dir www/live --name movie
@@ -152,6 +159,8 @@ pub struct HlsSeg {
     pub on_segment: Option<String>,
     #[command(flatten)]
     pub input: MuxInput,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -22,6 +22,7 @@ use crate::common::nginx::Nginx;
 use crate::common::playlist::Checker;
 use crate::common::*;
 use crate::llhls::{get, Pipeline};
+use crate::progress::{metric, metrics_addr, scrape, scrape_until};
 
 const PLAYERS: usize = 100;
 
@@ -179,7 +180,11 @@ fn play_all(url: &str, secs: u32) -> (Vec<(usize, Played)>, Duration) {
 /// The origin: a live window of three 2 s segments, so segments leave (and are deleted four
 /// target durations later) while the players play.
 fn origin(name: &str, secs: u32) -> (Pipeline, String) {
-    let live = Pipeline::start(name, secs, &["--list-size", "3"]);
+    let live = Pipeline::start(
+        name,
+        secs,
+        &["--list-size", "3", "--metrics", "127.0.0.1:0"],
+    );
     let addr = live
         .url
         .trim_start_matches("http://")
@@ -228,6 +233,21 @@ fn cpu_secs(pid: u32) -> f64 {
 fn a_hundred_players_through_nginx_proxy_cache() {
     let secs = secs_from_env("RIVER_HLS_CACHE_SECS", 16);
     let (live, addr) = origin("hls-cache", secs);
+    // What the origin says it answered, independently of nginx's log.
+    let metrics = metrics_addr(&live.log.lock().unwrap()).expect("the metrics address");
+    let answered = |b: &str| metric(b, "river_hls_seg_http_requests_total").unwrap_or(0.0) as usize;
+    // The meter takes the server's count at each read of the input: settled once two scrapes
+    // 250 ms apart agree (Pipeline::start's own requests came just before).
+    let mut before = answered(&scrape(&metrics));
+    wait_until(
+        "the origin's count settles",
+        Duration::from_secs(10),
+        || {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = answered(&scrape(&metrics));
+            std::mem::replace(&mut before, now) == now
+        },
+    );
     let nginx = nginx_in_front("hls-cache-nginx", &addr);
     let url = format!("{}/live/movie.m3u8", nginx.base());
     let stop = Arc::new(AtomicBool::new(false));
@@ -306,6 +326,14 @@ fn a_hundred_players_through_nginx_proxy_cache() {
     assert!(
         per_segment.values().all(|&n| n == 1),
         "segments fetched from the origin more than once: {per_segment:?}"
+    );
+    // river-hls-seg counted the same requests nginx passed on (its figures follow within
+    // 100 ms once the input has ended).
+    let up = seg_up + pl_up;
+    scrape_until(
+        &metrics,
+        &format!("the origin's count ({before} before)"),
+        |b| answered(b) - before == up,
     );
     // The playlist's max-age is 1 s (half the 2 s target): at most one refresh a second, and
     // the first fetch.
