@@ -23,7 +23,7 @@ _river__hls__seg() {
 
     case "${cmd}" in
         river__hls__seg)
-            opts="-f -v -q -h -V --dir --name --segment-time --segment-type --low-latency --part-time --list-size --dvr --segment-name --utc --align --serve --duration --on-segment --input-format --fps --max-gap --drop-unsupported --verbose --quiet --help --version"
+            opts="-f -v -q -h -V --dir --name --segment-time --segment-type --low-latency --part-time --list-size --dvr --keep --max-size --segment-name --utc --align --serve --duration --on-segment --input-format --fps --max-gap --drop-unsupported --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,14 @@ _river__hls__seg() {
                     return 0
                     ;;
                 --list-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -86,6 +94,14 @@ _river__hls__seg() {
                     return 0
                     ;;
                 --max-gap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

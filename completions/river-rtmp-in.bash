@@ -23,7 +23,7 @@ _river__rtmp__in() {
 
     case "${cmd}" in
         river__rtmp__in)
-            opts="-v -q -h -V --listen --app --key --keys --exec --persist --max-connections --verbose --quiet --help --version"
+            opts="-v -q -h -V --listen --app --key --keys --exec --persist --max-connections --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,14 @@ _river__rtmp__in() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _river__rtsp__pull() {
 
     case "${cmd}" in
         river__rtsp__pull)
-            opts="-u -f -t -v -q -h -V --transport --user --password-file --format --duration --retry --stall-timeout --verbose --quiet --help --version"
+            opts="-u -f -t -v -q -h -V --transport --user --password-file --format --duration --retry --stall-timeout --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,14 @@ _river__rtsp__pull() {
                     return 0
                     ;;
                 --stall-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stats-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _river__thumb() {
 
     case "${cmd}" in
         river__thumb)
-            opts="-o -f -v -q -h -V --out --every --serve --tee --width --height --quality --format --timeout --input-format --verbose --quiet --help --version"
+            opts="-o -f -v -q -h -V --out --every --serve --tee --width --height --quality --format --timeout --input-format --stats --stats-period --metrics --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -71,6 +71,14 @@ _river__thumb() {
                     ;;
                 -f)
                     COMPREPLY=($(compgen -W "flv ts h264 h265" -- "${cur}"))
+                    return 0
+                    ;;
+                --stats-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

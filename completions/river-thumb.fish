@@ -11,7 +11,10 @@ complete -c river-thumb -s f -l input-format -d 'Input format; detected from the
 ts\t'MPEG-TS (H.264 or H.265 + AAC in ADTS), 188-byte packets'
 h264\t'Raw H.264 Annex B byte stream (start codes), as `ffmpeg -f h264 -` writes it'
 h265\t'Raw H.265/HEVC Annex B byte stream (start codes), as `ffmpeg -f hevc -` writes it'"
+complete -c river-thumb -l stats-period -d 'How often --stats prints a line when stderr is not a terminal' -r
+complete -c river-thumb -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics' -r
 complete -c river-thumb -l tee -d 'Copy stdin to stdout unchanged (pictures then go to --out or --serve)'
+complete -c river-thumb -l stats -d 'Show progress on stderr: frames, media time, bitrate, speed against real time, repairs and drops (a line redrawn in place on a terminal, else a line every --stats-period)'
 complete -c river-thumb -s v -l verbose -d 'Log more to stderr (-v info, -vv debug, -vvv trace)'
 complete -c river-thumb -s q -l quiet -d 'Log less to stderr (-q errors only, -qq nothing)'
 complete -c river-thumb -s h -l help -d 'Print help (see more with \'--help\')'

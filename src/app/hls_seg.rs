@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -13,11 +13,14 @@ use anyhow::Context;
 use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::{self, HlsSeg};
+use crate::format::hls::archive::{self, Archive};
+use crate::format::hls::retention::Limits;
 use crate::format::hls::{strftime, PlaylistKind, SegmenterConfig};
 use crate::http::hls::Live;
-use crate::http::{self, ServeOptions};
+use crate::http::{self, ServeOptions, ServerHandle};
 use crate::media::{MediaEvent, CLOCK_HZ};
-use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, SegmentType, Wall};
+use crate::pipeline::progress::Meter;
+use crate::pipeline::{HlsConfig, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall};
 use crate::stdio::{stop_signal, UsageError};
 
 /// At most this many --on-segment commands run at once; past that a segment's command is skipped
@@ -189,12 +192,69 @@ impl Store {
         Ok(Some(path))
     }
 
+    /// Removes a file that left the playlist, and the folders (of a `--segment-name` pattern)
+    /// it leaves empty, up to DIR. A file already gone is not a problem.
     fn remove(&self, uri: &str) {
         let p = self.dir.join(uri);
-        if let Err(e) = fs::remove_file(&p) {
-            log::warn!("removing old segment {}: {e}", p.display());
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("removing old segment {}: {e}", p.display()),
+        }
+        let mut dir = p.parent();
+        while let Some(d) = dir.filter(|d| *d != self.dir && d.starts_with(&self.dir)) {
+            // Fails, and stops, at the first folder that is not empty.
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
         }
     }
+}
+
+/// Reads back the DVR playlist an earlier run left at `path` (None when there is none), and the
+/// sizes of the files it names that exist.
+fn read_archive(dir: &Path, path: &Path) -> anyhow::Result<Option<Resume>> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let restart = "move it away to start a new archive";
+    if len > archive::MAX_PLAYLIST as u64 {
+        anyhow::bail!(
+            "{}: {len} bytes, more than the {} a playlist may have; {restart}",
+            path.display(),
+            archive::MAX_PLAYLIST
+        );
+    }
+    let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 at byte offset {}; {restart}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let archive =
+        Archive::parse(&text).map_err(|d| anyhow::anyhow!("{}: {d}; {restart}", path.display()))?;
+    let mut sizes = std::collections::HashMap::new();
+    let uris = archive
+        .segments
+        .iter()
+        .flat_map(|s| std::iter::once(s.uri.as_str()).chain(s.map.as_deref()))
+        .chain(archive.parts.iter().map(String::as_str));
+    for uri in uris {
+        if sizes.contains_key(uri) {
+            continue;
+        }
+        if let Ok(m) = fs::metadata(dir.join(uri)) {
+            if m.is_file() {
+                sizes.insert(uri.to_string(), m.len());
+            }
+        }
+    }
+    Ok(Some(Resume { archive, sizes }))
 }
 
 /// Removes what an earlier live run with the same NAME left in DIR: its segments, parts and init
@@ -218,6 +278,20 @@ fn clean_earlier_runs(dir: &Path, name: &str, run: u64) {
     }
 }
 
+/// What `--stats` and `--metrics` show of the writer, besides the frames the pump counts.
+#[derive(Default)]
+struct Counts {
+    /// Bytes of files written (segments, parts, init segments, playlists).
+    written: u64,
+    segments: u64,
+    parts: u64,
+    removed: u64,
+    /// Time spent carrying out the packager's outputs (writes, fsyncs, renames, deletions).
+    write_secs: f64,
+    /// How long finishing the last segment took.
+    close_secs: f64,
+}
+
 struct HlsWriter {
     args: HlsSeg,
     out: HlsOut,
@@ -227,6 +301,9 @@ struct HlsWriter {
     live: Option<Arc<Live>>,
     /// The open segment's bytes so far, for [`Live::file`] (only when serving).
     segment: Vec<u8>,
+    server: Option<ServerHandle>,
+    meter: Arc<Mutex<Meter>>,
+    counts: Counts,
     first_dts: Option<i64>,
     limit: Option<i64>,
     children: Vec<Child>,
@@ -301,7 +378,13 @@ impl HlsWriter {
         if align_ms.is_some() && args.segment_time != 2.0 {
             log::warn!("--align decides the cuts; --segment-time is not used");
         }
-        let playlist_kind = if args.dvr {
+        let limits = Limits {
+            keep_ms: args.keep.map(|k| k.ticks / (CLOCK_HZ / 1000)),
+            max_bytes: args.max_size.map(|m| m.0 as u64),
+        };
+        let playlist_kind = if args.dvr && limits.any() {
+            PlaylistKind::Archive
+        } else if args.dvr {
             PlaylistKind::Dvr
         } else {
             clean_earlier_runs(&args.dir, &args.name, run);
@@ -330,8 +413,12 @@ impl HlsWriter {
             last: String::new(),
         };
         let playlist_path = args.dir.join(format!("{}.m3u8", args.name));
+        let mut out = HlsOut::new(cfg, Box::new(names));
+        if limits.any() {
+            out.set_retention(limits);
+        }
         Ok(HlsWriter {
-            out: HlsOut::new(cfg, Box::new(names)),
+            out,
             store: Store {
                 dir: args.dir.clone(),
                 durable: args.dvr,
@@ -341,6 +428,9 @@ impl HlsWriter {
             playlist_path,
             live: None,
             segment: Vec::new(),
+            server: None,
+            meter: Stats::off().meter,
+            counts: Counts::default(),
             first_dts: None,
             limit: args.duration.map(|d| d.ticks),
             children: Vec::new(),
@@ -362,14 +452,75 @@ impl HlsWriter {
         }
     }
 
+    /// DVR: picks up the archive an earlier run left in DIR (its playlist, and what of it is
+    /// still on disk), applying retention to it.
+    fn resume(&mut self) -> anyhow::Result<()> {
+        if !self.args.dvr {
+            return Ok(());
+        }
+        let Some(r) = read_archive(&self.args.dir, &self.playlist_path)? else {
+            return Ok(());
+        };
+        let (listed, next) = (r.archive.segments.len(), r.archive.next_msn());
+        let missing = self
+            .out
+            .resume(r, now_ms(), &mut self.outputs)
+            .with_context(|| format!("{}", self.playlist_path.display()))?;
+        if missing > 0 {
+            log::warn!(
+                "{}: {missing} of its {listed} segments left out: a file they need is missing",
+                self.playlist_path.display()
+            );
+        }
+        self.apply()?;
+        let pl = self.out.playlist();
+        let secs: f64 = pl.segments().map(|s| s.duration).sum();
+        log::info!(
+            "picked up {} segments ({secs:.1} s) of {}; the next is #{next}",
+            pl.segments().count(),
+            self.playlist_path.display()
+        );
+        Ok(())
+    }
+
     /// Carries out what the packager said, in order. When serving, the live edge goes first:
     /// parts, whole segments and init segments, and the playlist reach [`Live`] from memory
     /// before any file is written, so a slow disk never delays an HTTP client (a segment close's
     /// write and rename delayed a blocked playlist request by 110 ms at a load average of 15).
+    /// The playlist is published once, at the last [`Output::Playlist`]: it is the packager's
+    /// state after the whole batch, so an earlier point (a part's, before the segment it ends is
+    /// stored) could name a file not there yet.
     fn apply(&mut self) -> anyhow::Result<()> {
+        if self.outputs.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let r = self.apply_outputs();
+        self.counts.write_secs += t0.elapsed().as_secs_f64();
+        r
+    }
+
+    fn apply_outputs(&mut self) -> anyhow::Result<()> {
+        let c = &mut self.counts;
+        for o in &self.outputs {
+            match o {
+                Output::Init { data, .. } | Output::Part { data, .. } | Output::Data(data) => {
+                    c.written += data.len() as u64
+                }
+                Output::Remove { .. } => c.removed += 1,
+                _ => {}
+            }
+            c.parts += matches!(o, Output::Part { .. }) as u64;
+        }
         let outputs = std::mem::take(&mut self.outputs);
+        let last = outputs
+            .iter()
+            .rposition(|o| matches!(o, Output::Playlist { .. }));
+        let segment = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Playlist { segment: true }));
         if let Some(l) = self.live.clone() {
-            for o in &outputs {
+            for (i, o) in outputs.iter().enumerate() {
                 match o {
                     Output::Init { uri, data } => l.file(uri, data.clone()),
                     Output::Open { .. } => self.segment.clear(),
@@ -381,13 +532,14 @@ impl HlsWriter {
                     Output::Close { uri, .. } => {
                         l.file(uri, bytes::Bytes::from(std::mem::take(&mut self.segment)))
                     }
-                    Output::Playlist { .. } => l.publish(self.out.playlist()),
-                    Output::Remove { .. } | Output::Notice(_) => {}
+                    Output::Playlist { .. } if Some(i) == last => l.publish(self.out.playlist()),
+                    Output::Playlist { .. } | Output::Remove { .. } | Output::Notice(_) => {}
                 }
             }
         }
-        for o in outputs {
+        for (i, o) in outputs.into_iter().enumerate() {
             match o {
+                Output::Playlist { .. } if Some(i) != last => {}
                 Output::Init { uri, data } => self.store.put(&uri, &data)?,
                 Output::Open { uri } => self.store.open(&uri)?,
                 Output::Data(b) => self.store.append(&b)?,
@@ -401,17 +553,22 @@ impl HlsWriter {
                         .with_context(|| format!("renaming {}", tmp.display()))?;
                 }
                 Output::Close { uri, duration } => {
-                    if let Some(path) = self.store.close()? {
+                    let t0 = Instant::now();
+                    let closed = self.store.close()?;
+                    self.counts.close_secs = t0.elapsed().as_secs_f64();
+                    self.counts.segments += 1;
+                    if let Some(path) = closed {
                         log::info!("segment {uri} ({duration:.3} s)");
                         self.run_hook(&path, &uri, duration);
                     }
                 }
-                Output::Playlist { segment } => {
+                Output::Playlist { .. } => {
                     let pl = self.out.playlist();
                     // DVR: the file (large, fsynced) follows the segments; live: every change.
                     if segment || !self.args.dvr {
-                        self.store
-                            .put_at(&self.playlist_path, pl.render(false).as_bytes())?;
+                        let text = pl.render(false);
+                        self.counts.written += text.len() as u64;
+                        self.store.put_at(&self.playlist_path, text.as_bytes())?;
                     }
                 }
                 Output::Remove { uri } => self.store.remove(&uri),
@@ -478,8 +635,15 @@ impl HlsWriter {
     }
 
     /// Ends the stream: the segment in hand is finished and the playlist ends.
-    fn finish(&mut self) -> anyhow::Result<()> {
-        self.out.finish(&mut self.outputs);
+    /// With `serving`, the files that left the playlist stay until the server stops: the ended
+    /// stream stays on the air, and a cache in front may still hand out a playlist from before
+    /// the end that names them.
+    fn finish(&mut self, serving: bool) -> anyhow::Result<()> {
+        if serving {
+            self.out.end(&mut self.outputs);
+        } else {
+            self.out.finish(&mut self.outputs);
+        }
         self.apply()?;
         // Give --on-segment commands a moment to finish; they are not killed.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -512,7 +676,96 @@ impl EventSink for HlsWriter {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.out.flush(&mut self.outputs);
-        self.apply()
+        self.apply()?;
+        self.publish_stats();
+        Ok(())
+    }
+}
+
+impl HlsWriter {
+    /// Copies the writer's and the server's figures into the meter (`--stats`, `--metrics`).
+    fn publish_stats(&self) {
+        let c = &self.counts;
+        let listed = self.out.playlist().segments().count();
+        let retained = self.out.retained_bytes();
+        let served = self.server.as_ref().map(ServerHandle::stats);
+        let waits = self.live.as_ref().map(|l| l.stats());
+        let mut m = self.meter.lock().unwrap_or_else(|e| e.into_inner());
+        m.set(
+            "segments_total",
+            "Segments written and listed.",
+            true,
+            c.segments as f64,
+        );
+        if self.args.low_latency {
+            m.set("parts_total", "LL-HLS parts written.", true, c.parts as f64);
+        }
+        m.set(
+            "files_removed_total",
+            "Segments, parts and init segments deleted after they left the playlist.",
+            true,
+            c.removed as f64,
+        );
+        m.set(
+            "write_seconds_total",
+            "Time spent writing, syncing, renaming and deleting files.",
+            true,
+            c.write_secs,
+        );
+        m.set(
+            "segment_close_seconds",
+            "How long finishing the latest segment took (flush, fsync with --dvr, rename).",
+            false,
+            c.close_secs,
+        );
+        m.set(
+            "playlist_segments",
+            "Segments the playlist lists.",
+            false,
+            listed as f64,
+        );
+        if let Some(b) = retained {
+            m.set(
+                "archive_bytes",
+                "Bytes of the files kept on disk, counted against --max-size.",
+                false,
+                b as f64,
+            );
+        }
+        if let Some(h) = served {
+            m.set(
+                "http_requests_total",
+                "HTTP requests answered by --serve.",
+                true,
+                h.requests as f64,
+            );
+            m.set(
+                "http_errors_total",
+                "HTTP answers with a 4xx or 5xx status.",
+                true,
+                (h.client_errors + h.server_errors) as f64,
+            );
+            m.set(
+                "http_response_bytes_total",
+                "Body bytes of the HTTP responses written completely.",
+                true,
+                h.body_bytes as f64,
+            );
+        }
+        if let Some(w) = waits.filter(|_| self.args.low_latency) {
+            m.set(
+                "blocking_requests_total",
+                "LL-HLS requests that waited for a part or a playlist update.",
+                true,
+                w.parked as f64,
+            );
+            m.set(
+                "blocking_timeouts_total",
+                "LL-HLS requests answered 503 after waiting three target durations.",
+                true,
+                w.timed_out as f64,
+            );
+        }
     }
 }
 
@@ -524,7 +777,7 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
     let run = (now_ms() / 1000).max(0) as u64;
     let mut w = HlsWriter::new(args, run)?;
     log::info!("writing {}", w.playlist_path.display());
-    let server = match &serve {
+    w.server = match &serve {
         Some(addr) => {
             let live = Live::new(&format!("{name}.m3u8"), run);
             w.live = Some(Arc::clone(&live));
@@ -541,19 +794,30 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let res = pump(&input, &mut w, &mut Stats::off(), |_| 0);
+    let mut stats = Stats::start(&w.args.stats, "hls_seg", "river-hls-seg")?;
+    w.meter = Arc::clone(&stats.meter);
+    w.resume()?;
+    let res = pump(&input, &mut w, &mut stats, |w| w.counts.written);
     // Whatever happened to the input, what was received is finished and listed.
     w.flush()?;
-    w.finish()?;
-    if let Some(h) = server {
+    let serving = w.server.is_some();
+    w.finish(serving)?;
+    w.publish_stats();
+    if serving {
         // The input ended on its own: keep the recording on the air until told to stop.
         if res.is_ok() && stop_signal().is_none() && !w.duration_reached {
             log::info!("input ended; still serving until SIGINT or SIGTERM");
             while stop_signal().is_none() {
                 std::thread::sleep(Duration::from_millis(100));
+                // The server's figures go on.
+                w.publish_stats();
             }
         }
-        h.shutdown();
+        if let Some(h) = w.server.take() {
+            h.shutdown();
+        }
+        w.out.remove_pending(&mut w.outputs);
+        w.apply()?;
     }
     res.map(|_| ())
 }

@@ -11,6 +11,7 @@
 //! once they drain. Deadlines (handshake, idle, writes) are timers on the reactor.
 
 mod exec;
+mod metrics;
 mod stdout;
 
 use std::collections::HashSet;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::stats::Stats;
 use crate::cli::RtmpIn;
 use crate::net::conn::Received;
 use crate::net::listener::PAUSE;
@@ -32,6 +34,7 @@ use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream}
 use crate::proto::rtmp::{FlvSplice, ServerConfig, ServerEvent, ServerSession};
 use crate::stdio::{require_binary_stdout, stop_signal, UsageError};
 use exec::ExecChild;
+use metrics::Counts;
 use stdout::StdoutPipe;
 
 const LISTENER: Token = Token(1);
@@ -148,6 +151,8 @@ struct Ingest {
     stdout_owner: Option<usize>,
     /// Without --persist: the one publish has ended.
     done: bool,
+    stats: Stats,
+    counts: Counts,
 }
 
 fn load_keys(args: &RtmpIn) -> anyhow::Result<Option<HashSet<String>>> {
@@ -239,8 +244,12 @@ pub fn rtmp_in(args: RtmpIn) -> anyhow::Result<()> {
         flv: FlvSplice::new(),
         stdout_owner: None,
         done: false,
+        stats: Stats::start(&args.stats, "rtmp_in", "river-rtmp-in")?,
+        counts: Counts::default(),
     };
     let r = ing.run(&mut reactor);
+    ing.tick_stats(Instant::now());
+    ing.stats.finish();
     // Everything handed to the writer is written before the exit (or the error is known).
     let failed = ing.stdout.take().and_then(StdoutPipe::finish);
     r.context("reactor")?;
@@ -281,6 +290,7 @@ impl Ingest {
                 self.read(reg, s, false, now);
             }
             self.timers_due(reg, now);
+            self.tick_stats(now);
             let failed = self.stdout.as_ref().is_some_and(StdoutPipe::failed);
             if !stopping && (stop_signal().is_some() || self.done || failed) {
                 stopping = true;
@@ -290,6 +300,17 @@ impl Ingest {
                 return Ok(());
             }
         }
+    }
+
+    /// Copies the figures into the meter and prints the `--stats` line when one is due.
+    fn tick_stats(&mut self, now: Instant) {
+        let stdout = self.exec.is_none().then_some(&self.flv);
+        let children = self.children.iter().flatten().map(|c| &c.child.flv);
+        let (open, publishing) = (self.open, self.live_keys.len());
+        let counts = &self.counts;
+        self.stats
+            .with(|m| counts.publish(m, open, publishing, stdout, children));
+        self.stats.tick(now);
     }
 
     /// Closes the listener and every connection (their publishes end and are written); the
@@ -348,6 +369,7 @@ impl Ingest {
 
     fn adopt(&mut self, reg: &Registry, mut sock: TcpStream, peer: SocketAddr, now: Instant) {
         if self.open >= self.max_conns {
+            self.counts.refused += 1;
             log::warn!(
                 "{peer}: refused: {} connections open (--max-connections)",
                 self.open
@@ -366,6 +388,7 @@ impl Ingest {
             return;
         }
         self.open += 1;
+        self.counts.accepted += 1;
         log::debug!("{peer}: connected");
         self.conns[slot] = Some(RConn {
             net: Conn::new(sock, OUT_LIMIT),
@@ -397,6 +420,7 @@ impl Ingest {
             return;
         };
         if self.backlog(&c) >= HIGH_WATER {
+            self.counts.output_stalls += u64::from(!c.stalled);
             c.stalled = true;
             return self.after(reg, slot, c, now);
         }
@@ -411,6 +435,7 @@ impl Ingest {
             Ok(Received::Eof(_)) => (true, None),
             Err(e) => (false, Some(format!("read: {e}"))),
         };
+        self.counts.bytes_in += self.buf.len() as u64;
         let failed = if self.buf.is_empty() {
             None
         } else {
@@ -497,11 +522,13 @@ impl Ingest {
             c.armed = None;
         }
         if !c.net.out.is_empty() && now >= c.last_write + WRITE_TIMEOUT {
+            self.counts.timeouts += 1;
             let why = format!("write: no progress for {WRITE_TIMEOUT:?}");
             return self.close(reg, slot, c, &why, now);
         }
         if !c.stalled && c.session.poll_deadline().is_some_and(|d| now >= d) {
             if let Err(e) = c.session.handle_timeout(now) {
+                self.counts.timeouts += 1;
                 log::warn!("{}: {e}", c.peer);
                 return self.close(reg, slot, c, "protocol error", now);
             }
@@ -555,6 +582,7 @@ impl Ingest {
             }
             Some(_) => {}
             None if cs.child.is_done() => {
+                self.counts.child_done(&cs.child.flv);
                 self.children[k] = None;
                 self.free_children.push(k);
             }
@@ -595,6 +623,7 @@ impl Ingest {
                 let connect = Connect::parse(&app, tc_url.as_deref());
                 match self.access.connect(&connect) {
                     Err(why) => {
+                        self.counts.refused += 1;
                         log::warn!("{peer}: refused: {why}");
                         let _ = c.session.reject_connect(&why.to_string());
                     }
@@ -624,6 +653,7 @@ impl Ingest {
                     Err(why) => why,
                     Ok(_) => Refusal::NoPlay,
                 };
+                self.counts.refused += 1;
                 log::warn!("{peer}: play refused: {why}");
                 let _ = c.session.reject_play(stream_id, &why.to_string());
             }
@@ -684,7 +714,10 @@ impl Ingest {
         // The names as decoded and checked: only these reach --exec's environment.
         let n = match self.access.publish(&s, state) {
             Ok(n) => n,
-            Err(why) => return refuse(c, &why.to_string()),
+            Err(why) => {
+                self.counts.refused += 1;
+                return refuse(c, &why.to_string());
+            }
         };
         let sink = match &self.exec {
             Some(cmd) => {
@@ -715,6 +748,7 @@ impl Ingest {
             }
         };
         self.live_keys.insert(n.name.clone());
+        self.counts.publishes += 1;
         log::info!("{peer}: publishing app {:?} key {}", n.app, mask(&n.name));
         let _ = c.session.accept_publish(stream_id);
         c.active = Some(Active {

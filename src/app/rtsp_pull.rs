@@ -21,6 +21,7 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 
+use super::stats::Stats;
 use crate::camera::{Backoff, CameraUrl, Ingest};
 use crate::cli::{RtspFormat, RtspPull, RtspTransport};
 use crate::codec::{aac, h264, h265};
@@ -159,6 +160,14 @@ struct Puller {
     warned_bframes: bool,
     lost_packets: u64,
     loss_logged: Option<Instant>,
+    /// `--stats` and `--metrics`, and what only this tool counts for them.
+    stats: Stats,
+    reconnects: u64,
+    stalls: u64,
+    /// Media payload bytes received from the camera.
+    media_bytes: u64,
+    /// A session is playing.
+    playing: bool,
 }
 
 /// `host:port` of the camera, for messages.
@@ -409,6 +418,7 @@ impl Puller {
                     }
                     if !self.events.is_empty() {
                         *media_seen = true;
+                        self.playing = true;
                         self.write_events().map_err(Failure::output)?;
                     }
                     if self.done() {
@@ -421,6 +431,7 @@ impl Puller {
                     std::thread::sleep(COALESCE);
                 }
                 _ = &mut stall => {
+                    self.stalls += 1;
                     return Err(Failure::new(format!(
                         "{}: stalled: no media for {:.1} s",
                         self.peer(),
@@ -428,6 +439,7 @@ impl Puller {
                     )));
                 }
                 _ = tick.tick() => {
+                    self.tick_stats();
                     if self.done() {
                         return Ok(End::Done);
                     }
@@ -464,6 +476,7 @@ impl Puller {
                 *last_video_pts = (*last_video_pts).max(t);
                 let key = f.is_random_access_point();
                 let data = Bytes::from(f.into_data());
+                self.media_bytes += data.len() as u64;
                 self.ingest
                     .frame(Track::Video, t, key, data, &mut self.events);
                 true
@@ -472,6 +485,7 @@ impl Puller {
                 let ts = f.timestamp();
                 let t = rescale(ts.elapsed(), ts.clock_rate().get());
                 let data = Bytes::copy_from_slice(f.data());
+                self.media_bytes += data.len() as u64;
                 self.lost(f.loss());
                 self.ingest
                     .frame(Track::Audio, t, true, data, &mut self.events);
@@ -559,9 +573,63 @@ impl Puller {
             }
             self.out.event(ev)?;
         }
+        self.stats.with(|m| {
+            for e in events.iter().filter(|e| match (self.limit, e) {
+                (Some(limit), MediaEvent::Frame(f)) => f.dts < limit,
+                _ => true,
+            }) {
+                m.event(e);
+            }
+        });
         self.events = events;
         self.events.clear();
-        self.out.flush().context("writing stdout")
+        self.out.flush().context("writing stdout")?;
+        self.tick_stats();
+        Ok(())
+    }
+
+    /// Copies the figures into the meter and prints the `--stats` line when one is due.
+    fn tick_stats(&mut self) {
+        let s = self.ingest.stats();
+        let (bytes_out, bytes_in, lost) = (self.out.bytes, self.media_bytes, self.lost_packets);
+        let (reconnects, stalls, playing) = (self.reconnects, self.stalls, self.playing);
+        self.stats.with(|m| {
+            m.bytes_out = bytes_out;
+            m.bytes_in = bytes_in;
+            m.repairs = s.jumps;
+            m.drops = s.dropped_before_key;
+            m.set(
+                "sessions_total",
+                "RTSP sessions that played.",
+                true,
+                s.sessions as f64,
+            );
+            m.set(
+                "reconnects_total",
+                "Reconnections to the camera (--retry).",
+                true,
+                reconnects as f64,
+            );
+            m.set(
+                "stall_timeouts_total",
+                "Sessions given up because no media came for --stall-timeout.",
+                true,
+                stalls as f64,
+            );
+            m.set(
+                "rtp_packets_lost_total",
+                "RTP packets lost before frames (sequence number gaps).",
+                true,
+                lost as f64,
+            );
+            m.set(
+                "connected",
+                "1 while a session plays, else 0.",
+                false,
+                f64::from(u8::from(playing)),
+            );
+        });
+        self.stats.tick(Instant::now());
     }
 
     /// Waits out the backoff; false when the tool should stop instead.
@@ -663,6 +731,11 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
         warned_bframes: false,
         lost_packets: 0,
         loss_logged: None,
+        stats: Stats::start(&args.stats, "rtsp_pull", "river-rtsp-pull")?,
+        reconnects: 0,
+        stalls: 0,
+        media_bytes: 0,
+        playing: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -674,6 +747,7 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
         let r = loop {
             let mut media = false;
             let r = p.session(&mut media).await;
+            p.playing = false;
             ever_played |= media;
             match r {
                 Ok(End::Done) => break Ok(()),
@@ -692,6 +766,8 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
                     if !p.wait(d).await {
                         break Ok(());
                     }
+                    p.reconnects += 1;
+                    p.tick_stats();
                 }
             }
         };
@@ -700,6 +776,9 @@ pub fn rtsp_pull(args: RtspPull) -> anyhow::Result<()> {
         r
     });
     let flushed = p.out.flush().context("writing stdout");
+    p.playing = false;
+    p.tick_stats();
+    p.stats.finish();
     let s = p.ingest.stats();
     log::info!(
         "{} session(s), {} video and {} audio frames, {} bytes written, {} dropped waiting for a keyframe, {} timestamp repairs",

@@ -8,6 +8,7 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 
+use super::stats::Stats;
 use crate::cli::Thumb;
 use crate::http::run::{spawn, Running};
 use crate::http::server::{Body, Handler, Options, Reply, ReqId, Request, Response};
@@ -74,6 +76,7 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         None => None,
     };
 
+    let stats = Stats::start(&args.stats, "thumb", "river-thumb")?;
     let rx = spawn_reader(args.tee);
     let mode = if args.every.is_some() || args.serve.is_some() {
         Mode::Live {
@@ -101,8 +104,13 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         last_write: None,
         events: Vec::new(),
         diags: Vec::new(),
+        stats,
+        keyframes: 0,
     };
-    run.main_loop(&rx)
+    let r = run.main_loop(&rx);
+    run.tick_stats();
+    run.stats.finish();
+    r
 }
 
 enum Mode {
@@ -129,6 +137,8 @@ struct Run {
     last_write: Option<Instant>,
     events: Vec<MediaEvent>,
     diags: Vec<crate::error::Diag>,
+    stats: Stats,
+    keyframes: u64,
 }
 
 impl Run {
@@ -169,6 +179,7 @@ impl Run {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.tick()?;
+            self.tick_stats();
         }
     }
 
@@ -189,8 +200,11 @@ impl Run {
         // Every keyframe of this push, in stream order: one read may hold several (a small file
         // read whole), and one-shot wants the first that decodes, like `ffmpeg -frames:v 1`.
         let mut keys = Vec::new();
+        let events = &self.events;
+        self.stats.with(|m| events.iter().for_each(|e| m.event(e)));
         for ev in self.events.drain(..) {
             if let Some(k) = self.store.event(&ev, self.bytes_in) {
+                self.keyframes += 1;
                 keys.push(k);
             }
         }
@@ -211,7 +225,9 @@ impl Run {
                     break;
                 }
                 let t0 = Instant::now();
-                match self.renderer.render(&k, self.format) {
+                let made = self.renderer.render(&k, self.format);
+                self.shared.made.count(&made, t0);
+                match made {
                     Ok(img) => {
                         let made = t0.elapsed().as_secs_f64() * 1e3;
                         match out {
@@ -272,7 +288,9 @@ impl Run {
         }
         let path = path.clone();
         let t0 = Instant::now();
-        match self.renderer.render(&k, self.format) {
+        let made = self.renderer.render(&k, self.format);
+        self.shared.made.count(&made, t0);
+        match made {
             Ok(img) => {
                 let made = t0.elapsed().as_secs_f64() * 1e3;
                 write_atomic(&path, &img)?;
@@ -291,6 +309,45 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// Copies the figures into the meter and prints the `--stats` line when one is due.
+    fn tick_stats(&mut self) {
+        let made = &self.shared.made;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (pictures, failures, bytes) = (l(&made.pictures), l(&made.failures), l(&made.bytes));
+        let secs = l(&made.last_micros) as f64 / 1e6;
+        let (bytes_in, keyframes, tee) = (self.bytes_in, self.keyframes, self.tee);
+        self.stats.with(|m| {
+            m.bytes_in = bytes_in;
+            // What went out: the pictures, and with --tee the stream itself.
+            m.bytes_out = bytes + if tee { bytes_in } else { 0 };
+            m.set(
+                "keyframes_total",
+                "H.264 keyframes received (the newest is kept for the next picture).",
+                true,
+                keyframes as f64,
+            );
+            m.set(
+                "pictures_total",
+                "Pictures made (decoded, scaled, encoded).",
+                true,
+                pictures as f64,
+            );
+            m.set(
+                "picture_failures_total",
+                "Keyframes that could not be made into a picture.",
+                true,
+                failures as f64,
+            );
+            m.set(
+                "picture_seconds",
+                "How long the latest picture took to make.",
+                false,
+                secs,
+            );
+        });
+        self.stats.tick(Instant::now());
     }
 
     fn at_end(&mut self) -> anyhow::Result<()> {
@@ -407,10 +464,38 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 /// An encoded picture and its keyframe's presentation time (90 kHz).
 type Image = (Bytes, i64);
 
+/// Pictures made so far, on any thread (`--stats`, `--metrics`).
+#[derive(Default)]
+struct Made {
+    pictures: AtomicU64,
+    failures: AtomicU64,
+    /// Bytes of the pictures.
+    bytes: AtomicU64,
+    /// How long the latest one took, in microseconds.
+    last_micros: AtomicU64,
+}
+
+impl Made {
+    fn count<E>(&self, made: &Result<Vec<u8>, E>, t0: Instant) {
+        match made {
+            Ok(img) => {
+                self.pictures.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(img.len() as u64, Ordering::Relaxed);
+                self.last_micros
+                    .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// What the render thread shares with the main loop.
 struct Shared {
     latest: Mutex<Option<Arc<Keyframe>>>,
     cache: Mutex<Cache>,
+    made: Made,
 }
 
 /// Encoded images of one keyframe, plus the last good image of each format (served when the
@@ -441,6 +526,7 @@ impl Shared {
                 images: [None, None],
                 last_good: [None, None],
             }),
+            made: Made::default(),
         }
     }
 
@@ -467,7 +553,9 @@ impl Shared {
         }
         if c.failed_seq != key.seq {
             let t0 = Instant::now();
-            match c.renderer.render(&key, format) {
+            let made = c.renderer.render(&key, format);
+            self.made.count(&made, t0);
+            match made {
                 Ok(img) => {
                     log::debug!(
                         "{}: {format:?} made in {:.1} ms",

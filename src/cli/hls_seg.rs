@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::{MuxInput, TimeSpan};
+use super::{ByteSize, MuxInput, StatsArgs, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const LONG: &str = "\
@@ -34,7 +34,9 @@ without a thread each: a request waits until its part exists, at most three targ
 (then 503); one more than two segments ahead or past the Advance Part Limit gets 400 at once.
 
 Live mode keeps a window of --list-size segments and deletes a segment (or part) four target \
-durations after it leaves the playlist, so clients still downloading it are not cut off. Live \
+durations after it leaves the playlist, so clients still downloading it are not cut off (when the \
+input ends, those waiting go at once, or with --serve when it stops serving: a cache in front may \
+still hand out a playlist from before the end). Live \
 file names carry the start time (NAME-START-N.ts), so a name is never reused and --serve sends \
 segments, parts and init segments as immutable; playlists get a max-age of half a target duration \
 (classic), none (LL-HLS), one target duration (with _HLS_ directives), or a day once ended.
@@ -42,16 +44,37 @@ segments, parts and init segments as immutable; playlists get a max-age of half 
 DVR mode (--dvr) keeps everything: an EVENT playlist while live, VOD with EXT-X-ENDLIST at the end. \
 Segment names come from a strftime pattern (--segment-name), --align cuts at the first keyframe \
 after each wall-clock boundary, --duration stops by itself (for cron), and --on-segment runs a \
-command after each segment is complete.
+command after each segment is complete. A run in a directory that holds an earlier run's DVR \
+playlist (same --name) picks it up: its segments stay listed under their sequence numbers, the new \
+ones follow after EXT-X-DISCONTINUITY (a segment missing on disk is dropped with every segment \
+before it).
+
+Retention (--keep, --max-size, with --dvr): after each segment the oldest segments leave the \
+playlist, never the newest: by age, once they ended more than --keep before the newest (by \
+EXT-X-PROGRAM-DATE-TIME, so a pause between runs counts), and by size, so that the files on disk \
+stay within --max-size (the segment being written, and its LL-HLS parts, come on top). A segment that left is deleted \
+four target durations later, as in live mode, for players still fetching it (its bytes count \
+against --max-size meanwhile), with its init segment once no listed segment uses it and its \
+folder once empty. The playlist is then a sliding window: no EXT-X-PLAYLIST-TYPE (an EVENT \
+playlist may not lose segments), EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE advance, \
+EXT-X-ENDLIST at the end. Retention applies to a picked-up archive at start too.
 
 On end of input, SIGINT, SIGTERM or SIGHUP the segment in hand is finished, the playlist gets \
 EXT-X-ENDLIST, and the tool exits.
+
+--stats shows progress on stderr and --metrics ADDR serves it as Prometheus text at \
+http://ADDR/metrics: frames, media time, bytes written, and river_hls_seg_ segments_total, \
+parts_total, files_removed_total, write_seconds_total, segment_close_seconds (the latest \
+segment's flush, fsync and rename), playlist_segments, archive_bytes (with retention), and with \
+--serve http_requests_total, http_errors_total, http_response_bytes_total, \
+blocking_requests_total and blocking_timeouts_total (LL-HLS).
 
 Examples:
   ffmpeg -re -i in.mp4 -c copy -f mpegts - | river-hls-seg --dir www/live --name movie
   river-testsrc --realtime | river-hls-seg --dir www/live --low-latency --serve 127.0.0.1:9000
   river-rtsp-pull rtsp://cam/stream --format ts | river-hls-seg --dir /srv/dvr/cam1 --dvr --align 15m --duration 1h
-  ... | river-hls-seg --dir rec --dvr --segment-name '%Y/%m/%d/%H%M%S.ts' --on-segment 'echo done: $RIVER_SEGMENT'";
+  ... | river-hls-seg --dir rec --dvr --segment-name '%Y/%m/%d/%H%M%S.ts' --on-segment 'echo done: $RIVER_SEGMENT'
+  river-rtsp-pull rtsp://cam/stream --retry | river-hls-seg --dir /srv/dvr/cam1 --dvr --keep 7d --max-size 500GiB";
 
 /// The segment container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +126,14 @@ pub struct HlsSeg {
     /// Keep every segment (EVENT playlist, VOD at the end) instead of a live window
     #[arg(long)]
     pub dvr: bool,
+    /// DVR retention by age: segments leave the playlist once they ended more than this before the
+    /// newest (e.g. 7d, 12h), and are deleted
+    #[arg(long, value_name = "DURATION", requires = "dvr")]
+    pub keep: Option<TimeSpan>,
+    /// DVR retention by size: the oldest segments leave the playlist and are deleted so that the
+    /// files on disk stay within this (e.g. 500GiB, 800MiB; the segment being written comes on top)
+    #[arg(long, value_name = "SIZE", requires = "dvr")]
+    pub max_size: Option<ByteSize>,
     /// DVR segment file names, a strftime pattern relative to DIR (%Y %m %d %H %M %S %j %s %F
     /// %T), ending in .ts (MPEG-TS) or .m4s (fMP4). Default %Y%m%d-%H%M%S.ts (.m4s with fMP4)
     #[arg(long, value_name = "PATTERN", requires = "dvr")]
@@ -128,6 +159,8 @@ pub struct HlsSeg {
     pub on_segment: Option<String>,
     #[command(flatten)]
     pub input: MuxInput,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

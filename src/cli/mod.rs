@@ -117,7 +117,7 @@ pub struct StatsArgs {
     pub metrics: Option<String>,
 }
 
-/// A span of media time: `500ms`, `10s`, `1.5s`, `1m`, `1h`, or plain seconds (`90`).
+/// A span of media time: `500ms`, `10s`, `1.5s`, `1m`, `1h`, `7d`, or plain seconds (`90`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeSpan {
     /// 90 kHz units.
@@ -138,7 +138,7 @@ impl std::str::FromStr for TimeSpan {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("invalid duration {s:?}: expected a number with ms, s, m or h, for example 500ms, 10s, 1m, 1h")
+            format!("invalid duration {s:?}: expected a number with ms, s, m, h or d, for example 500ms, 10s, 1m, 1h, 7d")
         };
         let t = s.trim();
         let split = t
@@ -150,6 +150,7 @@ impl std::str::FromStr for TimeSpan {
             "" | "s" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
+            "d" => 86_400.0,
             _ => return Err(bad()),
         };
         if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
@@ -230,6 +231,7 @@ mod tests {
         assert_eq!(t("1.5s"), Ok(135_000));
         assert_eq!(t("90"), Ok(90 * 90_000));
         assert_eq!(t("2min"), Ok(120 * 90_000));
+        assert_eq!(t("7d"), Ok(7 * 86_400 * 90_000));
         for bad in [
             "", "s", "-1s", "0", "0s", "1x", "1.s", ".5s", "1..2s", "nan", "1e3s", "99999h",
         ] {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use super::StatsArgs;
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const RTMP_IN_LONG: &str = "\
@@ -50,6 +51,12 @@ client closes it, at most 8 streams per connection, messages up to 8 MiB. SIGINT
 tag in hand, flush, end the --exec children and exit. The bound address is printed on stderr (use port \
 0 for any free port).
 
+--stats shows progress on stderr and --metrics ADDR serves it as Prometheus text at \
+http://ADDR/metrics: frames written (the media time too without --exec), RTMP bytes in, FLV bytes \
+out, and river_rtmp_in_ connections, connections_total, publishing, publishes_total, \
+refused_total, timeouts_total and output_stalls_total (a publisher paused while its output was \
+backed up).
+
 Examples:
   river-rtmp-in --listen 127.0.0.1:1935 --key secret | river-mux-ts | ffplay -
   ffmpeg -re -i in.mp4 -c copy -f flv rtmp://127.0.0.1:1935/live/secret
@@ -94,6 +101,8 @@ pub struct RtmpIn {
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::TimeSpan;
+use super::{StatsArgs, TimeSpan};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 
 const RTSP_PULL_LONG: &str = "\
@@ -38,6 +38,10 @@ first picture shows that delay after the stream's start).
 
 --duration D stops after D of media has been written (or, when the camera is down, D plus the \
 stall timeout of wall-clock time), tears the session down and flushes: a cron-driven DVR.
+
+--stats shows progress on stderr and --metrics ADDR serves it as Prometheus text at \
+http://ADDR/metrics: frames, media time, bytes received and written, and river_rtsp_pull_ \
+sessions_total, reconnects_total, stall_timeouts_total, rtp_packets_lost_total and connected.
 
 Examples:
   river-rtsp-pull rtsp://cam.lan/stream1 --user admin --password-file /etc/cam.pass > cam.ts
@@ -99,6 +103,8 @@ pub struct RtspPull {
     /// A session that delivers no media for this long has stalled; also the limit for each RTSP request
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub stall_timeout: TimeSpan,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

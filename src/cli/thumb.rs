@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::InputFormat;
+use super::{InputFormat, StatsArgs};
 use crate::stdio::{LogArgs, ToolArgs, EXIT_STATUS_HELP};
 use crate::thumb::ImageFormat;
 
@@ -31,6 +31,10 @@ river-thumb can sit in the middle of a pipeline; pictures then go to --out or --
 A keyframe that fails to decode is reported and skipped; the next one is tried. Only H.264 and \
 H.265 are decoded: a track in another codec (VP6, MPEG-2 video) is reported by name and ignored. \
 Durations are like 500ms, 10s, 1.5m or 1h (a bare number means seconds).
+
+--stats shows progress on stderr and --metrics ADDR serves it as Prometheus text at \
+http://ADDR/metrics: frames, bytes in and out (the pictures, and the stream with --tee), and \
+river_thumb_ keyframes_total, pictures_total, picture_failures_total and picture_seconds.
 
 Examples:
   ffmpeg -v error -i in.mp4 -c copy -f flv - | river-thumb --width 320 > thumb.jpg
@@ -79,6 +83,8 @@ pub struct Thumb {
     /// Input format; detected from the first bytes when not given
     #[arg(long, short = 'f', value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormat>,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -19,6 +19,9 @@
 //! - Files that left the playlist are deleted once three target durations of media (and one more
 //!   for the request in flight) have been listed since; init segments once no listed segment uses
 //!   them.
+//! - DVR retention ([`HlsOut::set_retention`], [`PlaylistKind::Archive`]): after each segment the
+//!   oldest ones leave the playlist by age or size ([`crate::format::hls::retention`]) and are
+//!   deleted as above; an earlier run's archive is picked up with [`HlsOut::resume`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::TsOut;
+use crate::format::hls::retention::Limits;
 use crate::format::hls::{Cut, Part, Playlist, PlaylistKind, Segment, Segmenter, SegmenterConfig};
 use crate::format::mp4::{self, Sample, TrackRun};
 use crate::media::{AudioConfig, Frame, MediaEvent, Track, VideoConfig, CLOCK_HZ};
@@ -126,6 +130,8 @@ pub enum HlsError {
     Name(String),
     /// The MPEG-TS muxer refused a frame.
     Mux(String),
+    /// An earlier run's archive cannot be continued.
+    Resume(String),
 }
 
 impl fmt::Display for HlsError {
@@ -133,6 +139,7 @@ impl fmt::Display for HlsError {
         match self {
             HlsError::Name(m) => write!(f, "naming a segment: {m}"),
             HlsError::Mux(m) => write!(f, "muxing: {m}"),
+            HlsError::Resume(m) => write!(f, "continuing the archive: {m}"),
         }
     }
 }
@@ -144,6 +151,8 @@ struct OpenSegment {
     date_ms: i64,
     discontinuity: bool,
     map: Option<Arc<str>>,
+    /// Bytes handed out so far.
+    bytes: u64,
 }
 
 /// The fMP4 side: configurations, the init in force, held samples and the fragment in hand.
@@ -197,6 +206,14 @@ pub struct HlsOut {
     listed: f64,
     to_delete: VecDeque<(f64, String)>,
     target_told: bool,
+    /// DVR retention, when set.
+    retain: Option<Retainer>,
+    /// The next segment starts a new run after [`HlsOut::resume`]: EXT-X-DISCONTINUITY.
+    resumed: bool,
+    /// The wall clock of the latest event (Unix ms), for retention by age.
+    now_ms: i64,
+    /// Segment dates are at least this: the end of a resumed archive.
+    not_before_ms: i64,
 }
 
 impl HlsOut {
@@ -228,8 +245,96 @@ impl HlsOut {
             listed: 0.0,
             to_delete: VecDeque::new(),
             target_told: false,
+            retain: None,
+            resumed: false,
+            now_ms: 0,
+            not_before_ms: i64::MIN,
             cfg,
         }
+    }
+
+    /// DVR retention (`--keep`, `--max-size`); for a [`PlaylistKind::Archive`] playlist, before
+    /// the first event.
+    pub fn set_retention(&mut self, limits: Limits) {
+        debug_assert_eq!(self.cfg.kind, PlaylistKind::Archive);
+        self.retain = Some(Retainer::new(limits));
+    }
+
+    /// The bytes of the files stored and not yet removed, with retention set.
+    pub fn retained_bytes(&self) -> Option<u64> {
+        self.retain.as_ref().map(Retainer::on_disk)
+    }
+
+    /// Picks up an earlier run's archive, before the first event: its segments whose files
+    /// exist are listed again under their sequence numbers, retention applies to them at
+    /// `now_ms`, and the next segment continues the numbering after a discontinuity. The
+    /// parts the earlier run listed are deleted (its segments hold their bytes). Returns how
+    /// many listed segments were left out because a file was missing.
+    pub fn resume(
+        &mut self,
+        r: Resume,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<usize, HlsError> {
+        if !self.cfg.kind.archive() {
+            return Err(HlsError::Resume("only a DVR archive is picked up".into()));
+        }
+        let u = r.usable();
+        if !u.segments.is_empty() && r.archive.fmp4() != self.fmp4() {
+            let (was, now) = match self.fmp4() {
+                true => ("MPEG-TS", "fMP4"),
+                false => ("fMP4", "MPEG-TS"),
+            };
+            return Err(HlsError::Resume(format!(
+                "its segments are {was}, these would be {now} (see --segment-type)"
+            )));
+        }
+        self.now_ms = now_ms;
+        if let Some(ret) = &mut self.retain {
+            for (uri, bytes) in &r.sizes {
+                ret.stored(uri, *bytes);
+            }
+        }
+        self.msn = r.archive.next_msn();
+        self.resumed = true;
+        // What is on disk but no longer listed: the earlier run's parts, and the segments before
+        // a missing one.
+        let on_disk = |uri: &String| r.sizes.contains_key(uri);
+        let mut parts: Vec<String> = r.archive.parts.into_iter().filter(on_disk).collect();
+        let mut gone = u.lost;
+        gone.retain(|s| on_disk(&s.uri));
+        if u.segments.is_empty() {
+            // Nothing to list: the playlist is rewritten with the first new segment.
+            for g in gone {
+                parts.extend(g.map.map(|m| m.to_string()).filter(on_disk));
+                parts.push(g.uri);
+            }
+            for p in parts {
+                self.remove(p, out);
+            }
+            return Ok(u.missing);
+        }
+        self.not_before_ms = u
+            .segments
+            .iter()
+            .map(|s| s.date_ms + (s.duration * 1000.0).round() as i64)
+            .max()
+            .unwrap_or(i64::MIN);
+        let target = r.archive.target;
+        self.seg.floor_target(target);
+        self.playlist.resume(
+            target,
+            u.media_sequence,
+            u.discontinuity_sequence,
+            u.segments,
+        );
+        let (g, p) = self.apply_retention();
+        gone.extend(g);
+        parts.extend(p);
+        out.push(Output::Playlist { segment: true });
+        self.retire(gone, parts, out);
+        self.remove_due(out);
+        Ok(u.missing)
     }
 
     pub fn playlist(&self) -> &Playlist {
@@ -309,6 +414,10 @@ impl HlsOut {
                 self.push_sample(&prev, d);
             }
         }
+        self.now_ms = now.unix_ms;
+        // Dates never go back before a resumed archive's end (its run may have been fed faster
+        // than real time, or the clock stepped back): names and ages stay in order.
+        let date_now = now.unix_ms.max(self.not_before_ms);
         let local = now.unix_ms + now.zone_offset_ms;
         let cut = self.seg.frame(f.track, f.keyframe, f.dts, f.pts, local);
         match cut {
@@ -332,7 +441,7 @@ impl HlsOut {
                     self.end_part(last_part.unwrap_or(0.0), out);
                     self.close_segment(d, out);
                 }
-                self.open_segment(f, discontinuity, now.unix_ms, out)?;
+                self.open_segment(f, discontinuity, date_now, out)?;
                 self.part_independent = None;
                 if forced {
                     if let Some(c) = &self.cur {
@@ -346,9 +455,9 @@ impl HlsOut {
         }
         if self.lead && self.cut_point(f) {
             self.lead = false;
-            self.anchor = Some((now.unix_ms, self.seg.segment_start().unwrap_or(f.dts)));
+            self.anchor = Some((date_now, self.seg.segment_start().unwrap_or(f.dts)));
             if let Some(c) = &mut self.cur {
-                c.date_ms = now.unix_ms;
+                c.date_ms = date_now;
                 self.playlist
                     .open(c.date_ms, c.discontinuity, c.map.clone());
             }
@@ -446,6 +555,9 @@ impl HlsOut {
             return;
         }
         let data = Bytes::from(self.fragment());
+        if let Some(c) = &mut self.cur {
+            c.bytes += data.len() as u64;
+        }
         if !self.low_latency() {
             if !data.is_empty() {
                 out.push(Output::Data(data));
@@ -454,6 +566,9 @@ impl HlsOut {
         }
         let uri = self.part_uri(self.part_no);
         self.part_no += 1;
+        if let Some(r) = &mut self.retain {
+            r.stored(&uri, data.len() as u64);
+        }
         out.push(Output::Data(data.clone()));
         out.push(Output::Part {
             uri: uri.clone(),
@@ -491,6 +606,8 @@ impl HlsOut {
         // The date follows the segmenter's clock, as EXTINF does (with the DTS an open-GOP CRA's
         // segment was dated 2 frames early: x265's CRA has DTS = PTS − 4 frames, its IDR PTS − 2).
         let t = self.seg.segment_start().unwrap_or(f.dts);
+        // The first segment after a restart follows another run's.
+        let discontinuity = discontinuity || std::mem::take(&mut self.resumed);
         if discontinuity || self.anchor.is_none() {
             self.anchor = Some((now_ms, t));
         }
@@ -513,6 +630,9 @@ impl HlsOut {
                         uri: init_uri.clone(),
                     }));
                 }
+                if let Some(r) = &mut self.retain {
+                    r.stored(&init_uri, data.len() as u64);
+                }
                 out.push(Output::Init {
                     uri: init_uri.clone(),
                     data: Bytes::from(data),
@@ -534,6 +654,7 @@ impl HlsOut {
             date_ms,
             discontinuity,
             map,
+            bytes: 0,
         });
         Ok(())
     }
@@ -555,7 +676,10 @@ impl HlsOut {
                 }));
             }
         }
-        let (gone, parts) = self.playlist.push(Segment {
+        if let Some(r) = &mut self.retain {
+            r.stored(&s.uri, s.bytes);
+        }
+        let (mut gone, mut parts) = self.playlist.push(Segment {
             uri: s.uri,
             duration,
             date_ms: s.date_ms,
@@ -563,10 +687,32 @@ impl HlsOut {
             map: s.map,
             parts: Vec::new(),
         });
+        let (g, p) = self.apply_retention();
+        gone.extend(g);
+        parts.extend(p);
         out.push(Output::Playlist { segment: true });
         self.listed += duration;
-        let keep = 4.0 * self.playlist.target_duration().unwrap_or(1) as f64;
-        let when = self.listed + keep;
+        self.retire(gone, parts, out);
+        self.remove_due(out);
+    }
+
+    /// Files that left the playlist stay this much listed media (seconds) longer.
+    fn grace(&self) -> f64 {
+        4.0 * self.playlist.target_duration().unwrap_or(1) as f64
+    }
+
+    /// Retention: the oldest segments that leave the playlist now, and their listed parts.
+    fn apply_retention(&mut self) -> (Vec<Segment>, Vec<String>) {
+        let Some(r) = &self.retain else {
+            return (Vec::new(), Vec::new());
+        };
+        let n = r.to_drop(&self.playlist, &self.to_delete, self.grace(), self.now_ms);
+        self.playlist.drop_oldest(n)
+    }
+
+    /// Schedules the deletion of what left the playlist, after the grace period.
+    fn retire(&mut self, gone: Vec<Segment>, parts: Vec<String>, out: &mut Vec<Output>) {
+        let when = self.listed + self.grace();
         // An init segment leaves with the last listed segment that used it.
         let still: Option<Arc<str>> = self.playlist.segments().next().and_then(|s| s.map.clone());
         for g in &gone {
@@ -582,14 +728,35 @@ impl HlsOut {
         for p in parts {
             self.schedule(when, p);
         }
+        // Retention by size: the oldest leavers go early rather than the disk overflow.
+        let early = self
+            .retain
+            .as_ref()
+            .map_or(0, |r| r.to_expire(&self.to_delete));
+        for _ in 0..early {
+            if let Some((_, uri)) = self.to_delete.pop_front() {
+                self.remove(uri, out);
+            }
+        }
+    }
+
+    /// Removes the files whose grace period is over.
+    fn remove_due(&mut self, out: &mut Vec<Output>) {
         while let Some((t, _)) = self.to_delete.front() {
             if *t > self.listed {
                 break;
             }
             if let Some((_, uri)) = self.to_delete.pop_front() {
-                out.push(Output::Remove { uri });
+                self.remove(uri, out);
             }
         }
+    }
+
+    fn remove(&mut self, uri: String, out: &mut Vec<Output>) {
+        if let Some(r) = &mut self.retain {
+            r.removed(&uri);
+        }
+        out.push(Output::Remove { uri });
     }
 
     fn schedule(&mut self, when: f64, uri: String) {
@@ -600,15 +767,24 @@ impl HlsOut {
 
     /// Hands out the MPEG-TS bytes muxed so far (call after each batch of events).
     pub fn flush(&mut self, out: &mut Vec<Output>) {
-        if !self.buf.is_empty() && self.cur.is_some() {
+        if let Some(c) = self.cur.as_mut().filter(|_| !self.buf.is_empty()) {
+            c.bytes += self.buf.len() as u64;
             out.push(Output::Data(Bytes::from(std::mem::take(&mut self.buf))));
             self.buf.reserve(1 << 20);
         }
     }
 
     /// The stream ended: the segment in hand is finished, the playlist ends, and every file
-    /// waiting for deletion may go.
+    /// waiting for deletion may go: [`HlsOut::end`], then [`HlsOut::remove_pending`].
     pub fn finish(&mut self, out: &mut Vec<Output>) {
+        self.end(out);
+        self.remove_pending(out);
+    }
+
+    /// The stream ended: the segment in hand is finished and the playlist ends. The files that
+    /// left it stay until [`HlsOut::remove_pending`]: a server still answering for the ended
+    /// stream, or a cache in front of it, may have handed out a playlist that names them.
+    pub fn end(&mut self, out: &mut Vec<Output>) {
         self.flush_held();
         if let Some((d, last_part)) = self.seg.finish() {
             self.end_part(last_part, out);
@@ -618,11 +794,19 @@ impl HlsOut {
             self.schedule(0.0, uri);
         }
         out.push(Output::Playlist { segment: true });
-        for (_, uri) in self.to_delete.drain(..) {
-            out.push(Output::Remove { uri });
+    }
+
+    /// Removes every file waiting out its grace period (once nothing serves the stream).
+    pub fn remove_pending(&mut self, out: &mut Vec<Output>) {
+        while let Some((_, uri)) = self.to_delete.pop_front() {
+            self.remove(uri, out);
         }
     }
 }
+
+mod retain;
+pub use retain::Resume;
+use retain::Retainer;
 
 #[cfg(test)]
 mod tests;

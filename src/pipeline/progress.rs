@@ -4,7 +4,8 @@
 //!
 //! Pure: the tool feeds media events and the time; what to print, and when, comes back as
 //! strings. A terminal gets a line redrawn in place every [`TERMINAL_EVERY`]; anything else a log
-//! line every `--stats-period`.
+//! line every `--stats-period`. The first line comes one interval after the start, not at the
+//! first read (which may hold no frame yet: an FLV header, a TS table).
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -58,19 +59,36 @@ impl Meter {
             repairs: 0,
             drops: 0,
             extras: Vec::new(),
-            last_line: None,
+            last_line: Some(now),
         }
     }
 
     /// Counts a media event.
     pub fn event(&mut self, ev: &MediaEvent) {
-        let MediaEvent::Frame(f) = ev else { return };
-        match f.track {
+        if let MediaEvent::Frame(f) = ev {
+            self.frame(f.track, f.pts);
+        }
+    }
+
+    /// Counts a frame of `track` presented at `pts` (90 kHz).
+    pub fn frame(&mut self, track: Track, pts: i64) {
+        match track {
             Track::Video => self.video_frames += 1,
             Track::Audio => self.audio_frames += 1,
         }
-        self.first_pts.get_or_insert(f.pts);
-        self.last_pts = Some(self.last_pts.map_or(f.pts, |p| p.max(f.pts)));
+        self.first_pts.get_or_insert(pts);
+        self.last_pts = Some(self.last_pts.map_or(pts, |p| p.max(pts)));
+    }
+
+    /// Sets the frames and the media time from a tool that counts them itself (90 kHz
+    /// presentation times of the first and the latest frame).
+    pub fn set_frames(&mut self, video: u64, audio: u64, span: Option<(i64, i64)>) {
+        self.video_frames = video;
+        self.audio_frames = audio;
+        if let Some((a, b)) = span {
+            self.first_pts = Some(a);
+            self.last_pts = Some(b);
+        }
     }
 
     /// Declares (on first use) and sets one of the tool's own figures.
@@ -136,7 +154,12 @@ impl Meter {
         }
         let _ = write!(o, " repairs={} drops={}", self.repairs, self.drops);
         for e in &self.extras {
-            let _ = write!(o, " {}={}", e.name.trim_end_matches("_total"), e.value);
+            let name = e.name.trim_end_matches("_total");
+            if e.value.fract() == 0.0 {
+                let _ = write!(o, " {name}={}", e.value);
+            } else {
+                let _ = write!(o, " {name}={:.3}", e.value);
+            }
         }
         o
     }
@@ -252,11 +275,12 @@ mod tests {
         m.repairs = 1;
         m.add("segments_total", "Segments written.", 1.0);
         m.add("segments_total", "Segments written.", 2.0);
+        m.set("close_seconds", "Last close.", false, 0.012_345);
         // 60 frames 1/30 s apart: 2 s of media in 1 s of wall time.
         let l = m.line(t0 + Duration::from_secs(1));
         assert_eq!(
             l,
-            "frames=61 audio=1 time=00:00:02.00 bitrate=1000.0kbit/s speed=2.00x repairs=1 drops=0 segments=3"
+            "frames=61 audio=1 time=00:00:02.00 bitrate=1000.0kbit/s speed=2.00x repairs=1 drops=0 segments=3 close_seconds=0.012"
         );
     }
 
@@ -265,13 +289,19 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Meter::new(t0);
         let p = Duration::from_secs(10);
-        assert!(m.due(t0, true, p).is_some());
+        // Not at the start (the first read may hold no frame yet): one interval later.
+        assert!(m.due(t0, true, p).is_none());
         assert!(m.due(t0 + Duration::from_millis(400), true, p).is_none());
         assert!(m.due(t0 + Duration::from_millis(500), true, p).is_some());
+        assert!(m.due(t0 + Duration::from_millis(900), true, p).is_none());
+        assert!(m.due(t0 + Duration::from_secs(1), true, p).is_some());
+        let mut m = Meter::new(t0);
         assert!(m.due(t0 + Duration::from_secs(5), false, p).is_none());
+        assert!(m.due(t0 + Duration::from_secs(10), false, p).is_some());
         assert!(m
             .due(t0 + Duration::from_millis(10_500), false, p)
-            .is_some());
+            .is_none());
+        assert!(m.due(t0 + Duration::from_secs(20), false, p).is_some());
     }
 
     #[test]

@@ -291,7 +291,8 @@ fn discontinuity_is_marked() {
     check_segments(&dir, &l);
 }
 
-fn spawn_seg(args: &[&str]) -> std::process::Child {
+/// river-hls-seg with `args`, stdin piped, stderr captured.
+pub(crate) fn spawn_seg(args: &[&str]) -> std::process::Child {
     Command::new(river("river-hls-seg"))
         .args(args)
         .stdin(Stdio::piped())

@@ -307,7 +307,7 @@ fn a_gop_that_grows_past_the_target_is_cut_without_a_keyframe() {
 }
 
 /// A plain HTTP/1.1 GET on a new connection: (status, lower-case headers, body).
-fn get(url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub(crate) fn get(url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = TcpStream::connect(host).expect("connect");
@@ -342,18 +342,18 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `river-testsrc --realtime | river-hls-seg --serve 127.0.0.1:0 ARGS`; killed on drop.
-struct Pipeline {
+pub(crate) struct Pipeline {
     src: Child,
     seg: Child,
     /// `http://127.0.0.1:PORT/live/movie.m3u8`.
-    url: String,
-    dir: PathBuf,
+    pub url: String,
+    pub dir: PathBuf,
     /// river-hls-seg's stderr so far, each line prefixed with the seconds since the start.
-    log: Arc<Mutex<String>>,
+    pub log: Arc<Mutex<String>>,
 }
 
 impl Pipeline {
-    fn start(name: &str, secs: u32, extra: &[&str]) -> Pipeline {
+    pub fn start(name: &str, secs: u32, extra: &[&str]) -> Pipeline {
         let dir = fresh_dir(name);
         let mut src = Command::new(river("river-testsrc"))
             .args(["--realtime", "--duration", &format!("{secs}s")])
@@ -384,7 +384,11 @@ impl Pipeline {
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                // The playlist's URL (not another address the tool prints, such as --metrics').
+                if let Some(url) = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://") && w.ends_with(".m3u8"))
+                {
                     let _ = tx.send(url.to_string());
                 }
                 let stamped = format!("{:8.3} {line}\n", t0.elapsed().as_secs_f64());
@@ -409,6 +413,11 @@ impl Pipeline {
 
     fn base(&self) -> &str {
         self.url.trim_end_matches("movie.m3u8")
+    }
+
+    /// river-hls-seg's process id.
+    pub fn seg_pid(&self) -> u32 {
+        self.seg.id()
     }
 
     /// The playlist with this query (`""` for none), its status and headers.

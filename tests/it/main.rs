@@ -5,12 +5,14 @@
 mod common;
 
 mod docs;
+mod dvr_retention;
 mod hevc;
 mod hevc_relay;
 mod hevc_rtmp;
 mod hevc_rtsp;
 mod hevc_thumb;
 mod hls;
+mod hls_cache;
 mod http;
 mod http_layer;
 mod llhls;

@@ -83,6 +83,53 @@ fn stats_in_a_log_is_a_line_per_period() {
     assert!(!err.contains('\r'), "{err:?}");
 }
 
+/// `ADDR` from a tool's `PROG: metrics on http://ADDR/metrics` line in `log`.
+pub(crate) fn metrics_addr(log: &str) -> Option<String> {
+    log.lines()
+        .find_map(|l| l.split(": metrics on http://").nth(1))
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .map(str::to_string)
+}
+
+/// GET /metrics from `addr`: the body.
+pub(crate) fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut v = String::new();
+    s.read_to_string(&mut v).unwrap();
+    assert!(v.starts_with("HTTP/1.1 200"), "{v}");
+    v.split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The value of the series `name` (without labels) in an exposition.
+pub(crate) fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Scrapes `addr` until `ready` holds for the body (30 s at most); returns that body, checked by
+/// promtool.
+pub(crate) fn scrape_until(addr: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let body = scrape(addr);
+        if ready(&body) {
+            promtool_check(&body);
+            return body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: not within 30 s:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `--metrics ADDR`: a running mux answers GET /metrics with counters promtool accepts.
 #[test]
 fn metrics_endpoint_of_a_running_mux() {
@@ -132,4 +179,118 @@ fn metrics_endpoint_of_a_running_mux() {
     let _ = mux.wait();
     let _ = src.kill();
     let _ = src.wait();
+}
+
+/// Collects a child's stderr as it comes.
+fn collect(mut err: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let l = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            l.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    log
+}
+
+/// The frames the first `--stats` log line of `prog` shows.
+fn first_line_frames(log: &str, prog: &str) -> u64 {
+    let prefix = format!("{prog}: stats: frames=");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no stats line:\n{log}"));
+    line[prefix.len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// river-hls-seg: the `--stats` lines (the first one comes after frames did, not at the first
+/// read) and `--metrics`: segments, parts, writes, and the requests `--serve` answered.
+#[test]
+fn hls_seg_stats_and_metrics() {
+    let dir = crate::hls::fresh_dir("progress-hls");
+    let d = dir.to_string_lossy().to_string();
+    let mut src = Command::new(river("river-testsrc"))
+        .args(["--realtime", "--duration", "5s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seg = Command::new(river("river-hls-seg"))
+        .args([
+            "--dir",
+            &d,
+            "--low-latency",
+            "--serve",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--stats",
+            "--stats-period",
+            "500ms",
+        ])
+        .stdin(Stdio::from(src.stdout.take().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect(seg.stderr.take().unwrap());
+    let text = || log.lock().unwrap().clone();
+    let mut addr = None;
+    wait_until("the metrics address", Duration::from_secs(20), || {
+        addr = metrics_addr(&text());
+        addr.is_some()
+    });
+    let addr = addr.unwrap();
+    let url = text()
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with(".m3u8"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", text()));
+    let body = scrape_until(&addr, "two segments", |b| {
+        metric(b, "river_hls_seg_segments_total").unwrap_or(0.0) >= 2.0
+    });
+    for _ in 0..3 {
+        assert_eq!(crate::llhls::get(&url).0, 200);
+    }
+    let after = scrape_until(&addr, "the requests", |b| {
+        metric(b, "river_hls_seg_http_requests_total").unwrap_or(0.0) >= 3.0
+    });
+    let v = |b: &str, n: &str| {
+        metric(b, &format!("river_hls_seg_{n}")).unwrap_or_else(|| panic!("no {n}:\n{b}"))
+    };
+    assert!(v(&body, "video_frames_total") >= 60.0, "{body}");
+    assert!(v(&body, "parts_total") >= 20.0, "{body}");
+    assert!(v(&body, "bytes_out_total") > 0.0, "{body}");
+    assert!(v(&body, "write_seconds_total") > 0.0, "{body}");
+    assert!(v(&body, "playlist_segments") >= 2.0, "{body}");
+    assert!(v(&body, "segment_close_seconds") >= 0.0, "{body}");
+    assert_eq!(v(&after, "blocking_timeouts_total"), 0.0, "{after}");
+    let ok = Command::new("kill")
+        .args(["-s", "TERM", &seg.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(wait_deadline(&mut seg, Duration::from_secs(20), "river-hls-seg").success());
+    let _ = src.kill();
+    let _ = src.wait();
+    let log = text();
+    assert!(
+        first_line_frames(&log, "river-hls-seg") > 0,
+        "the first line comes after the first frames:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("river-hls-seg: stats: ") && l.contains(" segments=")),
+        "{log}"
+    );
 }

@@ -831,3 +831,68 @@ fn exec_refuses_bad_keys_and_never_runs_the_command() {
         );
     }
 }
+
+/// `--stats` and `--metrics`: publishes, refusals, connections, frames and bytes, checked by
+/// promtool while a publish is live and after it ended.
+#[test]
+fn metrics_count_publishes_refusals_and_frames() {
+    use crate::progress::{metric, metrics_addr, scrape_until};
+    let out = out_path("metrics.flv");
+    let mut srv = Server::start(
+        &[
+            "--key",
+            "key",
+            "--persist",
+            "--metrics",
+            "127.0.0.1:0",
+            "--stats",
+            "--stats-period",
+            "500ms",
+        ],
+        &out,
+    );
+    let addr = metrics_addr(&srv.wait_log("metrics on http://")).unwrap();
+    let (ok, _) = publish(&CLIP.flv(), &srv.url("live/wrong"), false);
+    assert!(!ok, "a wrong key is refused");
+    let held = HeldPublish::start(&CLIP.flv(), &srv.url("live/key"));
+    let v = |b: &str, n: &str| {
+        metric(b, &format!("river_rtmp_in_{n}")).unwrap_or_else(|| panic!("no {n}:\n{b}"))
+    };
+    let live = scrape_until(&addr, "a live publish", |b| {
+        metric(b, "river_rtmp_in_publishing") == Some(1.0)
+            && metric(b, "river_rtmp_in_video_frames_total").unwrap_or(0.0) >= 10.0
+    });
+    assert_eq!(v(&live, "connections"), 1.0, "{live}");
+    assert_eq!(v(&live, "publishes_total"), 1.0, "{live}");
+    assert_eq!(v(&live, "refused_total"), 1.0, "{live}");
+    assert_eq!(v(&live, "connections_total"), 2.0, "{live}");
+    assert!(v(&live, "bytes_in_total") > 0.0, "{live}");
+    assert!(v(&live, "bytes_out_total") > 0.0, "{live}");
+    assert!(v(&live, "media_seconds") > 0.0, "{live}");
+    let mut ff = held.release();
+    assert!(wait_deadline(&mut ff, Duration::from_secs(30), "ffmpeg").success());
+    // The whole clip: 2 s at 30 fps.
+    let done = scrape_until(&addr, "the publish's end", |b| {
+        metric(b, "river_rtmp_in_publishing") == Some(0.0)
+            && metric(b, "river_rtmp_in_connections") == Some(0.0)
+    });
+    assert_eq!(v(&done, "video_frames_total"), 60.0, "{done}");
+    assert!(v(&done, "audio_frames_total") > 80.0, "{done}");
+    assert_eq!(
+        v(&done, "bytes_out_total"),
+        std::fs::metadata(&out).unwrap().len() as f64
+    );
+    srv.signal(libc::SIGTERM);
+    let (code, log) = srv.wait();
+    assert_eq!(code, Some(0), "{log}");
+    let last = log
+        .lines()
+        .rfind(|l| l.starts_with("river-rtmp-in: stats: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        last.contains("frames=60 ")
+            && last.contains(" publishes=1 ")
+            && last.contains(" refused=1 "),
+        "{last}"
+    );
+}

@@ -630,3 +630,63 @@ fn keepalives_hold_the_session_past_the_camera_timeout_and_teardown_ends_it() {
         "the camera expired a session: {expired:?}"
     );
 }
+
+/// `--stats` and `--metrics`: sessions, stall timeouts and reconnections as a camera stalls and
+/// comes back, checked by promtool at each step.
+#[test]
+fn metrics_count_stalls_and_reconnects() {
+    use crate::progress::{metric, metrics_addr, scrape_until};
+    let cam = Camera::start(&[]);
+    let mut p = Pull::spawn(
+        &[
+            &cam.url(),
+            "--retry",
+            "--stall-timeout",
+            "1500ms",
+            "--metrics",
+            "127.0.0.1:0",
+            "--stats",
+            "--stats-period",
+            "500ms",
+        ],
+        "rtsp-metrics.ts",
+        &[],
+    );
+    p.wait_output(30_000);
+    let addr = metrics_addr(&p.stderr()).unwrap_or_else(|| panic!("{}", p.stderr()));
+    let v = |b: &str, n: &str| {
+        metric(b, &format!("river_rtsp_pull_{n}")).unwrap_or_else(|| panic!("no {n}:\n{b}"))
+    };
+    let playing = scrape_until(&addr, "a playing session", |b| {
+        metric(b, "river_rtsp_pull_connected") == Some(1.0)
+            && metric(b, "river_rtsp_pull_video_frames_total").unwrap_or(0.0) >= 10.0
+    });
+    assert_eq!(v(&playing, "sessions_total"), 1.0, "{playing}");
+    assert_eq!(v(&playing, "stall_timeouts_total"), 0.0, "{playing}");
+    assert!(v(&playing, "bytes_in_total") > 0.0, "{playing}");
+    assert!(v(&playing, "bytes_out_total") > 0.0, "{playing}");
+    // The camera stops answering: a stall, and reconnection attempts.
+    cam.signal(libc::SIGSTOP);
+    let stalled = scrape_until(&addr, "the stall", |b| {
+        metric(b, "river_rtsp_pull_stall_timeouts_total").unwrap_or(0.0) >= 1.0
+            && metric(b, "river_rtsp_pull_connected") == Some(0.0)
+    });
+    assert_eq!(v(&stalled, "stall_timeouts_total"), 1.0, "{stalled}");
+    // It comes back: a new session plays.
+    cam.signal(libc::SIGCONT);
+    let back = scrape_until(&addr, "the new session", |b| {
+        metric(b, "river_rtsp_pull_sessions_total").unwrap_or(0.0) >= 2.0
+            && metric(b, "river_rtsp_pull_connected") == Some(1.0)
+    });
+    assert!(v(&back, "reconnects_total") >= 1.0, "{back}");
+    p.signal(libc::SIGINT);
+    let r = p.finish();
+    assert_eq!(r.0, Some(130), "{}", r.1);
+    assert!(
+        r.1.lines()
+            .rfind(|l| l.starts_with("river-rtsp-pull: stats: "))
+            .is_some_and(|l| l.contains(" stall_timeouts=1 ") && l.contains(" sessions=")),
+        "{}",
+        r.1
+    );
+}

@@ -558,3 +558,69 @@ fn serve_answers_503_then_50_concurrent_requests() {
     let status = wait_deadline(&mut child, DEADLINE, "river-thumb --serve");
     assert!(status.success());
 }
+
+/// `--stats` and `--metrics`: keyframes, pictures and their making time, bytes in and out (the
+/// pictures, and the stream itself with --tee), checked by promtool.
+#[test]
+fn metrics_count_keyframes_and_pictures() {
+    use crate::progress::{metric, metrics_addr, scrape_until};
+    let dir = tmpdir().join("thumb-metrics");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("live.jpg");
+    let mut src = Command::new(river("river-testsrc"))
+        .args(["--realtime", "--format", "flv", "--duration", "4s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Command::new(river("river-thumb"))
+        .args([
+            "--tee",
+            "--every",
+            "1s",
+            "--metrics",
+            "127.0.0.1:0",
+            "--stats",
+        ])
+        .args(["--stats-period", "500ms", "--out"])
+        .arg(&path)
+        .stdin(Stdio::from(src.stdout.take().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = metrics_addr(&line).unwrap_or_else(|| panic!("{line}"));
+    let v = |b: &str, n: &str| {
+        metric(b, &format!("river_thumb_{n}")).unwrap_or_else(|| panic!("no {n}:\n{b}"))
+    };
+    let body = scrape_until(&addr, "two pictures", |b| {
+        metric(b, "river_thumb_pictures_total").unwrap_or(0.0) >= 2.0
+    });
+    // river-testsrc has a keyframe every second.
+    assert!(v(&body, "keyframes_total") >= 2.0, "{body}");
+    assert_eq!(v(&body, "picture_failures_total"), 0.0, "{body}");
+    assert!(v(&body, "picture_seconds") > 0.0, "{body}");
+    let (inp, out) = (v(&body, "bytes_in_total"), v(&body, "bytes_out_total"));
+    let jpeg = std::fs::metadata(&path).unwrap().len() as f64;
+    assert!(
+        out >= inp + jpeg,
+        "--tee: the stream and the pictures out: {body}"
+    );
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(wait_deadline(&mut child, Duration::from_secs(30), "river-thumb").success());
+    let _ = src.wait();
+    let last = rest
+        .lines()
+        .rfind(|l| l.starts_with("river-thumb: stats: frames="))
+        .unwrap_or_else(|| panic!("{rest}"));
+    assert!(
+        last.starts_with("river-thumb: stats: frames=120 "),
+        "{last}"
+    );
+    assert!(last.contains(" pictures="), "{last}");
+}

@@ -5,12 +5,17 @@
 //! reading the caller took, and names get the time zone's offset from the caller, so tests drive
 //! both with a fake clock and a fixed zone.
 
+pub mod archive;
 pub mod ll;
 mod playlist;
+pub mod retention;
 mod segmenter;
 pub mod uri;
 
-pub use playlist::{format_date_time, Edge, Part, Playlist, PlaylistKind, Segment};
+pub use archive::Archive;
+pub use playlist::{
+    format_date_time, parse_date_time, Edge, Part, Playlist, PlaylistKind, Segment,
+};
 pub use segmenter::{round_secs, Cut, Segmenter, SegmenterConfig, MAX_MEASURED_TARGET_SECS};
 
 /// Formats `unix_ms` with a strftime pattern, in the time zone `offset_ms` ahead of UTC (0 for
@@ -71,7 +76,7 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

@@ -11,7 +11,7 @@
 //! #EXT-X-PART-INF               LL-HLS: PART-TARGET
 //! #EXT-X-MEDIA-SEQUENCE
 //! #EXT-X-DISCONTINUITY-SEQUENCE when a discontinuity left the window
-//! #EXT-X-PLAYLIST-TYPE          DVR: EVENT while live, VOD at the end
+//! #EXT-X-PLAYLIST-TYPE          DVR: EVENT while live, VOD at the end (not with retention)
 //! #EXT-X-SKIP                   a delta update: the segments it replaces
 //! then per segment: EXT-X-DISCONTINUITY, EXT-X-MAP (when it changes), EXT-X-PROGRAM-DATE-TIME,
 //! its EXT-X-PARTs (near the live edge), EXTINF and the URI; the parts of the segment in
@@ -20,13 +20,17 @@
 //!
 //! Parts are listed only for the segments within three target durations of the end (RFC 8216bis
 //! 6.2.2), and not at all once the playlist has ended: a DVR playlist keeps every segment and
-//! lists parts only at its live edge.
+//! lists parts only at its live edge. A DVR archive with retention ([`PlaylistKind::Archive`])
+//! loses its oldest segments when the caller drops them ([`Playlist::drop_oldest`]), so it is a
+//! sliding window without EXT-X-PLAYLIST-TYPE, as RFC 8216 6.2.1 requires (an EVENT playlist may
+//! only grow). A playlist can be picked up again from what an earlier run listed
+//! ([`Playlist::resume`]).
 
 use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::civil_from_days;
+use super::{civil_from_days, days_from_civil};
 
 /// One listed part (LL-HLS).
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +75,16 @@ pub enum PlaylistKind {
     Live { window: usize },
     /// Every segment is kept: `EXT-X-PLAYLIST-TYPE:EVENT` while live, `VOD` once ended.
     Dvr,
+    /// A DVR archive with retention: every segment until the caller drops the oldest
+    /// ([`Playlist::drop_oldest`]); no EXT-X-PLAYLIST-TYPE, EXT-X-ENDLIST at the end.
+    Archive,
+}
+
+impl PlaylistKind {
+    /// Segments stay until the caller drops them (DVR, with or without retention).
+    pub fn archive(self) -> bool {
+        matches!(self, PlaylistKind::Dvr | PlaylistKind::Archive)
+    }
 }
 
 /// What the blocking-reload and delta-update rules need to know of a playlist: a small copy
@@ -107,6 +121,9 @@ pub struct Playlist {
     discontinuity_sequence: u64,
     /// EXT-X-TARGETDURATION, set once before the first segment is listed.
     target: Option<u64>,
+    /// Picked up from an earlier run: the first [`Playlist::set_target`] may still raise the
+    /// target to what this run needs.
+    resumed: bool,
     /// PART-TARGET in seconds (LL-HLS), set once.
     part_target: Option<f64>,
     open: Option<Open>,
@@ -133,6 +150,7 @@ impl Playlist {
             media_sequence: 0,
             discontinuity_sequence: 0,
             target: None,
+            resumed: false,
             part_target: None,
             open: None,
             hint: None,
@@ -145,11 +163,79 @@ impl Playlist {
     }
 
     /// Fixes EXT-X-TARGETDURATION (seconds); later calls change nothing (RFC 8216 6.2.1: it
-    /// never changes).
+    /// never changes). After [`Playlist::resume`] the first call may raise the earlier run's
+    /// target (never lower it: its segments were measured against it), once, when this run's
+    /// segments need more.
     pub fn set_target(&mut self, secs: u64) {
+        if std::mem::take(&mut self.resumed) {
+            self.target = Some(self.target.unwrap_or(1).max(secs));
+        }
         if self.target.is_none() {
             self.target = Some(secs.max(1));
         }
+    }
+
+    /// Lists what an earlier run listed: its `segments` (without parts), numbered from
+    /// `media_sequence`, with its DISCONTINUITY-SEQUENCE and target duration. The playlist is
+    /// live again (no EXT-X-ENDLIST) and the next segment pushed continues the numbering.
+    pub fn resume(
+        &mut self,
+        target: u64,
+        media_sequence: u64,
+        discontinuity_sequence: u64,
+        segments: impl IntoIterator<Item = Segment>,
+    ) {
+        self.segments = segments
+            .into_iter()
+            .map(|mut s| {
+                s.parts.clear();
+                s
+            })
+            .collect();
+        self.media_sequence = media_sequence;
+        self.discontinuity_sequence = discontinuity_sequence;
+        self.target = Some(target.max(1));
+        self.resumed = true;
+        self.open = None;
+        self.hint = None;
+        self.ended = false;
+        self.version += 1;
+        self.resettle();
+    }
+
+    /// Drops the `n` oldest segments (at most all but the newest), as a live window does when
+    /// they scroll out: MEDIA-SEQUENCE and DISCONTINUITY-SEQUENCE advance. Returns them, and the
+    /// URIs of their parts that were listed.
+    pub fn drop_oldest(&mut self, n: usize) -> (Vec<Segment>, Vec<String>) {
+        let n = n.min(self.segments.len().saturating_sub(1));
+        let mut gone = Vec::with_capacity(n);
+        for _ in 0..n {
+            if let Some(s) = self.segments.pop_front() {
+                self.media_sequence += 1;
+                if s.discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+                gone.push(s);
+            }
+        }
+        let parts = gone
+            .iter_mut()
+            .flat_map(|s| std::mem::take(&mut s.parts))
+            .map(|p| p.uri)
+            .collect();
+        if n > 0 {
+            self.version += 1;
+            self.resettle();
+        }
+        (gone, parts)
+    }
+
+    /// Renders the settled text again from the first segment (its EXT-X-MAP is written anew).
+    fn resettle(&mut self) {
+        self.settled.clear();
+        self.settled_count = 0;
+        self.settled_map = None;
+        self.settle();
     }
 
     /// Fixes PART-TARGET (seconds); later calls change nothing.
@@ -221,7 +307,7 @@ impl Playlist {
 
     /// DVR: renders the segments that no longer list parts into the settled text.
     fn settle(&mut self) {
-        if self.kind != PlaylistKind::Dvr {
+        if !self.kind.archive() {
             return;
         }
         let mut map = self.settled_map.take();
@@ -370,6 +456,7 @@ impl Playlist {
             );
         }
         if self.kind == PlaylistKind::Dvr {
+            // Not with retention (Archive): an EVENT playlist may not lose segments.
             s.push_str(if self.ended {
                 "#EXT-X-PLAYLIST-TYPE:VOD\n"
             } else {
@@ -452,6 +539,63 @@ fn part(s: &mut String, p: &Part) {
         s.push_str(",INDEPENDENT=YES");
     }
     s.push('\n');
+}
+
+/// Unix ms of an EXT-X-PROGRAM-DATE-TIME as [`format_date_time`] writes it
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`; the fraction may be absent or of any length, a `+HH:MM` or
+/// `-HH:MM` offset may replace `Z`).
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |a: usize, l: usize| -> Option<i64> {
+        let d = s.get(a..a + l)?;
+        d.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| d.parse().ok())
+            .flatten()
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let frac = &s[start..i.min(start + 3)];
+        ms = frac.parse::<i64>().ok()? * 10i64.pow(3 - frac.len() as u32);
+    }
+    let z = &b[i..];
+    let offset_min = match z {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let m = num(i + 1, 2)? * 60 + num(i + 4, 2)?;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000 + ms)
 }
 
 /// ISO 8601 date-time in UTC with milliseconds, as EXT-X-PROGRAM-DATE-TIME wants it.

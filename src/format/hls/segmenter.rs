@@ -112,6 +112,8 @@ pub struct Segmenter {
     part_target: Option<i64>,
     /// Frames in a part, fixed at the first part.
     part_frames: Option<i64>,
+    /// The target may not be fixed below this (an archive picked up from an earlier run).
+    floor: u64,
     /// Segments cut without a keyframe so far.
     forced: u64,
     /// The open segment did not start with a keyframe: it ends at the next one.
@@ -157,6 +159,7 @@ impl Segmenter {
             target: None,
             part_target: None,
             part_frames: None,
+            floor: 0,
             forced: 0,
             open_dependent: false,
         }
@@ -180,6 +183,12 @@ impl Segmenter {
         if self.start.is_some() {
             self.cut_before = Some(track);
         }
+    }
+
+    /// The target duration will be at least `secs`: the playlist continues an earlier run's,
+    /// whose target cannot go down.
+    pub fn floor_target(&mut self, secs: u64) {
+        self.floor = secs;
     }
 
     /// EXT-X-TARGETDURATION, fixed when the first segment ended.
@@ -229,7 +238,7 @@ impl Segmenter {
             }
             None => round_secs(self.cfg.target).max(round_secs(first_len)),
         };
-        self.target = Some(t);
+        self.target = Some(t.max(self.floor));
     }
 
     /// The media time (90 kHz) the segment in hand starts at, on the clock its EXTINF is measured

@@ -1,4 +1,5 @@
 use super::*;
+use crate::format::hls::retention::Limits;
 use crate::format::mp4::read::{boxes, find, u32_at, u64_at};
 use crate::media::Codec;
 
@@ -422,4 +423,279 @@ fn program_date_time_follows_extinf_across_an_open_gop_cra() {
         assert!(t.contains("#EXTINF:2.000000,"), "{t}");
         assert_eq!(dates[1], "1970-01-01T00:16:42.000Z", "{kind:?}: {t}");
     }
+}
+
+/// A store that checks what river-hls-seg's must hold: a removed file exists and is not listed,
+/// every file the playlist names exists.
+#[derive(Default)]
+struct Disk {
+    files: std::collections::HashMap<String, u64>,
+    open: Option<(String, u64)>,
+    listed: Vec<String>,
+    removed: Vec<String>,
+    /// The parts of the segment being written.
+    open_parts: Vec<String>,
+}
+
+impl Disk {
+    /// Carries out a batch as river-hls-seg does: the playlist (its state after the batch) is
+    /// published at the batch's last [`Output::Playlist`].
+    fn apply(&mut self, h: &HlsOut, out: &mut Vec<Output>) {
+        let last = out
+            .iter()
+            .rposition(|o| matches!(o, Output::Playlist { .. }));
+        for (i, o) in out.drain(..).enumerate() {
+            match o {
+                Output::Playlist { .. } if Some(i) != last => {}
+                Output::Init { uri, data } => {
+                    self.files.insert(uri, data.len() as u64);
+                }
+                Output::Part { uri, data } => {
+                    self.files.insert(uri.clone(), data.len() as u64);
+                    self.open_parts.push(uri);
+                }
+                Output::Open { uri } => self.open = Some((uri, 0)),
+                Output::Data(b) => self.open.as_mut().unwrap().1 += b.len() as u64,
+                Output::Close { uri, .. } => {
+                    let (u, n) = self.open.take().unwrap();
+                    assert_eq!(u, uri);
+                    self.files.insert(u, n);
+                    self.open_parts.clear();
+                }
+                Output::Playlist { .. } => {
+                    let t = h.playlist().render(false);
+                    self.listed = listed_files(&t);
+                    for u in &self.listed {
+                        assert!(self.files.contains_key(u), "{u} listed, not stored: {t}");
+                    }
+                }
+                Output::Remove { uri } => {
+                    assert!(!self.listed.contains(&uri), "{uri} removed while listed");
+                    assert!(self.files.remove(&uri).is_some(), "{uri} removed twice");
+                    self.removed.push(uri);
+                }
+                Output::Notice(_) => {}
+            }
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.files.values().sum()
+    }
+
+    /// What `--max-size` bounds: all but the segment being written (its parts).
+    fn bounded(&self) -> u64 {
+        let open: u64 = self
+            .open_parts
+            .iter()
+            .filter_map(|p| self.files.get(p))
+            .sum();
+        self.total() - open
+    }
+}
+
+/// The files a playlist names: segments, init segments, parts (not the hint: it is to come).
+fn listed_files(t: &str) -> Vec<String> {
+    t.lines()
+        .filter_map(|l| {
+            if !l.starts_with('#') {
+                return Some(l.to_string());
+            }
+            if l.starts_with("#EXT-X-MAP:") || l.starts_with("#EXT-X-PART:") {
+                let u = l.split("URI=\"").nth(1)?;
+                return Some(u[..u.find('"')?].to_string());
+            }
+            None
+        })
+        .collect()
+}
+
+/// Runs `events` through an archive with `limits`, checking after each event that the stored
+/// files (the segment being written aside) fit `--max-size` and that the ledger agrees.
+fn run_retained(h: &mut HlsOut, disk: &mut Disk, events: &[(MediaEvent, i64)], limits: Limits) {
+    let mut out = Vec::new();
+    for (e, now) in events {
+        h.event(e, wall(*now), &mut out).unwrap();
+        h.flush(&mut out);
+        disk.apply(h, &mut out);
+        if let Some(max) = limits.max_bytes {
+            assert!(disk.bounded() <= max, "{} on disk > {max}", disk.bounded());
+        }
+        assert_eq!(h.retained_bytes(), Some(disk.total()));
+    }
+}
+
+fn archive(kind: SegmentType, part: Option<i64>, limits: Limits) -> HlsOut {
+    let mut h = HlsOut::new(config(kind, part, PlaylistKind::Archive), Box::new(Seq));
+    h.set_retention(limits);
+    h
+}
+
+#[test]
+fn retention_by_size_keeps_the_disk_within_bounds() {
+    for (kind, part) in [
+        (SegmentType::Ts, None),
+        (SegmentType::Fmp4, None),
+        (SegmentType::Fmp4, Some(CLOCK_HZ / 5)),
+    ] {
+        // Room for twelve segments of this kind (and the parts, LL-HLS).
+        let (_, probe) = run(config(kind, part, PlaylistKind::Dvr), &stream(10));
+        let seg = segments(&probe)[1].1.len() as u64;
+        let max = 12 * seg * if part.is_some() { 2 } else { 1 };
+        let limits = Limits {
+            keep_ms: None,
+            max_bytes: Some(max),
+        };
+        let mut h = archive(kind, part, limits);
+        let mut disk = Disk::default();
+        run_retained(&mut h, &mut disk, &stream(120), limits);
+        let t = h.playlist().render(false);
+        let p = crate::format::hls::Archive::parse(&t).unwrap();
+        assert!(!t.contains("PLAYLIST-TYPE"), "{t}");
+        // Oldest first: what is listed is the newest run of segments, numbered on.
+        // s59 is in hand, not listed yet.
+        let last = p.segments.last().unwrap().uri.clone();
+        assert_eq!(last, format!("s58.{}", kind.extension()));
+        assert_eq!(p.next_msn(), 59);
+        assert!(p.media_sequence > 30, "{kind:?} {part:?}: {t}");
+        // Each segment is about 1/60 of the stream; within the budget less the grace reserve.
+        assert!(p.segments.len() >= 4, "{kind:?} {part:?}: {t}");
+        let mut out = Vec::new();
+        h.finish(&mut out);
+        disk.apply(&h, &mut out);
+        // At the end only what is listed stays.
+        let mut left: Vec<String> = disk.files.keys().cloned().collect();
+        left.sort();
+        let mut listed = disk.listed.clone();
+        listed.sort();
+        listed.dedup();
+        assert_eq!(left, listed, "{kind:?} {part:?}");
+    }
+}
+
+#[test]
+fn retention_by_age_keeps_the_last_stretch() {
+    let limits = Limits {
+        keep_ms: Some(20_000),
+        max_bytes: None,
+    };
+    let mut h = archive(SegmentType::Ts, None, limits);
+    let mut disk = Disk::default();
+    run_retained(&mut h, &mut disk, &stream(60), limits);
+    let t = h.playlist().render(false);
+    let p = crate::format::hls::Archive::parse(&t).unwrap();
+    let listed: f64 = p.segments.iter().map(|s| s.duration).sum();
+    // The newest segment ends at 58 s (the one in hand is not listed): 20 to 22 s listed.
+    assert!((20.0..=22.0).contains(&listed), "{listed}: {t}");
+    assert_eq!(p.media_sequence, 18, "{t}");
+    // Files go four target durations (8 s of media) after they leave: 14 removed so far.
+    assert_eq!(disk.removed.len(), 14, "{:?}", disk.removed);
+    assert_eq!(disk.removed[0], "s0.ts");
+}
+
+#[test]
+fn an_init_segment_stays_while_a_listed_segment_uses_it() {
+    let mut ev = stream(50);
+    let at = ev
+        .iter()
+        .position(|(e, _)| matches!(e, MediaEvent::Frame(f) if f.track == Track::Video && f.dts == 600 * FRAME))
+        .unwrap();
+    ev.insert(at, (MediaEvent::Video(vcfg(640)), 0));
+    let limits = Limits {
+        keep_ms: Some(10_000),
+        max_bytes: None,
+    };
+    let mut h = archive(SegmentType::Fmp4, None, limits);
+    let mut disk = Disk::default();
+    // Disk::apply checks that every EXT-X-MAP named is stored. At 34 s the last segment on
+    // s0-init (18-20 s) has left (at 32 s) but waits out its 8 s of grace.
+    let at34 = ev
+        .iter()
+        .position(|(e, _)| matches!(e, MediaEvent::Frame(f) if f.track == Track::Video && f.dts == 34 * 30 * FRAME))
+        .unwrap();
+    run_retained(&mut h, &mut disk, &ev[..at34], limits);
+    assert!(disk.files.contains_key("s0-init.mp4"), "still used");
+    assert!(!h.playlist().render(false).contains("s0-init.mp4"));
+    run_retained(&mut h, &mut disk, &ev[at34..], limits);
+    assert!(disk.removed.contains(&"s0-init.mp4".to_string()));
+    assert!(disk.files.contains_key("s10-init.mp4"));
+    let t = h.playlist().render(false);
+    assert!(t.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{t}");
+}
+
+#[test]
+fn a_restart_picks_up_the_archive_and_continues_its_numbering() {
+    let limits = Limits {
+        keep_ms: Some(20_000),
+        max_bytes: None,
+    };
+    let mut h = archive(SegmentType::Ts, None, limits);
+    let mut disk = Disk::default();
+    run_retained(&mut h, &mut disk, &stream(30), limits);
+    let mut out = Vec::new();
+    h.finish(&mut out);
+    disk.apply(&h, &mut out);
+    let before = h.playlist().render(false);
+    let a = crate::format::hls::Archive::parse(&before).unwrap();
+    assert!(a.ended);
+    let (first, next) = (a.media_sequence, a.next_msn());
+    // The second run starts 5 s after the first ended (its stream restarts at 0).
+    let later: Vec<(MediaEvent, i64)> = stream(10)
+        .into_iter()
+        .map(|(e, t)| (e, t + 35_000))
+        .collect();
+    let mut h2 = archive(SegmentType::Ts, None, limits);
+    let r = Resume {
+        archive: a,
+        sizes: disk.files.clone(),
+    };
+    assert_eq!(h2.resume(r, 1_035_000, &mut out).unwrap(), 0);
+    disk.apply(&h2, &mut out);
+    // 5 s later, retention drops the segments that ended more than 20 s before 1 035 000 ms.
+    let t = h2.playlist().render(false);
+    assert!(!t.contains("#EXT-X-ENDLIST"), "live again: {t}");
+    let p = crate::format::hls::Archive::parse(&t).unwrap();
+    assert_eq!(p.next_msn(), next);
+    assert!(p.media_sequence > first, "{t}");
+    run_retained(&mut h2, &mut disk, &later, limits);
+    let t = h2.playlist().render(false);
+    let p = crate::format::hls::Archive::parse(&t).unwrap();
+    let new: Vec<&crate::format::hls::Segment> = p
+        .segments
+        .iter()
+        .filter(|s| s.date_ms >= 1_035_000)
+        .collect();
+    assert_eq!(
+        new[0].uri,
+        format!("s{next}.ts"),
+        "numbering continues: {t}"
+    );
+    assert!(new[0].discontinuity, "{t}");
+    assert!(
+        p.segments.iter().filter(|s| s.discontinuity).count() == 1,
+        "{t}"
+    );
+    // A resumed TS archive refuses fMP4 segments.
+    let mut h3 = archive(SegmentType::Fmp4, None, limits);
+    let r = Resume {
+        archive: p.clone(),
+        sizes: disk.files.clone(),
+    };
+    let e = h3.resume(r, 1_050_000, &mut out).unwrap_err();
+    assert!(e.to_string().contains("MPEG-TS"), "{e}");
+    // A run whose clock is behind the archive's end (the earlier run was fed faster than real
+    // time) dates its segments from that end on.
+    let end = p.segments.last().map(|s| s.date_ms + 2000).unwrap();
+    let mut h4 = archive(SegmentType::Ts, None, limits);
+    let r = Resume {
+        archive: p,
+        sizes: disk.files.clone(),
+    };
+    h4.resume(r, 1_000_000, &mut out).unwrap();
+    disk.apply(&h4, &mut out);
+    run_retained(&mut h4, &mut disk, &stream(5), limits);
+    let t = h4.playlist().render(false);
+    let p = crate::format::hls::Archive::parse(&t).unwrap();
+    let first_new = p.segments.iter().rev().find(|s| s.discontinuity).unwrap();
+    assert_eq!(first_new.date_ms, end, "{t}");
 }

@@ -79,6 +79,8 @@ struct Media {
     keyframe: bool,
     /// An audio frame of a codec other than AAC.
     not_aac: bool,
+    /// A picture or an audio frame (not an end-of-sequence marker): counted in `frames`.
+    picture: bool,
     body: Bytes,
 }
 
@@ -131,6 +133,12 @@ pub struct FlvSplice {
     /// that would have overlapped what was written before.
     pub dropped_at_splice: u64,
     pub tags: u64,
+    /// Video and audio frames written (not sequence headers or metadata).
+    pub frames: [u64; 2],
+    /// Bytes handed out by [`FlvSplice::take`].
+    pub bytes_out: u64,
+    /// The output timestamp (ms) of the first frame written.
+    first_ms: Option<i64>,
     warned_codec: bool,
 }
 
@@ -151,6 +159,9 @@ impl FlvSplice {
             dropped_inter: 0,
             dropped_at_splice: 0,
             tags: 0,
+            frames: [0; 2],
+            bytes_out: 0,
+            first_ms: None,
             warned_codec: false,
         }
     }
@@ -181,7 +192,13 @@ impl FlvSplice {
     }
 
     pub fn take(&mut self) -> Vec<u8> {
+        self.bytes_out += self.out.len() as u64;
         std::mem::take(&mut self.out)
+    }
+
+    /// The output timestamps (ms) of the first frame written and of the latest.
+    pub fn span_ms(&self) -> Option<(i64, i64)> {
+        Some((self.first_ms?, i64::from(self.now_ms())))
     }
 
     fn now_ms(&self) -> u32 {
@@ -237,6 +254,8 @@ impl FlvSplice {
     pub fn media(&mut self, kind: MediaKind, timestamp: u32, body: &Bytes) -> Option<String> {
         self.header(true, true);
         let mut note = None;
+        // A video tag that holds no picture (end of sequence, metadata) is passed on uncounted.
+        let mut picture = true;
         let (track, seq, keyframe, cts, not_aac) = match kind {
             MediaKind::Video => match flv::VideoTag::parse(body) {
                 Ok(v) => {
@@ -246,13 +265,16 @@ impl FlvSplice {
                             packet_type,
                             cts_ms,
                             ..
-                        } => (
-                            Track::Video,
-                            packet_type == flv::AvcPacketType::SequenceHeader,
-                            key,
-                            cts_ms,
-                            false,
-                        ),
+                        } => {
+                            picture = packet_type == flv::AvcPacketType::Nalu;
+                            (
+                                Track::Video,
+                                packet_type == flv::AvcPacketType::SequenceHeader,
+                                key,
+                                cts_ms,
+                                false,
+                            )
+                        }
                         flv::VideoPacket::Ex {
                             fourcc,
                             packet_type,
@@ -261,6 +283,11 @@ impl FlvSplice {
                         } => {
                             // H.264 and H.265 are what river carries; any other FourCC passes untouched
                             // and is worth one line.
+                            picture = matches!(
+                                packet_type,
+                                flv::ExVideoPacketType::CodedFrames
+                                    | flv::ExVideoPacketType::CodedFramesX
+                            );
                             let carried =
                                 fourcc == flv::FourCc::AVC1 || fourcc == flv::FourCc::HVC1;
                             if !carried && !self.warned_codec {
@@ -358,6 +385,7 @@ impl FlvSplice {
             cts: i64::from(cts),
             keyframe,
             not_aac,
+            picture,
             body: body.clone(),
         }));
         note
@@ -500,6 +528,8 @@ impl FlvSplice {
         if m.track == Track::Video {
             self.wait_key = false;
         }
+        self.frames[idx(m.track)] += u64::from(m.picture);
+        self.first_ms.get_or_insert(dts.max(0));
         // 32-bit milliseconds, wrapping after 49.7 days as every FLV writer's do.
         self.tag(m.kind, dts.max(0) as u32, &m.body);
     }

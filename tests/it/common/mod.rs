@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod hooks;
 pub mod hub;
+pub mod nginx;
 pub mod playlist;
 pub mod rtsp;
 

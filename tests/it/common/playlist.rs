@@ -22,7 +22,9 @@
 //!
 //! From one version to the next (6.2.1, 6.2.2): TARGETDURATION and PART-TARGET never change;
 //! MEDIA-SEQUENCE and DISCONTINUITY-SEQUENCE never decrease; a segment keeps its URI and duration
-//! under its media sequence number; the part the PRELOAD-HINT named is the next part listed.
+//! under its media sequence number, and its discontinuity sequence number (DISCONTINUITY-SEQUENCE
+//! plus the EXT-X-DISCONTINUITY tags up to it: a window that drops a discontinuity must count it);
+//! the part the PRELOAD-HINT named is the next part listed.
 
 /// One listed part.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,8 @@ pub struct SegInfo {
     pub parts: Vec<PartInfo>,
     /// EXT-X-PROGRAM-DATE-TIME in Unix ms.
     pub date_ms: Option<i64>,
+    /// Its discontinuity sequence number, when the playlist skipped nothing.
+    pub dsn: Option<u64>,
 }
 
 /// What a playlist says.
@@ -173,6 +177,7 @@ pub fn check(text: &str) -> Parsed {
                 map: map.clone(),
                 parts: std::mem::take(&mut parts),
                 date_ms: pending_date.take(),
+                dsn: None,
             });
             continue;
         }
@@ -297,8 +302,12 @@ pub fn check(text: &str) -> Parsed {
     if p.ended && p.hint.is_some() {
         fail("EXT-X-PRELOAD-HINT with EXT-X-ENDLIST".into());
     }
+    let mut dsn = p.discontinuity_sequence;
     for (i, s) in p.segments.iter_mut().enumerate() {
         s.msn = p.media_sequence + p.skipped + i as u64;
+        dsn += s.discontinuity as u64;
+        // Skipped segments may hold discontinuities this version does not show.
+        s.dsn = (p.skipped == 0).then_some(dsn);
     }
     for s in &p.segments {
         if rounded(s.duration) > p.target {
@@ -386,8 +395,9 @@ pub fn check(text: &str) -> Parsed {
 #[derive(Default)]
 pub struct Checker {
     last: Option<Parsed>,
-    /// Every segment ever listed, by media sequence number.
-    seen: std::collections::BTreeMap<u64, (String, f64)>,
+    /// Every segment ever listed, by media sequence number, with its discontinuity sequence
+    /// number once known.
+    seen: std::collections::BTreeMap<u64, (String, f64, Option<u64>)>,
     /// The hint of the previous version, not yet listed as a part.
     hint: Option<String>,
     pub playlists: usize,
@@ -419,15 +429,25 @@ impl Checker {
             }
         }
         for s in &p.segments {
-            if let Some((u, d)) = self.seen.get(&s.msn) {
+            let mut dsn = s.dsn;
+            if let Some((u, d, was)) = self.seen.get(&s.msn) {
                 if *u != s.uri || (d - s.duration).abs() > 1e-9 {
                     fail(format!(
                         "segment {} was {u} ({d}), now {} ({})",
                         s.msn, s.uri, s.duration
                     ));
                 }
+                if let (Some(a), Some(b)) = (was, s.dsn) {
+                    if *a != b {
+                        fail(format!(
+                            "segment {} ({}) had discontinuity sequence number {a}, now {b}",
+                            s.msn, s.uri
+                        ));
+                    }
+                }
+                dsn = dsn.or(*was);
             }
-            self.seen.insert(s.msn, (s.uri.clone(), s.duration));
+            self.seen.insert(s.msn, (s.uri.clone(), s.duration, dsn));
         }
         if let Some(h) = self.hint.take() {
             // The hinted part is the first part after the ones listed before it.
@@ -509,4 +529,29 @@ fn checker_catches_what_it_checks() {
     c.check(good);
     let next = good.replace("TARGETDURATION:2", "TARGETDURATION:3");
     assert!(std::panic::catch_unwind(move || c.check(&next)).is_err());
+    // A window that drops a discontinuity must count it in DISCONTINUITY-SEQUENCE.
+    let seg = |i: u32, disc: bool| {
+        format!(
+            "{}#EXTINF:2.0,\ns{i}.ts\n",
+            if disc { "#EXT-X-DISCONTINUITY\n" } else { "" }
+        )
+    };
+    let head = |ms: u32, ds: u32| {
+        format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{ms}\n#EXT-X-DISCONTINUITY-SEQUENCE:{ds}\n")
+    };
+    let v1 = format!(
+        "{}{}{}{}",
+        head(0, 0),
+        seg(0, false),
+        seg(1, true),
+        seg(2, false)
+    );
+    let right = format!("{}{}", head(2, 1), seg(2, false));
+    let wrong = format!("{}{}", head(2, 0), seg(2, false));
+    let mut c = Checker::default();
+    c.check(&v1);
+    c.check(&right);
+    let mut c = Checker::default();
+    c.check(&v1);
+    assert!(std::panic::catch_unwind(move || c.check(&wrong)).is_err());
 }

@@ -250,3 +250,129 @@ fn dvr_renders_the_same_with_its_settled_text() {
     );
     assert_eq!(dvr.settled_count, 12);
 }
+
+#[test]
+fn an_archive_with_retention_is_a_sliding_window() {
+    // Segments 0-2 on init a, 3-5 on init b after a discontinuity.
+    let mut p = Playlist::new(PlaylistKind::Archive, true, false);
+    p.set_target(2);
+    for i in 0..6 {
+        let mut s = seg(i, 2.0, i == 3);
+        s.map = Some(Arc::from(if i < 3 { "a.mp4" } else { "b.mp4" }));
+        p.push(s);
+    }
+    let t = p.render(false);
+    assert!(!t.contains("PLAYLIST-TYPE"), "{t}");
+    let (gone, _) = p.drop_oldest(2);
+    assert_eq!(
+        gone.iter().map(|s| &*s.uri).collect::<Vec<_>>(),
+        ["movie-0.ts", "movie-1.ts"]
+    );
+    let t = p.render(false);
+    assert!(t.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{t}");
+    assert!(!t.contains("DISCONTINUITY-SEQUENCE"), "{t}");
+    // The first listed segment names its init segment, though the one before it had the same.
+    assert!(
+        t.contains("#EXT-X-MAP:URI=\"a.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2026-11-22T04:10:04.000Z\n#EXTINF:2.000000,\nmovie-2.ts\n"),
+        "{t}"
+    );
+    // The discontinuity leaves with segment 3: the sequence counts it.
+    p.drop_oldest(2);
+    let t = p.render(false);
+    assert!(
+        t.contains(
+            "#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"b.mp4\"\n"
+        ),
+        "{t}"
+    );
+    assert!(!t.contains("#EXT-X-DISCONTINUITY\n"), "{t}");
+    // Never the newest.
+    let (gone, _) = p.drop_oldest(10);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(p.segments().count(), 1);
+    assert_eq!(p.drop_oldest(1).0.len(), 0);
+    // The settled text follows: the same as a window that never slid, past the dropped.
+    p.push(seg(6, 2.0, false));
+    let mut live = Playlist::new(PlaylistKind::Live { window: 2 }, true, false);
+    live.set_target(2);
+    for i in 0..7 {
+        let mut s = seg(i, 2.0, i == 3);
+        s.map = Some(Arc::from(if i < 3 { "a.mp4" } else { "b.mp4" }));
+        if i == 6 {
+            s.map = None;
+        }
+        live.push(s);
+    }
+    assert_eq!(p.render(false), live.render(false));
+    p.end();
+    let t = p.render(false);
+    assert!(
+        !t.contains("PLAYLIST-TYPE") && t.ends_with("#EXT-X-ENDLIST\n"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_resumed_playlist_continues_and_may_raise_its_target_once() {
+    let mut p = Playlist::new(PlaylistKind::Dvr, false, false);
+    p.resume(2, 40, 3, (0..3).map(|i| seg(i, 2.0, i == 1)));
+    let t = p.render(false);
+    assert!(
+        t.contains("#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:40\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        "{t}"
+    );
+    assert_eq!(p.edge().next_msn, 43);
+    assert!(!p.ended());
+    // This run's segments need 4 s: raised once, then fixed.
+    p.set_target(4);
+    p.set_target(6);
+    assert_eq!(p.target_duration(), Some(4));
+    // Never lowered: the earlier segments were measured against it.
+    let mut q = Playlist::new(PlaylistKind::Dvr, false, false);
+    q.resume(6, 0, 0, [seg(0, 5.6, false)]);
+    q.set_target(2);
+    assert_eq!(q.target_duration(), Some(6));
+}
+
+#[test]
+fn date_time_parse() {
+    for ms in [0, 1_795_320_605_250, 951_782_400_999, -86_400_000] {
+        assert_eq!(parse_date_time(&format_date_time(ms)), Some(ms));
+    }
+    assert_eq!(
+        parse_date_time("2026-11-22T04:10:05Z"),
+        Some(1_795_320_605_000)
+    );
+    assert_eq!(
+        parse_date_time("2026-11-22T04:10:05.25Z"),
+        Some(1_795_320_605_250)
+    );
+    assert_eq!(
+        parse_date_time("2026-11-22T04:10:05.2501Z"),
+        Some(1_795_320_605_250)
+    );
+    assert_eq!(
+        parse_date_time("2026-11-22T06:10:05.250+02:00"),
+        Some(1_795_320_605_250)
+    );
+    assert_eq!(
+        parse_date_time("2026-11-21T23:10:05.250-05:00"),
+        Some(1_795_320_605_250)
+    );
+    for bad in [
+        "",
+        "2026-11-22",
+        "2026-11-22T04:10:05.250",
+        "2026-13-22T04:10:05Z",
+        "2026-11-22T24:10:05Z",
+        "2026-11-22T04:10:05.Z",
+        "2026-11-22T04:10:05.250+0200",
+        "+026-11-22T04:10:05Z",
+        "2026-11-22T04:10:05.250ZZ",
+        "２０２６-11-22T04:10:05Z",
+        "2026-11-22T04:10:05+0é00",
+        "2026-11-22T04:10:05.1+é:00",
+    ] {
+        assert_eq!(parse_date_time(bad), None, "{bad:?}");
+    }
+}

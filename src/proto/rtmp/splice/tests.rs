@@ -506,3 +506,26 @@ fn dts_within_one_millisecond_stay_strictly_increasing() {
     let dts: Vec<i64> = written(&f.take()).iter().map(|o| o.dts).collect();
     assert_eq!(dts, [100, 140, 141, 180]);
 }
+
+#[test]
+fn counts_frames_bytes_and_the_span_written() {
+    let mut f = FlvSplice::new();
+    assert_eq!(f.span_ms(), None);
+    f.begin();
+    let msgs = publish(&SRC, 1, 0);
+    feed(&mut f, &msgs);
+    // ffmpeg ends an H.264 publish with an end-of-sequence tag: passed on, not a frame.
+    let eos = video_body(false, AvcPacketType::EndOfSequence, 0, &[]);
+    f.media(MediaKind::Video, 3000, &eos);
+    f.end();
+    let out = f.take();
+    let tags = written(&out);
+    let frames = |video: bool| tags.iter().filter(|o| o.video == video).count() as u64;
+    assert_eq!(f.frames, [frames(true), frames(false)]);
+    assert_eq!(f.frames[0], u64::from(SRC.fps * SRC.secs));
+    assert_eq!(f.bytes_out, out.len() as u64);
+    // From the first frame written to the latest (the end-of-sequence tag among them).
+    let (a, b) = f.span_ms().unwrap();
+    assert_eq!(a, tags.iter().map(|o| o.dts).min().unwrap());
+    assert_eq!(b, tags.iter().map(|o| o.dts).max().unwrap().max(3000));
+}
