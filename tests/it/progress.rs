@@ -76,8 +76,16 @@ fn stats_in_a_log_is_a_line_per_period() {
     // 2 s of real time at one line per 500 ms, and the last: at least 4.
     assert!(lines.len() >= 4, "{err}");
     let last = lines.last().unwrap();
+    // A real-time source reads as about 1x: the wall clock runs from the tool's start, before
+    // the source's first frame, which a loaded machine delays (0.97x at a load average of 13).
+    let speed: f64 = last
+        .split(" speed=")
+        .nth(1)
+        .and_then(|s| s.split('x').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no speed in {last}"));
     assert!(
-        last.contains("frames=60 ") && last.contains("speed=1."),
+        last.contains("frames=60 ") && (0.9..1.1).contains(&speed),
         "{last}"
     );
     assert!(!err.contains('\r'), "{err:?}");

@@ -142,7 +142,11 @@ fn a_real_time_broadcast_is_not_held_by_a_quarter_speed_watcher_which_skips_gops
         clip.to_str().unwrap(),
     ]);
     let rate = std::fs::metadata(&clip).unwrap().len() as usize / SECS;
-    let hub = start_hub(&["--queue-bytes", "256KiB", "--max-behind", "60s"]);
+    // 2 MiB is 2.8 s of this stream: the quarter-speed watcher falls behind by 0.56 MB/s and
+    // skips within 4 s, while a watcher that reads as fast as it can outlasts a loaded machine's
+    // scheduling (at 256 KiB, 0.35 s, one of them skipped a GOP, 451 of 480 frames, at a load
+    // average of 11).
+    let hub = start_hub(&["--queue-bytes", "2MiB", "--max-behind", "60s"]);
     let slow = small_window_connect(&hub.fstream, 4096);
     (&slow)
         .write_all(&handshake("watch,user=fier,channel=rt"))
