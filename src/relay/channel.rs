@@ -36,6 +36,7 @@ use super::metrics::{
     kind_index, ChannelMetrics, ChannelTotals, Histogram, Leave, Retired, N_KINDS,
 };
 use super::pace::{PaceMeter, Regime};
+use super::prechunk::Prechunker;
 use super::queue::{QueueStats, Verdict, WatcherQueue};
 use super::restamp::Restamp;
 use super::rtsp::RtpChannel;
@@ -208,6 +209,8 @@ struct View {
     cache: GopCache,
     watchers: Vec<SubId>,
     failed: bool,
+    /// Its tags as RTMP messages, when it is FLV.
+    prechunk: Prechunker,
 }
 
 struct Channel {
@@ -217,6 +220,8 @@ struct Channel {
     splitter: Splitter,
     /// One FLV timeline across takeovers.
     restamp: Restamp,
+    /// An FLV broadcast's tags as RTMP messages, made once for its RTMP players.
+    prechunk: Prechunker,
     cache: GopCache,
     format: Option<StreamFormat>,
     watchers: Vec<SubId>,
@@ -250,6 +255,7 @@ impl Channel {
             password: None,
             splitter: Splitter::new(),
             restamp: Restamp::new(),
+            prechunk: Prechunker::default(),
             cache: GopCache::new(cfg.cache, cfg.gop_cache),
             format: None,
             watchers: Vec::new(),
@@ -329,19 +335,27 @@ impl Subs {
         self.0.remove(&id)
     }
 
-    /// Queues `chunk` to every watcher in `list`; notes the ones to flush and to drop.
+    /// Queues `chunk` to every watcher in `list`; notes the ones to flush and to drop. With
+    /// `rtmp` (the list's FLV tags, in order): the first RTMP player makes the chunk's shared RTMP
+    /// message, which stays in `chunk` (for the cache) and goes to every RTMP player.
     fn fan_out(
         &mut self,
         list: &[SubId],
-        chunk: &Chunk,
+        chunk: &mut Chunk,
         now: Instant,
         paced: bool,
         fx: &mut Effects,
+        mut rtmp: Option<&mut Prechunker>,
     ) {
         for &w in list {
             let Some(s) = self.get_mut(w).filter(|s| !s.doomed) else {
                 continue;
             };
+            if s.kind == SubKind::Rtmp && chunk.rtmp.is_none() {
+                if let Some(p) = rtmp.take() {
+                    chunk.rtmp = p.message(&chunk.data);
+                }
+            }
             if s.skip_flv_header && chunk.mark == Mark::Header(HeaderKind::FlvFile) {
                 s.skip_flv_header = false;
                 continue;
@@ -400,9 +414,10 @@ fn feed_view(
     if finish {
         view.splitter.finish(&mut chunks);
     }
-    for c in &chunks {
-        view.cache.push(c, now);
-        subs.fan_out(&view.watchers, c, now, paced, fx);
+    for mut c in chunks {
+        let rtmp = (view.ext == Ext::Flv).then_some(&mut view.prechunk);
+        subs.fan_out(&view.watchers, &mut c, now, paced, fx, rtmp);
+        view.cache.push(&c, now);
     }
 }
 
@@ -692,6 +707,7 @@ impl Channels {
                                 cache: GopCache::new(self.cfg.cache, true),
                                 watchers: Vec::new(),
                                 failed: false,
+                                prechunk: Prechunker::default(),
                             };
                             // Prime it with the broadcast's headers and cached GOP.
                             let mut none = Subs::default();
@@ -819,15 +835,18 @@ impl Channels {
                 }
             }
             let paced = ch.paced();
-            ch.cache.push(c, now);
-            subs.fan_out(&ch.watchers, c, now, paced, fx);
+            let mut c = c.clone();
+            let rtmp = (ch.format == Some(StreamFormat::Flv)).then_some(&mut ch.prechunk);
+            subs.fan_out(&ch.watchers, &mut c, now, paced, fx, rtmp);
+            ch.cache.push(&c, now);
+            let c = &c;
             for v in &mut ch.views {
                 feed_view(v, &c.data, subs, now, fx, key, false, paced);
             }
             for (udp, rv) in ch.rtp.iter_mut().enumerate() {
                 let Some(rv) = rv else { continue };
-                for x in rv.feed(&c.data, false, now, wall) {
-                    subs.fan_out(&rv.watchers, &x, now, paced && udp == 0, fx);
+                for mut x in rv.feed(&c.data, false, now, wall) {
+                    subs.fan_out(&rv.watchers, &mut x, now, paced && udp == 0, fx, None);
                 }
             }
         }
@@ -838,8 +857,8 @@ impl Channels {
             }
             for (udp, rv) in ch.rtp.iter_mut().enumerate() {
                 let Some(rv) = rv else { continue };
-                for x in rv.feed(&[], true, now, wall) {
-                    subs.fan_out(&rv.watchers, &x, now, paced && udp == 0, fx);
+                for mut x in rv.feed(&[], true, now, wall) {
+                    subs.fan_out(&rv.watchers, &mut x, now, paced && udp == 0, fx, None);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! river-relay's pure parts: who may broadcast ([`users`]), how a broadcast is cut into chunks with
 //! keyframe marks ([`stream`]), what a late joiner gets first ([`cache`]), each watcher's bounded
 //! queue and slow-watcher policy ([`queue`]), derived container views ([`convert`]), one FLV
-//! timeline across a takeover ([`restamp`]), and what publish and play hooks are told and what
+//! timeline across a takeover ([`restamp`]), RTMP messages chunked once per channel for its
+//! players ([`prechunk`]), and what publish and play hooks are told and what
 //! their answers mean ([`hooks`]).
 //! No I/O here except [`users`] reading its files; time is always an input.
 
@@ -12,6 +13,7 @@ pub mod hls;
 pub mod hooks;
 pub mod metrics;
 pub mod pace;
+pub mod prechunk;
 pub mod queue;
 pub mod restamp;
 pub mod stream;

@@ -4,7 +4,11 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+use super::prechunk::RtmpMsg;
 
 use super::cache::Join;
 use super::metrics::Histogram;
@@ -56,6 +60,8 @@ pub struct QueueStats {
 struct Entry {
     data: Bytes,
     mark: Mark,
+    /// The chunk as a shared RTMP message, for RTMP players ([`Chunk::rtmp`]).
+    rtmp: Option<Arc<RtmpMsg>>,
     at: Instant,
 }
 
@@ -122,7 +128,7 @@ impl WatcherQueue {
         q.started_at_key = use_gop;
         for c in join.chunks {
             if use_gop || matches!(c.mark, Mark::Header(_)) {
-                q.enqueue(c.data, c.mark, now);
+                q.enqueue(c.data, c.mark, c.rtmp, now);
             }
         }
         q
@@ -158,7 +164,7 @@ impl WatcherQueue {
         self.format = format;
     }
 
-    fn enqueue(&mut self, data: Bytes, mark: Mark, now: Instant) {
+    fn enqueue(&mut self, data: Bytes, mark: Mark, rtmp: Option<Arc<RtmpMsg>>, now: Instant) {
         if data.is_empty() {
             return;
         }
@@ -166,6 +172,7 @@ impl WatcherQueue {
         self.q.push_back(Entry {
             data,
             mark,
+            rtmp,
             at: now,
         });
     }
@@ -181,14 +188,14 @@ impl WatcherQueue {
                 }
                 Mark::Header(kind) => {
                     self.drop_queued_header(kind);
-                    self.enqueue(chunk.data.clone(), chunk.mark, now);
+                    self.enqueue(chunk.data.clone(), chunk.mark, chunk.rtmp.clone(), now);
                     return self.check(now);
                 }
                 Mark::Data | Mark::Rasl => {
                     match self.tail_cut(&chunk.data) {
                         TailCut::Keep(pieces, dropped) => {
                             for p in pieces {
-                                self.enqueue(p, Mark::Data, now);
+                                self.enqueue(p, Mark::Data, None, now);
                             }
                             if self.bytes > self.limits.max_bytes {
                                 // A tail that does not end (a PID without PES starts): stop.
@@ -215,7 +222,7 @@ impl WatcherQueue {
             // The watcher's pictures start here again.
             self.started_at_key = true;
         }
-        self.enqueue(chunk.data.clone(), chunk.mark, now);
+        self.enqueue(chunk.data.clone(), chunk.mark, chunk.rtmp.clone(), now);
         if self.overflowing(now) {
             if self.format == StreamFormat::Opaque {
                 return Verdict::Disconnect("queue overflow on opaque content");
@@ -234,7 +241,7 @@ impl WatcherQueue {
             return self.push(chunk, now);
         }
         if self.keeps(chunk.mark) {
-            self.enqueue(chunk.data.clone(), chunk.mark, now);
+            self.enqueue(chunk.data.clone(), chunk.mark, chunk.rtmp.clone(), now);
         }
         self.behind_since = None;
         Verdict::Ok
@@ -310,6 +317,7 @@ impl WatcherQueue {
                     tail.extend(pieces.into_iter().map(|data| Entry {
                         data,
                         mark: Mark::Data,
+                        rtmp: None,
                         at: now,
                     }));
                     continue;
@@ -443,6 +451,15 @@ impl WatcherQueue {
     /// elsewhere; [`Self::consume`] them once taken.
     pub fn front_bytes(&self) -> Option<Bytes> {
         self.q.front().map(|e| e.data.slice(self.front_off..))
+    }
+
+    /// The front chunk whole (nothing of it consumed yet), with its mark and shared RTMP message,
+    /// for a writer that consumes whole chunks.
+    pub fn front_chunk(&self) -> Option<(&Bytes, Mark, Option<&Arc<RtmpMsg>>)> {
+        self.q
+            .front()
+            .filter(|_| self.front_off == 0)
+            .map(|e| (&e.data, e.mark, e.rtmp.as_ref()))
     }
 
     /// Marks `n` bytes as written at `now` (each chunk written whole counts in the delay

@@ -137,14 +137,14 @@ impl RtpChannel {
         }
         let mut chunks = Vec::with_capacity(self.packets.len());
         for p in self.packets.drain(..) {
-            let c = Chunk {
-                data: p.data,
-                mark: if p.keyframe {
+            let c = Chunk::new(
+                p.data,
+                if p.keyframe {
                     Mark::Keyframe
                 } else {
                     Mark::Data
                 },
-            };
+            );
             // Sender reports are not cached: a joiner gets fresh ones first, and an old one
             // replayed after them would contradict them.
             if !p.rtcp {
@@ -153,10 +153,12 @@ impl RtpChannel {
             chunks.push(c);
         }
         if finish {
-            chunks.extend(self.view.byes(wall).into_iter().map(|data: Bytes| Chunk {
-                data,
-                mark: Mark::Data,
-            }));
+            chunks.extend(
+                self.view
+                    .byes(wall)
+                    .into_iter()
+                    .map(|data: Bytes| Chunk::new(data, Mark::Data)),
+            );
         }
         chunks
     }

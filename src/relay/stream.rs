@@ -27,8 +27,11 @@
 //!   until its first slice header shows whether it is a keyframe, so nothing waits for a whole
 //!   frame.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
+use super::prechunk::RtmpMsg;
 use crate::codec::{h264, h265};
 use crate::format::detect;
 use crate::format::ts::psi::{self, SectionAssembler, SectionPiece};
@@ -74,6 +77,9 @@ pub enum Mark {
 pub struct Chunk {
     pub data: Bytes,
     pub mark: Mark,
+    /// An FLV tag chunked once as an RTMP message for the channel's RTMP players
+    /// ([`super::prechunk`]); made when the first such player is queued the chunk.
+    pub rtmp: Option<Arc<RtmpMsg>>,
 }
 
 impl Chunk {
@@ -81,6 +87,7 @@ impl Chunk {
         Chunk {
             data: data.into(),
             mark,
+            rtmp: None,
         }
     }
 }

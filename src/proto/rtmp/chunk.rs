@@ -420,6 +420,12 @@ impl ChunkWriter {
         self.chunk_size = size;
     }
 
+    /// Forgets what was last sent on chunk stream `csid`: its next message starts with a
+    /// format-0 header. For a caller that wrote messages on `csid` by other means ([`encode`]).
+    pub fn forget(&mut self, csid: u32) {
+        self.streams.remove(&csid);
+    }
+
     /// Appends `payload` as one message on chunk stream `csid` (2..=65599). Payloads longer than
     /// the 24-bit length field are cut to it (callers keep to the 16 MiB the format allows).
     pub fn write(
@@ -450,38 +456,14 @@ impl ChunkWriter {
             }
             _ => (0, timestamp),
         };
-        let extended = field >= TS_EXTENDED;
-        let f24 = field.min(TS_EXTENDED).to_be_bytes();
-        let l24 = length.to_be_bytes();
-        out.reserve(payload.len() + 18 + payload.len() / self.chunk_size as usize * 8);
-        basic_header(fmt, csid, out);
-        if fmt <= 2 {
-            out.extend_from_slice(&f24[1..4]);
-        }
-        if fmt <= 1 {
-            out.extend_from_slice(&l24[1..4]);
-            out.push(type_id);
-        }
-        if fmt == 0 {
-            out.extend_from_slice(&stream_id.to_le_bytes());
-        }
-        if extended {
-            out.extend_from_slice(&field.to_be_bytes());
-        }
-        let cs = self.chunk_size as usize;
-        let mut rest = payload;
-        let first = rest.len().min(cs);
-        out.extend_from_slice(&rest[..first]);
-        rest = &rest[first..];
-        while !rest.is_empty() {
-            basic_header(3, csid, out);
-            if extended {
-                out.extend_from_slice(&field.to_be_bytes());
-            }
-            let n = rest.len().min(cs);
-            out.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-        }
+        let h = FirstHeader {
+            fmt,
+            field,
+            length,
+            type_id,
+            stream_id,
+        };
+        encode(csid, h, payload, self.chunk_size, out);
         self.streams.insert(
             csid,
             WriteState {
@@ -492,6 +474,78 @@ impl ChunkWriter {
                 stream_id,
             },
         );
+    }
+}
+
+/// The first chunk's header of a message: its format (0-3), and the timestamp field (absolute for
+/// format 0, a delta for 1 and 2), length, type and message stream id that format carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstHeader {
+    pub fmt: u8,
+    pub field: u32,
+    pub length: u32,
+    pub type_id: u8,
+    pub stream_id: u32,
+}
+
+impl FirstHeader {
+    /// The 4-byte extended timestamp follows the header, and every continuation chunk (a
+    /// format-3 header repeats the field of the header before it).
+    pub fn extended(&self) -> bool {
+        self.field >= TS_EXTENDED
+    }
+
+    /// Bytes of the first chunk's header on chunk stream `csid` (basic header, message header,
+    /// extended timestamp).
+    pub fn len(&self, csid: u32) -> usize {
+        let basic = match csid {
+            0..=63 => 1,
+            64..=319 => 2,
+            _ => 3,
+        };
+        basic + [11, 7, 3, 0][usize::from(self.fmt.min(3))] + if self.extended() { 4 } else { 0 }
+    }
+
+    /// Appends the first chunk's header alone.
+    pub fn write(&self, csid: u32, out: &mut Vec<u8>) {
+        basic_header(self.fmt, csid, out);
+        if self.fmt <= 2 {
+            out.extend_from_slice(&self.field.min(TS_EXTENDED).to_be_bytes()[1..4]);
+        }
+        if self.fmt <= 1 {
+            out.extend_from_slice(&self.length.to_be_bytes()[1..4]);
+            out.push(self.type_id);
+        }
+        if self.fmt == 0 {
+            out.extend_from_slice(&self.stream_id.to_le_bytes());
+        }
+        if self.extended() {
+            out.extend_from_slice(&self.field.to_be_bytes());
+        }
+    }
+}
+
+/// Appends `payload` (at most 16 MiB - 1) as one message on chunk stream `csid`: the first chunk
+/// with header `h`, then format-3 continuation chunks of at most `chunk_size` bytes each (with
+/// the extended timestamp repeated when `h` has one). Stateless: [`ChunkWriter`] chooses `h`
+/// from what it last sent on `csid`; a caller that shares one chunked message among several
+/// connections chooses it itself.
+pub fn encode(csid: u32, h: FirstHeader, payload: &[u8], chunk_size: u32, out: &mut Vec<u8>) {
+    let cs = chunk_size.max(1) as usize;
+    out.reserve(payload.len() + 18 + payload.len() / cs * 8);
+    h.write(csid, out);
+    let mut rest = payload;
+    let first = rest.len().min(cs);
+    out.extend_from_slice(&rest[..first]);
+    rest = &rest[first..];
+    while !rest.is_empty() {
+        basic_header(3, csid, out);
+        if h.extended() {
+            out.extend_from_slice(&h.field.to_be_bytes());
+        }
+        let n = rest.len().min(cs);
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
     }
 }
 

@@ -28,10 +28,13 @@ pub mod policy;
 mod session;
 pub mod splice;
 
-pub use chunk::{ChunkReader, ChunkWriter, Message, ReaderLimits, DEFAULT_CHUNK_SIZE};
+pub use chunk::{
+    encode, ChunkReader, ChunkWriter, FirstHeader, Message, ReaderLimits, DEFAULT_CHUNK_SIZE,
+};
 pub use message::{unannounced_codec, Command, MessageType, UserControl, MAX_FOURCC_LIST};
 pub use session::{
-    MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats, ACCEPTED_FOURCCS,
+    MediaKind, ServerConfig, ServerEvent, ServerSession, SessionStats, ACCEPTED_FOURCCS, CS_AUDIO,
+    CS_DATA, CS_VIDEO, MEDIA_CSIDS,
 };
 pub use splice::FlvSplice;
 

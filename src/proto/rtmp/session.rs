@@ -18,9 +18,14 @@ pub const ACCEPTED_FOURCCS: [&str; 2] = ["avc1", "hvc1"];
 /// Chunk streams used for what the server sends.
 const CS_CONTROL: u32 = 2;
 const CS_COMMAND: u32 = 3;
-const CS_AUDIO: u32 = 4;
-const CS_DATA: u32 = 5;
-const CS_VIDEO: u32 = 6;
+/// Audio messages to players.
+pub const CS_AUDIO: u32 = 4;
+/// Data messages (metadata, `|RtmpSampleAccess`) and a stream's status commands.
+pub const CS_DATA: u32 = 5;
+/// Video messages to players.
+pub const CS_VIDEO: u32 = 6;
+/// The chunk streams a player's media and metadata go on.
+pub const MEDIA_CSIDS: [u32; 3] = [CS_AUDIO, CS_DATA, CS_VIDEO];
 
 /// Limits and settings of a [`ServerSession`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -980,6 +985,27 @@ impl ServerSession {
             &mut self.out,
         );
         Ok(())
+    }
+
+    /// Whether `stream_id` is playing (accepted, not ended): media may be sent on it.
+    pub fn is_playing(&self, stream_id: u32) -> bool {
+        self.playing(stream_id).is_ok()
+    }
+
+    /// The chunk size this side sends with.
+    pub fn out_chunk_size(&self) -> u32 {
+        self.writer.chunk_size()
+    }
+
+    /// The caller sent media or metadata messages of a playing stream itself, on
+    /// [`MEDIA_CSIDS`], chunked at [`out_chunk_size`](Self::out_chunk_size) with
+    /// [`super::chunk::encode`] (once for many players, e.g.), in order with what
+    /// [`take_output`](Self::take_output) gave: the session's next message on those chunk streams
+    /// starts with a full header, as it no longer knows the last one sent there.
+    pub fn media_sent_elsewhere(&mut self) {
+        for cs in MEDIA_CSIDS {
+            self.writer.forget(cs);
+        }
     }
 
     /// Tells a player the stream ended (StreamEOF and NetStream.Play.UnpublishNotify); the

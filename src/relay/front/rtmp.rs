@@ -4,22 +4,24 @@
 //! players as to any other.
 
 use crate::relay::metrics::Refused;
-use std::io::IoSlice;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::super::channel::{key_str, ChanKey, SubKind};
 use super::super::hooks::{Call, Hook};
 use super::super::hub::{Conn, Front, Hub, State};
-use super::super::restamp::is_seq_header;
+use super::super::prechunk::{is_config, whole_tag, PlayerChunks, RtmpMsg, CHUNK_SIZE};
+use super::super::stream::{HeaderKind, Mark};
 use super::hooks::{Then, Waiter, Who};
 use crate::format::flv::{FlvEvent, FlvReader, TagKind};
+use crate::net::Outbox;
 use crate::proto::names;
 use crate::proto::rtmp::policy::{Access, Connect, PublishState, Refusal, Stream};
-use crate::proto::rtmp::{
-    unannounced_codec, FlvSplice, MediaKind, ServerConfig, ServerEvent, ServerSession,
-};
+use crate::proto::rtmp::{unannounced_codec, FlvSplice, ServerConfig, ServerEvent, ServerSession};
 
-/// An RTMP player gets more FLV from its queue only while its session holds less than this.
+/// An RTMP player gets more of its queue (moved to its outbox, shared, not copied) only when its
+/// outbox is empty, at most this much at a time.
 const LOW_WATER: usize = 256 * 1024;
 /// How often RTMP players are pinged (they send nothing otherwise).
 const PING: Duration = Duration::from_secs(10);
@@ -38,7 +40,10 @@ pub(in crate::relay) struct RtmpSide {
     play_pending: bool,
     /// Publish: the RTMP → FLV writer.
     splice: FlvSplice,
-    /// Play: the FLV reader over the watcher queue's bytes.
+    /// Play: what the player was last sent on each media chunk stream.
+    chunks: PlayerChunks,
+    /// Play: an FLV reader for queued bytes that are not one tag each (the rare stream that
+    /// stopped being FLV).
     reader: FlvReader,
     tags: Vec<FlvEvent>,
     /// Play: the first media timestamp (rebased to 0 for the player).
@@ -70,6 +75,7 @@ impl RtmpSide {
             stream_id: None,
             play_pending: false,
             splice: FlvSplice::new(),
+            chunks: PlayerChunks::default(),
             reader: FlvReader::new(),
             tags: Vec::new(),
             base: None,
@@ -78,6 +84,77 @@ impl RtmpSide {
             last_ping: now,
             close_after: false,
         })
+    }
+}
+
+impl RtmpSide {
+    /// One FLV tag of the player's queue (`msg`: the channel's shared message for it) into
+    /// `out`: a video codec the player did not announce ends the play; the timestamp is rebased
+    /// to the player's first frame.
+    #[allow(clippy::too_many_arguments)]
+    fn play_tag(
+        &mut self,
+        kind: TagKind,
+        timestamp: u32,
+        body: &Bytes,
+        msg: Option<&RtmpMsg>,
+        sid: u32,
+        peer: &std::net::SocketAddr,
+        out: &mut Outbox,
+    ) {
+        if self.close_after {
+            return;
+        }
+        // A player that announced its codecs gets no video it did not name. A live channel's
+        // codec was checked before the play started; one that came later (the player waited for
+        // the broadcast) ends the play here, at its first tag (the sequence start, which the
+        // queue sends before any frame), with NetStream.Play.Failed naming the codec.
+        let refused = match (&self.fourcc_list, kind) {
+            (Some(list), TagKind::Video) => codec_refusal(list, body),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            log::warn!("{peer}: refused: RTMP player: {why}");
+            let _ = self.session.fail_play(sid, &format!("river-relay: {why}"));
+            self.close_after = true;
+            return;
+        }
+        let media = matches!(kind, TagKind::Audio | TagKind::Video);
+        let config = msg.map_or_else(|| is_config(kind, body), |m| m.seq_header);
+        let frame = media && !config;
+        if frame && self.base.is_none() {
+            self.base = Some(timestamp);
+        }
+        // After a takeover an FLV broadcast continues its timeline (the channel restamps it); a
+        // converted one starts again: then it continues after the last sent.
+        if frame && self.continuing {
+            self.continuing = false;
+            if let (Some(b), Some(last)) = (self.base, self.last_sent) {
+                if timestamp.wrapping_sub(b) as i32 <= last as i32 {
+                    self.base = Some(timestamp.wrapping_sub(last.wrapping_add(1)));
+                }
+            }
+        }
+        let ts = self.base.map_or(0, |b| timestamp.wrapping_sub(b));
+        let ts = if (ts as i32) < 0 { 0 } else { ts };
+        if frame {
+            self.last_sent = Some(ts);
+        }
+        let size = self.session.out_chunk_size();
+        match msg {
+            Some(m) if size == CHUNK_SIZE => {
+                let o = self.chunks.send(m, ts, sid);
+                if let Some(h) = o.head {
+                    out.push_always(h);
+                }
+                out.push_always(o.body);
+            }
+            _ => {
+                if let Some(b) = self.chunks.alone(kind, ts, sid, body, size) {
+                    out.push_always(b);
+                }
+            }
+        }
     }
 }
 
@@ -428,8 +505,9 @@ impl Hub {
         self.flush(idx, Instant::now());
     }
 
-    /// Writes the session's output; for players, feeds it FLV tags from the watcher queue while
-    /// its output is small (so the queue's slow-watcher policy applies).
+    /// Writes the session's output and, for players, the watcher queue's tags as RTMP messages
+    /// (the channel's shared chunks, [`crate::relay::prechunk`]), taken from the queue only while
+    /// the connection's outbox is empty, so the queue's slow-watcher policy applies.
     pub(in crate::relay) fn flush_rtmp(&mut self, idx: usize, now: Instant) {
         loop {
             let Some(Conn {
@@ -443,14 +521,17 @@ impl Hub {
                 return;
             };
             let Some(r) = rtmp.as_mut() else { return };
-            let pend = r.session.pending_output();
-            if !pend.is_empty() {
-                match io.write_iov(&[IoSlice::new(pend)]) {
-                    Ok(Some(n)) => {
-                        r.session.consume_output(n);
-                        continue;
-                    }
-                    Ok(None) => return,
+            if !r.session.pending_output().is_empty() {
+                // After the messages already queued (whole messages both). The session may have
+                // written on the data chunk stream: the player's next media message on each
+                // chunk stream starts with a full header.
+                io.out.push_always(Bytes::from(r.session.take_output()));
+                r.chunks.forget();
+            }
+            if !io.out.is_empty() {
+                match io.flush() {
+                    Ok(w) if w.drained => {}
+                    Ok(_) => return,
                     Err(e) => {
                         let why = format!("write error: {e}");
                         self.close(idx, Some(&why));
@@ -484,69 +565,54 @@ impl Hub {
                 }
                 return;
             }
+            let playing = r.session.is_playing(sid);
             let mut moved = 0;
             while moved < LOW_WATER {
-                let Some(f) = q.front() else { break };
-                let n = f.len();
-                r.reader.push(f, &mut r.tags);
-                q.consume(n, now);
-                moved += n;
-            }
-            let mut tags = std::mem::take(&mut r.tags);
-            for ev in tags.drain(..) {
-                let FlvEvent::Tag(t) = ev else { continue };
-                if r.close_after {
-                    continue;
-                }
-                // A player that announced its codecs gets no video it did not name. A live
-                // channel's codec was checked before the play started; one that came later (the
-                // player waited for the broadcast) ends the play here, at its first tag (the
-                // sequence start, which the queue sends before any frame), with
-                // NetStream.Play.Failed naming the codec.
-                let refused = match (&r.fourcc_list, t.kind) {
-                    (Some(list), TagKind::Video) => codec_refusal(list, &t.body),
-                    _ => None,
+                let Some((data, mark, msg)) = q.front_chunk() else {
+                    break;
                 };
-                if let Some(why) = refused {
-                    log::warn!("{peer}: refused: RTMP player: {why}");
-                    let _ = r.session.fail_play(sid, &format!("river-relay: {why}"));
-                    r.close_after = true;
-                    continue;
-                }
-                let media = match t.kind {
-                    TagKind::Audio => Some(MediaKind::Audio),
-                    TagKind::Video => Some(MediaKind::Video),
-                    _ => None,
-                };
-                let frame = media.is_some() && !is_seq_header(t.kind == TagKind::Video, &t.body);
-                if frame && r.base.is_none() {
-                    r.base = Some(t.timestamp);
-                }
-                // After a takeover an FLV broadcast continues its timeline (the channel restamps
-                // it); a converted one starts again: then it continues after the last sent.
-                if frame && r.continuing {
-                    r.continuing = false;
-                    if let (Some(b), Some(last)) = (r.base, r.last_sent) {
-                        if t.timestamp.wrapping_sub(b) as i32 <= last as i32 {
-                            r.base = Some(t.timestamp.wrapping_sub(last.wrapping_add(1)));
+                let n = data.len();
+                if playing && !r.close_after && mark != Mark::Header(HeaderKind::FlvFile) {
+                    match (msg, whole_tag(data)) {
+                        (Some(m), _) => r.play_tag(
+                            m.kind,
+                            m.timestamp,
+                            &m.body,
+                            Some(m),
+                            sid,
+                            peer,
+                            &mut io.out,
+                        ),
+                        (None, Some(t)) => {
+                            r.play_tag(t.kind, t.timestamp, &t.body, None, sid, peer, &mut io.out)
+                        }
+                        // Not one tag (a stream that stopped being FLV): read as FLV.
+                        (None, None) => {
+                            let mut tags = std::mem::take(&mut r.tags);
+                            r.reader.push(data, &mut tags);
+                            for ev in tags.drain(..) {
+                                if let FlvEvent::Tag(t) = ev {
+                                    r.play_tag(
+                                        t.kind,
+                                        t.timestamp,
+                                        &t.body,
+                                        None,
+                                        sid,
+                                        peer,
+                                        &mut io.out,
+                                    );
+                                }
+                            }
+                            r.tags = tags;
                         }
                     }
                 }
-                let ts = r.base.map_or(0, |b| t.timestamp.wrapping_sub(b));
-                let ts = if (ts as i32) < 0 { 0 } else { ts };
-                if frame {
-                    r.last_sent = Some(ts);
-                }
-                let res = match (t.kind, media) {
-                    (TagKind::Script, _) => r.session.send_metadata(sid, ts, &t.body),
-                    (_, Some(k)) => r.session.send_media(sid, k, ts, &t.body),
-                    _ => Ok(()),
-                };
-                if let Err(e) = res {
-                    log::debug!("RTMP send: {e}");
-                }
+                q.consume(n, now);
+                moved += n;
             }
-            r.tags = tags;
+            if moved > 0 {
+                r.session.media_sent_elsewhere();
+            }
         }
     }
 
