@@ -2,9 +2,28 @@
 # RTMP publish -> N players through river-relay serve --rtmp and through nginx-rtmp (Debian's
 # libnginx-mod-rtmp, one worker, private config under a temp prefix, daemon off, 127.0.0.1), in
 # the same run. One ffmpeg publishes a looped 320x240 ~1 Mb/s H.264+AAC clip with -re; the players
-# are examples/rtmp_play_load.rs (N light threads in one process, the same client for both servers).
-# For each server and N: server CPU seconds over the measured window, RSS at its end, bytes
-# delivered (Mb/s), players fed; medians of RUNS runs; then river/nginx ratios.
+# are examples/rtmp_play_load.rs (N non-blocking sockets on one epoll thread, the same client for
+# both servers).
+#
+# Pinning (taskset, when the machine has 2+ CPUs): the server on CPU $SERVER_CPU (0), the
+# publisher and the players on CPU $LOAD_CPU (1), so the load never takes the server's core.
+#
+# river runs twice: with its default --rtmp-merge (a player's media waits up to 100 ms and goes
+# out in one write) and with --rtmp-merge 0 (each message written as it comes).
+#
+# For each server and N: server CPU seconds over the measured window (the scheduler's ns count,
+# every thread), its RSS at the end, Mb/s delivered, players fed, and the players' own CPU
+# seconds; medians of RUNS runs. Then river/nginx ratios of delivered Mb/s per server CPU-second
+# (players per core) and of RSS. On loopback part of a server's sending runs in the receiver's
+# context (a segment held back by Nagle, which nginx-rtmp leaves on and river does not, goes out
+# when the receiver's ACK comes in), so the ratio per CPU-second of server and players together is
+# printed too.
+#
+# Last lines, for bench/report.sh, one per figure (fields: area metric river anchor ratio goal):
+#   RESULT rtmp mbps_per_cpu_s_nN <river> <nginx> <river/nginx> >=2
+#   RESULT rtmp mbps_per_cpu_s_merge0_nN <river --rtmp-merge 0> <nginx> <ratio> -
+#   RESULT rtmp mbps_per_cpu_s_with_load_nN <river> <nginx> <ratio> -   (server + players CPU)
+#   RESULT rtmp rss_mib_nN <river> <nginx> <river/nginx> <=1
 #
 #   bench/relay_rtmp.sh                  # RUNS=3 SECS=10 COUNTS="10 100 500"
 #   RUNS=1 COUNTS="10 100" bench/relay_rtmp.sh
@@ -13,6 +32,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 COUNTS=${COUNTS:-"10 100 500"}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
 command -v nginx >/dev/null || { echo "nginx missing: apt-get install nginx libnginx-mod-rtmp" >&2; exit 1; }
 MOD=/usr/lib/nginx/modules/ngx_rtmp_module.so
 [ -f "$MOD" ] || { echo "ngx_rtmp_module missing: apt-get install libnginx-mod-rtmp" >&2; exit 1; }
@@ -20,6 +41,15 @@ cargo build --release --quiet --bin river-relay --example rtmp_play_load
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 RELAY=$PWD/target/release/river-relay
 LOAD=$PWD/target/release/examples/rtmp_play_load
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  ON_SERVER=(taskset -c "$SERVER_CPU")
+  ON_LOAD=(taskset -c "$LOAD_CPU")
+  pinning="server on CPU $SERVER_CPU, publisher and players on CPU $LOAD_CPU (taskset)"
+else
+  ON_SERVER=()
+  ON_LOAD=()
+  pinning="not pinned (one CPU or no taskset)"
+fi
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/users" "$tmp/nginx/logs"
@@ -44,46 +74,57 @@ rtmp {
 }
 CONF
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# CPU seconds of every thread of PID so far (ns resolution: a few players cost milliseconds).
+cpu_s() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ns += $1} END {printf "%.4f", ns / 1e9}'
+}
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 
-# measure PID ADDR N -> "cpu_s rss_kib mbps fed"
+# measure PID ADDR N URL -> "cpu_s rss_kib mbps fed load_cpu_s"
 measure() {
   local pid=$1 addr=$2 n=$3 url=$4
-  ffmpeg -nostdin -v error -re -stream_loop -1 -i "$tmp/clip.flv" -c copy -f flv "$url" &
+  "${ON_LOAD[@]}" ffmpeg -nostdin -v error -re -stream_loop -1 -i "$tmp/clip.flv" -c copy -f flv "$url" &
   local pub=$!
   sleep 2
-  "$LOAD" "$addr" bench cam "$n" "$SECS" > "$tmp/load.out" 2> "$tmp/load.err" &
+  : > "$tmp/load.err"
+  "${ON_LOAD[@]}" "$LOAD" "$addr" bench cam "$n" "$SECS" > "$tmp/load.out" 2> "$tmp/load.err" &
   local lp=$!
-  while ! grep -q measuring "$tmp/load.err" 2>/dev/null; do sleep 0.05; done
-  local c0; c0=$(cpu_ticks "$pid")
+  while ! grep -q measuring "$tmp/load.err" 2>/dev/null; do sleep 0.02; done
+  local c0; c0=$(cpu_s "$pid")
   wait "$lp"
-  local c1; c1=$(cpu_ticks "$pid")
+  local c1; c1=$(cpu_s "$pid")
   local rss; rss=$(rss_kib "$pid")
   kill "$pub"; wait "$pub" 2>/dev/null || true
-  local hz; hz=$(getconf CLK_TCK)
   local line; line=$(cat "$tmp/load.out")
-  local mbps=${line##*mbps=}
-  local fed; fed=$(sed -n 's/.*fed=\([0-9]*\).*/\1/p' "$tmp/load.out")
-  echo "$(echo "scale=3; ($c1-$c0)/$hz" | bc) $rss $mbps $fed"
+  local mbps; mbps=$(sed -n 's/.*mbps=\([0-9.]*\).*/\1/p' <<< "$line")
+  local fed; fed=$(sed -n 's/.*fed=\([0-9]*\).*/\1/p' <<< "$line")
+  local lcpu; lcpu=$(sed -n 's/.*load_cpu_s=\([0-9.]*\).*/\1/p' <<< "$line")
+  echo "$(echo "$c1 - $c0" | bc -l | awk '{printf "%.4f", $1}') $rss $mbps $fed $lcpu"
 }
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $pinning"
 results="$tmp/results"
 : > "$results"
 for n in $COUNTS; do
   for run in $(seq "$RUNS"); do
-    : > "$tmp/hub.log"
-    "$RELAY" serve --listen 127.0.0.1:0 --rtmp 127.0.0.1:0 --users "$tmp/users" --max-connections 10000 2> "$tmp/hub.log" &
-    hub=$!
-    raddr=
-    for _ in $(seq 100); do
-      raddr=$(sed -n 's/^river-relay: rtmp listening on //p' "$tmp/hub.log")
-      [ -n "$raddr" ] && break; sleep 0.05
+    # river: the default merge window; river0: --rtmp-merge 0 (each message written as it comes).
+    for v in river river0; do
+      : > "$tmp/hub.log"
+      merge=()
+      [ $v = river0 ] && merge=(--rtmp-merge 0)
+      "${ON_SERVER[@]}" "$RELAY" serve --listen 127.0.0.1:0 --rtmp 127.0.0.1:0 --users "$tmp/users" \
+        --max-connections 10000 "${merge[@]}" 2> "$tmp/hub.log" &
+      hub=$!
+      raddr=
+      for _ in $(seq 100); do
+        raddr=$(sed -n 's/^river-relay: rtmp listening on //p' "$tmp/hub.log")
+        [ -n "$raddr" ] && break; sleep 0.05
+      done
+      r=$(measure "$hub" "$raddr" "$n" "rtmp://$raddr/bench/cam?user-password=bench")
+      kill "$hub"; wait "$hub" 2>/dev/null || true
+      echo "$v n=$n run=$run $r" | tee -a "$results"
     done
-    r=$(measure "$hub" "$raddr" "$n" "rtmp://$raddr/bench/cam?user-password=bench")
-    kill "$hub"; wait "$hub" 2>/dev/null || true
-    echo "river n=$n run=$run $r" | tee -a "$results"
-    nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2> "$tmp/nginx.err" &
+    "${ON_SERVER[@]}" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2> "$tmp/nginx.err" &
     ng=$!
     sleep 0.5
     r=$(measure "$ng" "127.0.0.1:$NPORT" "$n" "rtmp://127.0.0.1:$NPORT/bench/cam")
@@ -91,22 +132,31 @@ for n in $COUNTS; do
     echo "nginx n=$n run=$run $r" | tee -a "$results"
   done
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "medians over $RUNS runs, ${SECS}s windows (cpu = server CPU seconds in the window)"
-printf '%-6s %5s %8s %9s %9s %6s\n' server N cpu_s rss_MiB Mb/s fed
+echo "medians over $RUNS runs, ${SECS}s windows; cpu_s: the server's CPU seconds in the window, load_s: the players'"
+printf '%-6s %5s %8s %8s %9s %9s %6s %12s %14s\n' server N cpu_s load_s rss_MiB Mb/s fed "Mb/s/cpu_s" "Mb/s/(cpu+load)"
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+summary=()
 for n in $COUNTS; do
-  for s in river nginx; do
-    cpu=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {print $4}' "$results" | med)
-    rss=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {print $5}' "$results" | med)
-    mb=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {print $6}' "$results" | med)
-    fed=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {print $7}' "$results" | med)
-    printf '%-6s %5s %8s %9.1f %9s %6s\n' $s "$n" "$cpu" "$(echo "$rss/1024" | bc -l)" "$mb" "$fed"
-    eval "${s}_cpu=$cpu ${s}_mb=$mb ${s}_rss=$rss"
+  for s in river river0 nginx; do
+    col() { awk -v s=$s -v n="n=$n" -v c="$1" '$1==s && $2==n {print $c}' "$results" | med; }
+    cpu=$(col 4); rss=$(col 5); mb=$(col 6); fed=$(col 7); lcpu=$(col 8)
+    # Per run, then the median: a run's throughput goes with its own CPU.
+    eff=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {printf "%.1f\n", $6/($4+1e-6)}' "$results" | med)
+    effl=$(awk -v s=$s -v n="n=$n" '$1==s && $2==n {printf "%.1f\n", $6/($4+$8+1e-6)}' "$results" | med)
+    printf '%-6s %5s %8s %8s %9.1f %9s %6s %12s %14s\n' $s "$n" "$cpu" "$lcpu" "$(echo "$rss/1024" | bc -l)" "$mb" "$fed" "$eff" "$effl"
+    eval "${s}_eff=$eff ${s}_effl=$effl ${s}_rss=$rss"
   done
-  # players per core ∝ throughput per CPU second
-  ratio=$(echo "scale=2; ($river_mb/($river_cpu+0.001)) / ($nginx_mb/($nginx_cpu+0.001))" | bc -l)
-  rss_ratio=$(echo "scale=2; $river_rss/$nginx_rss" | bc -l)
-  echo "  n=$n: delivered Mb/s per CPU-second river/nginx = ${ratio}x; RSS river/nginx = ${rss_ratio}x"
+  r() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
+  echo "  n=$n: Mb/s per server CPU-second river/nginx = $(r "$river_eff" "$nginx_eff")x" \
+    "(--rtmp-merge 0: $(r "$river0_eff" "$nginx_eff")x); per CPU-second of server and players:" \
+    "$(r "$river_effl" "$nginx_effl")x ($(r "$river0_effl" "$nginx_effl")x); RSS river/nginx = $(r "$river_rss" "$nginx_rss")x"
+  summary+=("RESULT rtmp mbps_per_cpu_s_n$n $river_eff $nginx_eff $(r "$river_eff" "$nginx_eff") >=2")
+  summary+=("RESULT rtmp mbps_per_cpu_s_merge0_n$n $river0_eff $nginx_eff $(r "$river0_eff" "$nginx_eff") -")
+  summary+=("RESULT rtmp mbps_per_cpu_s_with_load_n$n $river_effl $nginx_effl $(r "$river_effl" "$nginx_effl") -")
+  summary+=("RESULT rtmp rss_mib_n$n $(r "$river_rss" 1024) $(r "$nginx_rss" 1024) $(r "$river_rss" "$nginx_rss") <=1")
 done
+echo
+printf '%s\n' "${summary[@]}"

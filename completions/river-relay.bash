@@ -189,7 +189,7 @@ _river__relay() {
             return 0
             ;;
         river__subcmd__relay__subcmd__serve)
-            opts="-l -u -v -q -h --listen --users --http --rtmp --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --on-publish --on-play --on-unpublish --on-stop --hook-timeout --origin --origin-idle --push-to --hls --hls-variant --hls-segment-time --hls-part-time --hls-list-size --hls-idle-timeout --hls-token-ttl --verbose --quiet --help"
+            opts="-l -u -v -q -h --listen --users --http --rtmp --rtmp-merge --rtsp --rtsp-udp-port --no-rtsp-udp --rtsp-timeout --no-gop-cache --max-connections --queue-bytes --queue-time --max-behind --unclocked --cache-bytes --cache-time --max-waiting --wait-timeout --stats-interval --on-publish --on-play --on-unpublish --on-stop --hook-timeout --origin --origin-idle --push-to --hls --hls-variant --hls-segment-time --hls-part-time --hls-list-size --hls-idle-timeout --hls-token-ttl --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +216,10 @@ _river__relay() {
                     return 0
                     ;;
                 --rtmp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rtmp-merge)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

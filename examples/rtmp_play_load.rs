@@ -1,16 +1,23 @@
-//! A light RTMP player load for bench/relay_rtmp.sh: N players (one thread each, blocking
-//! sockets) play rtmp://ADDR/APP/STREAM for SECS seconds after all have connected, count the
-//! bytes they receive (not parsed beyond the handshake) and print one line:
-//! `players=N connected=C fed=F bytes=B mbps=M`.
+//! A light RTMP player load for bench/relay_rtmp.sh: N players play rtmp://ADDR/APP/STREAM for
+//! SECS seconds after all have connected, count the bytes they receive (not parsed beyond the
+//! handshake) and print one line: `players=N connected=C fed=F bytes=B mbps=M load_cpu_s=S`
+//! (S: this process's own CPU seconds in the measured window).
 //!
-//!     cargo run --release --example rtmp_play_load -- 127.0.0.1:1935 fier cam 100 10
+//! The players are non-blocking sockets on THREADS epoll loops (mio; default 1), so the load
+//! costs little CPU and few wake-ups: a thread reading many players is woken once for what
+//! arrived on any of them, not once per write per player (a thread per player made each of the
+//! server's writes wake a thread, a cost it paid on loopback).
+//!
+//!     cargo run --release --example rtmp_play_load -- 127.0.0.1:1935 fier cam 100 10 [THREADS]
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amf::amf0::Value;
+use mio::net::TcpStream as MioStream;
+use mio::{Events, Interest, Poll, Token};
 use river::proto::rtmp::handshake::{client_c0c1, client_c2, HANDSHAKE_SIZE};
 use river::proto::rtmp::message::object;
 use river::proto::rtmp::{ChunkWriter, Command};
@@ -67,66 +74,104 @@ fn player(addr: &str, app: &str, stream: &str) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
+/// One thread's players: read everything, count while `counting`, until `end`.
+fn play(
+    mut socks: Vec<TcpStream>,
+    counting: Arc<AtomicBool>,
+    end: Arc<Mutex<Option<Instant>>>,
+    bytes: Arc<AtomicU64>,
+    fed: Arc<AtomicUsize>,
+) {
+    let mut poll = Poll::new().unwrap();
+    let mut ps: Vec<(MioStream, u64, bool)> = Vec::with_capacity(socks.len());
+    for (i, s) in socks.drain(..).enumerate() {
+        s.set_nonblocking(true).unwrap();
+        let mut s = MioStream::from_std(s);
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE)
+            .unwrap();
+        ps.push((s, 0, true));
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut mine = 0u64;
+    loop {
+        if let Some(e) = *end.lock().unwrap() {
+            if Instant::now() >= e {
+                break;
+            }
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        let count = counting.load(Ordering::Relaxed);
+        for ev in events.iter() {
+            let (s, got, open) = &mut ps[ev.token().0];
+            while *open {
+                match s.read(&mut buf) {
+                    Ok(0) => *open = false,
+                    Ok(k) => {
+                        if count {
+                            *got += k as u64;
+                            mine += k as u64;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => *open = false,
+                }
+            }
+        }
+    }
+    bytes.fetch_add(mine, Ordering::SeqCst);
+    fed.fetch_add(ps.iter().filter(|p| p.1 > 0).count(), Ordering::SeqCst);
+}
+
+/// CPU time of this process so far (user and system, every thread, ended ones too).
+fn own_cpu_s() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    if a.len() != 6 {
-        eprintln!("usage: rtmp_play_load ADDR APP STREAM N SECS");
+    if a.len() != 6 && a.len() != 7 {
+        eprintln!("usage: rtmp_play_load ADDR APP STREAM N SECS [THREADS]");
         std::process::exit(2);
     }
     let (addr, app, stream) = (a[1].clone(), a[2].clone(), a[3].clone());
     let n: usize = a[4].parse().unwrap();
     let secs: u64 = a[5].parse().unwrap();
+    let threads: usize = a
+        .get(6)
+        .map_or(1, |t| t.parse().unwrap())
+        .clamp(1, n.max(1));
     let bytes = Arc::new(AtomicU64::new(0));
-    let connected = Arc::new(AtomicUsize::new(0));
     let fed = Arc::new(AtomicUsize::new(0));
-    let counting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counting = Arc::new(AtomicBool::new(false));
+    let end = Arc::new(Mutex::new(None::<Instant>));
+    // Connected one after the other (handshake and play sent); the players of a thread start
+    // reading together, each thread as soon as its players are connected.
+    let mut connected = 0;
     let mut hs = Vec::new();
-    let end = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    for _ in 0..n {
-        let (addr, app, stream) = (addr.clone(), app.clone(), stream.clone());
-        let (bytes, connected, fed, counting, end) = (
-            bytes.clone(),
-            connected.clone(),
-            fed.clone(),
-            counting.clone(),
-            end.clone(),
-        );
-        hs.push(
-            std::thread::Builder::new()
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let Ok(mut s) = player(&addr, &app, &stream) else {
-                        return;
-                    };
-                    connected.fetch_add(1, Ordering::SeqCst);
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut got = 0u64;
-                    loop {
-                        if let Some(e) = *end.lock().unwrap() {
-                            if Instant::now() >= e {
-                                break;
-                            }
-                        }
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(k) => {
-                                if counting.load(Ordering::Relaxed) {
-                                    bytes.fetch_add(k as u64, Ordering::Relaxed);
-                                    got += k as u64;
-                                }
-                            }
-                        }
-                    }
-                    if got > 0 {
-                        fed.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-                .unwrap(),
-        );
-        std::thread::sleep(Duration::from_millis(2));
+    let per = n.div_ceil(threads);
+    let mut group = Vec::new();
+    for i in 0..n {
+        if let Ok(s) = player(&addr, &app, &stream) {
+            connected += 1;
+            group.push(s);
+        }
+        if group.len() == per || i + 1 == n {
+            let (c, e, b, f) = (counting.clone(), end.clone(), bytes.clone(), fed.clone());
+            let g = std::mem::take(&mut group);
+            hs.push(std::thread::spawn(move || play(g, c, e, b, f)));
+        }
     }
     std::thread::sleep(Duration::from_secs(1));
     counting.store(true, Ordering::SeqCst);
+    let cpu0 = own_cpu_s();
     let t0 = Instant::now();
     *end.lock().unwrap() = Some(t0 + Duration::from_secs(secs));
     // Marker for the bench script: the measured window starts now.
@@ -135,10 +180,10 @@ fn main() {
         let _ = h.join();
     }
     let el = t0.elapsed().as_secs_f64().min(secs as f64);
+    let cpu = own_cpu_s() - cpu0;
     let b = bytes.load(Ordering::SeqCst);
     println!(
-        "players={n} connected={} fed={} bytes={b} mbps={:.1}",
-        connected.load(Ordering::SeqCst),
+        "players={n} connected={connected} fed={} bytes={b} mbps={:.1} load_cpu_s={cpu:.3}",
         fed.load(Ordering::SeqCst),
         b as f64 * 8.0 / el / 1e6
     );

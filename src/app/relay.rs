@@ -34,6 +34,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         listen: a.listen.clone(),
         http: a.http.clone(),
         rtmp: a.rtmp.clone(),
+        rtmp_merge: a.rtmp_merge,
         rtsp: a.rtsp.clone(),
         rtsp_udp_port: (!a.no_rtsp_udp).then_some(a.rtsp_udp_port),
         rtsp_timeout: a.rtsp_timeout.as_duration(),

@@ -454,6 +454,14 @@ impl Channels {
         self.subs.get_mut(id)
     }
 
+    /// The front flushes watcher `id` itself later (at a time it chose): it is not listed in
+    /// [`Effects::flush`] again until [`Self::flushed`].
+    pub fn flush_later(&mut self, id: SubId) {
+        if let Some(s) = self.subs.get_mut(id) {
+            s.dirty = true;
+        }
+    }
+
     /// A watcher in [`Effects::flush`] was flushed: it may be listed again.
     pub fn flushed(&mut self, id: SubId) {
         if let Some(s) = self.subs.get_mut(id) {

@@ -9,7 +9,8 @@
 //! tokens from [`HTTP_TOKENS`]); an HTTP watcher or push has a [`SubId`] from [`HTTP_SUBS`] up,
 //! never reused.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,8 @@ pub struct Config {
     pub listen: String,
     pub http: Option<String>,
     pub rtmp: Option<String>,
+    /// RTMP players' merge window: media that came within it goes out in one write.
+    pub rtmp_merge: Duration,
     pub rtsp: Option<String>,
     /// RTP over UDP for RTSP: `Some(0)` picks a free port pair, `Some(p)` uses p and p+1, `None`
     /// offers TCP only.
@@ -200,6 +203,8 @@ pub struct Hub {
     pub(super) fx: Effects,
     /// Connections with more to read than their turn took.
     again: Vec<usize>,
+    /// RTMP players whose media waits for their merge window (`--rtmp-merge`): when, and who.
+    pub(super) rtmp_wake: BinaryHeap<Reverse<(Instant, usize)>>,
     pub(super) hooks: Hooks,
     /// HLS sessions (`--hls`, with `--http`).
     pub(super) hls: Option<HlsFront>,
@@ -288,6 +293,7 @@ impl Hub {
             buf: Vec::with_capacity(READ_BUF),
             fx: Effects::default(),
             again: Vec::new(),
+            rtmp_wake: BinaryHeap::new(),
             hooks,
             hls,
             held: Vec::new(),
@@ -318,6 +324,7 @@ impl Hub {
                     .flatten()
                     .chain(&http)
                     .chain(&hook)
+                    .chain(self.rtmp_wake.peek().map(|x| &x.0 .0))
                     .min()
                     .copied()
             };
@@ -372,6 +379,7 @@ impl Hub {
                 }
             }
             self.flush_dirty(now);
+            self.rtmp_merged(now);
             self.release_held(now);
             if let Some(h) = self.http.as_mut() {
                 h.timers(self.reactor.registry(), now);

@@ -123,6 +123,97 @@ fn rtmp_publish_played_over_rtmp_http_flv_and_fstream_with_a_late_joiner() {
     assert!(log.contains("channel fier/cam: end of broadcast"), "{log}");
 }
 
+/// `got`'s packets of `kind` are a run of `src`'s, payloads byte for byte, with the same dts
+/// steps (the player's clock starts elsewhere, its steps are the source's). Returns where the run
+/// starts in `src`.
+fn assert_run_of_source(
+    got: &[(String, i64, String)],
+    src: &[(String, i64, String)],
+    kind: &str,
+    what: &str,
+) -> usize {
+    let g: Vec<&(String, i64, String)> = got.iter().filter(|p| p.0 == kind).collect();
+    let s: Vec<&(String, i64, String)> = src.iter().filter(|p| p.0 == kind).collect();
+    assert!(g.len() > 10, "{what}: {} {kind} packets", g.len());
+    let start = s
+        .iter()
+        .position(|p| p.2 == g[0].2)
+        .unwrap_or_else(|| panic!("{what}: its first {kind} packet is not in the source"));
+    for (i, p) in g.iter().enumerate() {
+        let q = s
+            .get(start + i)
+            .unwrap_or_else(|| panic!("{what}: more {kind} packets than the source"));
+        assert_eq!(
+            p.2, q.2,
+            "{what}: {kind} packet {i} differs from the source's"
+        );
+        if i > 0 {
+            assert_eq!(
+                p.1 - g[i - 1].1,
+                q.1 - s[start + i - 1].1,
+                "{what}: {kind} packet {i}: dts step differs from the source's"
+            );
+        }
+    }
+    start
+}
+
+/// Players of one channel share its RTMP messages, chunked once, each with its own first
+/// header per chunk stream (its own timestamps from 0): ffmpeg players joined at different times
+/// (the later ones start from the GOP cache) each get a run of the published packets byte for
+/// byte, starting on a keyframe, with the source's timing.
+#[test]
+fn overlapping_rtmp_players_get_the_source_packets() {
+    let hub = {
+        require("ffmpeg");
+        Hub::start(USERS)
+    };
+    let clip = Clip {
+        gop_secs: 1,
+        // The last player ends at about 8.3 s: room for a slow start.
+        secs: 11,
+        ..clip4s()
+    };
+    let src = clip.flv();
+    let s = src.to_string_lossy().to_string();
+    let publish = format!("rtmp://{}/fier/cam?user-password=123", hub.rtmp);
+    let mut p = ffmpeg_bg(&["-re", "-i", &s, "-c", "copy", "-f", "flv", &publish]);
+    hub.log.wait_for("channel fier/cam: FLV content", "the hub");
+    let play = format!("rtmp://{}/fier/cam", hub.rtmp);
+    let dir = tmpdir();
+    // Two overlapping players, then none for a while (the channel chunks nothing meanwhile, so
+    // the third starts on cached tags no player was sent: chunked for it alone, then shared).
+    let mut players = Vec::new();
+    for (i, (at_ms, secs)) in [(0, "3"), (1300, "3"), (5800, "2.5")]
+        .into_iter()
+        .enumerate()
+    {
+        std::thread::sleep(Duration::from_millis(at_ms - [0, 0, 1300][i]));
+        let out = dir.join(format!("relay-rtmp-overlap-{i}.flv"));
+        let o = out.to_string_lossy().to_string();
+        players.push((ffmpeg_bg(&["-i", &play, "-c", "copy", "-t", secs, &o]), out));
+    }
+    let src_packets = probe_packet_hashes(&src);
+    let mut starts = Vec::new();
+    for (i, (c, out)) in players.iter_mut().enumerate() {
+        let what = format!("rtmp player {i}");
+        let st = wait_deadline(c, WAIT, &what);
+        assert!(st.success(), "{what}: {}", stderr_of(c));
+        check_played(out, 50);
+        let got = probe_packet_hashes(out);
+        let v = assert_run_of_source(&got, &src_packets, "video", &what);
+        assert_run_of_source(&got, &src_packets, "audio", &what);
+        // Its clock starts at its first frame.
+        let first = got.iter().map(|p| p.1).min().unwrap();
+        assert!(first.abs() <= 100, "{what}: first dts {first}");
+        starts.push(v);
+    }
+    // The later players joined later in the broadcast.
+    assert!(starts[0] < starts[2], "{starts:?}");
+    let st = wait_deadline(&mut p, WAIT, "ffmpeg publish");
+    assert!(st.success(), "publish: {}", stderr_of(&mut p));
+}
+
 #[test]
 fn fstream_ts_broadcast_played_over_rtmp() {
     let hub = {

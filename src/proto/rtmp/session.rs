@@ -197,6 +197,9 @@ pub struct ServerSession {
     close: bool,
     error: Option<RtmpError>,
     stats: SessionStats,
+    /// The writer may hold header state on [`MEDIA_CSIDS`] (it wrote there since
+    /// [`Self::media_sent_elsewhere`] last cleared it).
+    media_headers_known: bool,
 }
 
 impl ServerSession {
@@ -222,6 +225,7 @@ impl ServerSession {
             close: false,
             error: None,
             stats: SessionStats::default(),
+            media_headers_known: false,
         }
     }
 
@@ -417,9 +421,15 @@ impl ServerSession {
         RtmpError::new(RtmpErrorKind::Protocol, self.reader.offset(), msg)
     }
 
-    fn control(&mut self, t: MessageType, payload: &[u8]) {
+    /// Every message the session sends goes through here.
+    fn write(&mut self, csid: u32, type_id: u8, stream_id: u32, timestamp: u32, payload: &[u8]) {
+        self.media_headers_known |= MEDIA_CSIDS.contains(&csid);
         self.writer
-            .write(CS_CONTROL, t.as_u8(), 0, 0, payload, &mut self.out);
+            .write(csid, type_id, stream_id, timestamp, payload, &mut self.out);
+    }
+
+    fn control(&mut self, t: MessageType, payload: &[u8]) {
+        self.write(CS_CONTROL, t.as_u8(), 0, 0, payload);
     }
 
     fn user_control(&mut self, u: UserControl) {
@@ -430,14 +440,7 @@ impl ServerSession {
     fn command(&mut self, stream_id: u32, name: &str, txn: f64, values: &[Value]) {
         let body = Command::encode(name, txn, values);
         let cs = if stream_id == 0 { CS_COMMAND } else { CS_DATA };
-        self.writer.write(
-            cs,
-            MessageType::CommandAmf0.as_u8(),
-            stream_id,
-            0,
-            &body,
-            &mut self.out,
-        );
+        self.write(cs, MessageType::CommandAmf0.as_u8(), stream_id, 0, &body);
     }
 
     fn on_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
@@ -889,13 +892,12 @@ impl ServerSession {
         ] {
             let _ = v.write_to(&mut access);
         }
-        self.writer.write(
+        self.write(
             CS_DATA,
             MessageType::DataAmf0.as_u8(),
             stream_id,
             0,
             &access,
-            &mut self.out,
         );
         self.streams.insert(stream_id, StreamState::Playing);
         self.resume()
@@ -952,13 +954,12 @@ impl ServerSession {
         body: &[u8],
     ) -> Result<(), RtmpError> {
         self.playing(stream_id)?;
-        self.writer.write(
+        self.write(
             CS_DATA,
             MessageType::DataAmf0.as_u8(),
             stream_id,
             timestamp,
             body,
-            &mut self.out,
         );
         Ok(())
     }
@@ -976,14 +977,7 @@ impl ServerSession {
             MediaKind::Audio => CS_AUDIO,
             MediaKind::Video => CS_VIDEO,
         };
-        self.writer.write(
-            cs,
-            kind.type_id(),
-            stream_id,
-            timestamp,
-            body,
-            &mut self.out,
-        );
+        self.write(cs, kind.type_id(), stream_id, timestamp, body);
         Ok(())
     }
 
@@ -1003,8 +997,11 @@ impl ServerSession {
     /// [`take_output`](Self::take_output) gave: the session's next message on those chunk streams
     /// starts with a full header, as it no longer knows the last one sent there.
     pub fn media_sent_elsewhere(&mut self) {
-        for cs in MEDIA_CSIDS {
-            self.writer.forget(cs);
+        if self.media_headers_known {
+            self.media_headers_known = false;
+            for cs in MEDIA_CSIDS {
+                self.writer.forget(cs);
+            }
         }
     }
 

@@ -821,6 +821,42 @@ fn play_sends_status_then_media() {
         .all(|m| m.type_id != 8 && m.type_id != 9 || m.stream_id == 1));
 }
 
+/// Media written by the caller (shared between players, `relay::prechunk`) on the session's data
+/// chunk stream: the session's next status there starts with a full header, not one relative to
+/// what it wrote there before.
+#[test]
+fn media_sent_elsewhere_leaves_no_stale_header() {
+    let (mut s, mut c, now) = after_connect();
+    c.cmd(0, "createStream", 2.0, &[Value::Null]);
+    c.cmd(1, "play", 3.0, &[Value::Null, Value::String("cam".into())]);
+    s.push(&c.out, now).unwrap();
+    assert!(matches!(s.poll_event(), Some(ServerEvent::Play { .. })));
+    s.accept_play(1).unwrap();
+    let mut out = s.take_output();
+    let meta = &metadata_body()[16..];
+    let h = crate::proto::rtmp::FirstHeader {
+        fmt: 0,
+        field: 5000,
+        length: meta.len() as u32,
+        type_id: 18,
+        stream_id: 1,
+    };
+    crate::proto::rtmp::encode(CS_DATA, h, meta, s.out_chunk_size(), &mut out);
+    s.media_sent_elsewhere();
+    s.end_play(1).unwrap();
+    out.extend(s.take_output());
+    let msgs = server_messages_tail(&out);
+    let last = msgs.last().unwrap();
+    assert_eq!(
+        status_codes(&msgs[msgs.len() - 1..]),
+        ["NetStream.Play.UnpublishNotify"]
+    );
+    assert_eq!((last.csid, last.stream_id, last.timestamp), (CS_DATA, 1, 0));
+    assert!(msgs
+        .iter()
+        .any(|m| m.type_id == 18 && m.timestamp == 5000 && m.payload[..] == *meta));
+}
+
 #[test]
 fn aggregate_messages_are_split() {
     let (mut s, mut c, now) = after_connect();

@@ -4,6 +4,7 @@
 //! players as to any other.
 
 use crate::relay::metrics::Refused;
+use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +24,9 @@ use crate::proto::rtmp::{unannounced_codec, FlvSplice, ServerConfig, ServerEvent
 /// An RTMP player gets more of its queue (moved to its outbox, shared, not copied) only when its
 /// outbox is empty, at most this much at a time.
 const LOW_WATER: usize = 256 * 1024;
+/// A player's media waits for its merge window only while less than this is queued: more goes
+/// out at once (a join's GOP, a broadcast faster than real time).
+const MERGE_BYTES: usize = 64 * 1024;
 /// How often RTMP players are pinged (they send nothing otherwise).
 const PING: Duration = Duration::from_secs(10);
 
@@ -53,6 +57,10 @@ pub(in crate::relay) struct RtmpSide {
     last_sent: Option<u32>,
     continuing: bool,
     last_ping: Instant,
+    /// Play: media goes out no sooner than this (the merge window after the last write), and
+    /// whether the hub holds a wake-up for it.
+    write_at: Instant,
+    wake_set: bool,
     /// Close once the session's output is written.
     close_after: bool,
 }
@@ -82,6 +90,8 @@ impl RtmpSide {
             last_sent: None,
             continuing: false,
             last_ping: now,
+            write_at: now,
+            wake_set: false,
             close_after: false,
         })
     }
@@ -565,6 +575,18 @@ impl Hub {
                 }
                 return;
             }
+            // Little queued and written not long ago: wait, so what comes meanwhile goes out in
+            // the same write (a write costs the kernel about as much for 100 bytes as for 10
+            // KiB, and every player is written for every message otherwise).
+            // The channel does not list it for a flush meanwhile (each message would).
+            if r.write_at > now && q.bytes() < MERGE_BYTES {
+                if !r.wake_set {
+                    r.wake_set = true;
+                    self.rtmp_wake.push(Reverse((r.write_at, idx)));
+                }
+                self.channels.flush_later(idx);
+                return;
+            }
             let playing = r.session.is_playing(sid);
             let mut moved = 0;
             while moved < LOW_WATER {
@@ -612,7 +634,26 @@ impl Hub {
             }
             if moved > 0 {
                 r.session.media_sent_elsewhere();
+                r.write_at = now + self.cfg.rtmp_merge;
             }
+        }
+    }
+
+    /// Flushes the RTMP players whose merge window has passed.
+    pub(in crate::relay) fn rtmp_merged(&mut self, now: Instant) {
+        while let Some(&Reverse((t, idx))) = self.rtmp_wake.peek() {
+            if t > now {
+                return;
+            }
+            self.rtmp_wake.pop();
+            // The slot may hold another connection by now: a flush does no harm.
+            if let Some(r) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) {
+                if let Some(r) = r.rtmp.as_mut() {
+                    r.wake_set = false;
+                }
+            }
+            self.channels.flushed(idx);
+            self.flush(idx, now);
         }
     }
 

@@ -397,6 +397,32 @@ pub fn probe_packets(path: &Path) -> Vec<Packet> {
         .collect()
 }
 
+/// Every packet of `path` in order: (codec type, dts in the stream's time base, MD5 of the
+/// payload), to compare what a player got with its source byte for byte.
+pub fn probe_packet_hashes(path: &Path) -> Vec<(String, i64, String)> {
+    let v = ffprobe_json(
+        path,
+        &[
+            "-show_data_hash",
+            "MD5",
+            "-show_entries",
+            "packet=codec_type,dts,data_hash",
+        ],
+    );
+    v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["codec_type"].as_str().unwrap_or("").to_string(),
+                p["dts"].as_i64().unwrap_or(i64::MIN),
+                p["data_hash"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Decoding `path`'s video and audio to raw outputs (muxers that check no timestamps) must
 /// print nothing under `ffmpeg -v error`: decoding errors only, not the null muxer's complaints
 /// about frame times that round to one tick. One output per kind of stream the file has (ffmpeg
