@@ -22,6 +22,8 @@ use mio::net::TcpStream;
 
 /// Most chunks in one vectored write.
 pub const MAX_IOV: usize = 64;
+/// An empty outbox whose ring holds more chunks than this gives the memory back.
+const SHRINK_ABOVE: usize = 64;
 /// Largest `sendfile` call (Linux caps one call at about 2 GiB anyway).
 const SENDFILE_MAX: u64 = 1 << 30;
 
@@ -135,6 +137,10 @@ impl Outbox {
             n -= left;
             self.front_off = 0;
             self.q.pop_front();
+        }
+        // A burst grew the ring: give it back once written, so idle connections hold little.
+        if self.q.is_empty() && self.q.capacity() > SHRINK_ABOVE {
+            self.q.shrink_to(SHRINK_ABOVE / 4);
         }
     }
 

@@ -330,7 +330,7 @@ impl Hub {
             };
             let now = self.reactor.poll(next, cap)?;
             for idx in std::mem::take(&mut self.again) {
-                self.on_readable(idx, now);
+                self.on_readable(idx, false, now);
             }
             self.udp_again(now);
             for i in 0..4 {
@@ -373,7 +373,9 @@ impl Hub {
                             self.flush(idx, now);
                         }
                         if readable {
-                            self.on_readable(idx, now);
+                            // A short read drained the socket, unless the peer closed (then
+                            // read on to see the end).
+                            self.on_readable(idx, !read_closed, now);
                         }
                     }
                 }
@@ -627,7 +629,9 @@ impl Hub {
         }
     }
 
-    fn on_readable(&mut self, idx: usize, now: Instant) {
+    /// Reads connection `idx` (`short_drains`: a read that returns less than asked ends the turn,
+    /// without one more read to see `WouldBlock`; the next bytes bring an event).
+    fn on_readable(&mut self, idx: usize, short_drains: bool, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = READ_BUDGET;
         loop {
@@ -654,7 +658,7 @@ impl Hub {
                 break;
             }
             buf.clear();
-            let got = c.io.read_into(&mut buf, READ_BUF, false);
+            let got = c.io.read_into(&mut buf, READ_BUF, short_drains);
             let (n, more, eof) = match got {
                 Ok(Received::Capped(n)) => (n, true, false),
                 Ok(Received::Drained(n)) => (n, false, false),

@@ -16,6 +16,8 @@ use super::stream::{annexb_starts_au, Chunk, HeaderKind, Mark};
 use crate::media::{StreamFormat, VideoCodec};
 
 const TS_PACKET: usize = 188;
+/// An empty queue whose ring holds more entries than this gives the memory back.
+const SHRINK_ABOVE: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
@@ -483,9 +485,15 @@ impl WatcherQueue {
                 n = 0;
             }
         }
-        if self.q.is_empty() && !self.waiting {
-            // Caught up with the live edge (not merely waiting for a keyframe).
-            self.behind_since = None;
+        if self.q.is_empty() {
+            // A burst (a join's GOP) grew the ring: give it back, so idle watchers hold little.
+            if self.q.capacity() > SHRINK_ABOVE {
+                self.q.shrink_to(SHRINK_ABOVE / 4);
+            }
+            if !self.waiting {
+                // Caught up with the live edge (not merely waiting for a keyframe).
+                self.behind_since = None;
+            }
         }
     }
 

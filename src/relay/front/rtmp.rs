@@ -634,7 +634,7 @@ impl Hub {
             }
             if moved > 0 {
                 r.session.media_sent_elsewhere();
-                r.write_at = now + self.cfg.rtmp_merge;
+                r.write_at = next_tick(self.start, now, self.cfg.rtmp_merge);
             }
         }
     }
@@ -687,6 +687,19 @@ impl Hub {
     }
 }
 
+/// The first multiple of `period` after `start` that is later than `now` (`now` for a zero
+/// period): every RTMP player's merge window ends on the same ticks, so the hub wakes once per
+/// tick for all of them, not once per player, and a player is written at most once per tick (as
+/// well as when 64 KiB or more is queued).
+fn next_tick(start: Instant, now: Instant, period: Duration) -> Instant {
+    if period.is_zero() {
+        return now;
+    }
+    let p = period.as_nanos();
+    let k = now.saturating_duration_since(start).as_nanos() / p + 1;
+    start + Duration::from_nanos(u64::try_from(k * p).unwrap_or(u64::MAX))
+}
+
 /// A publish's or play's query as a hook is told it: the connect URL's and the stream name's,
 /// joined with `&` (connect first); `None` when both are empty.
 fn rtmp_query(s: &Stream) -> Option<String> {
@@ -724,4 +737,24 @@ fn queued_refusal(list: &[String], q: &crate::relay::queue::WatcherQueue) -> Opt
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_windows_end_on_shared_ticks() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let p = ms(100);
+        assert_eq!(next_tick(t0, t0, p), t0 + p);
+        assert_eq!(next_tick(t0, t0 + ms(30), p), t0 + p);
+        assert_eq!(next_tick(t0, t0 + ms(100), p), t0 + ms(200));
+        assert_eq!(next_tick(t0, t0 + ms(199), p), t0 + ms(200));
+        // Days later, still on the grid.
+        let d = Duration::from_secs(86_400 * 60);
+        assert_eq!(next_tick(t0, t0 + d + ms(5), ms(1)), t0 + d + ms(6));
+        assert_eq!(next_tick(t0, t0 + ms(7), Duration::ZERO), t0 + ms(7));
+    }
 }
