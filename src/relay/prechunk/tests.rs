@@ -206,7 +206,7 @@ fn timestamps_going_back_and_messages_chunked_alone() {
     assert_eq!(msgs[2].prev, None);
     assert_eq!(msgs[3].prev, Some(msgs[2].seq));
     let mut p = Player::new(1);
-    let mut want = expect(&msgs, &[0, 1, 2, 3, 4, 5], 0, 1);
+    let want = expect(&msgs, &[0, 1, 2, 3, 4, 5], 0, 1);
     p.send(&msgs[0], 500);
     // Message 1 chunked for this player alone (another chunk size would do the same).
     let m = &msgs[1];
@@ -220,7 +220,7 @@ fn timestamps_going_back_and_messages_chunked_alone() {
     for m in &msgs[4..] {
         p.send(m, m.timestamp);
     }
-    assert_eq!(p.messages(), want.drain(..).collect::<Vec<_>>());
+    assert_eq!(p.messages(), want);
 }
 
 #[test]
