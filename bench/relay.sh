@@ -83,6 +83,12 @@ for (kind, n, rate) in sorted(k for k in rows if k[0] == 'relay'):
     rp50, rp99 = med('relay', n, rate, 'p50_ms'), med('relay', n, rate, 'p99_ms')
     cp50, cp99 = med('copy', n, rate, 'p50_ms'), med('copy', n, rate, 'p99_ms')
     print(f"{n:>8} {('8Mbit/s' if rate else 'max'):>9} | {r:>10.1f} {c:>9.1f} {r/c*100 if c else float('nan'):>5.0f}% | {rp50:>7.3f}/{rp99:<9.3f} {cp50:>6.3f}/{cp99:<9.3f} {rp99-cp99:>8.3f} | {med('relay', n, rate, 'hub_cpu_pct'):>8.0f} {med('relay', n, rate, 'hub_rss_max_kib')/1024:>11.1f} {med('relay', n, rate, 'closed'):>16.0f}")
+# The curves bench/report.sh draws: throughput and latency against the watcher count.
+for (kind, n, rate) in sorted(rows):
+    tag = f"{'river' if kind == 'relay' else 'copier'}-{'8Mbps' if rate else 'max'}"
+    print(f"CURVE fanout_throughput {tag} {n} {med(kind, n, rate, 'delivered_MBps'):.2f}")
+    print(f"CURVE fanout_latency_p99 {tag} {n} {med(kind, n, rate, 'p99_ms'):.3f}")
+    print(f"CURVE fanout_latency_p50 {tag} {n} {med(kind, n, rate, 'p50_ms'):.3f}")
 kv = dict(x.split('=') for x in sys.argv[2].split())
 print(f"idle watchers: {kv['per_watcher_kib']} KiB RSS each (goal <= 64 KiB beyond the queue)")
 PY
