@@ -21,7 +21,8 @@ fn skip_scaling_list(r: &mut RbspBits<'_>, size: usize) -> Option<()> {
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            let delta = r.se()?;
+            // delta_scale is within [-128, 127] (H.264 7.4.2.1.1.1); beyond, the SPS is damaged.
+            let delta = r.se().filter(|d| (-128..=127).contains(d))?;
             next = (last + delta + 256).rem_euclid(256);
         }
         if next != 0 {
@@ -196,6 +197,12 @@ mod tests {
             Err(H264Error::NotSps(8))
         ));
         assert!(sps_with_max_refs(&[0x67], 1).is_err());
+        // Found by fuzz/annexb: a scaling-list delta far out of range (an overflow before).
+        let fuzzed = [
+            103, 100, 0, 1, 103, 255, 255, 0, 0, 0, 1, 255, 255, 253, 32, 8, 255, 5, 255, 255, 0,
+            1, 187,
+        ];
+        assert!(sps_with_max_refs(&fuzzed, 1).is_err());
         let mut x: u32 = 12345;
         for _ in 0..2000 {
             let mut s = sps.clone();
