@@ -94,4 +94,11 @@ rcpu = ', '.join(f"{med('chain', f'cpu_hop{i}') / base:.2f}" for i in range(3)) 
 print(f"{'chain / single':>18} {r50:>7.2f}x {r99:>7.2f}x {'':>7} | {rcpu} (each hop's CPU / the single hub's)")
 closed = sum(r['closed'] for k in rows for r in rows[k])
 print(f"watchers dropped over all runs: {closed:.0f}")
+# For bench/report.sh: the chain of three against the single hub (no goal set).
+tag = f"{n}w_{rate/1e6:g}Mbps" if rate else f"{n}w_max"
+print(f"RESULT cascade chain_p50_ms_{tag} {med('chain','p50_ms'):.3f} {med('single','p50_ms'):.3f} {r50:.2f} - single hub")
+print(f"RESULT cascade chain_p99_ms_{tag} {med('chain','p99_ms'):.3f} {med('single','p99_ms'):.3f} {r99:.2f} - single hub")
+if base > 0:
+    worst = max(med('chain', f'cpu_hop{i}') for i in range(3))
+    print(f"RESULT cascade busiest_hop_cpu_pct_{tag} {worst:.1f} {base:.1f} {worst / base:.2f} - single hub")
 PY

@@ -126,6 +126,7 @@ for spec in "playlist:movie.m3u8:$pl_bytes" "segment:$SEG:$seg_bytes"; do
   IFS=: read -r name f bytes <<< "$spec"
   read -r rr rm < <(load "$RIVER_BASE/live/$f")
   read -r nr nm < <(load "$NGINX_BASE/live/$f")
-  awk -v n="$name ($bytes B)" -v rr="$rr" -v nr="$nr" -v rm="$rm" -v nm="$nm" 'BEGIN {
-    printf "%-22s %12.0f %12.0f %10.1f %10.1f %7.2fx\n", n, rr, nr, rm, nm, (nr > 0) ? rr / nr : 0 }'
+  awk -v n="$name ($bytes B)" -v k="$name" -v rr="$rr" -v nr="$nr" -v rm="$rm" -v nm="$nm" 'BEGIN {
+    printf "%-22s %12.0f %12.0f %10.1f %10.1f %7.2fx\n", n, rr, nr, rm, nm, (nr > 0) ? rr / nr : 0
+    printf "RESULT http %s_req_per_s %.0f %.0f %.2f - nginx, wrk on the same cores\n", k, rr, nr, (nr > 0) ? rr / nr : 0 }'
 done

@@ -90,6 +90,8 @@ def main():
         print(f"{name:<16} {len(d):>6} {statistics.median(d) * 1000:>8.2f} {p99 * 1000:>8.2f} {d[-1] * 1000:>8.2f}")
     r, f = statistics.median(res["river-mux-ts"]), statistics.median(res["ffmpeg -c copy"])
     print(f"median added latency ratio ffmpeg/river: {f / r:.1f}x")
+    # For bench/report.sh: river's added latency against ffmpeg's (ratio: ffmpeg / river).
+    print(f"RESULT latency flv_to_ts_added_p50_ms {r * 1000:.2f} {f * 1000:.2f} {f / r:.2f} - ffmpeg -c copy, paced live input")
 
 
 main()

@@ -38,9 +38,22 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 [ -n "$URL" ] || { echo "bench: river-hls-seg did not start: $(cat "$W/seg.log")" >&2; exit 1; }
+# kv LINE KEY: the value of KEY=... in an llhls_load line.
+kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# result NAME LINE_N LINE_ANCHOR ANCHOR_NAME: RESULT lines for bench/report.sh (CPU and requests/s
+# with N clients; the anchor is the same server with no client or one).
+result() {
+  awk -v name="$1" -v n="$N" -v c="$(kv "$2" server_cpu_pct)" -v a="$(kv "$3" server_cpu_pct)" \
+    -v rq="$(kv "$2" part_req_per_s)" -v what="$4" 'BEGIN {
+    printf "RESULT llhls %s_cpu_pct_%dclients %.1f %.1f %.2f - %s\n", name, n, c, a, (a > 0) ? c / a : 0, what
+    printf "RESULT llhls %s_part_req_per_s_%dclients %.0f - - - blocking part requests answered\n", name, n, rq }'
+}
 echo "LL-HLS load on $(nproc) cores, $LOAD_SECS s each:"
-echo "  no client:   $("$R/examples/llhls_load" "$URL" 0 "$LOAD_SECS" "$SEG_PID")"
-echo "  $N clients: $("$R/examples/llhls_load" "$URL" "$N" "$LOAD_SECS" "$SEG_PID")"
+none=$("$R/examples/llhls_load" "$URL" 0 "$LOAD_SECS" "$SEG_PID")
+many=$("$R/examples/llhls_load" "$URL" "$N" "$LOAD_SECS" "$SEG_PID")
+echo "  no client:   $none"
+echo "  $N clients: $many"
+result seg "$many" "$none" "river-hls-seg with no client"
 kill $SEG_PID 2>/dev/null || true
 
 # The hub: testsrc broadcasting over fstream, LL-HLS at /fier/cam/index.m3u8.
@@ -63,8 +76,11 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 echo "LL-HLS load on the hub (river-relay serve --hls), $LOAD_SECS s each:"
-echo "  1 client:    $("$R/examples/llhls_load" "$HUB_URL" 1 "$LOAD_SECS" "$HUB_PID")"
-echo "  $N clients: $("$R/examples/llhls_load" "$HUB_URL" "$N" "$LOAD_SECS" "$HUB_PID")"
+one=$("$R/examples/llhls_load" "$HUB_URL" 1 "$LOAD_SECS" "$HUB_PID")
+many=$("$R/examples/llhls_load" "$HUB_URL" "$N" "$LOAD_SECS" "$HUB_PID")
+echo "  1 client:    $one"
+echo "  $N clients: $many"
+result hub "$many" "$one" "the hub with one client"
 kill $HUB_PID 2>/dev/null || true
 
 [ -n "${LOAD_ONLY:-}" ] && exit 0

@@ -140,6 +140,12 @@ for (kind, n, rate) in sorted(k for k in rows if k[0] == 'blast'):
     print(f"{n:>8} watchers: {b:.1f} MB/s ({b/r if r else float('nan'):.1f}x the relay's {r:.1f}) with the generator at {g:.0f} % of its core (at {gr:.0f} % against the relay): it takes in about {b*100/g if g else float('nan'):.0f} MB/s per core")
     cap = b * 100 / g if g else float('nan')
     results.append(f"RESULT fanout generator_capacity_n{n} {cap:.0f} {r:.1f} {cap/r if r else float('nan'):.2f} -")
+# The curves bench/report.sh draws: throughput and latency against the watcher count.
+for (kind, n, rate) in sorted(k for k in rows if k[0] in ('relay', 'copy')):
+    tag = f"{'river' if kind == 'relay' else 'copier'}-{'8Mbps' if rate else 'max'}"
+    print(f"CURVE fanout_throughput {tag} {n} {med(kind, n, rate, 'delivered_MBps'):.2f}")
+    print(f"CURVE fanout_latency_p99 {tag} {n} {med(kind, n, rate, 'p99_ms'):.3f}")
+    print(f"CURVE fanout_latency_p50 {tag} {n} {med(kind, n, rate, 'p50_ms'):.3f}")
 kv = dict(x.split('=') for x in sys.argv[2].split())
 print(f"idle watchers: {kv['per_watcher_kib']} KiB RSS each (goal <= 64 KiB beyond the queue)")
 print()

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# river-mux-ts / river-mux-flv against `ffmpeg -c copy`, in the same run, on the same input.
-# Prints MB/s (input bytes / wall time, median of RUNS), the river/ffmpeg ratio, and peak RSS.
+# river-mux-ts / river-mux-flv against `ffmpeg -c copy` and `cat`, in the same run, on the same
+# input on stdin, output to /dev/null. Prints, as medians of RUNS whole-process runs, the wall and
+# CPU seconds of each, ffmpeg/river (x_ffm: wall, x_ffmC: CPU; goal >= 4x), river's speed as a
+# share of cat's (of_cat, of_catC; goal >= 50 %), and peak RSS (goal <= 16 MiB).
 #
 #   bench/remux.sh            # builds release, makes >= 300 MB H.264+AAC and H.265+AAC inputs in bench/work/
-#   RUNS=5 bench/remux.sh
+#   RUNS=5 bench/remux.sh     # default 9
+#   SKIP_H265=1 bench/remux.sh   # H.264 cases only
+#   GEN_ONLY=1 bench/remux.sh    # make the H.264 inputs only
+#
+# Inputs stay in bench/work/ (git-ignored, ~1.9 GB with the H.265 ones): delete it when done.
 #
 # H.265 in FLV is Enhanced FLV, which Debian's ffmpeg 5.1 cannot write or read: the H.265 cases take
 # ffmpeg 9 from PyPI imageio-ffmpeg (the venv .ci/run makes, .ci/venv) as their anchor; without it
@@ -12,7 +18,7 @@
 # Not a test: numbers vary with the machine. Quote medians and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-9}
 W=bench/work
 mkdir -p "$W"
 command -v ffmpeg >/dev/null || { echo "needs ffmpeg: apt-get install -y ffmpeg" >&2; exit 2; }
@@ -33,37 +39,39 @@ if [ ! -s "$W/big.flv" ]; then
 fi
 [ -s "$W/big.ts" ] || ffmpeg -v error -y -i "$W/big.flv" -c copy -f mpegts "$W/big.ts"
 [ -s "$W/big.h264" ] || ffmpeg -v error -y -i "$W/big.flv" -an -c:v copy -bsf:v h264_mp4toannexb -f h264 "$W/big.h264"
+# GEN_ONLY=1: make the H.264 inputs and stop (bench/hls.sh uses big.ts).
+[ -n "${GEN_ONLY:-}" ] && exit 0
 
-# measure INPUT CMD... : runs CMD < INPUT > /dev/null RUNS times (the input is read once first so it
-# is in the page cache for both); prints "median_seconds peak_rss_kib".
-measure() {
-  local input=$1; shift
-  local times=() rss=0 t0 t1 m
-  cat "$input" > /dev/null
-  for _ in $(seq "$RUNS"); do
-    t0=$(date +%s%N)
-    /usr/bin/time -f "%M" -o "$W/time.txt" "$@" < "$input" > /dev/null
-    t1=$(date +%s%N)
-    m=$(tail -n 1 "$W/time.txt")
-    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')")
-    [ "$m" -gt "$rss" ] && rss=$m
-  done
-  local med
-  med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "$med $rss"
-}
+# measure INPUT CMD... : RUNS runs of CMD < INPUT > /dev/null (bench/runstat.py: the input read
+# once first, so every run reads it from the page cache); prints "wall_s cpu_s peak_rss_kib",
+# medians of wall and CPU (user + system).
+measure() { local input=$1; shift; python3 bench/runstat.py "$RUNS" "$input" "$@"; }
 
-printf '%-14s %10s %10s %10s %10s %8s %12s %12s\n' case size_MB river_MB/s ffmpeg_MB/s ratio "" river_RSS ffmpeg_RSS
+printf '%-14s %8s | %9s %9s %9s | %7s %7s | %7s %7s | %9s %9s\n' case size_MB "river_s" "ffmpeg_s" "cat_s" \
+  "x_ffm" "x_ffmC" "of_cat" "of_catC" river_RSS ffmpeg_RSS
+# Per case: river, the anchor and cat on the same input, RUNS times each; wall-time medians
+# (what the goals name) and CPU medians (what the machine's other load does not change). RESULT
+# lines for bench/report.sh: ffmpeg/river (goal >= 4), cat/river (goal >= 0.5: at least half of
+# cat's speed), river's peak RSS (goal <= 16 MiB).
 run_case() {
   local name=$1 input=$2; shift 2
-  local size_mb
+  local key size_mb
+  key=$(echo "$name" | tr 'A-Z' 'a-z' | sed 's/->/_to_/; s/ /_/g')
   size_mb=$(awk -v b="$(stat -c %s "$input")" 'BEGIN {printf "%.1f", b/1e6}')
-  read -r rt rr < <(measure "$input" "${RIVER[@]}")
-  read -r ft fr < <(measure "$input" "$@")
-  awk -v n="$name" -v s="$size_mb" -v rt="$rt" -v ft="$ft" -v rr="$rr" -v fr="$fr" 'BEGIN {
-    rs = (rt > 0) ? s / rt : 0; fs = (ft > 0) ? s / ft : 0;
-    printf "%-14s %10s %10.0f %10.0f %9.2fx %8s %9.1f MiB %9.1f MiB\n", n, s, rs, fs, (fs > 0 ? rs / fs : 0), "", rr / 1024, fr / 1024 }'
+  read -r rw rc rr < <(measure "$input" "${RIVER[@]}")
+  read -r fw fc fr < <(measure "$input" "$@")
+  read -r cw cc _ < <(measure "$input" cat)
+  awk -v n="$name" -v k="$key" -v s="$size_mb" -v rw="$rw" -v rc="$rc" -v rr="$rr" -v fw="$fw" \
+    -v fc="$fc" -v fr="$fr" -v cw="$cw" -v cc="$cc" 'BEGIN {
+    printf "%-14s %8s | %9.4f %9.4f %9.4f | %6.2fx %6.2fx | %6.0f%% %6.0f%% | %5.1f MiB %5.1f MiB\n", n, s,
+      rw, fw, cw, fw / rw, fc / rc, 100 * cw / rw, 100 * cc / rc, rr / 1024, fr / 1024
+    printf "RESULT remux %s_wall_s %.4f %.4f %.2f >=4 ffmpeg -c copy, median of %d\n", k, rw, fw, fw / rw, ENVIRON["RUNS"]
+    printf "RESULT remux %s_cpu_s %.4f %.4f %.2f >=4 ffmpeg -c copy, CPU user+sys\n", k, rc, fc, fc / rc
+    printf "RESULT remux %s_vs_cat_wall_s %.4f %.4f %.2f >=0.5 cat\n", k, rw, cw, cw / rw
+    printf "RESULT remux %s_vs_cat_cpu_s %.4f %.4f %.2f >=0.5 cat, CPU user+sys\n", k, rc, cc, cc / rc
+    printf "RESULT remux %s_rss_MiB %.1f %.1f %.2f river<=16 peak RSS, whole process\n", k, rr / 1024, fr / 1024, rr / fr }'
 }
+export RUNS
 
 RIVER=("$MUXTS");  run_case "FLV->TS" "$W/big.flv" ffmpeg -v error -f flv -i - -c copy -f mpegts -
 RIVER=("$MUXFLV"); run_case "TS->FLV" "$W/big.ts" ffmpeg -v error -f mpegts -i - -c copy -f flv -
@@ -74,6 +82,7 @@ RIVER=("$MUXTS");  run_case "AnnexB->TS" "$W/big.h264" ffmpeg -v error -framerat
 
 # H.265: the same shape of input from libx265 (B-frames, 2 s GOP, ~25 Mbit/s) + AAC, looped to
 # >= 300 MB; ffmpeg 9 is the anchor of both cases (it alone reads and writes Enhanced FLV).
+[ -n "${SKIP_H265:-}" ] && exit 0
 FF9=$(.ci/venv/bin/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())' 2>/dev/null) || FF9=
 if [ -z "$FF9" ]; then
   echo "H.265 cases skipped: needs ffmpeg 9: python3 -m venv .ci/venv && .ci/venv/bin/pip install imageio-ffmpeg" >&2

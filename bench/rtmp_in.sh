@@ -18,6 +18,7 @@ SECS=${SECS:-15}
 RUNS=${RUNS:-3}
 FAST_SECS=${FAST_SECS:-120}
 BASE=${BASE:-}
+export N
 SERVERS="river"
 if [ -n "$BASE" ]; then
   [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable"; exit 1; }
@@ -158,7 +159,10 @@ for s in $SERVERS; do
   printf '%-8s %10s %12s %12s %12s %12s\n' "$s" "$C" "$M" "$W" "$(awk -v b="$size" -v w="$W" 'BEGIN{printf "%.1f", b/w/1e6}')" "$F"
 done
 awk -v cr="$C_river" -v cn="$C_nginx" -v mr="$M_river" -v mn="$M_nginx" -v fr="$F_river" -v fn="$F_nginx" 'BEGIN{
-  printf "ratio nginx/river: parallel cpu %.2f, peak rss %.2f, fast cpu %.2f\n", (cr>0?cn/cr:0), (mr>0?mn/mr:0), (fr>0?fn/fr:0) }'
+  printf "ratio nginx/river: parallel cpu %.2f, peak rss %.2f, fast cpu %.2f\n", (cr>0?cn/cr:0), (mr>0?mn/mr:0), (fr>0?fn/fr:0)
+  printf "RESULT rtmp_in ingest_cpu_s_%dpub %s %s %.2f - nginx-rtmp CPU / river CPU\n", ENVIRON["N"], cr, cn, (cr>0?cn/cr:0)
+  printf "RESULT rtmp_in ingest_rss_KiB_%dpub %s %s %.2f - nginx-rtmp RSS / river RSS\n", ENVIRON["N"], mr, mn, (mr>0?mn/mr:0)
+  printf "RESULT rtmp_in fast_publish_cpu_s %s %s %.2f - nginx-rtmp CPU / river CPU\n", fr, fn, (fr>0?fn/fr:0) }'
 if [ -n "$BASE" ]; then
   awk -v cr="$C_river" -v cb="$C_base" -v mr="$M_river" -v mb="$M_base" -v fr="$F_river" -v fb="$F_base" -v wr="$W_river" -v wb="$W_base" 'BEGIN{
     printf "ratio base/river: parallel cpu %.2f, peak rss %.2f, fast cpu %.2f, fast wall %.2f\n", (cr>0?cb/cr:0), (mr>0?mb/mr:0), (fr>0?fb/fr:0), (wr>0?wb/wr:0) }'

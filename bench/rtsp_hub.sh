@@ -3,11 +3,13 @@
 # stream (1280x720 x264 + AAC, 40 s), same N players (bench/rtsp_players.py, one process), in one
 # run. CPU = the server process's utime+stime over the measurement window (/proc/PID/stat).
 # RUNS rounds (default 3), river then gst-rtsp-server in each; prints each round and the medians.
-# Usage: [RUNS=3] bench/rtsp_hub.sh [N players] [seconds]     (needs ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0)
+# Usage: [RUNS=3] [CLIP_SECS=40] bench/rtsp_hub.sh [N players] [seconds]
+# (needs ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0; the clip must outlast seconds + 5)
 set -euo pipefail
 N=${1:-20}
 SECS=${2:-15}
 RUNS=${RUNS:-3}
+CLIP_SECS=${CLIP_SECS:-40}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 BIN=target/release/river-relay
@@ -15,7 +17,7 @@ W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 CLIP=$W/clip.ts
 ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-  -t 40 -c:v libx264 -preset veryfast -b:v 4M -maxrate 4M -bufsize 4M -g 60 -bf 0 -c:a aac -b:a 128k -f mpegts "$CLIP"
+  -t "$CLIP_SECS" -c:v libx264 -preset veryfast -b:v 4M -maxrate 4M -bufsize 4M -g 60 -bf 0 -c:a aac -b:a 128k -f mpegts "$CLIP"
 TICK=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 measure() { # PID URL -> "cpu_fraction mbit"
@@ -61,4 +63,5 @@ RC=$(median < "$W/rc"); GC=$(median < "$W/gc")
 echo "players: $N, stream ~4 Mbit/s, window ${SECS}s, medians of $RUNS runs"
 echo "river-relay --rtsp : cpu $RC of a core; players/core $(awk -v n="$N" -v c="$RC" 'BEGIN{printf "%.0f", n/c}')"
 echo "gst-rtsp-server    : cpu $GC of a core; players/core $(awk -v n="$N" -v c="$GC" 'BEGIN{printf "%.0f", n/c}')"
-awk -v r="$RC" -v g="$GC" 'BEGIN{printf "ratio (gst cpu / river cpu): %.2f\n", g/r}'
+awk -v r="$RC" -v g="$GC" -v n="$N" 'BEGIN{printf "ratio (gst cpu / river cpu): %.2f\n", g/r
+  printf "RESULT rtsp_hub players_per_core_%d %.0f %.0f %.2f >=5 gst-rtsp-server, RTSP/TCP\n", n, n/r, n/g, g/r}'

@@ -6,6 +6,8 @@ H.265 (libde265; inputs `hevc-ts` and `hevc-h265`, x265 with B-frames and a 1 s 
     bench/thumb.py              # builds release, makes inputs in bench/work/, 50 runs each
     RUNS=200 bench/thumb.py
 
+The tools run in turn within each round, so load from elsewhere falls on all of them alike.
+
 river:  river-thumb < in > out.jpg                               (one-shot, JPEG q80)
 ffmpeg: ffmpeg -i - -frames:v 1 -f image2 - < in > out.jpg       (its default mjpeg settings)
 
@@ -54,23 +56,32 @@ def make_inputs():
     return [("flv", src), ("ts", ts), ("hevc-ts", hevc), ("hevc-h265", annexb)]
 
 
-def measure(cmd, path):
-    """RUNS runs of cmd < path > pipe: wall times (s) and CPU (user+sys, s) per run."""
+def run_once(cmd, data):
+    """One run of cmd < data > pipe: (wall s, CPU user+sys s, output size)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t1 = time.perf_counter()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0 or p.stdout[:2] != b"\xff\xd8":
+        sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}")
+    return t1 - t0, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), len(p.stdout)
+
+
+def measure(tools, path):
+    """RUNS rounds, each running every tool once in turn (so a change in the machine's load
+    falls on all of them alike): per tool, wall times (s), CPU times (s) and the JPEG size."""
     with open(path, "rb") as f:
         data = f.read()
-    walls, cpus, size = [], [], 0
+    res = {name: ([], [], 0) for name, _ in tools}
     for _ in range(RUNS):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        t1 = time.perf_counter()
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if p.returncode != 0 or p.stdout[:2] != b"\xff\xd8":
-            sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}")
-        size = len(p.stdout)
-        walls.append(t1 - t0)
-        cpus.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
-    return walls, cpus, size
+        for name, cmd in tools:
+            w, c, size = run_once(cmd, data)
+            walls, cpus, _ = res[name]
+            walls.append(w)
+            cpus.append(c)
+            res[name] = (walls, cpus, size)
+    return res
 
 
 def pct(xs, p):
@@ -84,19 +95,31 @@ def main():
     sh(["cargo", "build", "--release", "--quiet", "--bin", "river-thumb"], cwd=ROOT)
     river = os.path.join(ROOT, "target", "release", "river-thumb")
     ffmpeg = ["ffmpeg", "-v", "error", "-i", "-", "-frames:v", "1", "-f", "image2", "-"]
-    print(f"{RUNS} runs each; times in ms; CPU = user+sys per run")
+    print(f"{RUNS} runs each, interleaved; times in ms; CPU = user+sys per run")
     print(f"{'input':9} {'tool':22} {'p50':>7} {'p99':>7} {'cpu50':>7} {'jpeg_KB':>8}")
+    tools = [("river-thumb", [river]),
+             ("river-thumb --width 320", [river, "--width", "320"]),
+             ("ffmpeg -frames:v 1", ffmpeg)]
     for name, path in make_inputs():
         res = {}
-        for tool, cmd in [("river-thumb", [river]),
-                          ("river-thumb --width 320", [river, "--width", "320"]),
-                          ("ffmpeg -frames:v 1", ffmpeg)]:
-            walls, cpus, size = measure(cmd, path)
+        for tool, (walls, cpus, size) in measure(tools, path).items():
             res[tool] = (pct(walls, 50), pct(walls, 99), pct(cpus, 50))
             print(f"{name:9} {tool:22} {pct(walls, 50)*1e3:7.1f} {pct(walls, 99)*1e3:7.1f} "
                   f"{pct(cpus, 50)*1e3:7.1f} {size/1024:8.1f}")
+            # The latency distribution, for bench/report.sh's plot: (ms, fraction of runs).
+            if tool != "river-thumb --width 320":
+                series = f"{tool.split()[0]}-{name}"
+                for i, w in enumerate(sorted(walls)):
+                    print(f"CURVE thumb_latency {series} {w*1e3:.2f} {(i + 1) / len(walls):.4f}")
         r, f = res["river-thumb"], res["ffmpeg -frames:v 1"]
         print(f"{name:9} ratio ffmpeg/river: p50 {f[0]/r[0]:.1f}x, p99 {f[1]/r[1]:.1f}x, CPU {f[2]/max(r[2], 1e-9):.1f}x")
+        # The goal (5x) is the H.264 one's; H.265 (libde265) is shown beside it.
+        goal = "-" if name.startswith("hevc") else ">=5"
+        print(f"RESULT thumb {name}_720p_p50_ms {r[0]*1e3:.1f} {f[0]*1e3:.1f} {f[0]/r[0]:.2f} {goal} "
+              f"ffmpeg -frames:v 1, process start to JPEG, median of {RUNS}")
+        print(f"RESULT thumb {name}_720p_p99_ms {r[1]*1e3:.1f} {f[1]*1e3:.1f} {f[1]/r[1]:.2f} - ffmpeg -frames:v 1")
+        print(f"RESULT thumb {name}_720p_cpu_ms {r[2]*1e3:.1f} {f[2]*1e3:.1f} "
+              f"{f[2]/max(r[2], 1e-9):.2f} - ffmpeg -frames:v 1, CPU user+sys")
 
 
 if __name__ == "__main__":

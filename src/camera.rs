@@ -204,6 +204,28 @@ impl Backoff {
     }
 }
 
+/// How long river-rtsp-pull lets the network fill a batch after handling one: one frame
+/// interval, so each wakeup finds about one frame's packets (with audio between) and the added
+/// latency stays under a frame. The interval is the SPS frame rate's, else `pts_step`, the mean
+/// interval of the video timestamps (90 kHz); bounded to [`BATCH_MIN`, `BATCH_MAX`], and
+/// `BATCH_MIN` while neither is known.
+pub fn batch_interval(frame_rate: Option<(u32, u32)>, pts_step: Option<i64>) -> Duration {
+    let from_rate = frame_rate
+        .filter(|&(n, d)| n > 0 && d > 0)
+        .map(|(n, d)| Duration::from_secs_f64(f64::from(d) / f64::from(n)));
+    let from_step = pts_step
+        .filter(|&s| s > 0)
+        .map(|s| Duration::from_micros((s as u64).saturating_mul(1000) / 90));
+    from_rate
+        .or(from_step)
+        .map_or(BATCH_MIN, |d| d.clamp(BATCH_MIN, BATCH_MAX))
+}
+
+/// The shortest batch: 50 wakeups a second at most.
+pub const BATCH_MIN: Duration = Duration::from_millis(20);
+/// The longest batch, whatever the frame rate: 50 ms of added latency at most.
+pub const BATCH_MAX: Duration = Duration::from_millis(50);
+
 /// What [`Ingest`] has counted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IngestStats {
@@ -703,5 +725,25 @@ mod tests {
         assert!(ing.frame(Track::Video, 5, true, d, &mut out));
         let f = frames(&out);
         assert_eq!(f, [(Track::Video, end, true)]);
+    }
+
+    #[test]
+    fn batches_last_one_frame_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(batch_interval(None, None), BATCH_MIN);
+        assert_eq!(
+            batch_interval(Some((30, 1)), None),
+            Duration::from_secs_f64(1.0 / 30.0)
+        );
+        assert_eq!(batch_interval(Some((25, 1)), Some(1)), ms(40));
+        assert_eq!(batch_interval(Some((60, 1)), None), BATCH_MIN);
+        assert_eq!(batch_interval(Some((10, 1)), None), BATCH_MAX);
+        assert_eq!(batch_interval(Some((0, 1)), Some(3600)), ms(40));
+        assert_eq!(
+            batch_interval(None, Some(3000)),
+            Duration::from_micros(33_333)
+        );
+        assert_eq!(batch_interval(None, Some(-3000)), BATCH_MIN);
+        assert_eq!(batch_interval(None, Some(i64::MAX)), BATCH_MAX);
     }
 }

@@ -226,6 +226,35 @@ pub fn read_some(input: &mut impl Read, buf: &mut [u8]) -> io::Result<ReadOutcom
     }
 }
 
+/// [`read_some`] of stdin (fd 0) straight into the spare capacity of `buf`, at most `max` bytes
+/// (room for them is reserved first), with no zeroing of the space beforehand: for a parser that
+/// reads into its own buffer ([`crate::pipeline::Demux::input_buffer`]).
+pub fn read_stdin_into(buf: &mut bytes::BytesMut, max: usize) -> io::Result<ReadOutcome> {
+    buf.reserve(max);
+    loop {
+        if stop_signal().is_some() {
+            return Ok(ReadOutcome::Stop);
+        }
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: read(2) writes at most `len` bytes into the spare capacity it is given.
+        let n = unsafe { libc::read(0, spare.as_mut_ptr().cast(), len) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(ReadOutcome::Eof);
+        }
+        // SAFETY: the kernel initialised the first `n` (<= len) bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        return Ok(ReadOutcome::Data(n as usize));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Arbitrary bytes in arbitrary chunks through the raw H.264 input stage: no panic, and the output
-//! does not depend on the chunking.
+//! does not depend on the chunking. The same bytes as an SPS through the max_num_ref_frames
+//! rewrite.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,4 +29,14 @@ fuzz_target!(|data: &[u8]| {
     river::codec::h264::annexb_to_avcc(stream, &mut avcc);
     let _ = river::codec::h264::avcc_is_keyframe(stream);
     let _ = river::codec::h264::parse_avcc(stream);
+    // river-thumb's SPS rewrite: no panic, and what it writes parses to the same picture size.
+    if let Ok(out) = river::codec::h264::sps_with_max_refs(stream, 1) {
+        let size = |s: &[u8]| {
+            river::codec::h264::video_config(vec![bytes::Bytes::copy_from_slice(s)], vec![])
+                .map(|c| (c.width, c.height))
+        };
+        if let Ok(before) = size(stream) {
+            assert_eq!(size(&out), Ok(before));
+        }
+    }
 });

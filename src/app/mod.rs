@@ -17,7 +17,6 @@ pub use rtmp_in::rtmp_in;
 pub use rtsp_pull::rtsp_pull;
 pub use testsrc::testsrc;
 
-use std::io;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -26,7 +25,7 @@ use crate::cli::MuxInput;
 use crate::error::Diag;
 use crate::media::{MediaEvent, StreamFormat};
 use crate::pipeline::Demux;
-use crate::stdio::{read_some, ReadOutcome};
+use crate::stdio::{read_stdin_into, ReadOutcome};
 use stats::Stats;
 
 /// How much is read from stdin at once. A read returns what is there, so a live pipe is never
@@ -99,8 +98,6 @@ pub(crate) fn pump<S: EventSink>(
         input.max_gap,
     );
     demux.set_drop_unsupported(input.drop_unsupported);
-    let mut stdin = io::stdin().lock();
-    let mut buf = vec![0u8; READ_CHUNK];
     let (mut events, mut diags) = (Vec::new(), Vec::new());
     let mut stats = PumpStats {
         bytes_in: 0,
@@ -110,7 +107,9 @@ pub(crate) fn pump<S: EventSink>(
     let mut more = true;
     let mut stopped = false;
     while more {
-        let n = match read_some(&mut stdin, &mut buf).context("reading stdin")? {
+        // Straight into the parser's buffer: for FLV, the frames are the bytes as read.
+        let buf = demux.input_buffer(READ_CHUNK);
+        let n = match read_stdin_into(buf, READ_CHUNK).context("reading stdin")? {
             ReadOutcome::Data(n) => n,
             ReadOutcome::Eof => break,
             ReadOutcome::Stop => {
@@ -120,7 +119,7 @@ pub(crate) fn pump<S: EventSink>(
             }
         };
         stats.bytes_in += n as u64;
-        if let Err(e) = demux.push(&buf[..n], &mut events, &mut diags) {
+        if let Err(e) = demux.push_buffered(&mut events, &mut diags) {
             fatal = Some(e);
         }
         log_diags(&mut diags);

@@ -29,6 +29,10 @@ use crate::thumb::{ImageFormat, Keyframe, KeyframeStore, RenderOptions, Renderer
 const READ_CHUNK: usize = 256 * 1024;
 /// Reads queued between the reader thread and the demuxer (at most 8 MiB).
 const QUEUE: usize = 32;
+/// The same for a one-shot picture without --tee: the process ends with its first keyframe, so
+/// reading far ahead of the demuxer only costs (a 2 s 720p file was read whole, 8 reads and 2 MB
+/// of fresh buffers, for a keyframe in the first one).
+const QUEUE_ONE_SHOT: usize = 1;
 /// How often the main loop looks at signals and timers while the input is quiet.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -77,8 +81,16 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
     };
 
     let stats = Stats::start(&args.stats, "thumb", "river-thumb")?;
-    let rx = spawn_reader(args.tee);
-    let mode = if args.every.is_some() || args.serve.is_some() {
+    let one_shot = args.every.is_none() && args.serve.is_none();
+    let rx = spawn_reader(
+        args.tee,
+        if one_shot && !args.tee {
+            QUEUE_ONE_SHOT
+        } else {
+            QUEUE
+        },
+    );
+    let mode = if !one_shot {
         Mode::Live {
             every: args.every.zip(args.out.clone()),
         }
@@ -91,7 +103,11 @@ pub fn thumb(args: Thumb) -> anyhow::Result<()> {
         // Thumbnails need the video only: other tracks river does not carry are logged, not fatal.
         demux: Demux::new(args.input_format.map(Into::into), None, 10.0).dropping_unsupported(),
         store: KeyframeStore::new(),
-        renderer: Renderer::new(opts),
+        renderer: if one_shot {
+            Renderer::one_shot(opts)
+        } else {
+            Renderer::new(opts)
+        },
         shared,
         format,
         mode,
@@ -402,8 +418,8 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// Reads stdin on its own thread; with `tee`, writes every read to stdout before queueing it.
-fn spawn_reader(tee: bool) -> Receiver<Input> {
-    let (tx, rx) = mpsc::sync_channel(QUEUE);
+fn spawn_reader(tee: bool, queue: usize) -> Receiver<Input> {
+    let (tx, rx) = mpsc::sync_channel(queue);
     std::thread::spawn(move || {
         let mut stdin = io::stdin().lock();
         // Only --tee owns stdout; otherwise the main thread writes the picture there.

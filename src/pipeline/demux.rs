@@ -5,6 +5,8 @@
 use super::flv_in::FlvInput;
 use super::gate::Gate;
 use super::ts_in::TsInput;
+use bytes::BytesMut;
+
 use crate::codec::{h264, h265};
 use crate::error::Diag;
 use crate::format::detect;
@@ -24,6 +26,20 @@ pub struct Demux {
     /// Bytes pushed so far (offsets of diagnostics that are not the parsers' own).
     consumed: u64,
     scratch: Vec<MediaEvent>,
+    /// Input appended by the caller ([`Demux::input_buffer`]) for a parser without a buffer of
+    /// its own, or before the format is known.
+    staging: BytesMut,
+    /// The parser's buffered length when [`Demux::input_buffer`] last handed its buffer out.
+    buffered_from: usize,
+}
+
+/// What [`Demux::feed`] parses.
+#[derive(Clone, Copy)]
+enum Feed<'a> {
+    Bytes(&'a [u8]),
+    /// What the caller appended to the parser's own buffer.
+    Buffered,
+    End,
 }
 
 enum Inner {
@@ -49,6 +65,8 @@ impl Demux {
             gate: Gate::default(),
             consumed: 0,
             scratch: Vec::new(),
+            staging: BytesMut::new(),
+            buffered_from: 0,
         }
     }
 
@@ -133,9 +151,64 @@ impl Demux {
             };
             self.start(fmt);
             let buf = std::mem::take(&mut self.pending);
-            return self.feed(&buf, out, diags, false);
+            return self.feed(Feed::Bytes(&buf), out, diags);
         }
-        self.feed(data, out, diags, false)
+        self.feed(Feed::Bytes(data), out, diags)
+    }
+
+    /// Where the caller may append the next input bytes itself, with room for `want` more: once
+    /// the input is known to be FLV or Annex B, the parser's own buffer (FLV tags and NAL units
+    /// are then split off the bytes as they were read, not copied), else a staging buffer
+    /// (MPEG-TS, whose packets are parsed where they lie, and input before detection). Append
+    /// only, then call [`Self::push_buffered`]: the two are [`Self::push`] of the appended bytes.
+    pub fn input_buffer(&mut self, want: usize) -> &mut BytesMut {
+        let Demux {
+            inner,
+            staging,
+            buffered_from,
+            ..
+        } = self;
+        let own = match inner {
+            Some(Inner::Flv(f)) => Some(f.input_buffer(want)),
+            Some(Inner::H264(r)) => Some(r.input_buffer(want)),
+            Some(Inner::H265(r)) => Some(r.input_buffer(want)),
+            Some(Inner::Ts(_)) | None => None,
+        };
+        match own {
+            Some(buf) => {
+                *buffered_from = buf.len();
+                buf
+            }
+            None => {
+                staging.reserve(want);
+                staging
+            }
+        }
+    }
+
+    /// Parses what was appended to [`Self::input_buffer`] since it was handed out, as
+    /// [`Self::push`] does.
+    pub fn push_buffered(
+        &mut self,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
+        if !self.staging.is_empty() {
+            let data = std::mem::take(&mut self.staging);
+            let res = self.push(&data, out, diags);
+            self.staging = data;
+            self.staging.clear();
+            return res;
+        }
+        let len = match &mut self.inner {
+            Some(Inner::Flv(f)) => f.input_buffer(0).len(),
+            Some(Inner::H264(r)) => r.input_buffer(0).len(),
+            Some(Inner::H265(r)) => r.input_buffer(0).len(),
+            Some(Inner::Ts(_)) | None => return Ok(()),
+        };
+        self.consumed += len.saturating_sub(self.buffered_from) as u64;
+        self.buffered_from = 0;
+        self.feed(Feed::Buffered, out, diags)
     }
 
     /// Ends the input: flushes whatever the parsers and the gate still hold.
@@ -150,9 +223,9 @@ impl Demux {
                 .unwrap_or(StreamFormat::Opaque);
             self.start(fmt);
             let buf = std::mem::take(&mut self.pending);
-            self.feed(&buf, out, diags, false)?;
+            self.feed(Feed::Bytes(&buf), out, diags)?;
         }
-        self.feed(&[], out, diags, true)
+        self.feed(Feed::End, out, diags)
     }
 
     /// Stops early (a stop signal): the frames the start gate holds are let out, but units the
@@ -168,29 +241,36 @@ impl Demux {
 
     fn feed(
         &mut self,
-        data: &[u8],
+        src: Feed<'_>,
         out: &mut Vec<MediaEvent>,
         diags: &mut Vec<Diag>,
-        eof: bool,
     ) -> Result<(), Diag> {
         let mut evs = std::mem::take(&mut self.scratch);
         evs.clear();
+        let eof = matches!(src, Feed::End);
+        let data = match src {
+            Feed::Bytes(d) => d,
+            Feed::Buffered | Feed::End => &[],
+        };
         let res = match self.inner.as_mut() {
-            Some(Inner::Flv(f)) => f.push(data, eof, &mut evs, diags),
+            Some(Inner::Flv(f)) => match src {
+                Feed::Buffered => f.parse_buffered(&mut evs, diags),
+                _ => f.push(data, eof, &mut evs, diags),
+            },
             Some(Inner::Ts(t)) => t.push(data, eof, &mut evs, diags),
             Some(Inner::H264(r)) => {
-                if eof {
-                    r.finish(&mut evs, diags);
-                } else {
-                    r.push(data, &mut evs, diags);
+                match src {
+                    Feed::Bytes(data) => r.push(data, &mut evs, diags),
+                    Feed::Buffered => r.push_buffered(&mut evs, diags),
+                    Feed::End => r.finish(&mut evs, diags),
                 }
                 Ok(())
             }
             Some(Inner::H265(r)) => {
-                if eof {
-                    r.finish(&mut evs, diags);
-                } else {
-                    r.push(data, &mut evs, diags);
+                match src {
+                    Feed::Bytes(data) => r.push(data, &mut evs, diags),
+                    Feed::Buffered => r.push_buffered(&mut evs, diags),
+                    Feed::End => r.finish(&mut evs, diags),
                 }
                 Ok(())
             }

@@ -37,6 +37,31 @@ impl FlvInput {
         } else {
             self.reader.push(data, &mut evs);
         }
+        self.take_events(evs, out, diags)
+    }
+
+    /// The reader's own buffer, for input read straight into it ([`flv::FlvReader::input_buffer`]).
+    pub(super) fn input_buffer(&mut self, want: usize) -> &mut bytes::BytesMut {
+        self.reader.input_buffer(want)
+    }
+
+    /// [`Self::push`] of what was appended to [`Self::input_buffer`].
+    pub(super) fn parse_buffered(
+        &mut self,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
+        let mut evs = std::mem::take(&mut self.events);
+        self.reader.parse_buffered(&mut evs);
+        self.take_events(evs, out, diags)
+    }
+
+    fn take_events(
+        &mut self,
+        mut evs: Vec<flv::FlvEvent>,
+        out: &mut Vec<MediaEvent>,
+        diags: &mut Vec<Diag>,
+    ) -> Result<(), Diag> {
         let mut res = Ok(());
         for ev in evs.drain(..) {
             if let Err(e) = self.event(ev, out, diags) {

@@ -10,6 +10,17 @@ const H264: &[u8] = include_bytes!("../../tests/fixtures/codec/testsrc-160x120-b
 /// Runs the whole input side and one output side with the input pushed in pieces of the given
 /// sizes (cycled); returns the output bytes and the warnings' text.
 fn remux(input: &[u8], sizes: &[usize], ts_out: bool) -> (Vec<u8>, Vec<String>) {
+    remux_with(input, sizes, ts_out, false)
+}
+
+/// [`remux`], the pieces pushed or (`via_buffer`) appended to [`Demux::input_buffer`], as the
+/// tools read stdin.
+fn remux_with(
+    input: &[u8],
+    sizes: &[usize],
+    ts_out: bool,
+    via_buffer: bool,
+) -> (Vec<u8>, Vec<String>) {
     let mut demux = Demux::new(None, None, 10.0);
     let mut tso = TsOut::new();
     let mut flvo = FlvOut::new();
@@ -18,9 +29,13 @@ fn remux(input: &[u8], sizes: &[usize], ts_out: bool) -> (Vec<u8>, Vec<String>) 
     let mut i = 0;
     while pos < input.len() {
         let n = sizes[i % sizes.len()].min(input.len() - pos);
-        demux
-            .push(&input[pos..pos + n], &mut evs, &mut diags)
-            .unwrap();
+        let piece = &input[pos..pos + n];
+        if via_buffer {
+            demux.input_buffer(n).extend_from_slice(piece);
+            demux.push_buffered(&mut evs, &mut diags).unwrap();
+        } else {
+            demux.push(piece, &mut evs, &mut diags).unwrap();
+        }
         pos += n;
         i += 1;
     }
@@ -48,12 +63,14 @@ fn output_does_not_depend_on_chunking() {
             assert!(!want.is_empty(), "{name}");
             assert!(wd.is_empty() || name.contains("joined"), "{name}: {wd:?}");
             for sizes in [&[1usize][..], &[7], &[188], &[4096], &[1, 300, 17, 5000, 2]] {
-                let (got, gd) = remux(input, sizes, ts_out);
-                assert!(
-                    got == want,
-                    "{name} ts_out={ts_out} sizes {sizes:?}: output differs"
-                );
-                assert_eq!(gd, wd, "{name} sizes {sizes:?}: warnings differ");
+                for via_buffer in [false, true] {
+                    let (got, gd) = remux_with(input, sizes, ts_out, via_buffer);
+                    assert!(
+                        got == want,
+                        "{name} ts_out={ts_out} sizes {sizes:?} via_buffer={via_buffer}: output differs"
+                    );
+                    assert_eq!(gd, wd, "{name} sizes {sizes:?}: warnings differ");
+                }
             }
         }
     }
@@ -159,12 +176,14 @@ fn h265_output_does_not_depend_on_chunking() {
             assert!(!want.is_empty(), "{name}");
             assert!(wd.is_empty(), "{name}: {wd:?}");
             for sizes in [&[1usize][..], &[7], &[188], &[1, 300, 17, 5000, 2]] {
-                let (got, gd) = remux(input, sizes, ts_out);
-                assert!(
-                    got == want,
-                    "{name} ts_out={ts_out} sizes {sizes:?}: output differs"
-                );
-                assert_eq!(gd, wd, "{name} sizes {sizes:?}: warnings differ");
+                for via_buffer in [false, true] {
+                    let (got, gd) = remux_with(input, sizes, ts_out, via_buffer);
+                    assert!(
+                        got == want,
+                        "{name} ts_out={ts_out} sizes {sizes:?} via_buffer={via_buffer}: output differs"
+                    );
+                    assert_eq!(gd, wd, "{name} sizes {sizes:?}: warnings differ");
+                }
             }
             let mut x: u64 = 0x0123_4567_89ab_cdef;
             let sizes: Vec<usize> = (0..64)

@@ -15,6 +15,7 @@ pub struct TsOut {
     mux: Option<ts::TsMuxer>,
     video: Option<VideoConfig>,
     audio: Option<AudioConfig>,
+    /// An audio frame's ADTS header.
     scratch: Vec<u8>,
     /// The streams the muxer was set up with: the video codec, and audio.
     streams: (Option<VideoCodec>, bool),
@@ -32,7 +33,7 @@ impl TsOut {
             mux: None,
             video: None,
             audio: None,
-            scratch: Vec::with_capacity(1 << 16),
+            scratch: Vec::with_capacity(16),
             streams: (None, false),
         }
     }
@@ -111,25 +112,27 @@ impl TsOut {
             MediaEvent::Frame(f) => {
                 self.ensure_streams();
                 let (dts, pts) = (Self::stamp(f.dts), Self::stamp(f.pts));
-                self.scratch.clear();
+                let mux = self.mux.as_mut().expect("streams ensured");
                 match f.track {
                     Track::Video => {
                         let Some(cfg) = &self.video else {
                             return Ok(());
                         };
+                        // The Annex B unit as pieces of the frame and the configuration: copied
+                        // once, into the packets.
+                        let mut pieces = Vec::with_capacity(16);
                         match f.codec {
                             Codec::H265 => {
-                                h265::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch)
+                                h265::annexb_pieces(&f.data, cfg, f.keyframe, &mut pieces)
                             }
-                            _ => h264::write_annexb_au(&f.data, cfg, f.keyframe, &mut self.scratch),
+                            _ => h264::annexb_pieces(&f.data, cfg, f.keyframe, &mut pieces),
                         }
-                        let mux = self.mux.as_mut().expect("streams ensured");
-                        mux.write_pes(
+                        mux.write_pes_pieces(
                             ts::PID_VIDEO,
                             pts,
                             Some(dts),
                             f.keyframe,
-                            &self.scratch,
+                            &pieces,
                             out,
                         )
                         .map_err(|e| e.message)?;
@@ -138,11 +141,17 @@ impl TsOut {
                         let Some(cfg) = &self.audio else {
                             return Ok(());
                         };
+                        self.scratch.clear();
                         aac::write_adts_header(cfg, f.data.len(), &mut self.scratch)?;
-                        self.scratch.extend_from_slice(&f.data);
-                        let mux = self.mux.as_mut().expect("streams ensured");
-                        mux.write_pes(ts::PID_AUDIO, pts, None, true, &self.scratch, out)
-                            .map_err(|e| e.message)?;
+                        mux.write_pes_pieces(
+                            ts::PID_AUDIO,
+                            pts,
+                            None,
+                            true,
+                            &[&self.scratch, &f.data],
+                            out,
+                        )
+                        .map_err(|e| e.message)?;
                     }
                 }
             }

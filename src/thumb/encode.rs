@@ -6,7 +6,7 @@
 
 use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType};
 
-use super::picture::{Matrix, Picture};
+use super::picture::{Matrix, Picture, Planes};
 use super::{ImageFormat, ThumbError};
 
 /// Encodes `p` as `format` into `out` (appended). `quality` (1–100) applies to JPEG.
@@ -16,14 +16,34 @@ pub fn encode(
     quality: u8,
     out: &mut Vec<u8>,
 ) -> Result<(), ThumbError> {
+    if !p.is_consistent() {
+        return Err(ThumbError::InconsistentPicture);
+    }
+    encode_planes(&p.planes(), format, quality, out)
+}
+
+/// [`encode`] of planes where they lie (a decoder's buffers).
+pub fn encode_planes(
+    p: &Planes<'_>,
+    format: ImageFormat,
+    quality: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), ThumbError> {
     match format {
-        ImageFormat::Jpeg => encode_jpeg(p, quality, out),
-        ImageFormat::Png => encode_png(p, out),
+        ImageFormat::Jpeg => encode_jpeg_planes(p, quality, out),
+        ImageFormat::Png => encode_png_planes(p, out),
     }
 }
 
 /// Baseline JPEG, 4:2:0, at `quality` (clamped to 1–100).
 pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), ThumbError> {
+    if !p.is_consistent() {
+        return Err(ThumbError::InconsistentPicture);
+    }
+    encode_jpeg_planes(&p.planes(), quality, out)
+}
+
+fn encode_jpeg_planes(p: &Planes<'_>, quality: u8, out: &mut Vec<u8>) -> Result<(), ThumbError> {
     if !p.is_consistent() {
         return Err(ThumbError::InconsistentPicture);
     }
@@ -34,7 +54,7 @@ pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), Th
     let mut enc = Encoder::new(&mut *out, quality.clamp(1, 100));
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
     let res = if p.colour.matrix == Matrix::Bt601 {
-        enc.encode_image(Jfif::new(p, w, h))
+        enc.encode_image(Jfif::new(*p, w, h))
     } else {
         let mut rgb = Vec::new();
         p.to_rgb(&mut rgb);
@@ -45,6 +65,13 @@ pub fn encode_jpeg(p: &Picture, quality: u8, out: &mut Vec<u8>) -> Result<(), Th
 
 /// PNG, 8-bit RGB, fast compression.
 pub fn encode_png(p: &Picture, out: &mut Vec<u8>) -> Result<(), ThumbError> {
+    if !p.is_consistent() {
+        return Err(ThumbError::InconsistentPicture);
+    }
+    encode_png_planes(&p.planes(), out)
+}
+
+fn encode_png_planes(p: &Planes<'_>, out: &mut Vec<u8>) -> Result<(), ThumbError> {
     if !p.is_consistent() || p.width == 0 || p.height == 0 {
         return Err(ThumbError::InconsistentPicture);
     }
@@ -63,7 +90,7 @@ pub fn encode_png(p: &Picture, out: &mut Vec<u8>) -> Result<(), ThumbError> {
 /// A BT.601 picture seen as JFIF YCbCr rows (full range), chroma repeated to full width; the
 /// encoder subsamples it back to the same 4:2:0 samples.
 struct Jfif<'a> {
-    p: &'a Picture,
+    p: Planes<'a>,
     w: u16,
     h: u16,
     luma: [u8; 256],
@@ -71,7 +98,7 @@ struct Jfif<'a> {
 }
 
 impl<'a> Jfif<'a> {
-    fn new(p: &'a Picture, w: u16, h: u16) -> Self {
+    fn new(p: Planes<'a>, w: u16, h: u16) -> Self {
         let mut luma = [0u8; 256];
         let mut chroma = [0u8; 256];
         for i in 0..256usize {
@@ -117,10 +144,11 @@ impl ImageBuffer for Jfif<'_> {
         let w = self.w as usize;
         let cw = self.p.chroma_width() as usize;
         let row = y as usize;
-        let ys = self.p.y.get(row * w..(row + 1) * w).unwrap_or(&[]);
-        let c0 = (row / 2) * cw;
-        let us = self.p.u.get(c0..c0 + cw).unwrap_or(&[]);
-        let vs = self.p.v.get(c0..c0 + cw).unwrap_or(&[]);
+        let (ys, us, vs) = (
+            self.p.y_row(row),
+            self.p.u_row(row / 2),
+            self.p.v_row(row / 2),
+        );
         buffers[0].extend(ys.iter().map(|&v| self.luma[v as usize]));
         for (plane, src) in [(1, us), (2, vs)] {
             let b = &mut buffers[plane];
@@ -182,7 +210,7 @@ mod tests {
     #[test]
     fn range_tables() {
         let p = Picture::filled(2, 2, (0, 0, 0), Colour::default());
-        let j = Jfif::new(&p, 2, 2);
+        let j = Jfif::new(p.planes(), 2, 2);
         assert_eq!(
             (j.luma[16], j.luma[235], j.luma[0], j.luma[255]),
             (0, 255, 0, 255)

@@ -19,9 +19,9 @@ mod picture;
 mod scale;
 
 pub use decode::KeyframeDecoder;
-pub use encode::{encode, encode_jpeg, encode_png};
+pub use encode::{encode, encode_jpeg, encode_planes, encode_png};
 pub use error::ThumbError;
-pub use picture::{Colour, Matrix, Picture};
+pub use picture::{Colour, Matrix, Picture, Planes};
 pub use scale::{fit, scale, MAX_SIDE};
 
 /// The image formats river-thumb writes.
@@ -160,6 +160,9 @@ pub struct Renderer {
     decoder: KeyframeDecoder,
     opts: RenderOptions,
     last: Option<(u64, Arc<Picture>)>,
+    /// Keep the last picture (live modes); a one-shot renderer encodes from the decoder's own
+    /// buffers instead.
+    cache: bool,
 }
 
 impl Renderer {
@@ -168,6 +171,16 @@ impl Renderer {
             decoder: KeyframeDecoder::new(),
             opts,
             last: None,
+            cache: true,
+        }
+    }
+
+    /// A renderer for one picture: nothing is kept, and a picture at the decoded size is encoded
+    /// straight from the decoder's buffers, not from a copy of them.
+    pub fn one_shot(opts: RenderOptions) -> Self {
+        Renderer {
+            cache: false,
+            ..Renderer::new(opts)
         }
     }
 
@@ -179,18 +192,38 @@ impl Renderer {
             }
         }
         let full = self.decoder.decode(key)?;
+        let p = Arc::new(self.scaled(full));
+        if self.cache {
+            self.last = Some((key.seq, p.clone()));
+        }
+        Ok(p)
+    }
+
+    fn scaled(&self, full: Picture) -> Picture {
         let (w, h) = fit(full.width, full.height, self.opts.width, self.opts.height);
-        let p = Arc::new(if (w, h) == (full.width, full.height) {
+        if (w, h) == (full.width, full.height) {
             full
         } else {
             scale(&full, w, h)
-        });
-        self.last = Some((key.seq, p.clone()));
-        Ok(p)
+        }
     }
 
     /// `key` as an image.
     pub fn render(&mut self, key: &Keyframe, format: ImageFormat) -> Result<Vec<u8>, ThumbError> {
+        if !self.cache {
+            let (opts, quality) = (self.opts, self.opts.quality);
+            return self.decoder.decode_with(key, |p| {
+                let mut out = Vec::with_capacity(p.width as usize * p.height as usize / 4);
+                let (w, h) = fit(p.width, p.height, opts.width, opts.height);
+                if (w, h) == (p.width, p.height) {
+                    encode_planes(p, format, quality, &mut out)?;
+                } else {
+                    let full = Picture::from_planes(p).ok_or(ThumbError::ShortPlane)?;
+                    encode(&scale(&full, w, h), format, quality, &mut out)?;
+                }
+                Ok(out)
+            })?;
+        }
         let p = self.picture(key)?;
         let mut out = Vec::with_capacity(p.y.len() / 4);
         encode(&p, format, self.opts.quality, &mut out)?;

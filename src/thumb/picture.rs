@@ -105,25 +105,122 @@ impl Picture {
             && self.v.len() == c
     }
 
+    /// The planes as [`Planes`] (rows one plane width apart).
+    pub fn planes(&self) -> Planes<'_> {
+        Planes {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            y_stride: self.width as usize,
+            u: &self.u,
+            v: &self.v,
+            c_stride: self.chroma_width() as usize,
+            colour: self.colour,
+        }
+    }
+
+    /// A packed copy of `p`'s planes; `None` when `p` is not consistent.
+    pub fn from_planes(p: &Planes<'_>) -> Option<Picture> {
+        if !p.is_consistent() {
+            return None;
+        }
+        let (cw, ch) = (p.chroma_width() as usize, p.chroma_height() as usize);
+        let plane = |rows: &mut dyn Iterator<Item = &[u8]>, len: usize| {
+            let mut out = Vec::with_capacity(len);
+            rows.for_each(|r| out.extend_from_slice(r));
+            out
+        };
+        Some(Picture {
+            width: p.width,
+            height: p.height,
+            y: plane(&mut (0..p.height as usize).map(|r| p.y_row(r)), p.y_len()),
+            u: plane(&mut (0..ch).map(|r| p.u_row(r)), cw * ch),
+            v: plane(&mut (0..ch).map(|r| p.v_row(r)), cw * ch),
+            colour: p.colour,
+        })
+    }
+
     /// Converts to packed RGB (3 bytes per pixel, rows top to bottom), replacing `out`'s contents.
     /// Each chroma sample covers its 2×2 block of luma (as ffmpeg's unscaled yuv420p → rgb24).
+    pub fn to_rgb(&self, out: &mut Vec<u8>) {
+        self.planes().to_rgb(out);
+    }
+}
+
+/// A 4:2:0 picture's planes where they lie, rows `y_stride` (luma) and `c_stride` (chroma) bytes
+/// apart: a decoder's own buffers, read without copying them out first.
+#[derive(Debug, Clone, Copy)]
+pub struct Planes<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub y: &'a [u8],
+    pub y_stride: usize,
+    pub u: &'a [u8],
+    pub v: &'a [u8],
+    pub c_stride: usize,
+    pub colour: Colour,
+}
+
+/// Whether `rows` rows of `width` bytes, `stride` apart, lie inside `plane`.
+fn rows_fit(plane: &[u8], stride: usize, width: usize, rows: usize) -> bool {
+    stride >= width
+        && (rows == 0
+            || (rows - 1)
+                .checked_mul(stride)
+                .and_then(|x| x.checked_add(width))
+                .is_some_and(|end| end <= plane.len()))
+}
+
+impl<'a> Planes<'a> {
+    /// Chroma plane width: half the luma width, rounded up.
+    pub fn chroma_width(&self) -> u32 {
+        self.width.div_ceil(2)
+    }
+
+    /// Chroma plane height: half the luma height, rounded up.
+    pub fn chroma_height(&self) -> u32 {
+        self.height.div_ceil(2)
+    }
+
+    /// True when every row of every plane lies inside its slice.
+    pub fn is_consistent(&self) -> bool {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = (self.chroma_width() as usize, self.chroma_height() as usize);
+        rows_fit(self.y, self.y_stride, w, h)
+            && rows_fit(self.u, self.c_stride, cw, ch)
+            && rows_fit(self.v, self.c_stride, cw, ch)
+    }
+
+    fn y_len(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+
+    /// Luma row `r` (of a consistent picture; empty past the end).
+    pub fn y_row(&self, r: usize) -> &'a [u8] {
+        row(self.y, self.y_stride, self.width as usize, r)
+    }
+
+    /// Cb row `r` (chroma rows: half as many as luma rows, rounded up).
+    pub fn u_row(&self, r: usize) -> &'a [u8] {
+        row(self.u, self.c_stride, self.chroma_width() as usize, r)
+    }
+
+    /// Cr row `r`.
+    pub fn v_row(&self, r: usize) -> &'a [u8] {
+        row(self.v, self.c_stride, self.chroma_width() as usize, r)
+    }
+
+    /// [`Picture::to_rgb`] of these planes; `out` is left empty when they are not consistent.
     pub fn to_rgb(&self, out: &mut Vec<u8>) {
         out.clear();
         if !self.is_consistent() {
             return;
         }
         let (w, h) = (self.width as usize, self.height as usize);
-        let cw = self.chroma_width() as usize;
         out.resize(w * h * 3, 0);
         let k = RgbCoeffs::new(self.colour);
-        for (row, (dst, ys)) in out
-            .chunks_exact_mut(w * 3)
-            .zip(self.y.chunks_exact(w))
-            .enumerate()
-        {
-            let c0 = (row / 2) * cw;
-            let us = &self.u[c0..c0 + cw];
-            let vs = &self.v[c0..c0 + cw];
+        for (r, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+            let (ys, us, vs) = (self.y_row(r), self.u_row(r / 2), self.v_row(r / 2));
             for (x, (px, &yv)) in dst.chunks_exact_mut(3).zip(ys).enumerate() {
                 let (r, g, b) = k.convert(yv, us[x / 2], vs[x / 2]);
                 px[0] = r;
@@ -132,6 +229,12 @@ impl Picture {
             }
         }
     }
+}
+
+fn row(plane: &[u8], stride: usize, width: usize, r: usize) -> &[u8] {
+    r.checked_mul(stride)
+        .and_then(|start| plane.get(start..start.checked_add(width)?))
+        .unwrap_or(&[])
 }
 
 /// Fixed-point (16 fractional bits) YCbCr → RGB coefficients.
@@ -224,5 +327,56 @@ mod tests {
         let mut rgb = vec![1];
         p.to_rgb(&mut rgb);
         assert!(rgb.is_empty());
+    }
+
+    /// A decoder's planes, rows padded: read as the packed picture they hold, to the same
+    /// RGB and JPEG bytes; a plane too short for its last row is refused.
+    #[test]
+    fn strided_planes_read_as_the_packed_picture() {
+        let mut p = Picture::filled(5, 3, (10, 20, 30), Colour::default());
+        for (i, v) in p.y.iter_mut().enumerate() {
+            *v = 16 + i as u8 * 9;
+        }
+        p.u[1] = 99;
+        p.v[4] = 200;
+        let pad = |plane: &[u8], w: usize, extra: usize| -> Vec<u8> {
+            plane
+                .chunks(w)
+                .flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0xEE, extra)))
+                .collect()
+        };
+        let (y, u, v) = (pad(&p.y, 5, 3), pad(&p.u, 3, 2), pad(&p.v, 3, 2));
+        let s = Planes {
+            width: 5,
+            height: 3,
+            y: &y,
+            y_stride: 8,
+            u: &u,
+            v: &v,
+            c_stride: 5,
+            colour: p.colour,
+        };
+        assert!(s.is_consistent());
+        assert_eq!(Picture::from_planes(&s).as_ref(), Some(&p));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        p.to_rgb(&mut a);
+        s.to_rgb(&mut b);
+        assert_eq!(a, b);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        crate::thumb::encode(&p, crate::thumb::ImageFormat::Jpeg, 80, &mut a).unwrap();
+        crate::thumb::encode_planes(&s, crate::thumb::ImageFormat::Jpeg, 80, &mut b).unwrap();
+        assert_eq!(a, b);
+        let short = Planes {
+            y: &y[..y.len() - 4],
+            ..s
+        };
+        assert!(!short.is_consistent());
+        assert!(Picture::from_planes(&short).is_none());
+        assert!(
+            crate::thumb::encode_planes(&short, crate::thumb::ImageFormat::Png, 80, &mut b)
+                .is_err()
+        );
+        let narrow = Planes { y_stride: 4, ..s };
+        assert!(!narrow.is_consistent());
     }
 }

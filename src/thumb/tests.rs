@@ -250,3 +250,22 @@ fn renderer_moves_between_threads() {
     .unwrap();
     assert_eq!(&png[1..4], b"PNG");
 }
+
+/// The SPS handed to openh264 asks for one reference frame: the pictures are the same as with
+/// the stream's own SPS (here 3 or more references, from x264 with B-frames).
+#[test]
+fn one_reference_frame_decodes_the_same_pictures() {
+    let h264 = include_bytes!("../../tests/fixtures/codec/testsrc-160x120-bf3.h264");
+    let keys = keyframes(&[h264]);
+    assert!(!keys.is_empty());
+    for k in &keys {
+        let refs = crate::codec::h264::parse_sps(&k.config.sps[0])
+            .unwrap()
+            .max_num_ref_frames;
+        assert!(refs > 1, "fixture SPS has {refs} reference frames");
+        let ours = KeyframeDecoder::new().decode(k).unwrap();
+        let theirs = decode::decode_unmodified(k).unwrap();
+        assert_eq!((ours.width, ours.height), (theirs.width, theirs.height));
+        assert!(yuv_of(&ours) == yuv_of(&theirs), "{}", k.describe());
+    }
+}

@@ -114,7 +114,6 @@ pub fn avcc_is_keyframe(data: &[u8]) -> bool {
 }
 
 const AUD: &[u8] = b"\x00\x00\x00\x01\x09\xf0";
-const START_CODE: &[u8] = b"\x00\x00\x00\x01";
 
 /// Writes one access unit as Annex B: an AUD, then (when `keyframe` and the unit carries no SPS)
 /// the configuration's SPS and PPS, then every NAL unit of the unit except AUDs. Every NAL unit gets
@@ -123,25 +122,28 @@ const START_CODE: &[u8] = b"\x00\x00\x00\x01";
 /// This is how out-of-band parameter sets (FLV, MP4) are put back in band before each IDR for
 /// MPEG-TS.
 pub fn write_annexb_au(avcc_au: &[u8], cfg: &VideoConfig, keyframe: bool, out: &mut Vec<u8>) {
-    out.reserve(avcc_au.len() + AUD.len() + 64);
-    out.extend_from_slice(AUD);
-    if keyframe
-        && !avcc_nals(avcc_au, 4)
-            .map_while(Result::ok)
-            .any(|n| nal_type(n) == nal_types::SPS)
-    {
-        for ps in cfg.sps.iter().chain(cfg.pps.iter()) {
-            out.extend_from_slice(START_CODE);
-            out.extend_from_slice(ps);
-        }
-    }
-    for nal in avcc_nals(avcc_au, 4).map_while(Result::ok) {
-        if nal.is_empty() || nal_type(nal) == nal_types::AUD {
-            continue;
-        }
-        out.extend_from_slice(START_CODE);
-        out.extend_from_slice(nal);
-    }
+    let mut pieces = Vec::new();
+    annexb_pieces(avcc_au, cfg, keyframe, &mut pieces);
+    crate::codec::concat_into(&pieces, out);
+}
+
+/// [`write_annexb_au`] as pieces that borrow the unit and `cfg`, for a muxer that copies them once
+/// into its packets ([`crate::format::ts::TsMuxer::write_pes_pieces`]).
+pub fn annexb_pieces<'a>(
+    avcc_au: &'a [u8],
+    cfg: &'a VideoConfig,
+    keyframe: bool,
+    pieces: &mut Vec<&'a [u8]>,
+) {
+    crate::codec::annexb_pieces(
+        avcc_au,
+        AUD,
+        cfg.sps.iter().chain(cfg.pps.iter()),
+        |n| nal_type(n) == nal_types::SPS,
+        |n| nal_type(n) == nal_types::AUD,
+        keyframe,
+        pieces,
+    );
 }
 
 /// An AVCDecoderConfigurationRecord (ISO 14496-15 5.2.4.1).

@@ -16,15 +16,17 @@
 mod avcc;
 mod error;
 mod reader;
+mod refs;
 mod split;
 
 pub use avcc::{
-    annexb_nals, annexb_to_avcc, avcc_is_keyframe, avcc_nals, avcc_relength, parse_avcc,
-    write_annexb_au, write_avcc, Avcc,
+    annexb_nals, annexb_pieces, annexb_to_avcc, avcc_is_keyframe, avcc_nals, avcc_relength,
+    parse_avcc, write_annexb_au, write_avcc, Avcc,
 };
 pub use error::H264Error;
 pub use reader::{AnnexBReader, PocParams, PocState, SliceInfo, MAX_AU_SIZE};
 pub(crate) use reader::{Clock, DEFAULT_FPS};
+pub use refs::sps_with_max_refs;
 pub use split::{Nal, NalSplitter, MAX_NAL_SIZE};
 
 use bytes::Bytes;

@@ -79,6 +79,19 @@ impl NalSplitter {
             return;
         }
         self.buf.extend_from_slice(data);
+        self.split_buffered(out, warnings);
+    }
+
+    /// The splitter's own buffer, with room reserved for `want` more bytes, for a caller that
+    /// reads its input straight into it: appending there and then calling
+    /// [`Self::split_buffered`] is [`Self::push`] without copying the bytes. Append only.
+    pub fn input_buffer(&mut self, want: usize) -> &mut BytesMut {
+        self.buf.reserve(want);
+        &mut self.buf
+    }
+
+    /// Splits what was appended to [`Self::input_buffer`].
+    pub fn split_buffered(&mut self, out: &mut Vec<Nal>, warnings: &mut Vec<Diag>) {
         loop {
             let found = self.finder.find(&self.buf[self.scan_from..]);
             match found {

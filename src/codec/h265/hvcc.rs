@@ -4,7 +4,6 @@
 use bytes::Bytes;
 
 use super::{nal_type, nal_types, parse_sps, H265Error};
-use crate::codec::h264::avcc_nals;
 use crate::error::Diag;
 use crate::media::VideoConfig;
 
@@ -194,31 +193,32 @@ pub fn write_hvcc(cfg: &VideoConfig) -> Bytes {
 /// An access unit delimiter with pic_type 2 (any slice type), TemporalId 0, as ffmpeg's MPEG-TS
 /// muxer inserts it.
 const AUD: &[u8] = b"\x00\x00\x00\x01\x46\x01\x50";
-const START_CODE: &[u8] = b"\x00\x00\x00\x01";
-
 /// Writes one access unit as Annex B: an AUD, then (when `keyframe` and the unit carries no SPS)
 /// the configuration's VPS, SPS and PPS, then every NAL unit of the unit except AUDs, each with a
 /// 4-byte start code. A malformed length ends the unit early (what parsed is written).
 pub fn write_annexb_au(au: &[u8], cfg: &VideoConfig, keyframe: bool, out: &mut Vec<u8>) {
-    out.reserve(au.len() + AUD.len() + 96);
-    out.extend_from_slice(AUD);
-    if keyframe
-        && !avcc_nals(au, 4)
-            .map_while(Result::ok)
-            .any(|n| nal_type(n) == nal_types::SPS)
-    {
-        for ps in cfg.vps.iter().chain(&cfg.sps).chain(&cfg.pps) {
-            out.extend_from_slice(START_CODE);
-            out.extend_from_slice(ps);
-        }
-    }
-    for nal in avcc_nals(au, 4).map_while(Result::ok) {
-        if nal.is_empty() || nal_type(nal) == nal_types::AUD {
-            continue;
-        }
-        out.extend_from_slice(START_CODE);
-        out.extend_from_slice(nal);
-    }
+    let mut pieces = Vec::new();
+    annexb_pieces(au, cfg, keyframe, &mut pieces);
+    crate::codec::concat_into(&pieces, out);
+}
+
+/// [`write_annexb_au`] as pieces that borrow the unit and `cfg`, for a muxer that copies them once
+/// into its packets.
+pub fn annexb_pieces<'a>(
+    au: &'a [u8],
+    cfg: &'a VideoConfig,
+    keyframe: bool,
+    pieces: &mut Vec<&'a [u8]>,
+) {
+    crate::codec::annexb_pieces(
+        au,
+        AUD,
+        cfg.vps.iter().chain(&cfg.sps).chain(&cfg.pps),
+        |n| nal_type(n) == nal_types::SPS,
+        |n| nal_type(n) == nal_types::AUD,
+        keyframe,
+        pieces,
+    );
 }
 
 #[cfg(test)]

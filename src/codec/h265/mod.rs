@@ -26,7 +26,7 @@ mod ps;
 mod reader;
 
 pub use error::H265Error;
-pub use hvcc::{parse_hvcc, write_annexb_au, write_hvcc, Hvcc};
+pub use hvcc::{annexb_pieces, parse_hvcc, write_annexb_au, write_hvcc, Hvcc};
 pub use ps::{parse_pps, parse_sps, Pps, Sps};
 pub use reader::{AnnexBReader, MAX_AU_SIZE};
 

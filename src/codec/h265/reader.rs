@@ -127,8 +127,20 @@ impl AnnexBReader {
 
     /// Feeds Annex B bytes; appends the events that are now complete.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<MediaEvent>, warnings: &mut Vec<Diag>) {
+        self.input_buffer(data.len()).extend_from_slice(data);
+        self.push_buffered(out, warnings);
+    }
+
+    /// The NAL splitter's own buffer, for input read straight into it
+    /// ([`NalSplitter::input_buffer`]): append, then call [`Self::push_buffered`].
+    pub fn input_buffer(&mut self, want: usize) -> &mut bytes::BytesMut {
+        self.splitter.input_buffer(want)
+    }
+
+    /// [`Self::push`] of what was appended to [`Self::input_buffer`].
+    pub fn push_buffered(&mut self, out: &mut Vec<MediaEvent>, warnings: &mut Vec<Diag>) {
         let mut nals = std::mem::take(&mut self.nals);
-        self.splitter.push(data, &mut nals, warnings);
+        self.splitter.split_buffered(&mut nals, warnings);
         for nal in nals.drain(..) {
             self.nal(nal, out, warnings);
         }

@@ -204,11 +204,33 @@ impl FlvReader {
                     }
                     let take = want.min(input.len());
                     let (now, rest) = input.split_at(take);
+                    // Room for the rest of what is needed and the next tag's header, at once.
+                    self.buf.reserve(want + 4 + TAG_HEADER_LEN);
                     self.buf.extend_from_slice(now);
                     input = rest;
                 }
             }
         }
+    }
+
+    /// The reader's own buffer, with room reserved for `want` more bytes, for a caller that reads
+    /// its input straight into it: appending there and then calling [`Self::parse_buffered`] is
+    /// [`Self::push`] without copying the bytes (the tags' bodies are split off the buffer
+    /// itself, and once they are dropped its allocation is used again). Append only; bytes already
+    /// in the buffer are the reader's.
+    pub fn input_buffer(&mut self, want: usize) -> &mut BytesMut {
+        self.buf.reserve(want);
+        &mut self.buf
+    }
+
+    /// Parses what was appended to [`Self::input_buffer`]. Ignored after
+    /// [`finish`](FlvReader::finish).
+    pub fn parse_buffered(&mut self, out: &mut Vec<FlvEvent>) {
+        if matches!(self.state, State::Done) {
+            self.consume(self.buf.len());
+            return;
+        }
+        while let Step::Continue = self.step(false, out) {}
     }
 
     /// Ends the stream: reports a truncated last tag (and salvages tags from inside it, if any).
@@ -444,8 +466,9 @@ impl FlvReader {
                 let header = RawHeader::parse(&self.buf);
                 match self.check_header(&header) {
                     Ok(()) => {
-                        let total = TAG_HEADER_LEN + header.size as usize + 4 + TAG_HEADER_LEN;
-                        self.buf.reserve(total.saturating_sub(n));
+                        // No reserve here: while earlier tags of this read are still held, the
+                        // buffer cannot be reclaimed, and a reserve would copy it to fresh memory
+                        // on every read that ends mid-tag. `push` reserves as it copies.
                         self.state = State::Body { header };
                     }
                     Err(reason) => self.resync(reason.to_string(), self.buf_pos, false),

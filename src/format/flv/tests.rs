@@ -40,6 +40,18 @@ fn parse_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, max: u32) -> Vec
     out
 }
 
+/// As [`parse_chunks`], each chunk appended to the reader's own buffer and parsed there.
+fn parse_buffered<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, max: u32) -> Vec<FlvEvent> {
+    let mut r = FlvReader::with_max_tag_size(max);
+    let mut out = Vec::new();
+    for c in chunks {
+        r.input_buffer(c.len()).extend_from_slice(c);
+        r.parse_buffered(&mut out);
+    }
+    r.finish(&mut out);
+    out
+}
+
 fn parse(data: &[u8]) -> Vec<FlvEvent> {
     parse_chunks([data], DEFAULT_MAX_TAG_SIZE)
 }
@@ -74,6 +86,10 @@ fn assert_chunking_invariant(data: &[u8], max: u32) -> Vec<FlvEvent> {
     assert_eq!(parse_chunks(data.chunks(1), max), whole, "1-byte pushes");
     for n in [2, 3, 7, 11, 15, 100, 4096] {
         assert_eq!(parse_chunks(data.chunks(n), max), whole, "{n}-byte pushes");
+    }
+    // Reading straight into the reader's buffer, in any chunks, is the same.
+    for n in [1, 7, 100, 4096, data.len().max(1)] {
+        assert_eq!(parse_buffered(data.chunks(n), max), whole, "{n}-byte reads");
     }
     whole
 }
@@ -903,7 +919,12 @@ fn mutated_fixture_never_panics_and_ignores_chunking() {
             chunks.push(&rest[..n]);
             rest = &rest[n..];
         }
-        assert_eq!(parse_chunks(chunks, max), whole, "round {round}");
+        assert_eq!(parse_chunks(chunks.clone(), max), whole, "round {round}");
+        assert_eq!(
+            parse_buffered(chunks, max),
+            whole,
+            "round {round}, buffered"
+        );
         assert_eq!(parse_chunks(data.chunks(1), max), whole, "round {round}");
         for t in tags(&whole) {
             let _ = VideoTag::parse(&t.body);

@@ -167,12 +167,28 @@ impl TsMuxer {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), Diag> {
+        self.write_pes_pieces(pid, pts, dts, keyframe, &[payload], out)
+    }
+
+    /// [`Self::write_pes`] with the payload given as pieces to concatenate (an access unit's start
+    /// codes and NAL units where they lie): each payload byte is copied once, straight into its
+    /// packet, and the packets are appended whole (no fill of `out` before the copy).
+    pub fn write_pes_pieces(
+        &mut self,
+        pid: u16,
+        pts: u64,
+        dts: Option<u64>,
+        keyframe: bool,
+        pieces: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Diag> {
         let Some(si) = self.streams.iter().position(|s| s.cfg.pid == pid) else {
             return Err(Diag::new(
                 self.written,
                 format!("ts mux: no stream with pid 0x{pid:x}"),
             ));
         };
+        let payload_len: usize = pieces.iter().map(|p| p.len()).sum();
         let cfg = self.streams[si].cfg;
         let video = is_video_stream_id(cfg.stream_id);
         let pts = pts & TIMESTAMP_MASK;
@@ -196,14 +212,13 @@ impl TsMuxer {
             put_timestamp(&mut hdr[9..14], 0x2, pts);
             14
         };
-        let pes_len = header_len - 6 + payload.len();
+        let pes_len = header_len - 6 + payload_len;
         if !video {
             if pes_len > 0xFFFF {
                 return Err(Diag::new(
                     self.written,
                     format!(
-                        "ts mux: pes of {} bytes on non-video pid 0x{pid:x} exceeds PES_packet_length",
-                        payload.len()
+                        "ts mux: pes of {payload_len} bytes on non-video pid 0x{pid:x} exceeds PES_packet_length"
                     ),
                 ));
             }
@@ -236,35 +251,128 @@ impl TsMuxer {
         } else {
             0
         };
-        let total = header_len + payload.len();
+        let total = header_len + payload_len;
         let first_cap = 184 - af_min;
         let n = if total <= first_cap {
             1
         } else {
             1 + (total - first_cap).div_ceil(184)
         };
-        let start = out.len();
-        out.resize(start + n * PACKET_SIZE, 0xFF);
-        let buf = &mut out[start..];
         let cc = &mut self.streams[si].cc;
+        let mut src = Pieces::new(pieces);
+        let mut w = PacketWriter::new(out, n);
+        let mut head = [0u8; PACKET_SIZE];
 
         let first_len = total.min(first_cap);
-        let (first, rest) = buf.split_at_mut(PACKET_SIZE);
-        let at = write_header(first, pid, true, *cc, af_flags, pcr, first_len);
+        let at = write_header(&mut head, pid, true, *cc, af_flags, pcr, first_len);
         *cc = (*cc + 1) & 0x0F;
-        first[at..at + header_len].copy_from_slice(&hdr[..header_len]);
-        let first_payload = first_len - header_len;
-        first[at + header_len..].copy_from_slice(&payload[..first_payload]);
-        for (pkt, chunk) in rest
-            .chunks_exact_mut(PACKET_SIZE)
-            .zip(payload[first_payload..].chunks(184))
-        {
-            let at = write_header(pkt, pid, false, *cc, 0, None, chunk.len());
+        w.put(&head[..at]);
+        w.put(&hdr[..header_len]);
+        src.copy_into(first_len - header_len, &mut w);
+        let mut left = total - first_len;
+        while left > 0 {
+            let len = left.min(184);
+            let at = write_header(&mut head, pid, false, *cc, 0, None, len);
             *cc = (*cc + 1) & 0x0F;
-            pkt[at..].copy_from_slice(chunk);
+            if at == 4 {
+                w.put_array(&[head[0], head[1], head[2], head[3]]);
+            } else {
+                w.put(&head[..at]);
+            }
+            src.copy_into(len, &mut w);
+            left -= len;
         }
+        w.finish();
         self.written += (n * PACKET_SIZE) as u64;
         Ok(())
+    }
+}
+
+/// Appends whole packets to a `Vec` without filling the space first (a fill of every output
+/// byte cost as much as a third of the copy into the packets): the space for them is reserved,
+/// written in order, and only then added to the `Vec`'s length, checked to be written to its end.
+struct PacketWriter<'o> {
+    out: &'o mut Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl<'o> PacketWriter<'o> {
+    fn new(out: &'o mut Vec<u8>, packets: usize) -> Self {
+        out.reserve(packets * PACKET_SIZE);
+        let pos = out.len();
+        PacketWriter {
+            end: pos + packets * PACKET_SIZE,
+            out,
+            pos,
+        }
+    }
+
+    fn put(&mut self, src: &[u8]) {
+        assert!(src.len() <= self.end - self.pos, "ts mux: packet overrun");
+        // SAFETY: `pos + src.len() <= end <= capacity` (reserved in `new`); `src` cannot lie in
+        // `out`, which is borrowed mutably here.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.out.as_mut_ptr().add(self.pos),
+                src.len(),
+            );
+        }
+        self.pos += src.len();
+    }
+
+    /// [`Self::put`] of a fixed size, which compiles to plain moves.
+    fn put_array<const N: usize>(&mut self, src: &[u8; N]) {
+        self.put(src);
+    }
+
+    fn finish(self) {
+        assert_eq!(self.pos, self.end, "ts mux: packets not filled");
+        // SAFETY: every byte from the old length to `end` was written by `put`, in order.
+        unsafe { self.out.set_len(self.end) };
+    }
+}
+
+/// A read cursor over pieces to concatenate.
+struct Pieces<'a, 'b> {
+    rest: &'b [&'a [u8]],
+    /// What is left of `rest[0]`.
+    cur: &'a [u8],
+}
+
+impl<'a, 'b> Pieces<'a, 'b> {
+    fn new(pieces: &'b [&'a [u8]]) -> Self {
+        Pieces {
+            rest: pieces,
+            cur: &[],
+        }
+    }
+
+    /// Writes the next `n` bytes; the caller asks for no more than the pieces hold.
+    fn copy_into(&mut self, mut n: usize, w: &mut PacketWriter<'_>) {
+        // A whole packet's payload from inside one piece: the common case, a fixed-size copy.
+        if n == 184 {
+            if let Some((whole, later)) = self.cur.split_first_chunk::<184>() {
+                w.put_array(whole);
+                self.cur = later;
+                return;
+            }
+        }
+        while n > 0 {
+            while self.cur.is_empty() {
+                let Some((first, rest)) = self.rest.split_first() else {
+                    return;
+                };
+                self.cur = first;
+                self.rest = rest;
+            }
+            let take = n.min(self.cur.len());
+            let (now, later) = self.cur.split_at(take);
+            w.put(now);
+            self.cur = later;
+            n -= take;
+        }
     }
 }
 
