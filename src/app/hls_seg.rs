@@ -1,15 +1,16 @@
 //! river-hls-seg: stdin → demux → [`HlsOut`] → files (and, with `--serve`, the playlist from
 //! memory with LL-HLS blocking requests).
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use bytes::Bytes;
 
+use super::hls_files::{Files, Op, Pending};
 use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::{self, HlsSeg};
@@ -49,14 +50,6 @@ fn local_offset_ms(unix_ms: i64) -> i64 {
 }
 
 /// `dir/.name.tmp` beside `dir/name`.
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
 /// A relative segment path from a strftime pattern must stay inside the directory.
 fn check_relative(uri: &str) -> Result<(), String> {
     let p = Path::new(uri);
@@ -70,13 +63,15 @@ fn check_relative(uri: &str) -> Result<(), String> {
 
 /// Segment names on disk: `NAME-RUN-N.ext` live (RUN, the start time, keeps names unique across
 /// restarts), the `--segment-name` pattern in DVR mode, made unique when a second segment falls in
-/// the same second or the name is taken.
+/// the same second or the name is taken (on disk, or handed out for a segment still being
+/// written).
 struct FileNames {
     dir: PathBuf,
     dvr: Option<String>,
     utc: bool,
     prefix: String,
     last: String,
+    pending: Pending,
 }
 
 impl Names for FileNames {
@@ -91,7 +86,7 @@ impl Names for FileNames {
         };
         let name = strftime(pattern, date_ms, offset);
         check_relative(&name)?;
-        let taken = |n: &str| self.dir.join(n).exists();
+        let taken = |n: &str| self.pending.contains(n) || self.dir.join(n).exists();
         let uri = if name == self.last || taken(&name) {
             // Two segments in the same second (or a restart): keep both.
             let (stem, ext) = match name.rsplit_once('.') {
@@ -109,106 +104,9 @@ impl Names for FileNames {
         } else {
             name
         };
+        self.pending.add(&uri);
         self.last = uri.clone();
         Ok(uri)
-    }
-}
-
-/// Files under DIR. In DVR mode (`durable`) what is published is fsynced before the rename that
-/// publishes it and the directory after, so a listed segment survives a power loss.
-struct Store {
-    dir: PathBuf,
-    durable: bool,
-    open: Option<(PathBuf, PathBuf, BufWriter<File>)>,
-}
-
-impl Store {
-    fn path(&self, uri: &str) -> anyhow::Result<PathBuf> {
-        let path = self.dir.join(uri);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        Ok(path)
-    }
-
-    /// Makes `tmp` (written, flushed) visible as `path`.
-    fn publish(&self, file: &File, tmp: &Path, path: &Path) -> anyhow::Result<()> {
-        if self.durable {
-            file.sync_data()
-                .with_context(|| format!("syncing {}", tmp.display()))?;
-        }
-        fs::rename(tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        if self.durable {
-            let dir = path.parent().unwrap_or(&self.dir);
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("syncing {}", dir.display()))?;
-        }
-        Ok(())
-    }
-
-    /// Writes a whole file through a temporary name and a rename: readers see the old or the new
-    /// file, never a partial one.
-    fn put(&self, uri: &str, data: &[u8]) -> anyhow::Result<()> {
-        let path = self.path(uri)?;
-        self.put_at(&path, data)
-    }
-
-    fn put_at(&self, path: &Path, data: &[u8]) -> anyhow::Result<()> {
-        let tmp = tmp_name(path);
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(data)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        self.publish(&f, &tmp, path)
-    }
-
-    fn open(&mut self, uri: &str) -> anyhow::Result<()> {
-        let path = self.path(uri)?;
-        let tmp = tmp_name(&path);
-        let f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        self.open = Some((path, tmp, BufWriter::with_capacity(256 * 1024, f)));
-        Ok(())
-    }
-
-    fn append(&mut self, data: &[u8]) -> anyhow::Result<()> {
-        if let Some((_, tmp, f)) = &mut self.open {
-            f.write_all(data)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-        }
-        Ok(())
-    }
-
-    /// Publishes the open segment; returns its path.
-    fn close(&mut self) -> anyhow::Result<Option<PathBuf>> {
-        let Some((path, tmp, f)) = self.open.take() else {
-            return Ok(None);
-        };
-        let f = f
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        self.publish(&f, &tmp, &path)?;
-        Ok(Some(path))
-    }
-
-    /// Removes a file that left the playlist, and the folders (of a `--segment-name` pattern)
-    /// it leaves empty, up to DIR. A file already gone is not a problem.
-    fn remove(&self, uri: &str) {
-        let p = self.dir.join(uri);
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("removing old segment {}: {e}", p.display()),
-        }
-        let mut dir = p.parent();
-        while let Some(d) = dir.filter(|d| *d != self.dir && d.starts_with(&self.dir)) {
-            // Fails, and stops, at the first folder that is not empty.
-            if fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
-        }
     }
 }
 
@@ -283,21 +181,18 @@ fn clean_earlier_runs(dir: &Path, name: &str, run: u64) {
 struct Counts {
     /// Bytes of files written (segments, parts, init segments, playlists).
     written: u64,
-    segments: u64,
     parts: u64,
     removed: u64,
-    /// Time spent carrying out the packager's outputs (writes, fsyncs, renames, deletions).
-    write_secs: f64,
-    /// How long finishing the last segment took.
-    close_secs: f64,
 }
 
 struct HlsWriter {
     args: HlsSeg,
     out: HlsOut,
-    store: Store,
+    files: Files,
     outputs: Vec<Output>,
     playlist_path: PathBuf,
+    /// The playlist's name in DIR.
+    playlist_uri: String,
     live: Option<Arc<Live>>,
     /// The open segment's bytes so far, for [`Live::file`] (only when serving).
     segment: Vec<u8>,
@@ -405,27 +300,28 @@ impl HlsWriter {
             kind: playlist_kind,
             part_prefix: format!("{prefix}part"),
         };
+        let pending = Pending::default();
+        let files = Files::start(args.dir.clone(), args.dvr, pending.clone())?;
         let names = FileNames {
             dir: args.dir.clone(),
             dvr: args.dvr.then_some(pattern),
             utc: args.utc,
             prefix,
             last: String::new(),
+            pending: pending.clone(),
         };
-        let playlist_path = args.dir.join(format!("{}.m3u8", args.name));
+        let playlist_uri = format!("{}.m3u8", args.name);
+        let playlist_path = args.dir.join(&playlist_uri);
         let mut out = HlsOut::new(cfg, Box::new(names));
         if limits.any() {
             out.set_retention(limits);
         }
         Ok(HlsWriter {
             out,
-            store: Store {
-                dir: args.dir.clone(),
-                durable: args.dvr,
-                open: None,
-            },
+            files,
             outputs: Vec::new(),
             playlist_path,
+            playlist_uri,
             live: None,
             segment: Vec::new(),
             server: None,
@@ -494,10 +390,7 @@ impl HlsWriter {
         if self.outputs.is_empty() {
             return Ok(());
         }
-        let t0 = Instant::now();
-        let r = self.apply_outputs();
-        self.counts.write_secs += t0.elapsed().as_secs_f64();
-        r
+        self.apply_outputs()
     }
 
     fn apply_outputs(&mut self) -> anyhow::Result<()> {
@@ -530,7 +423,7 @@ impl HlsWriter {
                         l.part(uri, data.clone());
                     }
                     Output::Close { uri, .. } => {
-                        l.file(uri, bytes::Bytes::from(std::mem::take(&mut self.segment)))
+                        l.file(uri, Bytes::from(std::mem::take(&mut self.segment)))
                     }
                     Output::Playlist { .. } if Some(i) == last => l.publish(self.out.playlist()),
                     Output::Playlist { .. } | Output::Remove { .. } | Output::Notice(_) => {}
@@ -538,44 +431,57 @@ impl HlsWriter {
             }
         }
         for (i, o) in outputs.into_iter().enumerate() {
-            match o {
-                Output::Playlist { .. } if Some(i) != last => {}
-                Output::Init { uri, data } => self.store.put(&uri, &data)?,
-                Output::Open { uri } => self.store.open(&uri)?,
-                Output::Data(b) => self.store.append(&b)?,
-                Output::Part { uri, data } => {
-                    let path = self.store.path(&uri)?;
-                    let tmp = tmp_name(&path);
-                    // Parts are for the live edge: no fsync, even in DVR mode (the segment has
-                    // the same bytes).
-                    fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
-                    fs::rename(&tmp, &path)
-                        .with_context(|| format!("renaming {}", tmp.display()))?;
-                }
-                Output::Close { uri, duration } => {
-                    let t0 = Instant::now();
-                    let closed = self.store.close()?;
-                    self.counts.close_secs = t0.elapsed().as_secs_f64();
-                    self.counts.segments += 1;
-                    if let Some(path) = closed {
-                        log::info!("segment {uri} ({duration:.3} s)");
-                        self.run_hook(&path, &uri, duration);
-                    }
-                }
+            let op = match o {
+                Output::Playlist { .. } if Some(i) != last => continue,
+                Output::Init { uri, data } => Op::Put {
+                    uri,
+                    data,
+                    sync: true,
+                },
+                Output::Open { uri } => Op::Open { uri },
+                Output::Data(b) => Op::Append(b),
+                // Parts are for the live edge: no fsync, even in DVR mode (the segment has the
+                // same bytes).
+                Output::Part { uri, data } => Op::Put {
+                    uri,
+                    data,
+                    sync: false,
+                },
+                Output::Close { uri, duration } => Op::Close { uri, duration },
                 Output::Playlist { .. } => {
-                    let pl = self.out.playlist();
                     // DVR: the file (large, fsynced) follows the segments; live: every change.
-                    if segment || !self.args.dvr {
-                        let text = pl.render(false);
-                        self.counts.written += text.len() as u64;
-                        self.store.put_at(&self.playlist_path, text.as_bytes())?;
+                    if !segment && self.args.dvr {
+                        continue;
+                    }
+                    let text = self.out.playlist().render(false);
+                    self.counts.written += text.len() as u64;
+                    Op::Put {
+                        uri: self.playlist_uri.clone(),
+                        data: Bytes::from(text),
+                        sync: true,
                     }
                 }
-                Output::Remove { uri } => self.store.remove(&uri),
-                Output::Notice(n) => self.notice(n),
-            }
+                Output::Remove { uri } => Op::Remove { uri },
+                Output::Notice(n) => {
+                    self.notice(n);
+                    continue;
+                }
+            };
+            self.files.send(op)?;
+        }
+        self.segments_published();
+        for b in self.files.take_spare() {
+            self.out.recycle(b);
         }
         Ok(())
+    }
+
+    /// Logs the segments the file writer has published and runs their --on-segment commands.
+    fn segments_published(&mut self) {
+        for c in self.files.take_closed() {
+            log::info!("segment {} ({:.3} s)", c.uri, c.duration);
+            self.run_hook(&c.path, &c.uri, c.duration);
+        }
     }
 
     fn notice(&mut self, n: Notice) {
@@ -645,6 +551,8 @@ impl HlsWriter {
             self.out.finish(&mut self.outputs);
         }
         self.apply()?;
+        self.files.sync()?;
+        self.segments_published();
         // Give --on-segment commands a moment to finish; they are not killed.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.children.is_empty() && Instant::now() < deadline {
@@ -686,6 +594,7 @@ impl HlsWriter {
     /// Copies the writer's and the server's figures into the meter (`--stats`, `--metrics`).
     fn publish_stats(&self) {
         let c = &self.counts;
+        let f = self.files.figures();
         let listed = self.out.playlist().segments().count();
         let retained = self.out.retained_bytes();
         let served = self.server.as_ref().map(ServerHandle::stats);
@@ -695,7 +604,7 @@ impl HlsWriter {
             "segments_total",
             "Segments written and listed.",
             true,
-            c.segments as f64,
+            f.segments as f64,
         );
         if self.args.low_latency {
             m.set("parts_total", "LL-HLS parts written.", true, c.parts as f64);
@@ -710,13 +619,13 @@ impl HlsWriter {
             "write_seconds_total",
             "Time spent writing, syncing, renaming and deleting files.",
             true,
-            c.write_secs,
+            f.write_secs,
         );
         m.set(
             "segment_close_seconds",
             "How long finishing the latest segment took (flush, fsync with --dvr, rename).",
             false,
-            c.close_secs,
+            f.close_secs,
         );
         m.set(
             "playlist_segments",
@@ -819,5 +728,6 @@ pub fn hls_seg(args: HlsSeg) -> anyhow::Result<()> {
         w.out.remove_pending(&mut w.outputs);
         w.apply()?;
     }
+    w.files.finish()?;
     res.map(|_| ())
 }

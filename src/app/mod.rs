@@ -1,6 +1,7 @@
 //! Per-tool glue: each tool's `run(args)`. The binaries in `src/bin/` hand these to
 //! [`crate::stdio::main_with`].
 
+mod hls_files;
 mod hls_seg;
 mod mux;
 mod relay;

@@ -41,6 +41,9 @@ pub const FRAGMENT_TIME: i64 = CLOCK_HZ;
 
 /// fMP4 times are the source's plus this, as [`TsOut`]'s are, so a stream has the same
 /// timestamps in either segment type and a DTS a little before the first never goes negative.
+/// Buffers [`HlsOut::recycle`] keeps for the next batches.
+pub const SPARE_BUFFERS: usize = 8;
+
 const MP4_START: i64 = 126_000;
 
 /// The segment container.
@@ -189,6 +192,8 @@ pub struct HlsOut {
     mp4: Fmp4,
     /// TS bytes not yet handed out.
     buf: Vec<u8>,
+    /// Buffers given back by [`HlsOut::recycle`].
+    spare: Vec<Vec<u8>>,
     cur: Option<OpenSegment>,
     /// The next segment's media sequence number, and the next part's number.
     msn: u64,
@@ -235,6 +240,7 @@ impl HlsOut {
             ts: TsOut::new(),
             mp4: Fmp4::default(),
             buf: Vec::with_capacity(1 << 20),
+            spare: Vec::new(),
             cur: None,
             msn: 0,
             part_no: 0,
@@ -765,12 +771,28 @@ impl HlsOut {
         }
     }
 
+    /// Gives back a buffer an [`Output::Data`] was handed out in, once its bytes are written:
+    /// the next batches are muxed into it instead of fresh memory (a fresh 1 MiB buffer per read
+    /// is a page fault per 4 KiB written). At most [`SPARE_BUFFERS`] are kept.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() >= 1 << 20 {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
     /// Hands out the MPEG-TS bytes muxed so far (call after each batch of events).
     pub fn flush(&mut self, out: &mut Vec<Output>) {
         if let Some(c) = self.cur.as_mut().filter(|_| !self.buf.is_empty()) {
             c.bytes += self.buf.len() as u64;
-            out.push(Output::Data(Bytes::from(std::mem::take(&mut self.buf))));
-            self.buf.reserve(1 << 20);
+            let next = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(1 << 20));
+            out.push(Output::Data(Bytes::from(std::mem::replace(
+                &mut self.buf,
+                next,
+            ))));
         }
     }
 

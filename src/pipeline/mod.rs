@@ -23,7 +23,9 @@ mod ts_out;
 
 pub use demux::Demux;
 pub use flv_out::FlvOut;
-pub use hls_out::{HlsConfig, HlsError, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall};
+pub use hls_out::{
+    HlsConfig, HlsError, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall, SPARE_BUFFERS,
+};
 pub use ts_out::TsOut;
 
 #[cfg(test)]
