@@ -29,13 +29,50 @@ use crate::pipeline::SPARE_BUFFERS as SPARE;
 /// RSS goal is 16 MiB.
 pub const QUEUE_BYTES: usize = 1 << 20;
 
-/// The temporary name a file is written under before the rename that publishes it.
+/// The temporary name a file is written under before the rename that publishes it:
+/// `.NAME.PID.tmp`, hidden (the HTTP server never serves it) and marked with the writer's
+/// process, so one a crashed run left behind can be told from one a live process is writing.
 fn tmp_name(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// The process a temporary file name says wrote it.
+fn tmp_writer(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    pid.parse()
+        .ok()
+        .filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the temporary files under `dir` (folders included, symlinks not followed) whose
+/// writing process is gone: what a killed or crashed run was writing. Returns how many.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let name = e.file_name().to_string_lossy().to_string();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                if let Some(pid) = tmp_writer(&name) {
+                    if pid != std::process::id() && !alive(pid) && fs::remove_file(e.path()).is_ok()
+                    {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// One thing to do to the files under DIR. URIs are relative to DIR.
@@ -433,7 +470,10 @@ mod tests {
             .enumerate()
             .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
         assert_eq!(fs::read(dir.join("x.m3u8")).unwrap(), b"#EXTM3U\n");
-        assert!(!dir.join("a/.1.ts.tmp").exists());
+        assert!(
+            fs::read_dir(dir.join("a")).unwrap().count() == 1,
+            "no temporary file is left"
+        );
         let closed = files.take_closed();
         assert_eq!(
             closed,
@@ -469,6 +509,32 @@ mod tests {
         assert_eq!(spare[0].as_ptr(), at);
         assert!(spare[0].capacity() >= 1 << 20);
         files.finish().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_processes_gone_are_removed_and_others_kept() {
+        let dir = tempdir("stale");
+        fs::create_dir_all(dir.join("2026/12")).unwrap();
+        // pid_max is at most 2^22 on Linux: this process cannot exist.
+        let gone = ["2026/12/.07-1200.ts.99999999.tmp", ".x.m3u8.99999999.tmp"];
+        let mine = format!(".a.ts.{}.tmp", std::process::id());
+        let parent = format!(".b.ts.{}.tmp", std::os::unix::process::parent_id());
+        let other = ["a.ts", ".hidden", ".c.ts.tmp", ".d.ts.12x.tmp"];
+        for f in gone.iter().chain(&other) {
+            fs::write(dir.join(f), b"x").unwrap();
+        }
+        fs::write(dir.join(&mine), b"x").unwrap();
+        fs::write(dir.join(&parent), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(&dir), 2);
+        for f in gone {
+            assert!(!dir.join(f).exists(), "{f}");
+        }
+        for f in other.iter().map(|s| s.to_string()).chain([mine, parent]) {
+            assert!(dir.join(&f).exists(), "{f}");
+        }
+        assert_eq!(tmp_writer(".a.ts.12.tmp"), Some(12));
+        assert_eq!(tmp_writer(".a.ts.+12.tmp"), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use bytes::Bytes;
 
-use super::hls_files::{Files, Op, Pending};
+use super::hls_files::{remove_stale_temporaries, Files, Op, Pending};
 use super::stats::Stats;
 use super::{pump, EventSink};
 use crate::cli::{self, HlsSeg};
@@ -300,6 +300,13 @@ impl HlsWriter {
             kind: playlist_kind,
             part_prefix: format!("{prefix}part"),
         };
+        let stale = remove_stale_temporaries(&args.dir);
+        if stale > 0 {
+            log::warn!(
+                "removed {stale} temporary files an earlier run left in {} (it was killed mid-write)",
+                args.dir.display()
+            );
+        }
         let pending = Pending::default();
         let files = Files::start(args.dir.clone(), args.dvr, pending.clone())?;
         let names = FileNames {

@@ -373,6 +373,20 @@ fn sigterm_finishes_the_segment_in_hand_and_ends_the_playlist() {
 fn sigkill_leaves_only_playable_entries() {
     let dir = fresh_dir("hls-sigkill");
     let (mut child, stdin) = run_until_listed(&dir, 0.7, 3);
+    // The segment in hand is written under a hidden temporary name until it is complete.
+    let temporaries = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while temporaries().is_empty() {
+        assert!(Instant::now() < deadline, "no segment in progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap();
     let _ = wait_deadline(
         &mut child,
@@ -384,6 +398,18 @@ fn sigkill_leaves_only_playable_entries() {
     assert!(!l.ended);
     assert!(l.segments.len() >= 3);
     check_segments(&dir, &l);
+    // The next run removes what the killed one left half-written.
+    let left = temporaries();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let d = dir.to_string_lossy().to_string();
+    let out = run(&river("river-hls-seg"), &["--dir", &d, "--dvr"], b"");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("removed 1 temporary files"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(temporaries(), Vec::<String>::new());
 }
 
 #[test]
