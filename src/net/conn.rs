@@ -345,6 +345,27 @@ impl Conn {
         }
     }
 
+    /// `SO_RCVLOWAT`: the socket is readable (and wakes its poller) only once `n` bytes are
+    /// waiting, or at EOF or an error; a read still returns whatever is there. Linux grows the
+    /// receive buffer to hold `n` if it has to.
+    pub fn set_recv_low_water(&self, n: usize) -> io::Result<()> {
+        let v = libc::c_int::try_from(n.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: a valid descriptor and a pointer to a c_int alive for the call.
+        let r = unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Writes what the outbox holds; see [`Outbox::write_to`].
     pub fn flush(&mut self) -> io::Result<Wrote> {
         self.out.write_to(&mut self.sock)

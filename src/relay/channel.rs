@@ -432,6 +432,9 @@ pub struct Channels {
     /// When kept (`Some`, for `--on-stop`): every watcher that left, with the bytes it was sent,
     /// in order, until the hub takes them.
     pub departed: Option<Vec<(SubId, u64)>>,
+    /// Channels that got a watcher other than an RTMP player, until the hub takes them: their
+    /// broadcaster is read as its bytes come again ([`Self::rtmp_only`]).
+    pub mixed: Vec<ChanKey>,
 }
 
 impl Channels {
@@ -443,6 +446,7 @@ impl Channels {
             chunks: Vec::new(),
             retired: Retired::default(),
             departed: None,
+            mixed: Vec::new(),
         }
     }
 
@@ -621,6 +625,9 @@ impl Channels {
                 " (waiting for it to go live)"
             }
         );
+        if kind != SubKind::Rtmp {
+            self.mixed.push(key.clone());
+        }
         let mut sub = Sub::new(key, kind, password);
         sub.wait_deadline = Some(now + self.cfg.wait_timeout);
         self.subs.insert(id, sub);
@@ -1004,6 +1011,7 @@ impl Channels {
 
 mod api;
 mod cascade;
+mod merge;
 mod paced;
 mod report;
 mod rtsp;

@@ -40,6 +40,7 @@ use crate::proto::fstream::Handshake;
 use crate::proto::rtsp::Authenticator;
 
 mod broadcast;
+mod park;
 
 pub(super) const FSTREAM: Token = Token(1);
 pub(super) const HTTP: Token = Token(2);
@@ -138,6 +139,10 @@ pub(super) struct Conn {
     pub front: Front,
     /// The hook call it waits for: it is not read meanwhile.
     pub hook: Option<usize>,
+    /// A broadcaster read on the merge ticks ([`park`]): its socket wakes the hub only for
+    /// [`park::LOW_WATER`] bytes; and the tick its next read is due at, if one is set.
+    pub parked: bool,
+    pub read_at: Option<Instant>,
 }
 
 /// Bound listening addresses.
@@ -205,6 +210,8 @@ pub struct Hub {
     again: Vec<usize>,
     /// RTMP players whose media waits for their merge window (`--rtmp-merge`): when, and who.
     pub(super) rtmp_wake: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Broadcasters read on the merge ticks ([`park`]): when, which slot, its connection's id.
+    read_wake: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     pub(super) hooks: Hooks,
     /// HLS sessions (`--hls`, with `--http`).
     pub(super) hls: Option<HlsFront>,
@@ -294,6 +301,7 @@ impl Hub {
             fx: Effects::default(),
             again: Vec::new(),
             rtmp_wake: BinaryHeap::new(),
+            read_wake: BinaryHeap::new(),
             hooks,
             hls,
             held: Vec::new(),
@@ -325,6 +333,7 @@ impl Hub {
                     .chain(&http)
                     .chain(&hook)
                     .chain(self.rtmp_wake.peek().map(|x| &x.0 .0))
+                    .chain(self.read_wake.peek().map(|x| &x.0 .0))
                     .min()
                     .copied()
             };
@@ -380,6 +389,10 @@ impl Hub {
                     }
                 }
             }
+            // Parked broadcasters before the players' merged writes: what they read goes out on
+            // this tick.
+            self.unpark_mixed();
+            self.read_parked(now);
             self.flush_dirty(now);
             self.rtmp_merged(now);
             self.release_held(now);
@@ -529,6 +542,8 @@ impl Hub {
                 rtmp,
                 front: which,
                 hook: None,
+                parked: false,
+                read_at: None,
             });
             self.next_id += 1;
             self.nconns += 1;
@@ -634,6 +649,7 @@ impl Hub {
     fn on_readable(&mut self, idx: usize, short_drains: bool, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = READ_BUDGET;
+        let mut drained = false;
         loop {
             let publishing = self.publishing(idx);
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
@@ -676,10 +692,14 @@ impl Hub {
                 self.on_eof(idx, now);
             }
             if !more {
+                drained = !eof;
                 break;
             }
         }
         self.buf = buf;
+        if drained {
+            self.park_or_not(idx, now);
+        }
     }
 
     fn on_eof(&mut self, idx: usize, now: Instant) {

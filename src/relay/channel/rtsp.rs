@@ -55,6 +55,7 @@ impl Channels {
             .join_sender_reports(join.chunks.iter().map(|c| &c.data[..]), wall);
         let q = WatcherQueue::new(self.cfg.queue, StreamFormat::Flv, join, now);
         rv.watchers.push(id);
+        self.mixed.push(key.clone());
         let mut sub = Sub::new(key, SubKind::Rtsp { udp }, None);
         sub.queue = Some(q);
         sub.out_format = Some(StreamFormat::Flv);

@@ -120,6 +120,8 @@ impl Hub {
             rtmp: None,
             front: Front::Fstream,
             hook: None,
+            parked: false,
+            read_at: None,
         });
         self.next_id += 1;
         self.nconns += 1;

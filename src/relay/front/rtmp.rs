@@ -691,7 +691,7 @@ impl Hub {
 /// period): every RTMP player's merge window ends on the same ticks, so the hub wakes once per
 /// tick for all of them, not once per player, and a player is written at most once per tick (as
 /// well as when 64 KiB or more is queued).
-fn next_tick(start: Instant, now: Instant, period: Duration) -> Instant {
+pub(in crate::relay) fn next_tick(start: Instant, now: Instant, period: Duration) -> Instant {
     if period.is_zero() {
         return now;
     }
