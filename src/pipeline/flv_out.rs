@@ -1,8 +1,30 @@
 //! [`FlvOut`]: media events to FLV bytes.
 
+use bytes::Bytes;
+
 use crate::codec::{h264, h265};
 use crate::format::flv;
 use crate::media::{AudioConfig, Codec, MediaEvent, Track, VideoCodec, VideoConfig};
+
+/// Where [`FlvOut`] writes: the bytes it builds, and the frames' payloads, which a sink may copy
+/// (a `Vec<u8>`) or keep to write from where they lie (a vectored write of the tags' heads and
+/// the payloads between them).
+pub trait FlvSink {
+    /// The bytes written so far, to append to.
+    fn bytes(&mut self) -> &mut Vec<u8>;
+    /// Appends a frame's payload after what [`Self::bytes`] holds.
+    fn payload(&mut self, data: &Bytes);
+}
+
+impl FlvSink for Vec<u8> {
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        self
+    }
+
+    fn payload(&mut self, data: &Bytes) {
+        self.extend_from_slice(data);
+    }
+}
 
 /// Media events → FLV bytes.
 pub struct FlvOut {
@@ -122,7 +144,7 @@ impl FlvOut {
     }
 
     /// Writes one event.
-    pub fn event(&mut self, ev: &MediaEvent, out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn event(&mut self, ev: &MediaEvent, out: &mut impl FlvSink) -> Result<(), String> {
         match ev {
             MediaEvent::Tracks { video, audio } => self.tracks = (*video, *audio),
             MediaEvent::Discontinuity => {}
@@ -131,7 +153,7 @@ impl FlvOut {
                 self.video = Some(c.clone());
                 if self.started && changed {
                     let ts = self.last_ts[0];
-                    self.write_video_config(c, ts, out);
+                    self.write_video_config(c, ts, out.bytes());
                 }
             }
             MediaEvent::Audio(c) => {
@@ -139,12 +161,12 @@ impl FlvOut {
                 self.audio = Some(c.clone());
                 if self.started && changed {
                     let ts = self.last_ts[1];
-                    self.write_audio_config(c, ts, out);
+                    self.write_audio_config(c, ts, out.bytes());
                 }
             }
             MediaEvent::Frame(f) => {
                 if !self.started {
-                    self.start(out);
+                    self.start(out.bytes());
                 }
                 let i = usize::from(f.track == Track::Audio);
                 let mut dts = Self::ms(f.dts);
@@ -162,7 +184,9 @@ impl FlvOut {
                 let pts = Self::ms(f.pts);
                 self.last_ts[i] = dts;
                 self.written[i] = true;
-                match f.track {
+                // The tag's head, then its payload (copied, or kept to be written from where it
+                // lies), then the PreviousTagSize.
+                let size = match f.track {
                     Track::Video => {
                         // PTS ≥ DTS: a bumped DTS can pass the PTS by the bump.
                         let cts = (pts.wrapping_sub(dts) as i32).max(0);
@@ -173,30 +197,35 @@ impl FlvOut {
                             } else {
                                 flv::ExVideoPacketType::CodedFrames
                             };
-                            flv::write_ex_video_tag(
+                            flv::ex_video_tag_head(
                                 dts,
                                 f.keyframe,
                                 pt,
                                 flv::FourCc::HVC1,
                                 cts,
-                                &f.data,
-                                out,
-                            )?;
+                                f.data.len(),
+                                out.bytes(),
+                            )?
                         } else {
-                            flv::write_avc_video_tag(
+                            flv::avc_video_tag_head(
                                 dts,
                                 f.keyframe,
                                 flv::AvcPacketType::Nalu,
                                 cts,
-                                &f.data,
-                                out,
-                            )?;
+                                f.data.len(),
+                                out.bytes(),
+                            )?
                         }
                     }
-                    Track::Audio => {
-                        flv::write_aac_audio_tag(dts, flv::AacPacketType::Raw, &f.data, out)?;
-                    }
-                }
+                    Track::Audio => flv::aac_audio_tag_head(
+                        dts,
+                        flv::AacPacketType::Raw,
+                        f.data.len(),
+                        out.bytes(),
+                    )?,
+                };
+                out.payload(&f.data);
+                flv::write_prev_tag_size(size, out.bytes());
             }
         }
         Ok(())
@@ -205,8 +234,6 @@ impl FlvOut {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
     use crate::media::Frame;
 

@@ -22,7 +22,7 @@ mod ts_in;
 mod ts_out;
 
 pub use demux::Demux;
-pub use flv_out::FlvOut;
+pub use flv_out::{FlvOut, FlvSink};
 pub use hls_out::{
     HlsConfig, HlsError, HlsOut, Names, Notice, Output, Resume, SegmentType, Wall, SPARE_BUFFERS,
 };

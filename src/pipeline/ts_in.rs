@@ -46,6 +46,8 @@ pub(super) struct TsInput {
     skipping_to_key: Option<u64>,
     /// Where H.265 video resumed after damage: the RASL pictures of a CRA picture are dropped.
     join: h265::JoinFilter,
+    /// The kept NAL units of the video PES in hand, as ranges of its payload (reused).
+    nals: Vec<(usize, usize)>,
     /// The streams already reported (ignored data, dropped audio/video), by (pid, stream_type).
     reported: Vec<(u16, u8)>,
     /// Audio and video streams river does not carry are dropped (with a log line) instead of
@@ -189,33 +191,40 @@ impl TsInput {
         Ok(())
     }
 
-    fn video_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
-        let mut au = BytesMut::with_capacity(p.data.len() + 16);
+    fn video_pes(&mut self, mut p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {
         let mut keyframe = false;
         let mut new_vps = Vec::new();
         let mut new_sps = Vec::new();
         let mut new_pps = Vec::new();
         let codec = self.video_codec;
+        // One scan for start codes: the units to keep, as ranges of the payload, then rewritten
+        // as length-prefixed units where they lie. Parameter sets are copied out (small), so
+        // the payload stays the demuxer's alone and can be rewritten.
+        let mut nals = std::mem::take(&mut self.nals);
+        nals.clear();
         for nal in h264::annexb_nals(&p.data) {
+            let copy = || Bytes::copy_from_slice(nal);
             match codec {
                 VideoCodec::H264 => match h264::nal_type(nal) {
                     h264::nal_types::AUD => continue,
-                    h264::nal_types::SPS => new_sps.push(p.data.slice_ref(nal)),
-                    h264::nal_types::PPS => new_pps.push(p.data.slice_ref(nal)),
+                    h264::nal_types::SPS => new_sps.push(copy()),
+                    h264::nal_types::PPS => new_pps.push(copy()),
                     h264::nal_types::IDR => keyframe = true,
                     _ => {}
                 },
                 VideoCodec::H265 => match h265::nal_type(nal) {
                     h265::nal_types::AUD => continue,
-                    h265::nal_types::VPS => new_vps.push(p.data.slice_ref(nal)),
-                    h265::nal_types::SPS => new_sps.push(p.data.slice_ref(nal)),
-                    h265::nal_types::PPS => new_pps.push(p.data.slice_ref(nal)),
+                    h265::nal_types::VPS => new_vps.push(copy()),
+                    h265::nal_types::SPS => new_sps.push(copy()),
+                    h265::nal_types::PPS => new_pps.push(copy()),
                     t => keyframe |= h265::is_irap(t),
                 },
             }
-            au.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-            au.extend_from_slice(nal);
+            let start = nal.as_ptr() as usize - p.data.as_ptr() as usize;
+            nals.push((start, start + nal.len()));
         }
+        let au = Self::avcc(std::mem::take(&mut p.data), &nals);
+        self.nals = nals;
         if !new_vps.is_empty() || !new_sps.is_empty() || !new_pps.is_empty() {
             if !new_vps.is_empty() {
                 self.vps = new_vps;
@@ -300,8 +309,29 @@ impl TsInput {
             dts,
             pts,
             keyframe,
-            data: au.freeze(),
+            data: au,
         }));
+    }
+
+    /// The kept units `nals` (ranges of `payload`) as length-prefixed units: rewritten where they
+    /// lie when the payload is not shared ([`crate::codec::avcc_in_place`]), else copied.
+    fn avcc(payload: Bytes, nals: &[(usize, usize)]) -> Bytes {
+        let payload = match payload.try_into_mut() {
+            Ok(mut buf) => {
+                if crate::codec::avcc_in_place(&mut buf, nals) {
+                    return buf.freeze();
+                }
+                buf.freeze()
+            }
+            Err(shared) => shared,
+        };
+        let size = nals.iter().map(|(s, e)| 4 + e - s).sum();
+        let mut au = BytesMut::with_capacity(size);
+        for &(s, e) in nals {
+            au.extend_from_slice(&((e - s) as u32).to_be_bytes());
+            au.extend_from_slice(&payload[s..e]);
+        }
+        au.freeze()
     }
 
     fn audio_pes(&mut self, p: ts::Pes, out: &mut Vec<MediaEvent>, diags: &mut Vec<Diag>) {

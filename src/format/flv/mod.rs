@@ -26,8 +26,9 @@ pub use error::FlvError;
 pub use reader::{FlvEvent, FlvReader, DEFAULT_MAX_TAG_SIZE};
 pub use script::{parse_script, ScriptData, MAX_AMF_DEPTH};
 pub use writer::{
-    aac_audio_body, avc_video_body, metadata_body, write_aac_audio_tag, write_avc_video_tag,
-    write_ex_video_tag, write_header, write_tag, write_tag_header,
+    aac_audio_body, aac_audio_tag_head, avc_video_body, avc_video_tag_head, ex_video_tag_head,
+    metadata_body, write_aac_audio_tag, write_avc_video_tag, write_ex_video_tag, write_header,
+    write_prev_tag_size, write_tag, write_tag_header,
 };
 
 use bytes::Bytes;

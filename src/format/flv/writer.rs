@@ -58,7 +58,8 @@ pub fn write_tag_header(
     Ok(())
 }
 
-fn write_prev_tag_size(data_size: usize, out: &mut Vec<u8>) {
+/// Appends the PreviousTagSize that ends a tag with a body of `data_size` bytes.
+pub fn write_prev_tag_size(data_size: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&((TAG_HEADER_LEN + data_size) as u32).to_be_bytes());
 }
 
@@ -118,11 +119,35 @@ pub fn write_avc_video_tag(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), FlvError> {
-    let size = AVC_BODY_HEADER_LEN.saturating_add(payload.len());
-    write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
-    avc_video_body(keyframe, packet_type, cts_ms, payload, out);
+    let size = avc_video_tag_head(
+        timestamp_ms,
+        keyframe,
+        packet_type,
+        cts_ms,
+        payload.len(),
+        out,
+    )?;
+    out.extend_from_slice(payload);
     write_prev_tag_size(size, out);
     Ok(())
+}
+
+/// The head of [`write_avc_video_tag`]: the tag header and the body's header, for a payload of
+/// `payload_len` bytes that the caller writes after it (from where it lies), followed by
+/// [`write_prev_tag_size`] of the returned body size. Fails (appending nothing) when the body
+/// exceeds 16 MiB - 1.
+pub fn avc_video_tag_head(
+    timestamp_ms: u32,
+    keyframe: bool,
+    packet_type: AvcPacketType,
+    cts_ms: i32,
+    payload_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, FlvError> {
+    let size = AVC_BODY_HEADER_LEN.saturating_add(payload_len);
+    write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
+    out.extend_from_slice(&avc_header(keyframe, packet_type, cts_ms));
+    Ok(size)
 }
 
 /// Appends a complete Enhanced-FLV video tag in one pass: the ex-header byte (IsExHeader, frame
@@ -138,10 +163,34 @@ pub fn write_ex_video_tag(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), FlvError> {
+    let size = ex_video_tag_head(
+        timestamp_ms,
+        keyframe,
+        packet_type,
+        fourcc,
+        cts_ms,
+        payload.len(),
+        out,
+    )?;
+    out.extend_from_slice(payload);
+    write_prev_tag_size(size, out);
+    Ok(())
+}
+
+/// The head of [`write_ex_video_tag`], as [`avc_video_tag_head`] is of [`write_avc_video_tag`].
+pub fn ex_video_tag_head(
+    timestamp_ms: u32,
+    keyframe: bool,
+    packet_type: ExVideoPacketType,
+    fourcc: FourCc,
+    cts_ms: i32,
+    payload_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, FlvError> {
     let with_cts = packet_type == ExVideoPacketType::CodedFrames
         && (fourcc == FourCc::AVC1 || fourcc == FourCc::HVC1);
     let header = if with_cts { 8 } else { 5 };
-    let size = header + payload.len();
+    let size = header + payload_len;
     write_tag_header(TagKind::Video, timestamp_ms, size, out)?;
     let frame_type: u8 = if keyframe { 1 } else { 2 };
     out.push(0x80 | (frame_type << 4) | packet_type.as_u8());
@@ -150,9 +199,7 @@ pub fn write_ex_video_tag(
         let cts = cts_ms.clamp(-(1 << 23), (1 << 23) - 1).to_be_bytes();
         out.extend_from_slice(&cts[1..]);
     }
-    out.extend_from_slice(payload);
-    write_prev_tag_size(size, out);
-    Ok(())
+    Ok(size)
 }
 
 /// Appends a complete AAC audio tag in one pass (no intermediate body).
@@ -162,11 +209,23 @@ pub fn write_aac_audio_tag(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), FlvError> {
-    let size = 2usize.saturating_add(payload.len());
-    write_tag_header(TagKind::Audio, timestamp_ms, size, out)?;
-    aac_audio_body(packet_type, payload, out);
+    let size = aac_audio_tag_head(timestamp_ms, packet_type, payload.len(), out)?;
+    out.extend_from_slice(payload);
     write_prev_tag_size(size, out);
     Ok(())
+}
+
+/// The head of [`write_aac_audio_tag`], as [`avc_video_tag_head`] is of [`write_avc_video_tag`].
+pub fn aac_audio_tag_head(
+    timestamp_ms: u32,
+    packet_type: AacPacketType,
+    payload_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, FlvError> {
+    let size = 2usize.saturating_add(payload_len);
+    write_tag_header(TagKind::Audio, timestamp_ms, size, out)?;
+    out.extend_from_slice(&[AAC_SOUND_BYTE, packet_type.as_u8()]);
+    Ok(size)
 }
 
 /// A script body: the string `onMetaData` and an ECMA array of `props`, in the given order, the way
