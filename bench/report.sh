@@ -84,7 +84,7 @@ else
   bench thumb 600 env RUNS=100 python3 bench/thumb.py
   bench rtsp_pull 600 env RUNS=5 SECS=15 bash bench/rtsp_pull.sh
   bench relay 900 env RUNS=3 SECS=4 COUNTS="10 100 1000" bash bench/relay.sh
-  bench relay_rtmp 900 env RUNS=3 SECS=8 COUNTS="10 100 500" bash bench/relay_rtmp.sh
+  bench relay_rtmp 900 env RUNS=3 SECS=10 COUNTS="10 100 500" bash bench/relay_rtmp.sh
   bench rtsp_hub 600 env RUNS=3 CLIP_SECS=25 bash bench/rtsp_hub.sh 20 10
   if [ -n "$BROWSER" ]; then
     bench llhls 3600 env SECS=30 N=100 LOAD_SECS=10 bash bench/llhls.sh
