@@ -95,7 +95,7 @@ else
   bench http 300 env DURATION=8s bash bench/http.sh
   bench rtmp_in 900 env N=10 SECS=10 RUNS=3 FAST_SECS=30 bash bench/rtmp_in.sh
   bench latency 300 python3 bench/latency.py
-  bench soak 900 bash bench/soak.sh 90s "$DIR/soak"
+  bench soak 900 bash bench/soak.sh 180s "$DIR/soak"
   bench faults 900 bash bench/faults.sh "$DIR/faults"
 fi
 echo "total $(( $(date +%s) - T0 ))" > "$DIR/total.time"

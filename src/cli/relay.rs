@@ -266,7 +266,8 @@ pub struct ServeArgs {
     pub rtmp: Option<String>,
     /// RTMP players get media at most this often: what arrives meanwhile (up to 64 KiB) waits
     /// and goes out in one write, so a player costs the hub far fewer writes (its CPU per player
-    /// falls about in proportion); 0 writes each message as it comes, for the lowest latency
+    /// falls about in proportion), and a broadcast only RTMP players watch is read from its
+    /// publisher on the same ticks; 0 writes each message as it comes, for the lowest latency
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = merge_window)]
     pub rtmp_merge: std::time::Duration,
     /// Also serve RTSP on this address: publish (ANNOUNCE/RECORD, user password) and play
